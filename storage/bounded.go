@@ -1,0 +1,133 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// maxOutstanding caps how many timed-out I/Os may still be stuck in the
+// kernel before new ones fail at once: a hung LUN must not pile up threads.
+const maxOutstanding = 8
+
+// boundedIO runs every I/O with a deadline and never lets two writes to one
+// block be in flight at once: a write that timed out may still land later, and
+// a second write to the same block could then be overwritten by the older one.
+type boundedIO struct {
+	dev     Device
+	timeout time.Duration
+
+	mu          sync.Mutex
+	outstanding int
+	writeBlocks map[int64]int64 // offset -> length of each in-flight write
+}
+
+func newBoundedIO(dev Device, timeout time.Duration) *boundedIO {
+	return &boundedIO{dev: dev, timeout: timeout, writeBlocks: map[int64]int64{}}
+}
+
+type ioResult struct {
+	n   int
+	err error
+}
+
+// overlapsWrite reports whether [off, off+n) overlaps an in-flight write. Caller holds mu.
+func (b *boundedIO) overlapsWrite(off int64, n int) bool {
+	end := off + int64(n)
+	for start, length := range b.writeBlocks {
+		if off < start+length && start < end {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) error {
+	if off%BlockSize != 0 || len(buf)%BlockSize != 0 || len(buf) == 0 {
+		return fmt.Errorf("lun %s: %w: unaligned I/O at %d length %d", b.dev.Path(), ErrInvalid, off, len(buf))
+	}
+	if off+int64(len(buf)) > b.dev.Size() {
+		return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: "I/O", Err: ErrTooSmall,
+			Hint: fmt.Sprintf("device is %d bytes; was it shrunk, or is this the wrong device?", b.dev.Size())}
+	}
+	b.mu.Lock()
+	if b.outstanding >= maxOutstanding {
+		b.mu.Unlock()
+		return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: "I/O", Err: ErrIOTimeout,
+			Hint: fmt.Sprintf("%d earlier I/Os are still stuck; check the storage path (multipath -ll, dmesg)", maxOutstanding)}
+	}
+	if write {
+		if b.overlapsWrite(off, len(buf)) {
+			b.mu.Unlock()
+			return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: "write", Err: ErrIOPending,
+				Hint: "the storage path is stalling; retry after the earlier write completes"}
+		}
+		b.writeBlocks[off] = int64(len(buf))
+	}
+	b.outstanding++
+	b.mu.Unlock()
+
+	// The I/O owns its own aligned buffer: after a timeout the caller's
+	// buffer may be reused while the kernel still reads or fills this one.
+	io := alignedBuf(len(buf))
+	if write {
+		copy(io, buf)
+	}
+	done := make(chan ioResult, 1)
+	go func() {
+		var n int
+		var err error
+		if write {
+			n, err = b.dev.WriteAt(io, off)
+		} else {
+			n, err = b.dev.ReadAt(io, off)
+		}
+		b.mu.Lock()
+		b.outstanding--
+		if write {
+			delete(b.writeBlocks, off)
+		}
+		b.mu.Unlock()
+		done <- ioResult{n, err}
+	}()
+
+	timer := time.NewTimer(b.timeout)
+	defer timer.Stop()
+	op := "read"
+	if write {
+		op = "write"
+	}
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: op, Err: r.err,
+				Hint: "check the storage path (dmesg, multipath -ll)"}
+		}
+		if r.n != len(buf) {
+			return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: op,
+				Err: fmt.Errorf("short %s: %d of %d bytes", op, r.n, len(buf)), Hint: "is the device smaller than its header says?"}
+		}
+		if !write {
+			copy(buf, io)
+		}
+		return nil
+	case <-timer.C:
+		return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: op, Err: ErrIOTimeout,
+			Hint: fmt.Sprintf("no answer within io_timeout %v; check the storage path", b.timeout)}
+	case <-ctx.Done():
+		return fmt.Errorf("lun %s block %d %s: %w", b.dev.Path(), off/BlockSize, op, ctx.Err())
+	}
+}
+
+func (b *boundedIO) read(ctx context.Context, off int64, n int) ([]byte, error) {
+	buf := make([]byte, n)
+	if err := b.do(ctx, false, off, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+func (b *boundedIO) write(ctx context.Context, off int64, p []byte) error {
+	return b.do(ctx, true, off, p)
+}

@@ -1,0 +1,200 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// formatIOTimeout bounds each I/O while formatting or reading the header,
+// before the LUN's own io_timeout is known.
+const formatIOTimeout = 30 * time.Second
+
+// FormatOptions says how to lay out a new LUN.
+type FormatOptions struct {
+	ClusterName string    // required; shown in every message about this LUN
+	ClusterUUID UUID      // zero: a new random UUID
+	Geometry    Geometry  // zero: DefaultGeometry
+	Timings     Timings   // zero: DefaultTimings
+	Force       bool      // overwrite recognisable data (a filesystem, a partition table, another LUN)
+	Now         time.Time // creation time recorded in the header; zero: time.Now()
+}
+
+// Format writes an empty LUN: every region zeroed, then the header, so that
+// an interrupted format never leaves a valid-looking LUN behind. It refuses a
+// device that holds recognisable data unless opts.Force is set.
+func Format(ctx context.Context, dev Device, opts FormatOptions) (*Header, error) {
+	path := dev.Path()
+	if opts.ClusterName == "" || len(opts.ClusterName) > 63 {
+		return nil, fmt.Errorf("format %s: %w: cluster name must be 1..63 bytes", path, ErrInvalid)
+	}
+	if opts.Geometry == (Geometry{}) {
+		opts.Geometry = DefaultGeometry()
+	}
+	if opts.Timings == (Timings{}) {
+		opts.Timings = DefaultTimings()
+	}
+	if err := opts.Geometry.Validate(); err != nil {
+		return nil, fmt.Errorf("format %s: %w", path, err)
+	}
+	if err := opts.Timings.Validate(); err != nil {
+		return nil, fmt.Errorf("format %s: %w", path, err)
+	}
+	if opts.ClusterUUID.IsZero() {
+		opts.ClusterUUID = NewUUID()
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	need := opts.Geometry.Size()
+	if g, ok := dev.(interface{ Grow(int64) error }); ok && dev.Size() < need {
+		// Probe the existing content before growing a regular file.
+		if err := refuseData(ctx, dev, opts.Force); err != nil {
+			return nil, err
+		}
+		if err := g.Grow(need); err != nil {
+			return nil, err
+		}
+	}
+	if dev.Size() < need {
+		return nil, &BlockError{Path: path, Block: 0, What: "format", Err: ErrTooSmall,
+			Hint: fmt.Sprintf("%d hosts and %d VMs need %d bytes (%.1f MiB) but the device has %d; use a larger LUN or fewer --vms/--hosts",
+				opts.Geometry.MaxHosts, opts.Geometry.MaxVMs, need, float64(need)/(1<<20), dev.Size())}
+	}
+	if err := refuseData(ctx, dev, opts.Force); err != nil {
+		return nil, err
+	}
+	bio := newBoundedIO(dev, formatIOTimeout)
+	// Invalidate the old header first: a crash mid-format must not leave an old valid header over new regions.
+	if err := bio.write(ctx, 0, make([]byte, BlockSize)); err != nil {
+		return nil, fmt.Errorf("format %s: %w", path, err)
+	}
+	const chunk = 256 // blocks per write (1 MiB)
+	zero := make([]byte, chunk*BlockSize)
+	for b := int64(1); b < opts.Geometry.TotalBlocks(); b += chunk {
+		n := min(int64(chunk), opts.Geometry.TotalBlocks()-b)
+		if err := bio.write(ctx, b*BlockSize, zero[:n*BlockSize]); err != nil {
+			return nil, fmt.Errorf("format %s: zero regions: %w", path, err)
+		}
+	}
+	h := &Header{Version: FormatVersion, ClusterUUID: opts.ClusterUUID, ClusterName: opts.ClusterName,
+		SectorSize: dev.SectorSize(), Geometry: opts.Geometry, Timings: opts.Timings, Created: opts.Now}
+	if err := bio.write(ctx, 0, h.encode()); err != nil {
+		return nil, fmt.Errorf("format %s: write header: %w", path, err)
+	}
+	return h, nil
+}
+
+// refuseData fails with ErrHasData when the start of the device holds
+// anything recognisable and force is not set.
+func refuseData(ctx context.Context, dev Device, force bool) error {
+	if force {
+		return nil
+	}
+	n := min(int64(probeBytes), dev.Size()/BlockSize*BlockSize)
+	if n == 0 {
+		return nil
+	}
+	b, err := newBoundedIO(dev, formatIOTimeout).read(ctx, 0, int(n))
+	if err != nil {
+		return fmt.Errorf("format %s: probe existing data: %w", dev.Path(), err)
+	}
+	if what := Recognise(b); what != "" {
+		return &BlockError{Path: dev.Path(), Block: 0, What: "format", Err: fmt.Errorf("%w: %s", ErrHasData, what),
+			Hint: "formatting would destroy it; check the path, or pass --force if you are sure"}
+	}
+	return nil
+}
+
+// OpenOptions says which cluster the caller expects.
+type OpenOptions struct {
+	ClusterUUID UUID   // if non-zero, the LUN must belong to this cluster
+	ClusterName string // if non-empty, the LUN must carry this name
+}
+
+// LUN is an opened, verified heartbeat LUN.
+type LUN struct {
+	dev Device
+	io  *boundedIO
+	hdr Header
+}
+
+// Open reads and verifies the header and returns the LUN. It does not take
+// ownership of dev until it succeeds; Close closes dev.
+func Open(ctx context.Context, dev Device, opts OpenOptions) (*LUN, error) {
+	b, err := newBoundedIO(dev, formatIOTimeout).read(ctx, 0, BlockSize)
+	if err != nil {
+		return nil, fmt.Errorf("open lun: %w", err)
+	}
+	h, err := decodeHeader(dev.Path(), b)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.ClusterUUID.IsZero() && opts.ClusterUUID != h.ClusterUUID {
+		return nil, &BlockError{Path: dev.Path(), Block: 0, What: "header", Err: ErrForeignCluster,
+			Hint: fmt.Sprintf("it belongs to cluster %q (%s), not %s; check the LUN path in the configuration", h.ClusterName, h.ClusterUUID, opts.ClusterUUID)}
+	}
+	if opts.ClusterName != "" && opts.ClusterName != h.ClusterName {
+		return nil, &BlockError{Path: dev.Path(), Block: 0, What: "header", Err: ErrForeignCluster,
+			Hint: fmt.Sprintf("it belongs to cluster %q (%s), not %q; check the LUN path in the configuration", h.ClusterName, h.ClusterUUID, opts.ClusterName)}
+	}
+	if dev.Size() < h.Geometry.Size() {
+		return nil, &BlockError{Path: dev.Path(), Block: h.Geometry.TotalBlocks() - 1, What: "header", Err: ErrTooSmall,
+			Hint: fmt.Sprintf("the header needs %d bytes but the device has %d; was it truncated, or is this the wrong device?", h.Geometry.Size(), dev.Size())}
+	}
+	return &LUN{dev: dev, io: newBoundedIO(dev, h.Timings.IOTimeout), hdr: *h}, nil
+}
+
+// OpenPath opens the device at path and then the LUN on it.
+func OpenPath(ctx context.Context, path string, opts OpenOptions) (*LUN, error) {
+	dev, err := OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	l, err := Open(ctx, dev, opts)
+	if err != nil {
+		dev.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Header returns the header read at Open.
+func (l *LUN) Header() Header { return l.hdr }
+
+// Path names the device.
+func (l *LUN) Path() string { return l.dev.Path() }
+
+// Close closes the device.
+func (l *LUN) Close() error { return l.dev.Close() }
+
+// CheckHeader re-reads the header and fails with ErrHeaderChanged if it no
+// longer matches what Open read: a host must stop trusting a LUN that was
+// reformatted or swapped under it.
+func (l *LUN) CheckHeader(ctx context.Context) error {
+	b, err := l.io.read(ctx, 0, BlockSize)
+	if err != nil {
+		return err
+	}
+	h, err := decodeHeader(l.dev.Path(), b)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrHeaderChanged, err)
+	}
+	if !sameHeader(h, &l.hdr) {
+		return &BlockError{Path: l.dev.Path(), Block: 0, What: "header", Err: ErrHeaderChanged,
+			Hint: fmt.Sprintf("was cluster %q %s created %s, now %q %s created %s; stop wingmand and check the LUN",
+				l.hdr.ClusterName, l.hdr.ClusterUUID, l.hdr.Created.UTC().Format(time.RFC3339), h.ClusterName, h.ClusterUUID, h.Created.UTC().Format(time.RFC3339))}
+	}
+	return nil
+}
+
+func (l *LUN) checkHost(host int) error {
+	if host < 1 || host > l.hdr.Geometry.MaxHosts {
+		return fmt.Errorf("lun %s: %w: host id %d outside 1..%d", l.dev.Path(), ErrInvalid, host, l.hdr.Geometry.MaxHosts)
+	}
+	return nil
+}
+
+func (l *LUN) blockErr(block int64, what string, err error, hint string) error {
+	return &BlockError{Path: l.dev.Path(), Block: block, What: what, Err: err, Hint: hint}
+}

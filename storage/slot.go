@@ -1,0 +1,421 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync"
+	"time"
+)
+
+// SlotState is what a host says of itself in its heartbeat slot.
+type SlotState uint8
+
+const (
+	SlotFree        SlotState = iota // never used, or released by `host remove`
+	SlotJoining                      // acquired, daemon starting
+	SlotAlive                        // running and allowed to run VMs
+	SlotMaintenance                  // alive, not a placement target
+	SlotLeft                         // left cleanly; its VMs may move at once
+	SlotFenced                       // destroyed its protected VMs (self-fence or poison pill)
+)
+
+var slotStateNames = [...]string{"free", "joining", "alive", "maintenance", "left", "fenced"}
+
+func (s SlotState) String() string {
+	if int(s) < len(slotStateNames) {
+		return slotStateNames[s]
+	}
+	return fmt.Sprintf("state(%d)", s)
+}
+
+// HostSet is a set of host IDs 1..255.
+type HostSet [4]uint64
+
+func (s *HostSet) Add(id int)     { s[id/64] |= 1 << (id % 64) }
+func (s HostSet) Has(id int) bool { return id > 0 && id < 256 && s[id/64]&(1<<(id%64)) != 0 }
+func (s HostSet) Len() int {
+	n := 0
+	for _, w := range s {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// IDs lists the members in increasing order.
+func (s HostSet) IDs() []int {
+	var ids []int
+	for id := 1; id < 256; id++ {
+		if s.Has(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// AckResult is how a host answered a mailbox message.
+type AckResult uint8
+
+const (
+	AckNone   AckResult = iota
+	AckDone             // fence: protected VMs destroyed; test: message seen
+	AckFailed           // the host could not do what was asked
+)
+
+// MailboxAck is the last mailbox message a host acknowledged, carried in its slot.
+type MailboxAck struct {
+	Nonce  uint64
+	Type   MessageType
+	Result AckResult
+}
+
+// SlotRecord is one host's heartbeat slot.
+type SlotRecord struct {
+	HostID      int
+	State       SlotState
+	Generation  uint64 // incremented by every acquisition of the slot
+	Incarnation uint64 // random per acquisition: tells two racing acquirers apart
+	Sequence    uint64 // incremented by every renewal
+	Wall        time.Time
+	HostName    string
+	SerfView    HostSet // hosts this host's serf sees alive
+	Ack         MailboxAck
+}
+
+const slotRecLen = 256
+
+var slotMagic = []byte("WGSL")
+
+func (r *SlotRecord) encode() []byte {
+	b := make([]byte, BlockSize)
+	e := b[:slotRecLen]
+	copy(e[0:4], slotMagic)
+	le.PutUint16(e[4:], FormatVersion)
+	le.PutUint16(e[6:], slotRecLen)
+	le.PutUint16(e[8:], uint16(r.HostID))
+	e[10] = byte(r.State)
+	le.PutUint64(e[16:], r.Generation)
+	le.PutUint64(e[24:], r.Incarnation)
+	le.PutUint64(e[32:], r.Sequence)
+	le.PutUint64(e[40:], uint64(r.Wall.UnixNano()))
+	putString(e[48:112], r.HostName)
+	for i, w := range r.SerfView {
+		le.PutUint64(e[112+8*i:], w)
+	}
+	le.PutUint64(e[144:], r.Ack.Nonce)
+	e[152] = byte(r.Ack.Type)
+	e[153] = byte(r.Ack.Result)
+	sealRecord(e)
+	return b
+}
+
+// decodeSlot parses a slot block. An all-zero block is a free slot.
+func decodeSlot(b []byte) (SlotRecord, error) {
+	e := b[:slotRecLen]
+	if allZero(e) {
+		return SlotRecord{}, nil
+	}
+	if !bytes.Equal(e[0:4], slotMagic) {
+		return SlotRecord{}, fmt.Errorf("%w: not a heartbeat slot record", ErrCorrupt)
+	}
+	if v := le.Uint16(e[4:]); v != FormatVersion {
+		return SlotRecord{}, fmt.Errorf("%w: slot record version %d", ErrVersion, v)
+	}
+	if !recordOK(e) {
+		return SlotRecord{}, fmt.Errorf("%w: slot checksum mismatch (torn write or damaged block)", ErrCorrupt)
+	}
+	r := SlotRecord{
+		HostID: int(le.Uint16(e[8:])), State: SlotState(e[10]),
+		Generation: le.Uint64(e[16:]), Incarnation: le.Uint64(e[24:]), Sequence: le.Uint64(e[32:]),
+		Wall: time.Unix(0, int64(le.Uint64(e[40:]))), HostName: getString(e[48:112]),
+		Ack: MailboxAck{Nonce: le.Uint64(e[144:]), Type: MessageType(e[152]), Result: AckResult(e[153])},
+	}
+	for i := range r.SerfView {
+		r.SerfView[i] = le.Uint64(e[112+8*i:])
+	}
+	return r, nil
+}
+
+// SlotView is one slot as read from the LUN.
+type SlotView struct {
+	HostID int
+	Record SlotRecord // zero when Empty or Err != nil
+	Empty  bool       // never written
+	Err    error      // the record is damaged (ErrCorrupt) or unreadable
+	raw    []byte
+}
+
+// Used reports whether a host holds or held this slot.
+func (v SlotView) Used() bool { return !v.Empty && v.Err == nil && v.Record.State != SlotFree }
+
+func (l *LUN) slotView(host int, b []byte) SlotView {
+	v := SlotView{HostID: host, raw: b[:slotRecLen:slotRecLen]}
+	rec, err := decodeSlot(b)
+	switch {
+	case err != nil:
+		v.Err = l.blockErr(l.hdr.Geometry.slotBlock(host), fmt.Sprintf("heartbeat slot %d", host), err,
+			"the host that owns this slot rewrites it on its next heartbeat; if it persists, check the storage")
+	case rec.HostID == 0 && rec.Generation == 0:
+		v.Empty = true
+	case rec.HostID != host:
+		v.Err = l.blockErr(l.hdr.Geometry.slotBlock(host), fmt.Sprintf("heartbeat slot %d", host),
+			fmt.Errorf("%w: record claims host id %d", ErrCorrupt, rec.HostID), "check the storage")
+	default:
+		v.Record = rec
+	}
+	return v
+}
+
+// ReadSlots reads every heartbeat slot in one I/O. A damaged slot is
+// reported in its SlotView; it does not fail the others.
+func (l *LUN) ReadSlots(ctx context.Context) ([]SlotView, error) {
+	g := l.hdr.Geometry
+	b, err := l.io.read(ctx, g.slotBlock(1)*BlockSize, g.MaxHosts*BlockSize)
+	if err != nil {
+		return nil, fmt.Errorf("read heartbeat slots: %w", err)
+	}
+	views := make([]SlotView, g.MaxHosts)
+	for i := range views {
+		views[i] = l.slotView(i+1, b[i*BlockSize:(i+1)*BlockSize])
+	}
+	return views, nil
+}
+
+// ReadSlot reads one host's slot.
+func (l *LUN) ReadSlot(ctx context.Context, host int) (SlotView, error) {
+	if err := l.checkHost(host); err != nil {
+		return SlotView{}, err
+	}
+	b, err := l.io.read(ctx, l.hdr.Geometry.slotBlock(host)*BlockSize, BlockSize)
+	if err != nil {
+		return SlotView{}, fmt.Errorf("read heartbeat slot %d: %w", host, err)
+	}
+	return l.slotView(host, b), nil
+}
+
+// AcquireOptions says which slot a host wants.
+type AcquireOptions struct {
+	// HostName identifies the host (its hostname); required.
+	HostName string
+	// HostID is the slot to take, 1..MaxHosts; 0 takes the slot that already
+	// carries HostName, else the first free one.
+	HostID int
+	// Progress, if set, is told what the acquisition is waiting for.
+	Progress func(msg string)
+}
+
+func randomNonce() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	if n := binary.LittleEndian.Uint64(b[:]); n != 0 {
+		return n
+	}
+	return 1
+}
+
+// AcquireSlot takes a heartbeat slot with a delta lease: read the slot; if a
+// previous owner may still be alive, wait until its record has not changed for
+// D; write our record; wait longer than any competitor's read-to-write window;
+// re-read. The slot is ours only if our record is still there. Exactly one of
+// any number of racing acquirers wins.
+func (l *LUN) AcquireSlot(ctx context.Context, opts AcquireOptions) (*Heartbeat, error) {
+	if opts.HostName == "" || len(opts.HostName) > 63 {
+		return nil, fmt.Errorf("acquire slot: %w: host name must be 1..63 bytes", ErrInvalid)
+	}
+	if opts.HostID != 0 {
+		if err := l.checkHost(opts.HostID); err != nil {
+			return nil, err
+		}
+		return l.acquireSlot(ctx, opts.HostID, opts)
+	}
+	views, err := l.ReadSlots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range views { // our own slot from an earlier run, if any
+		if v.Err == nil && !v.Empty && v.Record.HostName == opts.HostName && v.Record.State != SlotFree {
+			return l.acquireSlot(ctx, v.HostID, opts)
+		}
+	}
+	for _, v := range views {
+		if v.Err == nil && (v.Empty || v.Record.State == SlotFree) {
+			hb, err := l.acquireSlot(ctx, v.HostID, opts)
+			if errors.Is(err, ErrSlotHeld) {
+				continue // another host won this one; try the next
+			}
+			return hb, err
+		}
+	}
+	return nil, fmt.Errorf("lun %s: %w: all %d slots are in use; remove a departed host or reformat with more --hosts", l.Path(), ErrNoFreeSlot, l.hdr.Geometry.MaxHosts)
+}
+
+func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*Heartbeat, error) {
+	t := l.hdr.Timings
+	what := fmt.Sprintf("heartbeat slot %d", host)
+	block := l.hdr.Geometry.slotBlock(host)
+	progress := func(format string, a ...any) {
+		if opts.Progress != nil {
+			opts.Progress(fmt.Sprintf(format, a...))
+		}
+	}
+	v, err := l.ReadSlot(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	mustWait := false
+	switch {
+	case v.Err != nil:
+		mustWait = true // unknown owner: wait until the block has been quiet for D
+	case v.Empty || v.Record.State == SlotFree || v.Record.State == SlotLeft:
+	case v.Record.HostName != opts.HostName:
+		return nil, l.blockErr(block, what, fmt.Errorf("%w: it belongs to host %q (state %s)", ErrSlotHeld, v.Record.HostName, v.Record.State),
+			"configure another host id, or leave the id unset to take a free slot")
+	default:
+		mustWait = true // our own earlier run, or a second daemon with our name
+	}
+	if mustWait {
+		progress("waiting %v to make sure no other process heartbeats slot %d", t.Dead, host)
+		start := time.Now()
+		for time.Since(start) < t.Dead {
+			if err := sleepCtx(ctx, t.Renew); err != nil {
+				return nil, fmt.Errorf("acquire %s: %w", what, err)
+			}
+			now, err := l.ReadSlot(ctx, host)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(now.raw, v.raw) {
+				return nil, l.blockErr(block, what, fmt.Errorf("%w: it is being heartbeated by %q", ErrSlotHeld, now.Record.HostName),
+					"another wingmand is running with this host's name or id; stop it first (is the name unique?)")
+			}
+		}
+	}
+	// The read that our write is based on, then the write, within a bounded window.
+	begin := time.Now()
+	cur, err := l.ReadSlot(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(cur.raw, v.raw) {
+		return nil, l.blockErr(block, what, fmt.Errorf("%w: it changed while we waited", ErrSlotHeld), "another host is acquiring it; retry")
+	}
+	rec := SlotRecord{HostID: host, State: SlotJoining, Generation: cur.Record.Generation + 1, Incarnation: randomNonce(),
+		Sequence: cur.Record.Sequence + 1, Wall: time.Now(), HostName: opts.HostName}
+	if err := l.io.write(ctx, block*BlockSize, rec.encode()); err != nil {
+		return nil, fmt.Errorf("acquire %s: %w", what, err)
+	}
+	if time.Since(begin) > 2*t.IOTimeout {
+		return nil, l.blockErr(block, what, fmt.Errorf("%w: read and write took %v", ErrIOTimeout, time.Since(begin)),
+			"storage too slow to acquire safely; retry when it recovers")
+	}
+	if err := sleepCtx(ctx, t.acquireDelay()); err != nil {
+		return nil, fmt.Errorf("acquire %s: %w", what, err)
+	}
+	after, err := l.ReadSlot(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	if after.Err != nil || after.Record.Incarnation != rec.Incarnation || after.Record.Sequence != rec.Sequence {
+		return nil, l.blockErr(block, what, fmt.Errorf("%w: lost the race to %q", ErrSlotHeld, after.Record.HostName), "another host acquired it at the same time")
+	}
+	return &Heartbeat{lun: l, host: host, rec: rec}, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Heartbeat is a held host slot. Renew must be called every R.
+type Heartbeat struct {
+	lun  *LUN
+	host int
+
+	mu  sync.Mutex
+	rec SlotRecord // what we last wrote
+}
+
+// HostID is the slot number.
+func (h *Heartbeat) HostID() int { return h.host }
+
+// Record returns the record last written.
+func (h *Heartbeat) Record() SlotRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rec
+}
+
+// Generation is this acquisition's generation: poison pills must name it.
+func (h *Heartbeat) Generation() uint64 { return h.Record().Generation }
+
+// SetState sets the state written by the next Renew.
+func (h *Heartbeat) SetState(s SlotState) {
+	h.mu.Lock()
+	h.rec.State = s
+	h.mu.Unlock()
+}
+
+// SetSerfView sets the serf view written by the next Renew.
+func (h *Heartbeat) SetSerfView(v HostSet) {
+	h.mu.Lock()
+	h.rec.SerfView = v
+	h.mu.Unlock()
+}
+
+// Ack records, for the next Renew, that msg was handled with result.
+func (h *Heartbeat) Ack(msg Message, result AckResult) {
+	h.mu.Lock()
+	h.rec.Ack = MailboxAck{Nonce: msg.Nonce, Type: msg.Type, Result: result}
+	h.mu.Unlock()
+}
+
+// Renew does one heartbeat cycle: one read of every slot, a check that our
+// slot still holds what we last wrote, and one write of our slot with the
+// next sequence. It returns every slot as read, ours updated. If another
+// writer took our slot it returns ErrSlotLost: the host must stop running
+// protected VMs.
+func (h *Heartbeat) Renew(ctx context.Context) ([]SlotView, error) {
+	views, err := h.lun.ReadSlots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	own := views[h.host-1]
+	if own.Err == nil && (own.Empty || own.Record.Incarnation != h.rec.Incarnation || own.Record.Sequence != h.rec.Sequence) {
+		return views, h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
+			fmt.Errorf("%w: now held by %q generation %d", ErrSlotLost, own.Record.HostName, own.Record.Generation),
+			"this host must stop its protected VMs and restart wingmand")
+	}
+	// A damaged own slot (own.Err != nil) is not a competitor's valid
+	// takeover; rewriting it is how it heals.
+	next := h.rec
+	next.Sequence++
+	next.Wall = time.Now()
+	if err := h.lun.io.write(ctx, h.lun.hdr.Geometry.slotBlock(h.host)*BlockSize, next.encode()); err != nil {
+		return views, fmt.Errorf("renew heartbeat slot %d: %w", h.host, err)
+	}
+	h.rec = next
+	views[h.host-1] = SlotView{HostID: h.host, Record: next}
+	return views, nil
+}
+
+// Release writes a final state (normally SlotLeft, which tells peers that
+// this host's VMs may move at once) and gives up the slot.
+func (h *Heartbeat) Release(ctx context.Context, final SlotState) error {
+	h.SetState(final)
+	_, err := h.Renew(ctx)
+	return err
+}
