@@ -1,0 +1,181 @@
+package hypervisor
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// DomainSpec is what Wingman needs to know about a domain definition without
+// asking libvirt: identity, size for placement, and disks for the shared
+// storage checks.
+type DomainSpec struct {
+	Name string
+	UUID string
+	// Type is the domain type attribute: "kvm", "qemu", "test".
+	Type string
+	// MemoryBytes is <memory> (the maximum) and CurrentMemoryBytes
+	// <currentMemory> (what the guest starts with; equal to MemoryBytes when
+	// absent).
+	MemoryBytes        uint64
+	CurrentMemoryBytes uint64
+	VCPUs              int
+	Disks              []DiskSpec
+}
+
+// DiskSpec is one <disk> of a domain.
+type DiskSpec struct {
+	// Type is the disk's source type: "file", "block", "network", "volume".
+	Type string
+	// Device is "disk", "cdrom", "floppy" or "lun".
+	Device string
+	// Target is the guest device name ("vda") and Bus its bus ("virtio").
+	Target string
+	Bus    string
+	// Source is the file path, block device path, "protocol:name" for network
+	// disks (e.g. "nbd:export" or "iscsi:iqn.../1"), or "pool/volume".
+	Source    string
+	Cache     string
+	ReadOnly  bool
+	Shareable bool
+}
+
+// ErrBadDomainXML is wrapped by ParseDomainXML's errors.
+var ErrBadDomainXML = errors.New("bad domain XML")
+
+type xmlDomain struct {
+	XMLName       xml.Name  `xml:"domain"`
+	Type          string    `xml:"type,attr"`
+	Name          string    `xml:"name"`
+	UUID          string    `xml:"uuid"`
+	Memory        *xmlSize  `xml:"memory"`
+	CurrentMemory *xmlSize  `xml:"currentMemory"`
+	VCPU          *xmlVCPU  `xml:"vcpu"`
+	Disks         []xmlDisk `xml:"devices>disk"`
+}
+
+type xmlSize struct {
+	Unit  string `xml:"unit,attr"`
+	Value string `xml:",chardata"`
+}
+
+type xmlVCPU struct {
+	Current string `xml:"current,attr"`
+	Value   string `xml:",chardata"`
+}
+
+type xmlDisk struct {
+	Type   string `xml:"type,attr"`
+	Device string `xml:"device,attr"`
+	Driver struct {
+		Cache string `xml:"cache,attr"`
+	} `xml:"driver"`
+	Source *struct {
+		File     string `xml:"file,attr"`
+		Dev      string `xml:"dev,attr"`
+		Protocol string `xml:"protocol,attr"`
+		Name     string `xml:"name,attr"`
+		Pool     string `xml:"pool,attr"`
+		Volume   string `xml:"volume,attr"`
+	} `xml:"source"`
+	Target struct {
+		Dev string `xml:"dev,attr"`
+		Bus string `xml:"bus,attr"`
+	} `xml:"target"`
+	ReadOnly  *struct{} `xml:"readonly"`
+	Shareable *struct{} `xml:"shareable"`
+}
+
+// ParseDomainXML reads the parts of a libvirt domain XML that Wingman uses.
+// It does not validate the definition: libvirt does that at define time.
+func ParseDomainXML(doc string) (DomainSpec, error) {
+	var x xmlDomain
+	if err := xml.Unmarshal([]byte(doc), &x); err != nil {
+		return DomainSpec{}, fmt.Errorf("parse domain XML: %w: %w", ErrBadDomainXML, err)
+	}
+	spec := DomainSpec{Name: strings.TrimSpace(x.Name), UUID: strings.ToLower(strings.TrimSpace(x.UUID)), Type: x.Type}
+	if spec.Name == "" {
+		return DomainSpec{}, fmt.Errorf("parse domain XML: %w: <name> is missing", ErrBadDomainXML)
+	}
+	if x.Memory == nil {
+		return DomainSpec{}, fmt.Errorf("parse domain XML of %q: %w: <memory> is missing", spec.Name, ErrBadDomainXML)
+	}
+	var err error
+	if spec.MemoryBytes, err = x.Memory.bytes(); err != nil {
+		return DomainSpec{}, fmt.Errorf("parse domain XML of %q: <memory>: %w", spec.Name, err)
+	}
+	spec.CurrentMemoryBytes = spec.MemoryBytes
+	if x.CurrentMemory != nil {
+		if spec.CurrentMemoryBytes, err = x.CurrentMemory.bytes(); err != nil {
+			return DomainSpec{}, fmt.Errorf("parse domain XML of %q: <currentMemory>: %w", spec.Name, err)
+		}
+	}
+	spec.VCPUs = 1 // libvirt's default when <vcpu> is absent
+	if x.VCPU != nil {
+		// current= is the number of vCPUs online at boot; the element text is
+		// the maximum. Placement cares about what runs.
+		v := strings.TrimSpace(x.VCPU.Value)
+		if c := strings.TrimSpace(x.VCPU.Current); c != "" {
+			v = c
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return DomainSpec{}, fmt.Errorf("parse domain XML of %q: %w: <vcpu> %q is not a positive number", spec.Name, ErrBadDomainXML, v)
+		}
+		spec.VCPUs = n
+	}
+	for _, d := range x.Disks {
+		ds := DiskSpec{
+			Type: d.Type, Device: d.Device, Target: d.Target.Dev, Bus: d.Target.Bus,
+			Cache: d.Driver.Cache, ReadOnly: d.ReadOnly != nil, Shareable: d.Shareable != nil,
+		}
+		if ds.Device == "" {
+			ds.Device = "disk"
+		}
+		if s := d.Source; s != nil {
+			switch {
+			case s.File != "":
+				ds.Source = s.File
+			case s.Dev != "":
+				ds.Source = s.Dev
+			case s.Protocol != "":
+				ds.Source = s.Protocol + ":" + s.Name
+			case s.Pool != "":
+				ds.Source = s.Pool + "/" + s.Volume
+			}
+		}
+		spec.Disks = append(spec.Disks, ds)
+	}
+	return spec, nil
+}
+
+// unitBytes maps libvirt's memory units to bytes (formatdomain "Memory
+// Allocation": k/KiB are 1024, KB is 1000, and so on; no unit means KiB).
+var unitBytes = map[string]uint64{
+	"b": 1, "bytes": 1,
+	"kb": 1000, "k": 1 << 10, "kib": 1 << 10,
+	"mb": 1000 * 1000, "m": 1 << 20, "mib": 1 << 20,
+	"gb": 1000 * 1000 * 1000, "g": 1 << 30, "gib": 1 << 30,
+	"tb": 1000 * 1000 * 1000 * 1000, "t": 1 << 40, "tib": 1 << 40,
+}
+
+func (s xmlSize) bytes() (uint64, error) {
+	unit := strings.ToLower(strings.TrimSpace(s.Unit))
+	if unit == "" {
+		unit = "kib"
+	}
+	mult, ok := unitBytes[unit]
+	if !ok {
+		return 0, fmt.Errorf("%w: unknown unit %q", ErrBadDomainXML, s.Unit)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(s.Value), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %q is not a size", ErrBadDomainXML, s.Value)
+	}
+	if v > ^uint64(0)/mult {
+		return 0, fmt.Errorf("%w: %s %s overflows", ErrBadDomainXML, s.Value, s.Unit)
+	}
+	return v * mult, nil
+}
