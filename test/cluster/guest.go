@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// GuestSpec describes a tiny guest: no OS, it runs the boot sector that CreateDisk writes, in
+// SeaBIOS, which is a real QEMU process with real disk I/O, enough for failover and migration.
+type GuestSpec struct {
+	Name      string // domain name, required
+	UUID      string // domain UUID; "" lets libvirt choose one
+	Type      string // "kvm" or "qemu" (TCG); "" means DefaultDomainType()
+	MemoryMiB int    // 0 means 64
+	VCPUs     int    // 0 means 1
+	// Disk is the raw image file of the guest's only disk (virtio, cache='none'), normally in
+	// the cluster's shared directory. Exactly one of Disk and NBDSocket must be set.
+	Disk string
+	// NBDSocket is the Unix socket of an NBD server (NBDServer.Socket) serving the guest's disk.
+	NBDSocket string
+}
+
+// XML returns the libvirt domain XML of the guest. Disk errors stop the guest (paused, reason
+// I/O error) rather than being passed to it.
+func (s GuestSpec) XML() (string, error) {
+	if s.Name == "" {
+		return "", fmt.Errorf("guest xml: Name is empty")
+	}
+	if (s.Disk == "") == (s.NBDSocket == "") {
+		return "", fmt.Errorf("guest xml for %q: set exactly one of Disk and NBDSocket", s.Name)
+	}
+	typ := s.Type
+	if typ == "" {
+		typ = DefaultDomainType()
+	}
+	if typ != "kvm" && typ != "qemu" {
+		return "", fmt.Errorf("guest xml for %q: Type %q: use \"kvm\" or \"qemu\"", s.Name, typ)
+	}
+	mem, vcpus := s.MemoryMiB, s.VCPUs
+	if mem == 0 {
+		mem = 64
+	}
+	if vcpus == 0 {
+		vcpus = 1
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "<domain type='%s'>\n  <name>%s</name>\n", typ, esc(s.Name))
+	if s.UUID != "" {
+		fmt.Fprintf(&b, "  <uuid>%s</uuid>\n", esc(s.UUID))
+	}
+	fmt.Fprintf(&b, `  <memory unit='MiB'>%d</memory>
+  <vcpu>%d</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+`, mem, vcpus)
+	if s.Disk != "" {
+		fmt.Fprintf(&b, `    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw' cache='none' io='native' error_policy='stop' rerror_policy='stop'/>
+      <source file='%s'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+`, esc(s.Disk))
+	} else {
+		fmt.Fprintf(&b, `    <disk type='network' device='disk'>
+      <driver name='qemu' type='raw' cache='none' error_policy='stop' rerror_policy='stop'/>
+      <source protocol='nbd'>
+        <host transport='unix' socket='%s'/>
+      </source>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+`, esc(s.NBDSocket))
+	}
+	b.WriteString(`    <memballoon model='none'/>
+  </devices>
+</domain>
+`)
+	return b.String(), nil
+}
+
+func esc(s string) string {
+	var b bytes.Buffer
+	_ = xml.EscapeText(&b, []byte(s))
+	return strings.ReplaceAll(b.String(), "'", "&#39;")
+}
+
+// DefaultDomainType is "kvm" when /dev/kvm can be opened for writing, else "qemu" (TCG).
+func DefaultDomainType() string {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return "qemu"
+	}
+	f.Close()
+	return "kvm"
+}
+
+// bootSector is a 512-byte MBR whose code, forever: reads sector 0 of the boot disk through the
+// BIOS (int 13h), then waits 100 ms (int 15h, AH=86h). So a guest does a little real disk I/O
+// ten times a second, and a dead disk pauses it with an I/O error.
+var bootSector = func() []byte {
+	code := []byte{
+		0x31, 0xC0, // xor ax,ax
+		0x8E, 0xC0, // mov es,ax
+		// loop:
+		0xB8, 0x01, 0x02, // mov ax,0x0201  read 1 sector
+		0xBB, 0x00, 0x80, // mov bx,0x8000  to es:bx
+		0xB9, 0x01, 0x00, // mov cx,0x0001  cylinder 0, sector 1
+		0xB6, 0x00, // mov dh,0         head 0
+		0xB2, 0x80, // mov dl,0x80      first hard disk
+		0xCD, 0x13, // int 0x13
+		0xB4, 0x86, // mov ah,0x86      wait cx:dx microseconds
+		0xB9, 0x01, 0x00, // mov cx,0x0001
+		0xBA, 0xA0, 0x86, // mov dx,0x86A0  (0x186A0 = 100000)
+		0xCD, 0x15, // int 0x15
+		0xEB, 0xE5, // jmp loop
+	}
+	b := make([]byte, 512)
+	copy(b, code)
+	b[510], b[511] = 0x55, 0xAA
+	return b
+}()
+
+// CreateDisk creates a sparse raw disk image of sizeMiB at path, holding the boot sector that
+// makes a guest read its disk ten times a second. It fails if path exists.
+func CreateDisk(path string, sizeMiB int) error {
+	if sizeMiB < 1 {
+		return fmt.Errorf("create disk %s: size %d MiB: use at least 1", path, sizeMiB)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("create disk: %w", err)
+	}
+	if _, err := f.Write(bootSector); err != nil {
+		f.Close()
+		return fmt.Errorf("create disk %s: %w", path, err)
+	}
+	if err := f.Truncate(int64(sizeMiB) << 20); err != nil {
+		f.Close()
+		return fmt.Errorf("create disk %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create disk %s: %w", path, err)
+	}
+	return nil
+}
+
+// NewGuest creates the disk <shared dir>/<name>.img (Config.GuestDiskMiB) and returns the spec
+// of a guest using it, with a fresh UUID, Config.GuestMemoryMiB, one vCPU and the cluster's
+// domain type. Define it on any host with spec.XML().
+func (c *Cluster) NewGuest(name string) (GuestSpec, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") {
+		return GuestSpec{}, fmt.Errorf("new guest %q: use a name without '/'", name)
+	}
+	uuid, err := newHostUUID()
+	if err != nil {
+		return GuestSpec{}, fmt.Errorf("new guest %q: %w", name, err)
+	}
+	disk := filepath.Join(c.sharedDir, name+".img")
+	if err := CreateDisk(disk, c.cfg.GuestDiskMiB); err != nil {
+		return GuestSpec{}, fmt.Errorf("new guest %q: %w", name, err)
+	}
+	return GuestSpec{
+		Name:      name,
+		UUID:      uuid,
+		Type:      c.domainType,
+		MemoryMiB: c.cfg.GuestMemoryMiB,
+		VCPUs:     1,
+		Disk:      disk,
+	}, nil
+}
