@@ -124,8 +124,10 @@ func (c *Conn) Define(ctx context.Context, domainXML string) (Domain, error) {
 	defer lc.Close()
 	d, err := lc.DomainDefineXML(domainXML)
 	if err != nil {
-		if libvirtCode(err) == libvirt.ERR_OPERATION_FAILED || libvirtCode(err) == libvirt.ERR_INVALID_ARG {
-			// Name or UUID clash with another domain, or a bad value:
+		switch libvirtCode(err) {
+		case libvirt.ERR_OPERATION_FAILED, libvirt.ERR_INVALID_ARG, libvirt.ERR_CONFIG_UNSUPPORTED:
+			// Name or UUID clash with another domain, a bad value, or
+			// something this host cannot run (domain type, machine):
 			// either way the XML is what must change.
 			return Domain{}, &opError{op: op, class: ErrInvalidXML, cause: err}
 		}
@@ -161,7 +163,9 @@ func (c *Conn) Start(ctx context.Context, name string) error {
 	op := fmt.Sprintf("start domain %q on %s", name, c.host)
 	return c.withDomain(ctx, op, name, func(d *libvirt.Domain) error {
 		err := d.Create()
-		if err != nil && libvirtCode(err) == libvirt.ERR_OPERATION_INVALID {
+		if err != nil && classify(err) == nil {
+			// Drivers differ in the code they use (QEMU: operation invalid,
+			// test:///: internal error), so ask the domain itself.
 			if active, aerr := d.IsActive(); aerr == nil && active {
 				return &opError{op: op, class: ErrAlreadyRunning, cause: err}
 			}
@@ -179,10 +183,12 @@ func (c *Conn) Destroy(ctx context.Context, name string) error {
 	})
 }
 
-// notRunning resolves libvirt's ambiguous "operation invalid" by looking at
-// the domain: if it is not running, that is the reason.
+// notRunning resolves an unclassified failure by looking at the domain: if
+// it is not running, that is the reason. The code alone does not tell: QEMU
+// says "operation invalid", test:/// "internal error", and "operation
+// invalid" has other meanings too.
 func notRunning(op string, d *libvirt.Domain, err error) error {
-	if err != nil && libvirtCode(err) == libvirt.ERR_OPERATION_INVALID {
+	if err != nil && classify(err) == nil {
 		if active, aerr := d.IsActive(); aerr == nil && !active {
 			return &opError{op: op, class: ErrNotRunning, cause: err}
 		}
