@@ -1,0 +1,457 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/wingmanha/wingman/storage"
+)
+
+var lunFormatCmd = command{
+	name:    "lun format",
+	args:    "PATH",
+	summary: "format a heartbeat LUN (block device or file on shared storage)",
+	help: `Writes an empty Wingman LUN: header (cluster name and UUID, geometry,
+timings), one heartbeat slot, mailbox and event ring per host, and the VM
+records. PATH is a shared block device (/dev/disk/by-id/..., a multipath
+device) or a regular file on a filesystem that supports O_DIRECT; a file that
+does not exist yet is created.
+
+Formatting destroys what PATH holds. It refuses a path that holds a Wingman
+LUN, a filesystem, a partition table, an LVM or LUKS signature or any other
+non-zero data unless --force is given. Never format a LUN that a running
+wingmand uses: stop the daemon on every host first.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		cluster := fs.String("cluster", "", "cluster name, 1..63 bytes (required)")
+		hosts := fs.Int("hosts", storage.DefaultHosts, fmt.Sprintf("number of host slots (1..%d)", storage.MaxHosts))
+		vms := fs.Int("vms", storage.DefaultVMs, fmt.Sprintf("number of protected-VM records (1..%d)", storage.MaxVMs))
+		profile := fs.String("profile", "default", "timing profile: default (R 1s, F 4s, D 12s) or fast (R 0.5s, F 3s, D 7.5s)")
+		pathFailover := fs.Duration("path-failover", 0, "the SAN's multipath failover time; F must be above it")
+		force := fs.Bool("force", false, "overwrite whatever PATH holds")
+		asJSON := fs.Bool("json", false, "print the new header as JSON")
+		return func(ctx context.Context, s stdio, args []string) error {
+			path := args[0]
+			if *cluster == "" {
+				return usagef("--cluster is required: name the cluster this LUN belongs to")
+			}
+			t, err := storage.TimingsProfile(*profile)
+			if err != nil {
+				return usagef("--profile: %v", err)
+			}
+			t.PathFailover = *pathFailover
+			g := storage.DefaultGeometry()
+			g.MaxHosts, g.MaxVMs = *hosts, *vms
+			if err := g.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			if err := t.Validate(); err != nil {
+				return fmt.Errorf("%w; choose --profile default or raise the SAN path failover setting", err)
+			}
+			dev, err := openOrCreate(path)
+			if err != nil {
+				return err
+			}
+			defer dev.Close()
+			h, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: *cluster, Geometry: g, Timings: t, Force: *force})
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(s.out, headerJSON(path, *h))
+			}
+			fmt.Fprintf(s.out, "formatted %s: cluster %q %s, %d hosts, %d VMs, %.1f MiB, sector %d\n",
+				path, h.ClusterName, h.ClusterUUID, g.MaxHosts, g.MaxVMs, float64(g.Size())/(1<<20), h.SectorSize)
+			fmt.Fprintf(s.out, "timings: %s\n", h.Timings)
+			return nil
+		}
+	},
+}
+
+// openOrCreate opens a LUN device, creating a regular file when nothing
+// exists at path yet. It never creates anything under /dev, where a missing
+// path means a mistyped device name.
+func openOrCreate(path string) (*storage.FileDevice, error) {
+	_, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		abs, _ := filepath.Abs(path)
+		if strings.HasPrefix(abs, "/dev/") {
+			return nil, fmt.Errorf("%s does not exist: check the device name (ls -l /dev/disk/by-id/)", path)
+		}
+		f, cerr := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if cerr != nil {
+			return nil, fmt.Errorf("create LUN file %s: %w", path, cerr)
+		}
+		f.Close()
+		dev, oerr := storage.OpenFile(path)
+		if oerr != nil {
+			os.Remove(path)
+			return nil, oerr
+		}
+		return dev, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lun %s: %w", path, err)
+	}
+	return storage.OpenFile(path)
+}
+
+var lunDumpCmd = command{
+	name:    "lun dump",
+	args:    "PATH",
+	summary: "show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events",
+	help: `Reads the LUN and prints what it holds. It only reads; it is safe on a LUN
+that running hosts use. Sequences of live hosts change between two dumps.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := fs.Bool("json", false, "print JSON (stable field names, for scripts)")
+		events := fs.Int("events", 20, "show the newest N events (0: none, -1: all)")
+		return func(ctx context.Context, s stdio, args []string) error {
+			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{})
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			d, err := readDump(ctx, l, *events)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(s.out, d)
+			}
+			printDump(s.out, d)
+			for _, p := range d.Problems {
+				fmt.Fprintf(s.errOut, "warning: %s\n", p)
+			}
+			return nil
+		}
+	},
+}
+
+var lunVerifyCmd = command{
+	name:    "lun verify",
+	args:    "PATH",
+	summary: "check every record of a heartbeat LUN and report damage (exit code 3)",
+	help: `Reads the header, every heartbeat slot, mailbox, VM record and event ring and
+checks magic, version and CRC32C. Prints one line per damaged record with its
+block and what to do; exits 3 when it found any, 0 when the LUN is sound.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := fs.Bool("json", false, "print JSON")
+		return func(ctx context.Context, s stdio, args []string) error {
+			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{})
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			d, err := readDump(ctx, l, 0)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				if err := writeJSON(s.out, map[string]any{"path": args[0], "ok": len(d.Problems) == 0, "problems": nonNil(d.Problems)}); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range d.Problems {
+					fmt.Fprintln(s.out, p)
+				}
+				if len(d.Problems) == 0 {
+					fmt.Fprintf(s.out, "%s: LUN of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records checked\n",
+						args[0], d.Header.ClusterName, d.Header.MaxHosts, d.Header.MaxHosts, d.Header.MaxVMs)
+				}
+			}
+			if len(d.Problems) > 0 {
+				return &exitError{code: exitDamaged, err: fmt.Errorf("%d damaged records on %s", len(d.Problems), args[0])}
+			}
+			return nil
+		}
+	},
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// The JSON shapes of `lun dump --json`. Field names are a stable interface.
+type (
+	dumpJSON struct {
+		Header   hdrJSON    `json:"header"`
+		Slots    []slotJSON `json:"slots"`
+		Mailbox  []mailJSON `json:"mailboxes"`
+		VMs      []vmJSON   `json:"vms"`
+		Events   []evJSON   `json:"events"`
+		Problems []string   `json:"problems"`
+	}
+	hdrJSON struct {
+		Path        string      `json:"path"`
+		Version     int         `json:"version"`
+		ClusterName string      `json:"cluster_name"`
+		ClusterUUID string      `json:"cluster_uuid"`
+		Created     time.Time   `json:"created"`
+		SectorSize  int         `json:"sector_size"`
+		MaxHosts    int         `json:"max_hosts"`
+		MaxVMs      int         `json:"max_vms"`
+		EventBlocks int         `json:"event_blocks_per_host"`
+		ConfigBlks  int         `json:"config_blocks_per_copy"`
+		MaxXML      int         `json:"max_xml_bytes"`
+		SizeBytes   int64       `json:"size_bytes"`
+		Timings     timingsJSON `json:"timings"`
+	}
+	timingsJSON struct {
+		Renew        string `json:"renew"`
+		IOTimeout    string `json:"io_timeout"`
+		SelfFence    string `json:"self_fence"`
+		Watchdog     string `json:"watchdog"`
+		Dead         string `json:"dead"`
+		PowerFence   string `json:"power_fence"`
+		PathFailover string `json:"path_failover"`
+	}
+	slotJSON struct {
+		Host        int       `json:"host"`
+		Name        string    `json:"name"`
+		State       string    `json:"state"`
+		Generation  uint64    `json:"generation"`
+		Incarnation uint64    `json:"incarnation"`
+		Sequence    uint64    `json:"sequence"`
+		Wall        time.Time `json:"wall"`
+		SerfView    []int     `json:"serf_view"`
+		AckNonce    uint64    `json:"ack_nonce,omitempty"`
+		AckType     string    `json:"ack_type,omitempty"`
+		AckResult   int       `json:"ack_result,omitempty"`
+	}
+	mailJSON struct {
+		To      int       `json:"to"`
+		ToGen   uint64    `json:"to_generation"`
+		Type    string    `json:"type"`
+		From    int       `json:"from"`
+		FromGen uint64    `json:"from_generation"`
+		Nonce   uint64    `json:"nonce"`
+		Wall    time.Time `json:"wall"`
+		Reason  string    `json:"reason,omitempty"`
+	}
+	vmJSON struct {
+		Index     int       `json:"index"`
+		UUID      string    `json:"uuid"`
+		Name      string    `json:"name"`
+		Owner     int       `json:"owner_host"`
+		OwnerGen  uint64    `json:"owner_generation"`
+		Epoch     uint64    `json:"lease_epoch"`
+		Held      bool      `json:"lease_held"`
+		Migration string    `json:"migration"`
+		MigTarget int       `json:"migration_target,omitempty"`
+		ConfigSeq uint64    `json:"config_seq"`
+		XMLBytes  int       `json:"xml_bytes"`
+		Policy    string    `json:"policy,omitempty"`
+		Written   time.Time `json:"written"`
+		Writer    int       `json:"writer_host"`
+	}
+	evJSON struct {
+		Time     time.Time `json:"time"`
+		Host     int       `json:"host"`
+		Seq      uint64    `json:"seq"`
+		Severity string    `json:"severity"`
+		Kind     string    `json:"kind"`
+		VM       string    `json:"vm,omitempty"`
+		Subject  int       `json:"subject_host,omitempty"`
+		Message  string    `json:"message"`
+	}
+)
+
+func headerJSON(path string, h storage.Header) hdrJSON {
+	t := h.Timings
+	return hdrJSON{Path: path, Version: h.Version, ClusterName: h.ClusterName, ClusterUUID: h.ClusterUUID.String(),
+		Created: h.Created.UTC(), SectorSize: h.SectorSize, MaxHosts: h.Geometry.MaxHosts, MaxVMs: h.Geometry.MaxVMs,
+		EventBlocks: h.Geometry.EventBlocks, ConfigBlks: h.Geometry.ConfigBlks, MaxXML: h.Geometry.MaxXML(0),
+		SizeBytes: h.Geometry.Size(),
+		Timings: timingsJSON{Renew: t.Renew.String(), IOTimeout: t.IOTimeout.String(), SelfFence: t.SelfFence.String(),
+			Watchdog: t.Watchdog.String(), Dead: t.Dead.String(), PowerFence: t.PowerFence.String(), PathFailover: t.PathFailover.String()}}
+}
+
+// readDump reads everything `lun dump` shows. Damaged records become
+// problems; an I/O failure or a bad header is an error.
+func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, error) {
+	h := l.Header()
+	d := &dumpJSON{Header: headerJSON(l.Path(), h), Slots: []slotJSON{}, Mailbox: []mailJSON{}, VMs: []vmJSON{}, Events: []evJSON{}, Problems: []string{}}
+	slots, err := l.ReadSlots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range slots {
+		switch {
+		case v.Err != nil:
+			d.Problems = append(d.Problems, v.Err.Error())
+		case v.Used():
+			r := v.Record
+			sj := slotJSON{Host: v.HostID, Name: r.HostName, State: r.State.String(), Generation: r.Generation,
+				Incarnation: r.Incarnation, Sequence: r.Sequence, Wall: r.Wall.UTC(), SerfView: r.SerfView.IDs()}
+			if sj.SerfView == nil {
+				sj.SerfView = []int{}
+			}
+			if r.Ack.Nonce != 0 {
+				sj.AckNonce, sj.AckType, sj.AckResult = r.Ack.Nonce, r.Ack.Type.String(), int(r.Ack.Result)
+			}
+			d.Slots = append(d.Slots, sj)
+		}
+	}
+	for host := 1; host <= h.Geometry.MaxHosts; host++ {
+		m, err := l.ReadMailbox(ctx, host)
+		if err != nil {
+			var be *storage.BlockError
+			if errors.As(err, &be) {
+				d.Problems = append(d.Problems, err.Error())
+				continue
+			}
+			return nil, err
+		}
+		if m.Type != storage.MsgNone {
+			d.Mailbox = append(d.Mailbox, mailJSON{To: m.To, ToGen: m.ToGen, Type: m.Type.String(), From: m.From,
+				FromGen: m.FromGen, Nonce: m.Nonce, Wall: m.Wall.UTC(), Reason: m.Reason})
+		}
+	}
+	recs, errs := l.ReadVMs(ctx)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	for _, e := range errs {
+		d.Problems = append(d.Problems, e.Error())
+	}
+	for _, r := range recs {
+		if r.Warning != nil {
+			d.Problems = append(d.Problems, r.Warning.Error())
+		}
+		if !r.Protected() {
+			continue
+		}
+		c := r.Config
+		d.VMs = append(d.VMs, vmJSON{Index: r.Index, UUID: c.UUID.String(), Name: c.Name, Owner: r.Lease.Owner.Host,
+			OwnerGen: r.Lease.Owner.Gen, Epoch: r.Lease.Epoch, Held: r.Lease.Held(), Migration: r.Lease.Migration.Phase.String(),
+			MigTarget: r.Lease.Migration.Target, ConfigSeq: c.Seq, XMLBytes: len(c.XML), Policy: string(c.Policy),
+			Written: c.Wall.UTC(), Writer: c.Writer})
+	}
+	if maxEvents != 0 {
+		evs, err := l.ReadEvents(ctx, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		if maxEvents > 0 && len(evs) > maxEvents {
+			evs = evs[len(evs)-maxEvents:]
+		}
+		for _, e := range evs {
+			ej := evJSON{Time: e.Time.UTC(), Host: e.Host, Seq: e.Seq, Severity: e.Severity.String(), Kind: e.Kind,
+				Subject: e.Subject, Message: e.Message}
+			if !e.VM.IsZero() {
+				ej.VM = e.VM.String()
+			}
+			d.Events = append(d.Events, ej)
+		}
+	}
+	return d, nil
+}
+
+func printDump(w io.Writer, d *dumpJSON) {
+	h := d.Header
+	fmt.Fprintf(w, "LUN %s\n", h.Path)
+	fmt.Fprintf(w, "  cluster     %s (%s)\n", h.ClusterName, h.ClusterUUID)
+	fmt.Fprintf(w, "  format      v%d, created %s\n", h.Version, h.Created.Format(time.RFC3339))
+	fmt.Fprintf(w, "  geometry    %d hosts, %d VMs (XML up to %d bytes), %d event blocks per host, %.1f MiB, sector %d\n",
+		h.MaxHosts, h.MaxVMs, h.MaxXML, h.EventBlocks, float64(h.SizeBytes)/(1<<20), h.SectorSize)
+	t := h.Timings
+	fmt.Fprintf(w, "  timings     R %s, io_timeout %s, F %s, W %s, D %s, S %s, path failover %s\n\n",
+		t.Renew, t.IOTimeout, t.SelfFence, t.Watchdog, t.Dead, t.PowerFence, t.PathFailover)
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "HOST\tNAME\tSTATE\tGEN\tSEQUENCE\tWRITTEN (its clock)\tSERF VIEW\tLAST ACK\n")
+	for _, s := range d.Slots {
+		ack := "-"
+		if s.AckNonce != 0 {
+			ack = fmt.Sprintf("%s %016x result %d", s.AckType, s.AckNonce, s.AckResult)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.Host, orDash(s.Name), s.State, s.Generation, s.Sequence,
+			s.Wall.Format(time.RFC3339Nano), intsString(s.SerfView), ack)
+	}
+	tw.Flush()
+	if len(d.Slots) == 0 {
+		fmt.Fprintln(w, "(no host has joined)")
+	}
+
+	fmt.Fprintln(w)
+	if len(d.Mailbox) == 0 {
+		fmt.Fprintln(w, "mailboxes: all empty")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "MAILBOX\tFOR GEN\tTYPE\tFROM\tNONCE\tSENT (sender's clock)\tREASON\n")
+		for _, m := range d.Mailbox {
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%d (gen %d)\t%016x\t%s\t%s\n", m.To, m.ToGen, m.Type, m.From, m.FromGen, m.Nonce,
+				m.Wall.Format(time.RFC3339Nano), orDash(m.Reason))
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintln(w)
+	if len(d.VMs) == 0 {
+		fmt.Fprintln(w, "protected VMs: none")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "RECORD\tNAME\tUUID\tOWNER\tEPOCH\tMIGRATION\tXML\tCONFIG SEQ\n")
+		for _, v := range d.VMs {
+			owner := "none"
+			if v.Held {
+				owner = fmt.Sprintf("host %d gen %d", v.Owner, v.OwnerGen)
+			}
+			mig := v.Migration
+			if v.MigTarget != 0 {
+				mig += fmt.Sprintf(" -> host %d", v.MigTarget)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%d B\t%d\n", v.Index, v.Name, v.UUID, owner, v.Epoch, mig, v.XMLBytes, v.ConfigSeq)
+		}
+		tw.Flush()
+	}
+
+	if len(d.Events) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "TIME (writer's clock)\tHOST\tSEVERITY\tKIND\tMESSAGE\n")
+		for _, e := range d.Events {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Host, e.Severity, e.Kind, e.Message)
+		}
+		tw.Flush()
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func intsString(ids []int) string {
+	if len(ids) == 0 {
+		return "-"
+	}
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprint(id)
+	}
+	return strings.Join(parts, ",")
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
