@@ -61,7 +61,7 @@ func New(t testing.TB, cfg Config) *Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			c.logTails(t)
+			c.LogTails(t)
 		}
 		if err := c.Close(); err != nil {
 			t.Errorf("test cluster: close: %v", err)
@@ -272,8 +272,9 @@ func (c *Cluster) Close() error {
 	return c.closeErr
 }
 
-// logTails writes the end of each host's libvirtd log to the test log, to explain a failure.
-func (c *Cluster) logTails(t testing.TB) {
+// LogTails writes the end of each host's libvirtd log to the test log, to explain a failure. New
+// calls it when the test failed; tests sharing a cluster started with Start call it themselves.
+func (c *Cluster) LogTails(t testing.TB) {
 	for _, h := range c.hosts {
 		for _, f := range []string{"libvirtd.out", "libvirtd.log"} {
 			p := filepath.Join(h.dir, "log", f)

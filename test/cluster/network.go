@@ -33,6 +33,15 @@ func (c *Cluster) startSwitch(ctx context.Context) error {
 	return nil
 }
 
+// SwitchPID is the PID of the process holding the switch's network namespace (while the cluster runs),
+// for tests that check what the cluster leaves behind.
+func (c *Cluster) SwitchPID() int {
+	if c.sw == nil {
+		return 0
+	}
+	return c.sw.Process.Pid
+}
+
 // switchIP runs ip with args in the switch's network namespace.
 func (c *Cluster) switchIP(ctx context.Context, args ...string) error {
 	return runIP(ctx, c.sw.Process.Pid, "switch", args...)
