@@ -1,0 +1,137 @@
+package guard
+
+import (
+	"encoding/json"
+	"go/parser"
+	"go/token"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/wingmanha/wingman"
+
+// pkg is the part of `go list -json` these tests read.
+type pkg struct {
+	ImportPath string
+	Dir        string
+	Name       string
+	GoFiles    []string
+	CgoFiles   []string
+	Imports    []string
+	Deps       []string
+}
+
+func listPackages(t *testing.T, patterns ...string) []pkg {
+	t.Helper()
+	root := repoRoot(t)
+	cmd := exec.Command("go", append([]string{"list", "-json", "-deps=false"}, patterns...)...)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", patterns, err)
+	}
+	var pkgs []pkg
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// TestEveryPackageHasDocComment: the package doc says what the package owns
+// and what it must never do (STYLE.md, practice 13).
+func TestEveryPackageHasDocComment(t *testing.T) {
+	for _, p := range listPackages(t, "./...") {
+		documented := false
+		for _, f := range p.GoFiles {
+			af, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.Dir, f), nil, parser.PackageClauseOnly|parser.ParseComments)
+			if err != nil {
+				t.Fatalf("parse %s: %v", f, err)
+			}
+			if af.Doc != nil && strings.TrimSpace(af.Doc.Text()) != "" {
+				documented = true
+				break
+			}
+		}
+		if !documented && len(p.GoFiles) > 0 {
+			t.Errorf("package %s has no doc comment: add one (in doc.go) saying what it owns and must never do", p.ImportPath)
+		}
+	}
+}
+
+// purePackages decide; they must not do I/O, read clocks through adapters or
+// link libvirt/serf (DESIGN.md, "Decisions are pure, actions are separate").
+// Add each decision package here when it is created.
+var purePackages = []string{}
+
+var forbiddenInPure = []string{
+	"os", "os/exec", "os/signal", "net", "net/http", "syscall", "unsafe", "C",
+	"libvirt.org/go/libvirt", "github.com/hashicorp/serf", "github.com/hashicorp/memberlist",
+	"github.com/digitalocean/go-qemu", "github.com/coreos/go-systemd",
+	module + "/storage", module + "/hypervisor",
+}
+
+func TestPurePackagesImportNoAdapters(t *testing.T) {
+	if len(purePackages) == 0 {
+		t.Skip("no pure decision package exists yet")
+	}
+	for _, p := range listPackages(t, purePackages...) {
+		if len(p.CgoFiles) > 0 {
+			t.Errorf("pure package %s uses cgo", p.ImportPath)
+		}
+		for _, imp := range p.Imports {
+			for _, bad := range forbiddenInPure {
+				if imp == bad || strings.HasPrefix(imp, bad+"/") {
+					t.Errorf("pure package %s imports %s: decisions must take their inputs as values and return actions", p.ImportPath, imp)
+				}
+			}
+		}
+	}
+}
+
+// TestCLIDoesNotLinkLibvirt: the CLI is a plain API client, built without cgo,
+// so it runs on any machine and never touches libvirt itself.
+func TestCLIDoesNotLinkLibvirt(t *testing.T) {
+	root := repoRoot(t)
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{len .CgoFiles}}", "./cmd/wingman")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./cmd/wingman: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if strings.HasPrefix(f[0], "libvirt.org/") || f[0] == module+"/hypervisor" || strings.Contains(f[0], "go-qemu") {
+			t.Errorf("cmd/wingman depends on %s: the CLI must only talk to the daemon's API", f[0])
+		}
+		isStd := !strings.Contains(strings.SplitN(f[0], "/", 2)[0], ".")
+		if len(f) == 2 && f[1] != "0" && !isStd {
+			t.Errorf("cmd/wingman depends on cgo package %s: the CLI must build with CGO_ENABLED=0", f[0])
+		}
+	}
+}
+
+// TestStorageLinksNoAdapters: the LUN layer is used by everything and must
+// stay free of libvirt and serf.
+func TestStorageLinksNoAdapters(t *testing.T) {
+	for _, p := range listPackages(t, "./storage/...") {
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, "libvirt.org/") || strings.Contains(imp, "hashicorp/serf") || imp == module+"/hypervisor" || imp == "C" {
+				t.Errorf("%s imports %s", p.ImportPath, imp)
+			}
+		}
+	}
+}
