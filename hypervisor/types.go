@@ -42,10 +42,12 @@ func (s State) String() string {
 
 // Active reports whether a QEMU process exists for the domain in this state,
 // i.e. whether the guest may be using its disks. Paused and crashed-but-kept
-// guests are active: they can resume and write.
+// guests are active: they can resume (or be reset) and write. libvirt's
+// "crashed" state is only reported while that QEMU is kept (on_crash
+// preserve); a crash that ended the process is shutoff with reason crashed.
 func (s State) Active() bool {
 	switch s {
-	case StateRunning, StateBlocked, StatePaused, StateShuttingOff, StatePMSuspended:
+	case StateRunning, StateBlocked, StatePaused, StateShuttingOff, StateCrashed, StatePMSuspended:
 		return true
 	}
 	return false
