@@ -8,6 +8,11 @@ import "time"
 func backoff(n int, min, max time.Duration) time.Duration {
 	d := min
 	for i := 0; i < n && d < max; i++ {
+		if d > max/2 {
+			// Doubling would pass max, or overflow into a zero or negative
+			// wait that turns the reconnect loop into a busy loop.
+			return max
+		}
 		d *= 2
 	}
 	if d > max {
