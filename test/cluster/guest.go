@@ -20,7 +20,8 @@ type GuestSpec struct {
 	// Disk is the raw image file of the guest's only disk (virtio, cache='none'), normally in
 	// the cluster's shared directory. Exactly one of Disk and NBDSocket must be set.
 	Disk string
-	// NBDSocket is the Unix socket of an NBD server (NBDServer.Socket) serving the guest's disk.
+	// NBDSocket is the Unix socket of an NBD server (NBDServer.Socket) serving the guest's disk
+	// as export NBDExport.
 	NBDSocket string
 }
 
@@ -73,12 +74,12 @@ func (s GuestSpec) XML() (string, error) {
 	} else {
 		fmt.Fprintf(&b, `    <disk type='network' device='disk'>
       <driver name='qemu' type='raw' cache='none' error_policy='stop' rerror_policy='stop'/>
-      <source protocol='nbd'>
+      <source protocol='nbd' name='%s'>
         <host transport='unix' socket='%s'/>
       </source>
       <target dev='vda' bus='virtio'/>
     </disk>
-`, esc(s.NBDSocket))
+`, NBDExport, esc(s.NBDSocket))
 	}
 	b.WriteString(`    <memballoon model='none'/>
   </devices>

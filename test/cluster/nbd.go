@@ -23,6 +23,12 @@ type NBDServer struct {
 	done <-chan struct{}
 }
 
+// NBDExport is the export name under which ServeDiskNBD serves a disk, and which GuestSpec.XML
+// asks for. It must not be empty: libvirt 9.0 reports a network disk's export name as the source
+// path of its I/O-error event, and a disk without one makes libvirtd fail to encode the event
+// ("Unable to encode message payload"), so that no client ever receives it.
+const NBDExport = "disk"
+
 // ServeDiskNBD starts qemu-nbd serving disk (a raw image, e.g. from CreateDisk) and waits until
 // its socket is there. Up to 8 clients may connect at once (a migration needs two).
 func (c *Cluster) ServeDiskNBD(ctx context.Context, disk string) (*NBDServer, error) {
@@ -37,7 +43,7 @@ func (c *Cluster) ServeDiskNBD(ctx context.Context, disk string) (*NBDServer, er
 		return nil, fmt.Errorf("serve %s over nbd: %w", disk, err)
 	}
 	defer logf.Close()
-	cmd := exec.Command("qemu-nbd", "--socket="+sock, "--format=raw", "--persistent", "--shared=8",
+	cmd := exec.Command("qemu-nbd", "--socket="+sock, "--format=raw", "--persistent", "--shared=8", "--export-name="+NBDExport,
 		"--cache=none", "--aio=native", disk)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := startBound(cmd); err != nil {

@@ -63,7 +63,12 @@ func sharedCluster(t testing.TB) *cluster.Cluster {
 	fixture.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		c, err := cluster.Start(ctx, cluster.DefaultConfig())
+		cfg := cluster.DefaultConfig()
+		if os.Getenv("WINGMAN_CLUSTER_DEBUG") != "" {
+			// Keep the cluster directory (libvirtd logs at debug level, QEMU logs) for a post-mortem.
+			cfg.KeepDir, cfg.LibvirtdLogLevel = true, 1
+		}
+		c, err := cluster.Start(ctx, cfg)
 		if err != nil {
 			fixture.err = err
 			return
