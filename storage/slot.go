@@ -345,6 +345,10 @@ type Heartbeat struct {
 
 	mu  sync.Mutex
 	rec SlotRecord // what we last wrote
+	// pending is the sequence of a write that failed or timed out: it may
+	// still land (a slow SAN path), so finding it in our slot later is our
+	// own write, not a takeover. 0 when none.
+	pending uint64
 }
 
 // HostID is the slot number.
@@ -394,20 +398,37 @@ func (h *Heartbeat) Renew(ctx context.Context) ([]SlotView, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	own := views[h.host-1]
-	if own.Err == nil && (own.Empty || own.Record.Incarnation != h.rec.Incarnation || own.Record.Sequence != h.rec.Sequence) {
-		return views, h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
-			fmt.Errorf("%w: now held by %q generation %d", ErrSlotLost, own.Record.HostName, own.Record.Generation),
-			"this host must stop its protected VMs and restart wingmand")
+	if own.Err == nil {
+		ours := !own.Empty && own.Record.Incarnation == h.rec.Incarnation
+		switch {
+		case ours && own.Record.Sequence == h.rec.Sequence:
+		case ours && own.Record.Sequence > h.rec.Sequence && own.Record.Sequence <= h.pending:
+			// A write that failed or timed out landed after all: only we
+			// write our incarnation, so it was ours.
+			h.rec.Sequence = own.Record.Sequence
+		case ours:
+			return views, h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
+				fmt.Errorf("%w: it holds our sequence %d, we last wrote %d (a lost write, or another process with our incarnation)", ErrSlotLost, own.Record.Sequence, h.rec.Sequence),
+				"this host must stop its protected VMs and restart wingmand; check the storage for lost writes")
+		default:
+			return views, h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
+				fmt.Errorf("%w: now held by %q generation %d", ErrSlotLost, own.Record.HostName, own.Record.Generation),
+				"this host must stop its protected VMs and restart wingmand")
+		}
 	}
 	// A damaged own slot (own.Err != nil) is not a competitor's valid
 	// takeover; rewriting it is how it heals.
 	next := h.rec
-	next.Sequence++
+	next.Sequence = max(h.rec.Sequence, h.pending) + 1
 	next.Wall = time.Now()
 	if err := h.lun.io.write(ctx, h.lun.hdr.Geometry.slotBlock(h.host)*BlockSize, next.encode()); err != nil {
+		if !errors.Is(err, ErrIOPending) {
+			h.pending = next.Sequence // it may still land
+		}
 		return views, fmt.Errorf("renew heartbeat slot %d: %w", h.host, err)
 	}
 	h.rec = next
+	h.pending = 0
 	views[h.host-1] = SlotView{HostID: h.host, Record: next}
 	return views, nil
 }

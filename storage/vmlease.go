@@ -344,8 +344,8 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 		}
 		value, ok := lb.phaseOK(inst, own)
 		if !ok {
-			if st := lb.state(); st.Epoch > inst || (st.Epoch == inst && st.Settled) {
-				return st, &LeaseHeldError{VM: idx, State: st}
+			if st, done, err := settledFor(idx, inst, me, lb.state()); done {
+				return st, err
 			}
 			continue
 		}
@@ -362,8 +362,8 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 			return LeaseState{}, err
 		}
 		if _, ok := lb.phaseOK(inst, own); !ok {
-			if st := lb.state(); st.Epoch > inst || (st.Epoch == inst && st.Settled) {
-				return st, &LeaseHeldError{VM: idx, State: st}
+			if st, done, err := settledFor(idx, inst, me, lb.state()); done {
+				return st, err
 			}
 			continue
 		}
@@ -378,6 +378,20 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 		}
 		return st, nil
 	}
+}
+
+// settledFor decides, after an aborted phase, whether instance inst is over:
+// a competitor may have completed it, possibly with our own value (Disk Paxos
+// makes a later proposer adopt the highest accepted value), in which case we
+// are the owner and must say so, or nobody would run the VM.
+func settledFor(idx int, inst uint64, me Owner, st LeaseState) (LeaseState, bool, error) {
+	switch {
+	case st.Epoch == inst && st.Settled && !st.InProgress && st.Owner == me:
+		return st, true, nil
+	case st.Epoch > inst || (st.Epoch == inst && st.Settled):
+		return st, true, &LeaseHeldError{VM: idx, State: st}
+	}
+	return st, false, nil
 }
 
 // phaseOK checks, after writing own, that no host started a higher ballot in

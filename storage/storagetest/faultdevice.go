@@ -9,6 +9,7 @@ package storagetest
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -35,7 +36,7 @@ type Fault struct {
 	EIO bool
 	// Latency delays the I/O before it runs.
 	Latency time.Duration
-	// Hang blocks the I/O until Release (or Close) is called.
+	// Hang blocks the I/O until Release, Clear or the device's Close is called.
 	Hang bool
 	// TornAfter, for writes, writes only the first TornAfter bytes and then
 	// fails with EIO: what a crash or path loss mid-write leaves behind.
@@ -108,7 +109,7 @@ func (c *Controller) Device(host string, dev storage.Device) *Device {
 		c.stats[host] = &Stats{}
 	}
 	c.mu.Unlock()
-	return &Device{Device: dev, c: c, host: host}
+	return &Device{Device: dev, c: c, host: host, closed: make(chan struct{})}
 }
 
 // Device is a storage.Device with faults.
@@ -116,6 +117,16 @@ type Device struct {
 	storage.Device
 	c    *Controller
 	host string
+
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close: ends this device's hung I/Os
+}
+
+// Close ends this device's hung I/Os (they fail with os.ErrClosed) and
+// closes the wrapped device.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() { close(d.closed) })
+	return d.Device.Close()
 }
 
 // match returns the first fault that applies and consumes one of its uses.
@@ -160,7 +171,11 @@ func (d *Device) apply(op Op, p []byte, off int64) (done bool, n int, err error)
 	}
 	if f.Hang {
 		d.c.count(d.host, func(s *Stats) { s.Hung++ })
-		<-rel
+		select {
+		case <-rel:
+		case <-d.closed:
+			return true, 0, os.ErrClosed
+		}
 	}
 	switch {
 	case f.EIO:
