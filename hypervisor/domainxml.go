@@ -95,7 +95,7 @@ func ParseDomainXML(doc string) (DomainSpec, error) {
 	if err := xml.Unmarshal([]byte(doc), &x); err != nil {
 		return DomainSpec{}, fmt.Errorf("parse domain XML: %w: %w", ErrBadDomainXML, err)
 	}
-	spec := DomainSpec{Name: strings.TrimSpace(x.Name), UUID: strings.ToLower(strings.TrimSpace(x.UUID)), Type: x.Type}
+	spec := DomainSpec{Name: strings.TrimSpace(x.Name), UUID: canonicalUUID(x.UUID), Type: x.Type}
 	if spec.Name == "" {
 		return DomainSpec{}, fmt.Errorf("parse domain XML: %w: <name> is missing", ErrBadDomainXML)
 	}
@@ -159,6 +159,21 @@ var unitBytes = map[string]uint64{
 	"mb": 1000 * 1000, "m": 1 << 20, "mib": 1 << 20,
 	"gb": 1000 * 1000 * 1000, "g": 1 << 30, "gib": 1 << 30,
 	"tb": 1000 * 1000 * 1000 * 1000, "t": 1 << 40, "tib": 1 << 40,
+	"pb": 1000 * 1000 * 1000 * 1000 * 1000, "p": 1 << 50, "pib": 1 << 50,
+	"eb": 1000 * 1000 * 1000 * 1000 * 1000 * 1000, "e": 1 << 60, "eib": 1 << 60,
+}
+
+// canonicalUUID writes a UUID the way libvirt lists it (lowercase, dashed
+// 8-4-4-4-12), so that a spec compares equal to Domain.UUID. libvirt also
+// accepts the 32 hex digits without dashes in definitions. Anything that is
+// not a UUID is returned trimmed and lowercased, for libvirt to reject.
+func canonicalUUID(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	hex := strings.ReplaceAll(s, "-", "")
+	if len(hex) != 32 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return s
+	}
+	return hex[:8] + "-" + hex[8:12] + "-" + hex[12:16] + "-" + hex[16:20] + "-" + hex[20:]
 }
 
 func (s xmlSize) bytes() (uint64, error) {
