@@ -122,7 +122,7 @@ type Header struct {
 }
 
 func durMS(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
-func msDur(v uint32) time.Duration  { return time.Duration(v) * time.Millisecond }
+func msDur(v uint32) time.Duration { return time.Duration(v) * time.Millisecond }
 
 // encode returns the header block.
 func (h *Header) encode() []byte {

@@ -114,7 +114,7 @@ type VMRecord struct {
 	// Warning is set when one config copy is damaged but the other was good
 	// (a torn write of an update): nothing was lost, the next write heals it.
 	Warning error
-	newest int // which copy Config came from (0 or 1), -1 if none
+	newest  int // which copy Config came from (0 or 1), -1 if none
 }
 
 // Protected reports whether the record holds a live (not deleted) VM.
@@ -259,8 +259,10 @@ func (l *LUN) ProtectVM(ctx context.Context, me Owner, cfg VMConfig) (int, Lease
 			return -1, LeaseState{}, fmt.Errorf("protect VM %q: %w: VM %s is already protected in record %d", cfg.Name, ErrInvalid, cfg.UUID, r.Index)
 		}
 	}
-	if len(errs) > 0 && ctx.Err() != nil {
-		return -1, LeaseState{}, errs[0]
+	if len(errs) > 0 {
+		// An unreadable record may already hold this VM with an owner; a
+		// second record would give the VM a second owner.
+		return -1, LeaseState{}, fmt.Errorf("protect VM %q: cannot tell whether it is already protected: %d records unreadable, first: %w", cfg.Name, len(errs), errs[0])
 	}
 	for _, r := range recs {
 		if !r.Free() {
@@ -276,9 +278,38 @@ func (l *LUN) ProtectVM(ctx context.Context, me Owner, cfg VMConfig) (int, Lease
 		if _, err := l.WriteVMConfig(ctx, r.Index, lease, cfg); err != nil {
 			return -1, LeaseState{}, err
 		}
+		if err := l.checkSoleRecord(ctx, r.Index, lease, cfg); err != nil {
+			return -1, LeaseState{}, err
+		}
 		return r.Index, lease, nil
 	}
 	return -1, LeaseState{}, fmt.Errorf("protect VM %q: %w: all %d records are in use; unprotect a VM or reformat with more --vms", cfg.Name, ErrNoFreeVMRecord, l.hdr.Geometry.MaxVMs)
+}
+
+// checkSoleRecord re-reads every record after ProtectVM wrote record idx and
+// withdraws it if another record now holds the same VM (two hosts protected
+// it at once) or if that cannot be known. Of two racers at least one sees
+// the other's record, because each looks only after its own write landed;
+// so at most one keeps its record, and the VM never gets two owners.
+func (l *LUN) checkSoleRecord(ctx context.Context, idx int, lease LeaseState, cfg VMConfig) error {
+	recs, errs := l.ReadVMs(ctx)
+	var why error
+	for _, r := range recs {
+		if r.Index != idx && r.Protected() && r.Config.UUID == cfg.UUID {
+			why = fmt.Errorf("%w: VM %s was protected at the same time in record %d; retry", ErrContended, cfg.UUID, r.Index)
+			break
+		}
+	}
+	if why == nil && len(errs) > 0 {
+		why = fmt.Errorf("cannot check that VM %s is not protected twice: %d records unreadable, first: %w", cfg.UUID, len(errs), errs[0])
+	}
+	if why == nil {
+		return nil
+	}
+	if err := l.DeleteVM(ctx, idx, lease); err != nil {
+		return fmt.Errorf("protect VM %q: %w; withdrawing record %d failed too: %v", cfg.Name, why, idx, err)
+	}
+	return fmt.Errorf("protect VM %q: %w", cfg.Name, why)
 }
 
 // DeleteVM leaves a tombstone in record idx and releases the lease, which
