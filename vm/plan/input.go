@@ -1,0 +1,193 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrInvalidInput is wrapped by errors about the Input itself (duplicate
+// ids, a bad Config, a VM with an invalid policy). The planner refuses to
+// plan from an input it cannot trust: planning a VM twice could start it twice.
+var ErrInvalidInput = errors.New("invalid planner input")
+
+// ErrUnknownHost is returned for a host id that is not in the Input.
+var ErrUnknownHost = errors.New("unknown host")
+
+// HostState is a host's state as computed by the quorum layer.
+type HostState string
+
+const (
+	HostAlive       HostState = "alive"       // runs VMs and takes new ones
+	HostMaintenance HostState = "maintenance" // being emptied or emptied; takes none
+	HostSuspect     HostState = "suspect"     // serf lost it but the LUN says alive: keep its VMs, send none
+	HostDead        HostState = "dead"        // declared dead: its VMs are restarted elsewhere
+	HostLeft        HostState = "left"        // left the cluster cleanly: its VMs are restarted elsewhere
+)
+
+// lost reports whether the host's VMs belong to others now.
+func (s HostState) lost() bool { return s == HostDead || s == HostLeft }
+
+func (s HostState) valid() bool {
+	switch s {
+	case HostAlive, HostMaintenance, HostSuspect, HostDead, HostLeft:
+		return true
+	}
+	return false
+}
+
+// Host is one host of the cluster as the planner sees it.
+type Host struct {
+	ID    int // slot id on the LUN, > 0
+	Name  string
+	State HostState
+	// Memory and CPUs are the host's physical capacity.
+	Memory uint64 // bytes
+	CPUs   int
+	// OtherMemory and OtherCPUs are load the VM list does not show:
+	// unprotected guests and anything else already committed on the host.
+	OtherMemory uint64
+	OtherCPUs   int
+}
+
+// VM is one protected VM.
+type VM struct {
+	UUID string
+	Name string
+	// Owner is the id of the host whose lease the VM holds; 0 means none.
+	Owner  int
+	Memory uint64 // bytes
+	VCPUs  int
+	// Running says whether the VM runs (or ran, when its owner was lost).
+	// Only running VMs count as load on their owner.
+	Running bool
+	Policy  Policy
+	// Restarts holds the times of earlier automatic restarts, for the
+	// policy's restart limit (compared with Input.Now; entries outside the
+	// window are ignored).
+	Restarts []time.Time
+}
+
+// Config tunes placement. The zero value is not valid: start from
+// DefaultConfig.
+type Config struct {
+	// MemoryOvercommit: a host's VMs may use up to this many times its
+	// memory minus ReservedMemory. 1.0 means no overcommit.
+	MemoryOvercommit float64
+	// CPUOvercommit: a host's VMs may have up to this many vCPUs per CPU.
+	CPUOvercommit float64
+	// ReservedMemory is kept free on every host for the host itself.
+	ReservedMemory uint64
+	// MaxConcurrentStarts bounds the VM starts of one failover wave, cluster
+	// wide; MaxStartsPerHost bounds them per target host.
+	MaxConcurrentStarts int
+	MaxStartsPerHost    int
+	// MaxConcurrentMigrations bounds the live migrations of one evacuation
+	// wave; MaxMigrationsPerHost bounds the incoming ones per target host.
+	MaxConcurrentMigrations int
+	MaxMigrationsPerHost    int
+}
+
+// DefaultConfig is the production placement configuration: no memory
+// overcommit, 4 vCPUs per CPU, 1 GiB reserved per host, 8 concurrent starts
+// (2 per host), 2 concurrent migrations (1 per target).
+func DefaultConfig() Config {
+	return Config{
+		MemoryOvercommit:        1.0,
+		CPUOvercommit:           4.0,
+		ReservedMemory:          1 << 30,
+		MaxConcurrentStarts:     8,
+		MaxStartsPerHost:        2,
+		MaxConcurrentMigrations: 2,
+		MaxMigrationsPerHost:    1,
+	}
+}
+
+// Validate rejects values the planner cannot honour, saying what to change.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: config "+format, append([]any{ErrInvalidInput}, args...)...))
+	}
+	// NaN fails both comparisons, so it is rejected too.
+	if !(c.MemoryOvercommit >= 1 && c.MemoryOvercommit <= 10) {
+		add("memory overcommit %v: use 1.0 (none) to 10; keep headroom with reserved memory instead", c.MemoryOvercommit)
+	}
+	if !(c.CPUOvercommit >= 1 && c.CPUOvercommit <= 64) {
+		add("cpu overcommit %v: use 1 to 64 vCPUs per CPU", c.CPUOvercommit)
+	}
+	if c.MaxConcurrentStarts < 1 {
+		add("max concurrent starts %d: use at least 1", c.MaxConcurrentStarts)
+	}
+	if c.MaxStartsPerHost < 1 {
+		add("max starts per host %d: use at least 1", c.MaxStartsPerHost)
+	}
+	if c.MaxConcurrentMigrations < 1 {
+		add("max concurrent migrations %d: use at least 1", c.MaxConcurrentMigrations)
+	}
+	if c.MaxMigrationsPerHost < 1 {
+		add("max migrations per host %d: use at least 1", c.MaxMigrationsPerHost)
+	}
+	return errors.Join(errs...)
+}
+
+// Input is the immutable snapshot every planner function reads. Slice order
+// does not matter.
+type Input struct {
+	Hosts  []Host
+	VMs    []VM
+	Config Config
+	// Now is the time restart limits are counted back from.
+	Now time.Time
+}
+
+// Validate checks the config, that host ids and VM UUIDs are unique, and
+// every VM's size and policy.
+func (in *Input) Validate() error {
+	var errs []error
+	if err := in.Config.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidInput}, args...)...))
+	}
+	hosts := make(map[int]struct{}, len(in.Hosts))
+	for i := range in.Hosts {
+		h := &in.Hosts[i]
+		if h.ID <= 0 {
+			add("host %q has id %d: ids are positive", h.Name, h.ID)
+		}
+		if _, dup := hosts[h.ID]; dup {
+			add("host id %d appears twice", h.ID)
+		}
+		hosts[h.ID] = struct{}{}
+		if !h.State.valid() {
+			add("host %d state %q: use alive, maintenance, suspect, dead or left", h.ID, h.State)
+		}
+		if h.CPUs < 0 || h.OtherCPUs < 0 {
+			add("host %d has a negative cpu count", h.ID)
+		}
+	}
+	vms := make(map[string]struct{}, len(in.VMs))
+	for i := range in.VMs {
+		v := &in.VMs[i]
+		if v.UUID == "" {
+			add("vm %q has no uuid", v.Name)
+		}
+		if _, dup := vms[v.UUID]; dup {
+			add("vm uuid %s appears twice", v.UUID)
+		}
+		vms[v.UUID] = struct{}{}
+		if v.VCPUs < 0 || v.Owner < 0 {
+			add("vm %s has a negative vcpu count or owner", v.UUID)
+		}
+		if err := v.Policy.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: vm %s: %w", ErrInvalidInput, v.UUID, err))
+		}
+		if len(errs) > 20 {
+			add("more errors not shown")
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
