@@ -307,7 +307,8 @@ func (s *scenario) place(v *VM) (int32, Reason, string) {
 				return -1, ReasonAntiAffinity, fmt.Sprintf("%s; every host with room runs a VM of group %q", need, v.Policy.AntiAffinity)
 			}
 			top := s.index[0]
-			return -1, ReasonNoCapacity, fmt.Sprintf("%s; most free: %s on %s", need, formatBytes(max(s.memFree[top], 0)), s.c.hosts[top].name)
+			return -1, ReasonNoCapacity, fmt.Sprintf("%s; most free: %s and %d vCPUs on %s",
+				need, formatBytes(max(s.memFree[top], 0)), max(s.cpuFree[top], 0), s.c.hosts[top].name)
 		}
 	}
 	s.memFree[best] -= mem
