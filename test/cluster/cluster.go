@@ -21,6 +21,9 @@ import (
 // program or the libvirt-qemu user missing). New skips the test on it, unless CI is set.
 var ErrPrerequisite = errors.New("test cluster prerequisite missing")
 
+// maxSocketPath is the longest path a Unix socket can have on Linux (sun_path less its NUL).
+const maxSocketPath = 107
+
 // dirPrefix starts the name of every cluster directory; the owner's PID follows.
 const dirPrefix = "wingman-cluster-"
 
@@ -99,6 +102,13 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	dir, err := os.MkdirTemp(cfg.BaseDir, fmt.Sprintf("%s%d-", dirPrefix, os.Getpid()))
 	if err != nil {
 		return nil, fmt.Errorf("create cluster dir in %s: %w", cfg.BaseDir, err)
+	}
+	// The harness reaches each libvirtd by its socket file in the host's run dir, and a Unix
+	// socket path has at most 107 bytes: past that, libvirtd would start but never answer.
+	if sock := filepath.Join(dir, "hosts", cfg.NamePrefix+strconv.Itoa(cfg.Hosts), "run", "libvirt-sock"); len(sock) > maxSocketPath {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("config: BaseDir %s is too long: the libvirtd socket %s would have %d bytes, over the %d of a Unix socket path: use a shorter BaseDir or NamePrefix",
+			cfg.BaseDir, sock, len(sock), maxSocketPath)
 	}
 	c := &Cluster{
 		cfg:        cfg,

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -193,9 +192,9 @@ func TestCloseLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := cluster.DefaultConfig()
+	// Same subnet and ports as the shared cluster, which may be running: every cluster has a
+	// switch of its own and every host a network namespace of its own, so they cannot clash.
 	cfg.NamePrefix = "tidy"
-	cfg.Subnet = netip.MustParsePrefix("10.78.0.0/24")
-	cfg.MigrationPortBase = 49152 + 64*8 // clear of the shared cluster's ports (same kernel)
 	c := cluster.New(t, cfg)
 	fp, err := recordFootprint(c)
 	if err != nil {

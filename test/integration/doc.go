@@ -12,6 +12,12 @@
 // on the network and with libvirtd running, also when it fails. TestMain closes the shared
 // cluster and then checks that no process, mount or veth of it is left.
 //
+// Live migration goes through libvirt directly (see migrate in migrate_test.go): the hypervisor
+// package declares MigrateOptions and MigrationResult but has no Migrate or AbortMigration yet.
+//
+// With WINGMAN_CLUSTER_DEBUG set, the shared cluster logs libvirtd at debug level and keeps its
+// directory (logs, disks, configuration) after the run, for a post-mortem.
+//
 // BenchmarkLiveMigration measures live migration of an idle 64 MiB guest between two hosts:
 //
 //	go test -run '^$' -bench LiveMigration -benchtime 1x ./test/integration/

@@ -20,6 +20,11 @@ func TestPowerOffKillsEverything(t *testing.T) {
 	c := sharedCluster(t)
 	ctx := testContext(t)
 	h1, h2 := c.Hosts()[0], c.Hosts()[1]
+	conn1, conn2 := dial(t, h1), dial(t, h2)
+	name1, name2 := guestName(t, "vm1"), guestName(t, "vm2")
+	newGuest(t, ctx, c, conn1, name1)
+	newGuest(t, ctx, c, conn2, name2)
+	// Registered after the guests, so it runs before their removal.
 	t.Cleanup(func() {
 		if !h2.On() {
 			if err := c.PowerOn(testContext(t), h2); err != nil {
@@ -27,10 +32,6 @@ func TestPowerOffKillsEverything(t *testing.T) {
 			}
 		}
 	})
-	conn1, conn2 := dial(t, h1), dial(t, h2)
-	name1, name2 := guestName(t, "vm1"), guestName(t, "vm2")
-	newGuest(t, ctx, c, conn1, name1)
-	newGuest(t, ctx, c, conn2, name2)
 	startGuest(t, ctx, conn1, name1)
 	startGuest(t, ctx, conn2, name2)
 	events := subscribe(t, ctx, conn2)
