@@ -383,52 +383,34 @@ func executionOrder(a, b Step) int {
 	return cmp.Compare(a.VM, b.VM)
 }
 
-// waves batches steps (already in execution order) into waves of at most
-// total steps and perHost steps per target. With tiered set, a wave holds one
-// tier only and the first wave of a tier awaits the guest agents of earlier
-// tiers' WaitGuestAgent steps. Within those limits a step goes into the
-// earliest wave with room, so a busy target does not hold back others.
-// O(S * W) for S steps in W waves.
+// waves cuts steps (already in execution order) into consecutive waves of
+// at most total steps and perHost steps per target. With tiered set, a wave
+// holds one tier only and the first wave of a tier awaits the guest agents
+// of earlier tiers' WaitGuestAgent steps. Waves are consecutive runs of the
+// list, never reordered to pack tighter, so no VM starts before one of
+// higher priority in its tier. O(S).
 func waves(steps []Step, total, perHost int, tiered bool) []Wave {
 	var out []Wave
-	var awaiting []string
-	for len(steps) > 0 {
-		n := len(steps)
-		if tiered {
-			n = 1
-			for n < len(steps) && steps[n].Tier == steps[0].Tier {
-				n++
+	var awaiting, tierAgents []string
+	var load map[int]int
+	for i, st := range steps {
+		newTier := i == 0 || tiered && st.Tier != steps[i-1].Tier
+		if newTier {
+			awaiting = append(awaiting, tierAgents...)
+			tierAgents = nil
+		}
+		if newTier || len(out[len(out)-1].Steps) == total || load[st.To] == perHost {
+			out = append(out, Wave{})
+			load = make(map[int]int)
+			if newTier && len(awaiting) > 0 {
+				out[len(out)-1].AwaitAgents, awaiting = awaiting, nil
 			}
 		}
-		tier := steps[:n:n]
-		steps = steps[n:]
-		pending := tier
-		for first := true; len(pending) > 0; first = false {
-			var w Wave
-			if first && len(awaiting) > 0 {
-				w.AwaitAgents, awaiting = awaiting, nil
-			}
-			load := make(map[int]int)
-			var later []Step
-			for i, st := range pending {
-				if len(w.Steps) == total {
-					later = append(later, pending[i:]...)
-					break
-				}
-				if load[st.To] >= perHost {
-					later = append(later, st)
-					continue
-				}
-				load[st.To]++
-				w.Steps = append(w.Steps, st)
-			}
-			out = append(out, w)
-			pending = later
-		}
-		for _, st := range tier {
-			if st.WaitGuestAgent {
-				awaiting = append(awaiting, st.VM)
-			}
+		w := &out[len(out)-1]
+		w.Steps = append(w.Steps, st)
+		load[st.To]++
+		if st.WaitGuestAgent {
+			tierAgents = append(tierAgents, st.VM)
 		}
 	}
 	return out
