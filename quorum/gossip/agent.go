@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,6 +136,7 @@ type Agent struct {
 	subs     map[chan struct{}]struct{}
 	handlers map[string]QueryHandler
 
+	joinAttempts                                                    atomic.Int64
 	querySlots                                                      chan struct{}
 	memberEvents, coalesced, queriesHandled, queriesDropped, others atomic.Uint64
 }
@@ -285,6 +287,7 @@ func (a *Agent) joinLoop(ctx context.Context, peers []string) {
 	defer close(a.joinDone)
 	var last error
 	for attempt := 1; ; attempt++ {
+		a.joinAttempts.Add(1)
 		n, err := a.serf.Join(peers, true)
 		if err == nil && n > 0 && a.serf.NumNodes() > 1 {
 			a.log.Info("joined the cluster", "peers_answered", n, "attempt", attempt)
@@ -296,7 +299,7 @@ func (a *Agent) joinLoop(ctx context.Context, peers []string) {
 		last = err
 		a.log.Warn("join failed; retrying", "peers", peers, "attempt", attempt, "err", err)
 		if a.cfg.JoinRetryMax > 0 && attempt >= a.cfg.JoinRetryMax {
-			a.joinErr = fmt.Errorf("join %v: gave up after %d attempts: %w", peers, attempt, last)
+			a.joinErr = fmt.Errorf("join %v: gave up after %d attempts%s: %w", peers, attempt, keyHint(last), last)
 			return
 		}
 		timer := time.NewTimer(a.cfg.JoinRetryInterval)
@@ -308,6 +311,14 @@ func (a *Agent) joinLoop(ctx context.Context, peers []string) {
 			return
 		}
 	}
+}
+
+// keyHint points at the usual cause of a join refused for encryption.
+func keyHint(err error) string {
+	if strings.Contains(err.Error(), "crypt") {
+		return " (the peers use another gossip key, or none: every host needs the same key)"
+	}
+	return ""
 }
 
 // WaitJoined waits until the background join ends: nil once a peer answered
