@@ -158,6 +158,9 @@ func (h *Host) LibvirtdAddrPort() netip.AddrPort {
 	return netip.AddrPortFrom(h.addr, LibvirtdTCPPort)
 }
 
+// LibvirtdRunning reports whether the host's libvirtd process is alive (false when off).
+func (h *Host) LibvirtdRunning() bool { return h.libvirtdRunning() }
+
 // libvirtdRunning reports whether the host's libvirtd process is alive.
 func (h *Host) libvirtdRunning() bool {
 	h.mu.Lock()

@@ -87,8 +87,31 @@ func sharedCluster(t testing.TB) *cluster.Cluster {
 		if t.Failed() {
 			c.LogTails(t)
 		}
+		restoreHosts(t, c)
 	})
 	return c
+}
+
+// restoreHosts puts every host of the shared cluster back as the next test expects it: powered
+// on, on the network, libvirtd running, whatever a failed test left behind.
+func restoreHosts(t testing.TB, c *cluster.Cluster) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
+	defer cancel()
+	for _, h := range c.Hosts() {
+		var err error
+		switch {
+		case !h.On():
+			err = c.PowerOn(ctx, h)
+		case !h.LibvirtdRunning():
+			err = c.RestartLibvirtd(ctx, h)
+		}
+		if err == nil && c.Partitioned(h) {
+			err = c.Heal(h)
+		}
+		if err != nil {
+			t.Errorf("cleanup: restore %s for the next test: %v", h.Name(), err)
+		}
+	}
 }
 
 // testConfig is the adapter configuration of the tests: quick keepalive and reconnect, so that a
@@ -168,8 +191,12 @@ func startGuest(t testing.TB, ctx context.Context, conn *hypervisor.Conn, name s
 }
 
 // removeGuest destroys and undefines name wherever it exists, so that a failed test leaves no
-// guest running for the next one. Hosts that are off are skipped: their guests are dead.
+// guest running for the next one. Hosts of the shared cluster are first restored; hosts that are
+// off (of another cluster) are skipped: their guests are dead.
 func removeGuest(t testing.TB, c *cluster.Cluster, name string) {
+	if c == fixture.c {
+		restoreHosts(t, c)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	for _, h := range c.Hosts() {
