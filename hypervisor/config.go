@@ -63,6 +63,14 @@ type Config struct {
 	// statistics and calls MigrateOptions.Progress.
 	MigrationProgressInterval time.Duration
 
+	// MigrationAbortTimeout is how long Migrate waits, after its context ended
+	// and it asked libvirt to abort, for the migration to end. An abort is
+	// refused once the guest has been switched over, and a destination that
+	// stopped answering is only noticed by keepalive; past this, Migrate
+	// returns ErrTimeout and the caller must list both hosts to learn where
+	// the guest runs.
+	MigrationAbortTimeout time.Duration
+
 	// JobStatsWait is how long Migrate waits, after libvirt reports success,
 	// for the job-completed event that carries the final statistics
 	// (downtime). Past it, the result says the downtime is unknown.
@@ -82,7 +90,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout:           2 * time.Minute,
 		AgentTimeout:              5 * time.Second,
 		QMPTimeout:                5 * time.Second,
-		MigrationProgressInterval: 500 * time.Millisecond,
+		MigrationProgressInterval: 200 * time.Millisecond,
+		MigrationAbortTimeout:     30 * time.Second,
 		JobStatsWait:              2 * time.Second,
 	}
 }
@@ -123,6 +132,7 @@ func (c Config) Validate() error {
 		{"AgentTimeout", c.AgentTimeout},
 		{"QMPTimeout", c.QMPTimeout},
 		{"MigrationProgressInterval", c.MigrationProgressInterval},
+		{"MigrationAbortTimeout", c.MigrationAbortTimeout},
 	} {
 		if d.v <= 0 {
 			bad("%s %v must be positive", d.name, d.v)

@@ -8,7 +8,8 @@ import (
 )
 
 // Sentinel errors. Every error returned by this package wraps at most one of
-// them (plus ErrMigrationFailed alongside ErrMigrationAborted); test with
+// them (plus ErrMigrationFailed alongside another class when a migration
+// failed: ErrMigrationAborted, ErrDestinationUnreachable, ...); test with
 // errors.Is. The underlying *libvirt.Error, when there is one, is reachable
 // with errors.As (target type libvirt.Error).
 var (
@@ -29,6 +30,9 @@ var (
 	// ErrMigrationAborted: the migration was aborted on request (always
 	// together with ErrMigrationFailed).
 	ErrMigrationAborted = errors.New("migration aborted")
+	// ErrDestinationUnreachable: the source libvirtd could not reach the
+	// destination libvirtd (or lost it during the migration).
+	ErrDestinationUnreachable = errors.New("migration destination unreachable")
 	// ErrNoMigration: there is no migration job to abort or watch.
 	ErrNoMigration = errors.New("no migration in progress")
 	// ErrTimeout: the operation did not finish within its deadline.
@@ -44,12 +48,14 @@ var (
 
 // hints tell the reader of a log line what to do about each class of error.
 var hints = map[error]string{
-	ErrNotFound:         "check the name against the domain list, or define the domain on this host first",
-	ErrNotRunning:       "start the domain first",
-	ErrAlreadyRunning:   "it is already running here; destroy it first if a restart is really meant",
-	ErrConnection:       "check that libvirtd is running; the connection is retried in the background",
-	ErrClosed:           "the connection was closed by its owner; dial a new one",
-	ErrNoMigration:      "nothing to abort; the migration may have finished already",
+	ErrNotFound:       "check the name against the domain list, or define the domain on this host first",
+	ErrNotRunning:     "start the domain first",
+	ErrAlreadyRunning: "it is already running here; destroy it first if a restart is really meant",
+	ErrConnection:     "check that libvirtd is running; the connection is retried in the background",
+	ErrClosed:         "the connection was closed by its owner; dial a new one",
+	ErrNoMigration:    "nothing to abort; the migration may have finished already",
+	ErrDestinationUnreachable: "check the destination URI, and that the destination libvirtd listens there " +
+		"and is reachable from the source host",
 	ErrInvalidXML:       "fix the domain XML",
 	ErrAgentUnavailable: "add a guest-agent channel to the domain and run qemu-guest-agent in the guest",
 	ErrUnsupported:      "this needs a real QEMU/KVM libvirtd",

@@ -119,7 +119,7 @@ func TestOpError(t *testing.T) {
 // what to do; classes that only describe an outcome need none.
 func TestHints(t *testing.T) {
 	for _, class := range []error{ErrNotFound, ErrNotRunning, ErrAlreadyRunning, ErrConnection, ErrClosed,
-		ErrNoMigration, ErrInvalidXML, ErrAgentUnavailable, ErrUnsupported} {
+		ErrNoMigration, ErrInvalidXML, ErrAgentUnavailable, ErrUnsupported, ErrDestinationUnreachable} {
 		if hints[class] == "" {
 			t.Errorf("no hint for %v", class)
 		}

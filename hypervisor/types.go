@@ -281,8 +281,11 @@ type MigrateOptions struct {
 	// caching. Test clusters only: on plain local directories libvirt 9.0
 	// refuses otherwise.
 	Unsafe bool
-	// Progress, if set, is called every Config.MigrationProgressInterval from
-	// Migrate's goroutine while the migration runs. It must return quickly.
+	// Progress, if set, is called about every Config.MigrationProgressInterval
+	// while the migration runs, from one goroutine of Migrate's (never from
+	// libvirt's event loop, never concurrently with itself, never after Migrate
+	// returned). It must return quickly: sampling waits for it. A migration
+	// shorter than the interval may end without any call.
 	Progress func(MigrationProgress)
 }
 
@@ -294,9 +297,17 @@ type MigrationProgress struct {
 	DataProcessed uint64
 	DataRemaining uint64
 	DataTotal     uint64
+	// Percent is DataProcessed as a share of DataTotal, 0 to 100. DataTotal
+	// grows when the guest dirties memory, so Percent can go down.
+	Percent float64
 	// MemIteration is the number of memory passes so far; a growing number
 	// with a steady DataRemaining means the guest dirties memory too fast.
 	MemIteration uint64
+	// ExpectedDowntime is QEMU's estimate of the switch-over pause if the
+	// migration switched over now; ExpectedDowntimeKnown is false until QEMU
+	// has one.
+	ExpectedDowntime      time.Duration
+	ExpectedDowntimeKnown bool
 }
 
 // MigrationResult describes a completed migration.
@@ -306,8 +317,9 @@ type MigrationResult struct {
 	// JobTime is the migration job's own elapsed time from libvirt.
 	JobTime time.Duration
 	// Downtime is how long the guest was paused at switch-over, from
-	// libvirt's completed-job statistics; DowntimeKnown is false when those
-	// statistics did not arrive within Config.JobStatsWait.
+	// libvirt's completed-job statistics (the source's job-completed event);
+	// DowntimeKnown is false when those statistics did not arrive within
+	// Config.JobStatsWait.
 	Downtime      time.Duration
 	DowntimeKnown bool
 	// DataTransferred is the number of bytes sent.
