@@ -341,17 +341,24 @@ func (s *scenario) resort(pos int) {
 }
 
 // run places queue (already in placement order) and returns steps in the
-// same order plus the VMs that did not fit.
+// same order plus the VMs that did not fit. Admission control only needs
+// the latter and passes action "" to skip building steps.
 func (s *scenario) run(queue []int32, action Action) ([]Step, []Unplaced) {
 	c := s.c
-	var steps []Step
 	var unplaced []Unplaced
+	var steps []Step
+	if action != "" {
+		steps = make([]Step, 0, len(queue))
+	}
 	for _, vi := range queue {
 		v := &c.in.VMs[vi]
 		from := c.hosts[c.byID[v.Owner]]
 		hi, reason, detail := s.place(v)
 		if hi < 0 {
 			unplaced = append(unplaced, Unplaced{VM: v.UUID, Name: v.Name, From: v.Owner, Priority: v.Policy.Priority, Reason: reason, Detail: detail})
+			continue
+		}
+		if action == "" {
 			continue
 		}
 		to := c.hosts[hi]
