@@ -12,8 +12,9 @@
 // on the network and with libvirtd running, also when it fails. TestMain closes the shared
 // cluster and then checks that no process, mount or veth of it is left.
 //
-// Live migration goes through libvirt directly (see migrate in migrate_test.go): the hypervisor
-// package declares MigrateOptions and MigrationResult but has no Migrate or AbortMigration yet.
+// migrate_test.go migrates through libvirt directly, independently of the adapter, so that the
+// cluster's migration path and the benchmark do not depend on the code under test; tests of the
+// adapter's own Conn.Migrate and AbortMigration sit beside it.
 //
 // With WINGMAN_CLUSTER_DEBUG set, the shared cluster logs libvirtd at debug level and keeps its
 // directory (logs, disks, configuration) after the run, for a post-mortem.

@@ -18,9 +18,8 @@ import (
 // peer-to-peer, persistent on the destination, source definition undefined, and the downtime
 // from libvirt's statistics of the completed job.
 //
-// The hypervisor package declares MigrateOptions, MigrationResult and the job-completed event
-// plumbing, but has no Migrate or AbortMigration yet, so this does the same through libvirt
-// directly; once Conn.Migrate exists, these tests should call it instead.
+// It goes through libvirt directly, not through hypervisor.Conn.Migrate, so that the cluster's
+// migration path (and the benchmark) is checked independently of the adapter under test.
 func migrate(ctx context.Context, src, dst *cluster.Host, name string, opts hypervisor.MigrateOptions) (hypervisor.MigrationResult, error) {
 	op := fmt.Sprintf("migrate %q from %s to %s", name, src.Name(), dst.Name())
 	lc, err := libvirt.NewConnect(src.URI())
