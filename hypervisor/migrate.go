@@ -305,9 +305,12 @@ func (c *Conn) migrationFailed(lc *libvirt.Connect, gen uint64, op string, d *li
 // unreachableMarkers are the messages with which libvirt's peer-to-peer
 // migration reports that the destination libvirtd could not be reached or
 // was lost; libvirt gives them generic codes (operation failed, system
-// error), so only the text tells.
+// error), so only the text tells. The source's own connection is local (a
+// unix socket) or, when remote, fails with other messages.
 var unreachableMarkers = []string{
 	"failed to connect to remote libvirt uri",
+	"unable to connect to server at", // libvirt 9.0: refused, no route, timed out
+	"cannot resolve address",
 	"lost connection to destination host",
 }
 

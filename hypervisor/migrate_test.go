@@ -127,6 +127,7 @@ func TestDestinationUnreachable(t *testing.T) {
 		want bool
 	}{
 		{lvErr(libvirt.ERR_OPERATION_FAILED, "Failed to connect to remote libvirt URI qemu+tcp://10.77.0.9/system: unable to connect to server at '10.77.0.9:16509': No route to host"), true},
+		{lvErr(libvirt.ERR_SYSTEM_ERROR, "unable to connect to server at '10.77.0.2:1': Connection refused"), true}, // seen with libvirt 9.0
 		{lvErr(libvirt.ERR_OPERATION_FAILED, "Lost connection to destination host"), true},
 		{lvErr(libvirt.ERR_OPERATION_ABORTED, "operation aborted: migration out job: canceled by client"), false},
 		{lvErr(libvirt.ERR_OPERATION_INVALID, "Requested operation is not valid: domain is not running"), false},
