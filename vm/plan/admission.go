@@ -60,7 +60,8 @@ type Failure struct {
 // already pending. Restart limits are ignored: the question is capacity.
 // It answers for this planner, which is greedy, not for the best packing
 // that might exist; that is the right question, since this planner is what
-// will run. k = 0 checks only the pending failover.
+// will run. k = 0 checks only the pending failover; a k above the number of
+// hosts that can still be lost checks losing them all.
 //
 // Cost: the input is read once, O(V + H log H). Each of the C(n, k)
 // scenarios then costs O(H) to copy the free-capacity arrays plus planning
