@@ -392,3 +392,31 @@ func TestDrainNeverBlocksSerf(t *testing.T) {
 		return false
 	})
 }
+
+// A host restarted after a crash finds the cluster again through its
+// snapshot alone: no Join list, and the others do not try to reach it.
+func TestSnapshotRejoin(t *testing.T) {
+	t.Parallel()
+	key := newKey(t)
+	// The survivors neither reconnect to failed hosts nor gossip to them
+	// for long, so only the snapshot can bring the host back.
+	agents := startCluster(t, 2, key, func(c *Config) {
+		c.Timing.ReconnectInterval = time.Hour
+		c.Timing.PushPullInterval = 200 * time.Millisecond
+	})
+	cfg := testConfig("phoenix", 3, key)
+	cfg.SnapshotPath = t.TempDir() + "/serf.snapshot"
+	cfg.Join = []string{agents[0].Addr().String()}
+	first := startAgent(t, cfg)
+	waitConverged(t, append(agents, first))
+	if err := first.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "phoenix failed", func() bool { return statusOf(agents[0], "phoenix") == StatusFailed })
+	time.Sleep(500 * time.Millisecond) // past the survivors' gossip to the dead (scenario set-up, not a verdict)
+
+	cfg.Join = nil
+	cfg.BindPort = int(first.Addr().Port())
+	again := startAgent(t, cfg)
+	waitConverged(t, append(agents, again))
+}
