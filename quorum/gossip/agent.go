@@ -244,7 +244,10 @@ func serfConfig(cfg Config, keys [][]byte, tags map[string]string, events chan<-
 		ml.GossipVerifyOutgoing = true
 	}
 
-	sc := serf.DefaultConfig()
+	sc, err := serfDefaults()
+	if err != nil {
+		return nil, err
+	}
 	sc.NodeName = cfg.NodeName
 	sc.Tags = tags
 	sc.EventCh = events
@@ -259,6 +262,17 @@ func serfConfig(cfg Config, keys [][]byte, tags map[string]string, events chan<-
 	sc.Logger = logger
 	ml.Logger = logger
 	return sc, nil
+}
+
+// serfDefaults is serf.DefaultConfig, which panics when the hostname cannot
+// be read; a bad environment must not crash the daemon.
+func serfDefaults() (sc *serf.Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("serf default config: %v", r)
+		}
+	}()
+	return serf.DefaultConfig(), nil
 }
 
 // otherPeers drops this agent's own address from the join list.
@@ -419,8 +433,9 @@ func (a *Agent) Members() []Member {
 	return out
 }
 
-// AliveSet returns the host ids of the members serf reports alive with
-// valid tags, this host included. A hint: see the package doc.
+// AliveSet returns the host ids of the members serf reports alive (not
+// leaving, left or failed) with valid tags, this host included. A hint: see
+// the package doc.
 func (a *Agent) AliveSet() map[int]bool {
 	set := map[int]bool{}
 	for _, m := range a.Members() {
@@ -512,7 +527,8 @@ func (a *Agent) Leave(ctx context.Context) error {
 }
 
 // Shutdown stops the agent at once, without telling anyone: peers will mark
-// it failed. Safe to call more than once.
+// it failed. Query handlers still running are not waited for (their answers
+// are dropped). Safe to call more than once.
 func (a *Agent) Shutdown() error {
 	var err error
 	a.shutdownOnce.Do(func() {
