@@ -13,7 +13,7 @@ func BenchmarkHeartbeatCycle(b *testing.B) {
 	for _, hosts := range []int{16, 64} {
 		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
 			ctx := testCtx(b)
-			tm := leaseTimings() // io_timeout 200 ms: no spurious timeouts while measuring
+			tm := testTimings()
 			path := lunFile(b, storage.FormatOptions{Timings: tm,
 				Geometry: storage.Geometry{MaxHosts: hosts, MaxVMs: 1, EventBlocks: 1, ConfigBlks: 2}})
 			hb := acquire(b, openLUN(b, path), 1, "kvm1")

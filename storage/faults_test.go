@@ -152,7 +152,7 @@ func TestRenewDroppedWrite(t *testing.T) {
 // Latency below io_timeout is only latency.
 func TestRenewSlowButInTime(t *testing.T) {
 	ctx := testCtx(t)
-	path := lunFile(t, storage.FormatOptions{Timings: leaseTimings()})
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
 	c := storagetest.NewController()
 	l := faultLUN(t, path, c, "h1")
 	hb := acquire(t, l, 1, "kvm1")

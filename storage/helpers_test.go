@@ -14,12 +14,21 @@ import (
 	"github.com/wingmanha/wingman/storage/storagetest"
 )
 
-// raceTimings are the smallest timings that pass Validate with an io_timeout
-// generous enough for O_DIRECT|O_SYNC on a loaded 2-core machine (a write
-// takes about 0.2 ms on the test disk). acquireDelay = 2*io_timeout + R = 110 ms.
+// testTimings are small timings that pass Validate, with an io_timeout
+// generous enough for O_DIRECT|O_SYNC on a 2-core machine that other test
+// suites load too (a write takes about 0.2 ms on an idle test disk).
+// acquireDelay = 2*io_timeout + R = 410 ms.
+func testTimings() storage.Timings {
+	t := storage.Timings{Renew: 10 * time.Millisecond, IOTimeout: 200 * time.Millisecond,
+		SelfFence: 210 * time.Millisecond, Watchdog: 10 * time.Millisecond}
+	t.Dead = t.MinDead()
+	return t
+}
+
+// raceTimings shorten acquireDelay to 210 ms for the 100-round slot race.
 func raceTimings() storage.Timings {
-	t := storage.Timings{Renew: 10 * time.Millisecond, IOTimeout: 50 * time.Millisecond,
-		SelfFence: 60 * time.Millisecond, Watchdog: 10 * time.Millisecond}
+	t := storage.Timings{Renew: 10 * time.Millisecond, IOTimeout: 100 * time.Millisecond,
+		SelfFence: 110 * time.Millisecond, Watchdog: 10 * time.Millisecond}
 	t.Dead = t.MinDead()
 	return t
 }
@@ -73,7 +82,7 @@ func lunFile(t testing.TB, opts storage.FormatOptions) string {
 		opts.Geometry = smallGeometry()
 	}
 	if opts.Timings == (storage.Timings{}) {
-		opts.Timings = raceTimings()
+		opts.Timings = testTimings()
 	}
 	dev, err := storage.OpenFile(path)
 	if err != nil {
@@ -179,7 +188,9 @@ func vmConfigBlock(g storage.Geometry, idx, copyNo int) int64 {
 // helperCmd re-executes the test binary as a helper process running mode.
 func helperCmd(t testing.TB, mode string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "--")
+	// The test's deadline kills a helper that stops making progress, so a
+	// failure is reported instead of hanging the suite.
+	cmd := exec.CommandContext(testCtx(t), os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "--")
 	cmd.Args = append(cmd.Args, args...)
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
 	cmd.Stderr = os.Stderr

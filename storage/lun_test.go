@@ -398,6 +398,7 @@ func TestTimingsValidate(t *testing.T) {
 		{"default", storage.DefaultTimings(), true, ""},
 		{"fast", storage.FastTimings(), true, ""},
 		{"race", raceTimings(), true, ""},
+		{"test", testTimings(), true, ""},
 		{"D exactly F+W+io+R", mk(1000*ms, 2000*ms, 4000*ms, 5000*ms, 12000*ms), true, ""},
 		{"D below F+W+io+R", mk(1000*ms, 2000*ms, 4000*ms, 5000*ms, 11999*ms), false, "raise D to at least 12s"},
 		{"F below R+io", mk(1000*ms, 2000*ms, 2999*ms, 5000*ms, 20000*ms), false, "raise F"},

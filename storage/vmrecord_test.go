@@ -9,19 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/wingmanha/wingman/storage"
 )
-
-// leaseTimings leave room for slow I/O: VM lease acquisition has no built-in
-// wait, only a random back-off of up to io_timeout/2 between duelling attempts.
-func leaseTimings() storage.Timings {
-	t := storage.Timings{Renew: 10 * time.Millisecond, IOTimeout: 200 * time.Millisecond,
-		SelfFence: 210 * time.Millisecond, Watchdog: 10 * time.Millisecond}
-	t.Dead = t.MinDead()
-	return t
-}
 
 // domainXML returns libvirt domain XML of at least n bytes.
 func domainXML(name string, n int) []byte {
@@ -36,7 +26,7 @@ func domainXML(name string, n int) []byte {
 
 func TestVMRecordLifecycle(t *testing.T) {
 	ctx := testCtx(t)
-	path := lunFile(t, storage.FormatOptions{Timings: leaseTimings()})
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
 	h1, h2 := openLUN(t, path), openLUN(t, path)
 	me := storage.Owner{Host: 1, Gen: 3, Nonce: 11}
 	other := storage.Owner{Host: 2, Gen: 5, Nonce: 22}
@@ -167,7 +157,7 @@ func TestVMRecordLifecycle(t *testing.T) {
 
 func TestProtectVMFillsRecords(t *testing.T) {
 	ctx := testCtx(t)
-	l := openLUN(t, lunFile(t, storage.FormatOptions{Timings: leaseTimings()}))
+	l := openLUN(t, lunFile(t, storage.FormatOptions{Timings: testTimings()}))
 	me := storage.Owner{Host: 1, Gen: 1, Nonce: 1}
 	seen := map[int]bool{}
 	for i := range smallGeometry().MaxVMs {
@@ -190,7 +180,7 @@ func TestProtectVMFillsRecords(t *testing.T) {
 // a second record (and so a second owner).
 func TestProtectVMRefusesWhenARecordIsUnreadable(t *testing.T) {
 	ctx := testCtx(t)
-	path := lunFile(t, storage.FormatOptions{Timings: leaseTimings()})
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
 	l := openLUN(t, path)
 	cfg := storage.VMConfig{UUID: storage.NewUUID(), Name: "web", XML: []byte("<domain/>")}
 	idx, _, err := l.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, cfg)
@@ -208,7 +198,7 @@ func TestProtectVMRefusesWhenARecordIsUnreadable(t *testing.T) {
 func TestProtectVMRace(t *testing.T) {
 	const rounds, racers = 10, 3
 	ctx := testCtx(t)
-	path := lunFile(t, storage.FormatOptions{Timings: leaseTimings(), Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 1, ConfigBlks: 2}})
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings(), Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 1, ConfigBlks: 2}})
 	luns := make([]*storage.LUN, racers)
 	for i := range luns {
 		luns[i] = openLUN(t, path)
@@ -253,7 +243,7 @@ func TestProtectVMRace(t *testing.T) {
 
 func TestAcquireLeaseRejectsBadInput(t *testing.T) {
 	ctx := testCtx(t)
-	l := openLUN(t, lunFile(t, storage.FormatOptions{Timings: leaseTimings()}))
+	l := openLUN(t, lunFile(t, storage.FormatOptions{Timings: testTimings()}))
 	for _, tc := range []struct {
 		idx int
 		me  storage.Owner
@@ -308,7 +298,7 @@ func raceLease(ctx context.Context, luns []*storage.LUN, expect uint64, round in
 func TestLeaseRace(t *testing.T) {
 	const rounds, racers = 100, 4
 	ctx := testCtx(t)
-	path := lunFile(t, storage.FormatOptions{Timings: leaseTimings()})
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
 	luns := make([]*storage.LUN, racers)
 	for i := range luns {
 		luns[i] = openLUN(t, path)
@@ -348,7 +338,7 @@ func TestLeaseRace(t *testing.T) {
 // TestLeaseRaceProcesses: the same race between OS processes, 5 epochs.
 func TestLeaseRaceProcesses(t *testing.T) {
 	const rounds, racers = 5, 3
-	path := lunFile(t, storage.FormatOptions{Timings: leaseTimings()})
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
 	for round := range rounds {
 		expect := uint64(round)
 		outs := runRacers(t, racers, func(i int) []string {
@@ -402,7 +392,7 @@ func (d *hookDevice) ReadAt(p []byte, off int64) (int, error) {
 // knowingly and the VM is not restarted.
 func TestLeaseAdoptedValueWins(t *testing.T) {
 	ctx := testCtx(t)
-	path := lunFile(t, storage.FormatOptions{Timings: leaseTimings()})
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
 	g := smallGeometry()
 	h2 := openLUN(t, path)
 	one := storage.Owner{Host: 1, Gen: 1, Nonce: 101}
