@@ -1,0 +1,402 @@
+package quorum
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+)
+
+// sim is a cluster of hosts running the real decision code on virtual time:
+// the heartbeat LUN, serf's failure detection, network leases, poison pills,
+// power fencing and hardware watchdogs are modelled; every host runs Decide
+// at each heartbeat cycle and the adapters' duties are carried out here.
+// It checks the invariants at every step (see check).
+type sim struct {
+	t         Timings
+	now       time.Duration // global virtual time
+	step      time.Duration
+	hosts     []*simHost // index id-1
+	lun       map[int]*lunSlot
+	mail      map[int]Message
+	serfDelay time.Duration // time for serf to see a host failed
+	fenceOK   bool          // power fence agents confirm
+	log       []string
+	logged    map[string]bool
+	takeover  map[int]uint64 // host -> generation whose VMs were taken over
+	violation string
+	rng       *rand.Rand
+	actors    map[int]time.Duration // coordinator actions: host -> last global time
+	nonce     uint64
+}
+
+type lunSlot struct {
+	raw    RawSlot
+	ack    uint64
+	lands  time.Duration // a late write lands at this global time
+	issued time.Duration // global time the write was issued
+	// freshSince: since when writes have landed no more than R + io_timeout apart.
+	landed, freshSince time.Duration
+	next               *lunSlot // the write in flight
+}
+
+type simHost struct {
+	id        int
+	gen       uint64
+	up        bool
+	frozen    bool // the whole machine stalls, its watchdog timer too
+	stalled   bool // only the daemon is stopped (SIGSTOP): VMs and watchdog run on
+	lunOK     bool
+	latency   time.Duration // LUN I/O latency
+	group     int           // network partition group
+	boot      time.Duration // global time of boot: mono = now - boot + offset
+	offset    time.Duration
+	fenceable bool
+
+	nextBeat  time.Duration
+	obs       *Observer
+	seq       uint64
+	lastWrite Mono
+	lastRead  Mono
+	freshFrom Mono
+	leaseTo   Mono
+	grantedAt map[int]Mono
+	acked     uint64
+	ackSeen   map[int]uint64 // pill nonce acknowledged per host, as seen on the LUN
+	pillAcked map[int]uint64 // generation whose pill was acknowledged
+	pillSent  map[int]uint64 // nonce of the pill sent per host
+	power     map[int]PowerResult
+	reach     map[int]time.Duration // last global time host j was reachable
+	failedAt  map[int]Mono
+	aliveAt   map[int]Mono
+	last      Decision
+	vms       bool // its protected VMs run
+	lastPet   time.Duration
+	stopped   bool // self-fenced: stopped petting
+}
+
+func newSim(n int, t Timings, seed uint64) *sim {
+	s := &sim{t: t, step: 50 * time.Millisecond, lun: map[int]*lunSlot{}, mail: map[int]Message{},
+		serfDelay: 5 * time.Second, fenceOK: true, logged: map[string]bool{}, takeover: map[int]uint64{},
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), actors: map[int]time.Duration{}}
+	for i := 1; i <= n; i++ {
+		h := &simHost{id: i, lunOK: true, latency: 5 * time.Millisecond, offset: time.Duration(s.rng.IntN(1000)) * time.Hour}
+		s.hosts = append(s.hosts, h)
+		s.boot(h)
+	}
+	return s
+}
+
+func (s *sim) host(id int) *simHost { return s.hosts[id-1] }
+
+func (h *simHost) mono(now time.Duration) Mono { return now - h.boot + h.offset }
+
+// boot starts a host: new generation, fresh memory, VMs running (a host
+// that rejoins after being declared dead starts with no VMs of its old generation).
+func (s *sim) boot(h *simHost) {
+	h.up, h.frozen, h.stalled, h.stopped = true, false, false, false
+	h.boot = s.now
+	h.gen++
+	h.seq = 0
+	h.obs = NewObserver()
+	h.lastWrite, h.lastRead, h.freshFrom, h.leaseTo = Never, Never, Never, Never
+	h.grantedAt, h.ackSeen, h.pillAcked, h.pillSent = map[int]Mono{}, map[int]uint64{}, map[int]uint64{}, map[int]uint64{}
+	h.power, h.reach, h.failedAt, h.aliveAt = map[int]PowerResult{}, map[int]time.Duration{}, map[int]Mono{}, map[int]Mono{}
+	for _, o := range s.hosts {
+		h.reach[o.id] = s.now
+	}
+	h.acked = 0
+	h.vms = true
+	h.lastPet = s.now
+	h.nextBeat = s.now + time.Duration(s.rng.IntN(int(s.t.Renew/time.Millisecond)))*time.Millisecond
+	// Acquire the slot: state joining, then alive after the first cycles.
+	s.lun[h.id] = &lunSlot{raw: RawSlot{ID: h.id, Name: fmt.Sprintf("kvm%d", h.id), Gen: h.gen, State: SlotAlive}}
+	h.lastWrite = h.mono(s.now)
+}
+
+func (s *sim) logf(format string, a ...any) {
+	s.log = append(s.log, fmt.Sprintf("%7.2fs ", s.now.Seconds())+fmt.Sprintf(format, a...))
+}
+
+// once logs a line the first time its key is seen.
+func (s *sim) once(key, format string, a ...any) {
+	if s.logged[key] {
+		return
+	}
+	s.logged[key] = true
+	s.logf(format, a...)
+}
+
+// connected reports whether a and b can talk over the network now.
+func (s *sim) connected(a, b *simHost) bool {
+	return a.up && b.up && !a.frozen && !b.frozen && !a.stalled && !b.stalled && a.group == b.group
+}
+
+// run advances virtual time by d.
+func (s *sim) run(d time.Duration) {
+	end := s.now + d
+	for s.now < end && s.violation == "" {
+		s.now += s.step
+		s.tick()
+	}
+}
+
+func (s *sim) tick() {
+	// Late writes land.
+	for id, sl := range s.lun {
+		if sl.next != nil && s.now >= sl.next.lands {
+			w := sl.next
+			sl.raw, sl.ack, sl.next = w.raw, w.ack, nil
+			sl.markLanded(s.now, s.t)
+			// The writer learns of the completion only if it came within
+			// io_timeout; a later one landed, but the writer gave up on it.
+			if h := s.host(id); h.gen == w.raw.Gen && w.lands-w.issued <= s.t.IOTimeout {
+				h.lastWrite = max(h.lastWrite, h.mono(w.issued))
+			}
+		}
+	}
+	// Serf reachability.
+	for _, a := range s.hosts {
+		if !a.up || a.frozen {
+			continue
+		}
+		for _, b := range s.hosts {
+			if s.connected(a, b) {
+				a.reach[b.id] = s.now
+			}
+		}
+	}
+	// Hardware watchdogs reset hosts whose daemon stopped petting.
+	for _, h := range s.hosts {
+		if h.frozen {
+			h.lastPet += s.step // a stalled machine's watchdog timer stalls too
+		}
+		if h.up && s.now-h.lastPet >= s.t.Watchdog {
+			s.logf("host %d: watchdog reset (last pet %.2fs ago)", h.id, (s.now - h.lastPet).Seconds())
+			h.up, h.vms = false, false
+		}
+	}
+	for _, h := range s.hosts {
+		if h.up && !h.frozen && !h.stalled && s.now >= h.nextBeat {
+			h.nextBeat = s.now + s.t.Renew
+			s.cycle(h)
+		}
+	}
+	s.check()
+}
+
+// cycle is one heartbeat cycle of host h: read, decide, act, pet, write.
+func (s *sim) cycle(h *simHost) {
+	now := h.mono(s.now)
+	ioOK := h.lunOK && h.latency <= s.t.IOTimeout
+	if ioOK {
+		var raws []RawSlot
+		ids := make([]int, 0, len(s.lun))
+		for id := range s.lun {
+			ids = append(ids, id)
+		}
+		sort.Ints(ids)
+		for _, id := range ids {
+			sl := s.lun[id]
+			raws = append(raws, sl.raw)
+			h.ackSeen[id] = sl.ack
+		}
+		h.obs.Update(now, raws)
+		if h.freshFrom == Never || now-h.lastRead > s.t.SelfFence {
+			h.freshFrom = now
+		}
+		h.lastRead = now
+	} else if now-h.lastRead > s.t.SelfFence {
+		h.freshFrom = Never
+	}
+	// Pills the coordinator sent and saw acknowledged.
+	for id, nonce := range h.pillSent {
+		if nonce != 0 && h.ackSeen[id] == nonce {
+			if sl := s.lun[id]; sl != nil {
+				h.pillAcked[id] = sl.raw.Gen
+			}
+		}
+	}
+	var alive Set
+	for _, o := range s.hosts {
+		if s.now-h.reach[o.id] < s.serfDelay {
+			alive.Add(o.id)
+			if _, ok := h.failedAt[o.id]; ok {
+				h.aliveAt[o.id] = now // back after a failure
+			}
+			delete(h.failedAt, o.id)
+		} else if _, ok := h.failedAt[o.id]; !ok {
+			h.failedAt[o.id] = now
+		}
+	}
+	var mbox Message
+	if ioOK {
+		mbox = s.mail[h.id]
+	}
+	t := s.t
+	t.SerfDetect = s.serfDelay
+	in := Input{Now: now, Self: h.id, SelfGen: h.gen, Timings: t, LastWrite: h.lastWrite, LastRead: h.lastRead,
+		ReadFreshSince: h.freshFrom, ObserverStart: h.obs.Start(), Slots: h.obs.Slots(), SerfAlive: alive, SerfFailedSince: h.failedAt, SerfAliveSince: h.aliveAt,
+		LeaseUntil: h.leaseTo, GrantedAt: h.grantedAt, Mailbox: mbox, AckedNonce: h.acked,
+		Power: h.power, PillAcked: h.pillAcked, KnownDead: h.obs.KnownDead()}
+	for _, o := range s.hosts {
+		if o.fenceable {
+			in.PowerFenceable.Add(o.id)
+		}
+	}
+	d := Decide(in)
+	h.last = d
+	for _, a := range d.Actions {
+		s.act(h, a)
+	}
+	if d.MayRunVMs && !h.stopped {
+		h.lastPet = s.now
+	}
+	// Like storage's bounded I/O, no new write is issued to the slot while
+	// an earlier one is still in flight (ErrIOPending); a write lands after
+	// the latency even when that is beyond io_timeout.
+	if sl := s.lun[h.id]; h.lunOK && sl.next == nil {
+		h.seq++
+		raw := RawSlot{ID: h.id, Name: fmt.Sprintf("kvm%d", h.id), Gen: h.gen, Seq: h.seq, State: SlotAlive,
+			SerfView: alive, Granted: d.GrantSet, Dead: d.Verdicts}
+		if h.stopped {
+			raw.State = SlotFenced
+		}
+		sl.next = &lunSlot{raw: raw, ack: h.acked, lands: s.now + h.latency, issued: s.now}
+		if h.latency < s.step {
+			sl.raw, sl.ack, sl.next = raw, h.acked, nil
+			sl.markLanded(s.now, s.t)
+			h.lastWrite = now
+		}
+	}
+}
+
+func (sl *lunSlot) markLanded(now time.Duration, t Timings) {
+	if sl.freshSince == 0 || now-sl.landed > t.Renew+t.IOTimeout {
+		sl.freshSince = now
+	}
+	sl.landed = now
+}
+
+func (s *sim) act(h *simHost, a Action) {
+	switch a.Kind {
+	case ActSelfFence:
+		if h.vms {
+			s.logf("host %d: self-fence: %s", h.id, a.Reason)
+		}
+		h.vms, h.stopped = false, true
+	case ActRequestLease:
+		var granters Set
+		for _, o := range s.hosts {
+			if o.id == h.id || !s.connected(h, o) {
+				continue
+			}
+			if ok, _ := GrantLease(o.last, h.id); ok {
+				granters.Add(o.id)
+				o.grantedAt[h.id] = o.mono(s.now)
+			}
+		}
+		if LeaseHeld(h.last, h.id, granters) {
+			h.leaseTo = h.mono(s.now) + s.t.SelfFence
+			s.once(fmt.Sprintf("lease %d %d", h.id, h.gen), "host %d: network lease from %v", h.id, granters)
+		}
+	case ActApplyIsolation:
+		if h.vms {
+			s.logf("host %d: poison pill: VMs stopped, leases released", h.id)
+		}
+		h.vms = false
+		h.acked = a.Nonce
+	case AckTest:
+		h.acked = a.Nonce
+	case ActSendPill:
+		if h.pillSent[a.Host] != 0 && s.mail[a.Host].ToGen == a.Gen {
+			return
+		}
+		s.actors[h.id] = s.now
+		s.nonce++
+		h.pillSent[a.Host] = s.nonce
+		s.mail[a.Host] = Message{Kind: MsgFence, From: h.id, ToGen: a.Gen, Nonce: s.nonce}
+		s.logf("host %d: send-pill host=%d gen=%d: %s", h.id, a.Host, a.Gen, a.Reason)
+	case ActPowerFence:
+		t := s.host(a.Host)
+		if sl := s.lun[a.Host]; t.up && sl.freshSince > 0 && s.now-sl.landed <= s.t.Renew+s.step && s.now-sl.freshSince >= s.t.PowerFence+s.t.Renew {
+			s.violation = fmt.Sprintf("host %d power-fenced host %d, whose heartbeat has landed regularly since %.2fs (last %.2fs)", h.id, a.Host, sl.freshSince.Seconds(), sl.landed.Seconds())
+		}
+		if s.fenceOK {
+			s.logf("host %d: power-fence host=%d gen=%d: confirmed off", h.id, a.Host, a.Gen)
+			if t.gen == a.Gen {
+				t.up, t.vms = false, false
+			}
+			h.power[a.Host] = PowerResult{Gen: a.Gen, Confirmed: true, At: h.mono(s.now)}
+		} else {
+			s.logf("host %d: power-fence host=%d gen=%d: failed", h.id, a.Host, a.Gen)
+			h.power[a.Host] = PowerResult{Gen: a.Gen, Failed: true, At: h.mono(s.now)}
+		}
+	case ActDeclareDead:
+		key := fmt.Sprintf("dead %d %d", a.Host, a.Gen)
+		if !s.logged[key] {
+			s.once(key, "host %d: declare-dead host=%d gen=%d: %s", h.id, a.Host, a.Gen, a.Reason)
+			t := s.host(a.Host)
+			if t.gen == a.Gen && t.vms && !t.frozen {
+				s.violation = fmt.Sprintf("host %d declared host %d gen %d dead while its VMs still run", h.id, a.Host, a.Gen)
+			}
+			s.takeover[a.Host] = a.Gen
+		}
+	}
+	if h.pillAcked[a.Host] != 0 {
+		key := fmt.Sprintf("acked %d %d", a.Host, h.pillAcked[a.Host])
+		s.once(key, "host %d: pill acknowledged by host %d gen %d", h.id, a.Host, h.pillAcked[a.Host])
+	}
+}
+
+// check verifies the invariants after every step.
+func (s *sim) check() {
+	if s.violation != "" {
+		return
+	}
+	// Never two: VMs taken over are not running on their old owner.
+	for id, gen := range s.takeover {
+		if h := s.host(id); h.gen == gen && h.vms && !h.frozen {
+			s.violation = fmt.Sprintf("host %d gen %d runs VMs that were taken over", id, gen)
+			return
+		}
+	}
+	// A minority never fences: the hosts that sent a new poison pill within
+	// the last two heartbeat cycles all sit in one network group. (Verdicts
+	// need no such check: the never-two check above proves each one safe on
+	// the timing rule alone; a power fence must only hit a host that is not
+	// writing its heartbeat, checked where it happens.) (Over longer windows two groups may each act in turn,
+	// legitimately: votes shrink as the LUN proves hosts dead.)
+	groups := map[int]bool{}
+	for id, at := range s.actors {
+		h := s.host(id)
+		if s.now-at < 2*s.t.Renew && h.up && !h.frozen && !h.stalled {
+			groups[h.group] = true
+		}
+	}
+	if len(groups) > 1 {
+		s.violation = fmt.Sprintf("coordinators acted in %d network partitions within 2R", len(groups))
+	}
+}
+
+// states renders each up host's view.
+func (s *sim) states() string {
+	var b strings.Builder
+	for _, h := range s.hosts {
+		if !h.up {
+			fmt.Fprintf(&b, "host %d: down\n", h.id)
+			continue
+		}
+		d := h.last
+		fmt.Fprintf(&b, "host %d: quorate=%v coordinator=%d may-run=%v vms=%v |", h.id, d.Quorate, d.Coordinator, d.MayRunVMs, h.vms)
+		for _, o := range d.Hosts {
+			fmt.Fprintf(&b, " %d:%s", o.ID, o.State)
+		}
+		if h.frozen {
+			b.WriteString(" (frozen)")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
