@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -33,11 +34,11 @@ func FuzzDecodeSlot(f *testing.F) {
 			}
 			return
 		}
-		if r == (SlotRecord{}) {
+		if reflect.DeepEqual(r, SlotRecord{}) {
 			return // an empty slot
 		}
 		r2, err := decodeSlot(r.encode())
-		if err != nil || r2 != r {
+		if err != nil || !reflect.DeepEqual(r2, r) {
 			t.Fatalf("re-encoded %+v decodes to %+v, %v", r, r2, err)
 		}
 	})
@@ -57,7 +58,7 @@ func FuzzSlotRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got != r && r != (SlotRecord{HostID: 0}) {
+		if !reflect.DeepEqual(got, r) && !reflect.DeepEqual(r, SlotRecord{HostID: 0}) {
 			t.Fatalf("encoded %+v, decoded %+v", r, got)
 		}
 	})

@@ -73,6 +73,22 @@ type MailboxAck struct {
 	Result AckResult
 }
 
+// Verdict records that host HostID was declared dead at generation Gen.
+type Verdict struct {
+	HostID int
+	Gen    uint64
+}
+
+// MaxVerdicts is how many dead-host verdicts one slot can carry.
+const MaxVerdicts = (slotRecLen - verdictsOff - 4) / verdictLen
+
+const (
+	grantedOff  = 160 // HostSet of hosts granted a network lease (32 bytes)
+	verdictsN   = 192 // count of verdicts (1 byte)
+	verdictsOff = 200 // verdicts: u16 host, u64 generation
+	verdictLen  = 10
+)
+
 // SlotRecord is one host's heartbeat slot.
 type SlotRecord struct {
 	HostID      int
@@ -84,9 +100,17 @@ type SlotRecord struct {
 	HostName    string
 	SerfView    HostSet // hosts this host's serf sees alive
 	Ack         MailboxAck
+	// Granted are the hosts this host currently grants a network lease;
+	// observers must not declare them dead while they see it.
+	Granted HostSet
+	// Verdicts are the hosts this host knows were declared dead (at most
+	// MaxVerdicts; the rest are left out, which only makes others wait).
+	Verdicts []Verdict
 }
 
-const slotRecLen = 256
+// slotRecLen is one sector of a 512-byte-sector device, so the record is
+// written atomically there too; the rest of the 4096-byte block is zero.
+const slotRecLen = 512
 
 var slotMagic = []byte("WGSL")
 
@@ -109,6 +133,16 @@ func (r *SlotRecord) encode() []byte {
 	le.PutUint64(e[144:], r.Ack.Nonce)
 	e[152] = byte(r.Ack.Type)
 	e[153] = byte(r.Ack.Result)
+	for i, w := range r.Granted {
+		le.PutUint64(e[grantedOff+8*i:], w)
+	}
+	n := min(len(r.Verdicts), MaxVerdicts)
+	e[verdictsN] = byte(n)
+	for i, v := range r.Verdicts[:n] {
+		o := verdictsOff + i*verdictLen
+		le.PutUint16(e[o:], uint16(v.HostID))
+		le.PutUint64(e[o+2:], v.Gen)
+	}
 	sealRecord(e)
 	return b
 }
@@ -136,6 +170,17 @@ func decodeSlot(b []byte) (SlotRecord, error) {
 	}
 	for i := range r.SerfView {
 		r.SerfView[i] = le.Uint64(e[112+8*i:])
+	}
+	for i := range r.Granted {
+		r.Granted[i] = le.Uint64(e[grantedOff+8*i:])
+	}
+	n := int(e[verdictsN])
+	if n > MaxVerdicts {
+		return SlotRecord{}, fmt.Errorf("%w: slot record claims %d verdicts, at most %d fit", ErrCorrupt, n, MaxVerdicts)
+	}
+	for i := range n {
+		o := verdictsOff + i*verdictLen
+		r.Verdicts = append(r.Verdicts, Verdict{HostID: int(le.Uint16(e[o:])), Gen: le.Uint64(e[o+2:])})
 	}
 	return r, nil
 }
@@ -375,6 +420,22 @@ func (h *Heartbeat) SetState(s SlotState) {
 func (h *Heartbeat) SetSerfView(v HostSet) {
 	h.mu.Lock()
 	h.rec.SerfView = v
+	h.mu.Unlock()
+}
+
+// SetGranted sets the hosts this host grants a network lease, written with
+// the next renewal.
+func (h *Heartbeat) SetGranted(v HostSet) {
+	h.mu.Lock()
+	h.rec.Granted = v
+	h.mu.Unlock()
+}
+
+// SetVerdicts sets the dead-host verdicts this host publishes, written with
+// the next renewal. Beyond MaxVerdicts the rest are dropped.
+func (h *Heartbeat) SetVerdicts(v []Verdict) {
+	h.mu.Lock()
+	h.rec.Verdicts = append([]Verdict(nil), v[:min(len(v), MaxVerdicts)]...)
 	h.mu.Unlock()
 }
 
