@@ -15,7 +15,15 @@ func Decide(in Input) Decision {
 	writeAge := in.Now - in.LastWrite
 	leaseValid := in.Now < in.LeaseUntil
 	d.MayRunVMs = writeAge < t.SelfFence || leaseValid
-	if !d.MayRunVMs {
+	declared := in.SelfGen != 0 && in.KnownDead[in.Self] == in.SelfGen
+	switch {
+	case declared:
+		// The cluster declared this very generation dead (it was frozen, or
+		// cut off, for longer than D): its VMs may run elsewhere already.
+		d.MayRunVMs = false
+		d.Actions = append(d.Actions, Action{Kind: ActSelfFence, Host: in.Self, Gen: in.SelfGen,
+			Reason: "the cluster declared this host dead at this generation; rejoin with a new one"})
+	case !d.MayRunVMs:
 		d.Actions = append(d.Actions, Action{Kind: ActSelfFence, Host: in.Self, Gen: in.SelfGen,
 			Reason: fmt.Sprintf("no completed heartbeat write for %v (F = %v) and no network lease", age(writeAge), t.SelfFence)})
 	}
