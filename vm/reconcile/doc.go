@@ -1,0 +1,65 @@
+// Package reconcile decides what one host does with the protected VMs of the
+// cluster: which stale local copies it destroys, which leases it takes,
+// which VMs it starts (failover), restarts in place, releases, resumes or
+// stops, and how it takes part in a live-migration handover.
+//
+// Reconcile is a pure, deterministic function of an Input: this host's id
+// and generation, its quorum decision (host states, verdicts, MayRunVMs),
+// host capacities, the VM records read from the heartbeat LUN (lease, policy,
+// desired state), this host's libvirt inventory, its local restart history
+// and Now. Every live host runs it over its own snapshot; no messages pass
+// between hosts. Each host starts only what the failover plan (vm/plan)
+// assigns to itself, and the VM lease on the LUN (Disk Paxos, epoch+1) picks
+// one winner when two hosts' snapshots differ.
+//
+// # The lease rule (never two)
+//
+// Safety never depends on the plan, only on this rule, which every action
+// that takes a lease obeys. A host may take VM record i at epoch e+1 only if
+//
+//	(a) the lease at e is released, or
+//	(b) the owner (host, generation) is gone: the quorum decision shows that
+//	    host dead or left, or a verdict declared it dead, at a generation at
+//	    least the owner's, or
+//	(c) the owner wrote migration Completed naming this host (and this
+//	    host's generation) as the target, or
+//	(d) the owner is this very host at an older generation that was never
+//	    declared dead (the daemon restarted; nothing else could have taken it).
+//
+// A host starts a protected VM only while it holds the lease at the current
+// epoch and its quorum decision says MayRunVMs; takes over another host's VM
+// (rules a and b) only in a quorate partition; and destroys, before anything
+// else, every active local copy of a protected VM that it does not own.
+//
+// # The caller's duties
+//
+//  1. Snapshot: read every VM record from the LUN, list the local domains,
+//     take the current quorum decision and host capacities. Skip the round if
+//     any of these failed: deciding on a partial view could start a VM twice.
+//  2. Call Reconcile and execute the actions in the order returned. Stop
+//     taking leases and starting VMs for the round if a destroy failed.
+//  3. Take every lease with AcquireLease(index, Action.Expect); a
+//     lease-held error means another host won: do nothing more for that VM.
+//  4. Record the outcome in the History of the next Input (restarts done,
+//     start failures) and as events.
+//
+// # Choices that are the caller's to know
+//
+//   - The failover plan is recomputed every round and only its first wave is
+//     acted on. A VM leaves the plan once a live host holds its lease, so
+//     later waves (lower priority, higher tiers) start only after the earlier
+//     ones are taken, across hosts, without messages. Step delays and guest
+//     agent waits between tiers are not applied here.
+//   - Released VMs that should run are planned in rounds after the VMs of
+//     lost hosts; the host that released a VM is never its target.
+//   - Restart limits count this host's own restarts (History). A VM that
+//     exceeds them is released, and so moves to another host with a fresh
+//     count there.
+//   - A VM whose owner died during a live migration is claimed only by the
+//     migration target while that target is not proven gone: only the target
+//     can see whether the guest already runs there.
+//
+// What it must never do: I/O, read a clock (Now is an input), sleep, start
+// goroutines, or import anything but the standard library, vm/plan and the
+// quorum types.
+package reconcile

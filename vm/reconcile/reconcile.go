@@ -1,0 +1,461 @@
+package reconcile
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/vm/plan"
+)
+
+// view is one Reconcile call's indexes over the Input.
+type view struct {
+	in      *Input
+	hosts   map[int]*Host
+	dead    map[int]uint64 // host -> highest generation declared dead
+	local   map[string]*Domain
+	actions []Action
+}
+
+// Reconcile returns what this host does now, in execution order: destroys
+// of stale copies first, then releases and stops, lease bookkeeping, restarts
+// in place, and failover starts by plan wave. See the package doc for the
+// lease rule every action obeys.
+func Reconcile(in Input) []Action {
+	v := &view{
+		in:    &in,
+		hosts: make(map[int]*Host, len(in.Hosts)),
+		dead:  make(map[int]uint64),
+		local: make(map[string]*Domain, len(in.Local)),
+	}
+	if in.Config.Plan.MaxConcurrentStarts == 0 {
+		in.Config = DefaultConfig()
+	}
+	for i := range in.Hosts {
+		h := &in.Hosts[i]
+		v.hosts[h.ID] = h
+		if h.State.Gone() {
+			v.markDead(h.ID, h.Gen)
+		}
+	}
+	for _, d := range in.Verdicts {
+		v.markDead(d.ID, d.Gen)
+	}
+	for i := range in.Local {
+		v.local[in.Local[i].UUID] = &in.Local[i]
+	}
+	records := make([]*Record, 0, len(in.Records))
+	protected := make(map[string]bool, len(in.Records))
+	for i := range in.Records {
+		r := &in.Records[i]
+		if protected[r.UUID] {
+			// Two records for one VM: storage prevents it; if it happens,
+			// acting on either could start the VM twice.
+			v.add(Action{Kind: Notice, VM: r.UUID, Name: r.Name, Index: r.Index, Reason: "VM is in two LUN records; not acted on"})
+			continue
+		}
+		protected[r.UUID] = true
+		records = append(records, r)
+	}
+	slices.SortFunc(records, func(a, b *Record) int { return cmp.Compare(a.Index, b.Index) })
+
+	var planned []*Record // candidates for the failover plan
+	for _, r := range records {
+		if v.record(r) {
+			planned = append(planned, r)
+		}
+	}
+	v.failover(records, planned)
+
+	slices.SortStableFunc(v.actions, func(a, b Action) int {
+		if r := cmp.Compare(a.Kind.order(), b.Kind.order()); r != 0 {
+			return r
+		}
+		return cmp.Compare(a.Wave, b.Wave)
+	})
+	return v.actions
+}
+
+func (v *view) markDead(id int, gen uint64) {
+	if g, ok := v.dead[id]; !ok || gen > g {
+		v.dead[id] = gen
+	}
+}
+
+// gone reports whether o can run nothing: its host was declared dead or left
+// at o's generation or a later one.
+func (v *view) gone(o Owner) bool {
+	g, ok := v.dead[o.Host]
+	return ok && g >= o.Gen
+}
+
+func (v *view) add(a Action) { v.actions = append(v.actions, a) }
+
+// mine classifies the lease from this host's point of view.
+type mine int
+
+const (
+	notMine    mine = iota
+	mineNow         // held by this host at its current generation
+	mineOld         // held by this host at an older generation never declared dead
+	mineStale       // held by this host at a generation declared dead
+	mineFuture      // a generation above ours: a bug or a reused slot; never touch
+)
+
+func (v *view) mine(l Lease) mine {
+	if !l.held() || l.Owner.Host != v.in.Self {
+		return notMine
+	}
+	switch {
+	case l.Owner.Gen == v.in.SelfGen:
+		return mineNow
+	case l.Owner.Gen > v.in.SelfGen:
+		return mineFuture
+	case v.gone(l.Owner):
+		return mineStale
+	}
+	return mineOld
+}
+
+// targetIsMe reports whether a migration names this host (at its current
+// generation, or an older one never declared dead) as its target.
+func (v *view) targetIsMe(m Migration) bool {
+	if m.Target != v.in.Self {
+		return false
+	}
+	return m.TargetGen == v.in.SelfGen || m.TargetGen < v.in.SelfGen && !v.gone(Owner{m.Target, m.TargetGen})
+}
+
+// record decides one VM and reports whether it is a failover candidate.
+func (v *view) record(r *Record) bool {
+	in := v.in
+	d := v.local[r.UUID]
+	active := d != nil && d.Active
+	l := r.Lease
+	act := func(k Kind, why string, opts ...func(*Action)) {
+		a := Action{Kind: k, VM: r.UUID, Name: r.Name, Index: r.Index, Expect: l.Epoch, Reason: why}
+		for _, o := range opts {
+			o(&a)
+		}
+		v.add(a)
+	}
+	withStart := func(ok bool) func(*Action) { return func(a *Action) { a.Start = ok } }
+	m := v.mine(l)
+
+	switch m {
+	case mineNow:
+		v.owned(r, d, act, withStart)
+		return false
+	case mineOld:
+		if in.MayRunVMs {
+			act(Adopt, fmt.Sprintf("lease held by this host's earlier generation %d, never declared dead", l.Owner.Gen))
+		}
+		return false
+	case mineFuture:
+		act(Notice, fmt.Sprintf("lease names this host at generation %d, newer than ours (%d); not touched", l.Owner.Gen, in.SelfGen))
+		return false
+	}
+
+	// Not ours (or ours at a generation declared dead).
+	mig := l.Migration
+	ownerGone := l.held() && v.gone(l.Owner)
+	if l.held() && mig.inFlight() && v.targetIsMe(mig) {
+		switch {
+		case mig.Phase == MigrationCompleted || ownerGone:
+			// Rule c, or rule b with the target's preference: only the
+			// target knows whether the guest already runs here.
+			rule := "rule c: migration completed to this host"
+			if mig.Phase != MigrationCompleted {
+				rule = fmt.Sprintf("rule b: owner %s is gone during a migration to this host", l.Owner)
+			}
+			if !in.MayRunVMs || (mig.Phase != MigrationCompleted && !in.Quorate) {
+				return false
+			}
+			start := !active && !r.Stopped && r.Policy.Restart != plan.RestartNever
+			why := rule + "; the guest runs here"
+			if !active {
+				why = rule + "; the guest is not here"
+			}
+			act(ClaimMigrated, why, withStart(start))
+			return false
+		default:
+			// The owner is moving it here: the incoming copy is the
+			// migration's, not a stale one.
+			return false
+		}
+	}
+	if active {
+		why := "not owned by this host: " + leaseText(l)
+		if m == mineStale {
+			why = fmt.Sprintf("this host's generation %d was declared dead; the VM is not restarted here", l.Owner.Gen)
+		}
+		act(DestroyStale, why)
+		return false
+	}
+	if r.Stopped {
+		return false
+	}
+	if ownerGone && mig.inFlight() && !v.gone(Owner{mig.Target, mig.TargetGen}) {
+		// The migration target decides (above); everyone else waits for it.
+		return false
+	}
+	return ownerGone || !l.held() || m == mineStale
+}
+
+func leaseText(l Lease) string {
+	switch {
+	case l.Epoch == 0 && l.Owner.Host == 0:
+		return "lease never taken"
+	case l.Released:
+		return fmt.Sprintf("lease released by %s at epoch %d", l.Owner, l.Epoch)
+	}
+	return fmt.Sprintf("lease held by %s at epoch %d", l.Owner, l.Epoch)
+}
+
+// owned decides a VM whose lease this host holds at its current generation.
+func (v *view) owned(r *Record, d *Domain, act func(Kind, string, ...func(*Action)), withStart func(bool) func(*Action)) {
+	in := v.in
+	active := d != nil && d.Active
+	mig := r.Lease.Migration
+	if mig.inFlight() {
+		targetGone := v.gone(Owner{mig.Target, mig.TargetGen})
+		switch {
+		case targetGone:
+			restart := !active && !r.Stopped && r.Policy.Restart != plan.RestartNever && in.MayRunVMs
+			act(ClearMigration, fmt.Sprintf("migration target host %d gen %d is gone", mig.Target, mig.TargetGen),
+				withStart(restart), func(a *Action) { a.Counts = restart })
+		case in.MigratingOut[r.UUID]:
+		case mig.Phase == MigrationStarted && !active:
+			act(CompleteMigration, fmt.Sprintf("the guest left this host during the migration to host %d", mig.Target))
+		case mig.Phase == MigrationStarted:
+			act(Notice, fmt.Sprintf("migration to host %d recorded as started but not in progress; the guest still runs here", mig.Target))
+		}
+		return // until the handover ends, the VM is the migration's
+	}
+	hist := in.History[r.UUID]
+	if r.Stopped {
+		if active {
+			act(Stop, "stopped by the operator")
+		}
+		return
+	}
+	if d != nil && active && d.State == DomainIOError {
+		p := r.Policy.IOError
+		if in.Now.Sub(d.Since) < p.After {
+			return
+		}
+		switch p.Response {
+		case plan.IOErrorResume:
+			act(Resume, fmt.Sprintf("paused on an I/O error since %s (over %v)", d.Since.Format(time.RFC3339), p.After))
+		case plan.IOErrorRestart:
+			act(Release, fmt.Sprintf("paused on an I/O error for over %v: restart on another host", p.After), func(a *Action) { a.Destroy = true })
+		default:
+			act(Notice, fmt.Sprintf("paused on an I/O error for over %v; policy waits", p.After))
+		}
+		return
+	}
+	var why string
+	counts := true
+	switch {
+	case d == nil:
+		why, counts = "owned here and not defined here", false
+	case d.State == DomainPanicked || d.State == DomainCrashed:
+		if r.Policy.Restart == plan.RestartNever {
+			if !active {
+				return
+			}
+			act(Notice, fmt.Sprintf("guest %s; restart policy never", d.State))
+			return
+		}
+		why = "guest " + string(d.State)
+	case active:
+		return // running or paused: fine
+	case d.State == DomainShutoff:
+		if r.Policy.Restart != plan.RestartAlways {
+			return
+		}
+		why = "guest shut down; restart policy always"
+	default:
+		why, counts = "owned here and not running", false
+	}
+	if !in.MayRunVMs {
+		return
+	}
+	// Starts that keep failing: back off, then let another host try.
+	if hist.StartFailures >= in.Config.MaxStartFailures {
+		act(Release, fmt.Sprintf("%d starts failed in a row; let another host try", hist.StartFailures), func(a *Action) { a.Destroy = active })
+		return
+	}
+	if hist.StartFailures > 0 && in.Now.Before(hist.LastFailure.Add(backoff(in.Config, hist.StartFailures))) {
+		return
+	}
+	if counts {
+		if lim := r.Policy.RestartLimit; lim.Max > 0 {
+			n := 0
+			for _, t := range hist.Restarts {
+				if t.After(in.Now.Add(-lim.Window)) {
+					n++
+				}
+			}
+			if n >= lim.Max {
+				act(Release, fmt.Sprintf("%s; restart limit reached (%d within %v): move it", why, n, lim.Window), func(a *Action) { a.Destroy = active })
+				return
+			}
+		}
+		act(RestartInPlace, why, func(a *Action) { a.Counts = true })
+		return
+	}
+	act(Start, why)
+}
+
+func backoff(c Config, failures int) time.Duration {
+	b := c.StartBackoff
+	for i := 1; i < failures && b < c.MaxStartBackoff; i++ {
+		b *= 2
+	}
+	return min(b, c.MaxStartBackoff)
+}
+
+// planState maps a quorum state to the planner's.
+func planState(s quorum.HostState) plan.HostState {
+	switch s {
+	case quorum.StateAlive:
+		return plan.HostAlive
+	case quorum.StateMaintenance:
+		return plan.HostMaintenance
+	case quorum.StateDead:
+		return plan.HostDead
+	case quorum.StateLeft:
+		return plan.HostLeft
+	}
+	return plan.HostSuspect // joining, isolated, suspect: keep their VMs, send none
+}
+
+// failover plans every candidate (VMs of gone owners, released VMs) with
+// vm/plan and turns this host's first-wave steps into TakeAndStart.
+func (v *view) failover(all, candidates []*Record) {
+	in := v.in
+	if len(candidates) == 0 {
+		return
+	}
+	if !in.Quorate || !in.MayRunVMs {
+		return // a minority never takes over anything
+	}
+	var hosts []plan.Host
+	maxID := 0
+	for _, h := range in.Hosts {
+		hosts = append(hosts, plan.Host{ID: h.ID, Name: h.Name, State: planState(h.State),
+			Memory: h.Memory, CPUs: h.CPUs, OtherMemory: h.OtherMemory, OtherCPUs: h.OtherCPUs})
+		maxID = max(maxID, h.ID)
+	}
+	// Released VMs (and VMs of owners unknown to the decision) are given to
+	// a pseudo host that is gone, so the planner moves them; one round per
+	// releasing host, which must not get its VM back.
+	pseudo := maxID + 1
+	hosts = append(hosts, plan.Host{ID: pseudo, Name: "released", State: plan.HostLeft})
+	isCand := make(map[string]bool, len(candidates))
+	rounds := map[int][]*Record{} // releaser (0: none or gone) -> VMs
+	for _, r := range candidates {
+		isCand[r.UUID] = true
+		from := 0
+		if !r.Lease.held() && r.Lease.Owner.Host != 0 && !v.gone(r.Lease.Owner) {
+			from = r.Lease.Owner.Host
+		}
+		rounds[from] = append(rounds[from], r)
+	}
+	// The base VM list: everything not a candidate, as load on its owner.
+	var base []plan.VM
+	for _, r := range all {
+		if isCand[r.UUID] || !validPolicy(r) {
+			continue
+		}
+		owner := 0
+		if r.Lease.held() {
+			owner = r.Lease.Owner.Host
+			if _, ok := v.hosts[owner]; !ok {
+				owner = 0
+			}
+			if mig := r.Lease.Migration; mig.inFlight() && v.gone(r.Lease.Owner) {
+				if _, ok := v.hosts[mig.Target]; ok {
+					owner = mig.Target // the target claims it
+				}
+			}
+			if h := v.hosts[owner]; h != nil && h.State.Gone() {
+				owner = 0 // not load anywhere, and not the planner's to move
+			}
+		}
+		base = append(base, plan.VM{UUID: r.UUID, Name: r.Name, Owner: owner, Memory: r.Memory, VCPUs: r.VCPUs,
+			Running: owner != 0 && !r.Stopped, Policy: r.Policy})
+	}
+	froms := make([]int, 0, len(rounds))
+	for f := range rounds {
+		froms = append(froms, f)
+	}
+	slices.Sort(froms)
+	byUUID := make(map[string]*Record, len(candidates))
+	for _, r := range candidates {
+		byUUID[r.UUID] = r
+	}
+	for _, from := range froms {
+		pin := plan.Input{Config: in.Config.Plan, Now: in.Now, Hosts: slices.Clone(hosts)}
+		if from != 0 {
+			for i := range pin.Hosts {
+				if pin.Hosts[i].ID == from && pin.Hosts[i].State == plan.HostAlive {
+					pin.Hosts[i].State = plan.HostMaintenance // not a target for what it gave up
+				}
+			}
+		}
+		pin.VMs = slices.Clone(base)
+		for _, r := range rounds[from] {
+			if !validPolicy(r) {
+				v.add(Action{Kind: Notice, VM: r.UUID, Name: r.Name, Index: r.Index, Reason: "invalid policy on the LUN; fix it with set-policy"})
+				continue
+			}
+			// Every candidate belongs to the pseudo host: its owner may be
+			// alive again at a new generation, which the planner would not
+			// move from.
+			pin.VMs = append(pin.VMs, plan.VM{UUID: r.UUID, Name: r.Name, Owner: pseudo, Memory: r.Memory, VCPUs: r.VCPUs,
+				Running: true, Policy: r.Policy})
+		}
+		p, err := plan.Failover(pin)
+		if err != nil {
+			v.add(Action{Kind: Notice, Reason: fmt.Sprintf("failover plan failed: %v", err)})
+			continue
+		}
+		for wi, w := range p.Waves {
+			for _, st := range w.Steps {
+				if wi == 0 && st.To == in.Self {
+					r := byUUID[st.VM]
+					v.add(Action{Kind: TakeAndStart, VM: r.UUID, Name: r.Name, Index: r.Index, Expect: r.Lease.Epoch, Wave: wi,
+						Reason: fmt.Sprintf("planned: %s (prio %s, tier %d)", takeRule(v, r.Lease), st.Priority, st.Tier)})
+				}
+				// Placed VMs are load on their target in later rounds.
+				r := byUUID[st.VM]
+				base = append(base, plan.VM{UUID: r.UUID, Name: r.Name, Owner: st.To, Memory: r.Memory, VCPUs: r.VCPUs, Running: true, Policy: r.Policy})
+			}
+		}
+		for _, u := range p.Unplaced {
+			r := byUUID[u.VM]
+			v.add(Action{Kind: Notice, VM: u.VM, Name: u.Name, Index: r.Index, Reason: fmt.Sprintf("unplaced: %s (%s)", u.Reason, u.Detail)})
+		}
+		for _, s := range p.Skipped {
+			if r := byUUID[s.VM]; r != nil {
+				v.add(Action{Kind: Notice, VM: s.VM, Name: s.Name, Index: r.Index, Reason: "not restarted: " + s.Reason})
+			}
+		}
+	}
+}
+
+func takeRule(v *view, l Lease) string {
+	switch {
+	case !l.held():
+		return "rule a: " + leaseText(l)
+	case l.Owner.Host == v.in.Self:
+		return fmt.Sprintf("rule b: this host's generation %d was declared dead", l.Owner.Gen)
+	}
+	return fmt.Sprintf("rule b: owner %s is gone", l.Owner)
+}
+
+func validPolicy(r *Record) bool { return r.Policy.Validate() == nil }
