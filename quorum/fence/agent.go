@@ -127,7 +127,7 @@ type Result struct {
 	Duration time.Duration // from the call to the result, Delay included
 	Attempts int           // action=off (or on) runs
 	Polls    int           // action=status runs
-	Last     PowerState    // what the last status run reported
+	Last     PowerState    // what the last status run that finished reported
 }
 
 // PowerOff fences the host: it waits Delay, runs action=off (retrying up to
@@ -192,22 +192,26 @@ func (a *Agent) power(ctx context.Context, action string, want PowerState, delay
 		res.Polls++
 		state, r := a.status(ctx)
 		res.Output = firstNonEmpty(r.stderr, res.Output)
-		res.Last = state
 		if state == want {
-			res.Confirmed = true
+			res.Last, res.Confirmed = state, true
 			return res
 		}
-		if r.err != nil {
+		switch {
+		case r.err != nil:
+			// Killed at the deadline or canceled: no answer, so the
+			// last answer still stands.
 			lastErr = r.err
-		} else if state == PowerUnknown {
-			lastErr = a.agentFailed("status", r)
+		case state == PowerUnknown:
+			res.Last, lastErr = state, a.agentFailed("status", r)
+		default:
+			res.Last, lastErr = state, nil
 		}
 		if ctx.Err() != nil || sleep(ctx, a.cfg.PollInterval) != nil {
 			break
 		}
 	}
 	detail := fmt.Sprintf("the last status said %s", res.Last)
-	if lastErr != nil && res.Last == PowerUnknown {
+	if res.Last == PowerUnknown && lastErr != nil {
 		detail = fmt.Sprintf("the last status failed: %v", lastErr)
 	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

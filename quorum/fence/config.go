@@ -24,6 +24,9 @@ const DefaultTimeout = 20 * time.Second
 // waiting for an off (or on) to be confirmed, and between two attempts.
 const DefaultPollInterval = 500 * time.Millisecond
 
+// maxDelay bounds Delay, which every fence of the host waits.
+const maxDelay = time.Minute
+
 // maxRetries bounds Retries: beyond this a broken device only delays the
 // fallback to the disk timeout D.
 const maxRetries = 10
@@ -126,8 +129,8 @@ func (c Config) Validate() error {
 	if c.Retries < 0 || c.Retries > maxRetries {
 		return invalid("retries %d must be between 0 and %d: a device that fails that often will not answer the next time either", c.Retries, maxRetries)
 	}
-	if c.Delay < 0 {
-		return invalid("delay %v is negative: use 0 for no delay", c.Delay)
+	if c.Delay < 0 || c.Delay > maxDelay {
+		return invalid("delay %v must be between 0 and %v: every second of delay is a second more before the host's VMs restart", c.Delay, maxDelay)
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.Params)) {
 		if !validKey(k) {

@@ -203,7 +203,9 @@ func TestPowerOffAgentFailsWithoutLeakingPassword(t *testing.T) {
 func TestPowerOffSlowAgentKilled(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	cfg, state := testConfig(t, map[string]string{"delay": "1h", "pid_file": pidFile, "child": "1"})
-	cfg.Timeout = 300 * time.Millisecond
+	// Long enough for the agent to start its child and write the pid files
+	// on a loaded machine.
+	cfg.Timeout = time.Second
 	res := newAgent(t, cfg).PowerOff(t.Context())
 	if res.Confirmed || !errors.Is(res.Err, ErrTimeout) {
 		t.Fatalf("PowerOff = %+v, want ErrTimeout", res)
@@ -213,7 +215,7 @@ func TestPowerOffSlowAgentKilled(t *testing.T) {
 		t.Errorf("error %q should say the agent timed out and was killed", res.Err)
 	}
 	if res.Duration > 5*time.Second {
-		t.Errorf("PowerOff took %v with a 300ms timeout", res.Duration)
+		t.Errorf("PowerOff took %v with a 1s timeout", res.Duration)
 	}
 	if _, err := os.Stat(state); err == nil {
 		t.Errorf("the killed agent still changed the power state")
@@ -326,6 +328,7 @@ func TestValidate(t *testing.T) {
 		{"poll above timeout", func(c *Config) { c.PollInterval = time.Minute }, "below timeout"},
 		{"too many retries", func(c *Config) { c.Retries = 100 }, "retries"},
 		{"negative delay", func(c *Config) { c.Delay = -time.Second }, "delay"},
+		{"delay too long", func(c *Config) { c.Delay = time.Hour }, "delay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
