@@ -1,0 +1,28 @@
+// Package vm is the protected-VM manager of one host: the adapter that
+// turns the pure decisions of vm/reconcile (and vm/plan) into LUN writes,
+// libvirt calls and events.
+//
+// It owns:
+//
+//   - the operator's VM commands on this host: Protect, Unprotect, SetPolicy,
+//     Start and Stop (the desired state) and Migrate (the live-migration
+//     handover: SetMigration Started, hypervisor.Migrate, SetMigration
+//     Completed; the target then claims the lease);
+//   - Step, one reconcile round: snapshot the LUN's VM records and the local
+//     libvirt domains, call reconcile.Reconcile, execute its actions in order,
+//     and append each outcome to this host's event ring on the LUN;
+//   - the encoding of a VM record's policy bytes (RecordPolicy): the
+//     vm/plan policy plus the desired state "stopped by the operator".
+//     plan.Policy rejects unknown fields, so the desired state cannot live
+//     inside it; RecordPolicy wraps it, and still reads a bare plan policy.
+//
+// Its dependencies are small interfaces it owns (LUN, Hypervisor, Events),
+// satisfied by *storage.LUN, *hypervisor.Conn and *storage.EventLog.
+//
+// What it must never do: start a protected VM without holding its lease at
+// the epoch it just read with no migration in flight, take a lease except
+// as a reconcile action or an operator command allowed by the lease rule
+// (see vm/reconcile), touch a domain that is not protected, decide anything
+// itself, or panic on a bad record or a failed adapter: every failure is an
+// error returned to the caller and, where it concerns a VM, an event.
+package vm

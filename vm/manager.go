@@ -1,0 +1,387 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm/reconcile"
+)
+
+// LUN is the part of *storage.LUN the manager uses.
+type LUN interface {
+	ReadVMs(ctx context.Context) ([]storage.VMRecord, []error)
+	FindVM(ctx context.Context, id storage.UUID) (storage.VMRecord, error)
+	ReadLease(ctx context.Context, idx int) (storage.LeaseState, error)
+	ProtectVM(ctx context.Context, me storage.Owner, cfg storage.VMConfig) (int, storage.LeaseState, error)
+	AcquireLease(ctx context.Context, idx int, expect uint64, me storage.Owner) (storage.LeaseState, error)
+	SetMigration(ctx context.Context, idx int, lease storage.LeaseState, m storage.Migration) (storage.LeaseState, error)
+	ReleaseLease(ctx context.Context, idx int, lease storage.LeaseState) error
+	WriteVMConfig(ctx context.Context, idx int, lease storage.LeaseState, cfg storage.VMConfig) (storage.VMConfig, error)
+	DeleteVM(ctx context.Context, idx int, lease storage.LeaseState) error
+}
+
+// Events is this host's event ring (*storage.EventLog).
+type Events interface {
+	Append(ctx context.Context, e storage.Event) (storage.Event, error)
+}
+
+// Hypervisor is the part of *hypervisor.Conn the manager uses.
+type Hypervisor interface {
+	ListDomains(ctx context.Context) ([]hypervisor.Domain, error)
+	DomainXML(ctx context.Context, name string) (string, error)
+	Define(ctx context.Context, domainXML string) (hypervisor.Domain, error)
+	Start(ctx context.Context, name string) error
+	Destroy(ctx context.Context, name string) error
+	Shutdown(ctx context.Context, name string, opts hypervisor.ShutdownOptions) (hypervisor.ShutdownResult, error)
+	Migrate(ctx context.Context, nameOrUUID string, opts hypervisor.MigrateOptions) (hypervisor.MigrationResult, error)
+}
+
+// Resumer is implemented by hypervisors that can continue a paused guest.
+// *hypervisor.Conn has no Resume yet; a Resume action then fails with
+// ErrUnsupported and says so in an event.
+type Resumer interface {
+	Resume(ctx context.Context, name string) error
+}
+
+// Errors callers test with errors.Is.
+var (
+	ErrNotOwner    = errors.New("this host does not own the VM")
+	ErrNotFound    = errors.New("VM not found")
+	ErrNoQuorum    = errors.New("this host may not run VMs now")
+	ErrUnsupported = errors.New("not supported by the hypervisor adapter")
+)
+
+// Capacity is a host's size for placement (from serf tags for other hosts).
+type Capacity struct {
+	Memory      uint64
+	CPUs        int
+	OtherMemory uint64
+	OtherCPUs   int
+}
+
+// Config configures a Manager.
+type Config struct {
+	// Host and Gen identify this host's heartbeat slot.
+	Host int
+	Gen  uint64
+	// Reconcile tunes the decisions (placement, start retries).
+	Reconcile reconcile.Config
+	// Capacity returns every host's capacity; nil: every host counts as
+	// 1 TiB and 1024 CPUs (placement then only spreads).
+	Capacity func() map[int]Capacity
+	// MigrationURI returns the libvirt URI of a host, for Migrate.
+	MigrationURI func(host int) (string, error)
+	// UnsafeMigration passes libvirt's unsafe flag (test clusters whose
+	// shared directory is a local disk).
+	UnsafeMigration bool
+	// ShutdownTimeout bounds a graceful stop before the VM is destroyed.
+	ShutdownTimeout time.Duration
+}
+
+// Manager runs this host's part of keeping protected VMs up. Its methods
+// are safe for concurrent use; Step and the lease writes of Migrate are
+// serialised.
+type Manager struct {
+	cfg    Config
+	lun    LUN
+	hv     Hypervisor
+	events Events
+
+	mu       sync.Mutex // Step, lease changes
+	history  map[string]reconcile.History
+	seen     map[string]seenState // uuid -> state first seen
+	outgoing map[string]bool
+	lastDec  quorum.Decision
+	noticed  map[string]string // uuid -> last notice text (to not repeat it)
+}
+
+type seenState struct {
+	state reconcile.DomainState
+	since time.Time
+}
+
+// NewManager returns a manager for host cfg.Host at generation cfg.Gen.
+func NewManager(cfg Config, lun LUN, hv Hypervisor, events Events) (*Manager, error) {
+	if cfg.Host <= 0 || cfg.Gen == 0 {
+		return nil, fmt.Errorf("vm manager: host %d generation %d: both must be set from the heartbeat slot", cfg.Host, cfg.Gen)
+	}
+	if cfg.Reconcile.Plan.MaxConcurrentStarts == 0 {
+		cfg.Reconcile = reconcile.DefaultConfig()
+	}
+	if err := cfg.Reconcile.Validate(); err != nil {
+		return nil, fmt.Errorf("vm manager: %w", err)
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 2 * time.Minute
+	}
+	return &Manager{cfg: cfg, lun: lun, hv: hv, events: events,
+		history: map[string]reconcile.History{}, seen: map[string]seenState{},
+		outgoing: map[string]bool{}, noticed: map[string]string{}}, nil
+}
+
+func (m *Manager) me() storage.Owner {
+	return storage.Owner{Host: m.cfg.Host, Gen: m.cfg.Gen, Nonce: rand.Uint64() | 1}
+}
+
+func (m *Manager) event(ctx context.Context, sev storage.Severity, kind string, id storage.UUID, subject int, format string, args ...any) {
+	if m.events == nil {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > 175 {
+		msg = msg[:172] + "..."
+	}
+	// An event that cannot be written must not stop the action it reports.
+	_, _ = m.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: id, Subject: subject, Message: msg})
+}
+
+// owns reports whether lease is held by this host at its generation.
+func (m *Manager) owns(l storage.LeaseState) bool {
+	return l.Held() && l.Owner.Host == m.cfg.Host && l.Owner.Gen == m.cfg.Gen
+}
+
+// --- operator commands -----------------------------------------------------
+
+// findLocal returns the local domain named nameOrUUID.
+func (m *Manager) findLocal(ctx context.Context, nameOrUUID string) (hypervisor.Domain, error) {
+	doms, err := m.hv.ListDomains(ctx)
+	if err != nil {
+		return hypervisor.Domain{}, err
+	}
+	for _, d := range doms {
+		if d.Name == nameOrUUID || strings.EqualFold(d.UUID, nameOrUUID) {
+			return d, nil
+		}
+	}
+	return hypervisor.Domain{}, fmt.Errorf("domain %q on host %d: %w", nameOrUUID, m.cfg.Host, ErrNotFound)
+}
+
+// find returns the protected record named nameOrUUID.
+func (m *Manager) find(ctx context.Context, nameOrUUID string) (storage.VMRecord, RecordPolicy, error) {
+	if id, err := storage.ParseUUID(nameOrUUID); err == nil {
+		r, err := m.lun.FindVM(ctx, id)
+		if err != nil {
+			return r, RecordPolicy{}, fmt.Errorf("VM %s: %w", nameOrUUID, errors.Join(ErrNotFound, err))
+		}
+		rp, err := UnmarshalRecordPolicy(r.Config.Policy)
+		return r, rp, err
+	}
+	recs, errs := m.lun.ReadVMs(ctx)
+	for _, r := range recs {
+		if r.Protected() && r.Config.Name == nameOrUUID {
+			rp, err := UnmarshalRecordPolicy(r.Config.Policy)
+			return r, rp, err
+		}
+	}
+	if len(errs) > 0 {
+		return storage.VMRecord{}, RecordPolicy{}, fmt.Errorf("VM %q: %w (and %d records unreadable: %w)", nameOrUUID, ErrNotFound, len(errs), errs[0])
+	}
+	return storage.VMRecord{}, RecordPolicy{}, fmt.Errorf("VM %q: %w: it is not protected", nameOrUUID, ErrNotFound)
+}
+
+// Protect stores the local domain nameOrUUID on the LUN with policy, owned
+// by this host.
+func (m *Manager) Protect(ctx context.Context, nameOrUUID string, rp RecordPolicy) error {
+	d, err := m.findLocal(ctx, nameOrUUID)
+	if err != nil {
+		return fmt.Errorf("protect %q: %w", nameOrUUID, err)
+	}
+	id, err := storage.ParseUUID(d.UUID)
+	if err != nil {
+		return fmt.Errorf("protect %q: domain uuid %q: %w", d.Name, d.UUID, err)
+	}
+	xml, err := m.hv.DomainXML(ctx, d.Name)
+	if err != nil {
+		return fmt.Errorf("protect %q: %w", d.Name, err)
+	}
+	pol, err := rp.Marshal()
+	if err != nil {
+		return fmt.Errorf("protect %q: %w", d.Name, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	idx, _, err := m.lun.ProtectVM(ctx, m.me(), storage.VMConfig{UUID: id, Name: d.Name, Policy: pol, XML: []byte(xml)})
+	if err != nil {
+		return fmt.Errorf("protect %q: %w", d.Name, err)
+	}
+	m.event(ctx, storage.SevInfo, "protected", id, 0, "protected in record %d, owned by host %d", idx, m.cfg.Host)
+	return nil
+}
+
+// ownedRecord finds nameOrUUID and checks this host owns it.
+func (m *Manager) ownedRecord(ctx context.Context, op, nameOrUUID string) (storage.VMRecord, RecordPolicy, error) {
+	r, rp, err := m.find(ctx, nameOrUUID)
+	if err != nil {
+		return r, rp, fmt.Errorf("%s %q: %w", op, nameOrUUID, err)
+	}
+	if !m.owns(r.Lease) {
+		return r, rp, fmt.Errorf("%s %q: %w: owner is host %d generation %d (released: %v); run it there",
+			op, nameOrUUID, ErrNotOwner, r.Lease.Owner.Host, r.Lease.Owner.Gen, r.Lease.Released)
+	}
+	return r, rp, nil
+}
+
+// Unprotect removes the VM's record; the domain itself is left as it is.
+func (m *Manager) Unprotect(ctx context.Context, nameOrUUID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, _, err := m.ownedRecord(ctx, "unprotect", nameOrUUID)
+	if err != nil {
+		return err
+	}
+	if err := m.lun.DeleteVM(ctx, r.Index, r.Lease); err != nil {
+		return fmt.Errorf("unprotect %q: %w", r.Config.Name, err)
+	}
+	m.event(ctx, storage.SevInfo, "unprotected", r.Config.UUID, 0, "record %d removed", r.Index)
+	return nil
+}
+
+// writePolicy rewrites the record's policy bytes (lease held).
+func (m *Manager) writePolicy(ctx context.Context, r storage.VMRecord, rp RecordPolicy) error {
+	pol, err := rp.Marshal()
+	if err != nil {
+		return err
+	}
+	cfg := *r.Config
+	cfg.Policy = pol
+	_, err = m.lun.WriteVMConfig(ctx, r.Index, r.Lease, cfg)
+	return err
+}
+
+// SetPolicy replaces the failover policy of a VM this host owns.
+func (m *Manager) SetPolicy(ctx context.Context, nameOrUUID string, p RecordPolicy) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, old, err := m.ownedRecord(ctx, "set policy of", nameOrUUID)
+	if err != nil && !(r.Config != nil && m.owns(r.Lease)) {
+		return err
+	}
+	p.Stopped = old.Stopped // the desired state changes through Start/Stop only
+	if err := m.writePolicy(ctx, r, p); err != nil {
+		return fmt.Errorf("set policy of %q: %w", r.Config.Name, err)
+	}
+	m.event(ctx, storage.SevInfo, "policy-set", r.Config.UUID, 0, "policy changed")
+	return nil
+}
+
+// Start marks an owned VM as meant to run; the next Step starts it.
+func (m *Manager) Start(ctx context.Context, nameOrUUID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, rp, err := m.ownedRecord(ctx, "start", nameOrUUID)
+	if err != nil && !(r.Config != nil && m.owns(r.Lease)) {
+		return err
+	}
+	if !rp.Stopped {
+		return nil
+	}
+	rp.Stopped = false
+	if err := m.writePolicy(ctx, r, rp); err != nil {
+		return fmt.Errorf("start %q: %w", r.Config.Name, err)
+	}
+	m.event(ctx, storage.SevInfo, "desired-running", r.Config.UUID, 0, "started by the operator")
+	return nil
+}
+
+// Stop marks an owned VM as stopped by the operator (it stays down on every
+// host) and shuts it down here.
+func (m *Manager) Stop(ctx context.Context, nameOrUUID string) error {
+	m.mu.Lock()
+	r, rp, err := m.ownedRecord(ctx, "stop", nameOrUUID)
+	if err != nil && !(r.Config != nil && m.owns(r.Lease)) {
+		m.mu.Unlock()
+		return err
+	}
+	if !rp.Stopped {
+		rp.Stopped = true
+		if err := m.writePolicy(ctx, r, rp); err != nil {
+			m.mu.Unlock()
+			return fmt.Errorf("stop %q: %w", r.Config.Name, err)
+		}
+	}
+	m.mu.Unlock()
+	m.event(ctx, storage.SevInfo, "desired-stopped", r.Config.UUID, 0, "stopped by the operator")
+	return m.shutdown(ctx, r.Config.Name)
+}
+
+func (m *Manager) shutdown(ctx context.Context, name string) error {
+	_, err := m.hv.Shutdown(ctx, name, hypervisor.ShutdownOptions{Timeout: m.cfg.ShutdownTimeout, DestroyOnTimeout: true})
+	if err != nil && !errors.Is(err, hypervisor.ErrNotRunning) && !errors.Is(err, hypervisor.ErrNotFound) {
+		return fmt.Errorf("stop %q: %w", name, err)
+	}
+	return nil
+}
+
+// Migrate live-migrates an owned, running VM to target: SetMigration
+// Started, hypervisor Migrate, SetMigration Completed. The target's next
+// Step claims the lease (reconcile rule c). If the migration fails with the
+// guest still here, the record says Aborted; if its outcome is unknown
+// (hypervisor.ErrTimeout), Started stays and reconcile resolves it from
+// where the guest is found.
+func (m *Manager) Migrate(ctx context.Context, nameOrUUID string, target int) (hypervisor.MigrationResult, error) {
+	if m.cfg.MigrationURI == nil {
+		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q: no MigrationURI resolver configured", nameOrUUID)
+	}
+	uri, err := m.cfg.MigrationURI(target)
+	if err != nil {
+		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q to host %d: %w", nameOrUUID, target, err)
+	}
+	m.mu.Lock()
+	r, _, err := m.ownedRecord(ctx, "migrate", nameOrUUID)
+	if err != nil {
+		m.mu.Unlock()
+		return hypervisor.MigrationResult{}, err
+	}
+	name, id := r.Config.Name, r.Config.UUID
+	th, ok := m.lastDec.Host(target)
+	if !ok || th.State != quorum.StateAlive {
+		m.mu.Unlock()
+		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q: target host %d is not alive in this host's last quorum decision (%v)", name, target, th.State)
+	}
+	if r.Lease.Migration.Phase == storage.MigrationStarted || r.Lease.Migration.Phase == storage.MigrationCompleted {
+		m.mu.Unlock()
+		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q: a migration to host %d is already %s", name, r.Lease.Migration.Target, r.Lease.Migration.Phase)
+	}
+	lease, err := m.lun.SetMigration(ctx, r.Index, r.Lease, storage.Migration{Phase: storage.MigrationStarted, Target: target, TargetGen: th.Gen})
+	if err != nil {
+		m.mu.Unlock()
+		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q: record the start: %w", name, err)
+	}
+	m.outgoing[id.String()] = true
+	m.mu.Unlock()
+	m.event(ctx, storage.SevInfo, "migration-started", id, target, "live migration to host %d gen %d", target, th.Gen)
+
+	res, merr := m.hv.Migrate(ctx, name, hypervisor.MigrateOptions{DestURI: uri, Unsafe: m.cfg.UnsafeMigration})
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.outgoing, id.String())
+	wctx := context.WithoutCancel(ctx) // the outcome must be recorded even if the caller gave up
+	switch {
+	case merr == nil:
+		if _, err := m.lun.SetMigration(wctx, r.Index, lease, storage.Migration{Phase: storage.MigrationCompleted, Target: target, TargetGen: th.Gen}); err != nil {
+			// The guest runs on the target; reconcile marks it Completed
+			// on a later Step (the guest is no longer here).
+			return res, fmt.Errorf("migrate %q: the guest runs on host %d but recording it failed: %w", name, target, err)
+		}
+		m.event(ctx, storage.SevInfo, "migration-completed", id, target, "runs on host %d after %v (downtime %v)", target, res.Wall.Round(time.Millisecond), res.Downtime)
+		return res, nil
+	case errors.Is(merr, hypervisor.ErrTimeout):
+		m.event(ctx, storage.SevWarning, "migration-unknown", id, target, "outcome unknown: %v", merr)
+		return res, fmt.Errorf("migrate %q: %w", name, merr)
+	default:
+		if _, err := m.lun.SetMigration(wctx, r.Index, lease, storage.Migration{Phase: storage.MigrationAborted, Target: target, TargetGen: th.Gen}); err != nil {
+			merr = errors.Join(merr, fmt.Errorf("record the abort: %w", err))
+		}
+		m.event(ctx, storage.SevWarning, "migration-failed", id, target, "guest stays on host %d: %v", m.cfg.Host, merr)
+		return res, fmt.Errorf("migrate %q: %w", name, merr)
+	}
+}

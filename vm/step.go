@@ -1,0 +1,367 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm/reconcile"
+)
+
+// domainState reduces a libvirt domain to what reconcile needs.
+func domainState(d hypervisor.Domain) reconcile.DomainState {
+	switch d.State {
+	case hypervisor.StatePaused:
+		switch {
+		case d.PausedOnIOError():
+			return reconcile.DomainIOError
+		case d.Reason == "crashed":
+			return reconcile.DomainPanicked
+		}
+		return reconcile.DomainPaused
+	case hypervisor.StateCrashed:
+		return reconcile.DomainPanicked
+	case hypervisor.StateShutoff:
+		if d.Reason == "crashed" || d.Reason == "failed" {
+			return reconcile.DomainCrashed
+		}
+		return reconcile.DomainShutoff
+	case hypervisor.StatePMSuspended:
+		return reconcile.DomainPaused
+	case hypervisor.StateNoState:
+		return reconcile.DomainPaused // unknown: active, left alone
+	}
+	return reconcile.DomainRunning
+}
+
+func fromStorageLease(l storage.LeaseState) reconcile.Lease {
+	return reconcile.Lease{
+		Epoch:      l.Epoch,
+		Owner:      reconcile.Owner{Host: l.Owner.Host, Gen: l.Owner.Gen},
+		Released:   l.Released,
+		InProgress: l.InProgress,
+		Migration: reconcile.Migration{Phase: reconcile.MigrationPhase(l.Migration.Phase),
+			Target: l.Migration.Target, TargetGen: l.Migration.TargetGen},
+	}
+}
+
+// snapshot is one Step's view, with what execution needs beyond the Input.
+type snapshot struct {
+	in    reconcile.Input
+	recs  map[string]storage.VMRecord // uuid -> record
+	names map[string]string           // uuid -> local domain name
+}
+
+// StepError collects the failures of one Step's actions.
+type StepError struct {
+	Errs []error
+}
+
+func (e *StepError) Error() string {
+	msgs := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		msgs[i] = err.Error()
+	}
+	return fmt.Sprintf("%d actions failed: %s", len(e.Errs), strings.Join(msgs, "; "))
+}
+
+func (e *StepError) Unwrap() []error { return e.Errs }
+
+// Step runs one reconcile round: snapshot the LUN and libvirt, decide, act.
+// It returns the actions decided (executed or not) and the errors of those
+// that failed, as a *StepError. It never acts on a partial snapshot.
+func (m *Manager) Step(ctx context.Context, dec quorum.Decision, now time.Time) ([]reconcile.Action, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastDec = dec
+	snap, err := m.snapshot(ctx, dec, now)
+	if err != nil {
+		return nil, err
+	}
+	acts := reconcile.Reconcile(snap.in)
+	var errs []error
+	destroyFailed := false
+	for _, a := range acts {
+		if ctx.Err() != nil {
+			errs = append(errs, fmt.Errorf("step: %w", ctx.Err()))
+			break
+		}
+		if destroyFailed && a.Kind != reconcile.DestroyStale && a.Kind != reconcile.Notice && a.Kind != reconcile.Stop && a.Kind != reconcile.Release {
+			errs = append(errs, fmt.Errorf("%s %s: skipped: a stale copy could not be destroyed this round", a.Kind, a.Name))
+			continue
+		}
+		if err := m.exec(ctx, snap, a, now); err != nil {
+			errs = append(errs, err)
+			if a.Kind == reconcile.DestroyStale {
+				destroyFailed = true
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return acts, &StepError{Errs: errs}
+	}
+	return acts, nil
+}
+
+func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Time) (*snapshot, error) {
+	recs, errs := m.lun.ReadVMs(ctx)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("step: %d VM records unreadable, not deciding on a partial view: %w", len(errs), errors.Join(errs...))
+	}
+	doms, err := m.hv.ListDomains(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("step: list local domains: %w", err)
+	}
+	in := reconcile.Input{
+		Now: now, Self: m.cfg.Host, SelfGen: m.cfg.Gen,
+		MayRunVMs: dec.MayRunVMs, Quorate: dec.Quorate,
+		Verdicts: dec.Verdicts, Config: m.cfg.Reconcile,
+		History: make(map[string]reconcile.History, len(m.history)), MigratingOut: make(map[string]bool, len(m.outgoing)),
+	}
+	var caps map[int]Capacity
+	if m.cfg.Capacity != nil {
+		caps = m.cfg.Capacity()
+	}
+	for _, h := range dec.Hosts {
+		c, ok := caps[h.ID]
+		if !ok {
+			c = Capacity{Memory: 1 << 40, CPUs: 1024}
+		}
+		in.Hosts = append(in.Hosts, reconcile.Host{ID: h.ID, Name: h.Name, Gen: h.Gen, State: h.State,
+			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs})
+	}
+	snap := &snapshot{recs: map[string]storage.VMRecord{}, names: map[string]string{}}
+	for _, r := range recs {
+		if !r.Protected() {
+			continue
+		}
+		id := r.Config.UUID.String()
+		rp, err := UnmarshalRecordPolicy(r.Config.Policy)
+		if err != nil {
+			m.notice(ctx, r.Config.UUID, fmt.Sprintf("record %d: unreadable policy, VM left alone: %v", r.Index, err))
+			// Left out of planning, but its lease still keeps others off:
+			// a record with a bad policy must not make a copy look stale.
+			rp.Policy.Restart = "never"
+		}
+		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
+		snap.recs[id] = r
+		in.Records = append(in.Records, reconcile.Record{Index: r.Index, UUID: id, Name: r.Config.Name,
+			Lease: fromStorageLease(r.Lease), Policy: rp.Policy, Stopped: rp.Stopped,
+			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs})
+	}
+	seen := make(map[string]seenState, len(doms))
+	for _, d := range doms {
+		id := strings.ToLower(d.UUID)
+		st := domainState(d)
+		since := now
+		if prev, ok := m.seen[id]; ok && prev.state == st {
+			since = prev.since
+		}
+		seen[id] = seenState{st, since}
+		snap.names[id] = d.Name
+		in.Local = append(in.Local, reconcile.Domain{UUID: id, Name: d.Name, State: st, Active: d.Active(), Since: since})
+	}
+	m.seen = seen
+	for k, v := range m.history {
+		in.History[k] = v
+	}
+	for k := range m.outgoing {
+		in.MigratingOut[k] = true
+	}
+	snap.in = in
+	return snap, nil
+}
+
+// notice records a Notice event once per distinct text per VM.
+func (m *Manager) notice(ctx context.Context, id storage.UUID, text string) {
+	k := id.String()
+	if m.noticed[k] == text {
+		return
+	}
+	m.noticed[k] = text
+	m.event(ctx, storage.SevWarning, "notice", id, 0, "%s", text)
+}
+
+// currentLease re-reads the lease and checks this host holds it at epoch
+// with no migration in flight: a snapshot may be older than a migration or
+// a release, and starting on it could run the VM twice.
+func (m *Manager) currentLease(ctx context.Context, idx int, epoch uint64, allowMigration bool) (storage.LeaseState, error) {
+	l, err := m.lun.ReadLease(ctx, idx)
+	if err != nil {
+		return l, err
+	}
+	inFlight := l.Migration.Phase == storage.MigrationStarted || l.Migration.Phase == storage.MigrationCompleted
+	if !m.owns(l) || l.Epoch != epoch || l.InProgress || (inFlight && !allowMigration) {
+		return l, fmt.Errorf("%w: lease of record %d is now epoch %d owner host %d gen %d released=%v migration=%s",
+			ErrNotOwner, idx, l.Epoch, l.Owner.Host, l.Owner.Gen, l.Released, l.Migration.Phase)
+	}
+	return l, nil
+}
+
+func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, now time.Time) error {
+	r, ok := snap.recs[a.VM]
+	if !ok && a.Kind != reconcile.Notice {
+		return fmt.Errorf("%s %s: no record in the snapshot", a.Kind, a.Name)
+	}
+	var id storage.UUID
+	if r.Config != nil {
+		id = r.Config.UUID
+	}
+	fail := func(kind string, err error) error {
+		err = fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
+		m.event(ctx, storage.SevError, kind, id, 0, "%v", err)
+		return err
+	}
+	local := snap.names[a.VM]
+	switch a.Kind {
+	case reconcile.Notice:
+		if r.Config != nil {
+			m.notice(ctx, id, a.Reason)
+		}
+		return nil
+
+	case reconcile.DestroyStale:
+		if err := m.hv.Destroy(ctx, local); err != nil && !errors.Is(err, hypervisor.ErrNotRunning) {
+			return fail("failed", err)
+		}
+		m.event(ctx, storage.SevWarning, "destroyed-stale-copy", id, 0, "%s", a.Reason)
+		return nil
+
+	case reconcile.Stop:
+		if err := m.shutdown(ctx, local); err != nil {
+			return fail("failed", err)
+		}
+		m.event(ctx, storage.SevInfo, "stopped", id, 0, "%s", a.Reason)
+		return nil
+
+	case reconcile.Adopt:
+		if _, err := m.lun.AcquireLease(ctx, r.Index, a.Expect, m.me()); err != nil {
+			return fail("failed", err)
+		}
+		m.event(ctx, storage.SevInfo, "lease-acquired", id, 0, "adopted at epoch %d: %s", a.Expect+1, a.Reason)
+		return nil
+
+	case reconcile.TakeAndStart, reconcile.ClaimMigrated:
+		if a.Kind == reconcile.TakeAndStart {
+			m.event(ctx, storage.SevInfo, "planned", id, 0, "%s", a.Reason)
+		}
+		lease, err := m.lun.AcquireLease(ctx, r.Index, a.Expect, m.me())
+		if errors.Is(err, storage.ErrLeaseHeld) {
+			// Another host won the epoch: it runs the VM; nothing to do.
+			m.event(ctx, storage.SevInfo, "lease-lost", id, 0, "another host took epoch %d first", a.Expect+1)
+			return nil
+		}
+		if err != nil {
+			return fail("failed", err)
+		}
+		m.event(ctx, storage.SevInfo, "lease-acquired", id, 0, "epoch %d: %s", lease.Epoch, a.Reason)
+		if a.Kind == reconcile.ClaimMigrated && !a.Start {
+			return nil
+		}
+		return m.startVM(ctx, r, lease, a, now, local)
+
+	case reconcile.CompleteMigration, reconcile.ClearMigration:
+		lease, err := m.currentLease(ctx, r.Index, a.Expect, true)
+		if err != nil {
+			return fail("failed", err)
+		}
+		mig := lease.Migration
+		if a.Kind == reconcile.CompleteMigration {
+			mig.Phase = storage.MigrationCompleted
+		} else {
+			mig = storage.Migration{}
+		}
+		lease, err = m.lun.SetMigration(ctx, r.Index, lease, mig)
+		if err != nil {
+			return fail("failed", err)
+		}
+		m.event(ctx, storage.SevInfo, "migration-"+map[bool]string{true: "completed", false: "cleared"}[a.Kind == reconcile.CompleteMigration], id, 0, "%s", a.Reason)
+		if a.Kind == reconcile.ClearMigration && a.Start {
+			return m.startVM(ctx, r, lease, a, now, local)
+		}
+		return nil
+
+	case reconcile.Start, reconcile.RestartInPlace:
+		lease, err := m.currentLease(ctx, r.Index, a.Expect, false)
+		if err != nil {
+			return fail("failed", err)
+		}
+		if a.Kind == reconcile.RestartInPlace && local != "" {
+			if err := m.hv.Destroy(ctx, local); err != nil && !errors.Is(err, hypervisor.ErrNotRunning) {
+				return fail("failed", err)
+			}
+		}
+		return m.startVM(ctx, r, lease, a, now, local)
+
+	case reconcile.Release:
+		lease, err := m.currentLease(ctx, r.Index, a.Expect, false)
+		if err != nil {
+			return fail("failed", err)
+		}
+		if a.Destroy && local != "" {
+			if err := m.hv.Destroy(ctx, local); err != nil && !errors.Is(err, hypervisor.ErrNotRunning) {
+				return fail("failed", err)
+			}
+		}
+		if err := m.lun.ReleaseLease(ctx, r.Index, lease); err != nil {
+			return fail("failed", err)
+		}
+		delete(m.history, a.VM)
+		m.event(ctx, storage.SevWarning, "released", id, 0, "%s", a.Reason)
+		return nil
+
+	case reconcile.Resume:
+		res, ok := m.hv.(Resumer)
+		if !ok {
+			return fail("failed", fmt.Errorf("resume after an I/O error: %w (hypervisor.Conn has no Resume)", ErrUnsupported))
+		}
+		if err := res.Resume(ctx, local); err != nil {
+			return fail("failed", err)
+		}
+		m.event(ctx, storage.SevInfo, "resumed", id, 0, "%s", a.Reason)
+		return nil
+	}
+	return fmt.Errorf("%s %s: unknown action", a.Kind, a.Name)
+}
+
+// startVM defines the record's XML here and starts it; a failure counts
+// toward the start failures that make reconcile release the lease.
+func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage.LeaseState, a reconcile.Action, now time.Time, local string) error {
+	id := r.Config.UUID
+	key := id.String()
+	h := m.history[key]
+	failed := func(err error) error {
+		h.StartFailures++
+		h.LastFailure = now
+		m.history[key] = h
+		err = fmt.Errorf("start %q on host %d (attempt %d): %w", r.Config.Name, m.cfg.Host, h.StartFailures, err)
+		m.event(ctx, storage.SevError, "failed", id, 0, "%v", err)
+		return err
+	}
+	name := local
+	if d, err := m.hv.Define(ctx, string(r.Config.XML)); err != nil {
+		if local == "" {
+			return failed(err)
+		}
+		// Keep the local definition (e.g. one already defined here).
+	} else {
+		name = d.Name
+	}
+	if err := m.hv.Start(ctx, name); err != nil && !errors.Is(err, hypervisor.ErrAlreadyRunning) {
+		return failed(err)
+	}
+	h.StartFailures = 0
+	kind := "started"
+	if a.Counts {
+		h.Restarts = append(h.Restarts, now)
+		kind = "restarted"
+	}
+	m.history[key] = h
+	m.event(ctx, storage.SevInfo, kind, id, 0, "on host %d at epoch %d: %s", m.cfg.Host, lease.Epoch, a.Reason)
+	return nil
+}
