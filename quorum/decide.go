@@ -62,6 +62,7 @@ func Decide(in Input) Decision {
 	// only if it holds a network lease: serf may not have noticed yet that
 	// it is gone. (Without the LUN, serf is all there is.)
 	readFresh := in.Now-in.LastRead < t.SelfFence
+	d.serfAlive = in.SerfAlive
 	if d.Voters.Has(in.Self) {
 		for _, h := range d.Hosts {
 			if h.ID == in.Self || !d.Voters.Has(h.ID) || !in.SerfAlive.Has(h.ID) {
@@ -139,7 +140,7 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	// to now: a heartbeat written after that read is one this host has not
 	// had the chance to see.
 	stale := max(in.LastRead-s.Changed, 0)
-	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, changed: s.Changed, genSince: s.GenSince}
+	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, changed: s.Changed, genSince: s.GenSince, goneAt: Never}
 	set := func(st HostState, format string, a ...any) Host {
 		h.State, h.Reason = st, fmt.Sprintf(format, a...)
 		return h
@@ -230,7 +231,7 @@ func hiddenLeaseCheck(in Input, d *Decision) {
 		for _, h := range d.Hosts {
 			// A host gone by other proof than staleness votes no more, but
 			// for 2F it may still have leases of its granting running.
-			recentlyGone := h.goneAt != Never && in.Now-h.goneAt < 2*t.SelfFence
+			recentlyGone := h.State.Gone() && h.goneAt != Never && in.Now-h.goneAt < 2*t.SelfFence
 			if h.State.Gone() && !h.byStaleness && !recentlyGone {
 				continue
 			}
@@ -333,14 +334,15 @@ func agreeUnreachable(in Input, d Decision, target int) bool {
 }
 
 // GrantLease reports whether this host, having decided d, may grant from a
-// network lease: only a quorate partition grants, and only to a member of it
-// that the LUN does not show gone.
+// network lease: only a quorate partition grants, and only to a host serf
+// sees alive that the LUN does not show gone (its heartbeat may have
+// stalled: that is why it asks).
 func GrantLease(d Decision, from int) (bool, string) {
 	switch {
 	case !d.Quorate:
 		return false, "this host's partition is not quorate"
-	case !d.Partition.Has(from):
-		return false, fmt.Sprintf("host %d is not in this host's partition %v", from, d.Partition)
+	case !d.serfAlive.Has(from):
+		return false, fmt.Sprintf("host %d is not alive in this host's serf view", from)
 	}
 	if h, ok := d.Host(from); !ok || h.State.Gone() {
 		return false, fmt.Sprintf("host %d is not a live member of the cluster", from)

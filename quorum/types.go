@@ -369,6 +369,7 @@ type Decision struct {
 	// alive for SerfDetect; required for poison pills and power fences.
 	Settled     bool
 	settled     Set
+	serfAlive   Set
 	Coordinator int // 0: none in this partition
 	// MayRunVMs: this host may run protected VMs (fresh write or lease).
 	// Pet the watchdog only while this holds and every loop progresses.

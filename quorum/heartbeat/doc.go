@@ -1,0 +1,16 @@
+// Package heartbeat runs a host's heartbeat loop: every R it renews the
+// host's slot on the LUN (one read of all slots, one write of its own, each
+// bounded by io_timeout), reads its mailbox, asks serf who is alive, runs the
+// pure quorum.Decide and carries out what it returns: self-fencing through
+// the VM manager, answering poison pills and test messages, sending pills,
+// running power fences, asking and granting network leases over serf, and
+// publishing grants and verdicts in its slot. It pets the watchdog only
+// while the decision allows this host to run VMs.
+//
+// Before each renewal it decides once more on what it already knows, so a
+// host that wakes from a freeze longer than F fences itself before its first
+// write can make it look fresh again.
+//
+// It decides nothing itself; it must never block on a peer, never retry an
+// I/O past io_timeout, and never compare another host's clock with its own.
+package heartbeat

@@ -1,0 +1,547 @@
+package heartbeat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+)
+
+// Slot is the host's own heartbeat slot (*storage.Heartbeat).
+type Slot interface {
+	HostID() int
+	Generation() uint64
+	Renew(ctx context.Context) ([]storage.SlotView, error)
+	SetState(storage.SlotState)
+	SetSerfView(storage.HostSet)
+	SetGranted(storage.HostSet)
+	SetVerdicts([]storage.Verdict)
+	Ack(storage.Message, storage.AckResult)
+}
+
+// Mailboxes reads this host's mailbox and writes others' (*storage.LUN).
+type Mailboxes interface {
+	ReadMailbox(ctx context.Context, host int) (storage.Message, error)
+	SendMessage(ctx context.Context, m storage.Message) (storage.Message, error)
+}
+
+// Membership is serf (*gossip.Agent, through a small adapter).
+type Membership interface {
+	// Alive is the set of host ids serf sees alive.
+	Alive() quorum.Set
+	// AskLease asks every member to grant this host a network lease and
+	// returns the host ids that granted it.
+	AskLease(ctx context.Context, req LeaseRequest) (quorum.Set, error)
+}
+
+// VMs is what the VM manager does for the heartbeat loop.
+type VMs interface {
+	// SelfFence destroys every protected VM on this host, now.
+	SelfFence(ctx context.Context, reason string) error
+	// ApplyIsolation applies each local protected VM's isolation response
+	// (destroy and release its lease, or leave it running).
+	ApplyIsolation(ctx context.Context, reason string) error
+}
+
+// PowerFencer powers a host off through its fence agent.
+type PowerFencer interface {
+	// PowerOff returns whether the agent confirmed the host is off.
+	PowerOff(ctx context.Context, host int) (bool, error)
+	// Fenceable lists the hosts that have a fence agent configured.
+	Fenceable() quorum.Set
+}
+
+// Watchdog is petted while this host may run VMs and every loop progresses.
+type Watchdog interface {
+	Pet() error
+}
+
+// LeaseRequest is what a host without the LUN sends to ask for a lease.
+type LeaseRequest struct {
+	Host int    `json:"host"`
+	Gen  uint64 `json:"gen"`
+}
+
+// Event is something the loop did or saw, for the event log.
+type Event struct {
+	Kind    string // "self-fence", "declared-dead", "pill-sent", "power-fence", ...
+	Subject int    // the host concerned
+	Message string
+	Error   bool
+}
+
+// Config configures a Loop.
+type Config struct {
+	Timings quorum.Timings
+	Slot    Slot
+	LUN     Mailboxes
+	Serf    Membership
+	VMs     VMs
+	Power   PowerFencer // nil: no power fencing
+	// Watchdog is petted after each decision that allows running VMs and
+	// when Healthy says every loop of the daemon progresses. Nil: none.
+	Watchdog Watchdog
+	Healthy  func() bool
+	// OnDecision receives every decision (the VM manager acts on it). It
+	// must not block for long.
+	OnDecision func(quorum.Decision)
+	// OnEvent receives events; it must not block.
+	OnEvent func(Event)
+	Logger  *slog.Logger
+	// Now reads this host's monotonic clock; nil: time since the loop started.
+	Now func() time.Duration
+}
+
+// Loop is one host's heartbeat loop. Create it with New, run it with Run.
+type Loop struct {
+	cfg  Config
+	self int
+	log  *slog.Logger
+
+	mu         sync.Mutex // guards what lease grants and fence results touch
+	obs        *quorum.Observer
+	lastWrite  quorum.Mono
+	lastRead   quorum.Mono
+	freshSince quorum.Mono
+	leaseUntil quorum.Mono
+	granted    map[int]quorum.Mono
+	failedAt   map[int]quorum.Mono
+	aliveAt    map[int]quorum.Mono
+	lastAlive  quorum.Set
+	mailbox    quorum.Message
+	rawMail    storage.Message
+	acked      uint64
+	pillSent   map[int]sentPill
+	pillAcked  map[int]uint64
+	power      map[int]quorum.PowerResult
+	powerBusy  map[int]bool
+	declared   map[quorum.Verdict]bool
+	leaseBusy  bool
+	fenced     bool // self-fenced: never pet again, never run VMs again in this generation
+	isolated   map[uint64]bool
+	last       quorum.Decision
+	haveLast   bool
+}
+
+type sentPill struct {
+	gen   uint64
+	nonce uint64
+}
+
+// New checks cfg and returns a loop.
+func New(cfg Config) (*Loop, error) {
+	if err := cfg.Timings.Validate(); err != nil {
+		return nil, fmt.Errorf("heartbeat: %w", err)
+	}
+	if cfg.Slot == nil || cfg.LUN == nil || cfg.Serf == nil || cfg.VMs == nil {
+		return nil, errors.New("heartbeat: Slot, LUN, Serf and VMs are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		start := time.Now()
+		cfg.Now = func() time.Duration { return time.Since(start) }
+	}
+	if cfg.OnEvent == nil {
+		cfg.OnEvent = func(Event) {}
+	}
+	return &Loop{cfg: cfg, self: cfg.Slot.HostID(), log: cfg.Logger.With("host", cfg.Slot.HostID()),
+		obs: quorum.NewObserver(), lastWrite: cfg.Now(), lastRead: quorum.Never, freshSince: quorum.Never,
+		leaseUntil: quorum.Never, granted: map[int]quorum.Mono{}, failedAt: map[int]quorum.Mono{},
+		aliveAt: map[int]quorum.Mono{}, pillSent: map[int]sentPill{}, pillAcked: map[int]uint64{},
+		power: map[int]quorum.PowerResult{}, powerBusy: map[int]bool{}, declared: map[quorum.Verdict]bool{},
+		isolated: map[uint64]bool{}}, nil
+}
+
+// Run renews the heartbeat every R until ctx ends. It returns nil when ctx
+// ends, or an error when the slot was lost (the host has then self-fenced).
+func (l *Loop) Run(ctx context.Context) error {
+	t := time.NewTicker(l.cfg.Timings.Renew)
+	defer t.Stop()
+	for {
+		if err := l.Cycle(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Cycle runs one heartbeat cycle. Run calls it every R; tests may call it directly.
+func (l *Loop) Cycle(ctx context.Context) error {
+	// Decide on what is already known before writing anything: a host that
+	// was frozen must fence itself before a write makes it look fresh.
+	for _, a := range l.decide().Actions {
+		if a.Kind == quorum.ActSelfFence {
+			l.selfFence(ctx, a.Reason)
+		}
+	}
+
+	issued := l.cfg.Now()
+	views, err := l.cfg.Slot.Renew(ctx)
+	done := l.cfg.Now()
+	var lost error
+	switch {
+	case errors.Is(err, storage.ErrSlotLost):
+		lost = err
+	case err != nil && views == nil:
+		l.log.Warn("heartbeat read failed", "err", err)
+	case err != nil:
+		l.log.Warn("heartbeat write failed", "err", err)
+	}
+
+	l.mu.Lock()
+	if views != nil {
+		l.observe(done, views)
+		if err == nil {
+			l.lastWrite = max(l.lastWrite, issued)
+		}
+	} else if done-l.lastRead > l.cfg.Timings.SelfFence {
+		l.freshSince = quorum.Never
+	}
+	l.mu.Unlock()
+
+	if views != nil {
+		if m, err := l.cfg.LUN.ReadMailbox(ctx, l.self); err == nil {
+			l.mu.Lock()
+			l.rawMail = m
+			l.mailbox = quorum.Message{Kind: quorum.MessageKind(m.Type), From: m.From, ToGen: m.ToGen, Nonce: m.Nonce}
+			l.mu.Unlock()
+		} else {
+			l.log.Warn("read mailbox", "err", err)
+		}
+	}
+	l.serfView()
+
+	if lost != nil {
+		l.selfFence(ctx, "heartbeat slot lost: "+lost.Error())
+		return lost
+	}
+	d := l.decide()
+	l.execute(ctx, d)
+	if d.MayRunVMs && !l.isFenced() && (l.cfg.Healthy == nil || l.cfg.Healthy()) && l.cfg.Watchdog != nil {
+		if err := l.cfg.Watchdog.Pet(); err != nil {
+			l.log.Error("pet watchdog", "err", err)
+		}
+	}
+	if l.cfg.OnDecision != nil {
+		l.cfg.OnDecision(d)
+	}
+	return nil
+}
+
+// observe records a completed read of every slot at now. Caller holds mu.
+func (l *Loop) observe(now quorum.Mono, views []storage.SlotView) {
+	raws := make([]quorum.RawSlot, 0, len(views))
+	for _, v := range views {
+		if !v.Used() {
+			continue
+		}
+		r := v.Record
+		raw := quorum.RawSlot{ID: v.HostID, Name: r.HostName, Gen: r.Generation, Seq: r.Sequence,
+			State: quorum.SlotState(r.State), SerfView: quorum.Set(r.SerfView), Granted: quorum.Set(r.Granted)}
+		for _, vd := range r.Verdicts {
+			raw.Dead = append(raw.Dead, quorum.Verdict{ID: vd.HostID, Gen: vd.Gen})
+		}
+		raws = append(raws, raw)
+		// A pill we sent is acknowledged in the target's slot.
+		if p, ok := l.pillSent[v.HostID]; ok && r.Ack.Nonce == p.nonce && r.Ack.Type == storage.MsgFence && r.Ack.Result == storage.AckDone {
+			if l.pillAcked[v.HostID] != p.gen {
+				l.pillAcked[v.HostID] = p.gen
+				l.cfg.OnEvent(Event{Kind: "pill-acknowledged", Subject: v.HostID, Message: fmt.Sprintf("host %d generation %d stopped its VMs set to stop on isolation", v.HostID, p.gen)})
+			}
+		}
+	}
+	l.obs.Update(now, raws)
+	if l.freshSince == quorum.Never || now-l.lastRead > l.cfg.Timings.SelfFence {
+		l.freshSince = now
+	}
+	l.lastRead = now
+}
+
+// serfView refreshes serf's alive set and the since-when of every change.
+func (l *Loop) serfView() {
+	alive := l.cfg.Serf.Alive()
+	now := l.cfg.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id := 1; id < 256; id++ {
+		was, is := l.lastAlive.Has(id), alive.Has(id)
+		switch {
+		case is && !was:
+			if _, ok := l.failedAt[id]; ok {
+				l.aliveAt[id] = now // back after a failure
+			}
+			delete(l.failedAt, id)
+		case !is && was:
+			l.failedAt[id] = now
+		}
+	}
+	for _, s := range l.obs.Slots() { // hosts serf has never seen alive
+		if !alive.Has(s.ID) {
+			if _, ok := l.failedAt[s.ID]; !ok {
+				l.failedAt[s.ID] = now
+			}
+		}
+	}
+	l.lastAlive = alive
+}
+
+func (l *Loop) input() quorum.Input {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	in := quorum.Input{Now: l.cfg.Now(), Self: l.self, SelfGen: l.cfg.Slot.Generation(), Timings: l.cfg.Timings,
+		LastWrite: l.lastWrite, LastRead: l.lastRead, ReadFreshSince: l.freshSince, ObserverStart: l.obs.Start(),
+		Slots: l.obs.Slots(), SerfAlive: l.lastAlive, SerfFailedSince: copyMap(l.failedAt), SerfAliveSince: copyMap(l.aliveAt),
+		LeaseUntil: l.leaseUntil, GrantedAt: copyMap(l.granted), Mailbox: l.mailbox, AckedNonce: l.acked,
+		Power: copyMap(l.power), PillAcked: copyMap(l.pillAcked), KnownDead: l.obs.KnownDead()}
+	if l.cfg.Power != nil {
+		in.PowerFenceable = l.cfg.Power.Fenceable()
+	}
+	in.SerfAlive.Add(l.self)
+	return in
+}
+
+func (l *Loop) decide() quorum.Decision {
+	d := quorum.Decide(l.input())
+	l.mu.Lock()
+	l.last, l.haveLast = d, true
+	l.mu.Unlock()
+	return d
+}
+
+// Decision returns the latest decision (false before the first).
+func (l *Loop) Decision() (quorum.Decision, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last, l.haveLast
+}
+
+func (l *Loop) isFenced() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.fenced
+}
+
+// execute carries out a decision's actions and publishes what it must.
+func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
+	for _, a := range d.Actions {
+		switch a.Kind {
+		case quorum.ActSelfFence:
+			l.selfFence(ctx, a.Reason)
+		case quorum.ActApplyIsolation:
+			l.applyIsolation(ctx, a)
+		case quorum.AckTest:
+			l.mu.Lock()
+			msg := l.rawMail
+			l.acked = a.Nonce
+			l.mu.Unlock()
+			l.cfg.Slot.Ack(msg, storage.AckDone)
+			l.cfg.OnEvent(Event{Kind: "test-message", Subject: msg.From, Message: "test message acknowledged: " + a.Reason})
+		case quorum.ActSendPill:
+			l.sendPill(ctx, a)
+		case quorum.ActPowerFence:
+			l.powerFence(ctx, a)
+		case quorum.ActDeclareDead:
+			v := quorum.Verdict{ID: a.Host, Gen: a.Gen}
+			l.mu.Lock()
+			first := !l.declared[v]
+			l.declared[v] = true
+			l.mu.Unlock()
+			if first {
+				l.log.Warn("declared dead", "subject", a.Host, "gen", a.Gen, "reason", a.Reason)
+				l.cfg.OnEvent(Event{Kind: "declared-dead", Subject: a.Host, Message: a.Reason})
+			}
+		case quorum.ActRequestLease:
+			l.requestLease(ctx)
+		}
+	}
+	l.cfg.Slot.SetSerfView(storage.HostSet(d.Partition))
+	l.cfg.Slot.SetGranted(storage.HostSet(d.GrantSet))
+	vs := make([]storage.Verdict, 0, len(d.Verdicts))
+	for _, v := range d.Verdicts {
+		vs = append(vs, storage.Verdict{HostID: v.ID, Gen: v.Gen})
+	}
+	l.cfg.Slot.SetVerdicts(vs)
+}
+
+func (l *Loop) selfFence(ctx context.Context, reason string) {
+	l.mu.Lock()
+	first := !l.fenced
+	l.fenced = true
+	l.mu.Unlock()
+	if !first {
+		return
+	}
+	l.log.Error("SELF-FENCE: destroying every protected VM on this host", "reason", reason)
+	l.cfg.OnEvent(Event{Kind: "self-fence", Subject: l.self, Message: reason, Error: true})
+	if err := l.cfg.VMs.SelfFence(ctx, reason); err != nil {
+		// The watchdog, no longer petted, resets the host.
+		l.log.Error("self-fence failed; the watchdog will reset this host", "err", err)
+		l.cfg.OnEvent(Event{Kind: "self-fence-failed", Subject: l.self, Message: err.Error(), Error: true})
+	}
+	l.cfg.Slot.SetState(storage.SlotFenced)
+}
+
+func (l *Loop) applyIsolation(ctx context.Context, a quorum.Action) {
+	l.mu.Lock()
+	if l.isolated[a.Nonce] {
+		l.mu.Unlock()
+		return
+	}
+	l.isolated[a.Nonce] = true
+	msg := l.rawMail
+	l.mu.Unlock()
+	l.log.Warn("poison pill: applying isolation responses", "reason", a.Reason)
+	result := storage.AckDone
+	if err := l.cfg.VMs.ApplyIsolation(ctx, a.Reason); err != nil {
+		result = storage.AckFailed
+		l.cfg.OnEvent(Event{Kind: "isolation-failed", Subject: l.self, Message: err.Error(), Error: true})
+		// Could not stop what it was asked to stop: nothing else is safe.
+		l.selfFence(ctx, "poison pill could not be applied: "+err.Error())
+	} else {
+		l.cfg.OnEvent(Event{Kind: "isolated", Subject: l.self, Message: a.Reason})
+	}
+	l.mu.Lock()
+	l.acked = a.Nonce
+	l.mu.Unlock()
+	l.cfg.Slot.Ack(msg, result)
+}
+
+func (l *Loop) sendPill(ctx context.Context, a quorum.Action) {
+	l.mu.Lock()
+	if p, ok := l.pillSent[a.Host]; ok && p.gen == a.Gen {
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	m, err := l.cfg.LUN.SendMessage(ctx, storage.Message{Type: storage.MsgFence, From: l.self, FromGen: l.cfg.Slot.Generation(),
+		To: a.Host, ToGen: a.Gen, Reason: truncate(a.Reason, 120)})
+	if err != nil {
+		l.log.Warn("send poison pill", "subject", a.Host, "err", err)
+		return
+	}
+	l.mu.Lock()
+	l.pillSent[a.Host] = sentPill{gen: a.Gen, nonce: m.Nonce}
+	l.mu.Unlock()
+	l.cfg.OnEvent(Event{Kind: "pill-sent", Subject: a.Host, Message: a.Reason})
+}
+
+func (l *Loop) powerFence(ctx context.Context, a quorum.Action) {
+	if l.cfg.Power == nil {
+		return
+	}
+	l.mu.Lock()
+	if l.powerBusy[a.Host] {
+		l.mu.Unlock()
+		return
+	}
+	l.powerBusy[a.Host] = true
+	l.mu.Unlock()
+	l.cfg.OnEvent(Event{Kind: "power-fence", Subject: a.Host, Message: a.Reason})
+	go func() {
+		ok, err := l.cfg.Power.PowerOff(ctx, a.Host)
+		res := quorum.PowerResult{Gen: a.Gen, Confirmed: ok && err == nil, Failed: !ok || err != nil, At: l.cfg.Now()}
+		l.mu.Lock()
+		l.power[a.Host] = res
+		l.powerBusy[a.Host] = false
+		l.mu.Unlock()
+		if res.Confirmed {
+			l.cfg.OnEvent(Event{Kind: "power-fence-confirmed", Subject: a.Host, Message: "fence agent confirmed power off"})
+		} else {
+			msg := "fence agent did not confirm power off; falling back to D"
+			if err != nil {
+				msg += ": " + err.Error()
+			}
+			l.cfg.OnEvent(Event{Kind: "power-fence-failed", Subject: a.Host, Message: msg, Error: true})
+		}
+	}()
+}
+
+// requestLease asks the others for a network lease, without blocking the loop.
+func (l *Loop) requestLease(ctx context.Context) {
+	l.mu.Lock()
+	if l.leaseBusy {
+		l.mu.Unlock()
+		return
+	}
+	l.leaseBusy = true
+	l.mu.Unlock()
+	sent := l.cfg.Now()
+	req := LeaseRequest{Host: l.self, Gen: l.cfg.Slot.Generation()}
+	go func() {
+		qctx, cancel := context.WithTimeout(ctx, l.cfg.Timings.IOTimeout)
+		defer cancel()
+		granters, err := l.cfg.Serf.AskLease(qctx, req)
+		d, ok := l.Decision()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.leaseBusy = false
+		if err != nil || !ok {
+			return
+		}
+		if quorum.LeaseHeld(d, l.self, granters) {
+			// The lease counts from when it was asked for: every granter's
+			// promise started later.
+			l.leaseUntil = max(l.leaseUntil, sent+l.cfg.Timings.SelfFence)
+			l.cfg.OnEvent(Event{Kind: "network-lease", Subject: l.self, Message: fmt.Sprintf("network lease granted by hosts %v", granters)})
+		}
+	}()
+}
+
+// GrantLease answers another host's lease request: it grants when this
+// host's latest decision allows it, and then promises (by publishing the
+// grant in its slot) not to declare that host dead while the lease may run.
+func (l *Loop) GrantLease(req LeaseRequest) (bool, string) {
+	d, ok := l.Decision()
+	if !ok {
+		return false, "this host has not decided yet"
+	}
+	if h, ok := d.Host(req.Host); ok && h.Gen != req.Gen {
+		return false, fmt.Sprintf("host %d is at generation %d, not %d", req.Host, h.Gen, req.Gen)
+	}
+	grant, why := quorum.GrantLease(d, req.Host)
+	if grant {
+		l.mu.Lock()
+		l.granted[req.Host] = l.cfg.Now()
+		l.mu.Unlock()
+	}
+	return grant, why
+}
+
+// EncodeLeaseRequest and DecodeLeaseRequest are the wire form of a request.
+func EncodeLeaseRequest(r LeaseRequest) []byte { b, _ := json.Marshal(r); return b }
+
+// DecodeLeaseRequest parses a lease request.
+func DecodeLeaseRequest(b []byte) (LeaseRequest, error) {
+	var r LeaseRequest
+	if err := json.Unmarshal(b, &r); err != nil || r.Host < 1 || r.Host > 255 {
+		return r, fmt.Errorf("bad lease request %q", b)
+	}
+	return r, nil
+}
+
+func copyMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

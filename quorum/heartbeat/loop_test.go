@@ -1,0 +1,335 @@
+package heartbeat
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/storage/storagetest"
+)
+
+// These tests run several hosts' heartbeat loops in one process against a
+// real LUN file with O_DIRECT, each host with its own device (through the
+// fault-injecting wrapper, so a SAN path of one host can fail), and an
+// in-memory network for serf's view and lease queries that a test can
+// partition. Waits are on conditions with a deadline, never fixed sleeps.
+
+// Short timings that pass validation: D = F + W + io + R = 850 ms.
+func testTimings() storage.Timings {
+	t := storage.Timings{Renew: 50 * time.Millisecond, IOTimeout: 200 * time.Millisecond,
+		SelfFence: 300 * time.Millisecond, Watchdog: 300 * time.Millisecond, PowerFence: 200 * time.Millisecond}
+	t.Dead = t.MinDead()
+	return t
+}
+
+func quorumTimings(t storage.Timings) quorum.Timings {
+	return quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
+		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: 100 * time.Millisecond}
+}
+
+// network is an in-memory serf: who sees whom, and lease queries.
+type network struct {
+	mu    sync.Mutex
+	group map[int]int // host -> partition group
+	up    map[int]bool
+	loops map[int]*Loop
+}
+
+func (n *network) connected(a, b int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.up[a] && n.up[b] && n.group[a] == n.group[b]
+}
+
+func (n *network) partition(groups ...[]int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for g, hs := range groups {
+		for _, h := range hs {
+			n.group[h] = g
+		}
+	}
+}
+
+type member struct {
+	n    *network
+	self int
+}
+
+func (m member) Alive() quorum.Set {
+	var s quorum.Set
+	m.n.mu.Lock()
+	ids := make([]int, 0, len(m.n.up))
+	for id := range m.n.up {
+		ids = append(ids, id)
+	}
+	m.n.mu.Unlock()
+	for _, id := range ids {
+		if m.n.connected(m.self, id) {
+			s.Add(id)
+		}
+	}
+	return s
+}
+
+func (m member) AskLease(_ context.Context, req LeaseRequest) (quorum.Set, error) {
+	var granted quorum.Set
+	m.n.mu.Lock()
+	loops := copyMap(m.n.loops)
+	m.n.mu.Unlock()
+	for id, l := range loops {
+		if id != m.self && m.n.connected(m.self, id) {
+			if ok, _ := l.GrantLease(req); ok {
+				granted.Add(id)
+			}
+		}
+	}
+	return granted, nil
+}
+
+// vms records what the loop asked of the VM manager.
+type vms struct {
+	mu        sync.Mutex
+	fenced    []string
+	isolation []string
+}
+
+func (v *vms) SelfFence(_ context.Context, reason string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.fenced = append(v.fenced, reason)
+	return nil
+}
+
+func (v *vms) ApplyIsolation(_ context.Context, reason string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.isolation = append(v.isolation, reason)
+	return nil
+}
+
+func (v *vms) counts() (int, int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.fenced), len(v.isolation)
+}
+
+type host struct {
+	id     int
+	loop   *Loop
+	vms    *vms
+	cancel context.CancelFunc
+	done   chan error
+	mu     sync.Mutex
+	events []Event
+}
+
+func (h *host) sawEvent(kind string, subject int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range h.events {
+		if e.Kind == kind && (subject == 0 || e.Subject == subject) {
+			return true
+		}
+	}
+	return false
+}
+
+type cluster struct {
+	t      *testing.T
+	path   string
+	faults *storagetest.Controller
+	net    *network
+	hosts  map[int]*host
+}
+
+func newCluster(t *testing.T, n int) *cluster {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lun.img")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := storage.OpenFile(path)
+	if err != nil {
+		t.Skipf("skipping: %s does not support O_DIRECT: %v", dir, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "hb", Timings: testTimings(),
+		Geometry: storage.Geometry{MaxHosts: 8, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	dev.Close()
+	c := &cluster{t: t, path: path, faults: storagetest.NewController(),
+		net: &network{group: map[int]int{}, up: map[int]bool{}, loops: map[int]*Loop{}}, hosts: map[int]*host{}}
+	for id := 1; id <= n; id++ {
+		c.start(id)
+	}
+	return c
+}
+
+func (c *cluster) start(id int) {
+	t := c.t
+	fd, err := storage.OpenFile(c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("kvm%d", id)
+	ctx := context.Background()
+	lun, err := storage.Open(ctx, c.faults.Device(name, fd), storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot, err := lun.AcquireSlot(ctx, storage.AcquireOptions{HostName: name, HostID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot.SetState(storage.SlotAlive) // what the daemon does once it is ready
+	h := &host{id: id, vms: &vms{}, done: make(chan error, 1)}
+	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun,
+		Serf: member{n: c.net, self: id}, VMs: h.vms,
+		OnEvent: func(e Event) { h.mu.Lock(); h.events = append(h.events, e); h.mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.loop = loop
+	c.net.mu.Lock()
+	c.net.up[id] = true
+	c.net.loops[id] = loop
+	c.net.mu.Unlock()
+	lctx, cancel := context.WithCancel(ctx)
+	h.cancel = cancel
+	go func() { h.done <- loop.Run(lctx) }()
+	c.hosts[id] = h
+	t.Cleanup(func() { cancel(); <-h.done; lun.Close() })
+}
+
+// crash stops host id's loop without a goodbye, as a power loss does.
+func (c *cluster) crash(id int) {
+	h := c.hosts[id]
+	h.cancel()
+	<-h.done
+	h.done <- nil // for Cleanup
+	c.net.mu.Lock()
+	c.net.up[id] = false
+	c.net.mu.Unlock()
+}
+
+// waitFor polls cond every 10 ms until it holds or 20 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (c *cluster) state(observer, subject int) quorum.HostState {
+	d, ok := c.hosts[observer].loop.Decision()
+	if !ok {
+		return 0
+	}
+	h, _ := d.Host(subject)
+	return h.State
+}
+
+func TestHostsSeeEachOtherAndAgreeOnCoordinator(t *testing.T) {
+	c := newCluster(t, 3)
+	for o := 1; o <= 3; o++ {
+		waitFor(t, fmt.Sprintf("host %d to see all alive with host 1 coordinating", o), func() bool {
+			d, ok := c.hosts[o].loop.Decision()
+			return ok && d.Quorate && d.Coordinator == 1 && c.state(o, 1) == quorum.StateAlive &&
+				c.state(o, 2) == quorum.StateAlive && c.state(o, 3) == quorum.StateAlive
+		})
+	}
+}
+
+func TestCrashedHostIsDeclaredDeadAfterD(t *testing.T) {
+	c := newCluster(t, 3)
+	waitFor(t, "a settled cluster", func() bool { d, ok := c.hosts[1].loop.Decision(); return ok && d.Coordinator == 1 && c.state(1, 3) == quorum.StateAlive })
+	// Let the coordinator's view of the LUN be fresh for D first.
+	waitFor(t, "D of fresh reads", func() bool {
+		in := c.hosts[1].loop.input()
+		return in.Now-in.ReadFreshSince >= in.Timings.Dead
+	})
+	crashed := time.Now()
+	c.crash(3)
+	waitFor(t, "host 1 to declare host 3 dead", func() bool { return c.hosts[1].sawEvent("declared-dead", 3) })
+	if took, d := time.Since(crashed), testTimings().Dead; took < d {
+		t.Errorf("declared dead %v after the crash, before D = %v", took, d)
+	}
+	waitFor(t, "host 2 to learn the verdict", func() bool { return c.state(2, 3) == quorum.StateDead })
+	if f, _ := c.hosts[1].vms.counts(); f != 0 {
+		t.Errorf("host 1 self-fenced %d times", f)
+	}
+}
+
+func TestIsolatedHostGetsPoisonPillAndAcknowledges(t *testing.T) {
+	c := newCluster(t, 3)
+	waitFor(t, "a settled cluster", func() bool {
+		in := c.hosts[1].loop.input()
+		return in.Now-in.ReadFreshSince >= in.Timings.Dead && c.state(1, 3) == quorum.StateAlive
+	})
+	c.net.partition([]int{1, 2}, []int{3})
+	waitFor(t, "host 3 to apply its isolation response", func() bool { _, iso := c.hosts[3].vms.counts(); return iso > 0 })
+	waitFor(t, "host 1 to see the acknowledgement", func() bool { return c.hosts[1].sawEvent("pill-acknowledged", 3) })
+	if c.hosts[1].sawEvent("declared-dead", 3) {
+		t.Error("an isolated host that writes the LUN was declared dead")
+	}
+	if f, _ := c.hosts[3].vms.counts(); f != 0 {
+		t.Error("the isolated host self-fenced; it should only apply isolation responses")
+	}
+}
+
+func TestLUNLostOnOneHostKeepsVMsOnNetworkLease(t *testing.T) {
+	c := newCluster(t, 3)
+	waitFor(t, "a settled cluster", func() bool {
+		in := c.hosts[1].loop.input()
+		return in.Now-in.ReadFreshSince >= in.Timings.Dead && c.state(1, 3) == quorum.StateAlive
+	})
+	c.faults.Inject("kvm3", storagetest.Fault{Op: storagetest.AllIO, EIO: true})
+	waitFor(t, "host 3 to hold a network lease", func() bool { return c.hosts[3].sawEvent("network-lease", 3) })
+	// Hold for several D: nobody declares it dead, it does not self-fence.
+	until := time.Now().Add(4 * testTimings().Dead)
+	for time.Now().Before(until) {
+		if f, _ := c.hosts[3].vms.counts(); f != 0 {
+			t.Fatalf("host 3 self-fenced while holding a network lease: %v", c.hosts[3].vms.fenced)
+		}
+		if c.hosts[1].sawEvent("declared-dead", 3) {
+			t.Fatal("host 1 declared a leased host dead")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Cut it off from the others too: no lease, so it self-fences.
+	c.net.partition([]int{1, 2}, []int{3})
+	waitFor(t, "host 3 to self-fence", func() bool { f, _ := c.hosts[3].vms.counts(); return f > 0 })
+	waitFor(t, "host 1 to declare it dead", func() bool { return c.hosts[1].sawEvent("declared-dead", 3) })
+	if !strings.Contains(c.hosts[3].vms.fenced[0], "no network lease") {
+		t.Errorf("self-fence reason %q", c.hosts[3].vms.fenced[0])
+	}
+}
+
+func TestStorageLatencyBelowTimeoutChangesNothing(t *testing.T) {
+	c := newCluster(t, 3)
+	waitFor(t, "a settled cluster", func() bool { return c.state(1, 3) == quorum.StateAlive })
+	c.faults.Inject("kvm2", storagetest.Fault{Op: storagetest.AllIO, Latency: testTimings().IOTimeout / 4})
+	until := time.Now().Add(3 * testTimings().Dead)
+	for time.Now().Before(until) {
+		for id, h := range c.hosts {
+			if f, _ := h.vms.counts(); f != 0 || h.sawEvent("declared-dead", 0) || h.sawEvent("pill-sent", 0) {
+				t.Fatalf("host %d acted on mere latency: %+v", id, h.events)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
