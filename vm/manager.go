@@ -367,6 +367,11 @@ func (m *Manager) Migrate(ctx context.Context, nameOrUUID string, target int) (h
 	wctx := context.WithoutCancel(ctx) // the outcome must be recorded even if the caller gave up
 	switch {
 	case merr == nil:
+		started := storage.Migration{Phase: storage.MigrationStarted, Target: target, TargetGen: th.Gen}
+		if cur, err := m.lun.ReadLease(wctx, r.Index); err == nil && cur.Migration != started {
+			// A Step cleared it meanwhile (the target was declared gone).
+			return res, fmt.Errorf("migrate %q: migrated, but the record's migration is now %s: target host %d was declared gone", name, cur.Migration.Phase, target)
+		}
 		if _, err := m.lun.SetMigration(wctx, r.Index, lease, storage.Migration{Phase: storage.MigrationCompleted, Target: target, TargetGen: th.Gen}); err != nil {
 			// The guest runs on the target; reconcile marks it Completed
 			// on a later Step (the guest is no longer here).

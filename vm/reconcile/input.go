@@ -44,7 +44,7 @@ type Migration struct {
 
 // inFlight reports whether the migration may have moved the guest.
 func (m Migration) inFlight() bool {
-	return m.Phase == MigrationStarted || m.Phase == MigrationCompleted
+	return (m.Phase == MigrationStarted || m.Phase == MigrationCompleted) && m.Target != 0
 }
 
 // Lease is a VM lease as read from the LUN.

@@ -420,6 +420,15 @@ func (v *view) failover(all, candidates []*Record) {
 				Running: true, Policy: r.Policy})
 		}
 		p, err := plan.Failover(pin)
+		if err == nil && from != 0 && len(p.Unplaced) > 0 {
+			// No other host can take what the releaser gave up: let the
+			// releaser try again rather than leave the VMs down.
+			pin.Hosts = hosts
+			p2, err2 := plan.Failover(pin)
+			if err2 == nil {
+				p = p2
+			}
+		}
 		if err != nil {
 			v.add(Action{Kind: Notice, Reason: fmt.Sprintf("failover plan failed: %v", err)})
 			continue

@@ -329,7 +329,7 @@ func (s *sim) migrate(src *simHost, v *simVM, dst *simHost) {
 		s.ops = append(s.ops, simOp{host: src.id, gen: gen, desc: "migrate completed", fn: stepDone})
 	}
 	stepDone = func() {
-		if s.holds(src, v, epoch) {
+		if s.holds(src, v, epoch) && v.lease.Migration == (Migration{MigrationStarted, dst.id, tgen}) {
 			v.lease.Migration.Phase = MigrationCompleted
 		}
 		delete(src.outgoing, v.uuid)
