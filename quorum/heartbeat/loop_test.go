@@ -256,7 +256,10 @@ func TestHostsSeeEachOtherAndAgreeOnCoordinator(t *testing.T) {
 
 func TestCrashedHostIsDeclaredDeadAfterD(t *testing.T) {
 	c := newCluster(t, 3)
-	waitFor(t, "a settled cluster", func() bool { d, ok := c.hosts[1].loop.Decision(); return ok && d.Coordinator == 1 && c.state(1, 3) == quorum.StateAlive })
+	waitFor(t, "a settled cluster", func() bool {
+		d, ok := c.hosts[1].loop.Decision()
+		return ok && d.Coordinator == 1 && c.state(1, 3) == quorum.StateAlive
+	})
 	// Let the coordinator's view of the LUN be fresh for D first.
 	waitFor(t, "D of fresh reads", func() bool {
 		in := c.hosts[1].loop.input()
