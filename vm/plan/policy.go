@@ -84,8 +84,9 @@ const (
 	RestartNever RestartPolicy = "never"
 )
 
-// IsolationResponse is what a host that finds itself isolated (alive but cut
-// off from the quorum) does with this VM before it self-fences.
+// IsolationResponse is what a host that is sent a poison pill because it is
+// isolated (alive and writing the LUN, but cut off from the quorate
+// partition's network) does with this VM.
 type IsolationResponse string
 
 const (
@@ -170,15 +171,17 @@ const (
 )
 
 // DefaultPolicy is the policy of a VM protected without options: medium
-// priority, always restarted, at most 3 restarts per hour, tier 0, isolated
-// hosts stop it, a VM paused on I/O error for a minute is reported and left
-// paused.
+// priority, always restarted, at most 3 restarts per hour, tier 0, left
+// running by a host that is isolated from the management network but still
+// writes the LUN (DESIGN.md promise 3: such a partition restarts nothing; an
+// isolated host is not a dead one), a VM paused on I/O error for a minute is
+// reported and left paused.
 func DefaultPolicy() Policy {
 	return Policy{
 		Priority:     PriorityMedium,
 		Restart:      RestartAlways,
 		RestartLimit: RestartLimit{Max: 3, Window: time.Hour},
-		Isolation:    IsolationStop,
+		Isolation:    IsolationLeaveRunning,
 		IOError:      IOErrorPolicy{After: time.Minute, Response: IOErrorWait},
 	}
 }

@@ -37,14 +37,14 @@ func TestPolicyRoundTrip(t *testing.T) {
 		StartOrder:     2,
 		StartDelay:     15 * time.Second,
 		WaitGuestAgent: true,
-		Isolation:      IsolationLeaveRunning,
+		Isolation:      IsolationStop,
 		IOError:        IOErrorPolicy{After: 2 * time.Minute, Response: IOErrorRestart},
 	}
 	b, err := p.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"v":1,"prio":742,"restart":"on-failure","limit":{"max":5,"window":"30m0s"},"group":"db","prefer":["kvm1","3"],"tier":2,"delay":"15s","agent":true,"isolation":"leave-running","ioerr":{"after":"2m0s","do":"restart"}}`
+	want := `{"v":1,"prio":742,"restart":"on-failure","limit":{"max":5,"window":"30m0s"},"group":"db","prefer":["kvm1","3"],"tier":2,"delay":"15s","agent":true,"isolation":"stop","ioerr":{"after":"2m0s","do":"restart"}}`
 	if string(b) != want {
 		t.Fatalf("encoded\n%s\nwant\n%s", b, want)
 	}

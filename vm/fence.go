@@ -1,0 +1,105 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm/plan"
+)
+
+// SelfFence destroys every protected VM that runs on this host, at once and
+// without a graceful shutdown: the heartbeat loop calls it when this host
+// may no longer run VMs (no heartbeat write for F and no network lease, or
+// the cluster declared it dead). It reads the LUN only for names and does
+// not need it: every local domain whose UUID has a record is destroyed, and
+// if the records cannot be read, every running domain is (an unprotected
+// VM is never worth the risk of a protected one running twice).
+func (m *Manager) SelfFence(ctx context.Context, reason string) error {
+	doms, err := m.hv.ListDomains(ctx)
+	if err != nil {
+		return fmt.Errorf("self-fence: list domains: %w", err)
+	}
+	protected := map[string]bool{}
+	recs, errs := m.lun.ReadVMs(ctx)
+	all := len(errs) > 0 && len(recs) == 0
+	for _, r := range recs {
+		if r.Protected() {
+			protected[strings.ToLower(r.Config.UUID.String())] = true
+		}
+	}
+	var failed []error
+	for _, d := range doms {
+		if !d.State.Active() || !(all || protected[strings.ToLower(d.UUID)]) {
+			continue
+		}
+		if err := m.hv.Destroy(ctx, d.Name); err != nil {
+			failed = append(failed, fmt.Errorf("destroy %q: %w", d.Name, err))
+			continue
+		}
+		m.event(ctx, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("self-fence: %w", errors.Join(failed...))
+	}
+	return nil
+}
+
+// ApplyIsolation answers a poison pill: each local protected VM owned by
+// this host whose isolation response is "stop" is destroyed and its lease
+// released, so that another host may start it; VMs set to "leave running"
+// keep running and keep their lease.
+func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	doms, err := m.hv.ListDomains(ctx)
+	if err != nil {
+		return fmt.Errorf("isolation: list domains: %w", err)
+	}
+	running := map[string]string{}
+	for _, d := range doms {
+		if d.State.Active() {
+			running[strings.ToLower(d.UUID)] = d.Name
+		}
+	}
+	recs, errs := m.lun.ReadVMs(ctx)
+	if len(errs) > 0 {
+		return fmt.Errorf("isolation: %d VM records unreadable, first: %w", len(errs), errs[0])
+	}
+	var failed []error
+	for _, r := range recs {
+		if !r.Protected() || !m.owns(r.Lease) {
+			continue
+		}
+		rp, err := UnmarshalRecordPolicy(r.Config.Policy)
+		if err != nil {
+			rp = RecordPolicy{Policy: plan.DefaultPolicy()}
+		}
+		if rp.Policy.Isolation != plan.IsolationStop {
+			m.event(ctx, storage.SevWarning, "isolation-kept", r.Config.UUID, m.cfg.Host, "%s keeps running on the isolated host (isolation response: leave running)", r.Config.Name)
+			continue
+		}
+		if name, ok := running[strings.ToLower(r.Config.UUID.String())]; ok {
+			if err := m.hv.Destroy(ctx, name); err != nil {
+				failed = append(failed, fmt.Errorf("destroy %q: %w", name, err))
+				continue // never release the lease of a VM that may still run
+			}
+		}
+		if err := m.lun.ReleaseLease(ctx, r.Index, r.Lease); err != nil {
+			failed = append(failed, fmt.Errorf("release lease of %q: %w", r.Config.Name, err))
+			continue
+		}
+		m.event(ctx, storage.SevWarning, "isolated", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("isolation: %w", errors.Join(failed...))
+	}
+	return nil
+}
+
+func parseUUID(s string) storage.UUID {
+	u, _ := storage.ParseUUID(s)
+	return u
+}
