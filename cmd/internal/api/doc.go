@@ -1,0 +1,27 @@
+// Package api is the contract between wingmand and its clients: the JSON
+// types of every endpoint and a small client. wingmand serves it over HTTP
+// on a unix socket (root and group wingman only); the wingman CLI is just
+// another client. It links nothing but the standard library, so the CLI
+// stays free of cgo and libvirt.
+//
+// Endpoints (all JSON; errors are {"error": "...", "hint": "..."} with a
+// 4xx/5xx status):
+//
+//	GET  /v1/status                      Status
+//	GET  /v1/hosts                       []Host
+//	GET  /v1/hosts/{name-or-id}          Host
+//	GET  /v1/vms                         []VM
+//	GET  /v1/vms/{name-or-uuid}          VM
+//	POST /v1/vms/{name-or-uuid}/protect  ProtectRequest -> VM
+//	POST /v1/vms/{name-or-uuid}/unprotect
+//	POST /v1/vms/{name-or-uuid}/policy   ProtectRequest -> VM
+//	POST /v1/vms/{name-or-uuid}/start
+//	POST /v1/vms/{name-or-uuid}/stop
+//	POST /v1/vms/{name-or-uuid}/migrate  MigrateRequest -> MigrateResult
+//	POST /v1/hosts/{name-or-id}/maintenance  MaintenanceRequest -> Host
+//	POST /v1/hosts/{name-or-id}/fence    FenceRequest -> FenceResult
+//	GET  /v1/events?since=RFC3339&limit=N []Event
+//
+// A request about a VM or host that another host must carry out (the VM's
+// owner, the host entering maintenance) is forwarded by the daemon.
+package api
