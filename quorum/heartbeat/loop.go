@@ -312,6 +312,9 @@ func (l *Loop) input() quorum.Input {
 	return in
 }
 
+// Input returns what the next decision would read (for status pages).
+func (l *Loop) Input() quorum.Input { return l.input() }
+
 func (l *Loop) decide() quorum.Decision {
 	d := quorum.Decide(l.input())
 	l.mu.Lock()

@@ -1,0 +1,484 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/user"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/plan"
+)
+
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// httpError carries a status code and a hint for the operator.
+type httpError struct {
+	status int
+	err    error
+	hint   string
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+
+func notFound(format string, a ...any) error {
+	return &httpError{status: http.StatusNotFound, err: fmt.Errorf(format, a...)}
+}
+
+func badRequest(hint, format string, a ...any) error {
+	return &httpError{status: http.StatusBadRequest, err: fmt.Errorf(format, a...), hint: hint}
+}
+
+// Handler returns the API's HTTP handler.
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	h := func(pattern string, fn func(r *http.Request) (any, error)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			out, err := fn(r)
+			w.Header().Set("Content-Type", "application/json")
+			if err != nil {
+				status, hint := http.StatusInternalServerError, ""
+				var he *httpError
+				switch {
+				case errors.As(err, &he):
+					status, hint = he.status, he.hint
+				case errors.Is(err, vm.ErrNotFound), errors.Is(err, storage.ErrNotFound), errors.Is(err, hypervisor.ErrNotFound):
+					status = http.StatusNotFound
+				case errors.Is(err, vm.ErrNotOwner), errors.Is(err, vm.ErrNoQuorum), errors.Is(err, plan.ErrInvalidPolicy):
+					status = http.StatusConflict
+				}
+				w.WriteHeader(status)
+				json.NewEncoder(w).Encode(api.Error{Error: err.Error(), Hint: hint})
+				return
+			}
+			if out == nil {
+				out = struct{}{}
+			}
+			json.NewEncoder(w).Encode(out)
+		})
+	}
+	h("GET /v1/status", func(r *http.Request) (any, error) { return d.apiStatus(r.Context()) })
+	h("GET /v1/hosts", func(r *http.Request) (any, error) { return d.apiHosts(r.Context()) })
+	h("GET /v1/hosts/{host}", func(r *http.Request) (any, error) { return d.apiHost(r.Context(), r.PathValue("host")) })
+	h("GET /v1/vms", func(r *http.Request) (any, error) { return d.apiVMs(r.Context()) })
+	h("GET /v1/vms/{vm}", func(r *http.Request) (any, error) { return d.apiVM(r.Context(), r.PathValue("vm")) })
+	h("GET /v1/events", func(r *http.Request) (any, error) { return d.apiEvents(r) })
+	for _, op := range []string{"protect", "policy", "unprotect", "start", "stop", "migrate"} {
+		h("POST /v1/vms/{vm}/"+op, func(r *http.Request) (any, error) {
+			var body json.RawMessage
+			if r.ContentLength != 0 {
+				if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20)).Decode(&body); err != nil {
+					return nil, badRequest("send a JSON body", "decode request: %v", err)
+				}
+			}
+			return d.vmCommand(r.Context(), command{Op: op, VM: r.PathValue("vm"), Body: body})
+		})
+	}
+	h("POST /v1/hosts/{host}/maintenance", func(r *http.Request) (any, error) {
+		var req api.MaintenanceRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			return nil, badRequest(`send {"enter": true|false}`, "decode request: %v", err)
+		}
+		b, _ := json.Marshal(req)
+		return d.hostCommand(r.Context(), command{Op: "maintenance", Host: r.PathValue("host"), Body: b})
+	})
+	h("POST /v1/hosts/{host}/fence", func(r *http.Request) (any, error) {
+		var req api.FenceRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			return nil, badRequest(`send {"test": true|false}`, "decode request: %v", err)
+		}
+		return d.fence(r.Context(), r.PathValue("host"), req)
+	})
+	return mux
+}
+
+// Serve serves the API on l until ctx ends.
+func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	err := srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (d *Daemon) decision() quorum.Decision {
+	dec, _ := d.loop.Decision()
+	return dec
+}
+
+// hostNames maps slot ids to host names, from the decision.
+func (d *Daemon) hostNames() map[int]string {
+	out := map[int]string{}
+	for _, h := range d.decision().Hosts {
+		out[h.ID] = h.Name
+	}
+	return out
+}
+
+// resolveHost finds a host by name or id.
+func (d *Daemon) resolveHost(s string) (quorum.Host, error) {
+	dec := d.decision()
+	for _, h := range dec.Hosts {
+		if h.Name == s || strconv.Itoa(h.ID) == s {
+			return h, nil
+		}
+	}
+	var names []string
+	for _, h := range dec.Hosts {
+		names = append(names, h.Name)
+	}
+	return quorum.Host{}, notFound("no host named %q: hosts are %s", s, strings.Join(names, ", "))
+}
+
+func (d *Daemon) apiHosts(ctx context.Context) ([]api.Host, error) {
+	dec := d.decision()
+	serfStatus := map[int]string{}
+	tags := map[int]api.Host{}
+	for _, m := range d.serf.Members() {
+		if m.HostID == 0 {
+			continue
+		}
+		serfStatus[m.HostID] = m.Status.String()
+		tags[m.HostID] = api.Host{MemoryMiB: m.Tags.MemoryTotalMiB, FreeMiB: m.Tags.MemoryFreeMiB, CPUs: m.Tags.CPUs, Maintenance: m.Tags.Maintenance}
+	}
+	owned := map[int]int{}
+	if recs, _ := d.lun.ReadVMs(ctx); recs != nil {
+		for _, r := range recs {
+			if r.Protected() && r.Lease.Held() {
+				owned[r.Lease.Owner.Host]++
+			}
+		}
+	}
+	var fenceable quorum.Set
+	if d.fencer != nil {
+		fenceable = fencerAdapter{f: d.fencer}.Fenceable()
+	}
+	var out []api.Host
+	for _, h := range dec.Hosts {
+		t := tags[h.ID]
+		s := serfStatus[h.ID]
+		if s == "" {
+			s = "unknown"
+		}
+		out = append(out, api.Host{ID: h.ID, Name: h.Name, State: h.State.String(), Reason: h.Reason, Generation: h.Gen,
+			Serf: s, Maintenance: t.Maintenance || h.State == quorum.StateMaintenance, Coordinator: h.ID == dec.Coordinator,
+			MemoryMiB: t.MemoryMiB, FreeMiB: t.FreeMiB, CPUs: t.CPUs, VMs: owned[h.ID], Fenceable: fenceable.Has(h.ID)})
+	}
+	return out, nil
+}
+
+func (d *Daemon) apiHost(ctx context.Context, s string) (api.Host, error) {
+	hosts, err := d.apiHosts(ctx)
+	if err != nil {
+		return api.Host{}, err
+	}
+	for _, h := range hosts {
+		if h.Name == s || strconv.Itoa(h.ID) == s {
+			return h, nil
+		}
+	}
+	_, err = d.resolveHost(s)
+	return api.Host{}, err
+}
+
+func (d *Daemon) apiStatus(ctx context.Context) (api.Status, error) {
+	dec := d.decision()
+	in := d.loopInput()
+	t := d.hdr.Timings
+	last, worst := d.latency()
+	hosts, _ := d.apiHosts(ctx)
+	s := api.Status{Host: d.cfg.HostName, HostID: d.slot.HostID(), Generation: d.slot.Generation(), Cluster: d.hdr.ClusterName,
+		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Now: time.Now(), Quorate: dec.Quorate,
+		Coordinator: dec.Coordinator, Partition: dec.Partition.IDs(), Voters: dec.Voters.IDs(), MayRunVMs: dec.MayRunVMs,
+		LUN: api.LUNHealth{Path: d.cfg.LUN, LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
+			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now},
+		Timings: api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence},
+		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: d.warnings(dec, worst)}
+	s.Capacity = d.capacityVerdict(ctx, dec)
+	if !s.Capacity.Survivable {
+		s.Warnings = append(s.Warnings, fmt.Sprintf("N+%d capacity lost: %s", s.Capacity.K, strings.Join(s.Capacity.Problems, "; ")))
+	}
+	return s, nil
+}
+
+// warnings are the proactive health warnings (before anything fails).
+func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
+	t := d.hdr.Timings
+	var w []string
+	if worst > t.SelfFence/2 {
+		w = append(w, fmt.Sprintf("heartbeat LUN latency reached %v in the last minute, over half of F (%v): check the storage path", worst.Round(time.Millisecond), t.SelfFence))
+	}
+	if d.wd.Kind() != "device" {
+		w = append(w, "no hardware watchdog: a frozen host cannot be reset (load a watchdog driver, e.g. iTCO_wdt or ipmi_watchdog)")
+	}
+	if !d.hv.Connected() {
+		w = append(w, "libvirt is unreachable: local VMs cannot be watched or started")
+	}
+	if !dec.Quorate {
+		w = append(w, "this host's partition is not quorate: it takes no failover action")
+	}
+	for _, m := range d.serf.Members() {
+		if m.TagsErr != nil {
+			w = append(w, fmt.Sprintf("serf member %s: %v", m.Name, m.TagsErr))
+		} else if m.Tags.ClusterUUID != "" && m.Tags.ClusterUUID != d.hdr.ClusterUUID.String() {
+			w = append(w, fmt.Sprintf("serf member %s uses another heartbeat LUN (cluster %s): configuration drift", m.Name, m.Tags.ClusterUUID))
+		} else if m.Tags.Version != "" && m.Tags.Version != version {
+			w = append(w, fmt.Sprintf("serf member %s runs wingmand %s, this host %s", m.Name, m.Tags.Version, version))
+		}
+	}
+	if d.wdNote != "" && d.wd.Kind() == "device" {
+		w = append(w, d.wdNote)
+	}
+	return w
+}
+
+// capacityVerdict runs admission control: can every protected VM be
+// restarted after losing any one host?
+func (d *Daemon) capacityVerdict(ctx context.Context, dec quorum.Decision) api.CapacityVerdict {
+	v := api.CapacityVerdict{K: 1, Survivable: true}
+	recs, errs := d.lun.ReadVMs(ctx)
+	if len(errs) > 0 {
+		v.Survivable = false
+		v.Problems = append(v.Problems, fmt.Sprintf("%d VM records unreadable", len(errs)))
+		return v
+	}
+	caps := d.capacities()
+	in := plan.Input{Config: plan.DefaultConfig(), Now: time.Now()}
+	for _, h := range dec.Hosts {
+		c, ok := caps[h.ID]
+		if !ok {
+			continue
+		}
+		st := plan.HostSuspect
+		switch h.State {
+		case quorum.StateAlive:
+			st = plan.HostAlive
+		case quorum.StateMaintenance:
+			st = plan.HostMaintenance
+		case quorum.StateDead:
+			st = plan.HostDead
+		case quorum.StateLeft:
+			st = plan.HostLeft
+		}
+		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: st, Memory: c.Memory, CPUs: c.CPUs})
+	}
+	known := map[int]bool{}
+	for _, h := range in.Hosts {
+		known[h.ID] = true
+	}
+	for _, r := range recs {
+		if !r.Protected() || !r.Lease.Held() || !known[r.Lease.Owner.Host] {
+			continue
+		}
+		rp, err := vm.UnmarshalRecordPolicy(r.Config.Policy)
+		if err != nil {
+			continue
+		}
+		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
+		in.VMs = append(in.VMs, plan.VM{UUID: strings.ToLower(r.Config.UUID.String()), Name: r.Config.Name, Owner: r.Lease.Owner.Host,
+			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !rp.Stopped, Policy: rp.Policy})
+	}
+	res, err := plan.Survivable(in, 1)
+	if err != nil {
+		v.Survivable = false
+		v.Problems = append(v.Problems, err.Error())
+		return v
+	}
+	v.Survivable = res.OK
+	names := d.hostNames()
+	for _, f := range res.Failures {
+		var lost, down []string
+		for _, id := range f.Lost {
+			lost = append(lost, names[id])
+		}
+		for _, u := range f.Unplaced {
+			down = append(down, fmt.Sprintf("%s (%s)", u.Name, u.Reason))
+		}
+		v.Problems = append(v.Problems, fmt.Sprintf("if %s fails, %s stay down", strings.Join(lost, "+"), strings.Join(down, ", ")))
+	}
+	return v
+}
+
+func (d *Daemon) loopInput() quorum.Input { return d.loop.Input() }
+
+// apiVMs lists protected VMs (from the LUN) and this host's unprotected domains.
+func (d *Daemon) apiVMs(ctx context.Context) ([]api.VM, error) {
+	recs, errs := d.lun.ReadVMs(ctx)
+	if len(errs) > 0 && len(recs) == 0 {
+		return nil, fmt.Errorf("read VM records: %w", errs[0])
+	}
+	doms, err := d.hv.ListDomains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	local := map[string]hypervisor.Domain{}
+	for _, dm := range doms {
+		local[strings.ToLower(dm.UUID)] = dm
+	}
+	names := d.hostNames()
+	self := d.slot.HostID()
+	var out []api.VM
+	seen := map[string]bool{}
+	for _, r := range recs {
+		if !r.Protected() {
+			continue
+		}
+		id := strings.ToLower(r.Config.UUID.String())
+		seen[id] = true
+		rp, _ := vm.UnmarshalRecordPolicy(r.Config.Policy)
+		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
+		v := api.VM{Name: r.Config.Name, UUID: id, Protected: true, Priority: int(rp.Policy.Priority), Policy: toAPIPolicy(rp.Policy),
+			Stopped: rp.Stopped, LeaseEpoch: r.Lease.Epoch, MemoryMiB: spec.MemoryBytes >> 20, VCPUs: spec.VCPUs, State: "unknown"}
+		if r.Lease.Held() {
+			v.Owner, v.OwnerName = r.Lease.Owner.Host, names[r.Lease.Owner.Host]
+		}
+		if r.Lease.Migration.Phase != storage.MigrationNone {
+			v.Migration = fmt.Sprintf("%s -> host %d", r.Lease.Migration.Phase, r.Lease.Migration.Target)
+		}
+		if dm, ok := local[id]; ok && (v.Owner == self || dm.Active()) {
+			v.State, v.Reason = dm.State.String(), dm.Reason
+		} else if v.Owner != 0 && v.Owner != self {
+			v.State = "on " + names[v.Owner]
+			if st, err := d.remoteState(ctx, v.Owner, id); err == nil {
+				v.State = st
+			}
+		} else if rp.Stopped {
+			v.State = "shutoff"
+		}
+		out = append(out, v)
+	}
+	for id, dm := range local {
+		if seen[id] {
+			continue
+		}
+		out = append(out, api.VM{Name: dm.Name, UUID: id, State: dm.State.String(), Reason: dm.Reason, Owner: self, OwnerName: d.cfg.HostName,
+			MemoryMiB: dm.MemoryBytes >> 20, VCPUs: dm.VCPUs})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (d *Daemon) apiVM(ctx context.Context, s string) (api.VM, error) {
+	vms, err := d.apiVMs(ctx)
+	if err != nil {
+		return api.VM{}, err
+	}
+	for _, v := range vms {
+		if v.Name == s || strings.EqualFold(v.UUID, s) {
+			return v, nil
+		}
+	}
+	return api.VM{}, notFound("no VM named %q on the LUN or on this host; see 'wingman list --all'", s)
+}
+
+func (d *Daemon) apiEvents(r *http.Request) ([]api.Event, error) {
+	var since time.Time
+	if s := r.URL.Query().Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, badRequest("use RFC 3339, e.g. 2026-01-02T15:04:05Z", "since %q: %v", s, err)
+		}
+		since = t
+	}
+	evs, err := d.lun.ReadEvents(r.Context(), since)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := strconv.Atoi(r.URL.Query().Get("limit")); n > 0 && len(evs) > n {
+		evs = evs[len(evs)-n:]
+	}
+	names := d.hostNames()
+	vmNames := map[storage.UUID]string{}
+	if recs, _ := d.lun.ReadVMs(r.Context()); recs != nil {
+		for _, rec := range recs {
+			if rec.Config != nil {
+				vmNames[rec.Config.UUID] = rec.Config.Name
+			}
+		}
+	}
+	out := make([]api.Event, 0, len(evs))
+	for _, e := range evs {
+		ae := api.Event{Time: e.Time, Host: e.Host, HostName: names[e.Host], Seq: e.Seq, Severity: e.Severity.String(),
+			Kind: e.Kind, Subject: e.Subject, Message: e.Message}
+		if !e.VM.IsZero() {
+			ae.VM = vmNames[e.VM]
+			if ae.VM == "" {
+				ae.VM = e.VM.String()
+			}
+		}
+		out = append(out, ae)
+	}
+	return out, nil
+}
+
+func toAPIPolicy(p plan.Policy) api.Policy {
+	return api.Policy{Priority: p.Priority.String(), Restart: string(p.Restart), RestartMax: p.RestartLimit.Max,
+		RestartWindow: p.RestartLimit.Window, AntiAffinity: p.AntiAffinity, PreferredHosts: p.PreferredHosts,
+		StartOrder: p.StartOrder, StartDelay: p.StartDelay, WaitGuestAgent: p.WaitGuestAgent, Isolation: string(p.Isolation)}
+}
+
+// applyAPIPolicy sets the fields of a that are given on p.
+func applyAPIPolicy(p plan.Policy, a api.Policy) (plan.Policy, error) {
+	if a.Priority != "" {
+		pr, err := plan.ParsePriority(a.Priority)
+		if err != nil {
+			return p, badRequest("use high, medium, low or 0..1000", "priority: %v", err)
+		}
+		p.Priority = pr
+	}
+	if a.Restart != "" {
+		p.Restart = plan.RestartPolicy(a.Restart)
+	}
+	if a.RestartMax != 0 {
+		p.RestartLimit.Max = a.RestartMax
+	}
+	if a.RestartWindow != 0 {
+		p.RestartLimit.Window = a.RestartWindow
+	}
+	if a.AntiAffinity != "" {
+		p.AntiAffinity = a.AntiAffinity
+	}
+	if a.PreferredHosts != nil {
+		p.PreferredHosts = a.PreferredHosts
+	}
+	if a.StartOrder != 0 {
+		p.StartOrder = a.StartOrder
+	}
+	if a.StartDelay != 0 {
+		p.StartDelay = a.StartDelay
+	}
+	if a.WaitGuestAgent {
+		p.WaitGuestAgent = true
+	}
+	if a.Isolation != "" {
+		p.Isolation = plan.IsolationResponse(a.Isolation)
+	}
+	if err := p.Validate(); err != nil {
+		return p, badRequest("see 'wingman help protect'", "%v", err)
+	}
+	return p, nil
+}

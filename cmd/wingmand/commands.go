@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/plan"
+)
+
+// command is an API request that one particular host must carry out: the
+// owner of a VM, the host entering maintenance. It travels over serf when
+// that host is not this one.
+type command struct {
+	Op   string          `json:"op"`
+	VM   string          `json:"vm,omitempty"`
+	Host string          `json:"host,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
+	// To is the host id that must run it (set when forwarding).
+	To int `json:"to,omitempty"`
+}
+
+// commandResult is the answer to a forwarded command.
+type commandResult struct {
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Status int             `json:"status,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// CommandQuery is the serf query name that carries forwarded commands.
+const CommandQuery = "wingman-cmd"
+
+// vmCommand runs a VM command here if this host must, else forwards it.
+func (d *Daemon) vmCommand(ctx context.Context, c command) (any, error) {
+	self := d.slot.HostID()
+	owner, err := d.ownerOf(ctx, c.VM)
+	switch {
+	case errors.Is(err, vm.ErrNotFound) && c.Op == "protect":
+		owner = self // an unprotected local domain
+	case err != nil:
+		return nil, err
+	}
+	if owner != 0 && owner != self {
+		c.To = owner
+		return d.forward(ctx, c)
+	}
+	return d.runCommand(ctx, c)
+}
+
+// ownerOf is the host that holds the VM's lease (0: nobody).
+func (d *Daemon) ownerOf(ctx context.Context, nameOrUUID string) (int, error) {
+	recs, errs := d.lun.ReadVMs(ctx)
+	for _, r := range recs {
+		if r.Protected() && (r.Config.Name == nameOrUUID || strings.EqualFold(r.Config.UUID.String(), nameOrUUID)) {
+			if r.Lease.Held() {
+				return r.Lease.Owner.Host, nil
+			}
+			return 0, nil
+		}
+	}
+	if len(errs) > 0 {
+		return 0, fmt.Errorf("VM %q: %d VM records unreadable: %w", nameOrUUID, len(errs), errs[0])
+	}
+	return 0, fmt.Errorf("VM %q: %w: it is not protected", nameOrUUID, vm.ErrNotFound)
+}
+
+// runCommand carries out a command on this host.
+func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
+	switch c.Op {
+	case "protect", "policy":
+		var req api.ProtectRequest
+		if len(c.Body) > 0 {
+			if err := json.Unmarshal(c.Body, &req); err != nil {
+				return nil, badRequest("", "decode policy: %v", err)
+			}
+		}
+		if c.Op == "protect" {
+			p, err := applyAPIPolicy(plan.DefaultPolicy(), req.Policy)
+			if err != nil {
+				return nil, err
+			}
+			if err := d.vms.Protect(ctx, c.VM, vm.RecordPolicy{Policy: p}); err != nil {
+				return nil, err
+			}
+		} else {
+			rp, err := d.currentPolicy(ctx, c.VM)
+			if err != nil {
+				return nil, err
+			}
+			if rp.Policy, err = applyAPIPolicy(rp.Policy, req.Policy); err != nil {
+				return nil, err
+			}
+			if err := d.vms.SetPolicy(ctx, c.VM, rp); err != nil {
+				return nil, err
+			}
+		}
+		return d.apiVM(ctx, c.VM)
+	case "unprotect":
+		return nil, d.vms.Unprotect(ctx, c.VM)
+	case "start":
+		return nil, d.vms.Start(ctx, c.VM)
+	case "stop":
+		return nil, d.vms.Stop(ctx, c.VM)
+	case "migrate":
+		var req api.MigrateRequest
+		if len(c.Body) > 0 {
+			if err := json.Unmarshal(c.Body, &req); err != nil {
+				return nil, badRequest("", "decode request: %v", err)
+			}
+		}
+		return d.migrate(ctx, c.VM, req.Target)
+	case "maintenance":
+		var req api.MaintenanceRequest
+		if err := json.Unmarshal(c.Body, &req); err != nil {
+			return nil, badRequest("", "decode request: %v", err)
+		}
+		return d.setMaintenance(ctx, req)
+	}
+	return nil, badRequest("", "unknown command %q", c.Op)
+}
+
+func (d *Daemon) currentPolicy(ctx context.Context, nameOrUUID string) (vm.RecordPolicy, error) {
+	recs, _ := d.lun.ReadVMs(ctx)
+	for _, r := range recs {
+		if r.Protected() && (r.Config.Name == nameOrUUID || strings.EqualFold(r.Config.UUID.String(), nameOrUUID)) {
+			return vm.UnmarshalRecordPolicy(r.Config.Policy)
+		}
+	}
+	return vm.RecordPolicy{}, fmt.Errorf("VM %q: %w: it is not protected", nameOrUUID, vm.ErrNotFound)
+}
+
+func (d *Daemon) migrate(ctx context.Context, name, target string) (api.MigrateResult, error) {
+	var to quorum.Host
+	if target == "" {
+		moves, _, err := d.vms.EvacuationPlan(ctx, d.decision())
+		if err != nil {
+			return api.MigrateResult{}, err
+		}
+		for _, m := range moves {
+			if m.Name == name || strings.EqualFold(m.UUID, name) {
+				to, _ = d.resolveHost(strconv.Itoa(m.To))
+			}
+		}
+		if to.ID == 0 {
+			return api.MigrateResult{}, badRequest("name a target host", "no host has room for %q", name)
+		}
+	} else {
+		h, err := d.resolveHost(target)
+		if err != nil {
+			return api.MigrateResult{}, err
+		}
+		to = h
+	}
+	if to.ID == d.slot.HostID() {
+		return api.MigrateResult{}, badRequest("name another host", "%q already runs on %s", name, to.Name)
+	}
+	res, err := d.vms.Migrate(ctx, name, to.ID)
+	if err != nil {
+		return api.MigrateResult{}, err
+	}
+	return api.MigrateResult{VM: name, From: d.cfg.HostName, To: to.Name, Duration: res.Wall, Downtime: res.Downtime, Bytes: res.DataTransferred}, nil
+}
+
+// hostCommand runs a host command on that host.
+func (d *Daemon) hostCommand(ctx context.Context, c command) (any, error) {
+	h, err := d.resolveHost(c.Host)
+	if err != nil {
+		return nil, err
+	}
+	if h.ID != d.slot.HostID() {
+		c.To = h.ID
+		return d.forward(ctx, c)
+	}
+	return d.runCommand(ctx, c)
+}
+
+// setMaintenance enters or leaves maintenance mode on this host.
+func (d *Daemon) setMaintenance(ctx context.Context, req api.MaintenanceRequest) (api.Host, error) {
+	self := d.slot.HostID()
+	d.mu.Lock()
+	d.maintenance = req.Enter
+	d.mu.Unlock()
+	if req.Enter {
+		d.slot.SetState(storage.SlotMaintenance)
+	} else {
+		d.slot.SetState(storage.SlotAlive)
+	}
+	if err := d.serf.SetTags(d.tags(ctx, self)); err != nil {
+		return api.Host{}, err
+	}
+	if !req.Enter {
+		d.event(storage.SevInfo, "maintenance-exit", self, "%s takes VMs again", d.cfg.HostName)
+		return d.apiHost(ctx, d.cfg.HostName)
+	}
+	d.event(storage.SevInfo, "maintenance-enter", self, "%s enters maintenance: evacuating its VMs", d.cfg.HostName)
+	// The other hosts must see the maintenance state before the planner
+	// runs, and this host's decision must show it: wait two cycles.
+	wait := 2*d.hdr.Timings.Renew + d.hdr.Timings.IOTimeout
+	select {
+	case <-ctx.Done():
+		return api.Host{}, ctx.Err()
+	case <-time.After(wait):
+	}
+	err := d.evacuate(ctx, req.All)
+	if err != nil {
+		d.event(storage.SevError, "maintenance-incomplete", self, "evacuation incomplete: %v", err)
+		return api.Host{}, err
+	}
+	d.event(storage.SevInfo, "maintenance-empty", self, "%s is empty: ready for maintenance", d.cfg.HostName)
+	return d.apiHost(ctx, d.cfg.HostName)
+}
+
+// evacuate live-migrates this host's protected VMs away (and, with all,
+// its unprotected running domains).
+func (d *Daemon) evacuate(ctx context.Context, all bool) error {
+	self := d.slot.HostID()
+	err := d.vms.Evacuate(ctx, d.decision(), 2, func(m vm.Move, r hypervisor.MigrationResult, err error) {
+		if err != nil {
+			d.event(storage.SevError, "evacuation-failed", m.To, "%s to host %d: %v", m.Name, m.To, err)
+			return
+		}
+		d.event(storage.SevInfo, "evacuated", m.To, "%s moved to host %d in %v (downtime %v)", m.Name, m.To, r.Wall.Round(time.Millisecond), r.Downtime)
+	})
+	if !all {
+		return err
+	}
+	doms, lerr := d.hv.ListDomains(ctx)
+	if lerr != nil {
+		return errors.Join(err, lerr)
+	}
+	protected := map[string]bool{}
+	recs, _ := d.lun.ReadVMs(ctx)
+	for _, r := range recs {
+		if r.Protected() {
+			protected[strings.ToLower(r.Config.UUID.String())] = true
+		}
+	}
+	var targets []int
+	for _, h := range d.decision().Hosts {
+		if h.State == quorum.StateAlive && h.ID != self {
+			targets = append(targets, h.ID)
+		}
+	}
+	for i, dm := range doms {
+		if !dm.Active() || protected[strings.ToLower(dm.UUID)] || len(targets) == 0 {
+			continue
+		}
+		uri, uerr := d.migrationURI(targets[i%len(targets)])
+		if uerr == nil {
+			_, uerr = d.hv.Migrate(ctx, dm.Name, hypervisor.MigrateOptions{DestURI: uri, Unsafe: d.cfg.Libvirt.UnsafeMigration})
+		}
+		if uerr != nil {
+			err = errors.Join(err, fmt.Errorf("unprotected %s: %w", dm.Name, uerr))
+		}
+	}
+	return err
+}
+
+// fence fences a host or tests the path: a test message through the
+// host's LUN mailbox, acknowledged in its slot, and its fence agent's status.
+func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceRequest) (api.FenceResult, error) {
+	h, err := d.resolveHost(hostName)
+	if err != nil {
+		return api.FenceResult{}, err
+	}
+	start := time.Now()
+	res := api.FenceResult{Host: h.Name, Test: req.Test}
+	if !req.Test {
+		if d.fencer == nil {
+			return res, badRequest("configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
+		}
+		r := d.fencer.PowerOff(ctx, h.ID)
+		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, r.Confirmed)
+		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", r.Confirmed), time.Since(start)
+		return res, r.Err
+	}
+	m, err := d.lun.SendMessage(ctx, storage.Message{Type: storage.MsgTest, From: d.slot.HostID(), FromGen: d.slot.Generation(),
+		To: h.ID, ToGen: h.Gen, Reason: "wingman fence --test"})
+	if err != nil {
+		return res, err
+	}
+	res.Mailbox = "not acknowledged"
+	deadline := time.Now().Add(3*d.hdr.Timings.Renew + 2*d.hdr.Timings.IOTimeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		v, err := d.lun.ReadSlot(ctx, h.ID)
+		if err == nil && v.Record.Ack.Nonce == m.Nonce && v.Record.Ack.Result == storage.AckDone {
+			res.Mailbox = "acknowledged"
+			break
+		}
+		time.Sleep(d.hdr.Timings.Renew / 4)
+	}
+	if d.fencer != nil {
+		if a, ok := d.fencer.Agent(h.ID); ok {
+			st, err := a.Status(ctx)
+			res.Agent = "status " + st.String()
+			if err != nil {
+				res.Agent = "status failed: " + err.Error()
+			}
+		}
+	}
+	res.Duration = time.Since(start)
+	d.event(storage.SevInfo, "fence-test", h.ID, "fence test of %s: mailbox %s %s", h.Name, res.Mailbox, res.Agent)
+	return res, nil
+}
+
+// serveForwarding answers commands forwarded by other hosts over serf.
+func (d *Daemon) serveForwarding() error {
+	return d.serf.HandleQuery(CommandQuery, func(_ string, payload []byte) ([]byte, error) {
+		var c command
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return nil, err
+		}
+		if c.To != d.slot.HostID() {
+			return json.Marshal(commandResult{}) // not for us
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		out, err := d.runCommand(ctx, c)
+		if err != nil {
+			status := 500
+			var he *httpError
+			if errors.As(err, &he) {
+				status = he.status
+			}
+			return json.Marshal(commandResult{Error: err.Error(), Status: status})
+		}
+		b, _ := json.Marshal(out)
+		return json.Marshal(commandResult{OK: true, Result: b})
+	})
+}
+
+// forward sends c to host c.To over serf and waits for its answer.
+func (d *Daemon) forward(ctx context.Context, c command) (any, error) {
+	payload, _ := json.Marshal(c)
+	timeout := 10 * time.Minute
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	resps, err := d.serf.Query(ctx, CommandQuery, payload, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("forward %s to host %d: %w", c.Op, c.To, err)
+	}
+	for _, r := range resps {
+		if r.Err != nil {
+			continue
+		}
+		var cr commandResult
+		if json.Unmarshal(r.Payload, &cr) != nil || (!cr.OK && cr.Error == "") {
+			continue // another host's "not for us"
+		}
+		if !cr.OK {
+			return nil, &httpError{status: cr.Status, err: fmt.Errorf("on host %d: %s", c.To, cr.Error)}
+		}
+		return json.RawMessage(cr.Result), nil
+	}
+	return nil, &httpError{status: 502, err: fmt.Errorf("host %d did not answer the forwarded %s", c.To, c.Op),
+		hint: "check that it is alive ('wingman host-list') and try again"}
+}
+
+// remoteState asks nothing over the network: the owner's state is what the
+// LUN says (a running protected VM is running where its lease is).
+func (d *Daemon) remoteState(_ context.Context, owner int, _ string) (string, error) {
+	for _, h := range d.decision().Hosts {
+		if h.ID == owner {
+			if h.State.Gone() {
+				return "lost with " + h.Name, nil
+			}
+			return "running on " + h.Name, nil
+		}
+	}
+	return "", errors.New("unknown owner")
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultConfigPath is where wingmand reads its configuration.
+const DefaultConfigPath = "/etc/wingman/wingman.toml"
+
+// Config is wingmand's configuration file (contrib/wingman.toml documents
+// every key). Flags override it.
+type Config struct {
+	// Cluster is the cluster name; the LUN must carry it.
+	Cluster string `toml:"cluster"`
+	// LUN is the heartbeat LUN: a shared block device or a file on shared storage.
+	LUN string `toml:"lun"`
+	// HostName names this host in the cluster (default: the hostname).
+	HostName string `toml:"host_name"`
+	// HostID is this host's slot on the LUN, 1..255 (0: the slot that
+	// already carries HostName, else the first free one).
+	HostID int `toml:"host_id"`
+	// StateDir holds the lock file and serf's snapshot.
+	StateDir string `toml:"state_dir"`
+
+	Libvirt  LibvirtConfig  `toml:"libvirt"`
+	Serf     SerfConfig     `toml:"serf"`
+	API      APIConfig      `toml:"api"`
+	Watchdog WatchdogConfig `toml:"watchdog"`
+	Shutdown ShutdownConfig `toml:"shutdown"`
+	// Fence maps host names to their fence agents (optional).
+	Fence map[string]FenceConfig `toml:"fence"`
+
+	path string // the file it was read from, for messages
+}
+
+// LibvirtConfig says how to reach libvirt.
+type LibvirtConfig struct {
+	// URI of the local libvirtd (default qemu:///system).
+	URI string `toml:"uri"`
+	// MigrationURI is the libvirt URI of another host as seen from this
+	// one; {addr} is replaced by that host's serf address (default
+	// qemu+tcp://{addr}/system, or qemu+tls://... where TLS is set up).
+	MigrationURI string `toml:"migration_uri"`
+	// UnsafeMigration passes libvirt's unsafe flag; only for test clusters
+	// whose shared directory is not a cluster filesystem.
+	UnsafeMigration bool `toml:"unsafe_migration"`
+}
+
+// SerfConfig configures gossip.
+type SerfConfig struct {
+	// Bind is the address serf listens on (default 0.0.0.0:7946).
+	Bind string `toml:"bind"`
+	// Advertise is the address others reach this host at (default: bind's,
+	// or the address of the default route).
+	Advertise string `toml:"advertise"`
+	// Join lists other hosts' serf addresses.
+	Join []string `toml:"join"`
+	// Keyring is serf's keyring file (a JSON list of base64 keys; make a key
+	// with `wingman keygen`). Required unless Insecure.
+	Keyring string `toml:"keyring"`
+	// Insecure runs gossip without encryption: test networks only.
+	Insecure bool `toml:"insecure"`
+	// Profile is serf's failure-detection profile: "default" (a dead host
+	// is suspected in 3-6 s) or "fast" (test networks, ~0.5 s).
+	Profile string `toml:"profile"`
+}
+
+// APIConfig configures the API socket.
+type APIConfig struct {
+	// Socket is the unix socket path (default /run/wingman/wingman.sock).
+	Socket string `toml:"socket"`
+	// Group may use the socket besides root (default "wingman").
+	Group string `toml:"group"`
+}
+
+// WatchdogConfig configures the watchdog.
+type WatchdogConfig struct {
+	// Mode is auto (the device if present, else software with a warning),
+	// device, or software (test clusters sharing one machine).
+	Mode string `toml:"mode"`
+	// Device is the watchdog device (default /dev/watchdog).
+	Device string `toml:"device"`
+}
+
+// ShutdownConfig says what happens to this host's VMs when wingmand stops.
+type ShutdownConfig struct {
+	// Policy is "migrate" (live-migrate every protected VM away, then leave
+	// the cluster; default), "failover" (shut the VMs down and release them
+	// so other hosts start them, then leave), or "keep" (leave the VMs
+	// running and stop without leaving: for a quick daemon restart; if
+	// wingmand is not back within F the VMs are destroyed... by the
+	// watchdog only where a hardware one exists).
+	Policy string `toml:"policy"`
+	// Timeout bounds the evacuation (default 10m).
+	Timeout duration `toml:"timeout"`
+}
+
+// FenceConfig is one host's fence agent.
+type FenceConfig struct {
+	Agent   string            `toml:"agent"`
+	Params  map[string]string `toml:"params"`
+	Timeout duration          `toml:"timeout"`
+}
+
+// duration reads "30s" style values from TOML.
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (like 30s or 10m)", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// DefaultConfig returns the defaults of every key.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		HostName: host,
+		StateDir: "/var/lib/wingman",
+		Libvirt:  LibvirtConfig{URI: "qemu:///system", MigrationURI: "qemu+tcp://{addr}/system"},
+		Serf:     SerfConfig{Bind: "0.0.0.0:7946", Profile: "default"},
+		API:      APIConfig{Socket: "/run/wingman/wingman.sock", Group: "wingman"},
+		Watchdog: WatchdogConfig{Mode: "auto", Device: "/dev/watchdog"},
+		Shutdown: ShutdownConfig{Policy: "migrate", Timeout: duration{10 * time.Minute}},
+	}
+}
+
+// LoadConfig reads path over the defaults. A missing file is an error
+// unless allowMissing (flags may then provide everything).
+func LoadConfig(path string, allowMissing bool) (Config, error) {
+	cfg := DefaultConfig()
+	cfg.path = path
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && allowMissing {
+		cfg.path = "(flags)"
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read configuration: %w", err)
+	}
+	md, err := toml.Decode(string(b), &cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return cfg, fmt.Errorf("%s line %d: %s; fix the syntax (see contrib/wingman.toml)", path, pe.Position.Line, pe.Message)
+		}
+		return cfg, fmt.Errorf("%s: %w; check the value's type (see contrib/wingman.toml)", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return cfg, fmt.Errorf("%s: unknown key %s; check the spelling (every key is documented in contrib/wingman.toml)", path, strings.Join(keys, ", "))
+	}
+	return cfg, nil
+}
+
+// Validate checks every key, saying which file and key is wrong and what to do.
+func (c *Config) Validate() error {
+	var probs []string
+	bad := func(key, format string, a ...any) {
+		probs = append(probs, fmt.Sprintf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if c.Cluster == "" || len(c.Cluster) > 63 {
+		bad("cluster", "must be the cluster name given to `wingman lun format --cluster` (1..63 bytes)")
+	}
+	if c.LUN == "" {
+		bad("lun", "is required: the shared heartbeat LUN (a /dev/disk/by-id/ path)")
+	}
+	if c.HostName == "" || len(c.HostName) > 63 {
+		bad("host_name", "must be 1..63 bytes (default: the hostname)")
+	}
+	if c.HostID < 0 || c.HostID > 255 {
+		bad("host_id", "%d is outside 0..255 (0 picks a slot)", c.HostID)
+	}
+	if c.StateDir == "" {
+		bad("state_dir", "is required")
+	}
+	if !strings.Contains(c.Libvirt.MigrationURI, "{addr}") {
+		bad("libvirt.migration_uri", "%q must contain {addr}, the other host's address", c.Libvirt.MigrationURI)
+	}
+	if _, _, err := splitHostPort(c.Serf.Bind); err != nil {
+		bad("serf.bind", "%v", err)
+	}
+	if c.Serf.Advertise != "" {
+		if _, _, err := splitHostPort(c.Serf.Advertise); err != nil {
+			bad("serf.advertise", "%v", err)
+		}
+	}
+	if c.Serf.Keyring == "" && !c.Serf.Insecure {
+		bad("serf.keyring", "is required: gossip must be encrypted; write a key with `wingman keygen` into a keyring file (or set serf.insecure = true on a test network)")
+	}
+	switch c.Serf.Profile {
+	case "default", "fast":
+	default:
+		bad("serf.profile", "%q: use default or fast", c.Serf.Profile)
+	}
+	if c.API.Socket == "" {
+		bad("api.socket", "is required")
+	}
+	switch c.Watchdog.Mode {
+	case "auto", "device", "software":
+	default:
+		bad("watchdog.mode", "%q: use auto, device or software", c.Watchdog.Mode)
+	}
+	switch c.Shutdown.Policy {
+	case "migrate", "failover", "keep":
+	default:
+		bad("shutdown.policy", "%q: use migrate, failover or keep", c.Shutdown.Policy)
+	}
+	for h, f := range c.Fence {
+		if f.Agent == "" {
+			bad("fence."+h+".agent", "is required (e.g. fence_ipmilan)")
+		}
+	}
+	if len(probs) > 0 {
+		return fmt.Errorf("%s: %s", c.path, strings.Join(probs, "; "))
+	}
+	return nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port", s)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", s)
+	}
+	return h, port, nil
+}

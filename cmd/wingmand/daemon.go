@@ -1,0 +1,529 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/quorum/fence"
+	"github.com/wingmanha/wingman/quorum/gossip"
+	"github.com/wingmanha/wingman/quorum/heartbeat"
+	"github.com/wingmanha/wingman/quorum/watchdog"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Daemon is one running wingmand.
+type Daemon struct {
+	cfg Config
+	log *slog.Logger
+
+	lock   *os.File
+	lun    *storage.LUN
+	hdr    storage.Header
+	slot   *storage.Heartbeat
+	events *storage.EventLog
+	hv     *hypervisor.Conn
+	serf   *gossip.Agent
+	vms    *vm.Manager
+	loop   *heartbeat.Loop
+	wd     watchdog.Watchdog
+	wdNote string
+	guard  *watchdog.Guard
+	fencer *fence.Fencer
+	fenceIDs map[int]string
+
+	started time.Time
+	notify  func(state string) // systemd sd_notify
+
+	decisions chan quorum.Decision
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+
+	mu          sync.Mutex
+	lastWriteLatency time.Duration
+	maxLatency  []latencySample
+	maintenance bool
+}
+
+type latencySample struct {
+	at time.Time
+	d  time.Duration
+}
+
+// status reports what the daemon is doing, to systemd and the log.
+func (d *Daemon) status(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	d.log.Info(msg)
+	if d.notify != nil {
+		d.notify("STATUS=" + msg)
+	}
+}
+
+// Start brings the daemon up: lock, LUN, libvirt, slot, serf, VM manager,
+// heartbeat loop, watchdog. It returns when the host has joined.
+func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string)) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, notify: notify, started: time.Now(), decisions: make(chan quorum.Decision, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			d.closeAll()
+		}
+	}()
+	if err := d.takeLock(); err != nil {
+		return nil, err
+	}
+
+	d.status("opening heartbeat LUN %s", cfg.LUN)
+	lun, err := storage.OpenPath(ctx, cfg.LUN, storage.OpenOptions{ClusterName: cfg.Cluster})
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat LUN: %w", err)
+	}
+	d.lun, d.hdr = lun, lun.Header()
+	if err := d.hdr.Timings.Validate(); err != nil {
+		return nil, fmt.Errorf("heartbeat LUN %s holds unsafe timings: %w; reformat it with a valid profile", cfg.LUN, err)
+	}
+
+	d.status("connecting to libvirt at %s", cfg.Libvirt.URI)
+	hcfg := hypervisor.DefaultConfig()
+	hcfg.URI, hcfg.HostName = cfg.Libvirt.URI, cfg.HostName
+	if d.hv, err = hypervisor.Dial(ctx, hcfg); err != nil {
+		return nil, fmt.Errorf("libvirt: %w", err)
+	}
+
+	d.status("acquiring heartbeat slot for %s (waits %v to rule out another writer)", cfg.HostName, 2*d.hdr.Timings.IOTimeout+d.hdr.Timings.Renew)
+	d.slot, err = lun.AcquireSlot(ctx, storage.AcquireOptions{HostName: cfg.HostName, HostID: cfg.HostID,
+		Progress: func(msg string) { d.status("%s", msg) }})
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat slot: %w", err)
+	}
+	self := d.slot.HostID()
+	d.log = d.log.With("host", cfg.HostName, "id", self)
+	if d.events, err = lun.EventLog(ctx, self); err != nil {
+		return nil, fmt.Errorf("event log: %w", err)
+	}
+	d.event(storage.SevInfo, "joining", self, "wingmand %s joining as host %d generation %d", version, self, d.slot.Generation())
+
+	if err := d.startSerf(ctx, self); err != nil {
+		return nil, err
+	}
+	if err := d.startFencing(); err != nil {
+		return nil, err
+	}
+
+	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities,
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration}, lun, d.hv, d.events)
+	if err != nil {
+		return nil, err
+	}
+
+	d.guard = watchdog.NewGuard(time.Now)
+	hbTick, vmTick := d.guard.Loop("heartbeat"), d.guard.Loop("vm-manager")
+	wcfg := watchdog.DefaultConfig()
+	wcfg.Mode, wcfg.Device, wcfg.Logger = watchdog.Mode(cfg.Watchdog.Mode), cfg.Watchdog.Device, d.log
+	wcfg.Timeout = d.hdr.Timings.Watchdog.Round(time.Second)
+	if wcfg.Timeout < time.Second {
+		wcfg.Timeout = time.Second
+	}
+	wcfg.OnExpire = d.watchdogExpired
+	if d.wd, d.wdNote, err = watchdog.Open(wcfg); err != nil {
+		return nil, fmt.Errorf("watchdog: %w", err)
+	}
+	if d.wdNote != "" {
+		d.event(storage.SevWarning, "watchdog-warning", self, "%s", d.wdNote)
+	}
+
+	t := d.hdr.Timings
+	var power heartbeat.PowerFencer
+	if d.fencer != nil {
+		power = fencerAdapter{f: d.fencer}
+	}
+	d.loop, err = heartbeat.New(heartbeat.Config{
+		Timings: quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
+			Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: d.serfDetect()},
+		Slot: latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
+		Watchdog: d.wd, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), 3*t.Renew+t.IOTimeout+time.Second) },
+		OnDecision: d.onDecision, OnEvent: d.onLoopEvent, Logger: d.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := heartbeat.ServeLeases(d.serf, self, d.loop); err != nil {
+		return nil, err
+	}
+	if err := d.serveForwarding(); err != nil {
+		return nil, err
+	}
+
+	// The first cycle runs here, so READY means the slot is renewed and a
+	// decision exists.
+	if err := d.loop.Cycle(ctx); err != nil {
+		return nil, err
+	}
+	d.slot.SetState(storage.SlotAlive)
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Add(2)
+	go func() {
+		defer d.wg.Done()
+		if err := d.loop.Run(runCtx); err != nil {
+			d.log.Error("heartbeat loop ended", "err", err)
+			d.event(storage.SevError, "heartbeat-stopped", self, "heartbeat loop ended: %v", err)
+		}
+	}()
+	go func() {
+		defer d.wg.Done()
+		d.vmLoop(runCtx, vmTick)
+	}()
+	d.status("running: host %d generation %d, %s watchdog", self, d.slot.Generation(), d.wd.Kind())
+	ok = true
+	return d, nil
+}
+
+func (d *Daemon) takeLock() error {
+	if err := os.MkdirAll(d.cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state_dir %s: %w", d.cfg.StateDir, err)
+	}
+	p := filepath.Join(d.cfg.StateDir, "wingmand.lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", p, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(p)
+		f.Close()
+		return fmt.Errorf("another wingmand already runs on this host (pid %s, lock %s): stop it first (systemctl stop wingmand)", strings.TrimSpace(string(b)), p)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	d.lock = f
+	return nil
+}
+
+func (d *Daemon) serfDetect() time.Duration {
+	lo, hi := gossip.DefaultTiming().SuspicionTimeout(16)
+	if d.cfg.Serf.Profile == "fast" {
+		lo, hi = gossip.FastTiming().SuspicionTimeout(16)
+	}
+	_ = lo
+	return hi
+}
+
+func (d *Daemon) startSerf(ctx context.Context, self int) error {
+	host, port, _ := splitHostPort(d.cfg.Serf.Bind)
+	gcfg := gossip.DefaultConfig()
+	gcfg.NodeName, gcfg.HostID, gcfg.BindAddr, gcfg.BindPort = d.cfg.HostName, self, host, port
+	if d.cfg.Serf.Advertise != "" {
+		ah, ap, _ := splitHostPort(d.cfg.Serf.Advertise)
+		gcfg.AdvertiseAddr, gcfg.AdvertisePort = ah, ap
+	}
+	gcfg.Join = d.cfg.Serf.Join
+	gcfg.KeyringFile, gcfg.Insecure = d.cfg.Serf.Keyring, d.cfg.Serf.Insecure
+	gcfg.SnapshotPath = filepath.Join(d.cfg.StateDir, "serf.snapshot")
+	if d.cfg.Serf.Profile == "fast" {
+		gcfg.Timing = gossip.FastTiming()
+		gcfg.JoinRetryInterval = 200 * time.Millisecond
+	}
+	gcfg.Logger = d.log
+	gcfg.Tags = d.tags(ctx, self)
+	d.status("starting serf on %s, joining %v", d.cfg.Serf.Bind, d.cfg.Serf.Join)
+	a, err := gossip.Start(ctx, gcfg)
+	if err != nil {
+		return fmt.Errorf("serf: %w", err)
+	}
+	d.serf = a
+	return nil
+}
+
+func (d *Daemon) tags(ctx context.Context, self int) gossip.Tags {
+	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.inMaintenance()}
+	if c, err := d.hv.Capacity(ctx); err == nil {
+		t.MemoryTotalMiB, t.CPUs = c.MemoryBytes>>20, c.CPUs
+		if c.MemoryBytes > c.GuestMemoryBytes {
+			t.MemoryFreeMiB = (c.MemoryBytes - c.GuestMemoryBytes) >> 20
+		}
+	}
+	return t
+}
+
+func (d *Daemon) inMaintenance() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.maintenance
+}
+
+func (d *Daemon) startFencing() error {
+	if len(d.cfg.Fence) == 0 {
+		return nil
+	}
+	// Fence agents are keyed by host name in the file and by slot id here.
+	ids := map[string]int{}
+	views, err := d.lun.ReadSlots(context.Background())
+	if err != nil {
+		return fmt.Errorf("fencing: %w", err)
+	}
+	for _, v := range views {
+		if v.Used() {
+			ids[v.Record.HostName] = v.HostID
+		}
+	}
+	hosts := map[int]fence.Config{}
+	d.fenceIDs = map[int]string{}
+	for name, fc := range d.cfg.Fence {
+		id, ok := ids[name]
+		if !ok {
+			d.log.Warn("fence agent configured for a host that has not joined yet; it applies once the host joins after a restart of wingmand", "host", name)
+			continue
+		}
+		c := fence.DefaultConfig()
+		c.Host, c.Agent, c.Params, c.Logger = name, fc.Agent, fc.Params, d.log
+		if fc.Timeout.Duration > 0 {
+			c.Timeout = fc.Timeout.Duration
+		}
+		hosts[id] = c
+		d.fenceIDs[id] = name
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	f, err := fence.NewFencer(hosts)
+	if err != nil {
+		return fmt.Errorf("%s: fence: %w", d.cfg.path, err)
+	}
+	d.fencer = f
+	return nil
+}
+
+type fencerAdapter struct{ f *fence.Fencer }
+
+func (a fencerAdapter) PowerOff(ctx context.Context, host int) (bool, error) {
+	r := a.f.PowerOff(ctx, host)
+	return r.Confirmed, r.Err
+}
+
+func (a fencerAdapter) Fenceable() quorum.Set {
+	var s quorum.Set
+	for _, id := range a.f.Hosts() {
+		s.Add(id)
+	}
+	return s
+}
+
+// latencySlot measures each renewal for status and warnings.
+type latencySlot struct {
+	*storage.Heartbeat
+	d *Daemon
+}
+
+func (s latencySlot) Renew(ctx context.Context) ([]storage.SlotView, error) {
+	t0 := time.Now()
+	v, err := s.Heartbeat.Renew(ctx)
+	s.d.recordLatency(time.Since(t0))
+	return v, err
+}
+
+func (d *Daemon) recordLatency(l time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lastWriteLatency = l
+	now := time.Now()
+	keep := d.maxLatency[:0]
+	for _, s := range d.maxLatency {
+		if now.Sub(s.at) < time.Minute {
+			keep = append(keep, s)
+		}
+	}
+	d.maxLatency = append(keep, latencySample{now, l})
+}
+
+func (d *Daemon) latency() (last, worst time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.maxLatency {
+		worst = max(worst, s.d)
+	}
+	return d.lastWriteLatency, worst
+}
+
+// capacities are every host's size, from serf tags.
+func (d *Daemon) capacities() map[int]vm.Capacity {
+	out := map[int]vm.Capacity{}
+	for _, m := range d.serf.Members() {
+		if m.TagsErr != nil || m.HostID == 0 || m.Tags.MemoryTotalMiB == 0 {
+			continue
+		}
+		out[m.HostID] = vm.Capacity{Memory: m.Tags.MemoryTotalMiB << 20, CPUs: m.Tags.CPUs}
+	}
+	return out
+}
+
+// migrationURI is host's libvirt URI as seen from here.
+func (d *Daemon) migrationURI(host int) (string, error) {
+	for _, m := range d.serf.Members() {
+		if m.HostID == host && m.TagsErr == nil {
+			return strings.ReplaceAll(d.cfg.Libvirt.MigrationURI, "{addr}", m.Addr.Addr().String()), nil
+		}
+	}
+	return "", fmt.Errorf("host %d is not a serf member: cannot tell its address", host)
+}
+
+func (d *Daemon) onDecision(dec quorum.Decision) {
+	select { // keep only the newest; never block the heartbeat loop
+	case <-d.decisions:
+	default:
+	}
+	d.decisions <- dec
+}
+
+// vmLoop runs the VM manager on every decision.
+func (d *Daemon) vmLoop(ctx context.Context, tick *watchdog.Loop) {
+	defer tick.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case dec := <-d.decisions:
+			tick.Tick()
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			if _, err := d.vms.Step(sctx, dec, time.Now()); err != nil {
+				d.log.Warn("vm manager step", "err", err)
+			}
+			cancel()
+			tick.Tick()
+		}
+	}
+}
+
+func (d *Daemon) onLoopEvent(e heartbeat.Event) {
+	sev := storage.SevInfo
+	if e.Error {
+		sev = storage.SevError
+	}
+	d.event(sev, e.Kind, e.Subject, "%s", e.Message)
+}
+
+// event appends to this host's event ring; it never blocks the caller for
+// longer than one bounded LUN write.
+func (d *Daemon) event(sev storage.Severity, kind string, subject int, format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	if len(msg) > 175 {
+		msg = msg[:172] + "..."
+	}
+	if d.events == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*d.hdr.Timings.IOTimeout)
+	defer cancel()
+	if _, err := d.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, Subject: subject, Message: msg}); err != nil {
+		d.log.Warn("event not written to the LUN", "kind", kind, "err", err)
+	}
+}
+
+// watchdogExpired is the software watchdog's last resort: the loops stopped
+// making progress, so nothing guarantees this host stops its VMs in time.
+func (d *Daemon) watchdogExpired() {
+	d.log.Error("software watchdog expired: destroying protected VMs and exiting")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d.vms != nil {
+		_ = d.vms.SelfFence(ctx, "software watchdog expired")
+	}
+	os.Exit(70)
+}
+
+// Stop applies the shutdown policy and releases everything.
+func (d *Daemon) Stop(ctx context.Context) error {
+	policy := d.cfg.Shutdown.Policy
+	d.status("stopping (shutdown policy %s)", policy)
+	var err error
+	switch policy {
+	case "migrate":
+		err = d.evacuate(ctx, false)
+		if err != nil {
+			d.log.Error("evacuation incomplete; VMs left here fail over once this host is declared dead", "err", err)
+		}
+	case "failover":
+		err = d.vms.ReleaseAll(ctx, "wingmand stopped with shutdown policy failover")
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	if policy != "keep" && err == nil {
+		rctx, cancel := context.WithTimeout(context.Background(), 2*d.hdr.Timings.IOTimeout+time.Second)
+		if rerr := d.slot.Release(rctx, storage.SlotLeft); rerr != nil {
+			d.log.Warn("could not write left to the heartbeat slot", "err", rerr)
+		}
+		cancel()
+		d.event(storage.SevInfo, "left", d.slot.HostID(), "host left the cluster cleanly")
+		if d.serf != nil {
+			lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_ = d.serf.Leave(lctx)
+			cancel()
+		}
+	}
+	if policy == "keep" {
+		// Leave the watchdog armed: if wingmand is not back in time, a
+		// hardware watchdog resets the host before others restart its VMs.
+		d.wd = nil
+	}
+	d.closeAll()
+	return err
+}
+
+func (d *Daemon) closeAll() {
+	if d.serf != nil {
+		d.serf.Shutdown()
+	}
+	if d.wd != nil {
+		d.wd.Close()
+	}
+	if d.hv != nil {
+		d.hv.Close()
+	}
+	if d.lun != nil {
+		d.lun.Close()
+	}
+	if d.lock != nil {
+		d.lock.Close()
+	}
+}
+
+// listen opens the API socket: mode 0660, group cfg.API.Group.
+func listenSocket(path, group string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("api.socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("api.socket %s: remove stale socket: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api.socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("api.socket %s: %w", path, err)
+	}
+	if gid, err := lookupGroup(group); err == nil {
+		_ = os.Chown(path, 0, gid)
+		_ = os.Chown(filepath.Dir(path), 0, gid)
+		_ = os.Chmod(filepath.Dir(path), 0o750)
+	}
+	return l, nil
+}

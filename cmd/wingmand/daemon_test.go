@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/storage"
+)
+
+// These tests run whole daemons in this process: a real LUN file with
+// O_DIRECT, real serf agents on loopback (fast profile, no encryption: a
+// test network), libvirt's test:/// driver (one simulated host file each),
+// the software watchdog, and the API on a real unix socket.
+
+func testTimings() storage.Timings {
+	t := storage.Timings{Renew: 100 * time.Millisecond, IOTimeout: 500 * time.Millisecond,
+		SelfFence: time.Second, Watchdog: time.Second, PowerFence: time.Second}
+	t.Dead = t.MinDead()
+	return t
+}
+
+func formatLUN(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "lun.img")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := storage.OpenFile(p)
+	if err != nil {
+		t.Skipf("skipping: %s does not support O_DIRECT: %v", dir, err)
+	}
+	defer dev.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "unit", Timings: testTimings(),
+		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 4, ConfigBlks: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type testDaemon struct {
+	d      *Daemon
+	client *api.Client
+	stop   func()
+}
+
+func testConfig(t *testing.T, lun, name string, id int, join []string, port int) Config {
+	dir := t.TempDir()
+	hostXML, _ := filepath.Abs("../../hypervisor/testdata/kvm1.xml")
+	if id != 1 {
+		hostXML, _ = filepath.Abs("../../hypervisor/testdata/kvm2.xml")
+	}
+	cfg := DefaultConfig()
+	cfg.path = "(test)"
+	cfg.Cluster, cfg.LUN, cfg.HostName, cfg.HostID, cfg.StateDir = "unit", lun, name, id, dir
+	cfg.Libvirt.URI = "test://" + hostXML
+	cfg.Serf = SerfConfig{Bind: fmt.Sprintf("127.0.0.1:%d", port), Join: join, Insecure: true, Profile: "fast"}
+	cfg.API.Socket = filepath.Join(dir, "api.sock")
+	cfg.Watchdog.Mode = "software"
+	cfg.Shutdown.Policy = "keep"
+	return cfg
+}
+
+func startDaemon(t *testing.T, cfg Config) *testDaemon {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := Start(ctx, cfg, log, nil)
+	if err != nil {
+		t.Fatalf("start %s: %v", cfg.HostName, err)
+	}
+	l, err := listenSocket(cfg.API.Socket, "nogroup-for-tests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, sstop := context.WithCancel(context.Background())
+	go d.Serve(sctx, l)
+	td := &testDaemon{d: d, client: api.NewClient(cfg.API.Socket)}
+	stopped := false
+	td.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		sstop()
+		c, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = d.Stop(c)
+	}
+	t.Cleanup(td.stop)
+	return td
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func twoDaemons(t *testing.T) (*testDaemon, *testDaemon) {
+	lun := formatLUN(t)
+	p1, p2 := freePort(t), freePort(t)
+	a := startDaemon(t, testConfig(t, lun, "kvm1", 1, []string{fmt.Sprintf("127.0.0.1:%d", p2)}, p1))
+	b := startDaemon(t, testConfig(t, lun, "kvm2", 2, []string{fmt.Sprintf("127.0.0.1:%d", p1)}, p2))
+	ctx := context.Background()
+	waitFor(t, "both hosts alive and quorate", func() bool {
+		for _, d := range []*testDaemon{a, b} {
+			s, err := d.client.Status(ctx)
+			if err != nil || !s.Quorate || len(s.Hosts) != 2 {
+				return false
+			}
+			for _, h := range s.Hosts {
+				if h.State != "alive" || h.Serf != "alive" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return a, b
+}
+
+func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
+	a, b := twoDaemons(t)
+	ctx := context.Background()
+	s, err := b.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Coordinator != 1 || s.Cluster != "unit" || s.Timings.Dead != testTimings().Dead || s.Watchdog != "software" {
+		t.Errorf("status = %+v", s)
+	}
+	if !strings.Contains(strings.Join(s.Warnings, "\n"), "no hardware watchdog") {
+		t.Errorf("warnings %q do not mention the missing hardware watchdog", s.Warnings)
+	}
+	// Protect web1 (running on kvm1's simulated host) from host 2's API:
+	// the request is forwarded? No: protect runs where the domain is.
+	v, err := a.client.Protect(ctx, "web1", api.ProtectRequest{Policy: api.Policy{Priority: "high"}})
+	if err != nil {
+		t.Fatalf("protect: %v", err)
+	}
+	if !v.Protected || v.Owner != 1 || v.Policy.Priority != "high" {
+		t.Errorf("protected VM = %+v", v)
+	}
+	// Host 2 sees it on the LUN, owned by host 1.
+	vb, err := b.client.VM(ctx, "web1")
+	if err != nil || vb.Owner != 1 || vb.OwnerName != "kvm1" {
+		t.Errorf("host 2 sees web1 as %+v, %v", vb, err)
+	}
+	// set-policy from host 2 is forwarded to the owner over serf.
+	v, err = b.client.SetPolicy(ctx, "web1", api.ProtectRequest{Policy: api.Policy{AntiAffinity: "web"}})
+	if err != nil {
+		t.Fatalf("set-policy via host 2: %v", err)
+	}
+	if v.Policy.AntiAffinity != "web" || v.Policy.Priority != "high" {
+		t.Errorf("after set-policy: %+v", v.Policy)
+	}
+	// Stop through Wingman: stays stopped.
+	if err := b.client.Stop(ctx, "web1"); err != nil {
+		t.Fatalf("stop via host 2: %v", err)
+	}
+	v, _ = a.client.VM(ctx, "web1")
+	if !v.Stopped || v.State != "shutoff" {
+		t.Errorf("after stop: %+v", v)
+	}
+	if err := a.client.Start(ctx, "web1"); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	waitFor(t, "web1 running again", func() bool { v, _ := a.client.VM(ctx, "web1"); return v.State == "running" && !v.Stopped })
+	evs, err := b.client.Events(ctx, time.Time{}, 0)
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("events: %v %v", evs, err)
+	}
+	// Unknown VM: 404 with a hint.
+	_, err = a.client.VM(ctx, "nope")
+	if !api.IsNotFound(err) || !strings.Contains(err.Error(), "wingman list --all") {
+		t.Errorf("unknown VM: %v", err)
+	}
+	// A bad priority is a 400 with the field named.
+	_, err = a.client.SetPolicy(ctx, "web1", api.ProtectRequest{Policy: api.Policy{Priority: "urgent"}})
+	var re *api.RemoteError
+	if !errors.As(err, &re) || re.Status != 400 || !strings.Contains(err.Error(), "priority") {
+		t.Errorf("bad priority: %v", err)
+	}
+}
+
+func TestCrashedDaemonIsDeclaredDeadAndItsVMRestartsElsewhere(t *testing.T) {
+	a, b := twoDaemons(t)
+	ctx := context.Background()
+	// db1 is defined (shut off) on both simulated hosts with the same UUID?
+	// No: protect web1 on host 1 and watch host 2 take it over.
+	if _, err := a.client.Protect(ctx, "web1", api.ProtectRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "D of fresh LUN reads on host 2", func() bool {
+		in := b.d.loop.Input()
+		return in.Now-in.ReadFreshSince >= in.Timings.Dead
+	})
+	// Host 1's daemon dies without a word (its simulated VMs die with its
+	// test:/// connection): stop everything but write nothing.
+	a.d.wd.Close() // a dead process's software watchdog dies with it
+	a.d.cancel()
+	a.d.wg.Wait()
+	a.d.serf.Shutdown()
+	crashed := time.Now()
+	waitFor(t, "host 2 to declare host 1 dead", func() bool {
+		h, err := b.client.Host(ctx, "kvm1")
+		return err == nil && h.State == "dead"
+	})
+	waitFor(t, "web1 to run on host 2", func() bool {
+		v, err := b.client.VM(ctx, "web1")
+		return err == nil && v.Owner == 2 && v.State == "running"
+	})
+	t.Logf("failover took %v (D = %v)", time.Since(crashed).Round(time.Millisecond), testTimings().Dead)
+	a.d.closeAll()
+	a.stop = func() {}
+}
+
+func TestSecondDaemonOnTheSameHostIsRefused(t *testing.T) {
+	lun := formatLUN(t)
+	cfg := testConfig(t, lun, "kvm1", 1, nil, freePort(t))
+	startDaemon(t, cfg)
+	cfg2 := cfg
+	cfg2.Serf.Bind = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := Start(ctx, cfg2, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err == nil || !strings.Contains(err.Error(), "another wingmand already runs") {
+		t.Fatalf("second daemon: %v", err)
+	}
+}
+
+func TestWrongLUNIsAClearError(t *testing.T) {
+	lun := formatLUN(t)
+	cfg := testConfig(t, lun, "kvm1", 1, nil, freePort(t))
+	cfg.Cluster = "other"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if !errors.Is(err, storage.ErrForeignCluster) || !strings.Contains(err.Error(), lun) {
+		t.Fatalf("foreign cluster: %v", err)
+	}
+}
+
+func TestConfigErrorsNameFileAndKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "wingman.toml")
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	for _, tc := range []struct{ body, want string }{
+		{"cluster = \"c\"\nlun = \"/dev/x\"\nbogus = 1\n", "unknown key bogus"},
+		{"cluster = \"c\"\nlun = \n", "line 2"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\nprofile = \"slow\"\n", "serf.profile"},
+		{"cluster = \"c\"\nlun = \"/x\"\n", "serf.keyring: is required"},
+		{"lun = \"/x\"\n[serf]\ninsecure = true\n", "cluster: must be"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[shutdown]\ntimeout = \"soon\"\n", "not a duration"},
+	} {
+		p := write(tc.body)
+		cfg, err := LoadConfig(p, false)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("config %q: error %v, want it to name %s and %q", tc.body, err, p, tc.want)
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"-f", filepath.Join(dir, "missing.toml")}, &out); code != exitConfig || !strings.Contains(out.String(), "missing.toml") {
+		t.Errorf("missing file: exit %d, %q", code, out.String())
+	}
+	if code := run([]string{"--bogus"}, &out); code != exitUsage {
+		t.Errorf("bad flag: exit %d", code)
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/coreos/go-systemd/v22/journal"
+	"github.com/spf13/pflag"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+	exitConfig = 78 // EX_CONFIG, as systemd knows it
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("wingmand", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	configPath := fs.StringP("config", "f", DefaultConfigPath, "configuration file")
+	lun := fs.String("lun", "", "heartbeat LUN (overrides lun)")
+	cluster := fs.String("cluster", "", "cluster name (overrides cluster)")
+	hostName := fs.String("host-name", "", "this host's name (overrides host_name)")
+	hostID := fs.Int("host-id", -1, "this host's slot 1..255 (overrides host_id)")
+	stateDir := fs.String("state-dir", "", "state directory (overrides state_dir)")
+	libvirtURI := fs.String("libvirt-uri", "", "local libvirt URI (overrides libvirt.uri)")
+	bind := fs.String("bind", "", "serf bind address host:port (overrides serf.bind)")
+	join := fs.StringSlice("join", nil, "serf addresses to join (overrides serf.join)")
+	keyring := fs.String("keyring", "", "serf keyring file (overrides serf.keyring)")
+	socket := fs.String("socket", "", "API socket (overrides api.socket)")
+	watchdogMode := fs.String("watchdog", "", "watchdog mode: auto, device, software (overrides watchdog.mode)")
+	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "wingmand: %v; see wingmand --help\n", err)
+		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintf(stderr, "wingmand %s\n", version)
+		return exitOK
+	}
+	cfg, err := LoadConfig(*configPath, fs.Changed("lun") || !fs.Changed("config"))
+	if err != nil {
+		fmt.Fprintf(stderr, "wingmand: %v\n", err)
+		return exitConfig
+	}
+	set := func(name string, dst *string, v string) {
+		if fs.Changed(name) {
+			*dst = v
+		}
+	}
+	set("lun", &cfg.LUN, *lun)
+	set("cluster", &cfg.Cluster, *cluster)
+	set("host-name", &cfg.HostName, *hostName)
+	set("state-dir", &cfg.StateDir, *stateDir)
+	set("libvirt-uri", &cfg.Libvirt.URI, *libvirtURI)
+	set("bind", &cfg.Serf.Bind, *bind)
+	set("keyring", &cfg.Serf.Keyring, *keyring)
+	set("socket", &cfg.API.Socket, *socket)
+	set("watchdog", &cfg.Watchdog.Mode, *watchdogMode)
+	if fs.Changed("host-id") {
+		cfg.HostID = *hostID
+	}
+	if fs.Changed("join") {
+		cfg.Serf.Join = *join
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "wingmand: invalid configuration: %v\n", err)
+		return exitConfig
+	}
+	if *checkOnly {
+		fmt.Fprintf(stderr, "%s: configuration is valid\n", cfg.path)
+		return exitOK
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "wingmand: --log-level %q: use debug, info, warn or error\n", *logLevel)
+		return exitUsage
+	}
+	log := newLogger(stderr, level)
+	notify := func(state string) { _, _ = daemon.SdNotify(false, state) }
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	d, err := Start(ctx, cfg, log, notify)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		fmt.Fprintf(stderr, "wingmand: %v\n", err)
+		return exitFailed
+	}
+	l, err := listenSocket(cfg.API.Socket, cfg.API.Group)
+	if err != nil {
+		log.Error("api", "err", err)
+		_ = d.Stop(context.Background())
+		return exitFailed
+	}
+	apiCtx, apiStop := context.WithCancel(context.Background())
+	go func() {
+		if err := d.Serve(apiCtx, l); err != nil {
+			log.Error("api server", "err", err)
+		}
+	}()
+	notify(daemon.SdNotifyReady)
+	<-ctx.Done()
+	notify(daemon.SdNotifyStopping)
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown.Timeout.Duration+30*time.Second)
+	defer cancel()
+	err = d.Stop(sctx)
+	apiStop()
+	os.Remove(cfg.API.Socket)
+	if err != nil {
+		log.Error("stopped with errors", "err", err)
+		return exitFailed
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+// newLogger logs to the journal when it runs under systemd, else to stderr.
+func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
+	if journal.Enabled() && os.Getenv("JOURNAL_STREAM") != "" {
+		return slog.New(slog.NewTextHandler(journalWriter{}, &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+}
+
+type journalWriter struct{}
+
+func (journalWriter) Write(p []byte) (int, error) {
+	pri := journal.PriInfo
+	switch {
+	case containsLevel(p, "ERROR"):
+		pri = journal.PriErr
+	case containsLevel(p, "WARN"):
+		pri = journal.PriWarning
+	case containsLevel(p, "DEBUG"):
+		pri = journal.PriDebug
+	}
+	return len(p), journal.Send(string(p), pri, map[string]string{"SYSLOG_IDENTIFIER": "wingmand"})
+}
+
+func containsLevel(p []byte, lvl string) bool {
+	return bytes.Contains(p, []byte("level="+lvl))
+}

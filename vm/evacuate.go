@@ -1,0 +1,192 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm/plan"
+)
+
+// Move is one live migration of an evacuation.
+type Move struct {
+	Name   string
+	UUID   string
+	To     int
+	ToName string
+}
+
+// EvacuationPlan plans moving every protected VM this host owns and runs
+// to other hosts, by priority, with vm/plan.Evacuate over the whole
+// cluster's load. Unplaced lists VMs no host has room for, with the reason.
+func (m *Manager) EvacuationPlan(ctx context.Context, dec quorum.Decision) (moves []Move, unplaced []string, err error) {
+	recs, errs := m.lun.ReadVMs(ctx)
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("evacuate: %d VM records unreadable: %w", len(errs), errors.Join(errs...))
+	}
+	doms, err := m.hv.ListDomains(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("evacuate: %w", err)
+	}
+	running := map[string]bool{}
+	for _, d := range doms {
+		if d.Active() {
+			running[strings.ToLower(d.UUID)] = true
+		}
+	}
+	var caps map[int]Capacity
+	if m.cfg.Capacity != nil {
+		caps = m.cfg.Capacity()
+	}
+	in := plan.Input{Config: m.cfg.Reconcile.Plan}
+	for _, h := range dec.Hosts {
+		c, ok := caps[h.ID]
+		if !ok {
+			c = Capacity{Memory: 1 << 40, CPUs: 1024}
+		}
+		st := plan.HostSuspect
+		switch h.State {
+		case quorum.StateAlive:
+			st = plan.HostAlive
+		case quorum.StateMaintenance:
+			st = plan.HostMaintenance
+		case quorum.StateDead:
+			st = plan.HostDead
+		case quorum.StateLeft:
+			st = plan.HostLeft
+		}
+		if h.ID == m.cfg.Host && st != plan.HostAlive {
+			st = plan.HostMaintenance
+		}
+		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: st, Memory: c.Memory, CPUs: c.CPUs,
+			OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs})
+	}
+	for _, r := range recs {
+		if !r.Protected() || !r.Lease.Held() {
+			continue
+		}
+		rp, err := UnmarshalRecordPolicy(r.Config.Policy)
+		if err != nil {
+			rp = RecordPolicy{Policy: plan.DefaultPolicy()}
+		}
+		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
+		id := strings.ToLower(r.Config.UUID.String())
+		isMine := m.owns(r.Lease)
+		in.VMs = append(in.VMs, plan.VM{UUID: id, Name: r.Config.Name, Owner: r.Lease.Owner.Host,
+			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !isMine || running[id], Policy: rp.Policy})
+	}
+	p, err := plan.Evacuate(in, m.cfg.Host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("evacuate: %w", err)
+	}
+	for _, s := range p.Steps() {
+		moves = append(moves, Move{Name: s.Name, UUID: s.VM, To: s.To, ToName: s.ToName})
+	}
+	for _, u := range p.Unplaced {
+		unplaced = append(unplaced, fmt.Sprintf("%s: %s", u.Name, u.Reason))
+	}
+	return moves, unplaced, nil
+}
+
+// Evacuate live-migrates every protected VM this host owns away, parallel
+// at a time (at least 1). A failed migration is retried once, to the next
+// planned host. progress is told about each move as it ends.
+func (m *Manager) Evacuate(ctx context.Context, dec quorum.Decision, parallel int, progress func(Move, hypervisor.MigrationResult, error)) error {
+	moves, unplaced, err := m.EvacuationPlan(ctx, dec)
+	if err != nil {
+		return err
+	}
+	if parallel < 1 {
+		parallel = 1
+	}
+	sem := make(chan struct{}, parallel)
+	var mu sync.Mutex
+	var failed []error
+	var wg sync.WaitGroup
+	targets := map[int]bool{}
+	for _, mv := range moves {
+		targets[mv.To] = true
+	}
+	for _, mv := range moves {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			res, err := m.Migrate(ctx, mv.UUID, mv.To)
+			if err != nil {
+				for alt := range targets { // retry once elsewhere
+					if alt != mv.To && ctx.Err() == nil {
+						mv.To, mv.ToName = alt, ""
+						res, err = m.Migrate(ctx, mv.UUID, alt)
+						break
+					}
+				}
+			}
+			if progress != nil {
+				progress(mv, res, err)
+			}
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, fmt.Errorf("%s: %w", mv.Name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, u := range unplaced {
+		failed = append(failed, fmt.Errorf("%s (no host can take it)", u))
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("evacuate host %d: %w", m.cfg.Host, errors.Join(failed...))
+	}
+	return nil
+}
+
+// ReleaseAll shuts down every protected VM this host owns (gracefully,
+// bounded by the shutdown timeout, then destroyed) and releases its lease,
+// so other hosts start it: the "failover" shutdown policy.
+func (m *Manager) ReleaseAll(ctx context.Context, reason string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	recs, errs := m.lun.ReadVMs(ctx)
+	if len(errs) > 0 {
+		return fmt.Errorf("release all: %d VM records unreadable: %w", len(errs), errors.Join(errs...))
+	}
+	doms, err := m.hv.ListDomains(ctx)
+	if err != nil {
+		return fmt.Errorf("release all: %w", err)
+	}
+	names := map[string]string{}
+	for _, d := range doms {
+		if d.Active() {
+			names[strings.ToLower(d.UUID)] = d.Name
+		}
+	}
+	var failed []error
+	for _, r := range recs {
+		if !r.Protected() || !m.owns(r.Lease) {
+			continue
+		}
+		if name, ok := names[strings.ToLower(r.Config.UUID.String())]; ok {
+			if err := m.shutdown(ctx, name); err != nil {
+				failed = append(failed, fmt.Errorf("stop %q: %w", name, err))
+				continue // never release a VM that may still run
+			}
+		}
+		if err := m.lun.ReleaseLease(ctx, r.Index, r.Lease); err != nil {
+			failed = append(failed, fmt.Errorf("release %q: %w", r.Config.Name, err))
+			continue
+		}
+		m.event(ctx, storage.SevInfo, "released", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("release all: %w", errors.Join(failed...))
+	}
+	return nil
+}
