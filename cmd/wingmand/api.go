@@ -216,7 +216,7 @@ func (d *Daemon) apiStatus(ctx context.Context) (api.Status, error) {
 		Coordinator: dec.Coordinator, Partition: dec.Partition.IDs(), Voters: dec.Voters.IDs(), MayRunVMs: dec.MayRunVMs,
 		LUN: api.LUNHealth{Path: d.cfg.LUN, LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
 			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now},
-		Timings: api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence},
+		Timings:  api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence},
 		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: d.warnings(dec, worst)}
 	s.Capacity = d.capacityVerdict(ctx, dec)
 	if !s.Capacity.Survivable {

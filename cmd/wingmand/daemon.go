@@ -32,19 +32,19 @@ type Daemon struct {
 	cfg Config
 	log *slog.Logger
 
-	lock   *os.File
-	lun    *storage.LUN
-	hdr    storage.Header
-	slot   *storage.Heartbeat
-	events *storage.EventLog
-	hv     *hypervisor.Conn
-	serf   *gossip.Agent
-	vms    *vm.Manager
-	loop   *heartbeat.Loop
-	wd     watchdog.Watchdog
-	wdNote string
-	guard  *watchdog.Guard
-	fencer *fence.Fencer
+	lock     *os.File
+	lun      *storage.LUN
+	hdr      storage.Header
+	slot     *storage.Heartbeat
+	events   *storage.EventLog
+	hv       *hypervisor.Conn
+	serf     *gossip.Agent
+	vms      *vm.Manager
+	loop     *heartbeat.Loop
+	wd       watchdog.Watchdog
+	wdNote   string
+	guard    *watchdog.Guard
+	fencer   *fence.Fencer
 	fenceIDs map[int]string
 
 	started time.Time
@@ -54,10 +54,10 @@ type Daemon struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
-	mu          sync.Mutex
+	mu               sync.Mutex
 	lastWriteLatency time.Duration
-	maxLatency  []latencySample
-	maintenance bool
+	maxLatency       []latencySample
+	maintenance      bool
 }
 
 type latencySample struct {
@@ -477,9 +477,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 			cancel()
 		}
 	}
-	if policy == "keep" {
-		// Leave the watchdog armed: if wingmand is not back in time, a
-		// hardware watchdog resets the host before others restart its VMs.
+	if policy == "keep" && d.wd != nil && d.wd.Kind() == watchdog.KindDevice {
+		// Leave the hardware watchdog armed: if wingmand is not back in
+		// time, it resets the host before others restart its VMs.
 		d.wd = nil
 	}
 	d.closeAll()
