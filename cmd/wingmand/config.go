@@ -95,9 +95,9 @@ type ShutdownConfig struct {
 	// Policy is "migrate" (live-migrate every protected VM away, then leave
 	// the cluster; default), "failover" (shut the VMs down and release them
 	// so other hosts start them, then leave), or "keep" (leave the VMs
-	// running and stop without leaving: for a quick daemon restart; if
-	// wingmand is not back within F the VMs are destroyed... by the
-	// watchdog only where a hardware one exists).
+	// running and stop without leaving, for a quick daemon restart; the
+	// hardware watchdog stays armed and resets the host if wingmand is not
+	// back in time. Without a hardware watchdog, keep acts as failover).
 	Policy string `toml:"policy"`
 	// Timeout bounds the evacuation (default 10m).
 	Timeout duration `toml:"timeout"`

@@ -459,6 +459,15 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		}
 	case "failover":
 		err = d.vms.ReleaseAll(ctx, "wingmand stopped with shutdown policy failover")
+	case "keep":
+		if d.wd != nil && d.wd.Kind() != watchdog.KindDevice {
+			// Without a hardware watchdog nothing would stop these VMs if
+			// wingmand does not come back before the others declare this
+			// host dead and restart them: hand them over instead.
+			d.log.Error("shutdown policy keep needs a hardware watchdog; releasing the VMs instead")
+			err = d.vms.ReleaseAll(ctx, "wingmand stopped (policy keep, but no hardware watchdog)")
+			policy = "failover"
+		}
 	}
 	if d.cancel != nil {
 		d.cancel()
