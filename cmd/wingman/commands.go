@@ -1,11 +1,34 @@
 package main
 
 // commands is the command table: every command of the CLI, in one place.
-// Generated help, completion and man pages all read it.
-var commands = []command{
-	lunFormatCmd,
-	lunDumpCmd,
-	lunVerifyCmd,
-	keygenCmd,
-	versionCmd,
+// Generated help, completion and man pages all read it. It is filled in
+// init because the generators both read it and are in it.
+var commands []command
+
+func init() {
+	commands = []command{
+		listCmd,
+		dominfoCmd,
+		hostListCmd,
+		hostinfoCmd,
+		statusCmd,
+		protectCmd,
+		unprotectCmd,
+		setPolicyCmd,
+		startCmd,
+		stopCmd,
+		migrateCmd,
+		maintenanceEnterCmd,
+		maintenanceExitCmd,
+		maintenanceStatusCmd,
+		eventsCmd,
+		fenceCmd,
+		lunFormatCmd,
+		lunDumpCmd,
+		lunVerifyCmd,
+		keygenCmd,
+		versionCmd,
+		completionBashCmd,
+		manCmd,
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/wingmanha/wingman/cmd/internal/api"
 )
 
 // Exit codes, documented in doc.go.
@@ -27,10 +30,23 @@ const (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// stdio is where a command writes: data to out, diagnostics to errOut.
+// stdio is a command's terminal: data to out, diagnostics to errOut, and
+// in for the interactive shell and confirmations.
 type stdio struct {
-	out    io.Writer
-	errOut io.Writer
+	in          *bufio.Reader
+	out         io.Writer
+	errOut      io.Writer
+	terminal    bool             // stdin is a terminal: the shell and confirmations may ask
+	errTerminal bool             // stderr is a terminal: spinners may redraw a line
+	interrupt   <-chan os.Signal // Ctrl-C: cancels the running command (nil in tests)
+}
+
+// input is where a command reads answers; no stdin reads as empty.
+func (s stdio) input() *bufio.Reader {
+	if s.in == nil {
+		return bufio.NewReader(strings.NewReader(""))
+	}
+	return s.in
 }
 
 // command is one entry of the command table. bind registers the command's
@@ -61,17 +77,86 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], stdio{out: os.Stdout, errOut: os.Stderr})
+	// SIGTERM ends everything; Ctrl-C cancels the running command, which in
+	// the interactive shell returns to the prompt.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	intr := make(chan os.Signal, 1)
+	signal.Notify(intr, os.Interrupt)
+	s := stdio{in: bufio.NewReader(os.Stdin), out: os.Stdout, errOut: os.Stderr,
+		terminal: isTerminal(os.Stdin), errTerminal: isTerminal(os.Stderr), interrupt: intr}
+	code := run(ctx, os.Args[1:], s)
 	stop()
 	os.Exit(code)
 }
 
-// run executes one command line and returns the process exit code.
+// globals are the flags given before the command name; they apply to the
+// command, or to every command of the interactive shell.
+type globals struct {
+	connect string
+	json    bool
+}
+
+// parseGlobals takes -c/--connect SOCKET and --json off the front of argv.
+func parseGlobals(argv []string) (globals, []string, error) {
+	var g globals
+	for len(argv) > 0 {
+		a := argv[0]
+		switch {
+		case a == "-c" || a == "--connect":
+			if len(argv) < 2 {
+				return g, nil, usagef("%s needs a SOCKET argument", a)
+			}
+			g.connect, argv = argv[1], argv[2:]
+		case strings.HasPrefix(a, "--connect="):
+			g.connect, argv = strings.TrimPrefix(a, "--connect="), argv[1:]
+		case strings.HasPrefix(a, "-c") && !strings.HasPrefix(a, "--"):
+			g.connect, argv = strings.TrimPrefix(strings.TrimPrefix(a, "-c"), "="), argv[1:]
+		case a == "--json":
+			g.json, argv = true, argv[1:]
+		default:
+			return g, argv, nil
+		}
+	}
+	return g, argv, nil
+}
+
+// run executes one command line and returns the process exit code. With no
+// command it starts the interactive shell when stdin is a terminal, and
+// prints the help otherwise.
 func run(ctx context.Context, argv []string, s stdio) int {
-	if len(argv) == 0 {
+	g, rest, err := parseGlobals(argv)
+	if err != nil {
+		fmt.Fprintf(s.errOut, "%s: %v; %s\n", programName, err, helpHintText)
+		return exitUsage
+	}
+	if len(rest) == 0 {
+		if s.terminal {
+			return shell(ctx, s, g)
+		}
 		printHelp(s.out)
 		return exitOK
+	}
+	return runCommand(ctx, rest, s, g)
+}
+
+// runCommand runs one command of the table: the process's, or one line of
+// the shell. Ctrl-C cancels only this command.
+func runCommand(parent context.Context, argv []string, s stdio, g globals) int {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	if s.interrupt != nil {
+		for len(s.interrupt) > 0 {
+			<-s.interrupt // a Ctrl-C typed at the prompt is not for this command
+		}
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-s.interrupt:
+				cancel()
+			case <-done:
+			}
+		}()
 	}
 	switch argv[0] {
 	case "-h", "--help", "help":
@@ -89,6 +174,10 @@ func run(ctx context.Context, argv []string, s stdio) int {
 			fmt.Fprintf(s.errOut, "%s %s: missing subcommand: use one of %s\n", programName, argv[0], strings.Join(subs, ", "))
 			return exitUsage
 		}
+		if strings.HasPrefix(argv[0], "-") {
+			fmt.Fprintf(s.errOut, "%s: unknown flag %s before the command; %s\n", programName, argv[0], helpHintText)
+			return exitUsage
+		}
 		fmt.Fprintf(s.errOut, "%s: unknown command %q%s; %s\n", programName, strings.Join(prefixWords(argv), " "), suggest(argv), helpHintText)
 		return exitUsage
 	}
@@ -97,6 +186,16 @@ func run(ctx context.Context, argv []string, s stdio) int {
 	fs.SortFlags = false
 	help := fs.BoolP("help", "h", false, "show this help")
 	exec := cmd.bind(fs)
+	if g.connect != "" && fs.Lookup("connect") != nil {
+		fs.Set("connect", g.connect) // a --connect after the command still wins
+	}
+	if g.json {
+		if fs.Lookup("json") == nil {
+			fmt.Fprintf(s.errOut, "%s %s: --json: this command has no JSON output; run 'wingman help %s'\n", programName, cmd.name, cmd.name)
+			return exitUsage
+		}
+		fs.Set("json", "true")
+	}
 	if err := fs.Parse(rest); err != nil {
 		fmt.Fprintf(s.errOut, "%s %s: %v; run 'wingman help %s'\n", programName, cmd.name, err, cmd.name)
 		return exitUsage
@@ -212,18 +311,33 @@ func editDistance(a, b string) int {
 }
 
 func printHelp(w io.Writer) {
-	fmt.Fprintf(w, "%s: manage a Wingman KVM failover cluster\n\nUsage: %s COMMAND [flags] [args]\n\nCommands:\n", programName, programName)
-	names := make([]int, len(commands))
-	for i := range names {
-		names[i] = i
+	fmt.Fprintf(w, "%s: manage a Wingman KVM failover cluster\n\nUsage: %s [-c SOCKET] [--json] COMMAND [flags] [args]\n       %s                 (an interactive shell on a terminal)\n\nCommands:\n", programName, programName, programName)
+	for _, c := range sortedCommands() {
+		fmt.Fprintf(w, "  %-20s %s\n", c.name, c.summary)
 	}
-	sort.SliceStable(names, func(a, b int) bool { return commands[names[a]].name < commands[names[b]].name })
-	for _, i := range names {
-		c := commands[i]
-		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
-	}
+	fmt.Fprintf(w, "\nGlobal flags:\n")
+	fmt.Fprintf(w, "  -c, --connect SOCKET  wingmand's socket (default %s, or $%s)\n", api.DefaultSocket, socketEnv)
+	fmt.Fprintf(w, "      --json            JSON output, for the commands that have it\n")
 	fmt.Fprintf(w, "\nRun '%s help COMMAND' or '%s COMMAND --help' for a command's flags.\n", programName, programName)
-	fmt.Fprintf(w, "Exit codes: 0 success, 1 failure, 2 usage error, 3 damaged LUN records (lun verify).\n")
+	fmt.Fprintf(w, "\n%s", exitCodesText)
+}
+
+// exitCodesText documents the exit codes (also in doc.go and the man page).
+const exitCodesText = `Exit codes:
+  0  success
+  1  the command failed, or wingmand is not reachable (stderr says why and what to do)
+  2  usage error: unknown command or flag, bad value, wrong number of arguments
+  3  'lun verify' found damaged records
+`
+
+// sortedCommands is the command table in name order.
+func sortedCommands() []*command {
+	out := make([]*command, len(commands))
+	for i := range commands {
+		out[i] = &commands[i]
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].name < out[b].name })
+	return out
 }
 
 func helpFor(name string, s stdio) int {
@@ -232,11 +346,7 @@ func helpFor(name string, s stdio) int {
 		fmt.Fprintf(s.errOut, "%s help: unknown command %q; %s\n", programName, name, helpHintText)
 		return exitUsage
 	}
-	fs := pflag.NewFlagSet(c.name, pflag.ContinueOnError)
-	fs.SortFlags = false
-	fs.BoolP("help", "h", false, "show this help")
-	c.bind(fs)
-	printCommandHelp(s.out, c, fs)
+	printCommandHelp(s.out, c, flagSetFor(c))
 	return exitOK
 }
 

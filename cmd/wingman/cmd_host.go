@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/wingmanha/wingman/cmd/internal/api"
+)
+
+// pollEvery is how often waiting commands ask the daemon again (tests shorten it).
+var pollEvery = time.Second
+
+var hostListCmd = command{
+	name:    "host-list",
+	summary: "list the hosts of the cluster and their state",
+	nargs:   [2]int{0, 0},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		names := fs.Bool("name", false, "print only the names, one a line")
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, _ []string) error {
+			hosts, err := c.Hosts(ctx)
+			if err != nil {
+				return daemonErr(err, "", "")
+			}
+			if hosts == nil {
+				hosts = []api.Host{}
+			}
+			sort.SliceStable(hosts, func(i, j int) bool { return hosts[i].ID < hosts[j].ID })
+			switch {
+			case *asJSON:
+				return writeJSON(s.out, hosts)
+			case *names:
+				for _, h := range hosts {
+					fmt.Fprintln(s.out, h.Name)
+				}
+				return nil
+			}
+			printHosts(s.out, hosts)
+			return nil
+		})
+	},
+}
+
+func printHosts(w io.Writer, hosts []api.Host) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tSERF\tVMS\tMEMORY\tFREE\tCPUS\tFENCE\tREASON")
+	for _, h := range hosts {
+		name := h.Name
+		if h.Coordinator {
+			name += " *"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", h.ID, name, h.State, orDash(h.Serf), h.VMs,
+			humanMiB(h.MemoryMiB), humanMiB(h.FreeMiB), h.CPUs, yesNo(h.Fenceable), orDash(h.Reason))
+	}
+	tw.Flush()
+	for _, h := range hosts {
+		if h.Coordinator {
+			fmt.Fprintln(w, "* coordinator")
+			break
+		}
+	}
+}
+
+var hostinfoCmd = command{
+	name:    "hostinfo",
+	args:    "HOST",
+	summary: "show one host: state, generation, memory, VMs, fencing",
+	help:    `HOST is a host name or its id on the LUN.`,
+	nargs:   [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			h, err := c.Host(ctx, args[0])
+			if err != nil {
+				return daemonErr(err, "host", args[0])
+			}
+			if *asJSON {
+				return writeJSON(s.out, h)
+			}
+			tw := tabwriter.NewWriter(s.out, 0, 4, 1, ' ', 0)
+			row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+			row("Name", h.Name)
+			row("ID", strconv.Itoa(h.ID))
+			st := h.State
+			if h.Reason != "" {
+				st += " (" + h.Reason + ")"
+			}
+			row("State", st)
+			row("Generation", strconv.FormatUint(h.Generation, 10))
+			row("Serf", orDash(h.Serf))
+			row("Maintenance", yesNo(h.Maintenance))
+			row("Coordinator", yesNo(h.Coordinator))
+			row("Memory", fmt.Sprintf("%s, %s free", humanMiB(h.MemoryMiB), humanMiB(h.FreeMiB)))
+			row("CPUs", strconv.Itoa(h.CPUs))
+			row("Protected VMs", strconv.Itoa(h.VMs))
+			row("Fenceable", yesNo(h.Fenceable))
+			tw.Flush()
+			return nil
+		})
+	},
+}
+
+var statusCmd = command{
+	name:    "status",
+	summary: "show the cluster: quorum, coordinator, LUN health, timings, capacity, hosts",
+	help: `Shows the cluster as the local wingmand sees it: whether this host's
+partition has quorum and may run VMs, the coordinator, the heartbeat LUN's
+health and latency, the timing rule, whether the cluster can restart every
+protected VM after losing a host (N+1), warnings, and the hosts.`,
+	nargs: [2]int{0, 0},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, _ []string) error {
+			st, err := c.Status(ctx)
+			if err != nil {
+				return daemonErr(err, "", "")
+			}
+			if *asJSON {
+				if st.Warnings == nil {
+					st.Warnings = []string{}
+				}
+				if st.Hosts == nil {
+					st.Hosts = []api.Host{}
+				}
+				return writeJSON(s.out, st)
+			}
+			printStatus(s.out, st)
+			return nil
+		})
+	},
+}
+
+func hostName(hosts []api.Host, id int) string {
+	for _, h := range hosts {
+		if h.ID == id && h.Name != "" {
+			return h.Name
+		}
+	}
+	return fmt.Sprintf("host %d", id)
+}
+
+func printStatus(w io.Writer, st api.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
+	row("cluster", "%s (%s)", st.Cluster, st.ClusterUUID)
+	row("this host", "%s (id %d, generation %d), wingmand %s", st.Host, st.HostID, st.Generation, st.Version)
+	q := "no"
+	if st.Quorate {
+		q = "yes"
+	}
+	row("quorum", "%s: partition %s of voters %s", q, intsString(st.Partition), intsString(st.Voters))
+	if st.Coordinator != 0 {
+		row("coordinator", "%s (id %d)", hostName(st.Hosts, st.Coordinator), st.Coordinator)
+	} else {
+		row("coordinator", "none")
+	}
+	if st.MayRunVMs {
+		row("VMs here", "may run")
+	} else {
+		row("VMs here", "may NOT run: this host must not start protected VMs")
+	}
+	l := st.LUN
+	row("LUN", "%s: last write %s ago, last read %s ago", orDash(l.Path), humanDuration(l.LastWriteAgo), humanDuration(l.LastReadAgo))
+	row("LUN latency", "write %s (worst in the last minute %s)", humanDuration(l.WriteLatency), humanDuration(l.WriteLatencyHi))
+	if l.NetworkLease {
+		row("network lease", "yes")
+	}
+	t := st.Timings
+	row("timings", "renew %s, I/O timeout %s, self-fence %s, watchdog %s, dead %s, power fence %s",
+		humanDuration(t.Renew), humanDuration(t.IOTimeout), humanDuration(t.SelfFence), humanDuration(t.Watchdog),
+		humanDuration(t.Dead), humanDuration(t.PowerFence))
+	row("watchdog", "%s", orDash(st.Watchdog))
+	cv := st.Capacity
+	if cv.Survivable {
+		row("capacity", "N+%d: every protected VM restarts after the loss of any %d host(s)", cv.K, cv.K)
+	} else {
+		row("capacity", "NOT N+%d: losing %d host(s) would leave protected VMs down", cv.K, cv.K)
+	}
+	for _, p := range cv.Problems {
+		row("", "- %s", p)
+	}
+	tw.Flush()
+	if len(st.Warnings) > 0 {
+		fmt.Fprintln(w, "\nwarnings:")
+		for _, x := range st.Warnings {
+			fmt.Fprintf(w, "  - %s\n", x)
+		}
+	}
+	fmt.Fprintln(w)
+	hosts := append([]api.Host(nil), st.Hosts...)
+	sort.SliceStable(hosts, func(i, j int) bool { return hosts[i].ID < hosts[j].ID })
+	printHosts(w, hosts)
+}
+
+var maintenanceEnterCmd = command{
+	name:    "maintenance enter",
+	args:    "HOST",
+	summary: "put a host in maintenance: migrate its VMs away, take no new ones",
+	help: `Marks the host as in maintenance: the planner places nothing on it and its
+protected VMs live-migrate to other hosts. Waits until the host holds no
+protected VM, showing progress on stderr, unless --no-wait is given.
+Interrupting the wait does not stop the evacuation.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		all := fs.Bool("all", false, "also migrate the host's unprotected VMs")
+		noWait := fs.Bool("no-wait", false, "return once the daemon accepted the request")
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			h, err := c.Maintenance(ctx, args[0], api.MaintenanceRequest{Enter: true, All: *all})
+			if err != nil {
+				return daemonErr(err, "host", args[0])
+			}
+			if !*noWait {
+				if h, err = waitEvacuated(ctx, s, c, h); err != nil {
+					return err
+				}
+			}
+			if *asJSON {
+				return writeJSON(s.out, h)
+			}
+			printMaintenance(s.out, h)
+			return nil
+		})
+	},
+}
+
+// waitEvacuated polls the host until it is in maintenance and owns no
+// protected VM.
+func waitEvacuated(ctx context.Context, s stdio, c *api.Client, h api.Host) (api.Host, error) {
+	name := h.Name
+	last := -1
+	for !(h.Maintenance && h.State == "maintenance" && h.VMs == 0) {
+		if h.VMs != last {
+			fmt.Fprintf(s.errOut, "waiting for %s to evacuate: %d protected VMs left\n", name, h.VMs)
+			last = h.VMs
+		}
+		select {
+		case <-ctx.Done():
+			return h, fmt.Errorf("stopped waiting; %s keeps evacuating (see 'wingman maintenance status %s')", name, name)
+		case <-time.After(pollEvery):
+		}
+		var err error
+		if h, err = c.Host(ctx, name); err != nil {
+			return h, daemonErr(err, "host", name)
+		}
+	}
+	return h, nil
+}
+
+func printMaintenance(w io.Writer, h api.Host) {
+	switch {
+	case h.Maintenance && h.State == "maintenance" && h.VMs == 0:
+		fmt.Fprintf(w, "%s is in maintenance and holds no protected VM\n", h.Name)
+	case h.Maintenance:
+		fmt.Fprintf(w, "%s is entering maintenance (state %s): %d protected VMs left\n", h.Name, h.State, h.VMs)
+	default:
+		fmt.Fprintf(w, "%s is not in maintenance (state %s, %d protected VMs)\n", h.Name, h.State, h.VMs)
+	}
+}
+
+var maintenanceExitCmd = command{
+	name:    "maintenance exit",
+	args:    "HOST",
+	summary: "end a host's maintenance: it takes VMs again",
+	help: `The host becomes a placement target again. VMs that left it do not come
+back by themselves; migrate them with 'wingman migrate'.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			h, err := c.Maintenance(ctx, args[0], api.MaintenanceRequest{Enter: false})
+			if err != nil {
+				return daemonErr(err, "host", args[0])
+			}
+			if *asJSON {
+				return writeJSON(s.out, h)
+			}
+			fmt.Fprintf(s.out, "%s left maintenance (state %s): it takes VMs again\n", h.Name, h.State)
+			return nil
+		})
+	},
+}
+
+var maintenanceStatusCmd = command{
+	name:    "maintenance status",
+	args:    "HOST",
+	summary: "show whether a host is in maintenance and how many VMs it still holds",
+	nargs:   [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			h, err := c.Host(ctx, args[0])
+			if err != nil {
+				return daemonErr(err, "host", args[0])
+			}
+			if *asJSON {
+				return writeJSON(s.out, h)
+			}
+			printMaintenance(s.out, h)
+			return nil
+		})
+	},
+}
+
+var fenceCmd = command{
+	name:    "fence",
+	args:    "HOST",
+	summary: "fence a host (power it off), or test the fence path with --test",
+	help: `Asks the coordinator to fence HOST: a poison pill in its mailbox on the LUN,
+then its fence agent (IPMI, Redfish, ...). Every VM on the host dies at once;
+protected VMs restart elsewhere. Asks for confirmation unless --yes is given;
+when stdin is not a terminal, --yes is required.
+
+--test is harmless: it sends a test message that the host acknowledges and
+asks the fence agent for the power status only.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		test := fs.Bool("test", false, "only test the mailbox path and the fence agent")
+		yes := fs.BoolP("yes", "y", false, "do not ask for confirmation")
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			host := args[0]
+			if !*test && !*yes {
+				if !s.terminal {
+					return usagef("refusing to fence %s without confirmation: stdin is not a terminal; add --yes", host)
+				}
+				fmt.Fprintf(s.errOut, "Fence %s? Every VM on it stops at once. Type yes to confirm: ", host)
+				line, _ := s.input().ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(line)); a != "yes" && a != "y" {
+					return fmt.Errorf("not confirmed; %s was not fenced", host)
+				}
+			}
+			what := "fencing " + host
+			if *test {
+				what = "testing the fence path of " + host
+			}
+			stop := progress(s, what)
+			r, err := c.Fence(ctx, host, api.FenceRequest{Test: *test})
+			stop()
+			if err != nil {
+				return daemonErr(err, "host", host)
+			}
+			if *asJSON {
+				return writeJSON(s.out, r)
+			}
+			verb := "fenced"
+			if r.Test {
+				verb = "fence test of"
+			}
+			fmt.Fprintf(s.out, "%s %s in %s: mailbox %s", verb, r.Host, humanDuration(r.Duration), orDash(r.Mailbox))
+			if r.Agent != "" {
+				fmt.Fprintf(s.out, ", agent %s", r.Agent)
+			}
+			fmt.Fprintln(s.out)
+			return nil
+		})
+	},
+}
