@@ -156,7 +156,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		Timings: quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
 			Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: d.serfDetect()},
 		Slot: latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
-		Watchdog: d.wd, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), 3*t.Renew+t.IOTimeout+time.Second) },
+		Watchdog: petter{d}, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), 3*t.Renew+t.IOTimeout+time.Second) },
 		OnDecision: d.onDecision, OnEvent: d.onLoopEvent, Logger: d.log,
 	})
 	if err != nil {
@@ -307,6 +307,18 @@ func (d *Daemon) startFencing() error {
 	}
 	d.fencer = f
 	return nil
+}
+
+// petter pets the watchdog and tells systemd (WATCHDOG=1) that every loop
+// progresses: the heartbeat loop calls it only when that holds and this
+// host may run VMs.
+type petter struct{ d *Daemon }
+
+func (p petter) Pet() error {
+	if p.d.notify != nil {
+		p.d.notify("WATCHDOG=1")
+	}
+	return p.d.wd.Pet()
 }
 
 type fencerAdapter struct{ f *fence.Fencer }

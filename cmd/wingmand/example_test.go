@@ -1,0 +1,17 @@
+package main
+
+import "testing"
+
+// The example configuration shipped in the package must stay valid.
+func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := LoadConfig("../../contrib/wingman.toml", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Cluster != "clinic" || cfg.Serf.Keyring == "" || cfg.Shutdown.Policy != "migrate" {
+		t.Errorf("example config = %+v", cfg)
+	}
+}
