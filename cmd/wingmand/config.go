@@ -35,6 +35,7 @@ type Config struct {
 	API      APIConfig      `toml:"api"`
 	Watchdog WatchdogConfig `toml:"watchdog"`
 	Shutdown ShutdownConfig `toml:"shutdown"`
+	Metrics  MetricsConfig  `toml:"metrics"`
 	// Fence maps host names to their fence agents (optional).
 	Fence map[string]FenceConfig `toml:"fence"`
 
@@ -101,6 +102,13 @@ type ShutdownConfig struct {
 	Policy string `toml:"policy"`
 	// Timeout bounds the evacuation (default 10m).
 	Timeout duration `toml:"timeout"`
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen is host:port for GET /metrics; empty: no listener. Bind it to
+	// the management network only: it is not authenticated.
+	Listen string `toml:"listen"`
 }
 
 // FenceConfig is one host's fence agent.
@@ -219,6 +227,11 @@ func (c *Config) Validate() error {
 	case "migrate", "failover", "keep":
 	default:
 		bad("shutdown.policy", "%q: use migrate, failover or keep", c.Shutdown.Policy)
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := splitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%v", err)
+		}
 	}
 	for h, f := range c.Fence {
 		if f.Agent == "" {

@@ -37,6 +37,7 @@ type Daemon struct {
 	hdr      storage.Header
 	slot     *storage.Heartbeat
 	events   *storage.EventLog
+	counter  *eventCounter
 	hv       *hypervisor.Conn
 	serf     *gossip.Agent
 	vms      *vm.Manager
@@ -125,8 +126,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		return nil, err
 	}
 
+	d.counter = &eventCounter{log: d.events}
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities,
-		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration}, lun, d.hv, d.events)
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration}, lun, d.hv, d.counter)
 	if err != nil {
 		return nil, err
 	}
@@ -441,6 +443,9 @@ func (d *Daemon) event(sev storage.Severity, kind string, subject int, format st
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*d.hdr.Timings.IOTimeout)
 	defer cancel()
+	if d.counter != nil {
+		d.counter.count(kind)
+	}
 	if _, err := d.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, Subject: subject, Message: msg}); err != nil {
 		d.log.Warn("event not written to the LUN", "kind", kind, "err", err)
 	}

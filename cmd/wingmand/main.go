@@ -121,6 +121,11 @@ func run(args []string, stderr io.Writer) int {
 			log.Error("api server", "err", err)
 		}
 	}()
+	if cfg.Metrics.Listen != "" {
+		if err := d.serveMetrics(apiCtx, cfg.Metrics.Listen); err != nil {
+			log.Error("metrics", "err", err)
+		}
+	}
 	notify(daemon.SdNotifyReady)
 	<-ctx.Done()
 	notify(daemon.SdNotifyStopping)
