@@ -37,8 +37,8 @@ until interrupted; with --json it prints one JSON object a line.`,
 	nargs: [2]int{0, 0},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		follow := fs.BoolP("follow", "f", false, "keep printing new events")
-		since := fs.String("since", "", "only events after this: a duration back (30m) or an RFC 3339 time")
-		limit := fs.Int("limit", 0, "at most the newest N events (0: all)")
+		since := fs.String("since", "", "only events after `WHEN`: a duration back (30m) or an RFC 3339 time")
+		limit := fs.Int("limit", 0, "at most the newest `N` events (0: all)")
 		asJSON := jsonFlag(fs)
 		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, _ []string) error {
 			if *limit < 0 {

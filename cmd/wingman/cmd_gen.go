@@ -328,10 +328,10 @@ exit or Ctrl-D leave. Ctrl-C cancels the running command only.`)
 				p("\\fB\\-%s\\fR, ", roff(f.Shorthand))
 			}
 			p("\\fB\\-\\-%s\\fR", roff(f.Name))
-			if t := f.Value.Type(); t != "bool" {
-				p(" \\fI%s\\fR", roff(strings.ToUpper(strings.TrimSuffix(t, "Slice"))))
+			varname, usage := pflag.UnquoteUsage(f)
+			if varname != "" {
+				p(" \\fI%s\\fR", roff(strings.ToUpper(varname)))
 			}
-			usage := f.Usage
 			switch f.DefValue {
 			case "", "0", "false", "[]", "0s":
 			default:

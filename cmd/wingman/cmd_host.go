@@ -180,9 +180,9 @@ func printStatus(w io.Writer, st api.Status) {
 	row("watchdog", "%s", orDash(st.Watchdog))
 	cv := st.Capacity
 	if cv.Survivable {
-		row("capacity", "N+%d: every protected VM restarts after the loss of any %d host(s)", cv.K, cv.K)
+		row("capacity", "N+%d: every protected VM restarts after the loss of any %s", cv.K, plural(cv.K, "host"))
 	} else {
-		row("capacity", "NOT N+%d: losing %d host(s) would leave protected VMs down", cv.K, cv.K)
+		row("capacity", "NOT N+%d: losing %s could leave protected VMs down", cv.K, plural(cv.K, "host"))
 	}
 	for _, p := range cv.Problems {
 		row("", "- %s", p)
@@ -239,7 +239,7 @@ func waitEvacuated(ctx context.Context, s stdio, c *api.Client, h api.Host) (api
 	last := -1
 	for !(h.Maintenance && h.State == "maintenance" && h.VMs == 0) {
 		if h.VMs != last {
-			fmt.Fprintf(s.errOut, "waiting for %s to evacuate: %d protected VMs left\n", name, h.VMs)
+			fmt.Fprintf(s.errOut, "waiting for %s to evacuate: %s left\n", name, plural(h.VMs, "protected VM"))
 			last = h.VMs
 		}
 		select {
@@ -260,9 +260,9 @@ func printMaintenance(w io.Writer, h api.Host) {
 	case h.Maintenance && h.State == "maintenance" && h.VMs == 0:
 		fmt.Fprintf(w, "%s is in maintenance and holds no protected VM\n", h.Name)
 	case h.Maintenance:
-		fmt.Fprintf(w, "%s is entering maintenance (state %s): %d protected VMs left\n", h.Name, h.State, h.VMs)
+		fmt.Fprintf(w, "%s is entering maintenance (state %s): %s left\n", h.Name, h.State, plural(h.VMs, "protected VM"))
 	default:
-		fmt.Fprintf(w, "%s is not in maintenance (state %s, %d protected VMs)\n", h.Name, h.State, h.VMs)
+		fmt.Fprintf(w, "%s is not in maintenance (state %s, %s)\n", h.Name, h.State, plural(h.VMs, "protected VM"))
 	}
 }
 

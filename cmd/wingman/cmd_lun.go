@@ -37,6 +37,7 @@ wingmand uses: stop the daemon on every host first.`,
 		hosts := fs.Int("hosts", storage.DefaultHosts, fmt.Sprintf("number of host slots (1..%d)", storage.MaxHosts))
 		vms := fs.Int("vms", storage.DefaultVMs, fmt.Sprintf("number of protected-VM records (1..%d)", storage.MaxVMs))
 		profile := fs.String("profile", "default", "timing profile: default (R 1s, F 4s, D 12s) or fast (R 0.5s, F 3s, D 7.5s)")
+		choices(fs, "profile", "default", "fast")
 		pathFailover := fs.Duration("path-failover", 0, "the SAN's multipath failover time; F must be above it")
 		force := fs.Bool("force", false, "overwrite whatever PATH holds")
 		asJSON := fs.Bool("json", false, "print the new header as JSON")

@@ -20,6 +20,7 @@ Keep it secret: anyone with the key can speak for the cluster.`,
 	nargs: [2]int{0, 0},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		size := fs.Int("bytes", 32, "key length: 16 (AES-128), 24 (AES-192) or 32 (AES-256)")
+		choices(fs, "bytes", "16", "24", "32")
 		return func(_ context.Context, s stdio, _ []string) error {
 			switch *size {
 			case 16, 24, 32:

@@ -26,7 +26,7 @@ type daemonFunc func(ctx context.Context, s stdio, c *api.Client, args []string)
 // builds the client and turns transport failures into a message that says
 // what to do. Every daemon command is built with it.
 func withDaemon(fs *pflag.FlagSet, body daemonFunc) func(context.Context, stdio, []string) error {
-	socket := fs.StringP("connect", "c", api.DefaultSocket, "wingmand's unix socket (or set "+socketEnv+")")
+	socket := fs.StringP("connect", "c", api.DefaultSocket, "wingmand's unix `SOCKET` (or set "+socketEnv+")")
 	return func(ctx context.Context, s stdio, args []string) error {
 		path := *socket
 		if !fs.Changed("connect") {

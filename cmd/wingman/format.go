@@ -34,7 +34,11 @@ func humanDuration(d time.Duration) string {
 		}
 	default:
 		d = d.Round(time.Minute)
-		s = fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+		if m := int(d.Minutes()) % 60; m != 0 {
+			s = fmt.Sprintf("%dh%dm", int(d.Hours()), m)
+		} else {
+			s = fmt.Sprintf("%dh", int(d.Hours()))
+		}
 	}
 	return neg + s
 }
@@ -73,4 +77,12 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// plural renders a count with its noun: "1 VM", "2 VMs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wingmanha/wingman/cmd/internal/api"
+)
+
+// fakeDaemon serves canned answers of a three-host cluster on a real unix
+// socket, as wingmand does, and records every request.
+type fakeDaemon struct {
+	socket string
+
+	mu       sync.Mutex
+	requests []string
+	evacuate map[string]int // host -> protected VMs left, while entering maintenance
+	events   []api.Event
+	onEvents func(call int) // called after each events request (follow tests)
+	calls    int
+}
+
+var (
+	fakeNow   = time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
+	fakeHosts = []api.Host{
+		{ID: 1, Name: "kvm1", State: "alive", Generation: 7, Serf: "alive", MemoryMiB: 262144, FreeMiB: 98304, CPUs: 64, VMs: 2, Fenceable: true},
+		{ID: 2, Name: "kvm2", State: "alive", Generation: 5, Serf: "alive", Coordinator: true, MemoryMiB: 262144, FreeMiB: 180224, CPUs: 64, VMs: 1, Fenceable: true},
+		{ID: 3, Name: "kvm3", State: "dead", Reason: "no heartbeat for 12s, fenced", Generation: 9, Serf: "failed", MemoryMiB: 131072, FreeMiB: 0, CPUs: 32, Fenceable: true},
+	}
+	fakeVMs = []api.VM{
+		{Name: "web1", UUID: "6f1c2a9e-0000-4000-8000-000000000001", Protected: true, Owner: 1, OwnerName: "kvm1", State: "running", Priority: 900,
+			Policy:     api.Policy{Priority: "high", Restart: "always", RestartMax: 3, RestartWindow: time.Hour, AntiAffinity: "web", PreferredHosts: []string{"kvm1", "kvm2"}, Isolation: "leave-running"},
+			LeaseEpoch: 12, Migration: "none", MemoryMiB: 8192, VCPUs: 4},
+		{Name: "db1", UUID: "6f1c2a9e-0000-4000-8000-000000000002", Protected: true, Owner: 2, OwnerName: "kvm2", State: "running", Priority: 500,
+			Policy:     api.Policy{Priority: "medium", Restart: "on-failure", StartOrder: 1, StartDelay: 30 * time.Second, WaitGuestAgent: true},
+			LeaseEpoch: 4, Migration: "none", MemoryMiB: 32768, VCPUs: 16},
+		{Name: "batch1", UUID: "6f1c2a9e-0000-4000-8000-000000000003", Protected: true, Owner: 1, OwnerName: "kvm1", State: "shut off", Reason: "stopped through wingman", Stopped: true, Priority: 100,
+			Policy: api.Policy{Priority: "low", Restart: "on-failure"}, LeaseEpoch: 2, MemoryMiB: 512, VCPUs: 1},
+		{Name: "scratch", UUID: "6f1c2a9e-0000-4000-8000-000000000004", State: "running", MemoryMiB: 2048, VCPUs: 2},
+	}
+	fakeEvents = []api.Event{
+		{Time: fakeNow.Add(-2 * time.Hour), Host: 1, HostName: "kvm1", Seq: 40, Severity: "info", Kind: "vm.protected", VM: "web1", Message: "web1 protected, priority high"},
+		{Time: fakeNow.Add(-20 * time.Minute), Host: 2, HostName: "kvm2", Seq: 71, Severity: "warning", Kind: "host.suspect", Subject: 3, Message: "no heartbeat from kvm3 for 4s"},
+		{Time: fakeNow.Add(-20*time.Minute + 8*time.Second), Host: 2, HostName: "kvm2", Seq: 72, Severity: "error", Kind: "host.dead", Subject: 3, Message: "kvm3 dead: no heartbeat for 12s"},
+		{Time: fakeNow.Add(-20*time.Minute + 9500*time.Millisecond), Host: 2, Seq: 73, Severity: "info", Kind: "host.fenced", Subject: 3, Message: "fence agent ipmi: power off"},
+		{Time: fakeNow.Add(-20*time.Minute + 10*time.Second), Host: 1, HostName: "kvm1", Seq: 41, Severity: "info", Kind: "lease.taken", VM: "web2", Message: "lease of web2 taken, epoch 6"},
+		{Time: fakeNow.Add(-20*time.Minute + 14200*time.Millisecond), Host: 1, HostName: "kvm1", Seq: 42, Severity: "info", Kind: "vm.restarted", VM: "web2", Message: "web2 running on kvm1"},
+	}
+)
+
+func fakeStatus() api.Status {
+	return api.Status{Host: "kvm1", HostID: 1, Generation: 7, Cluster: "clinic", ClusterUUID: "0d5f0c3e-1111-4222-8333-444455556666",
+		Version: "0.3.0", Now: fakeNow, Quorate: true, Coordinator: 2, Partition: []int{1, 2}, Voters: []int{1, 2, 3}, MayRunVMs: true,
+		LUN: api.LUNHealth{Path: "/dev/mapper/wingman-lun", LastWriteAgo: 230 * time.Millisecond, LastReadAgo: 410 * time.Millisecond,
+			WriteLatency: 1800 * time.Microsecond, WriteLatencyHi: 47 * time.Millisecond},
+		Timings: api.Timings{Renew: time.Second, IOTimeout: 2 * time.Second, SelfFence: 4 * time.Second, Watchdog: 6 * time.Second,
+			Dead: 12 * time.Second, PowerFence: 30 * time.Second},
+		Watchdog: "/dev/watchdog0 (iTCO_wdt), armed",
+		Capacity: api.CapacityVerdict{K: 1, Survivable: false, Problems: []string{"losing kvm2 leaves db1 (32 GiB) without a host: kvm1 has 96 GiB free but anti-affinity group db"}},
+		Warnings: []string{"kvm3 is dead: the cluster runs without spare capacity"},
+		Hosts:    fakeHosts}
+}
+
+func startFakeDaemon(t *testing.T) *fakeDaemon {
+	t.Helper()
+	d := &fakeDaemon{socket: filepath.Join(t.TempDir(), "wingman.sock"), evacuate: map[string]int{},
+		events: append([]api.Event(nil), fakeEvents...)}
+	ln, err := net.Listen("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: d.mux()}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return d
+}
+
+// takeRequests returns and forgets the requests recorded so far.
+func (d *fakeDaemon) takeRequests() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.requests
+	d.requests = nil
+	return r
+}
+
+func reply(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if v != nil {
+		json.NewEncoder(w).Encode(v)
+	}
+}
+
+func findVM(name string) (api.VM, bool) {
+	for _, v := range fakeVMs {
+		if v.Name == name || v.UUID == name {
+			return v, true
+		}
+	}
+	return api.VM{}, false
+}
+
+func findHost(name string) (api.Host, bool) {
+	for _, h := range fakeHosts {
+		if h.Name == name || strconv.Itoa(h.ID) == name {
+			return h, true
+		}
+	}
+	return api.Host{}, false
+}
+
+func (d *fakeDaemon) mux() http.Handler {
+	m := http.NewServeMux()
+	// vmOr404 answers 404 for unknown VMs and 500 for "broken".
+	vmOr404 := func(w http.ResponseWriter, r *http.Request) (api.VM, bool) {
+		name := r.PathValue("vm")
+		if name == "broken" {
+			reply(w, 500, api.Error{Error: "libvirt on kvm1: connection reset", Hint: "check libvirtd on kvm1: systemctl status libvirtd"})
+			return api.VM{}, false
+		}
+		v, ok := findVM(name)
+		if !ok {
+			reply(w, 404, api.Error{Error: "no VM " + name})
+		}
+		return v, ok
+	}
+	hostOr404 := func(w http.ResponseWriter, r *http.Request) (api.Host, bool) {
+		h, ok := findHost(r.PathValue("host"))
+		if !ok {
+			reply(w, 404, api.Error{Error: "no host " + r.PathValue("host")})
+		}
+		return h, ok
+	}
+	m.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeStatus()) })
+	m.HandleFunc("GET /v1/hosts", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeHosts) })
+	m.HandleFunc("GET /v1/hosts/{host}", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		d.mu.Lock()
+		if left, evac := d.evacuate[h.Name]; evac {
+			h.Maintenance, h.State, h.VMs = true, "maintenance", left
+			if left > 0 {
+				d.evacuate[h.Name] = left - 1
+			}
+		}
+		d.mu.Unlock()
+		reply(w, 200, h)
+	})
+	m.HandleFunc("GET /v1/vms", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeVMs) })
+	m.HandleFunc("GET /v1/vms/{vm}", func(w http.ResponseWriter, r *http.Request) {
+		if v, ok := vmOr404(w, r); ok {
+			reply(w, 200, v)
+		}
+	})
+	for _, action := range []string{"protect", "policy"} {
+		m.HandleFunc("POST /v1/vms/{vm}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			v, ok := vmOr404(w, r)
+			if !ok {
+				return
+			}
+			var req api.ProtectRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			if action == "protect" {
+				v.Protected, v.Owner, v.OwnerName, v.Policy, v.Priority = true, 1, "kvm1", api.Policy{Priority: "medium", Restart: "on-failure", Isolation: "leave-running"}, 500
+			}
+			p := req.Policy
+			if p.Priority != "" {
+				v.Policy.Priority = p.Priority
+				v.Priority = map[string]int{"high": 900, "medium": 500, "low": 100}[p.Priority]
+				if n, err := strconv.Atoi(p.Priority); err == nil {
+					v.Priority = n
+				}
+			}
+			if p.Restart != "" {
+				v.Policy.Restart = p.Restart
+			}
+			if p.RestartMax != 0 {
+				v.Policy.RestartMax, v.Policy.RestartWindow = p.RestartMax, p.RestartWindow
+			}
+			if p.AntiAffinity != "" {
+				v.Policy.AntiAffinity = p.AntiAffinity
+			}
+			if p.PreferredHosts != nil {
+				v.Policy.PreferredHosts = p.PreferredHosts
+			}
+			if p.StartOrder != 0 || p.StartDelay != 0 {
+				v.Policy.StartOrder, v.Policy.StartDelay = p.StartOrder, p.StartDelay
+			}
+			v.Policy.WaitGuestAgent = v.Policy.WaitGuestAgent || p.WaitGuestAgent
+			if p.Isolation != "" {
+				v.Policy.Isolation = p.Isolation
+			}
+			reply(w, 200, v)
+		})
+	}
+	for _, action := range []string{"unprotect", "start", "stop"} {
+		m.HandleFunc("POST /v1/vms/{vm}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			v, ok := vmOr404(w, r)
+			switch {
+			case !ok:
+			case action == "start" && v.State == "running":
+				reply(w, 409, api.Error{Error: v.Name + " is already running on " + v.OwnerName})
+			default:
+				reply(w, 204, nil)
+			}
+		})
+	}
+	m.HandleFunc("POST /v1/vms/{vm}/migrate", func(w http.ResponseWriter, r *http.Request) {
+		var req api.MigrateRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		if req.Target != "" {
+			if _, ok := findHost(req.Target); !ok {
+				reply(w, 404, api.Error{Error: "no host " + req.Target})
+				return
+			}
+		}
+		v, ok := vmOr404(w, r)
+		if !ok {
+			return
+		}
+		if req.Target == "kvm3" {
+			reply(w, 409, api.Error{Error: "kvm3 is dead", Hint: "choose an alive host: wingman host-list"})
+			return
+		}
+		to := req.Target
+		if to == "" {
+			to = "kvm2"
+		}
+		reply(w, 200, api.MigrateResult{VM: v.Name, From: v.OwnerName, To: to, Duration: 12340 * time.Millisecond, Downtime: 45 * time.Millisecond, Bytes: 9126805504})
+	})
+	m.HandleFunc("POST /v1/hosts/{host}/maintenance", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		var req api.MaintenanceRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		d.mu.Lock()
+		if req.Enter {
+			h.Maintenance, h.State = true, "maintenance"
+			d.evacuate[h.Name] = h.VMs
+		} else {
+			delete(d.evacuate, h.Name)
+		}
+		d.mu.Unlock()
+		reply(w, 200, h)
+	})
+	m.HandleFunc("POST /v1/hosts/{host}/fence", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		var req api.FenceRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		if req.Test {
+			reply(w, 200, api.FenceResult{Host: h.Name, Test: true, Mailbox: "acknowledged", Agent: "ipmi: power is on", Duration: 830 * time.Millisecond})
+			return
+		}
+		reply(w, 200, api.FenceResult{Host: h.Name, Mailbox: "not acknowledged", Agent: "ipmi: powered off", Duration: 6200 * time.Millisecond})
+	})
+	m.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		var since time.Time
+		if s := r.URL.Query().Get("since"); s != "" {
+			since, _ = time.Parse(time.RFC3339Nano, s)
+		}
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		d.mu.Lock()
+		out := []api.Event{}
+		for _, e := range d.events {
+			if e.Time.After(since) {
+				out = append(out, e)
+			}
+		}
+		d.calls++
+		call, hook := d.calls, d.onEvents
+		d.mu.Unlock()
+		if limit > 0 && len(out) > limit {
+			out = out[len(out)-limit:]
+		}
+		reply(w, 200, out)
+		if hook != nil {
+			hook(call)
+		}
+	})
+	return recordRequests(d, m)
+}
+
+func recordRequests(d *fakeDaemon, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		line := r.Method + " " + r.URL.RequestURI()
+		if len(body) > 0 {
+			line += " " + strings.TrimSpace(string(body))
+		}
+		d.mu.Lock()
+		d.requests = append(d.requests, line)
+		d.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
