@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wingmanha/wingman/cmd/internal/api"
 )
@@ -20,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata/ and c
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// Event times print in local time; golden files are in UTC.
-	os.Setenv("TZ", "UTC")
+	time.Local = time.UTC
 	os.Unsetenv(socketEnv)
 	pollEvery = 0
 	os.Exit(m.Run())

@@ -24,7 +24,7 @@ type fakeDaemon struct {
 	requests []string
 	evacuate map[string]int // host -> protected VMs left, while entering maintenance
 	events   []api.Event
-	onEvents func(call int) // called after each events request (follow tests)
+	onEvents func(call int) // called with mu held before each events answer (follow tests)
 	calls    int
 }
 
@@ -276,22 +276,21 @@ func (d *fakeDaemon) mux() http.Handler {
 		}
 		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 		d.mu.Lock()
+		d.calls++
+		if d.onEvents != nil {
+			d.onEvents(d.calls)
+		}
 		out := []api.Event{}
 		for _, e := range d.events {
 			if e.Time.After(since) {
 				out = append(out, e)
 			}
 		}
-		d.calls++
-		call, hook := d.calls, d.onEvents
 		d.mu.Unlock()
 		if limit > 0 && len(out) > limit {
 			out = out[len(out)-limit:]
 		}
 		reply(w, 200, out)
-		if hook != nil {
-			hook(call)
-		}
 	})
 	return recordRequests(d, m)
 }
