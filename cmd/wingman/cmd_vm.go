@@ -343,10 +343,10 @@ func (p *policyFlags) request(setPolicy bool) (api.ProtectRequest, error) {
 }
 
 const policyHelp = `Policy flags:
-  --priority       who restarts first when capacity is short (high 900,
-                   medium 500, low 100, or 0..1000)
+  --priority       who restarts first when capacity is short: high,
+                   medium, low, or a number from 0 to 1000
   --restart        always: also after the guest shut itself down;
-                   on-failure (default): after a host failure or a crash;
+                   on-failure: after a host failure or a crash;
                    never: Wingman only keeps the lease
   --restart-max N --restart-window DUR
                    give up after N restarts within DUR (a crash loop)
