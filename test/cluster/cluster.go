@@ -44,6 +44,8 @@ type Cluster struct {
 	nbdCount  int
 	closeOnce sync.Once
 	closeErr  error
+
+	wingman wingmanSetup
 }
 
 // New starts a cluster for a test and closes it when the test ends (also when it fails or
@@ -244,6 +246,7 @@ func (c *Cluster) RestartLibvirtd(ctx context.Context, h *Host) error {
 // result each time.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
+		c.stopBMC()
 		var errs []error
 		var wg sync.WaitGroup
 		herrs := make([]error, len(c.hosts))
@@ -286,9 +289,13 @@ func (c *Cluster) Close() error {
 // calls it when the test failed; tests sharing a cluster started with Start call it themselves.
 func (c *Cluster) LogTails(t testing.TB) {
 	for _, h := range c.hosts {
-		for _, f := range []string{"libvirtd.out", "libvirtd.log"} {
+		for _, f := range []string{"libvirtd.out", "libvirtd.log", "wingmand.log"} {
 			p := filepath.Join(h.dir, "log", f)
-			if s := tail(p, 20); s != "" {
+			n := 20
+			if f == "wingmand.log" {
+				n = 60
+			}
+			if s := tail(p, n); s != "" {
 				t.Logf("test cluster: end of %s:\n%s", p, s)
 			}
 		}

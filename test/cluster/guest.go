@@ -23,6 +23,11 @@ type GuestSpec struct {
 	// NBDSocket is the Unix socket of an NBD server (NBDServer.Socket) serving the guest's disk
 	// as export NBDExport.
 	NBDSocket string
+	// Shareable marks the disk <shareable/>: QEMU then takes no exclusive write lock on it. All
+	// hosts of the test cluster share one kernel, so the lock would stop a second copy of a guest
+	// that real hosts could not stop; end-to-end tests set it so that only Wingman stands between
+	// a guest and a second copy of it.
+	Shareable bool
 }
 
 // XML returns the libvirt domain XML of the guest. Disk errors stop the guest (paused, reason
@@ -68,9 +73,9 @@ func (s GuestSpec) XML() (string, error) {
 		fmt.Fprintf(&b, `    <disk type='file' device='disk'>
       <driver name='qemu' type='raw' cache='none' io='native' error_policy='stop' rerror_policy='stop'/>
       <source file='%s'/>
-      <target dev='vda' bus='virtio'/>
+      <target dev='vda' bus='virtio'/>%s
     </disk>
-`, esc(s.Disk))
+`, esc(s.Disk), shareable(s.Shareable))
 	} else {
 		fmt.Fprintf(&b, `    <disk type='network' device='disk'>
       <driver name='qemu' type='raw' cache='none' error_policy='stop' rerror_policy='stop'/>
@@ -86,6 +91,13 @@ func (s GuestSpec) XML() (string, error) {
 </domain>
 `)
 	return b.String(), nil
+}
+
+func shareable(on bool) string {
+	if on {
+		return "\n      <shareable/>"
+	}
+	return ""
 }
 
 func esc(s string) string {

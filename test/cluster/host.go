@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -41,6 +42,7 @@ type Host struct {
 	libvirtd     *exec.Cmd
 	libvirtdDone <-chan struct{}
 	partitioned  bool
+	wingmand     *wingmandProc
 }
 
 // Name is the host's name and hostname, e.g. "kvm1".
@@ -228,6 +230,10 @@ func (h *Host) powerOn(ctx context.Context) error {
 	if err := h.prepareDirs(); err != nil {
 		return err
 	}
+	// A power-on is the BMC's "on": the fence agent's status reads ON again.
+	if err := os.Remove(h.FenceStateFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("power on %s: reset fence state: %w", h.name, err)
+	}
 	spec := initSpec{Hostname: h.name}
 	for _, d := range fixedLibvirtDirs {
 		spec.Binds = append(spec.Binds, bindMount{Source: filepath.Join(h.dir, d.sub), Target: d.target})
@@ -269,7 +275,7 @@ func (h *Host) powerOn(ctx context.Context) error {
 	done := waited(cmd)
 	h.mu.Lock()
 	h.init, h.initDone, h.on = cmd, done, true
-	h.libvirtd, h.libvirtdDone, h.partitioned = nil, nil, false
+	h.libvirtd, h.libvirtdDone, h.partitioned, h.wingmand = nil, nil, false, nil
 	h.mu.Unlock()
 
 	fail := func(err error) error {

@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// modulePath is the Go module whose binaries BuildBinary builds.
+const modulePath = "github.com/wingmanha/wingman"
+
+// builds caches one build per package per process: a test binary builds wingmand once.
+var builds struct {
+	mu   sync.Mutex
+	done map[string]buildResult
+}
+
+type buildResult struct {
+	path string
+	err  error
+}
+
+// BuildBinary builds a main package of this module (e.g. "./cmd/wingmand") with `go build` once
+// per process and returns the path of the binary. The binaries go to <TempDir>/wingman-test-bin,
+// written under a temporary name and renamed, so that test binaries of several packages running
+// at once never see a half-written file. The environment variable WINGMAN_BIN_DIR, when set,
+// names a directory that already holds the binaries (wingmand, wingman, fenceagent): nothing is
+// built then. cgoOff builds without cgo (the CLI must not link libvirt).
+func BuildBinary(ctx context.Context, pkg string, cgoOff bool) (string, error) {
+	name := filepath.Base(pkg)
+	if dir := os.Getenv("WINGMAN_BIN_DIR"); dir != "" {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("WINGMAN_BIN_DIR: %w", err)
+		}
+		return p, nil
+	}
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if r, ok := builds.done[pkg]; ok {
+		return r.path, r.err
+	}
+	if builds.done == nil {
+		builds.done = map[string]buildResult{}
+	}
+	p, err := build(ctx, pkg, name, cgoOff)
+	builds.done[pkg] = buildResult{p, err}
+	return p, err
+}
+
+func build(ctx context.Context, pkg, name string, cgoOff bool) (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w: the go tool is needed to build it", pkg, ErrPrerequisite)
+	}
+	dir := filepath.Join(os.TempDir(), "wingman-test-bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	out := filepath.Join(dir, name)
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", tmp, pkg)
+	cmd.Dir = root
+	cmd.Env = os.Environ()
+	if cgoOff {
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("go build %s: %w:\n%s", pkg, err, strings.TrimSpace(string(b)))
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	return out, nil
+}
+
+// ModuleRoot finds the directory of this module's go.mod, from the working directory upwards
+// (a test runs in its package's directory, `go run ./test/demo` in the module root).
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module "+modulePath+"\n") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod of %s above %s: run from inside the repository (or set WINGMAN_BIN_DIR)", modulePath, dir)
+		}
+	}
+}

@@ -1,0 +1,468 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wingmanha/wingman/quorum/gossip"
+	"github.com/wingmanha/wingman/storage"
+)
+
+// WingmanClusterName is the cluster name of the heartbeat LUN that the harness formats.
+const WingmanClusterName = "testcluster"
+
+// SerfPort is where each host's wingmand gossips, on the host's address.
+const SerfPort = 7946
+
+// WingmandOptions says how to run wingmand on a host. The first StartWingmand of a cluster
+// formats the heartbeat LUN with Profile's timings; later calls must ask for the same Profile.
+type WingmandOptions struct {
+	// Profile is the timing profile: "default" (LUN formatted with storage.DefaultTimings, serf
+	// profile default) or "fast" (storage.FastTimings, serf profile fast). "" means "default".
+	Profile string
+	// Fence configures the test fence agent (test/fenceagent) for every other host. The agent
+	// records OFF in the target's state file (Host.FenceStateFile); the harness watches those
+	// files like a BMC and powers the host off when one says OFF, then writes ON again at the
+	// next PowerOn. The agent's kill_pid cannot reach a process of another host's PID namespace.
+	Fence bool
+	// ShutdownPolicy is shutdown.policy (migrate, failover, keep); "" means migrate.
+	ShutdownPolicy string
+	// LogLevel is wingmand's --log-level; "" means debug.
+	LogLevel string
+}
+
+// wingmanSetup is what every host's wingmand shares: the LUN, the keyring, the binaries.
+type wingmanSetup struct {
+	once    sync.Once
+	err     error
+	profile string
+	lun     string
+	keyring string
+	bin     string
+	fence   string // fence agent binary
+
+	bmcOnce sync.Once
+	bmcStop chan struct{}
+	bmcDone chan struct{}
+}
+
+// wingmandProc is a running wingmand of a host.
+type wingmandProc struct {
+	cmd  *exec.Cmd // nsenter; wingmand is its child
+	done <-chan struct{}
+}
+
+// LUNPath is the heartbeat LUN file of the cluster's wingmand (in the cluster directory, which
+// every host sees: a file LUN on ext4 with O_DIRECT is shared storage here).
+func (c *Cluster) LUNPath() string { return filepath.Join(c.dir, "lun.img") }
+
+// WingmanDir is the host's wingmand directory: wingman.toml, state/, the API socket and the log.
+func (h *Host) WingmanDir() string { return filepath.Join(h.dir, "wingman") }
+
+// APISocket is the unix socket of the host's wingmand API, reachable from the harness (use
+// api.NewClient).
+func (h *Host) APISocket() string { return filepath.Join(h.WingmanDir(), "api.sock") }
+
+// WingmandLog is the file that gets the host's wingmand's stdout and stderr.
+func (h *Host) WingmandLog() string { return filepath.Join(h.dir, "log", "wingmand.log") }
+
+// FenceStateFile is where the test fence agent records the host's power state (ON or OFF).
+func (h *Host) FenceStateFile() string { return filepath.Join(h.c.dir, "fence", h.name+".state") }
+
+// setupWingman formats the LUN (once per cluster), writes the serf keyring, builds wingmand and
+// the fence agent, and registers every host's slot on the LUN so that each wingmand knows all
+// hosts by name from its first start (fence agents are keyed by host name and apply only to
+// hosts with a slot).
+func (c *Cluster) setupWingman(ctx context.Context, profile string) error {
+	s := &c.wingman
+	s.once.Do(func() {
+		s.profile = profile
+		s.err = c.doSetupWingman(ctx, profile)
+	})
+	if s.err != nil {
+		return s.err
+	}
+	if s.profile != profile {
+		return fmt.Errorf("start wingmand with profile %q: the cluster's LUN was formatted with profile %q", profile, s.profile)
+	}
+	return nil
+}
+
+func (c *Cluster) doSetupWingman(ctx context.Context, profile string) error {
+	s := &c.wingman
+	timings, err := storage.TimingsProfile(profile)
+	if err != nil {
+		return err
+	}
+	if s.bin, err = BuildBinary(ctx, "./cmd/wingmand", false); err != nil {
+		return err
+	}
+	if s.fence, err = BuildBinary(ctx, "./test/fenceagent", false); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(c.dir, "fence"), 0o755); err != nil {
+		return err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	s.keyring = filepath.Join(c.dir, "keyring.json")
+	if err := gossip.WriteKeyringFile(s.keyring, base64.StdEncoding.EncodeToString(key)); err != nil {
+		return err
+	}
+	s.lun = c.LUNPath()
+	if err := os.WriteFile(s.lun, nil, 0o600); err != nil {
+		return fmt.Errorf("create LUN file: %w", err)
+	}
+	dev, err := storage.OpenFile(s.lun)
+	if err != nil {
+		return fmt.Errorf("open LUN file %s (O_DIRECT: keep BaseDir on ext4 or xfs, not tmpfs): %w", s.lun, err)
+	}
+	geo := storage.DefaultGeometry()
+	if geo.MaxHosts < len(c.hosts) {
+		geo.MaxHosts = len(c.hosts)
+	}
+	_, err = storage.Format(ctx, dev, storage.FormatOptions{ClusterName: WingmanClusterName, Timings: timings, Geometry: geo})
+	dev.Close()
+	if err != nil {
+		return fmt.Errorf("format LUN: %w", err)
+	}
+	lun, err := storage.OpenPath(ctx, s.lun, storage.OpenOptions{ClusterName: WingmanClusterName})
+	if err != nil {
+		return fmt.Errorf("open LUN: %w", err)
+	}
+	defer lun.Close()
+	// Register every host's slot as left: acquiring waits a few heartbeat intervals, so all at once.
+	errs := make([]error, len(c.hosts))
+	var wg sync.WaitGroup
+	for i, h := range c.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hb, err := lun.AcquireSlot(ctx, storage.AcquireOptions{HostName: h.name, HostID: h.index})
+			if err == nil {
+				err = hb.Release(ctx, storage.SlotLeft)
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("register slot %d for %s: %w", h.index, h.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// writeWingmanConfig writes the host's wingman.toml and returns its path.
+func (c *Cluster) writeWingmanConfig(h *Host, o WingmandOptions) (string, error) {
+	s := &c.wingman
+	dir := h.WingmanDir()
+	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o750); err != nil {
+		return "", err
+	}
+	var join []string
+	for _, o := range c.hosts {
+		if o != h {
+			join = append(join, strconv.Quote(fmt.Sprintf("%s:%d", o.addr, SerfPort)))
+		}
+	}
+	policy := o.ShutdownPolicy
+	if policy == "" {
+		policy = "migrate"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Written by wingman's test/cluster for host %[1]s.
+cluster = %[2]q
+lun = %[3]q
+host_name = %[1]q
+host_id = %[4]d
+state_dir = %[5]q
+
+[libvirt]
+uri = "qemu:///system"
+migration_uri = "qemu+tcp://{addr}/system"
+unsafe_migration = true
+
+[serf]
+bind = "%[6]s:%[7]d"
+join = [%[8]s]
+keyring = %[9]q
+profile = %[10]q
+
+[api]
+socket = %[11]q
+group = "wingman"
+
+[watchdog]
+mode = "software"
+
+[shutdown]
+policy = %[12]q
+timeout = "2m"
+`, h.name, WingmanClusterName, s.lun, h.index, filepath.Join(dir, "state"), h.addr, SerfPort,
+		strings.Join(join, ", "), s.keyring, s.profile, h.APISocket(), policy)
+	if o.Fence {
+		for _, t := range c.hosts {
+			if t == h {
+				continue
+			}
+			fmt.Fprintf(&b, `
+[fence.%[1]s]
+agent = %[2]q
+timeout = "20s"
+params = { state_file = %[3]q, plug = %[1]q }
+`, t.name, s.fence, t.FenceStateFile())
+		}
+	}
+	p := filepath.Join(dir, "wingman.toml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// StartWingmand writes h's wingman.toml and starts wingmand inside h (all its namespaces), with
+// its output appended to h.WingmandLog(). It returns once the API socket answers, which the
+// daemon opens after it has joined (slot acquired, serf started, first heartbeat written). The
+// first call of a cluster formats the LUN and builds the binaries.
+func (c *Cluster) StartWingmand(ctx context.Context, h *Host, o WingmandOptions) error {
+	if o.Profile == "" {
+		o.Profile = "default"
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "debug"
+	}
+	if !h.On() {
+		return fmt.Errorf("start wingmand on %s: the host is powered off", h.name)
+	}
+	if h.WingmandRunning() {
+		return fmt.Errorf("start wingmand on %s: it is already running", h.name)
+	}
+	if err := c.setupWingman(ctx, o.Profile); err != nil {
+		return fmt.Errorf("start wingmand on %s: %w", h.name, err)
+	}
+	if o.Fence {
+		c.startBMC()
+	}
+	cfgPath, err := c.writeWingmanConfig(h, o)
+	if err != nil {
+		return fmt.Errorf("start wingmand on %s: %w", h.name, err)
+	}
+	logf, err := os.OpenFile(h.WingmandLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("start wingmand on %s: %w", h.name, err)
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "=== test cluster: starting wingmand at %s\n", time.Now().Format(time.RFC3339Nano))
+	os.Remove(h.APISocket()) // a stale socket from a killed daemon would answer nothing
+	cmd := h.Command(context.Background(), c.wingman.bin, "--config", cfgPath, "--log-level", o.LogLevel)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := startBound(cmd); err != nil {
+		return fmt.Errorf("start wingmand on %s: %w", h.name, err)
+	}
+	done := waited(cmd)
+	h.mu.Lock()
+	h.wingmand = &wingmandProc{cmd: cmd, done: done}
+	h.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
+	defer cancel()
+	err = pollUntil(ctx, 50*time.Millisecond, func() (bool, error) {
+		select {
+		case <-done:
+			return false, fmt.Errorf("wingmand exited")
+		default:
+		}
+		return apiAnswers(h.APISocket()), nil
+	})
+	if err != nil {
+		return fmt.Errorf("start wingmand on %s: %w; end of %s:\n%s", h.name, err, h.WingmandLog(), tail(h.WingmandLog(), 20))
+	}
+	return nil
+}
+
+// apiAnswers reports whether a unix socket accepts a connection.
+func apiAnswers(socket string) bool {
+	conn, err := net.DialTimeout("unix", socket, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// WingmandRunning reports whether wingmand runs on h.
+func (h *Host) WingmandRunning() bool {
+	h.mu.Lock()
+	w := h.wingmand
+	h.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	select {
+	case <-w.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// WingmandPID is the harness-side PID of h's wingmand, 0 if it does not run.
+func (h *Host) WingmandPID() int {
+	h.mu.Lock()
+	w, pidNS := h.wingmand, h.pidNS
+	h.mu.Unlock()
+	if w == nil || !h.WingmandRunning() {
+		return 0
+	}
+	procs, _ := processesIn(pidNS)
+	for _, p := range procs {
+		if p.PPID == w.cmd.Process.Pid {
+			return p.PID
+		}
+	}
+	return 0
+}
+
+// StopWingmand sends SIGTERM to h's wingmand (which applies its shutdown policy) and waits
+// until it has exited, at most timeout.
+func (c *Cluster) StopWingmand(h *Host, timeout time.Duration) error {
+	return h.signalWingmand(syscall.SIGTERM, timeout)
+}
+
+// KillWingmand kills h's wingmand with SIGKILL (a daemon crash) and waits until it is gone. The
+// host's guests and libvirtd keep running.
+func (c *Cluster) KillWingmand(h *Host) error {
+	return h.signalWingmand(syscall.SIGKILL, c.cfg.StopTimeout)
+}
+
+func (h *Host) signalWingmand(sig syscall.Signal, timeout time.Duration) error {
+	h.mu.Lock()
+	w := h.wingmand
+	h.mu.Unlock()
+	if w == nil || !h.WingmandRunning() {
+		return fmt.Errorf("signal wingmand on %s: it is not running", h.name)
+	}
+	pid := h.WingmandPID()
+	if pid == 0 {
+		return fmt.Errorf("signal wingmand on %s: no wingmand child of nsenter %d", h.name, w.cmd.Process.Pid)
+	}
+	if err := syscall.Kill(pid, sig); err != nil && !isNotRunning(err) {
+		return fmt.Errorf("signal wingmand on %s: %w", h.name, err)
+	}
+	if !waitDone(w.done, timeout) {
+		return fmt.Errorf("signal wingmand on %s: still running %v after %v", h.name, timeout, sig)
+	}
+	return nil
+}
+
+// Freeze stops every process of h with SIGSTOP (init, libvirtd, QEMU, wingmand): the whole
+// host hangs, as a machine stalled by the hypervisor below it or a kernel hiccup. It repeats
+// until no process of the host is left running (a process forked meanwhile is stopped too).
+func (c *Cluster) Freeze(h *Host) error {
+	if !h.On() {
+		return fmt.Errorf("freeze %s: the host is powered off", h.name)
+	}
+	for range 50 {
+		procs, err := processesIn(h.PIDNamespace())
+		if err != nil {
+			return fmt.Errorf("freeze %s: %w", h.name, err)
+		}
+		all := true
+		for _, p := range procs {
+			if processState(p.PID) != 'T' {
+				all = false
+				_ = syscall.Kill(p.PID, syscall.SIGSTOP)
+			}
+		}
+		if all {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("freeze %s: processes keep running after SIGSTOP", h.name)
+}
+
+// Thaw resumes every process of h with SIGCONT, after Freeze.
+func (c *Cluster) Thaw(h *Host) error {
+	procs, err := processesIn(h.PIDNamespace())
+	if err != nil {
+		return fmt.Errorf("thaw %s: %w", h.name, err)
+	}
+	for _, p := range procs {
+		_ = syscall.Kill(p.PID, syscall.SIGCONT)
+	}
+	return nil
+}
+
+// processState is the state letter of /proc/<pid>/stat (R, S, D, T, t, Z, ...), 0 if gone.
+func processState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
+// ProcessState is the state letter of a process of the machine (R, S, D, T for stopped, Z), 0
+// if it is gone.
+func ProcessState(pid int) byte { return processState(pid) }
+
+// startBMC starts the harness's "baseboard management controller": it watches every host's
+// fence state file and powers the host off when the fence agent has written OFF there.
+func (c *Cluster) startBMC() {
+	s := &c.wingman
+	s.bmcOnce.Do(func() {
+		s.bmcStop, s.bmcDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(s.bmcDone)
+			t := time.NewTicker(5 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-s.bmcStop:
+					return
+				case <-t.C:
+				}
+				for _, h := range c.hosts {
+					b, err := os.ReadFile(h.FenceStateFile())
+					if err != nil || strings.TrimSpace(string(b)) != "OFF" || !h.On() {
+						continue
+					}
+					if err := h.powerOff(); err != nil {
+						fmt.Fprintf(os.Stderr, "test cluster: fence %s: %v\n", h.name, err)
+					}
+				}
+			}
+		}()
+	})
+}
+
+// stopBMC ends the fence watcher, if it runs.
+func (c *Cluster) stopBMC() {
+	s := &c.wingman
+	if s.bmcStop != nil {
+		select {
+		case <-s.bmcStop:
+		default:
+			close(s.bmcStop)
+		}
+		<-s.bmcDone
+	}
+}

@@ -1,0 +1,191 @@
+// Code copied from cmd/internal/api/client.go, which test/ may not import (Go's internal rule).
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to one wingmand.
+type Client struct {
+	base string // "http://wingmand"
+	hc   *http.Client
+	what string // for messages: the socket path
+}
+
+// ErrUnreachable: the daemon could not be reached.
+var ErrUnreachable = errors.New("wingmand is not reachable")
+
+// RemoteError is an error the daemon returned.
+type RemoteError struct {
+	Status int
+	Err    Error
+}
+
+func (e *RemoteError) Error() string {
+	if e.Err.Hint != "" {
+		return e.Err.Error + ": " + e.Err.Hint
+	}
+	return e.Err.Error
+}
+
+// IsNotFound reports whether err is a 404 from the daemon.
+func IsNotFound(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && re.Status == http.StatusNotFound
+}
+
+// NewClient returns a client for the daemon listening on a unix socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}
+	return &Client{base: "http://wingmand", hc: &http.Client{Transport: tr}, what: socket}
+}
+
+// NewHTTPClient returns a client for a daemon at base (for tests).
+func NewHTTPClient(base string, hc *http.Client) *Client {
+	return &Client{base: strings.TrimRight(base, "/"), hc: hc, what: base}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w at %s: %v (is wingmand running? are you root or in group wingman?)", ErrUnreachable, c.what, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer from %s: %w", c.what, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e Error
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		}
+		return &RemoteError{Status: resp.StatusCode, Err: e}
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("decode answer to %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func pathEsc(s string) string { return url.PathEscape(s) }
+
+// Status returns the cluster status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var s Status
+	return s, c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
+}
+
+// Hosts lists the hosts.
+func (c *Client) Hosts(ctx context.Context) ([]Host, error) {
+	var h []Host
+	return h, c.do(ctx, http.MethodGet, "/v1/hosts", nil, &h)
+}
+
+// Host returns one host.
+func (c *Client) Host(ctx context.Context, nameOrID string) (Host, error) {
+	var h Host
+	return h, c.do(ctx, http.MethodGet, "/v1/hosts/"+pathEsc(nameOrID), nil, &h)
+}
+
+// VMs lists protected VMs and this host's unprotected domains.
+func (c *Client) VMs(ctx context.Context) ([]VM, error) {
+	var v []VM
+	return v, c.do(ctx, http.MethodGet, "/v1/vms", nil, &v)
+}
+
+// VM returns one VM.
+func (c *Client) VM(ctx context.Context, nameOrUUID string) (VM, error) {
+	var v VM
+	return v, c.do(ctx, http.MethodGet, "/v1/vms/"+pathEsc(nameOrUUID), nil, &v)
+}
+
+// Protect protects a VM with a policy.
+func (c *Client) Protect(ctx context.Context, nameOrUUID string, r ProtectRequest) (VM, error) {
+	var v VM
+	return v, c.do(ctx, http.MethodPost, "/v1/vms/"+pathEsc(nameOrUUID)+"/protect", r, &v)
+}
+
+// SetPolicy changes a protected VM's policy.
+func (c *Client) SetPolicy(ctx context.Context, nameOrUUID string, r ProtectRequest) (VM, error) {
+	var v VM
+	return v, c.do(ctx, http.MethodPost, "/v1/vms/"+pathEsc(nameOrUUID)+"/policy", r, &v)
+}
+
+// Unprotect removes a VM's record; the VM keeps running, unprotected.
+func (c *Client) Unprotect(ctx context.Context, nameOrUUID string) error {
+	return c.do(ctx, http.MethodPost, "/v1/vms/"+pathEsc(nameOrUUID)+"/unprotect", nil, nil)
+}
+
+// Start starts a protected VM (and clears its stopped state).
+func (c *Client) Start(ctx context.Context, nameOrUUID string) error {
+	return c.do(ctx, http.MethodPost, "/v1/vms/"+pathEsc(nameOrUUID)+"/start", nil, nil)
+}
+
+// Stop shuts a protected VM down; it stays stopped until Start.
+func (c *Client) Stop(ctx context.Context, nameOrUUID string) error {
+	return c.do(ctx, http.MethodPost, "/v1/vms/"+pathEsc(nameOrUUID)+"/stop", nil, nil)
+}
+
+// Migrate live-migrates a VM and returns when it has moved.
+func (c *Client) Migrate(ctx context.Context, nameOrUUID string, r MigrateRequest) (MigrateResult, error) {
+	var m MigrateResult
+	return m, c.do(ctx, http.MethodPost, "/v1/vms/"+pathEsc(nameOrUUID)+"/migrate", r, &m)
+}
+
+// Maintenance enters or leaves maintenance mode on a host.
+func (c *Client) Maintenance(ctx context.Context, nameOrID string, r MaintenanceRequest) (Host, error) {
+	var h Host
+	return h, c.do(ctx, http.MethodPost, "/v1/hosts/"+pathEsc(nameOrID)+"/maintenance", r, &h)
+}
+
+// Fence fences a host, or tests the fence path.
+func (c *Client) Fence(ctx context.Context, nameOrID string, r FenceRequest) (FenceResult, error) {
+	var f FenceResult
+	return f, c.do(ctx, http.MethodPost, "/v1/hosts/"+pathEsc(nameOrID)+"/fence", r, &f)
+}
+
+// Events returns events newer than since (zero: all), at most limit (0: all).
+func (c *Client) Events(ctx context.Context, since time.Time, limit int) ([]Event, error) {
+	q := url.Values{}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var e []Event
+	return e, c.do(ctx, http.MethodGet, "/v1/events?"+q.Encode(), nil, &e)
+}

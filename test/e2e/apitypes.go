@@ -1,0 +1,169 @@
+// Code copied from cmd/internal/api/types.go (the JSON contract of wingmand's API): Go's internal
+// rule keeps test/ from importing that package. Keep the two in step; TestAPIContractInStep checks it.
+
+package e2e
+
+import "time"
+
+// Status is the cluster as this host sees it.
+type Status struct {
+	Host        string    `json:"host"`
+	HostID      int       `json:"host_id"`
+	Generation  uint64    `json:"generation"`
+	Cluster     string    `json:"cluster"`
+	ClusterUUID string    `json:"cluster_uuid"`
+	Version     string    `json:"version"`
+	Now         time.Time `json:"now"`
+	Quorate     bool      `json:"quorate"`
+	Coordinator int       `json:"coordinator"`
+	Partition   []int     `json:"partition"`
+	Voters      []int     `json:"voters"`
+	MayRunVMs   bool      `json:"may_run_vms"`
+	LUN         LUNHealth `json:"lun"`
+	Timings     Timings   `json:"timings"`
+	Watchdog    string    `json:"watchdog"`
+	// Capacity is the admission-control verdict: can the cluster restart
+	// every protected VM after losing any one host?
+	Capacity CapacityVerdict `json:"capacity"`
+	Warnings []string        `json:"warnings"`
+	Hosts    []Host          `json:"hosts"`
+}
+
+// LUNHealth is this host's view of the heartbeat LUN.
+type LUNHealth struct {
+	Path           string        `json:"path"`
+	LastWriteAgo   time.Duration `json:"last_write_ago_ns"`
+	LastReadAgo    time.Duration `json:"last_read_ago_ns"`
+	WriteLatency   time.Duration `json:"write_latency_ns"`     // last cycle
+	WriteLatencyHi time.Duration `json:"write_latency_max_ns"` // worst of the last minute
+	NetworkLease   bool          `json:"network_lease"`
+}
+
+// Timings are the cluster's timing rule, from the LUN header.
+type Timings struct {
+	Renew      time.Duration `json:"renew_ns"`
+	IOTimeout  time.Duration `json:"io_timeout_ns"`
+	SelfFence  time.Duration `json:"self_fence_ns"`
+	Watchdog   time.Duration `json:"watchdog_ns"`
+	Dead       time.Duration `json:"dead_ns"`
+	PowerFence time.Duration `json:"power_fence_ns"`
+}
+
+// CapacityVerdict says whether the cluster survives the loss of K hosts.
+type CapacityVerdict struct {
+	K          int      `json:"k"`
+	Survivable bool     `json:"survivable"`
+	Problems   []string `json:"problems,omitempty"`
+}
+
+// Host is one hypervisor host.
+type Host struct {
+	ID          int    `json:"id"`
+	Name        string `json:"name"`
+	State       string `json:"state"` // joining, alive, maintenance, isolated, suspect, dead, left
+	Reason      string `json:"reason"`
+	Generation  uint64 `json:"generation"`
+	Serf        string `json:"serf"` // alive, failed, left, unknown
+	Maintenance bool   `json:"maintenance"`
+	Coordinator bool   `json:"coordinator"`
+	MemoryMiB   uint64 `json:"memory_mib"`
+	FreeMiB     uint64 `json:"free_mib"`
+	CPUs        int    `json:"cpus"`
+	VMs         int    `json:"vms"` // protected VMs it owns
+	Fenceable   bool   `json:"fenceable"`
+}
+
+// VM is one virtual machine: a protected one (with a record on the LUN) or
+// a local unprotected domain.
+type VM struct {
+	Name       string `json:"name"`
+	UUID       string `json:"uuid"`
+	Protected  bool   `json:"protected"`
+	Owner      int    `json:"owner,omitempty"` // host id holding the lease
+	OwnerName  string `json:"owner_name,omitempty"`
+	State      string `json:"state"` // running, shut off, paused, ... as seen on the host that runs it; "unknown" if not visible
+	Reason     string `json:"reason,omitempty"`
+	Priority   int    `json:"priority,omitempty"`
+	Policy     Policy `json:"policy,omitempty"`
+	Stopped    bool   `json:"stopped,omitempty"` // stopped through Wingman: stays stopped
+	LeaseEpoch uint64 `json:"lease_epoch,omitempty"`
+	Migration  string `json:"migration,omitempty"`
+	MemoryMiB  uint64 `json:"memory_mib,omitempty"`
+	VCPUs      int    `json:"vcpus,omitempty"`
+}
+
+// Policy is the failover policy of a protected VM, as the CLI shows and sets it.
+type Policy struct {
+	Priority       string        `json:"priority,omitempty"` // high, medium, low or 0..1000
+	Restart        string        `json:"restart,omitempty"`  // always, on-failure, never
+	RestartMax     int           `json:"restart_max,omitempty"`
+	RestartWindow  time.Duration `json:"restart_window_ns,omitempty"`
+	AntiAffinity   string        `json:"anti_affinity,omitempty"`
+	PreferredHosts []string      `json:"preferred_hosts,omitempty"`
+	StartOrder     int           `json:"start_order,omitempty"`
+	StartDelay     time.Duration `json:"start_delay_ns,omitempty"`
+	WaitGuestAgent bool          `json:"wait_guest_agent,omitempty"`
+	Isolation      string        `json:"isolation,omitempty"` // stop, leave-running
+}
+
+// ProtectRequest protects a VM or changes its policy. Empty fields keep
+// the current value (or the default when protecting).
+type ProtectRequest struct {
+	Policy Policy `json:"policy"`
+}
+
+// MigrateRequest live-migrates a VM to a host (empty: the planner chooses).
+type MigrateRequest struct {
+	Target string `json:"target"`
+}
+
+// MigrateResult reports a finished migration.
+type MigrateResult struct {
+	VM       string        `json:"vm"`
+	From     string        `json:"from"`
+	To       string        `json:"to"`
+	Duration time.Duration `json:"duration_ns"`
+	Downtime time.Duration `json:"downtime_ns"`
+	Bytes    uint64        `json:"bytes"`
+}
+
+// MaintenanceRequest enters or leaves maintenance mode.
+type MaintenanceRequest struct {
+	Enter bool `json:"enter"`
+	// All also migrates unprotected VMs away.
+	All bool `json:"all,omitempty"`
+}
+
+// FenceRequest asks the coordinator to fence a host; Test only proves the
+// mailbox path (and the fence agent's status) without harm.
+type FenceRequest struct {
+	Test bool `json:"test"`
+}
+
+// FenceResult reports a fence or fence test.
+type FenceResult struct {
+	Host     string        `json:"host"`
+	Test     bool          `json:"test"`
+	Mailbox  string        `json:"mailbox"` // acknowledged, not acknowledged, ...
+	Agent    string        `json:"agent,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Event is one entry of the cluster's event log.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Host     int       `json:"host"`
+	HostName string    `json:"host_name,omitempty"`
+	Seq      uint64    `json:"seq"`
+	Severity string    `json:"severity"`
+	Kind     string    `json:"kind"`
+	VM       string    `json:"vm,omitempty"`
+	Subject  int       `json:"subject,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// Error is the body of every failed request.
+type Error struct {
+	Error string `json:"error"`
+	Hint  string `json:"hint,omitempty"`
+}
