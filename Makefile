@@ -10,7 +10,7 @@ DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs
 
-.PHONY: all deps build test test-short lint bench clean
+.PHONY: all deps build test test-short lint bench demo e2e clean
 
 all: build
 
@@ -46,8 +46,19 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+# demo starts a throwaway 3-host cluster with wingmand on this machine and shows a failover, a live
+# migration and maintenance mode, then tears it all down (root; about a minute).
+demo:
+	$(GO) run ./test/demo
+
+# e2e runs every end-to-end scenario on real wingmand/libvirtd/KVM test clusters (root; make test runs
+# only the fast subset).
+e2e:
+	WINGMAN_E2E_ALL=1 $(GO) test -count=1 -timeout 40m -v -run . ./test/e2e
+
+# bench measures failover, evacuation and the Go benchmarks and writes docs/BENCHMARKS.md (root; ~20 min).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+	$(GO) run ./test/bench -out docs/BENCHMARKS.md
 
 clean:
 	rm -rf $(BIN)

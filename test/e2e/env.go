@@ -228,17 +228,34 @@ type Guest struct {
 	Spec cluster.GuestSpec
 }
 
+// NewGuest is NewGuests for one guest named name.
+func (e *Env) NewGuest(ctx context.Context, h *cluster.Host, name, priority string) (Guest, error) {
+	gs, err := e.newGuests(ctx, h, []string{name}, priority)
+	if err != nil {
+		return Guest{}, err
+	}
+	return gs[0], nil
+}
+
 // NewGuests creates n guests named prefix1..prefixN (disks in the shared directory, shareable so
 // that only Wingman prevents a second copy), defines and starts them on h, and protects them
 // through h's wingmand with priority (high, medium, low or a number; "" the default).
 func (e *Env) NewGuests(ctx context.Context, h *cluster.Host, prefix string, n int, priority string) ([]Guest, error) {
+	var names []string
+	for i := 1; i <= n; i++ {
+		names = append(names, fmt.Sprintf("%s%d", prefix, i))
+	}
+	return e.newGuests(ctx, h, names, priority)
+}
+
+func (e *Env) newGuests(ctx context.Context, h *cluster.Host, names []string, priority string) ([]Guest, error) {
 	c, err := e.conn(ctx, h)
 	if err != nil {
 		return nil, err
 	}
 	var out []Guest
-	for i := 1; i <= n; i++ {
-		spec, err := e.C.NewGuest(fmt.Sprintf("%s%d", prefix, i))
+	for _, name := range names {
+		spec, err := e.C.NewGuest(name)
 		if err != nil {
 			return out, err
 		}
