@@ -42,3 +42,306 @@ func TestPowerLoss(t *testing.T) {
 		t.Log(FormatEvent(ev))
 	}
 }
+
+// placedOn fails the test unless every guest runs exactly on h.
+func placedOn(t *testing.T, e *Env, guests []Guest, h string) {
+	t.Helper()
+	p, err := e.Running(ctxFor(t, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range guests {
+		if hs := p[g.UUID]; len(hs) != 1 || hs[0] != h {
+			t.Errorf("%s runs on %v, want only %s", g.Name, hs, h)
+		}
+	}
+}
+
+// TestDaemonCrash: wingmand is killed on a host and started again before D: its guests are not
+// touched (never stopped, never restarted elsewhere) and the host rejoins.
+func TestDaemonCrash(t *testing.T) {
+	e := startEnv(t, Options{Profile: "fast"})
+	ctx := ctxFor(t, 5*time.Minute)
+	h1 := e.Hosts()[0]
+	guests, err := e.NewGuests(ctx, h1, "dc", 2, "high")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
+	if err := e.C.KillWingmand(h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.C.StartWingmand(ctx, h1, e.WingmandOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
+		t.Fatal(err)
+	}
+	observe(8 * time.Second) // past D (7.5 s) after the crash: nothing moves
+	checkWatch(t, w)
+	placedOn(t, e, guests, h1.Name())
+}
+
+// TestLiveMigration: a live migration requested through another host's API (forwarded to the
+// owner) moves the guest with a short pause, and it never stops nor runs twice.
+func TestLiveMigration(t *testing.T) {
+	e := startEnv(t, Options{Profile: "fast"})
+	ctx := ctxFor(t, 5*time.Minute)
+	h1, h2, h3 := e.Hosts()[0], e.Hosts()[1], e.Hosts()[2]
+	guests, err := e.NewGuests(ctx, h1, "lm", 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
+	res, err := e.Client(h3).Migrate(ctx, guests[0].Name, MigrateRequest{Target: h2.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("migrated %s %s -> %s in %v, downtime %v, %d bytes", res.VM, res.From, res.To, res.Duration, res.Downtime, res.Bytes)
+	if res.Downtime <= 0 || res.Downtime > time.Second {
+		t.Errorf("downtime %v: want a measured pause under 1 s", res.Downtime)
+	}
+	observe(time.Second)
+	checkWatch(t, w)
+	placedOn(t, e, guests, h2.Name())
+	if err := Poll(ctx, 10*time.Second, 100*time.Millisecond, func() (bool, error) {
+		v, err := e.Client(h1).VM(ctx, guests[0].Name)
+		return err == nil && v.OwnerName == h2.Name(), nil
+	}); err != nil {
+		t.Errorf("the LUN does not name %s the owner: %v", h2.Name(), err)
+	}
+}
+
+// TestPartitionNoRestart: a host cut off the network but still writing the LUN is isolated, not
+// dead: nothing restarts (isolation response leave-running) and after the heal all is as before.
+func TestPartitionNoRestart(t *testing.T) {
+	full(t)
+	e := startEnv(t, Options{Profile: "fast"})
+	ctx := ctxFor(t, 5*time.Minute)
+	h1, h2 := e.Hosts()[0], e.Hosts()[1]
+	guests, err := e.NewGuests(ctx, h1, "pt", 2, "high")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
+	if err := e.C.Partition(h1); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the others notice, then keep the partition for longer than D.
+	var state string
+	if err := Poll(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		state, _ = e.HostState(ctx, h2, h1)
+		return state != "alive", nil
+	}); err != nil {
+		t.Fatalf("%s still sees %s alive: %v", h2.Name(), h1.Name(), err)
+	}
+	t.Logf("%s sees the partitioned %s as %q", h2.Name(), h1.Name(), state)
+	observe(10 * time.Second)
+	state, _ = e.HostState(ctx, h2, h1)
+	t.Logf("after 10 s more: %q", state)
+	if state == "dead" {
+		t.Errorf("%s declared the isolated %s dead although it writes the LUN", h2.Name(), h1.Name())
+	}
+	placedOn(t, e, guests, h1.Name())
+	if err := e.C.Heal(h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
+		t.Fatal(err)
+	}
+	observe(2 * time.Second)
+	checkWatch(t, w)
+	placedOn(t, e, guests, h1.Name())
+}
+
+// TestMaintenance: maintenance through the API empties the host by live migration, with the
+// downtime of each guest in the events; no guest stops; exit makes it a target again.
+func TestMaintenance(t *testing.T) {
+	full(t)
+	e := startEnv(t, Options{})
+	ctx := ctxFor(t, 5*time.Minute)
+	h1, h2 := e.Hosts()[0], e.Hosts()[1]
+	guests, err := e.NewGuests(ctx, h1, "mt", 3, "medium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
+	t0 := time.Now()
+	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: true}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s empty after %v", h1.Name(), time.Since(t0).Round(time.Millisecond))
+	if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, h1); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.Client(h2).Events(ctx, t0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for _, ev := range evs {
+		t.Log(FormatEvent(ev))
+		if ev.Kind == "evacuated" {
+			moved++
+		}
+	}
+	if moved != len(guests) {
+		t.Errorf("%d evacuated events, want %d", moved, len(guests))
+	}
+	if st, _ := e.HostState(ctx, h2, h1); st != "maintenance" {
+		t.Errorf("%s is %q, want maintenance", h1.Name(), st)
+	}
+	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: false}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
+		t.Fatal(err)
+	}
+	checkWatch(t, w)
+}
+
+// TestPowerFence: with a fence agent that confirms at once and the fast profile, the coordinator
+// fences the lost host and restarts its VMs before D.
+func TestPowerFence(t *testing.T) {
+	full(t)
+	e := startEnv(t, Options{Profile: "fast", Fence: true})
+	ctx := ctxFor(t, 5*time.Minute)
+	h1 := e.Hosts()[0]
+	guests, err := e.NewGuests(ctx, h1, "pf", 2, "high")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{})
+	t0 := time.Now()
+	if err := e.PowerOff(h1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 60*time.Second, guests, h1); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(t0)
+	t.Logf("failover with power fencing: %v", took.Round(time.Millisecond))
+	checkWatch(t, w)
+	evs, _ := e.Client(e.Hosts()[1]).Events(ctx, t0, 0)
+	for _, ev := range evs {
+		t.Log(FormatEvent(ev))
+	}
+	if d := 7500 * time.Millisecond; took >= d {
+		t.Errorf("failover took %v: with a confirming fence agent it must beat D = %v", took, d)
+	}
+}
+
+// TestFrozenHost: every process of a host is stopped for longer than D, then resumed. The others
+// restart its VMs; when it wakes up it must destroy its stale copies before they do anything:
+// at no sample do two hosts run one guest.
+func TestFrozenHost(t *testing.T) {
+	full(t)
+	e := startEnv(t, Options{Profile: "fast"})
+	ctx := ctxFor(t, 5*time.Minute)
+	h1 := e.Hosts()[0]
+	guests, err := e.NewGuests(ctx, h1, "fz", 2, "high")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{})
+	t0 := time.Now()
+	if err := e.Freeze(h1); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	defer func() {
+		if !thawed {
+			e.Thaw(h1)
+		}
+	}()
+	if _, err := e.WaitRunningOnce(ctx, 60*time.Second, guests, h1); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("guests of the frozen %s run elsewhere after %v", h1.Name(), time.Since(t0).Round(time.Millisecond))
+	observe(3 * time.Second)
+	thawed = true
+	if err := e.Thaw(h1); err != nil {
+		t.Fatal(err)
+	}
+	observe(5 * time.Second)
+	checkWatch(t, w)
+	if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, h1); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s's wingmand running after the thaw: %v", h1.Name(), h1.WingmandRunning())
+	if !h1.WingmandRunning() {
+		if err := e.C.StartWingmand(ctx, h1, e.WingmandOptions()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRollingUpdate: each host in turn enters maintenance, has its wingmand restarted, and
+// leaves maintenance; no guest ever stops.
+func TestRollingUpdate(t *testing.T) {
+	full(t)
+	e := startEnv(t, Options{Profile: "fast"})
+	ctx := ctxFor(t, 10*time.Minute)
+	var guests []Guest
+	for i, h := range e.Hosts() {
+		g, err := e.NewGuest(ctx, h, "ru"+string(rune('a'+i)), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		guests = append(guests, g)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
+	hosts := e.Hosts()
+	for i, h := range hosts {
+		other := hosts[(i+1)%len(hosts)]
+		if _, err := e.Client(other).Maintenance(ctx, h.Name(), MaintenanceRequest{Enter: true}); err != nil {
+			t.Fatalf("maintenance enter %s: %v", h.Name(), err)
+		}
+		if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests, h); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.C.StopWingmand(h, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.C.StartWingmand(ctx, h, e.WingmandOptions()); err != nil {
+			t.Fatal(err)
+		}
+		st := ""
+		_ = Poll(ctx, 20*time.Second, 200*time.Millisecond, func() (bool, error) {
+			st, _ = e.HostState(ctx, other, h)
+			return st == "maintenance" || st == "alive", nil
+		})
+		t.Logf("%s after its wingmand restart: %q (maintenance kept: %v)", h.Name(), st, st == "maintenance")
+		if _, err := e.Client(other).Maintenance(ctx, h.Name(), MaintenanceRequest{Enter: false}); err != nil {
+			t.Fatalf("maintenance exit %s: %v", h.Name(), err)
+		}
+		if err := e.WaitHealthy(ctx, hosts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkWatch(t, w)
+}
