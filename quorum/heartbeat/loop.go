@@ -162,19 +162,58 @@ func New(cfg Config) (*Loop, error) {
 
 // Run renews the heartbeat every R until ctx ends. It returns nil when ctx
 // ends, or an error when the slot was lost (the host has then self-fenced).
+//
+// A cycle also runs early when a stalled peer's heartbeat will have been
+// unchanged for D before the next tick: the verdict then comes at D, not up
+// to R later.
 func (l *Loop) Run(ctx context.Context) error {
-	t := time.NewTicker(l.cfg.Timings.Renew)
-	defer t.Stop()
+	next := time.Now()
 	for {
 		if err := l.Cycle(ctx); err != nil {
 			return err
 		}
+		next = next.Add(l.cfg.Timings.Renew)
+		if now := time.Now(); next.Before(now) {
+			next = now // a slow cycle: do not try to catch up
+		}
+		wake := next
+		if due, ok := l.nextVerdict(); ok {
+			if at := time.Now().Add(due); at.Before(wake) {
+				wake = at
+			}
+		}
+		t := time.NewTimer(time.Until(wake))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// nextVerdict is how long until some stalled peer's heartbeat will have
+// been unchanged for D, if that is before the next regular cycle.
+func (l *Loop) nextVerdict() (time.Duration, bool) {
+	now := l.cfg.Now()
+	t := l.cfg.Timings
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	best, ok := time.Duration(0), false
+	for _, s := range l.obs.Slots() {
+		if s.ID == l.self || s.State == quorum.SlotLeft || s.State == quorum.SlotFenced {
+			continue
+		}
+		stale := now - s.Changed
+		if stale <= t.Renew+t.IOTimeout || stale >= t.Dead {
+			continue // fresh, or already due at the regular cycle
+		}
+		due := s.Changed + t.Dead - now + time.Millisecond
+		if due < t.Renew && (!ok || due < best) {
+			best, ok = due, true
+		}
+	}
+	return best, ok
 }
 
 // Cycle runs one heartbeat cycle. Run calls it every R; tests may call it directly.

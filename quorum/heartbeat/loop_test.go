@@ -21,17 +21,18 @@ import (
 // in-memory network for serf's view and lease queries that a test can
 // partition. Waits are on conditions with a deadline, never fixed sleeps.
 
-// Short timings that pass validation: D = F + W + io + R = 850 ms.
+// Short timings that pass validation, with io_timeout generous enough for a
+// CI machine whose two cores other test packages load: D = F + W + io + R = 2.1 s.
 func testTimings() storage.Timings {
-	t := storage.Timings{Renew: 50 * time.Millisecond, IOTimeout: 200 * time.Millisecond,
-		SelfFence: 300 * time.Millisecond, Watchdog: 300 * time.Millisecond, PowerFence: 200 * time.Millisecond}
+	t := storage.Timings{Renew: 100 * time.Millisecond, IOTimeout: 500 * time.Millisecond,
+		SelfFence: 750 * time.Millisecond, Watchdog: 750 * time.Millisecond, PowerFence: 500 * time.Millisecond}
 	t.Dead = t.MinDead()
 	return t
 }
 
 func quorumTimings(t storage.Timings) quorum.Timings {
 	return quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
-		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: 100 * time.Millisecond}
+		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: 200 * time.Millisecond}
 }
 
 // network is an in-memory serf: who sees whom, and lease queries.
@@ -303,7 +304,7 @@ func TestLUNLostOnOneHostKeepsVMsOnNetworkLease(t *testing.T) {
 	c.faults.Inject("kvm3", storagetest.Fault{Op: storagetest.AllIO, EIO: true})
 	waitFor(t, "host 3 to hold a network lease", func() bool { return c.hosts[3].sawEvent("network-lease", 3) })
 	// Hold for several D: nobody declares it dead, it does not self-fence.
-	until := time.Now().Add(4 * testTimings().Dead)
+	until := time.Now().Add(3 * testTimings().Dead)
 	for time.Now().Before(until) {
 		if f, _ := c.hosts[3].vms.counts(); f != 0 {
 			t.Fatalf("host 3 self-fenced while holding a network lease: %v", c.hosts[3].vms.fenced)
@@ -326,7 +327,7 @@ func TestStorageLatencyBelowTimeoutChangesNothing(t *testing.T) {
 	c := newCluster(t, 3)
 	waitFor(t, "a settled cluster", func() bool { return c.state(1, 3) == quorum.StateAlive })
 	c.faults.Inject("kvm2", storagetest.Fault{Op: storagetest.AllIO, Latency: testTimings().IOTimeout / 4})
-	until := time.Now().Add(3 * testTimings().Dead)
+	until := time.Now().Add(2 * testTimings().Dead)
 	for time.Now().Before(until) {
 		for id, h := range c.hosts {
 			if f, _ := h.vms.counts(); f != 0 || h.sawEvent("declared-dead", 0) || h.sawEvent("pill-sent", 0) {
