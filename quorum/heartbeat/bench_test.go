@@ -21,7 +21,7 @@ type instantFence struct {
 }
 
 func (f *instantFence) PowerOff(context.Context, int) (bool, error) { return true, nil }
-func (f *instantFence) Fenceable() quorum.Set                        { f.mu.Lock(); defer f.mu.Unlock(); return f.ids }
+func (f *instantFence) Fenceable() quorum.Set                       { f.mu.Lock(); defer f.mu.Unlock(); return f.ids }
 
 // BenchmarkDeadVerdict measures, on a real LUN file with three heartbeat
 // loops, the time from one host's loop stopping (a power loss) to the
