@@ -127,6 +127,7 @@ type Loop struct {
 	isolated   map[uint64]bool
 	last       quorum.Decision
 	haveLast   bool
+	kick       chan struct{} // run a cycle now
 }
 
 type sentPill struct {
@@ -157,7 +158,7 @@ func New(cfg Config) (*Loop, error) {
 		leaseUntil: quorum.Never, granted: map[int]quorum.Mono{}, failedAt: map[int]quorum.Mono{},
 		aliveAt: map[int]quorum.Mono{}, pillSent: map[int]sentPill{}, pillAcked: map[int]uint64{},
 		power: map[int]quorum.PowerResult{}, powerBusy: map[int]bool{}, declared: map[quorum.Verdict]bool{},
-		isolated: map[uint64]bool{}}, nil
+		isolated: map[uint64]bool{}, kick: make(chan struct{}, 1)}, nil
 }
 
 // Run renews the heartbeat every R until ctx ends. It returns nil when ctx
@@ -188,6 +189,8 @@ func (l *Loop) Run(ctx context.Context) error {
 			t.Stop()
 			return nil
 		case <-t.C:
+		case <-l.kick:
+			t.Stop()
 		}
 	}
 }
@@ -205,12 +208,17 @@ func (l *Loop) nextVerdict() (time.Duration, bool) {
 			continue
 		}
 		stale := now - s.Changed
-		if stale <= t.Renew+t.IOTimeout || stale >= t.Dead {
-			continue // fresh, or already due at the regular cycle
+		if stale >= t.Dead {
+			continue // already due at the regular cycle
 		}
-		due := s.Changed + t.Dead - now + time.Millisecond
-		if due < t.Renew && (!ok || due < best) {
-			best, ok = due, true
+		for _, after := range []time.Duration{t.PowerFence, t.Dead} {
+			if after == t.PowerFence && (l.cfg.Power == nil || !l.cfg.Power.Fenceable().Has(s.ID)) {
+				continue
+			}
+			due := s.Changed + after - now + time.Millisecond
+			if due > 0 && due < t.Renew && (!ok || due < best) {
+				best, ok = due, true
+			}
 		}
 	}
 	return best, ok
@@ -498,6 +506,10 @@ func (l *Loop) powerFence(ctx context.Context, a quorum.Action) {
 		l.power[a.Host] = res
 		l.powerBusy[a.Host] = false
 		l.mu.Unlock()
+		select { // decide on the result now, not at the next tick
+		case l.kick <- struct{}{}:
+		default:
+		}
 		if res.Confirmed {
 			l.cfg.OnEvent(Event{Kind: "power-fence-confirmed", Subject: a.Host, Message: "fence agent confirmed power off"})
 		} else {
