@@ -26,7 +26,7 @@ type daemonFunc func(ctx context.Context, s stdio, c *api.Client, args []string)
 // builds the client and turns transport failures into a message that says
 // what to do. Every daemon command is built with it.
 func withDaemon(fs *pflag.FlagSet, body daemonFunc) func(context.Context, stdio, []string) error {
-	socket := fs.StringP("connect", "c", api.DefaultSocket, "wingmand's unix `SOCKET` (or set "+socketEnv+")")
+	socket := fs.StringP("connect", "c", api.DefaultSocket, "wingmand's unix `SOCKET`, or https://HOST:PORT of its mutual-TLS listener (or set "+socketEnv+")")
 	return func(ctx context.Context, s stdio, args []string) error {
 		path := *socket
 		if !fs.Changed("connect") {
@@ -34,7 +34,21 @@ func withDaemon(fs *pflag.FlagSet, body daemonFunc) func(context.Context, stdio,
 				path = env
 			}
 		}
-		err := body(ctx, s, api.NewClient(path), args)
+		var c *api.Client
+		if addr, ok := strings.CutPrefix(path, "https://"); ok {
+			// A remote daemon: mutual TLS with this user's certificate.
+			cfg, err := api.ClientTLS(api.TLSFiles{Cert: os.Getenv("WINGMAN_TLS_CERT"), Key: os.Getenv("WINGMAN_TLS_KEY"), CA: os.Getenv("WINGMAN_TLS_CA")})
+			if err != nil {
+				return fmt.Errorf("%w; set WINGMAN_TLS_CERT, WINGMAN_TLS_KEY and WINGMAN_TLS_CA to your client certificate, its key and the cluster's CA", err)
+			}
+			c = api.NewTLSClient(strings.TrimSuffix(addr, "/"), cfg)
+		} else {
+			c = api.NewClient(path)
+		}
+		err := body(ctx, s, c, args)
+		if _, remote := strings.CutPrefix(path, "https://"); remote {
+			return err
+		}
 		if errors.Is(err, api.ErrUnreachable) && ctx.Err() == nil {
 			_, dialErr := dialCheck(path)
 			return explainUnreachable(path, dialErr, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,7 +89,9 @@ func (d *Daemon) Handler() http.Handler {
 					return nil, badRequest("send a JSON body", "decode request: %v", err)
 				}
 			}
-			return d.vmCommand(r.Context(), command{Op: op, VM: r.PathValue("vm"), Body: body})
+			// A command runs to its end even if the client goes away: an
+			// interrupted CLI must not abort a migration half way.
+			return d.vmCommand(context.WithoutCancel(r.Context()), command{Op: op, VM: r.PathValue("vm"), Body: body})
 		})
 	}
 	h("POST /v1/hosts/{host}/maintenance", func(r *http.Request) (any, error) {
@@ -97,7 +100,7 @@ func (d *Daemon) Handler() http.Handler {
 			return nil, badRequest(`send {"enter": true|false}`, "decode request: %v", err)
 		}
 		b, _ := json.Marshal(req)
-		return d.hostCommand(r.Context(), command{Op: "maintenance", Host: r.PathValue("host"), Body: b})
+		return d.hostCommand(context.WithoutCancel(r.Context()), command{Op: "maintenance", Host: r.PathValue("host"), Body: b})
 	})
 	h("POST /v1/hosts/{host}/fence", func(r *http.Request) (any, error) {
 		var req api.FenceRequest
@@ -107,6 +110,20 @@ func (d *Daemon) Handler() http.Handler {
 		return d.fence(r.Context(), r.PathValue("host"), req)
 	})
 	return mux
+}
+
+// ServeTLS serves the API on a mutual-TLS listener at addr until ctx ends.
+func (d *Daemon) ServeTLS(ctx context.Context, addr string, files api.TLSFiles) (net.Addr, error) {
+	cfg, err := api.ServerTLS(files)
+	if err != nil {
+		return nil, fmt.Errorf("api.tls_listen: %w", err)
+	}
+	l, err := tls.Listen("tcp", addr, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("api.tls_listen %s: %w", addr, err)
+	}
+	go d.Serve(ctx, l)
+	return l.Addr(), nil
 }
 
 // Serve serves the API on l until ctx ends.

@@ -80,6 +80,13 @@ type APIConfig struct {
 	Socket string `toml:"socket"`
 	// Group may use the socket besides root (default "wingman").
 	Group string `toml:"group"`
+	// TLSListen is host:port of an optional remote API listener; it
+	// requires mutual TLS: clients must present a certificate signed by
+	// TLSClientCA. Empty: no remote access.
+	TLSListen   string `toml:"tls_listen"`
+	TLSCert     string `toml:"tls_cert"`
+	TLSKey      string `toml:"tls_key"`
+	TLSClientCA string `toml:"tls_client_ca"`
 }
 
 // WatchdogConfig configures the watchdog.
@@ -227,6 +234,14 @@ func (c *Config) Validate() error {
 	case "migrate", "failover", "keep":
 	default:
 		bad("shutdown.policy", "%q: use migrate, failover or keep", c.Shutdown.Policy)
+	}
+	if c.API.TLSListen != "" {
+		if _, _, err := splitHostPort(c.API.TLSListen); err != nil {
+			bad("api.tls_listen", "%v", err)
+		}
+		if c.API.TLSCert == "" || c.API.TLSKey == "" || c.API.TLSClientCA == "" {
+			bad("api.tls_listen", "needs api.tls_cert, api.tls_key and api.tls_client_ca: remote access requires mutual TLS")
+		}
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := splitHostPort(c.Metrics.Listen); err != nil {

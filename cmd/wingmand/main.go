@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wingmanha/wingman/cmd/internal/api"
 	"io"
 	"log/slog"
 	"os"
@@ -121,6 +122,14 @@ func run(args []string, stderr io.Writer) int {
 			log.Error("api server", "err", err)
 		}
 	}()
+	if cfg.API.TLSListen != "" {
+		if _, err := d.ServeTLS(apiCtx, cfg.API.TLSListen, api.TLSFiles{Cert: cfg.API.TLSCert, Key: cfg.API.TLSKey, CA: cfg.API.TLSClientCA}); err != nil {
+			log.Error("remote api", "err", err)
+			apiStop()
+			_ = d.Stop(context.Background())
+			return exitFailed
+		}
+	}
 	if cfg.Metrics.Listen != "" {
 		if err := d.serveMetrics(apiCtx, cfg.Metrics.Listen); err != nil {
 			log.Error("metrics", "err", err)

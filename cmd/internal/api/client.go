@@ -58,6 +58,9 @@ func NewClient(socket string) *Client {
 
 // NewHTTPClient returns a client for a daemon at base (for tests).
 func NewHTTPClient(base string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
 	return &Client{base: strings.TrimRight(base, "/"), hc: hc, what: base}
 }
 
@@ -79,7 +82,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w at %s: %v (is wingmand running? are you root or in group wingman?)", ErrUnreachable, c.what, err)
+		return fmt.Errorf("%w at %s: %w (is wingmand running? are you root or in group wingman?)", ErrUnreachable, c.what, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
