@@ -395,16 +395,27 @@ func (c *Cluster) Freeze(h *Host) error {
 	return fmt.Errorf("freeze %s: processes keep running after SIGSTOP", h.name)
 }
 
-// Thaw resumes every process of h with SIGCONT, after Freeze.
+// Thaw resumes every process of h with SIGCONT, after Freeze, and repeats until none is left
+// stopped.
 func (c *Cluster) Thaw(h *Host) error {
-	procs, err := processesIn(h.PIDNamespace())
-	if err != nil {
-		return fmt.Errorf("thaw %s: %w", h.name, err)
+	for range 50 {
+		procs, err := processesIn(h.PIDNamespace())
+		if err != nil {
+			return fmt.Errorf("thaw %s: %w", h.name, err)
+		}
+		stopped := false
+		for _, p := range procs {
+			if processState(p.PID) == 'T' {
+				stopped = true
+				_ = syscall.Kill(p.PID, syscall.SIGCONT)
+			}
+		}
+		if !stopped {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	for _, p := range procs {
-		_ = syscall.Kill(p.PID, syscall.SIGCONT)
-	}
-	return nil
+	return fmt.Errorf("thaw %s: processes stay stopped after SIGCONT", h.name)
 }
 
 // processState is the state letter of /proc/<pid>/stat (R, S, D, T, t, Z, ...), 0 if gone.
