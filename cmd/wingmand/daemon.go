@@ -22,6 +22,7 @@ import (
 	"github.com/wingmanha/wingman/quorum/watchdog"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -412,15 +413,36 @@ func (d *Daemon) vmLoop(ctx context.Context, tick *watchdog.Loop) {
 		case <-ctx.Done():
 			return
 		case dec := <-d.decisions:
-			tick.Tick()
-			sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			if _, err := d.vms.Step(sctx, dec, time.Now()); err != nil {
-				d.log.Warn("vm manager step", "err", err)
+			// A failover starts VMs in waves (the concurrency limits); run
+			// the next wave as soon as one is done, not at the next cycle.
+			for round := 0; round < 20; round++ {
+				tick.Tick()
+				sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+				acts, err := d.vms.Step(sctx, dec, time.Now())
+				cancel()
+				if err != nil {
+					d.log.Warn("vm manager step", "err", err)
+				}
+				if !startedAny(acts) || ctx.Err() != nil {
+					break
+				}
+				select { // a newer decision replaces this one
+				case dec = <-d.decisions:
+				default:
+				}
 			}
-			cancel()
 			tick.Tick()
 		}
 	}
+}
+
+func startedAny(acts []reconcile.Action) bool {
+	for _, a := range acts {
+		if a.Kind == reconcile.TakeAndStart || a.Kind == reconcile.ClaimMigrated {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Daemon) onLoopEvent(e heartbeat.Event) {

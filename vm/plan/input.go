@@ -96,8 +96,8 @@ func DefaultConfig() Config {
 		MemoryOvercommit:        1.0,
 		CPUOvercommit:           4.0,
 		ReservedMemory:          1 << 30,
-		MaxConcurrentStarts:     8,
-		MaxStartsPerHost:        2,
+		MaxConcurrentStarts:     16,
+		MaxStartsPerHost:        4,
 		MaxConcurrentMigrations: 2,
 		MaxMigrationsPerHost:    1,
 	}
