@@ -10,7 +10,7 @@ DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs
 
-.PHONY: all deps build test test-short lint bench demo e2e clean
+.PHONY: all deps setup build deb test test-short lint bench demo e2e clean
 
 all: build
 
@@ -30,13 +30,21 @@ deps:
 	@mkdir -p /var/log/libvirt /var/run/libvirt /run/wingman /var/lib/wingman
 	@$(GO) mod download
 
+# setup runs deps when run as root, so that `make demo` and `make test` work on a fresh machine on their own.
+setup:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory deps; else echo "not root: skipping make deps (the integration tests will skip)"; fi
+
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/wingman ./cmd/wingman
 	@if [ -d cmd/wingmand ] && ls cmd/wingmand/*.go >/dev/null 2>&1; then $(GO) build -o $(BIN)/wingmand ./cmd/wingmand; fi
 
-test: lint
+test: setup lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# deb builds the Debian package (binaries, systemd unit, config, completion, man page) into bin/.
+deb:
+	@bash contrib/debian/build.sh
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
@@ -48,7 +56,7 @@ lint:
 
 # demo starts a throwaway 3-host cluster with wingmand on this machine and shows a failover, a live
 # migration and maintenance mode, then tears it all down (root; about a minute).
-demo:
+demo: setup
 	$(GO) run ./test/demo
 
 # e2e runs every end-to-end scenario on real wingmand/libvirtd/KVM test clusters (root; make test runs
