@@ -219,10 +219,15 @@ func gather(ctx context.Context, env *e2e.Env, h *cluster.Host, guests []e2e.Gue
 			errs <- err
 		}()
 	}
+	// Wait for every migration, also after a failure: none may outlive this cluster.
+	var first error
 	for range guests {
-		if err := <-errs; err != nil {
-			return fmt.Errorf("gather on %s: %w", h.Name(), err)
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("gather on %s: %w", h.Name(), err)
 		}
+	}
+	if first != nil {
+		return first
 	}
 	// The lease follows on the destination's next step; failover must start from a settled LUN.
 	return e2e.Poll(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
@@ -406,7 +411,7 @@ exactly once (polled every 50 ms; a checker sampling every 100 ms found no momen
 	}
 	for _, r := range rows {
 		if r.err != "" {
-			fmt.Fprintf(&b, "\nNot measured (%s, %d VMs): %s\n", r.cfg.name, r.vms, r.err)
+			fmt.Fprintf(&b, "\nStopped after %d of %d runs (%s, %d VMs): %s\n", len(r.times), runs, r.cfg.name, r.vms, r.err)
 		}
 	}
 	b.WriteString(`
