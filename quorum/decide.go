@@ -194,6 +194,11 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 		}
 		return set(StateSuspect, "heartbeat unchanged for %v", age(stale))
 	}
+	if s.State == SlotJoining {
+		// Its daemon is still starting (serf may not be up yet): not an
+		// isolated host, and no pill is meant for it.
+		return set(StateJoining, "joining")
+	}
 	if !in.SerfAlive.Has(s.ID) {
 		if in.PillAcked[s.ID] == s.Gen && s.Gen != 0 {
 			return set(StateIsolated, "serf sees it failed, heartbeat fresh; poison pill acknowledged")

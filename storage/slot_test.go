@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wingmanha/wingman/storage"
 )
@@ -488,4 +489,43 @@ func helperRace(args []string) error {
 		}
 	}
 	return nil
+}
+
+func TestAcquireResumesOwnIncarnationAtOnce(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{})
+	a, b := openLUN(t, path), openLUN(t, path)
+	hb, err := a.AcquireSlot(ctx, storage.AcquireOptions{HostName: "kvm1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hb.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := hb.Record()
+	// A restarted daemon that names the incarnation gets the slot back at
+	// once, same generation, and its next renewal continues the sequence.
+	start := time.Now()
+	again, err := b.AcquireSlot(ctx, storage.AcquireOptions{HostName: "kvm1", Resume: rec.Incarnation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > testTimings().Dead {
+		t.Errorf("resume waited %v", took)
+	}
+	if again.Generation() != rec.Generation || again.Record().Sequence != rec.Sequence {
+		t.Errorf("resumed %+v, had %+v", again.Record(), rec)
+	}
+	if _, err := again.Renew(ctx); err != nil {
+		t.Fatalf("renew after resume: %v", err)
+	}
+	// A wrong incarnation gets the ordinary acquisition: a new generation.
+	c := openLUN(t, path)
+	other, err := c.AcquireSlot(ctx, storage.AcquireOptions{HostName: "kvm1", Resume: rec.Incarnation + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Generation() != rec.Generation+1 {
+		t.Errorf("wrong incarnation: generation %d, want %d", other.Generation(), rec.Generation+1)
+	}
 }

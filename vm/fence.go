@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm/plan"
@@ -30,17 +31,28 @@ func (m *Manager) SelfFence(ctx context.Context, reason string) error {
 			protected[strings.ToLower(r.Config.UUID.String())] = true
 		}
 	}
+	// Every guest at once: each one left running a moment longer is a
+	// moment in which it may write beside its restarted copy.
 	var failed []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, d := range doms {
 		if !d.State.Active() || !(all || protected[strings.ToLower(d.UUID)]) {
 			continue
 		}
-		if err := m.hv.Destroy(ctx, d.Name); err != nil {
-			failed = append(failed, fmt.Errorf("destroy %q: %w", d.Name, err))
-			continue
-		}
-		m.event(ctx, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.hv.Destroy(ctx, d.Name); err != nil {
+				mu.Lock()
+				failed = append(failed, fmt.Errorf("destroy %q: %w", d.Name, err))
+				mu.Unlock()
+				return
+			}
+			m.event(ctx, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
+		}()
 	}
+	wg.Wait()
 	if len(failed) > 0 {
 		return fmt.Errorf("self-fence: %w", errors.Join(failed...))
 	}

@@ -109,13 +109,17 @@ func (m *Manager) Step(ctx context.Context, dec quorum.Decision, now time.Time) 
 }
 
 func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Time) (*snapshot, error) {
-	recs, errs := m.lun.ReadVMs(ctx)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("step: %d VM records unreadable, not deciding on a partial view: %w", len(errs), errors.Join(errs...))
-	}
+	// Domains first, records second: a guest that arrives by live migration
+	// after the listing is simply not seen this round, whereas one listed
+	// before its record was read would be judged without the migration
+	// record that names this host, and destroyed as a stale copy.
 	doms, err := m.hv.ListDomains(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("step: list local domains: %w", err)
+	}
+	recs, errs := m.lun.ReadVMs(ctx)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("step: %d VM records unreadable, not deciding on a partial view: %w", len(errs), errors.Join(errs...))
 	}
 	in := reconcile.Input{
 		Now: now, Self: m.cfg.Host, SelfGen: m.cfg.Gen,

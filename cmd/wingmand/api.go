@@ -267,6 +267,7 @@ func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
 			w = append(w, fmt.Sprintf("serf member %s runs wingmand %s, this host %s", m.Name, m.Tags.Version, version))
 		}
 	}
+	w = append(w, d.diskWarnings()...)
 	if d.wdNote != "" && d.wd.Kind() == "device" {
 		w = append(w, d.wdNote)
 	}

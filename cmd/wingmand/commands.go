@@ -168,6 +168,15 @@ func (d *Daemon) migrate(ctx context.Context, name, target string) (api.MigrateR
 	if err != nil {
 		return api.MigrateResult{}, err
 	}
+	// Return once the target holds the lease (its next step claims it), so
+	// that the next command about this VM goes to its new owner.
+	deadline := time.Now().Add(4*d.hdr.Timings.Renew + 2*d.hdr.Timings.IOTimeout)
+	for time.Now().Before(deadline) {
+		if owner, err := d.ownerOf(ctx, name); err == nil && owner == to.ID {
+			break
+		}
+		time.Sleep(d.hdr.Timings.Renew / 5)
+	}
 	return api.MigrateResult{VM: name, From: d.cfg.HostName, To: to.Name, Duration: res.Wall, Downtime: res.Downtime, Bytes: res.DataTransferred}, nil
 }
 

@@ -60,6 +60,7 @@ type Daemon struct {
 	lastWriteLatency time.Duration
 	maxLatency       []latencySample
 	maintenance      bool
+	disks            diskCheck
 }
 
 type latencySample struct {
@@ -109,7 +110,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 
 	d.status("acquiring heartbeat slot for %s (waits %v to rule out another writer)", cfg.HostName, 2*d.hdr.Timings.IOTimeout+d.hdr.Timings.Renew)
 	d.slot, err = lun.AcquireSlot(ctx, storage.AcquireOptions{HostName: cfg.HostName, HostID: cfg.HostID,
-		Progress: func(msg string) { d.status("%s", msg) }})
+		Progress: func(msg string) { d.status("%s", msg) }, Resume: d.resumeIncarnation(ctx)})
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat slot: %w", err)
 	}
@@ -177,11 +178,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	if err := d.loop.Cycle(ctx); err != nil {
 		return nil, err
 	}
+	if in := d.loop.Input(); in.KnownDead[self] == d.slot.Generation() {
+		// Resumed a generation the cluster declared dead while wingmand
+		// was down: the cycle above destroyed its guests (they run
+		// elsewhere now). Start over with a new generation.
+		os.Remove(d.resumeFile())
+		return nil, fmt.Errorf("this host was declared dead while wingmand was down; its protected VMs were destroyed here and run elsewhere; start wingmand again to rejoin")
+	}
 	d.slot.SetState(storage.SlotAlive)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(2)
+	d.wg.Add(3)
+	go func() {
+		defer d.wg.Done()
+		d.checkDisks(runCtx, 30*time.Second)
+	}()
 	go func() {
 		defer d.wg.Done()
 		if err := d.loop.Run(runCtx); err != nil {
@@ -346,9 +358,12 @@ type latencySlot struct {
 }
 
 func (s latencySlot) Renew(ctx context.Context) ([]storage.SlotView, error) {
-	t0 := time.Now()
+	t0, b0 := time.Now(), bootClock()
 	v, err := s.Heartbeat.Renew(ctx)
 	s.d.recordLatency(time.Since(t0))
+	if err == nil {
+		s.d.noteWrite(b0)
+	}
 	return v, err
 }
 

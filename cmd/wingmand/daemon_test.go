@@ -175,6 +175,10 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	if !v.Protected || v.Owner != 1 || v.Policy.Priority != "high" {
 		t.Errorf("protected VM = %+v", v)
 	}
+	// web1's disk exists nowhere on this machine: both hosts say so.
+	if why := b.d.unreachableDisks(ctx)["web1"]; !strings.Contains(why, "cannot run on kvm2") {
+		t.Errorf("unreachable disk not reported: %q", why)
+	}
 	// Host 2 sees it on the LUN, owned by host 1.
 	vb, err := b.client.VM(ctx, "web1")
 	if err != nil || vb.Owner != 1 || vb.OwnerName != "kvm1" {
@@ -312,5 +316,37 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 	}
 	if code := run([]string{"--bogus"}, &out); code != exitUsage {
 		t.Errorf("bad flag: exit %d", code)
+	}
+}
+
+func TestRestartedDaemonResumesItsSlotAtOnce(t *testing.T) {
+	a, b := twoDaemons(t)
+	ctx := context.Background()
+	cfg := a.d.cfg
+	gen := a.d.slot.Generation()
+	// wingmand dies (SIGKILL): nothing is released, the guests keep running.
+	a.d.wd.Close()
+	a.d.cancel()
+	a.d.wg.Wait()
+	a.d.serf.Shutdown()
+	a.d.closeAll()
+	a.stop = func() {}
+	start := time.Now()
+	a2 := startDaemon(t, cfg)
+	if took := time.Since(start); took >= testTimings().Dead {
+		t.Errorf("restart took %v, not under D = %v", took, testTimings().Dead)
+	}
+	if a2.d.slot.Generation() != gen {
+		t.Errorf("generation %d after the restart, want %d (resumed)", a2.d.slot.Generation(), gen)
+	}
+	// Host 2 never declared it dead.
+	evs, err := b.client.Events(ctx, time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Kind == "declared-dead" {
+			t.Errorf("a restarted daemon's host was declared dead: %+v", e)
+		}
 	}
 }
