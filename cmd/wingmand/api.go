@@ -249,7 +249,7 @@ func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
 	if worst > t.SelfFence/2 {
 		w = append(w, fmt.Sprintf("heartbeat LUN latency reached %v in the last minute, over half of F (%v): check the storage path", worst.Round(time.Millisecond), t.SelfFence))
 	}
-	if d.wd.Kind() != "device" {
+	if d.wd.Kind() == "software" {
 		w = append(w, "no hardware watchdog: a frozen host cannot be reset (load a watchdog driver, e.g. iTCO_wdt or ipmi_watchdog)")
 	}
 	if !d.hv.Connected() {

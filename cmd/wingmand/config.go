@@ -92,7 +92,9 @@ type APIConfig struct {
 // WatchdogConfig configures the watchdog.
 type WatchdogConfig struct {
 	// Mode is auto (the device if present, else software with a warning),
-	// device, or software (test clusters sharing one machine).
+	// device, software, or file (an emulated hardware watchdog for test
+	// clusters: each pet rewrites the file named by device, and the test
+	// harness resets the host when it goes stale).
 	Mode string `toml:"mode"`
 	// Device is the watchdog device (default /dev/watchdog).
 	Device string `toml:"device"`
@@ -226,7 +228,7 @@ func (c *Config) Validate() error {
 		bad("api.socket", "is required")
 	}
 	switch c.Watchdog.Mode {
-	case "auto", "device", "software":
+	case "auto", "device", "software", "file":
 	default:
 		bad("watchdog.mode", "%q: use auto, device or software", c.Watchdog.Mode)
 	}

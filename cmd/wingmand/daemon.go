@@ -514,7 +514,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	case "failover":
 		err = d.vms.ReleaseAll(ctx, "wingmand stopped with shutdown policy failover")
 	case "keep":
-		if d.wd != nil && d.wd.Kind() != watchdog.KindDevice {
+		if d.wd != nil && d.wd.Kind() == watchdog.KindSoftware {
 			// Without a hardware watchdog nothing would stop these VMs if
 			// wingmand does not come back before the others declare this
 			// host dead and restart them: hand them over instead.
@@ -540,7 +540,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 			cancel()
 		}
 	}
-	if policy == "keep" && d.wd != nil && d.wd.Kind() == watchdog.KindDevice {
+	if policy == "keep" && d.wd != nil && d.wd.Kind() != watchdog.KindSoftware {
 		// Leave the hardware watchdog armed: if wingmand is not back in
 		// time, it resets the host before others restart its VMs.
 		d.wd = nil

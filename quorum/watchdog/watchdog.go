@@ -45,6 +45,7 @@ type Watchdog interface {
 const (
 	KindDevice   = "device"
 	KindSoftware = "software"
+	KindFile     = "file"
 )
 
 // Mode says which watchdog Open may use.
@@ -60,6 +61,12 @@ const (
 	// ModeSoftware uses the software watchdog only: for the test cluster,
 	// where several hosts share one machine and one /dev/watchdog.
 	ModeSoftware Mode = "software"
+	// ModeFile is an emulated hardware watchdog for test clusters, where
+	// several hosts share one machine: each pet rewrites the file Device,
+	// and something outside the host (the test harness, playing the
+	// hardware) resets the host when the file is older than Timeout. Close
+	// removes the file (the magic close). Never use it in production.
+	ModeFile Mode = "file"
 )
 
 // Config configures the watchdog. Start from DefaultConfig and set OnExpire.
@@ -113,14 +120,14 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	switch c.Mode {
-	case ModeAuto, ModeDevice, ModeSoftware:
+	case ModeAuto, ModeDevice, ModeSoftware, ModeFile:
 	default:
 		return fmt.Errorf("mode %q: use auto, device or software: %w", c.Mode, ErrInvalidConfig)
 	}
 	if c.Timeout < time.Second || c.Timeout > maxTimeout || c.Timeout%time.Second != 0 {
 		return fmt.Errorf("timeout %v: use whole seconds from 1s to %v, as the kernel watchdog counts in seconds: %w", c.Timeout, maxTimeout, ErrInvalidConfig)
 	}
-	if c.Mode != ModeDevice && c.OnExpire == nil {
+	if c.Mode != ModeDevice && c.Mode != ModeFile && c.OnExpire == nil {
 		return fmt.Errorf("no OnExpire set: the software watchdog needs a function that stops this host's VMs when it expires: %w", ErrInvalidConfig)
 	}
 	return nil
@@ -140,6 +147,13 @@ func Open(cfg Config) (w Watchdog, warning string, err error) {
 	case ModeSoftware:
 		warnings = append(warnings, softwareWarning("the config asks for the software watchdog"))
 		w = newSoftware(cfg.Timeout, cfg.OnExpire, cfg.Logger)
+	case ModeFile:
+		f := &fileWatchdog{path: cfg.Device, timeout: cfg.Timeout}
+		if err := f.Pet(); err != nil {
+			return nil, "", fmt.Errorf("file watchdog %s: %w", cfg.Device, err)
+		}
+		warnings = append(warnings, "file watchdog "+cfg.Device+": an emulated hardware watchdog for test clusters only")
+		w = f
 	case ModeAuto, ModeDevice:
 		_, statErr := os.Stat(cfg.Device)
 		if errors.Is(statErr, os.ErrNotExist) {
@@ -161,6 +175,31 @@ func Open(cfg Config) (w Watchdog, warning string, err error) {
 		cfg.Logger.Warn(msg, "watchdog", w.Kind(), "timeout", w.Timeout())
 	}
 	return w, strings.Join(warnings, "; "), nil
+}
+
+// fileWatchdog is ModeFile's watchdog.
+type fileWatchdog struct {
+	path    string
+	timeout time.Duration
+}
+
+func (f *fileWatchdog) Kind() string           { return KindFile }
+func (f *fileWatchdog) Timeout() time.Duration { return f.timeout }
+
+func (f *fileWatchdog) Pet() error {
+	tmp := f.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, f.path)
+}
+
+func (f *fileWatchdog) Close() error {
+	err := os.Remove(f.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 func softwareWarning(why string) string {

@@ -332,6 +332,16 @@ func (h *Host) powerOff() error {
 	h.mu.Unlock()
 
 	timeout := h.c.cfg.StopTimeout
+	// A frozen host (every process SIGSTOPped) must die too: kill each of
+	// its processes and wake them, then its init.
+	if pidNS != "" {
+		if procs, err := processesIn(pidNS); err == nil {
+			for _, p := range procs {
+				_ = syscall.Kill(p.PID, syscall.SIGKILL)
+				_ = syscall.Kill(p.PID, syscall.SIGCONT)
+			}
+		}
+	}
 	if err := init.Process.Signal(syscall.SIGKILL); err != nil && !isNotRunning(err) {
 		return fmt.Errorf("power off %s: kill init %d: %w", h.name, init.Process.Pid, err)
 	}

@@ -41,6 +41,12 @@ type WingmandOptions struct {
 	ShutdownPolicy string
 	// LogLevel is wingmand's --log-level; "" means debug.
 	LogLevel string
+	// HardwareWatchdog gives wingmand an emulated hardware watchdog
+	// (watchdog.mode file): the harness, playing the hardware, powers the
+	// host off when wingmand has not petted it for W, also while every
+	// process of the host is frozen. Without it wingmand uses the software
+	// watchdog, which cannot reset a frozen host.
+	HardwareWatchdog bool
 }
 
 // wingmanSetup is what every host's wingmand shares: the LUN, the keyring, the binaries.
@@ -182,6 +188,11 @@ func (c *Cluster) writeWingmanConfig(h *Host, o WingmandOptions) (string, error)
 	if policy == "" {
 		policy = "migrate"
 	}
+	wdMode := "software"
+	if o.HardwareWatchdog {
+		wdMode = "file"
+		c.startBMC()
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by wingman's test/cluster for host %[1]s.
 cluster = %[2]q
@@ -206,13 +217,14 @@ socket = %[11]q
 group = "wingman"
 
 [watchdog]
-mode = "software"
+mode = %[13]q
+device = %[14]q
 
 [shutdown]
 policy = %[12]q
 timeout = "2m"
 `, h.name, WingmanClusterName, s.lun, h.index, filepath.Join(dir, "state"), h.addr, SerfPort,
-		strings.Join(join, ", "), s.keyring, s.profile, h.APISocket(), policy)
+		strings.Join(join, ", "), s.keyring, s.profile, h.APISocket(), policy, wdMode, h.WatchdogFile())
 	if o.Fence {
 		for _, t := range c.hosts {
 			if t == h {
@@ -452,6 +464,16 @@ func (c *Cluster) startBMC() {
 				case <-t.C:
 				}
 				for _, h := range c.hosts {
+					// The emulated hardware watchdog: reset a host whose
+					// wingmand has not petted it for W.
+					if st, err := os.Stat(h.WatchdogFile()); err == nil && h.On() && time.Since(st.ModTime()) > s.watchdogTimeout() {
+						fmt.Fprintf(os.Stderr, "test cluster: watchdog of %s not petted for %v: resetting it\n", h.name, time.Since(st.ModTime()).Round(time.Millisecond))
+						os.Remove(h.WatchdogFile())
+						if err := h.powerOff(); err != nil {
+							fmt.Fprintf(os.Stderr, "test cluster: watchdog reset of %s: %v\n", h.name, err)
+						}
+						continue
+					}
 					b, err := os.ReadFile(h.FenceStateFile())
 					if err != nil || strings.TrimSpace(string(b)) != "OFF" || !h.On() {
 						continue
@@ -463,6 +485,17 @@ func (c *Cluster) startBMC() {
 			}
 		}()
 	})
+}
+
+// WatchdogFile is the file wingmand pets with an emulated hardware watchdog.
+func (h *Host) WatchdogFile() string { return filepath.Join(h.dir, "watchdog") }
+
+// watchdogTimeout is W of the cluster's timing profile.
+func (s *wingmanSetup) watchdogTimeout() time.Duration {
+	if s.profile == "fast" {
+		return storage.FastTimings().Watchdog
+	}
+	return storage.DefaultTimings().Watchdog
 }
 
 // stopBMC ends the fence watcher, if it runs.

@@ -38,6 +38,8 @@ type Options struct {
 	ShutdownPolicy string
 	// KeepDir keeps the cluster directory after Close (logs, LUN) for a post-mortem.
 	KeepDir bool
+	// HardwareWatchdog gives every wingmand the harness-emulated hardware watchdog.
+	HardwareWatchdog bool
 }
 
 // Env is a running cluster with wingmand on every host.
@@ -91,7 +93,8 @@ func (e *Env) Close() error {
 
 // WingmandOptions are the options the environment starts wingmand with.
 func (e *Env) WingmandOptions() cluster.WingmandOptions {
-	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, ShutdownPolicy: e.Opts.ShutdownPolicy}
+	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, ShutdownPolicy: e.Opts.ShutdownPolicy,
+		HardwareWatchdog: e.Opts.HardwareWatchdog}
 }
 
 // StartWingmand starts wingmand on the hosts, in parallel (each waits a few heartbeats to take
