@@ -143,6 +143,25 @@ func (m *Manager) event(ctx context.Context, sev storage.Severity, kind string, 
 	_, _ = m.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: id, Subject: subject, Message: msg})
 }
 
+// ownerGone reports whether nobody may run the VM under lease: it was
+// released, or its owner is dead or left (at that generation, per the last
+// decision), or its owner is an older generation of this host.
+func (m *Manager) ownerGone(l storage.LeaseState) bool {
+	if !l.Held() {
+		return !l.InProgress
+	}
+	if l.Owner.Host == m.cfg.Host && l.Owner.Gen < m.cfg.Gen {
+		return true
+	}
+	for _, v := range m.lastDec.Verdicts {
+		if v.ID == l.Owner.Host && v.Gen >= l.Owner.Gen {
+			return true
+		}
+	}
+	h, ok := m.lastDec.Host(l.Owner.Host)
+	return ok && h.State.Gone() && h.Gen >= l.Owner.Gen
+}
+
 // owns reports whether lease is held by this host at its generation.
 func (m *Manager) owns(l storage.LeaseState) bool {
 	return l.Held() && l.Owner.Host == m.cfg.Host && l.Owner.Gen == m.cfg.Gen
@@ -277,6 +296,17 @@ func (m *Manager) Start(ctx context.Context, nameOrUUID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, rp, err := m.ownedRecord(ctx, "start", nameOrUUID)
+	if err != nil && r.Config != nil && !m.owns(r.Lease) && m.ownerGone(r.Lease) {
+		// Nobody can run it: its lease was released, or its owner is
+		// dead or left (a VM stopped, or frozen, on a host that is gone).
+		// Take the lease here; the next step starts it.
+		lease, lerr := m.lun.AcquireLease(ctx, r.Index, r.Lease.Epoch, m.me())
+		if lerr != nil {
+			return fmt.Errorf("start %q: take its lease: %w", r.Config.Name, lerr)
+		}
+		r.Lease, err = lease, nil
+		m.event(ctx, storage.SevInfo, "lease-acquired", r.Config.UUID, 0, "epoch %d: started by the operator while no live host owned it", lease.Epoch)
+	}
 	if err != nil && !(r.Config != nil && m.owns(r.Lease)) {
 		return err
 	}

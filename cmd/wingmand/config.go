@@ -104,7 +104,10 @@ type WatchdogConfig struct {
 type ShutdownConfig struct {
 	// Policy is "migrate" (live-migrate every protected VM away, then leave
 	// the cluster; default), "failover" (shut the VMs down and release them
-	// so other hosts start them, then leave), or "keep" (leave the VMs
+	// so other hosts start them, then leave), "freeze" (shut them down and
+	// keep them stopped, so that no other host starts them, and start them
+	// again here when wingmand comes back: for a short planned reboot of a
+	// host whose VMs need not move), or "keep" (leave the VMs
 	// running and stop without leaving, for a quick daemon restart; the
 	// hardware watchdog stays armed and resets the host if wingmand is not
 	// back in time. Without a hardware watchdog, keep acts as failover).
@@ -233,9 +236,9 @@ func (c *Config) Validate() error {
 		bad("watchdog.mode", "%q: use auto, device or software", c.Watchdog.Mode)
 	}
 	switch c.Shutdown.Policy {
-	case "migrate", "failover", "keep":
+	case "migrate", "failover", "freeze", "keep":
 	default:
-		bad("shutdown.policy", "%q: use migrate, failover or keep", c.Shutdown.Policy)
+		bad("shutdown.policy", "%q: use migrate, failover, freeze or keep", c.Shutdown.Policy)
 	}
 	if c.API.TLSListen != "" {
 		if _, _, err := splitHostPort(c.API.TLSListen); err != nil {

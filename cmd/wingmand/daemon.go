@@ -186,6 +186,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		return nil, fmt.Errorf("this host was declared dead while wingmand was down; its protected VMs were destroyed here and run elsewhere; start wingmand again to rejoin")
 	}
 	d.slot.SetState(storage.SlotAlive)
+	d.thaw(ctx)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -513,6 +514,8 @@ func (d *Daemon) Stop(ctx context.Context) error {
 		}
 	case "failover":
 		err = d.vms.ReleaseAll(ctx, "wingmand stopped with shutdown policy failover")
+	case "freeze":
+		err = d.freeze(ctx)
 	case "keep":
 		if d.wd != nil && d.wd.Kind() == watchdog.KindSoftware {
 			// Without a hardware watchdog nothing would stop these VMs if

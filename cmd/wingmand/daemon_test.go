@@ -350,3 +350,33 @@ func TestRestartedDaemonResumesItsSlotAtOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestFreezePolicyKeepsVMsStoppedUntilTheHostIsBack(t *testing.T) {
+	a, b := twoDaemons(t)
+	ctx := context.Background()
+	if _, err := a.client.Protect(ctx, "web1", api.ProtectRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := a.d.cfg
+	a.d.cfg.Shutdown.Policy = "freeze"
+	a.stop()
+	v, err := b.client.VM(ctx, "web1")
+	if err != nil || !v.Stopped {
+		t.Fatalf("after a freeze web1 is %+v (%v), want stopped", v, err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, "frozen")); err != nil {
+		t.Fatalf("frozen list: %v", err)
+	}
+	// Host 1 left; host 2 must not start a frozen VM.
+	waitFor(t, "host 2 to see host 1 gone", func() bool { h, err := b.client.Host(ctx, "kvm1"); return err == nil && h.State == "left" })
+	if v, _ := b.client.VM(ctx, "web1"); v.Owner == 2 || !v.Stopped {
+		t.Fatalf("host 2 took a frozen VM: %+v", v)
+	}
+	// Host 1 comes back: web1 is set to run again, owned by host 1.
+	cfg.Serf.Bind = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	a2 := startDaemon(t, cfg)
+	v, err = a2.client.VM(ctx, "web1")
+	if err != nil || v.Stopped || v.Owner != 1 {
+		t.Fatalf("after the host came back web1 is %+v (%v), want running on host 1", v, err)
+	}
+}
