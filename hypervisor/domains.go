@@ -250,3 +250,17 @@ func (c *Conn) Shutdown(ctx context.Context, name string, opts ShutdownOptions) 
 		return ShutdownResult{}, &opError{op: op, cause: werr}
 	}
 }
+
+// Resume continues a paused domain (after an I/O error was resolved, say).
+func (c *Conn) Resume(ctx context.Context, name string) error {
+	op := fmt.Sprintf("resume domain %q on %s", name, c.host)
+	return c.withDomain(ctx, op, name, func(d *libvirt.Domain) error {
+		err := d.Resume()
+		if err != nil && classify(err) == nil {
+			if active, aerr := d.IsActive(); aerr == nil && !active {
+				return &opError{op: op, class: ErrNotRunning, cause: err}
+			}
+		}
+		return err
+	})
+}

@@ -44,11 +44,17 @@ type Hypervisor interface {
 	Migrate(ctx context.Context, nameOrUUID string, opts hypervisor.MigrateOptions) (hypervisor.MigrationResult, error)
 }
 
-// Resumer is implemented by hypervisors that can continue a paused guest.
-// *hypervisor.Conn has no Resume yet; a Resume action then fails with
+// Resumer is implemented by hypervisors that can continue a paused guest
+// (*hypervisor.Conn does); without it a Resume action fails with
 // ErrUnsupported and says so in an event.
 type Resumer interface {
 	Resume(ctx context.Context, name string) error
+}
+
+// AgentPinger is implemented by hypervisors that can ping a guest agent
+// (*hypervisor.Conn); it makes the "guest-up" event of the failover timeline.
+type AgentPinger interface {
+	PingAgent(ctx context.Context, name string) error
 }
 
 // Errors callers test with errors.Is.

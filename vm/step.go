@@ -322,7 +322,7 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 	case reconcile.Resume:
 		res, ok := m.hv.(Resumer)
 		if !ok {
-			return fail("failed", fmt.Errorf("resume after an I/O error: %w (hypervisor.Conn has no Resume)", ErrUnsupported))
+			return fail("failed", fmt.Errorf("resume after an I/O error: %w (this hypervisor adapter cannot resume a guest)", ErrUnsupported))
 		}
 		if err := res.Resume(ctx, local); err != nil {
 			return fail("failed", err)
@@ -367,5 +367,33 @@ func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage
 	}
 	m.history[key] = h
 	m.event(ctx, storage.SevInfo, kind, id, 0, "on host %d at epoch %d: %s", m.cfg.Host, lease.Epoch, a.Reason)
+	if rp, err := UnmarshalRecordPolicy(r.Config.Policy); err == nil && rp.Policy.WaitGuestAgent {
+		go m.awaitGuest(id, name, time.Now())
+	}
 	return nil
+}
+
+// awaitGuest pings the guest agent of a VM just started until it answers
+// (the timeline's "guest up") or 5 minutes pass. It never blocks a step.
+func (m *Manager) awaitGuest(id storage.UUID, name string, started time.Time) {
+	p, ok := m.hv.(AgentPinger)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for ctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		err := p.PingAgent(pctx, name)
+		pcancel()
+		if err == nil {
+			m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers %v after the start", name, time.Since(started).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	m.event(context.Background(), storage.SevWarning, "guest-not-up", id, 0, "%s: guest agent did not answer within 5m of the start", name)
 }
