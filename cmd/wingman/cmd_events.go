@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 )
 
 // timelineGap separates two failover timelines: events closer than this

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 )
 
 // Flag annotations read by the completion generator.

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/ and contrib/")

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 )
 
 // socketEnv names the environment variable that overrides api.DefaultSocket.

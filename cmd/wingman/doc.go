@@ -10,7 +10,7 @@
 // date: go test ./cmd/wingman -update rewrites them).
 //
 // The cluster commands (list, status, protect, migrate, maintenance, fence,
-// events, ...) are just another client of wingmand's API (cmd/internal/api)
+// events, ...) are just another client of wingmand's API (cmd/api)
 // over its unix socket: -c/--connect, else $WINGMAN_SOCKET, else
 // /run/wingman/wingman.sock. Data goes to stdout (a table for people, or
 // JSON of the API's types with --json for scripts); diagnostics go to

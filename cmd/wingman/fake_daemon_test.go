@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 )
 
 // fakeDaemon serves canned answers of a three-host cluster on a real unix

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 )
 
 // Exit codes, documented in doc.go.

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/storage"
 )
 

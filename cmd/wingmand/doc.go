@@ -2,7 +2,7 @@
 // cluster. It wires the parts together: the heartbeat LUN (storage), serf
 // (quorum/gossip), the heartbeat loop and its decisions (quorum/heartbeat),
 // the watchdog and fence agents, libvirt (hypervisor) and the VM manager
-// (vm). It serves the API of cmd/internal/api on a unix socket that only
+// (vm). It serves the API of cmd/api on a unix socket that only
 // root and group wingman may use, and talks to systemd (Type=notify).
 //
 // On start it recovers its whole picture from libvirt and the LUN, never

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wingmanha/wingman/cmd/internal/api"
+	"github.com/wingmanha/wingman/cmd/api"
 )
 
 // writeCert makes a certificate for cn signed by parent (self-signed when
