@@ -192,7 +192,7 @@ func (d *Daemon) apiHosts(ctx context.Context) ([]api.Host, error) {
 	}
 	var fenceable quorum.Set
 	if d.fencer != nil {
-		fenceable = fencerAdapter{f: d.fencer}.Fenceable()
+		fenceable = d.fencer.Fenceable()
 	}
 	var out []api.Host
 	for _, h := range dec.Hosts {

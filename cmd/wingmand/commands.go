@@ -288,10 +288,10 @@ func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceReques
 		if d.fencer == nil {
 			return res, badRequest("configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
 		}
-		r := d.fencer.PowerOff(ctx, h.ID)
-		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, r.Confirmed)
-		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", r.Confirmed), time.Since(start)
-		return res, r.Err
+		confirmed, err := d.fencer.PowerOff(ctx, h.ID)
+		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, confirmed)
+		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", confirmed), time.Since(start)
+		return res, err
 	}
 	m, err := d.lun.SendMessage(ctx, storage.Message{Type: storage.MsgTest, From: d.slot.HostID(), FromGen: d.slot.Generation(),
 		To: h.ID, ToGen: h.Gen, Reason: "wingman fence --test"})

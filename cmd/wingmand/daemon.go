@@ -33,21 +33,20 @@ type Daemon struct {
 	cfg Config
 	log *slog.Logger
 
-	lock     *os.File
-	lun      *storage.LUN
-	hdr      storage.Header
-	slot     *storage.Heartbeat
-	events   *storage.EventLog
-	counter  *eventCounter
-	hv       *hypervisor.Conn
-	serf     *gossip.Agent
-	vms      *vm.Manager
-	loop     *heartbeat.Loop
-	wd       watchdog.Watchdog
-	wdNote   string
-	guard    *watchdog.Guard
-	fencer   *fence.Fencer
-	fenceIDs map[int]string
+	lock    *os.File
+	lun     *storage.LUN
+	hdr     storage.Header
+	slot    *storage.Heartbeat
+	events  *storage.EventLog
+	counter *eventCounter
+	hv      *hypervisor.Conn
+	serf    *gossip.Agent
+	vms     *vm.Manager
+	loop    *heartbeat.Loop
+	wd      watchdog.Watchdog
+	wdNote  string
+	guard   *watchdog.Guard
+	fencer  *nameFencer
 
 	started time.Time
 	notify  func(state string) // systemd sd_notify
@@ -61,6 +60,7 @@ type Daemon struct {
 	maxLatency       []latencySample
 	maintenance      bool
 	disks            diskCheck
+	names            map[int]string // slot id -> host name, from the last decision
 }
 
 type latencySample struct {
@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	t := d.hdr.Timings
 	var power heartbeat.PowerFencer
 	if d.fencer != nil {
-		power = fencerAdapter{f: d.fencer}
+		power = d.fencer
 	}
 	d.loop, err = heartbeat.New(heartbeat.Config{
 		Timings: quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
@@ -287,42 +287,54 @@ func (d *Daemon) startFencing() error {
 	if len(d.cfg.Fence) == 0 {
 		return nil
 	}
-	// Fence agents are keyed by host name in the file and by slot id here.
-	ids := map[string]int{}
-	views, err := d.lun.ReadSlots(context.Background())
-	if err != nil {
-		return fmt.Errorf("fencing: %w", err)
-	}
-	for _, v := range views {
-		if v.Used() {
-			ids[v.Record.HostName] = v.HostID
-		}
-	}
-	hosts := map[int]fence.Config{}
-	d.fenceIDs = map[int]string{}
+	// Agents are configured by host name; the heartbeat loop fences by slot
+	// id, resolved at fence time, so a host that joins later is covered.
+	agents := map[string]*fence.Agent{}
 	for name, fc := range d.cfg.Fence {
-		id, ok := ids[name]
-		if !ok {
-			d.log.Warn("fence agent configured for a host that has not joined yet; it applies once the host joins after a restart of wingmand", "host", name)
-			continue
-		}
 		c := fence.DefaultConfig()
 		c.Host, c.Agent, c.Params, c.Logger = name, fc.Agent, fc.Params, d.log
 		if fc.Timeout.Duration > 0 {
 			c.Timeout = fc.Timeout.Duration
 		}
-		hosts[id] = c
-		d.fenceIDs[id] = name
+		a, err := fence.New(c)
+		if err != nil {
+			return fmt.Errorf("%s: fence.%s: %w", d.cfg.path, name, err)
+		}
+		agents[name] = a
 	}
-	if len(hosts) == 0 {
-		return nil
-	}
-	f, err := fence.NewFencer(hosts)
-	if err != nil {
-		return fmt.Errorf("%s: fence: %w", d.cfg.path, err)
-	}
-	d.fencer = f
+	d.fencer = &nameFencer{d: d, agents: agents}
 	return nil
+}
+
+// nameFencer finds a host's fence agent by its name in the configuration.
+type nameFencer struct {
+	d      *Daemon
+	agents map[string]*fence.Agent
+}
+
+// Agent returns host id's agent.
+func (f *nameFencer) Agent(host int) (*fence.Agent, bool) {
+	a, ok := f.agents[f.d.slotNames()[host]]
+	return a, ok
+}
+
+func (f *nameFencer) PowerOff(ctx context.Context, host int) (bool, error) {
+	a, ok := f.Agent(host)
+	if !ok {
+		return false, fmt.Errorf("power off host %d: no fence agent is configured for it: %w", host, fence.ErrUnknownHost)
+	}
+	r := a.PowerOff(ctx)
+	return r.Confirmed, r.Err
+}
+
+func (f *nameFencer) Fenceable() quorum.Set {
+	var s quorum.Set
+	for id, name := range f.d.slotNames() {
+		if _, ok := f.agents[name]; ok {
+			s.Add(id)
+		}
+	}
+	return s
 }
 
 // petter pets the watchdog and tells systemd (WATCHDOG=1) that every loop
@@ -335,21 +347,6 @@ func (p petter) Pet() error {
 		p.d.notify("WATCHDOG=1")
 	}
 	return p.d.wd.Pet()
-}
-
-type fencerAdapter struct{ f *fence.Fencer }
-
-func (a fencerAdapter) PowerOff(ctx context.Context, host int) (bool, error) {
-	r := a.f.PowerOff(ctx, host)
-	return r.Confirmed, r.Err
-}
-
-func (a fencerAdapter) Fenceable() quorum.Set {
-	var s quorum.Set
-	for _, id := range a.f.Hosts() {
-		s.Add(id)
-	}
-	return s
 }
 
 // latencySlot measures each renewal for status and warnings.
@@ -413,7 +410,22 @@ func (d *Daemon) migrationURI(host int) (string, error) {
 	return "", fmt.Errorf("host %d is not a serf member: cannot tell its address", host)
 }
 
+// slotNames maps slot ids to host names as of the last decision. It takes
+// only the daemon's own lock: the heartbeat loop calls it while deciding.
+func (d *Daemon) slotNames() map[int]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.names
+}
+
 func (d *Daemon) onDecision(dec quorum.Decision) {
+	names := make(map[int]string, len(dec.Hosts))
+	for _, h := range dec.Hosts {
+		names[h.ID] = h.Name
+	}
+	d.mu.Lock()
+	d.names = names
+	d.mu.Unlock()
 	select { // keep only the newest; never block the heartbeat loop
 	case <-d.decisions:
 	default:

@@ -385,6 +385,15 @@ func (l *Loop) isFenced() bool {
 
 // execute carries out a decision's actions and publishes what it must.
 func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
+	publish := false
+	defer func() {
+		if publish { // write the new verdict now, not a cycle later
+			select {
+			case l.kick <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	for _, a := range d.Actions {
 		switch a.Kind {
 		case quorum.ActSelfFence:
@@ -411,6 +420,7 @@ func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
 			if first {
 				l.log.Warn("declared dead", "subject", a.Host, "gen", a.Gen, "reason", a.Reason)
 				l.cfg.OnEvent(Event{Kind: "declared-dead", Subject: a.Host, Message: a.Reason})
+				publish = true
 			}
 		case quorum.ActRequestLease:
 			l.requestLease(ctx)
