@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -201,8 +203,13 @@ func (d *Daemon) setMaintenance(ctx context.Context, req api.MaintenanceRequest)
 	d.mu.Unlock()
 	if req.Enter {
 		d.slot.SetState(storage.SlotMaintenance)
+		// Kept across a restart or a reboot of this host (see Start).
+		if err := os.WriteFile(d.maintenanceFile(), []byte("maintenance\n"), 0o600); err != nil {
+			d.log.Warn("maintenance state not saved", "err", err)
+		}
 	} else {
 		d.slot.SetState(storage.SlotAlive)
+		os.Remove(d.maintenanceFile())
 	}
 	if err := d.serf.SetTags(d.tags(ctx, self)); err != nil {
 		return api.Host{}, err
@@ -228,6 +235,8 @@ func (d *Daemon) setMaintenance(ctx context.Context, req api.MaintenanceRequest)
 	d.event(storage.SevInfo, "maintenance-empty", self, "%s is empty: ready for maintenance", d.cfg.HostName)
 	return d.apiHost(ctx, d.cfg.HostName)
 }
+
+func (d *Daemon) maintenanceFile() string { return filepath.Join(d.cfg.StateDir, "maintenance") }
 
 // evacuate live-migrates this host's protected VMs away (and, with all,
 // its unprotected running domains).

@@ -186,6 +186,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		return nil, fmt.Errorf("this host was declared dead while wingmand was down; its protected VMs were destroyed here and run elsewhere; start wingmand again to rejoin")
 	}
 	d.slot.SetState(storage.SlotAlive)
+	if _, err := os.Stat(d.maintenanceFile()); err == nil {
+		// The host was in maintenance when wingmand stopped: it stays there
+		// until `wingman maintenance exit`.
+		d.mu.Lock()
+		d.maintenance = true
+		d.mu.Unlock()
+		d.slot.SetState(storage.SlotMaintenance)
+		if err := d.serf.SetTags(d.tags(ctx, self)); err != nil {
+			d.log.Warn("maintenance tag", "err", err)
+		}
+		d.event(storage.SevInfo, "maintenance-kept", self, "%s is still in maintenance after the restart", d.cfg.HostName)
+	}
 	d.thaw(ctx)
 
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -380,3 +380,28 @@ func TestFreezePolicyKeepsVMsStoppedUntilTheHostIsBack(t *testing.T) {
 		t.Fatalf("after the host came back web1 is %+v (%v), want running on host 1", v, err)
 	}
 }
+
+func TestMaintenanceSurvivesARestart(t *testing.T) {
+	a, _ := twoDaemons(t)
+	ctx := context.Background()
+	if _, err := a.client.Maintenance(ctx, "kvm1", api.MaintenanceRequest{Enter: true}); err != nil {
+		t.Fatalf("enter maintenance: %v", err)
+	}
+	cfg := a.d.cfg
+	cfg.Shutdown.Policy = "keep"
+	a.d.cfg.Shutdown.Policy = "keep"
+	a.stop()
+	cfg.Serf.Bind = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	a2 := startDaemon(t, cfg)
+	waitFor(t, "kvm1 in maintenance after the restart", func() bool {
+		h, err := a2.client.Host(ctx, "kvm1")
+		return err == nil && h.Maintenance && h.State == "maintenance"
+	})
+	if _, err := a2.client.Maintenance(ctx, "kvm1", api.MaintenanceRequest{Enter: false}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "kvm1 alive again", func() bool {
+		h, err := a2.client.Host(ctx, "kvm1")
+		return err == nil && !h.Maintenance && h.State == "alive"
+	})
+}
