@@ -10,7 +10,7 @@ DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs
 
-.PHONY: all deps setup build deb test test-short lint bench demo e2e clean
+.PHONY: all deps setup build deb test test-short lint bench demo e2e sim clean
 
 all: build
 
@@ -67,6 +67,14 @@ e2e:
 # bench measures failover, evacuation and the Go benchmarks and writes docs/BENCHMARKS.md (root; ~20 min).
 bench:
 	$(GO) run ./test/bench -out docs/BENCHMARKS.md
+
+# sim runs the quorum simulator over SEEDS random fault schedules (crashes, partitions, freezes,
+# daemon stalls, LUN loss and latency, failing fences, reboots) on HOSTS hosts (default: 2 to 7 at
+# random), checking the invariants at every step; a failing seed prints its schedule.
+SEEDS ?= 1000
+HOSTS ?=
+sim:
+	WINGMAN_SIM_SEEDS=$(SEEDS) WINGMAN_SIM_HOSTS=$(HOSTS) $(GO) test -count=1 -timeout 0 -run 'TestRandomFaultSchedules' ./quorum/
 
 clean:
 	rm -rf $(BIN)

@@ -18,7 +18,8 @@ import (
 // never act within D of each other. A failing seed prints its schedule, to
 // be turned into a scenario file.
 //
-// WINGMAN_SIM_SEEDS sets the number of schedules (default 300; -short 50).
+// WINGMAN_SIM_SEEDS sets the number of schedules (default 300; -short 50),
+// WINGMAN_SIM_HOSTS a fixed cluster size (default: 2 to 7 hosts at random).
 func TestRandomFaultSchedules(t *testing.T) {
 	n := 300
 	if testing.Short() {
@@ -39,6 +40,9 @@ func TestRandomFaultSchedules(t *testing.T) {
 func randomSchedule(seed uint64) (string, string) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	hosts := 2 + rng.IntN(6)
+	if n, err := strconv.Atoi(os.Getenv("WINGMAN_SIM_HOSTS")); err == nil && n >= 2 && n <= 255 {
+		hosts = n
+	}
 	tm := DefaultTimings()
 	if rng.IntN(2) == 0 {
 		tm = FastTimings()
