@@ -11,6 +11,7 @@ import (
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm/plan"
+	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
 // Move is one live migration of an evacuation.
@@ -49,17 +50,7 @@ func (m *Manager) EvacuationPlan(ctx context.Context, dec quorum.Decision) (move
 		if !ok {
 			c = Capacity{Memory: 1 << 40, CPUs: 1024}
 		}
-		st := plan.HostSuspect
-		switch h.State {
-		case quorum.StateAlive:
-			st = plan.HostAlive
-		case quorum.StateMaintenance:
-			st = plan.HostMaintenance
-		case quorum.StateDead:
-			st = plan.HostDead
-		case quorum.StateLeft:
-			st = plan.HostLeft
-		}
+		st := reconcile.PlanState(h.State)
 		if h.ID == m.cfg.Host && st != plan.HostAlive {
 			st = plan.HostMaintenance
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/plan"
+	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
 func lookupGroup(name string) (int, error) {
@@ -291,17 +292,7 @@ func (d *Daemon) capacityVerdict(ctx context.Context, dec quorum.Decision) api.C
 		if !ok {
 			continue
 		}
-		st := plan.HostSuspect
-		switch h.State {
-		case quorum.StateAlive:
-			st = plan.HostAlive
-		case quorum.StateMaintenance:
-			st = plan.HostMaintenance
-		case quorum.StateDead:
-			st = plan.HostDead
-		case quorum.StateLeft:
-			st = plan.HostLeft
-		}
+		st := reconcile.PlanState(h.State)
 		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: st, Memory: c.Memory, CPUs: c.CPUs})
 	}
 	known := map[int]bool{}

@@ -319,7 +319,9 @@ func backoff(c Config, failures int) time.Duration {
 }
 
 // planState maps a quorum state to the planner's.
-func planState(s quorum.HostState) plan.HostState {
+// PlanState is the planner's view of a host in state s: only alive hosts
+// take VMs; joining, isolated and suspect hosts keep theirs and take none.
+func PlanState(s quorum.HostState) plan.HostState {
 	switch s {
 	case quorum.StateAlive:
 		return plan.HostAlive
@@ -346,7 +348,7 @@ func (v *view) failover(all, candidates []*Record) {
 	var hosts []plan.Host
 	maxID := 0
 	for _, h := range in.Hosts {
-		hosts = append(hosts, plan.Host{ID: h.ID, Name: h.Name, State: planState(h.State),
+		hosts = append(hosts, plan.Host{ID: h.ID, Name: h.Name, State: PlanState(h.State),
 			Memory: h.Memory, CPUs: h.CPUs, OtherMemory: h.OtherMemory, OtherCPUs: h.OtherCPUs})
 		maxID = max(maxID, h.ID)
 	}
