@@ -124,11 +124,23 @@ type MigrateResult struct {
 	Bytes    uint64        `json:"bytes"`
 }
 
-// MaintenanceRequest enters or leaves maintenance mode.
+// MaintenanceRequest enters or leaves maintenance mode, or aborts an
+// evacuation in progress.
 type MaintenanceRequest struct {
 	Enter bool `json:"enter"`
 	// All also migrates unprotected VMs away.
 	All bool `json:"all,omitempty"`
+	// NoWait returns as soon as the host is in maintenance; the evacuation
+	// goes on (watch Host.VMs). Without it the request returns when the
+	// host is empty.
+	NoWait bool `json:"no_wait,omitempty"`
+	// Abort stops the evacuation in progress: migrations in flight are
+	// cancelled (each guest stays on exactly one host) and no new one
+	// starts; the host stays in maintenance.
+	Abort bool `json:"abort,omitempty"`
+	// Failback, with Enter false, migrates back the VMs that the last
+	// maintenance moved away from the host.
+	Failback bool `json:"failback,omitempty"`
 }
 
 // FenceRequest asks the coordinator to fence a host; Test only proves the

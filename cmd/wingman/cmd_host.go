@@ -214,7 +214,7 @@ Interrupting the wait does not stop the evacuation.`,
 		noWait := fs.Bool("no-wait", false, "return once the daemon accepted the request")
 		asJSON := jsonFlag(fs)
 		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
-			h, err := c.Maintenance(ctx, args[0], api.MaintenanceRequest{Enter: true, All: *all})
+			h, err := c.Maintenance(ctx, args[0], api.MaintenanceRequest{Enter: true, All: *all, NoWait: true})
 			if err != nil {
 				return daemonErr(err, "host", args[0])
 			}
@@ -270,13 +270,15 @@ var maintenanceExitCmd = command{
 	name:    "maintenance exit",
 	args:    "HOST",
 	summary: "end a host's maintenance: it takes VMs again",
-	help: `The host becomes a placement target again. VMs that left it do not come
-back by themselves; migrate them with 'wingman migrate'.`,
+	help: `The host becomes a placement target again. With --failback the VMs that
+the maintenance moved away are live-migrated back to it, one at a time;
+without it they stay where they are.`,
 	nargs: [2]int{1, 1},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		failback := fs.Bool("failback", false, "migrate back the VMs that left the host")
 		asJSON := jsonFlag(fs)
 		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
-			h, err := c.Maintenance(ctx, args[0], api.MaintenanceRequest{Enter: false})
+			h, err := c.Maintenance(ctx, args[0], api.MaintenanceRequest{Enter: false, Failback: *failback})
 			if err != nil {
 				return daemonErr(err, "host", args[0])
 			}
@@ -284,6 +286,30 @@ back by themselves; migrate them with 'wingman migrate'.`,
 				return writeJSON(s.out, h)
 			}
 			fmt.Fprintf(s.out, "%s left maintenance (state %s): it takes VMs again\n", h.Name, h.State)
+			return nil
+		})
+	},
+}
+
+var maintenanceAbortCmd = command{
+	name:    "maintenance abort",
+	args:    "HOST",
+	summary: "stop a host's evacuation: cancel the migrations in flight, start no more",
+	help: `Each migration in flight is cancelled: its guest stays running on exactly
+one host (where it was, unless the switch-over had already happened). The
+host stays in maintenance; 'wingman maintenance exit' ends it.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			h, err := c.Maintenance(ctx, args[0], api.MaintenanceRequest{Enter: true, Abort: true})
+			if err != nil {
+				return daemonErr(err, "host", args[0])
+			}
+			if *asJSON {
+				return writeJSON(s.out, h)
+			}
+			fmt.Fprintf(s.out, "%s: evacuation aborted; %s still on it; it stays in maintenance\n", h.Name, plural(h.VMs, "protected VM"))
 			return nil
 		})
 	},

@@ -20,6 +20,7 @@ func init() {
 		migrateCmd,
 		maintenanceEnterCmd,
 		maintenanceExitCmd,
+		maintenanceAbortCmd,
 		maintenanceStatusCmd,
 		eventsCmd,
 		fenceCmd,

@@ -195,45 +195,124 @@ func (d *Daemon) hostCommand(ctx context.Context, c command) (any, error) {
 	return d.runCommand(ctx, c)
 }
 
-// setMaintenance enters or leaves maintenance mode on this host.
+// setMaintenance enters or leaves maintenance mode on this host, or
+// aborts the evacuation in progress.
 func (d *Daemon) setMaintenance(ctx context.Context, req api.MaintenanceRequest) (api.Host, error) {
 	self := d.slot.HostID()
+	if req.Abort {
+		d.mu.Lock()
+		cancel := d.evacCancel
+		d.mu.Unlock()
+		if cancel == nil {
+			return api.Host{}, badRequest("", "%s has no evacuation in progress", d.cfg.HostName)
+		}
+		cancel()
+		d.event(storage.SevWarning, "maintenance-aborted", self, "evacuation of %s aborted by the operator; it stays in maintenance", d.cfg.HostName)
+		return d.apiHost(ctx, d.cfg.HostName)
+	}
 	d.mu.Lock()
 	d.maintenance = req.Enter
 	d.mu.Unlock()
 	if req.Enter {
 		d.slot.SetState(storage.SlotMaintenance)
 		// Kept across a restart or a reboot of this host (see Start).
-		if err := os.WriteFile(d.maintenanceFile(), []byte("maintenance\n"), 0o600); err != nil {
-			d.log.Warn("maintenance state not saved", "err", err)
+		if _, err := os.Stat(d.maintenanceFile()); err != nil {
+			if err := os.WriteFile(d.maintenanceFile(), nil, 0o600); err != nil {
+				d.log.Warn("maintenance state not saved", "err", err)
+			}
 		}
 	} else {
 		d.slot.SetState(storage.SlotAlive)
-		os.Remove(d.maintenanceFile())
 	}
 	if err := d.serf.SetTags(d.tags(ctx, self)); err != nil {
 		return api.Host{}, err
 	}
 	if !req.Enter {
+		moved := d.movedAway()
+		os.Remove(d.maintenanceFile())
 		d.event(storage.SevInfo, "maintenance-exit", self, "%s takes VMs again", d.cfg.HostName)
+		if req.Failback && len(moved) > 0 {
+			if err := d.failback(ctx, moved); err != nil {
+				return api.Host{}, err
+			}
+		}
 		return d.apiHost(ctx, d.cfg.HostName)
 	}
 	d.event(storage.SevInfo, "maintenance-enter", self, "%s enters maintenance: evacuating its VMs", d.cfg.HostName)
-	// The other hosts must see the maintenance state before the planner
-	// runs, and this host's decision must show it: wait two cycles.
-	wait := 2*d.hdr.Timings.Renew + d.hdr.Timings.IOTimeout
-	select {
-	case <-ctx.Done():
-		return api.Host{}, ctx.Err()
-	case <-time.After(wait):
+	// The evacuation outlives the request when the caller does not wait.
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d.mu.Lock()
+	if d.evacCancel != nil {
+		d.evacCancel()
 	}
-	err := d.evacuate(ctx, req.All)
-	if err != nil {
-		d.event(storage.SevError, "maintenance-incomplete", self, "evacuation incomplete: %v", err)
+	d.evacCancel = cancel
+	d.mu.Unlock()
+	run := func() error {
+		defer func() {
+			cancel()
+			d.mu.Lock()
+			d.evacCancel = nil
+			d.mu.Unlock()
+		}()
+		// The other hosts must see the maintenance state before the planner
+		// runs, and this host's decision must show it: wait two cycles.
+		select {
+		case <-ectx.Done():
+			return ectx.Err()
+		case <-time.After(2*d.hdr.Timings.Renew + d.hdr.Timings.IOTimeout):
+		}
+		if err := d.evacuate(ectx, req.All); err != nil {
+			d.event(storage.SevError, "maintenance-incomplete", self, "evacuation incomplete: %v", err)
+			return err
+		}
+		d.event(storage.SevInfo, "maintenance-empty", self, "%s is empty: ready for maintenance", d.cfg.HostName)
+		return nil
+	}
+	if req.NoWait {
+		go run()
+	} else if err := run(); err != nil {
 		return api.Host{}, err
 	}
-	d.event(storage.SevInfo, "maintenance-empty", self, "%s is empty: ready for maintenance", d.cfg.HostName)
 	return d.apiHost(ctx, d.cfg.HostName)
+}
+
+// movedAway lists the VMs the current maintenance moved off this host.
+func (d *Daemon) movedAway() []string {
+	b, _ := os.ReadFile(d.maintenanceFile())
+	return strings.Fields(string(b))
+}
+
+// noteMoved records a VM that an evacuation moved away, for a failback.
+func (d *Daemon) noteMoved(id string) {
+	f, err := os.OpenFile(d.maintenanceFile(), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	fmt.Fprintln(f, id)
+	f.Close()
+}
+
+// failback migrates back, one at a time, the VMs that left this host.
+func (d *Daemon) failback(ctx context.Context, moved []string) error {
+	// The others must see this host alive again before they migrate to it.
+	time.Sleep(2*d.hdr.Timings.Renew + d.hdr.Timings.IOTimeout)
+	body, _ := json.Marshal(api.MigrateRequest{Target: d.cfg.HostName})
+	var failed []error
+	for _, id := range moved {
+		owner, err := d.ownerOf(ctx, id)
+		if err != nil || owner == d.slot.HostID() {
+			continue // unprotected since, or already back
+		}
+		if _, err := d.vmCommand(ctx, command{Op: "migrate", VM: id, Body: body}); err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", id, err))
+			continue
+		}
+		d.event(storage.SevInfo, "failback", d.slot.HostID(), "%s migrated back to %s", id, d.cfg.HostName)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("failback: %w", errors.Join(failed...))
+	}
+	return nil
 }
 
 func (d *Daemon) maintenanceFile() string { return filepath.Join(d.cfg.StateDir, "maintenance") }
@@ -248,6 +327,7 @@ func (d *Daemon) evacuate(ctx context.Context, all bool) error {
 			return
 		}
 		d.event(storage.SevInfo, "evacuated", m.To, "%s moved to host %d in %v (downtime %v)", m.Name, m.To, r.Wall.Round(time.Millisecond), r.Downtime)
+		d.noteMoved(m.UUID)
 	})
 	if !all {
 		return err

@@ -61,6 +61,7 @@ type Daemon struct {
 	maintenance      bool
 	disks            diskCheck
 	names            map[int]string // slot id -> host name, from the last decision
+	evacCancel       context.CancelFunc
 }
 
 type latencySample struct {

@@ -18,6 +18,7 @@ _wingman_flag_takes_value() {
     "list|-c"|"list|--connect") return 0 ;;
     "lun dump|--events") return 0 ;;
     "lun format|--cluster"|"lun format|--hosts"|"lun format|--vms"|"lun format|--profile"|"lun format|--path-failover") return 0 ;;
+    "maintenance abort|-c"|"maintenance abort|--connect") return 0 ;;
     "maintenance enter|-c"|"maintenance enter|--connect") return 0 ;;
     "maintenance exit|-c"|"maintenance exit|--connect") return 0 ;;
     "maintenance status|-c"|"maintenance status|--connect") return 0 ;;
@@ -78,7 +79,7 @@ _wingman() {
         return ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
-    maintenance) COMPREPLY=($(compgen -W "enter exit status" -- "$cur")); return ;;
+    maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
     help) COMPREPLY=($(compgen -W "completion dominfo events fence host-list hostinfo keygen list lun maintenance man migrate protect set-policy start status stop unprotect version" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
@@ -94,8 +95,9 @@ _wingman() {
         "lun dump") COMPREPLY=($(compgen -W "-h --help --json --events" -- "$cur")) ;;
         "lun format") COMPREPLY=($(compgen -W "-h --help --cluster --hosts --vms --profile --path-failover --force --json" -- "$cur")) ;;
         "lun verify") COMPREPLY=($(compgen -W "-h --help --json" -- "$cur")) ;;
+        "maintenance abort") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "maintenance enter") COMPREPLY=($(compgen -W "-h --help --all --no-wait --json -c --connect" -- "$cur")) ;;
-        "maintenance exit") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "maintenance exit") COMPREPLY=($(compgen -W "-h --help --failback --json -c --connect" -- "$cur")) ;;
         "maintenance status") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "man") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
         "migrate") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
@@ -116,6 +118,7 @@ _wingman() {
     "lun dump|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
     "lun format|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
     "lun verify|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "maintenance abort|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "maintenance enter|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "maintenance exit|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "maintenance status|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;

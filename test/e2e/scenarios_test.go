@@ -359,3 +359,60 @@ func TestRollingUpdate(t *testing.T) {
 	}
 	checkWatch(t, w)
 }
+
+// TestMaintenanceAbortAndFailback: an evacuation aborted half way leaves every guest running on
+// exactly one host and the host in maintenance; exit --failback brings the guests that left back.
+func TestMaintenanceAbortAndFailback(t *testing.T) {
+	full(t)
+	e := startEnv(t, Options{Profile: "fast"})
+	ctx := ctxFor(t, 5*time.Minute)
+	h1, h2 := e.Hosts()[0], e.Hosts()[1]
+	guests, err := e.NewGuests(ctx, h1, "ab", 4, "medium")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
+	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: true, NoWait: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Abort once the first guest has left.
+	if err := Poll(ctx, 60*time.Second, 50*time.Millisecond, func() (bool, error) {
+		h, err := e.Client(h2).Host(ctx, h1.Name())
+		return err == nil && h.VMs < len(guests), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: true, Abort: true}); err != nil {
+		t.Logf("abort: %v (the evacuation may have finished first)", err)
+	}
+	p, err := e.WaitRunningOnce(ctx, 30*time.Second, guests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after the abort: %v", p)
+	if st, _ := e.HostState(ctx, h2, h1); st != "maintenance" {
+		t.Errorf("%s is %q after the abort, want maintenance", h1.Name(), st)
+	}
+	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: false, Failback: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Poll(ctx, 60*time.Second, 100*time.Millisecond, func() (bool, error) {
+		p, err := e.Running(ctx)
+		if err != nil {
+			return false, nil
+		}
+		for _, g := range guests {
+			if hs := p[g.UUID]; len(hs) != 1 || hs[0] != h1.Name() {
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		p, _ := e.Running(ctx)
+		t.Fatalf("after exit --failback the guests are not all back on %s: %v", h1.Name(), p)
+	}
+	checkWatch(t, w)
+}
