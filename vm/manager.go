@@ -103,6 +103,7 @@ type Manager struct {
 
 	mu       sync.Mutex // Step, lease changes
 	history  map[string]reconcile.History
+	histMu   sync.Mutex           // history, also from the parallel starts of a Step
 	seen     map[string]seenState // uuid -> state first seen
 	outgoing map[string]bool
 	lastDec  quorum.Decision

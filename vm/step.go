@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wingmanha/wingman/hypervisor"
@@ -86,7 +87,14 @@ func (m *Manager) Step(ctx context.Context, dec quorum.Decision, now time.Time) 
 	acts := reconcile.Reconcile(snap.in)
 	var errs []error
 	destroyFailed := false
+	// Failover starts of one wave run at once (each takes its own lease);
+	// everything else runs first, in order.
+	var starts []reconcile.Action
 	for _, a := range acts {
+		if a.Kind == reconcile.TakeAndStart {
+			starts = append(starts, a)
+			continue
+		}
 		if ctx.Err() != nil {
 			errs = append(errs, fmt.Errorf("step: %w", ctx.Err()))
 			break
@@ -102,6 +110,24 @@ func (m *Manager) Step(ctx context.Context, dec quorum.Decision, now time.Time) 
 			}
 		}
 	}
+	if destroyFailed && len(starts) > 0 {
+		errs = append(errs, fmt.Errorf("%d failover starts skipped: a stale copy could not be destroyed this round", len(starts)))
+		starts = nil
+	}
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, a := range starts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.exec(ctx, snap, a, now); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	if len(errs) > 0 {
 		return acts, &StepError{Errs: errs}
 	}
@@ -338,11 +364,15 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage.LeaseState, a reconcile.Action, now time.Time, local string) error {
 	id := r.Config.UUID
 	key := id.String()
+	m.histMu.Lock()
 	h := m.history[key]
+	m.histMu.Unlock()
 	failed := func(err error) error {
 		h.StartFailures++
 		h.LastFailure = now
+		m.histMu.Lock()
 		m.history[key] = h
+		m.histMu.Unlock()
 		err = fmt.Errorf("start %q on host %d (attempt %d): %w", r.Config.Name, m.cfg.Host, h.StartFailures, err)
 		m.event(ctx, storage.SevError, "failed", id, 0, "%v", err)
 		return err
@@ -365,7 +395,9 @@ func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage
 		h.Restarts = append(h.Restarts, now)
 		kind = "restarted"
 	}
+	m.histMu.Lock()
 	m.history[key] = h
+	m.histMu.Unlock()
 	m.event(ctx, storage.SevInfo, kind, id, 0, "on host %d at epoch %d: %s", m.cfg.Host, lease.Epoch, a.Reason)
 	if rp, err := UnmarshalRecordPolicy(r.Config.Policy); err == nil && rp.Policy.WaitGuestAgent {
 		go m.awaitGuest(id, name, time.Now())
