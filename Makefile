@@ -8,7 +8,7 @@ TESTFLAGS ?= -count=1 -timeout 25m
 
 DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
-	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs
+	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs groff-base adduser
 
 .PHONY: all deps setup build deb test test-short lint bench demo e2e sim clean
 
