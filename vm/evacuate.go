@@ -22,17 +22,18 @@ type Move struct {
 	ToName string
 }
 
-// EvacuationPlan plans moving every protected VM this host owns and runs
-// to other hosts, by priority, with vm/plan.Evacuate over the whole
-// cluster's load. Unplaced lists VMs no host has room for, with the reason.
-func (m *Manager) EvacuationPlan(ctx context.Context, dec quorum.Decision) (moves []Move, unplaced []string, err error) {
+// planInput is the cluster as the planner sees it: every host of dec with
+// its capacity, and every protected VM with an owner, with its size and
+// policy. A VM counts as running unless it is this host's and not running
+// here, or it was stopped through Wingman.
+func (m *Manager) planInput(ctx context.Context, dec quorum.Decision) (plan.Input, error) {
 	recs, errs := m.lun.ReadVMs(ctx)
 	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("evacuate: %d VM records unreadable: %w", len(errs), errors.Join(errs...))
+		return plan.Input{}, fmt.Errorf("%d VM records unreadable: %w", len(errs), errors.Join(errs...))
 	}
 	doms, err := m.hv.ListDomains(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("evacuate: %w", err)
+		return plan.Input{}, err
 	}
 	running := map[string]bool{}
 	for _, d := range doms {
@@ -50,12 +51,8 @@ func (m *Manager) EvacuationPlan(ctx context.Context, dec quorum.Decision) (move
 		if !ok {
 			c = Capacity{Memory: 1 << 40, CPUs: 1024}
 		}
-		st := reconcile.PlanState(h.State)
-		if h.ID == m.cfg.Host && st != plan.HostAlive {
-			st = plan.HostMaintenance
-		}
-		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: st, Memory: c.Memory, CPUs: c.CPUs,
-			OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs})
+		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: reconcile.PlanState(h.State),
+			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs})
 	}
 	for _, r := range recs {
 		if !r.Protected() || !r.Lease.Held() {
@@ -67,9 +64,25 @@ func (m *Manager) EvacuationPlan(ctx context.Context, dec quorum.Decision) (move
 		}
 		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
 		id := strings.ToLower(r.Config.UUID.String())
-		isMine := m.owns(r.Lease)
 		in.VMs = append(in.VMs, plan.VM{UUID: id, Name: r.Config.Name, Owner: r.Lease.Owner.Host,
-			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !isMine || running[id], Policy: rp.Policy})
+			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !rp.Stopped && (!m.owns(r.Lease) || running[id]),
+			Policy: rp.Policy})
+	}
+	return in, nil
+}
+
+// EvacuationPlan plans moving every protected VM this host owns and runs
+// to other hosts, by priority, with vm/plan.Evacuate over the whole
+// cluster's load. Unplaced lists VMs no host has room for, with the reason.
+func (m *Manager) EvacuationPlan(ctx context.Context, dec quorum.Decision) (moves []Move, unplaced []string, err error) {
+	in, err := m.planInput(ctx, dec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("evacuate: %w", err)
+	}
+	for i, h := range in.Hosts {
+		if h.ID == m.cfg.Host && h.State != plan.HostAlive {
+			in.Hosts[i].State = plan.HostMaintenance // the host being emptied
+		}
 	}
 	p, err := plan.Evacuate(in, m.cfg.Host)
 	if err != nil {
@@ -82,6 +95,16 @@ func (m *Manager) EvacuationPlan(ctx context.Context, dec quorum.Decision) (move
 		unplaced = append(unplaced, fmt.Sprintf("%s: %s", u.Name, u.Reason))
 	}
 	return moves, unplaced, nil
+}
+
+// Survivable is admission control over the cluster as dec shows it: can
+// every protected VM be restarted after losing any k hosts?
+func (m *Manager) Survivable(ctx context.Context, dec quorum.Decision, k int) (plan.Survivability, error) {
+	in, err := m.planInput(ctx, dec)
+	if err != nil {
+		return plan.Survivability{}, fmt.Errorf("admission control: %w", err)
+	}
+	return plan.Survivable(in, k)
 }
 
 // Evacuate live-migrates every protected VM this host owns away, parallel

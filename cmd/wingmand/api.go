@@ -20,7 +20,6 @@ import (
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/plan"
-	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
 func lookupGroup(name string) (int, error) {
@@ -148,15 +147,6 @@ func (d *Daemon) decision() quorum.Decision {
 	return dec
 }
 
-// hostNames maps slot ids to host names, from the decision.
-func (d *Daemon) hostNames() map[int]string {
-	out := map[int]string{}
-	for _, h := range d.decision().Hosts {
-		out[h.ID] = h.Name
-	}
-	return out
-}
-
 // resolveHost finds a host by name or id.
 func (d *Daemon) resolveHost(s string) (quorum.Host, error) {
 	dec := d.decision()
@@ -279,46 +269,14 @@ func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
 // restarted after losing any one host?
 func (d *Daemon) capacityVerdict(ctx context.Context, dec quorum.Decision) api.CapacityVerdict {
 	v := api.CapacityVerdict{K: 1, Survivable: true}
-	recs, errs := d.lun.ReadVMs(ctx)
-	if len(errs) > 0 {
-		v.Survivable = false
-		v.Problems = append(v.Problems, fmt.Sprintf("%d VM records unreadable", len(errs)))
-		return v
-	}
-	caps := d.capacities()
-	in := plan.Input{Config: plan.DefaultConfig(), Now: time.Now()}
-	for _, h := range dec.Hosts {
-		c, ok := caps[h.ID]
-		if !ok {
-			continue
-		}
-		st := reconcile.PlanState(h.State)
-		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: st, Memory: c.Memory, CPUs: c.CPUs})
-	}
-	known := map[int]bool{}
-	for _, h := range in.Hosts {
-		known[h.ID] = true
-	}
-	for _, r := range recs {
-		if !r.Protected() || !r.Lease.Held() || !known[r.Lease.Owner.Host] {
-			continue
-		}
-		rp, err := vm.UnmarshalRecordPolicy(r.Config.Policy)
-		if err != nil {
-			continue
-		}
-		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
-		in.VMs = append(in.VMs, plan.VM{UUID: strings.ToLower(r.Config.UUID.String()), Name: r.Config.Name, Owner: r.Lease.Owner.Host,
-			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !rp.Stopped, Policy: rp.Policy})
-	}
-	res, err := plan.Survivable(in, 1)
+	res, err := d.vms.Survivable(ctx, dec, v.K)
 	if err != nil {
 		v.Survivable = false
 		v.Problems = append(v.Problems, err.Error())
 		return v
 	}
 	v.Survivable = res.OK
-	names := d.hostNames()
+	names := d.slotNames()
 	for _, f := range res.Failures {
 		var lost, down []string
 		for _, id := range f.Lost {
@@ -348,7 +306,8 @@ func (d *Daemon) apiVMs(ctx context.Context) ([]api.VM, error) {
 	for _, dm := range doms {
 		local[strings.ToLower(dm.UUID)] = dm
 	}
-	names := d.hostNames()
+	names := d.slotNames()
+	dec := d.decision()
 	self := d.slot.HostID()
 	var out []api.VM
 	seen := map[string]bool{}
@@ -371,9 +330,11 @@ func (d *Daemon) apiVMs(ctx context.Context) ([]api.VM, error) {
 		if dm, ok := local[id]; ok && (v.Owner == self || dm.Active()) {
 			v.State, v.Reason = dm.State.String(), dm.Reason
 		} else if v.Owner != 0 && v.Owner != self {
-			v.State = "on " + names[v.Owner]
-			if st, err := d.remoteState(ctx, v.Owner, id); err == nil {
-				v.State = st
+			// Not visible here: a protected VM runs where its lease is,
+			// unless its owner is gone.
+			v.State = "running on " + names[v.Owner]
+			if h, ok := dec.Host(v.Owner); ok && h.State.Gone() {
+				v.State = "lost with " + h.Name
 			}
 		} else if rp.Stopped {
 			v.State = "shutoff"
@@ -420,7 +381,7 @@ func (d *Daemon) apiEvents(r *http.Request) ([]api.Event, error) {
 	if n, _ := strconv.Atoi(r.URL.Query().Get("limit")); n > 0 && len(evs) > n {
 		evs = evs[len(evs)-n:]
 	}
-	names := d.hostNames()
+	names := d.slotNames()
 	vmNames := map[storage.UUID]string{}
 	if recs, _ := d.lun.ReadVMs(r.Context()); recs != nil {
 		for _, rec := range recs {

@@ -464,17 +464,3 @@ func (d *Daemon) forward(ctx context.Context, c command) (any, error) {
 	return nil, &httpError{status: 502, err: fmt.Errorf("host %d did not answer the forwarded %s", c.To, c.Op),
 		hint: "check that it is alive ('wingman host-list') and try again"}
 }
-
-// remoteState asks nothing over the network: the owner's state is what the
-// LUN says (a running protected VM is running where its lease is).
-func (d *Daemon) remoteState(_ context.Context, owner int, _ string) (string, error) {
-	for _, h := range d.decision().Hosts {
-		if h.ID == owner {
-			if h.State.Gone() {
-				return "lost with " + h.Name, nil
-			}
-			return "running on " + h.Name, nil
-		}
-	}
-	return "", errors.New("unknown owner")
-}
