@@ -158,9 +158,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		power = d.fencer
 	}
 	d.loop, err = heartbeat.New(heartbeat.Config{
-		Timings: quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
-			Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: d.serfDetect()},
-		Slot: latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
+		Timings: heartbeat.Timings(t, d.serfDetect()),
+		Slot:    latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
 		Watchdog: petter{d}, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), 3*t.Renew+t.IOTimeout+time.Second) },
 		OnDecision: d.onDecision, OnEvent: d.onLoopEvent, Logger: d.log,
 	})
@@ -244,12 +243,14 @@ func (d *Daemon) takeLock() error {
 	return nil
 }
 
+// serfDetect is the longest time serf's profile takes to see a failed host
+// as failed (at 16 hosts).
 func (d *Daemon) serfDetect() time.Duration {
-	lo, hi := gossip.DefaultTiming().SuspicionTimeout(16)
+	t := gossip.DefaultTiming()
 	if d.cfg.Serf.Profile == "fast" {
-		lo, hi = gossip.FastTiming().SuspicionTimeout(16)
+		t = gossip.FastTiming()
 	}
-	_ = lo
+	_, hi := t.SuspicionTimeout(16)
 	return hi
 }
 

@@ -80,9 +80,7 @@ func deadVerdictOnce(b *testing.B, t storage.Timings, withFence bool) time.Durat
 			b.Fatal(err)
 		}
 		slot.SetState(storage.SlotAlive)
-		qt := quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
-			Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: time.Second}
-		cfg := Config{Timings: qt, Slot: slot, LUN: lun, Serf: member{n: n, self: id}, VMs: &vms{},
+		cfg := Config{Timings: Timings(t, time.Second), Slot: slot, LUN: lun, Serf: member{n: n, self: id}, VMs: &vms{},
 			OnEvent: func(e Event) {
 				if e.Kind == "declared-dead" && e.Subject == 3 {
 					declared <- time.Now()

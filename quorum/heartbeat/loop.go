@@ -76,6 +76,13 @@ type Event struct {
 	Error   bool
 }
 
+// Timings converts the LUN header's timing rule to the decision core's,
+// with serf's failure-detection time, which the LUN does not hold.
+func Timings(t storage.Timings, serfDetect time.Duration) quorum.Timings {
+	return quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
+		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: serfDetect}
+}
+
 // Config configures a Loop.
 type Config struct {
 	Timings quorum.Timings

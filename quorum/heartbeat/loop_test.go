@@ -30,10 +30,7 @@ func testTimings() storage.Timings {
 	return t
 }
 
-func quorumTimings(t storage.Timings) quorum.Timings {
-	return quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
-		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: 200 * time.Millisecond}
-}
+func quorumTimings(t storage.Timings) quorum.Timings { return Timings(t, 200*time.Millisecond) }
 
 // network is an in-memory serf: who sees whom, and lease queries.
 type network struct {
