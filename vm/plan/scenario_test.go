@@ -1,17 +1,13 @@
 package plan
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/wingmanha/wingman/test/golden"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite the expected output of testdata/*.txt scenarios")
 
 // scenarioNow is the Now of every scenario; restarts= offsets count back from it.
 var scenarioNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -31,29 +27,7 @@ var scenarioNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 //
 // Run with -update to rewrite everything after "----".
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenarios in testdata: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			src, want, _ := strings.Cut(string(raw), "----\n")
-			got := runScenario(t, src)
-			if *update {
-				if err := os.WriteFile(file, []byte(src+"----\n"+got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != want {
-				t.Errorf("%s: output differs (rerun with -update if intended)\n--- got\n%s--- want\n%s", file, got, want)
-			}
-		})
-	}
+	golden.Run(t, "testdata/*.txt", runScenario)
 }
 
 func runScenario(t *testing.T, src string) string {

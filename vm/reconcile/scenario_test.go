@@ -1,10 +1,8 @@
 package reconcile
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
+	"github.com/wingmanha/wingman/test/golden"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,8 +11,6 @@ import (
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/vm/plan"
 )
-
-var update = flag.Bool("update", false, "rewrite the expected output of testdata/*.txt scenarios")
 
 var scenarioNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -32,36 +28,16 @@ var scenarioNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 //
 // Rerun with -update to rewrite the part after "----".
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenarios: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			src, want, _ := strings.Cut(string(raw), "----\n")
-			var b strings.Builder
-			for _, a := range Reconcile(parseScenario(t, src)) {
-				b.WriteString(a.String() + "\n")
-			}
-			got := b.String()
-			if got == "" {
-				got = "nothing to do\n"
-			}
-			if *update {
-				if err := os.WriteFile(file, []byte(src+"----\n"+got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if got != want {
-				t.Errorf("%s differs (rerun with -update if intended)\n--- got\n%s--- want\n%s", file, got, want)
-			}
-		})
-	}
+	golden.Run(t, "testdata/*.txt", func(t *testing.T, src string) string {
+		var b strings.Builder
+		for _, a := range Reconcile(parseScenario(t, src)) {
+			b.WriteString(a.String() + "\n")
+		}
+		if b.Len() == 0 {
+			return "nothing to do\n"
+		}
+		return b.String()
+	})
 }
 
 func parseScenario(t *testing.T, src string) Input {
