@@ -1,0 +1,121 @@
+package hypervisor
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// checkXML is a domain for the test driver with one disk per path and one
+// interface per element of ifaces (raw XML).
+func checkXML(typ, arch, emulator string, disks []string, ifaces ...string) string {
+	var b strings.Builder
+	b.WriteString("<domain type='" + typ + "'><name>drill</name><memory unit='MiB'>64</memory>")
+	b.WriteString("<os><type")
+	if arch != "" {
+		b.WriteString(" arch='" + arch + "'")
+	}
+	b.WriteString(">hvm</type></os><devices>")
+	if emulator != "" {
+		b.WriteString("<emulator>" + emulator + "</emulator>")
+	}
+	for i, d := range disks {
+		b.WriteString("<disk type='file' device='disk'><source file='" + d + "'/><target dev='vd" + string(rune('a'+i)) + "'/></disk>")
+	}
+	b.WriteString("<disk type='file' device='cdrom'><target dev='hdc'/></disk>")
+	for _, i := range ifaces {
+		b.WriteString(i)
+	}
+	b.WriteString("</devices></domain>")
+	return b.String()
+}
+
+func TestCheckDomainXML(t *testing.T) {
+	t.Parallel()
+	c := dialHost(t, "kvm1")
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	emu := filepath.Join(dir, "qemu")
+	if err := os.WriteFile(emu, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	notExec := filepath.Join(dir, "plain")
+	if err := os.WriteFile(notExec, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Networks of this connection's private copy of the host: one active, one defined only.
+	lc, _, err := c.acquire("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := lc.NetworkCreateXML("<network><name>prod</name><bridge name='virbr7'/></network>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Free()
+	n, err = lc.NetworkDefineXML("<network><name>idle</name><bridge name='virbr8'/></network>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Free()
+	lc.Close()
+	lo := "lo" // exists in every network namespace, and is not a bridge
+
+	for _, tc := range []struct {
+		name string
+		xml  string
+		want []string // substrings, one per expected problem, in order
+	}{
+		{"all good", checkXML("test", "", emu, []string{disk}, "<interface type='network'><source network='prod'/></interface>", "<interface type='user'/>"), nil},
+		{"arch matches", checkXML("test", "i686", "", []string{disk}), nil},
+		{"missing disk", checkXML("test", "", "", []string{disk, filepath.Join(dir, "gone.img")}),
+			[]string{"disk vdb: " + filepath.Join(dir, "gone.img") + ": no such file or directory"}},
+		{"disk is a directory", checkXML("test", "", "", []string{dir}), []string{"disk vda: " + dir + ": is a directory"}},
+		{"missing emulator", checkXML("test", "", filepath.Join(dir, "nope"), nil), []string{"emulator " + filepath.Join(dir, "nope") + ": " + filepath.Join(dir, "nope") + ": no such file"}},
+		{"emulator not executable", checkXML("test", "", notExec, nil), []string{"not an executable file"}},
+		{"wrong arch", checkXML("test", "aarch64", "", nil), []string{`no hvm guest of architecture "aarch64" here`}},
+		{"wrong domain type", checkXML("kvm", "", "", nil), []string{`domain type "kvm" is not available here for i686`}},
+		{"undefined network", checkXML("test", "", "", nil, "<interface type='network'><source network='dmz'/></interface>"),
+			[]string{`interface network: libvirt network "dmz" is not defined here`}},
+		{"inactive network", checkXML("test", "", "", nil, "<interface type='network'><source network='idle'/></interface>"),
+			[]string{`libvirt network "idle" is not active here`}},
+		{"missing bridge", checkXML("test", "", "", nil, "<interface type='bridge'><source bridge='br-nowhere'/></interface>"),
+			[]string{`interface bridge: bridge "br-nowhere" does not exist here`}},
+		{"not a bridge", checkXML("test", "", "", nil, "<interface type='bridge'><source bridge='"+lo+"'/></interface>"),
+			[]string{`"lo" is not a bridge here`}},
+		{"missing direct device", checkXML("test", "", "", nil, "<interface type='direct'><source dev='eth-nowhere'/></interface>"),
+			[]string{`device "eth-nowhere" does not exist here`}},
+		{"several problems", checkXML("kvm", "", "", []string{"/nonexistent/a.img"}, "<interface type='network'><source network='dmz'/></interface>"),
+			[]string{"disk vda", "domain type", "dmz"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := c.CheckDomainXML(ctx, tc.xml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems = %q, want %d matching %q", got, len(tc.want), tc.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tc.want[i]) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestCheckDomainXMLBadInput(t *testing.T) {
+	t.Parallel()
+	c := dialHost(t, "kvm1")
+	_, err := c.CheckDomainXML(testCtx(t), "<domain><name>x")
+	if !errors.Is(err, ErrInvalidXML) {
+		t.Fatalf("CheckDomainXML(truncated XML) = %v, want an %v error", err, ErrInvalidXML)
+	}
+}
