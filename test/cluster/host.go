@@ -333,12 +333,17 @@ func (h *Host) powerOff() error {
 
 	timeout := h.c.cfg.StopTimeout
 	// A frozen host (every process SIGSTOPped) must die too: kill each of
-	// its processes and wake them, then its init.
+	// its processes and wake them, then its init. The nsenter parents of
+	// libvirtd and wingmand stopped themselves with their child: wake them
+	// so that they reap it (see outsideParents).
 	if pidNS != "" {
 		if procs, err := processesIn(pidNS); err == nil {
 			for _, p := range procs {
 				_ = syscall.Kill(p.PID, syscall.SIGKILL)
 				_ = syscall.Kill(p.PID, syscall.SIGCONT)
+			}
+			for _, pid := range outsideParents(procs) {
+				_ = syscall.Kill(pid, syscall.SIGCONT)
 			}
 		}
 	}

@@ -112,6 +112,29 @@ func processesIn(pidNS string) ([]Process, error) {
 	return out, nil
 }
 
+// outsideParents are the parents of procs (the processes of one PID namespace) that live outside
+// of it, other than the harness itself: the nsenter processes that started libvirtd and wingmand.
+// nsenter (util-linux) stops itself whenever its child stops, and sends the child SIGCONT when it
+// is continued, so after a Freeze these wait stopped and reap nothing: a killed libvirtd then
+// stays a zombie, and the host's init, which waits for every process of its namespace to be
+// reaped, never exits.
+func outsideParents(procs []Process) []int {
+	in := map[int]bool{}
+	for _, p := range procs {
+		in[p.PID] = true
+	}
+	var out []int
+	seen := map[int]bool{}
+	for _, p := range procs {
+		if p.PPID <= 1 || in[p.PPID] || seen[p.PPID] || p.PPID == os.Getpid() {
+			continue
+		}
+		seen[p.PPID] = true
+		out = append(out, p.PPID)
+	}
+	return out
+}
+
 // allProcesses lists every process of the machine.
 func allProcesses() ([]Process, error) {
 	ents, err := os.ReadDir("/proc")

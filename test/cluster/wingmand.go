@@ -422,6 +422,14 @@ func (c *Cluster) Thaw(h *Host) error {
 				_ = syscall.Kill(p.PID, syscall.SIGCONT)
 			}
 		}
+		// The nsenter parents of libvirtd and wingmand stopped with them;
+		// left stopped they would never reap their child.
+		for _, pid := range outsideParents(procs) {
+			if processState(pid) == 'T' {
+				stopped = true
+				_ = syscall.Kill(pid, syscall.SIGCONT)
+			}
+		}
 		if !stopped {
 			return nil
 		}

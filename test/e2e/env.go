@@ -47,9 +47,11 @@ type Env struct {
 	C    *cluster.Cluster
 	Opts Options
 
-	mu     sync.Mutex
-	hv     map[string]*hypervisor.Conn
-	frozen map[string]bool
+	mu sync.Mutex
+	hv map[string]*hypervisor.Conn
+	// frozen holds the PID namespace of each frozen host: a reset (the
+	// watchdog's power-off) ends the freeze, and the host boots unfrozen.
+	frozen map[string]string
 }
 
 // Start brings up the cluster and wingmand on every host, and waits until every host sees every
@@ -68,7 +70,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{C: c, Opts: o, hv: map[string]*hypervisor.Conn{}, frozen: map[string]bool{}}
+	e := &Env{C: c, Opts: o, hv: map[string]*hypervisor.Conn{}, frozen: map[string]string{}}
 	if err := e.StartWingmand(ctx, c.Hosts()...); err != nil {
 		e.Close()
 		return nil, err
@@ -428,7 +430,7 @@ func (e *Env) PowerOnAndRejoin(ctx context.Context, h *cluster.Host) error {
 // Freeze stops every process of h (SIGSTOP); Thaw resumes them.
 func (e *Env) Freeze(h *cluster.Host) error {
 	e.mu.Lock()
-	e.frozen[h.Name()] = true
+	e.frozen[h.Name()] = h.PIDNamespace()
 	e.mu.Unlock()
 	return e.C.Freeze(h)
 }
@@ -438,15 +440,16 @@ func (e *Env) Thaw(h *cluster.Host) error {
 	// Sample the host's libvirt again before its guests can run: a sample that finds its libvirtd
 	// still stopped fails and counts as unknown, never as "not running".
 	e.mu.Lock()
-	e.frozen[h.Name()] = false
+	delete(e.frozen, h.Name())
 	e.mu.Unlock()
 	return e.C.Thaw(h)
 }
 
 func (e *Env) isFrozen(h *cluster.Host) bool {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.frozen[h.Name()]
+	ns := e.frozen[h.Name()]
+	e.mu.Unlock()
+	return ns != "" && ns == h.PIDNamespace()
 }
 
 // Virsh runs virsh against h's libvirtd and returns its output.
