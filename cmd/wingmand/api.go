@@ -109,6 +109,19 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		return d.fence(r.Context(), r.PathValue("host"), req)
 	})
+	h("POST /v1/drill", func(r *http.Request) (any, error) {
+		var req api.DrillRequest
+		if r.ContentLength != 0 {
+			if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20)).Decode(&req); err != nil {
+				return nil, badRequest(`send {"host": "NAME", "live": true|false}`, "decode request: %v", err)
+			}
+		}
+		// A live drill runs to its end, cleanup included, even if the
+		// client goes away: no throwaway guest is left behind.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), drillTimeout)
+		defer cancel()
+		return d.drill(ctx, req)
+	})
 	return mux
 }
 

@@ -127,6 +127,12 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 			return nil, badRequest("", "decode request: %v", err)
 		}
 		return d.setMaintenance(ctx, req)
+	case "drill-check":
+		return d.drillCheck(ctx, c.Body)
+	case "drill-live":
+		return d.drillLiveHop(ctx, c.Body)
+	case "drill-cleanup":
+		return nil, d.drillCleanup(ctx)
 	}
 	return nil, badRequest("", "unknown command %q", c.Op)
 }
