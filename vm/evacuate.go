@@ -75,16 +75,22 @@ func (m *Manager) planInput(ctx context.Context, dec quorum.Decision) (plan.Inpu
 // to other hosts, by priority, with vm/plan.Evacuate over the whole
 // cluster's load. Unplaced lists VMs no host has room for, with the reason.
 func (m *Manager) EvacuationPlan(ctx context.Context, dec quorum.Decision) (moves []Move, unplaced []string, err error) {
+	return m.EvacuationPlanOf(ctx, dec, m.cfg.Host)
+}
+
+// EvacuationPlanOf is EvacuationPlan for any host of dec: what entering
+// maintenance there would move where (a what-if: it changes nothing).
+func (m *Manager) EvacuationPlanOf(ctx context.Context, dec quorum.Decision, host int) (moves []Move, unplaced []string, err error) {
 	in, err := m.planInput(ctx, dec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("evacuate: %w", err)
 	}
 	for i, h := range in.Hosts {
-		if h.ID == m.cfg.Host && h.State != plan.HostAlive {
+		if h.ID == host && h.State != plan.HostAlive {
 			in.Hosts[i].State = plan.HostMaintenance // the host being emptied
 		}
 	}
-	p, err := plan.Evacuate(in, m.cfg.Host)
+	p, err := plan.Evacuate(in, host)
 	if err != nil {
 		return nil, nil, fmt.Errorf("evacuate: %w", err)
 	}

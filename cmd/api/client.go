@@ -193,3 +193,22 @@ func (c *Client) Events(ctx context.Context, since time.Time, limit int) ([]Even
 	var e []Event
 	return e, c.do(ctx, http.MethodGet, "/v1/events?"+q.Encode(), nil, &e)
 }
+
+// Exec runs a command on a host in maintenance and returns how it ended.
+func (c *Client) Exec(ctx context.Context, nameOrID string, r ExecRequest) (ExecResult, error) {
+	var x ExecResult
+	return x, c.do(ctx, http.MethodPost, "/v1/hosts/"+esc(nameOrID)+"/exec", r, &x)
+}
+
+// Reboot asks a host in maintenance to reboot; it answers before rebooting.
+func (c *Client) Reboot(ctx context.Context, nameOrID string, r RebootRequest) (RebootResult, error) {
+	var x RebootResult
+	return x, c.do(ctx, http.MethodPost, "/v1/hosts/"+esc(nameOrID)+"/reboot", r, &x)
+}
+
+// EvacuationPlan returns what entering maintenance on a host would move
+// where, without changing anything.
+func (c *Client) EvacuationPlan(ctx context.Context, nameOrID string) (EvacuationPlan, error) {
+	var p EvacuationPlan
+	return p, c.do(ctx, http.MethodGet, "/v1/hosts/"+esc(nameOrID)+"/evacuation-plan", nil, &p)
+}

@@ -176,3 +176,64 @@ type Error struct {
 	Error string `json:"error"`
 	Hint  string `json:"hint,omitempty"`
 }
+
+// ExecRequest runs a shell command on a host in maintenance that holds no
+// protected VM (a patching step of a rolling update).
+type ExecRequest struct {
+	// Command is run as `/bin/sh -c COMMAND` by wingmand's user on that host.
+	Command string `json:"command"`
+	// Timeout kills the command (its whole process group) after this long;
+	// 0 means the host's maintenance.exec_timeout (default 30m).
+	Timeout time.Duration `json:"timeout_ns,omitempty"`
+}
+
+// ExecResult is how a command ended. A non-zero exit is a result, not a
+// failed request. The full output goes to that host's log.
+type ExecResult struct {
+	Host     string        `json:"host"`
+	ExitCode int           `json:"exit_code"` // -1: killed (timeout) or ended by a signal
+	TimedOut bool          `json:"timed_out,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	// Output is the end of the command's stdout and stderr (a few hundred
+	// bytes: forwarded answers travel in one serf message).
+	Output    string `json:"output"`
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+// RebootRequest reboots a host in maintenance that holds no protected VM,
+// with its maintenance.reboot_command.
+type RebootRequest struct {
+	// ExitMaintenance: once back, joined, quorate and healthy, the host's
+	// wingmand leaves maintenance by itself (kept in its state directory,
+	// so it works when the caller reboots with the host).
+	ExitMaintenance bool `json:"exit_maintenance,omitempty"`
+	// Failback, with ExitMaintenance, migrates back the VMs that left it.
+	Failback bool `json:"failback,omitempty"`
+}
+
+// RebootResult answers a reboot request before the reboot starts.
+type RebootResult struct {
+	Host string `json:"host"`
+	// Generation is the host's current heartbeat generation: once back,
+	// it has a higher one.
+	Generation uint64 `json:"generation"`
+	// At is the host's own clock when it accepted the request; a
+	// "reboot-failed" event of that host after At means the reboot
+	// command failed.
+	At      time.Time `json:"at"`
+	Command string    `json:"command"`
+}
+
+// EvacuationPlan is what entering maintenance on a host would do now: which
+// protected VMs move where, and which fit nowhere.
+type EvacuationPlan struct {
+	Host     string           `json:"host"`
+	Moves    []EvacuationMove `json:"moves"`
+	Unplaced []string         `json:"unplaced,omitempty"` // "name: reason"
+}
+
+// EvacuationMove is one planned live migration.
+type EvacuationMove struct {
+	VM string `json:"vm"`
+	To string `json:"to"`
+}

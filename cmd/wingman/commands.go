@@ -24,7 +24,6 @@ func init() {
 		maintenanceStatusCmd,
 		eventsCmd,
 		fenceCmd,
-		drillCmd,
 		lunFormatCmd,
 		lunDumpCmd,
 		lunVerifyCmd,

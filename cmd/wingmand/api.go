@@ -102,6 +102,11 @@ func (d *Daemon) Handler() http.Handler {
 		b, _ := json.Marshal(req)
 		return d.hostCommand(context.WithoutCancel(r.Context()), command{Op: "maintenance", Host: r.PathValue("host"), Body: b})
 	})
+	h("POST /v1/hosts/{host}/exec", d.apiExec)
+	h("POST /v1/hosts/{host}/reboot", d.apiReboot)
+	h("GET /v1/hosts/{host}/evacuation-plan", func(r *http.Request) (any, error) {
+		return d.apiEvacuationPlan(r.Context(), r.PathValue("host"))
+	})
 	h("POST /v1/hosts/{host}/fence", func(r *http.Request) (any, error) {
 		var req api.FenceRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {

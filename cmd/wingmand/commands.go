@@ -36,6 +36,7 @@ type commandResult struct {
 	OK     bool            `json:"ok"`
 	Error  string          `json:"error,omitempty"`
 	Status int             `json:"status,omitempty"`
+	Hint   string          `json:"hint,omitempty"`
 	Result json.RawMessage `json:"result,omitempty"`
 }
 
@@ -127,6 +128,20 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 			return nil, badRequest("", "decode request: %v", err)
 		}
 		return d.setMaintenance(ctx, req)
+	case "exec":
+		var req api.ExecRequest
+		if err := json.Unmarshal(c.Body, &req); err != nil {
+			return nil, badRequest("", "decode request: %v", err)
+		}
+		return d.execCommand(ctx, req)
+	case "reboot":
+		var req api.RebootRequest
+		if len(c.Body) > 0 {
+			if err := json.Unmarshal(c.Body, &req); err != nil {
+				return nil, badRequest("", "decode request: %v", err)
+			}
+		}
+		return d.reboot(ctx, req)
 	case "drill-check":
 		return d.drillCheck(ctx, c.Body)
 	case "drill-live":
@@ -285,7 +300,13 @@ func (d *Daemon) setMaintenance(ctx context.Context, req api.MaintenanceRequest)
 // movedAway lists the VMs the current maintenance moved off this host.
 func (d *Daemon) movedAway() []string {
 	b, _ := os.ReadFile(d.maintenanceFile())
-	return strings.Fields(string(b))
+	var ids []string
+	for _, f := range strings.Fields(string(b)) {
+		if !strings.HasPrefix(f, rebootMarker) {
+			ids = append(ids, f)
+		}
+	}
+	return ids
 }
 
 // noteMoved records a VM that an evacuation moved away, for a failback.
@@ -427,16 +448,16 @@ func (d *Daemon) serveForwarding() error {
 		if c.To != d.slot.HostID() {
 			return json.Marshal(commandResult{}) // not for us
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), d.commandTimeout(c))
 		defer cancel()
 		out, err := d.runCommand(ctx, c)
 		if err != nil {
-			status := 500
+			status, hint := 500, ""
 			var he *httpError
 			if errors.As(err, &he) {
-				status = he.status
+				status, hint = he.status, he.hint
 			}
-			return json.Marshal(commandResult{Error: err.Error(), Status: status})
+			return json.Marshal(commandResult{Error: err.Error(), Status: status, Hint: hint})
 		}
 		b, _ := json.Marshal(out)
 		return json.Marshal(commandResult{OK: true, Result: b})
@@ -463,7 +484,7 @@ func (d *Daemon) forward(ctx context.Context, c command) (any, error) {
 			continue // another host's "not for us"
 		}
 		if !cr.OK {
-			return nil, &httpError{status: cr.Status, err: fmt.Errorf("on host %d: %s", c.To, cr.Error)}
+			return nil, &httpError{status: cr.Status, err: fmt.Errorf("on host %d: %s", c.To, cr.Error), hint: cr.Hint}
 		}
 		return json.RawMessage(cr.Result), nil
 	}

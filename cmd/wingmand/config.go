@@ -36,6 +36,8 @@ type Config struct {
 	Watchdog WatchdogConfig `toml:"watchdog"`
 	Shutdown ShutdownConfig `toml:"shutdown"`
 	Metrics  MetricsConfig  `toml:"metrics"`
+	// Maintenance configures what a rolling update may do on this host.
+	Maintenance MaintenanceConfig `toml:"maintenance"`
 	// Fence maps host names to their fence agents (optional).
 	Fence map[string]FenceConfig `toml:"fence"`
 
@@ -116,6 +118,19 @@ type ShutdownConfig struct {
 	Timeout duration `toml:"timeout"`
 }
 
+// MaintenanceConfig says what `wingman rolling-update` may do on this host
+// while it is in maintenance and holds no protected VM.
+type MaintenanceConfig struct {
+	// AllowExec lets the API run a shell command on this host as
+	// wingmand's user (default true); false forbids remote execution.
+	AllowExec bool `toml:"allow_exec"`
+	// ExecTimeout is the default time limit of such a command (default 30m).
+	ExecTimeout duration `toml:"exec_timeout"`
+	// RebootCommand reboots this host (default "systemctl reboot"); it
+	// runs through /bin/sh -c. Empty: reboots through the API are refused.
+	RebootCommand string `toml:"reboot_command"`
+}
+
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
 	// Listen is host:port for GET /metrics; empty: no listener. Bind it to
@@ -153,6 +168,8 @@ func DefaultConfig() Config {
 		API:      APIConfig{Socket: "/run/wingman/wingman.sock", Group: "wingman"},
 		Watchdog: WatchdogConfig{Mode: "auto", Device: "/dev/watchdog"},
 		Shutdown: ShutdownConfig{Policy: "migrate", Timeout: duration{10 * time.Minute}},
+		Maintenance: MaintenanceConfig{AllowExec: true, ExecTimeout: duration{30 * time.Minute},
+			RebootCommand: "systemctl reboot"},
 	}
 }
 
@@ -247,6 +264,9 @@ func (c *Config) Validate() error {
 		if c.API.TLSCert == "" || c.API.TLSKey == "" || c.API.TLSClientCA == "" {
 			bad("api.tls_listen", "needs api.tls_cert, api.tls_key and api.tls_client_ca: remote access requires mutual TLS")
 		}
+	}
+	if c.Maintenance.ExecTimeout.Duration <= 0 {
+		bad("maintenance.exec_timeout", "%v: must be positive, like 30m", c.Maintenance.ExecTimeout.Duration)
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := splitHostPort(c.Metrics.Listen); err != nil {

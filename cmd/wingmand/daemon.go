@@ -218,6 +218,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		defer d.wg.Done()
 		d.vmLoop(runCtx, vmTick)
 	}()
+	if exit, failback := d.rebootRequested(); exit && d.inMaintenance() {
+		// A rolling update rebooted this host and asked it to rejoin by itself.
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			d.exitAfterReboot(runCtx, failback)
+		}()
+	}
 	d.status("running: host %d generation %d, %s watchdog", self, d.slot.Generation(), d.wd.Kind())
 	ok = true
 	return d, nil

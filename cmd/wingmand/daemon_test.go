@@ -130,11 +130,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func twoDaemons(t *testing.T) (*testDaemon, *testDaemon) {
+// twoDaemons starts kvm1 and kvm2 on one LUN; opts adjust both configs.
+func twoDaemons(t *testing.T, opts ...func(*Config)) (*testDaemon, *testDaemon) {
 	lun := formatLUN(t)
 	p1, p2 := freePort(t), freePort(t)
-	a := startDaemon(t, testConfig(t, lun, "kvm1", 1, []string{fmt.Sprintf("127.0.0.1:%d", p2)}, p1))
-	b := startDaemon(t, testConfig(t, lun, "kvm2", 2, []string{fmt.Sprintf("127.0.0.1:%d", p1)}, p2))
+	c1 := testConfig(t, lun, "kvm1", 1, []string{fmt.Sprintf("127.0.0.1:%d", p2)}, p1)
+	c2 := testConfig(t, lun, "kvm2", 2, []string{fmt.Sprintf("127.0.0.1:%d", p1)}, p2)
+	for _, o := range opts {
+		o(&c1)
+		o(&c2)
+	}
+	a, b := startDaemon(t, c1), startDaemon(t, c2)
 	ctx := context.Background()
 	waitFor(t, "both hosts alive and quorate", func() bool {
 		for _, d := range []*testDaemon{a, b} {

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The example configuration shipped in the package must stay valid.
 func TestExampleConfigIsValid(t *testing.T) {
@@ -11,7 +14,8 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Cluster != "clinic" || cfg.Serf.Keyring == "" || cfg.Shutdown.Policy != "migrate" {
+	if cfg.Cluster != "clinic" || cfg.Serf.Keyring == "" || cfg.Shutdown.Policy != "migrate" ||
+		!cfg.Maintenance.AllowExec || cfg.Maintenance.RebootCommand != "systemctl reboot" || cfg.Maintenance.ExecTimeout.Duration != 30*time.Minute {
 		t.Errorf("example config = %+v", cfg)
 	}
 }
