@@ -1,8 +1,9 @@
 package quorum
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -39,8 +40,12 @@ func Decide(in Input) Decision {
 	observerFresh := writeAge < t.SelfFence && in.Now-in.LastRead < t.SelfFence &&
 		in.ReadFreshSince != Never && in.Now-in.ReadFreshSince >= t.Dead
 
-	slots := append([]Slot(nil), in.Slots...)
-	sort.Slice(slots, func(i, j int) bool { return slots[i].ID < slots[j].ID })
+	slots := in.Slots
+	byID := func(a, b Slot) int { return cmp.Compare(a.ID, b.ID) }
+	if !slices.IsSortedFunc(slots, byID) {
+		slots = slices.Clone(slots)
+		slices.SortFunc(slots, byID)
+	}
 	for _, s := range slots {
 		if s.State == SlotFree {
 			continue
@@ -142,7 +147,10 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	stale := max(in.LastRead-s.Changed, 0)
 	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, changed: s.Changed, genSince: s.GenSince, goneAt: Never}
 	set := func(st HostState, format string, a ...any) Host {
-		h.State, h.Reason = st, fmt.Sprintf(format, a...)
+		h.State, h.Reason = st, format
+		if len(a) > 0 {
+			h.Reason = fmt.Sprintf(format, a...)
+		}
 		return h
 	}
 	live := func() Host {

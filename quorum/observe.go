@@ -1,5 +1,7 @@
 package quorum
 
+import "slices"
+
 // RawSlot is a heartbeat slot as read from the LUN, before observation.
 type RawSlot struct {
 	ID       int
@@ -16,7 +18,7 @@ type RawSlot struct {
 // change times on this host's monotonic clock. It is the memory of the
 // heartbeat loop; it reads no clock itself.
 type Observer struct {
-	slots map[int]Slot
+	slots slotTable
 	dead  map[int]uint64 // host -> generation seen declared dead
 	// started: a first read was done, at start; slots first seen later joined later.
 	started bool
@@ -33,7 +35,7 @@ func (o *Observer) Start() Mono {
 
 // NewObserver returns an observer that has seen nothing.
 func NewObserver() *Observer {
-	return &Observer{slots: map[int]Slot{}, dead: map[int]uint64{}}
+	return &Observer{dead: map[int]uint64{}}
 }
 
 // KnownDead returns, per host, the generation that some slot published as
@@ -51,25 +53,39 @@ func (o *Observer) KnownDead() map[int]uint64 {
 // sequence changed, counts as changed at now. A grant for a host published
 // in any slot refreshes that host's GrantSeen.
 func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
-	seen := map[int]bool{}
-	var granted Set
-	dead := map[Verdict]bool{}
+	var seen, granted Set
+	var seenOther map[int]bool
+	var dead map[Verdict]bool // allocated only when some slot publishes a verdict
+	// Slots mostly publish the same verdicts: a list equal to the one
+	// before adds only what that one left out, its owner's own verdicts.
+	var prevDead []Verdict
+	prevID := 0
 	for _, r := range read {
-		for _, id := range r.Granted.IDs() {
-			if id != r.ID {
-				granted.Add(id)
-			}
-		}
+		g := r.Granted
+		g.Remove(r.ID)
+		granted = granted.Union(g)
+		same := prevID != 0 && slices.Equal(r.Dead, prevDead)
 		for _, v := range r.Dead {
-			if v.ID != r.ID {
+			if v.ID != r.ID && (!same || v.ID == prevID) {
+				if dead == nil {
+					dead = map[Verdict]bool{}
+				}
 				dead[v] = true
 			}
+		}
+		if !same {
+			prevDead, prevID = r.Dead, r.ID
 		}
 	}
 	out := make([]Slot, 0, len(read))
 	for _, r := range read {
-		seen[r.ID] = true
-		prev, ok := o.slots[r.ID]
+		if seen.Add(r.ID); !seen.Has(r.ID) {
+			if seenOther == nil {
+				seenOther = map[int]bool{}
+			}
+			seenOther[r.ID] = true // outside a Set's range
+		}
+		prev, ok := o.slots.get(r.ID)
 		s := Slot{ID: r.ID, Name: r.Name, Gen: r.Gen, Seq: r.Seq, State: r.State, SerfView: r.SerfView,
 			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, GrantSeen: prev.GrantSeen}
 		if !ok || prev.Gen != r.Gen || prev.Seq != r.Seq {
@@ -98,15 +114,18 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 		if granted.Has(r.ID) {
 			s.GrantSeen = now
 		}
-		o.slots[r.ID] = s
+		o.slots.put(s)
 		out = append(out, s)
 	}
 	if !o.started {
 		o.started, o.start = true, now
 	}
-	for id := range o.slots {
-		if !seen[id] {
-			delete(o.slots, id) // released slot
+	if o.slots.len() == seen.Len()+len(seenOther) {
+		return out // every slot kept was read now: none released
+	}
+	for _, id := range o.slots.ids() {
+		if !seen.Has(id) && !seenOther[id] {
+			o.slots.remove(id) // released slot
 			delete(o.dead, id)
 		}
 	}
@@ -115,9 +134,69 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 
 // Slots returns the slots as last observed.
 func (o *Observer) Slots() []Slot {
-	out := make([]Slot, 0, len(o.slots))
-	for _, s := range o.slots {
+	out := make([]Slot, 0, o.slots.len())
+	for _, id := range o.slots.ids() {
+		s, _ := o.slots.get(id)
 		out = append(out, s)
 	}
 	return out
 }
+
+// slotTable holds the observed slots by host id: in an array for the ids a
+// Set can hold (every id the LUN has), so that a read of many slots costs no
+// hashing; in a map for any other.
+type slotTable struct {
+	byID  []Slot // index id, for ids 1..255; valid where have holds the id
+	have  Set
+	other map[int]Slot
+}
+
+func (t *slotTable) get(id int) (Slot, bool) {
+	if !inSetRange(id) {
+		s, ok := t.other[id]
+		return s, ok
+	}
+	if !t.have.Has(id) {
+		return Slot{}, false
+	}
+	return t.byID[id], true
+}
+
+func (t *slotTable) put(s Slot) {
+	if !inSetRange(s.ID) {
+		if t.other == nil {
+			t.other = map[int]Slot{}
+		}
+		t.other[s.ID] = s
+		return
+	}
+	if s.ID >= len(t.byID) {
+		t.byID = append(t.byID, make([]Slot, s.ID+1-len(t.byID))...)
+	}
+	t.byID[s.ID] = s
+	t.have.Add(s.ID)
+}
+
+func (t *slotTable) remove(id int) {
+	if !inSetRange(id) {
+		delete(t.other, id)
+		return
+	}
+	t.have.Remove(id)
+	if id < len(t.byID) {
+		t.byID[id] = Slot{}
+	}
+}
+
+func (t *slotTable) len() int { return t.have.Len() + len(t.other) }
+
+// ids lists the ids held: those of the array in increasing order, then the others.
+func (t *slotTable) ids() []int {
+	ids := t.have.IDs()
+	for id := range t.other {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func inSetRange(id int) bool { return id > 0 && id < 256 }

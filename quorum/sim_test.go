@@ -3,7 +3,6 @@ package quorum
 import (
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"time"
 )
@@ -18,7 +17,7 @@ type sim struct {
 	now       time.Duration // global virtual time
 	step      time.Duration
 	hosts     []*simHost // index id-1
-	lun       map[int]*lunSlot
+	lun       []*lunSlot // index id; nil: never used
 	mail      map[int]Message
 	serfDelay time.Duration // time for serf to see a host failed
 	fenceOK   bool          // power fence agents confirm
@@ -29,7 +28,25 @@ type sim struct {
 	rng       *rand.Rand
 	actors    map[int]time.Duration // coordinator actions: host -> last global time
 	nonce     uint64
+	names     []string // index id: the slot's host name
+
+	// Serf reachability as of the last tick (see reachability): pairs
+	// connected then were reachable at reachTick; the others at
+	// lastReach[(a-1)*n+b-1], recorded when they were last connected.
+	net       []netState // index id-1: each host's network state at reachTick
+	reachTick time.Duration
+	lastReach []time.Duration
+
+	raws []RawSlot // the LUN as read, reused by every cycle
 }
+
+// netState is what decides whether serf connects a host to another.
+type netState struct {
+	ok    bool // up, neither frozen nor stalled
+	group int
+}
+
+func (a netState) connected(b netState) bool { return a.ok && b.ok && a.group == b.group }
 
 type lunSlot struct {
 	raw    RawSlot
@@ -56,6 +73,7 @@ type simHost struct {
 
 	nextBeat  time.Duration
 	obs       *Observer
+	slots     []Slot // as last observed
 	seq       uint64
 	lastWrite Mono
 	lastRead  Mono
@@ -67,7 +85,6 @@ type simHost struct {
 	pillAcked map[int]uint64 // generation whose pill was acknowledged
 	pillSent  map[int]uint64 // nonce of the pill sent per host
 	power     map[int]PowerResult
-	reach     map[int]time.Duration // last global time host j was reachable
 	failedAt  map[int]Mono
 	aliveAt   map[int]Mono
 	last      Decision
@@ -77,9 +94,13 @@ type simHost struct {
 }
 
 func newSim(n int, t Timings, seed uint64) *sim {
-	s := &sim{t: t, step: 50 * time.Millisecond, lun: map[int]*lunSlot{}, mail: map[int]Message{},
+	s := &sim{t: t, step: 50 * time.Millisecond, lun: make([]*lunSlot, n+1), mail: map[int]Message{},
 		serfDelay: 5 * time.Second, fenceOK: true, logged: map[string]bool{}, takeover: map[int]uint64{},
-		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), actors: map[int]time.Duration{}}
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), actors: map[int]time.Duration{},
+		names: make([]string, n+1), net: make([]netState, n), lastReach: make([]time.Duration, n*n)}
+	for i := 1; i <= n; i++ {
+		s.names[i] = fmt.Sprintf("kvm%d", i)
+	}
 	for i := 1; i <= n; i++ {
 		h := &simHost{id: i, lunOK: true, latency: 5 * time.Millisecond, offset: time.Duration(s.rng.IntN(1000)) * time.Hour}
 		s.hosts = append(s.hosts, h)
@@ -102,16 +123,20 @@ func (s *sim) boot(h *simHost) {
 	h.obs = NewObserver()
 	h.lastWrite, h.lastRead, h.freshFrom, h.leaseTo = Never, Never, Never, Never
 	h.grantedAt, h.ackSeen, h.pillAcked, h.pillSent = map[int]Mono{}, map[int]uint64{}, map[int]uint64{}, map[int]uint64{}
-	h.power, h.reach, h.failedAt, h.aliveAt = map[int]PowerResult{}, map[int]time.Duration{}, map[int]Mono{}, map[int]Mono{}
+	h.power, h.failedAt, h.aliveAt = map[int]PowerResult{}, map[int]Mono{}, map[int]Mono{}
+	h.slots = nil
+	// A booting host's serf starts out seeing every peer alive.
+	s.netLeaves(h)
+	s.net[h.id-1] = netState{}
 	for _, o := range s.hosts {
-		h.reach[o.id] = s.now
+		s.lastReach[s.pair(h, o)] = s.now
 	}
 	h.acked = 0
 	h.vms = true
 	h.lastPet = s.now
 	h.nextBeat = s.now + time.Duration(s.rng.IntN(int(s.t.Renew/time.Millisecond)))*time.Millisecond
 	// Acquire the slot: state joining, then alive after the first cycles.
-	s.lun[h.id] = &lunSlot{raw: RawSlot{ID: h.id, Name: fmt.Sprintf("kvm%d", h.id), Gen: h.gen, State: SlotAlive}}
+	s.lun[h.id] = &lunSlot{raw: RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, State: SlotAlive}}
 	h.lastWrite = h.mono(s.now)
 }
 
@@ -129,8 +154,51 @@ func (s *sim) once(key, format string, a ...any) {
 }
 
 // connected reports whether a and b can talk over the network now.
-func (s *sim) connected(a, b *simHost) bool {
-	return a.up && b.up && !a.frozen && !b.frozen && !a.stalled && !b.stalled && a.group == b.group
+func (s *sim) connected(a, b *simHost) bool { return a.netState().connected(b.netState()) }
+
+func (h *simHost) netState() netState {
+	return netState{ok: h.up && !h.frozen && !h.stalled, group: h.group}
+}
+
+func (s *sim) pair(a, b *simHost) int { return (a.id-1)*len(s.hosts) + b.id - 1 }
+
+// reach is the last global time, as of the last tick, at which serf
+// connected a to b.
+func (s *sim) reach(a, b *simHost) time.Duration {
+	if s.net[a.id-1].connected(s.net[b.id-1]) {
+		return s.reachTick
+	}
+	return s.lastReach[s.pair(a, b)]
+}
+
+// netLeaves records, for every pair of h and a peer connected at the last
+// tick, that they were reachable then: h's network state is about to change.
+func (s *sim) netLeaves(h *simHost) {
+	hs := s.net[h.id-1]
+	for _, o := range s.hosts {
+		if hs.connected(s.net[o.id-1]) {
+			s.lastReach[s.pair(h, o)], s.lastReach[s.pair(o, h)] = s.reachTick, s.reachTick
+		}
+	}
+}
+
+// reachability brings serf's view up to now. Only pairs with a host whose
+// network state changed since the last tick need work: the per-tick cost is
+// proportional to hosts, not to pairs.
+func (s *sim) reachability() {
+	var changed []*simHost
+	for _, h := range s.hosts {
+		if h.netState() != s.net[h.id-1] {
+			changed = append(changed, h)
+		}
+	}
+	for _, h := range changed {
+		s.netLeaves(h)
+	}
+	for _, h := range changed {
+		s.net[h.id-1] = h.netState()
+	}
+	s.reachTick = s.now
 }
 
 // run advances virtual time by d.
@@ -145,7 +213,7 @@ func (s *sim) run(d time.Duration) {
 func (s *sim) tick() {
 	// Late writes land.
 	for id, sl := range s.lun {
-		if sl.next != nil && s.now >= sl.next.lands {
+		if sl != nil && sl.next != nil && s.now >= sl.next.lands {
 			w := sl.next
 			sl.raw, sl.ack, sl.next = w.raw, w.ack, nil
 			sl.markLanded(s.now, s.t)
@@ -156,17 +224,7 @@ func (s *sim) tick() {
 			}
 		}
 	}
-	// Serf reachability.
-	for _, a := range s.hosts {
-		if !a.up || a.frozen {
-			continue
-		}
-		for _, b := range s.hosts {
-			if s.connected(a, b) {
-				a.reach[b.id] = s.now
-			}
-		}
-	}
+	s.reachability()
 	// Hardware watchdogs reset hosts whose daemon stopped petting.
 	for _, h := range s.hosts {
 		if h.frozen {
@@ -191,18 +249,19 @@ func (s *sim) cycle(h *simHost) {
 	now := h.mono(s.now)
 	ioOK := h.lunOK && h.latency <= s.t.IOTimeout
 	if ioOK {
-		var raws []RawSlot
-		ids := make([]int, 0, len(s.lun))
-		for id := range s.lun {
-			ids = append(ids, id)
+		s.raws = s.raws[:0]
+		for _, sl := range s.lun {
+			if sl != nil {
+				s.raws = append(s.raws, sl.raw)
+			}
 		}
-		sort.Ints(ids)
-		for _, id := range ids {
-			sl := s.lun[id]
-			raws = append(raws, sl.raw)
-			h.ackSeen[id] = sl.ack
+		// Only the acknowledgements of pills this host sent matter.
+		for id, nonce := range h.pillSent {
+			if nonce != 0 && s.lun[id] != nil {
+				h.ackSeen[id] = s.lun[id].ack
+			}
 		}
-		h.obs.Update(now, raws)
+		h.slots = h.obs.Update(now, s.raws)
 		if h.freshFrom == Never || now-h.lastRead > s.t.SelfFence {
 			h.freshFrom = now
 		}
@@ -220,7 +279,7 @@ func (s *sim) cycle(h *simHost) {
 	}
 	var alive Set
 	for _, o := range s.hosts {
-		if s.now-h.reach[o.id] < s.serfDelay {
+		if s.now-s.reach(h, o) < s.serfDelay {
 			alive.Add(o.id)
 			if _, ok := h.failedAt[o.id]; ok {
 				h.aliveAt[o.id] = now // back after a failure
@@ -237,7 +296,7 @@ func (s *sim) cycle(h *simHost) {
 	t := s.t
 	t.SerfDetect = s.serfDelay
 	in := Input{Now: now, Self: h.id, SelfGen: h.gen, Timings: t, LastWrite: h.lastWrite, LastRead: h.lastRead,
-		ReadFreshSince: h.freshFrom, ObserverStart: h.obs.Start(), Slots: h.obs.Slots(), SerfAlive: alive, SerfFailedSince: h.failedAt, SerfAliveSince: h.aliveAt,
+		ReadFreshSince: h.freshFrom, ObserverStart: h.obs.Start(), Slots: h.slots, SerfAlive: alive, SerfFailedSince: h.failedAt, SerfAliveSince: h.aliveAt,
 		LeaseUntil: h.leaseTo, GrantedAt: h.grantedAt, Mailbox: mbox, AckedNonce: h.acked,
 		Power: h.power, PillAcked: h.pillAcked, KnownDead: h.obs.KnownDead()}
 	for _, o := range s.hosts {
@@ -258,7 +317,7 @@ func (s *sim) cycle(h *simHost) {
 	// the latency even when that is beyond io_timeout.
 	if sl := s.lun[h.id]; h.lunOK && sl.next == nil {
 		h.seq++
-		raw := RawSlot{ID: h.id, Name: fmt.Sprintf("kvm%d", h.id), Gen: h.gen, Seq: h.seq, State: SlotAlive,
+		raw := RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, Seq: h.seq, State: SlotAlive,
 			SerfView: alive, Granted: d.GrantSet, Dead: d.Verdicts}
 		if h.stopped {
 			raw.State = SlotFenced

@@ -55,9 +55,13 @@ func (s Set) Len() int {
 // IDs lists the members in increasing order.
 func (s Set) IDs() []int {
 	var ids []int
-	for id := 1; id < 256; id++ {
-		if s.Has(id) {
-			ids = append(ids, id)
+	for i, w := range s {
+		for w != 0 {
+			b := bits.TrailingZeros64(w)
+			if id := i*64 + b; id > 0 {
+				ids = append(ids, id)
+			}
+			w &^= 1 << b
 		}
 	}
 	return ids
@@ -71,6 +75,14 @@ func (s Set) Min() int {
 		}
 	}
 	return 0
+}
+
+// Union returns the members of either set.
+func (s Set) Union(o Set) Set {
+	for i := range s {
+		s[i] |= o[i]
+	}
+	return s
 }
 
 // Intersect returns the members of both sets.
