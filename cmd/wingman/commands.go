@@ -24,6 +24,7 @@ func init() {
 		maintenanceStatusCmd,
 		eventsCmd,
 		fenceCmd,
+		drillCmd,
 		lunFormatCmd,
 		lunDumpCmd,
 		lunVerifyCmd,

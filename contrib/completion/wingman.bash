@@ -10,6 +10,7 @@ _wingman_names() {
 _wingman_flag_takes_value() {
     case "$1|$2" in
     "dominfo|-c"|"dominfo|--connect") return 0 ;;
+    "drill|-c"|"drill|--connect") return 0 ;;
     "events|--since"|"events|--limit"|"events|-c"|"events|--connect") return 0 ;;
     "fence|-c"|"fence|--connect") return 0 ;;
     "host-list|-c"|"host-list|--connect") return 0 ;;
@@ -75,17 +76,18 @@ _wingman() {
     fi
     case "$cmd" in
     "")
-        COMPREPLY=($(compgen -W "completion dominfo events fence host-list hostinfo keygen list lun maintenance man migrate protect set-policy start status stop unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect set-policy start status stop unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
-    help) COMPREPLY=($(compgen -W "completion dominfo events fence host-list hostinfo keygen list lun maintenance man migrate protect set-policy start status stop unprotect version" -- "$cur")); return ;;
+    help) COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect set-policy start status stop unprotect version" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         case "$cmd" in
         "completion bash") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
         "dominfo") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "drill") COMPREPLY=($(compgen -W "-h --help --live --json -c --connect" -- "$cur")) ;;
         "events") COMPREPLY=($(compgen -W "-h --help -f --follow --since --limit --json -c --connect" -- "$cur")) ;;
         "fence") COMPREPLY=($(compgen -W "-h --help --test -y --yes --json -c --connect" -- "$cur")) ;;
         "host-list") COMPREPLY=($(compgen -W "-h --help --name --json -c --connect" -- "$cur")) ;;
@@ -113,6 +115,7 @@ _wingman() {
     fi
     case "$cmd|$nargs" in
     "dominfo|0") COMPREPLY=($(compgen -W "$(_wingman_names list --all)" -- "$cur")) ;;
+    "drill|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "fence|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "hostinfo|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "lun dump|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
