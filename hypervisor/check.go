@@ -83,16 +83,22 @@ type checkDomain struct {
 			Value   string `xml:",chardata"`
 		} `xml:"type"`
 	} `xml:"os"`
-	CPU *struct {
-		Mode  string `xml:"mode,attr"`
-		Model *struct {
-			Fallback string `xml:"fallback,attr"`
-			Value    string `xml:",chardata"`
-		} `xml:"model"`
-	} `xml:"cpu"`
+	CPU        *checkCPU           `xml:"cpu"`
 	Emulator   string              `xml:"devices>emulator"`
 	Disks      []xmlDisk           `xml:"devices>disk"`
 	Interfaces []checkInterfaceXML `xml:"devices>interface"`
+}
+
+// checkCPU is a domain's <cpu>.
+type checkCPU struct {
+	Mode string `xml:"mode,attr"`
+	// Check is libvirt's own check at start: "none" means none at all
+	// (libvirt's default CPU for KVM guests without a <cpu>: qemu64).
+	Check string `xml:"check,attr"`
+	Model *struct {
+		Fallback string `xml:"fallback,attr"`
+		Value    string `xml:",chardata"`
+	} `xml:"model"`
 }
 
 // checkInterfaceXML is a domain's <interface>.
@@ -243,10 +249,22 @@ func (c *Conn) checkDomainCapabilities(lc *libvirt.Connect, x checkDomain) []str
 		return []string{fmt.Sprintf("libvirt refuses %s/%s machine %q: %s", x.Type, x.OS.Type.Arch, x.OS.Type.Machine, causeText(err))}
 	}
 	var dc domainCapabilities
-	if err := xml.Unmarshal([]byte(doc), &dc); err != nil || x.CPU == nil {
+	if err := xml.Unmarshal([]byte(doc), &dc); err != nil {
 		return nil
 	}
-	mode := x.CPU.Mode
+	if p := dc.cpuProblem(x.CPU); p != "" {
+		return []string{p}
+	}
+	return nil
+}
+
+// cpuProblem says whether this host offers cpu ("" if so, or if libvirt
+// would not check it either).
+func (dc domainCapabilities) cpuProblem(cpu *checkCPU) string {
+	if cpu == nil || cpu.Check == "none" {
+		return ""
+	}
+	mode := cpu.Mode
 	if mode == "" {
 		mode = "custom"
 	}
@@ -255,23 +273,23 @@ func (c *Conn) checkDomainCapabilities(lc *libvirt.Connect, x checkDomain) []str
 			continue
 		}
 		if m.Supported != "yes" {
-			return []string{fmt.Sprintf("CPU mode %s is not supported here", mode)}
+			return fmt.Sprintf("CPU mode %s is not supported here", mode)
 		}
-		if mode != "custom" || x.CPU.Model == nil || x.CPU.Model.Fallback == "allow" {
-			return nil
+		if mode != "custom" || cpu.Model == nil || cpu.Model.Fallback == "allow" {
+			return ""
 		}
-		model := strings.TrimSpace(x.CPU.Model.Value)
+		model := strings.TrimSpace(cpu.Model.Value)
 		for _, mm := range m.Models {
 			if strings.TrimSpace(mm.Name) == model {
 				if mm.Usable == "no" {
-					return []string{fmt.Sprintf("CPU model %s is not usable on this host's CPU", model)}
+					return fmt.Sprintf("CPU model %s is not usable on this host's CPU", model)
 				}
-				return nil
+				return ""
 			}
 		}
-		return []string{fmt.Sprintf("CPU model %s is unknown here", model)}
+		return fmt.Sprintf("CPU model %s is unknown here", model)
 	}
-	return nil
+	return ""
 }
 
 // checkInterface returns what is wrong with a network interface's source

@@ -1,6 +1,7 @@
 package hypervisor
 
 import (
+	"encoding/xml"
 	"errors"
 	"os"
 	"path/filepath"
@@ -117,5 +118,44 @@ func TestCheckDomainXMLBadInput(t *testing.T) {
 	_, err := c.CheckDomainXML(testCtx(t), "<domain><name>x")
 	if !errors.Is(err, ErrInvalidXML) {
 		t.Fatalf("CheckDomainXML(truncated XML) = %v, want an %v error", err, ErrInvalidXML)
+	}
+}
+
+// TestCPUProblem: the CPU verdict from domain capabilities (which the test
+// driver lacks), on an excerpt of a real QEMU 7.2 host's answer.
+func TestCPUProblem(t *testing.T) {
+	var dc domainCapabilities
+	if err := xml.Unmarshal([]byte(`<domainCapabilities><cpu>
+  <mode name='host-passthrough' supported='yes'/>
+  <mode name='maximum' supported='no'/>
+  <mode name='custom' supported='yes'>
+    <model usable='no' vendor='AMD'>qemu64</model>
+    <model usable='yes' vendor='Intel'>Skylake-Client</model>
+    <model usable='no' vendor='Intel'>Icelake-Server</model>
+  </mode>
+</cpu></domainCapabilities>`), &dc); err != nil {
+		t.Fatal(err)
+	}
+	cpu := func(x string) *checkCPU {
+		var d checkDomain
+		if err := xml.Unmarshal([]byte("<domain>"+x+"</domain>"), &d); err != nil {
+			t.Fatal(err)
+		}
+		return d.CPU
+	}
+	for _, tc := range []struct{ cpu, want string }{
+		{"", ""},
+		{"<cpu mode='host-passthrough'/>", ""},
+		{"<cpu mode='maximum'/>", "CPU mode maximum is not supported here"},
+		{"<cpu mode='custom' match='exact'><model>Skylake-Client</model></cpu>", ""},
+		{"<cpu><model>Icelake-Server</model></cpu>", "CPU model Icelake-Server is not usable on this host's CPU"},
+		{"<cpu mode='custom'><model fallback='allow'>Icelake-Server</model></cpu>", ""},
+		{"<cpu mode='custom'><model>Z80</model></cpu>", "CPU model Z80 is unknown here"},
+		// libvirt's default for a KVM guest without <cpu>: libvirt checks nothing, nor do we.
+		{"<cpu mode='custom' match='exact' check='none'><model fallback='forbid'>qemu64</model></cpu>", ""},
+	} {
+		if got := dc.cpuProblem(cpu(tc.cpu)); got != tc.want {
+			t.Errorf("cpu %q: %q, want %q", tc.cpu, got, tc.want)
+		}
 	}
 }
