@@ -93,8 +93,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	}
 
 	d.status("opening heartbeat LUN %s", cfg.LUN)
-	lun, err := storage.OpenPath(ctx, cfg.LUN, storage.OpenOptions{ClusterName: cfg.Cluster})
+	dev, err := storage.OpenFile(cfg.LUN)
 	if err != nil {
+		return nil, fmt.Errorf("heartbeat LUN: %w", err)
+	}
+	faulty := lunDevice(dev, cfg.StateDir, d.log) // as it is, except in the test cluster's build
+	lun, err := storage.Open(ctx, faulty, storage.OpenOptions{ClusterName: cfg.Cluster})
+	if err != nil {
+		faulty.Close()
 		return nil, fmt.Errorf("heartbeat LUN: %w", err)
 	}
 	d.lun, d.hdr = lun, lun.Header()

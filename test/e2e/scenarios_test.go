@@ -163,55 +163,6 @@ func TestPartitionNoRestart(t *testing.T) {
 	placedOn(t, e, guests, h1.Name())
 }
 
-// TestMaintenance: maintenance through the API empties the host by live migration, with the
-// downtime of each guest in the events; no guest stops; exit makes it a target again.
-func TestMaintenance(t *testing.T) {
-	full(t)
-	e := startEnv(t, Options{})
-	ctx := ctxFor(t, 5*time.Minute)
-	h1, h2 := e.Hosts()[0], e.Hosts()[1]
-	guests, err := e.NewGuests(ctx, h1, "mt", 3, "medium")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
-	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
-	t0 := time.Now()
-	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: true}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s empty after %v", h1.Name(), time.Since(t0).Round(time.Millisecond))
-	if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, h1); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := e.Client(h2).Events(ctx, t0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	moved := 0
-	for _, ev := range evs {
-		t.Log(FormatEvent(ev))
-		if ev.Kind == "evacuated" {
-			moved++
-		}
-	}
-	if moved != len(guests) {
-		t.Errorf("%d evacuated events, want %d", moved, len(guests))
-	}
-	if st, _ := e.HostState(ctx, h2, h1); st != "maintenance" {
-		t.Errorf("%s is %q, want maintenance", h1.Name(), st)
-	}
-	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: false}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
-		t.Fatal(err)
-	}
-	checkWatch(t, w)
-}
-
 // TestPowerFence: with a fence agent that confirms at once and the fast profile, the coordinator
 // fences the lost host and restarts its VMs before D.
 func TestPowerFence(t *testing.T) {
