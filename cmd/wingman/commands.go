@@ -22,6 +22,7 @@ func init() {
 		maintenanceExitCmd,
 		maintenanceAbortCmd,
 		maintenanceStatusCmd,
+		rollingUpdateCmd,
 		eventsCmd,
 		fenceCmd,
 		drillCmd,

@@ -26,6 +26,14 @@ type fakeDaemon struct {
 	events   []api.Event
 	onEvents func(call int) // called with mu held before each events answer (follow tests)
 	calls    int
+
+	// Rolling updates: reboots per host (each bumps its generation), a
+	// host whose wingmand forbids exec, and a host whose maintenance
+	// another operator ends as soon as it is empty.
+	rebooted   map[string]int
+	execDenied string
+	dropMaint  string
+	noRoom     string // a host whose VMs would not fit elsewhere
 }
 
 var (
@@ -140,7 +148,18 @@ func (d *fakeDaemon) mux() http.Handler {
 		}
 		return h, ok
 	}
-	m.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeStatus()) })
+	m.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		st := fakeStatus()
+		st.Hosts = append([]api.Host(nil), st.Hosts...)
+		d.mu.Lock()
+		for i, h := range st.Hosts {
+			if _, ok := d.evacuate[h.Name]; ok {
+				st.Hosts[i].Maintenance, st.Hosts[i].State = true, "maintenance"
+			}
+		}
+		d.mu.Unlock()
+		reply(w, 200, st)
+	})
 	m.HandleFunc("GET /v1/hosts", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeHosts) })
 	m.HandleFunc("GET /v1/hosts/{host}", func(w http.ResponseWriter, r *http.Request) {
 		h, ok := hostOr404(w, r)
@@ -152,8 +171,11 @@ func (d *fakeDaemon) mux() http.Handler {
 			h.Maintenance, h.State, h.VMs = true, "maintenance", left
 			if left > 0 {
 				d.evacuate[h.Name] = left - 1
+			} else if d.dropMaint == h.Name {
+				delete(d.evacuate, h.Name)
 			}
 		}
+		h.Generation += uint64(d.rebooted[h.Name])
 		d.mu.Unlock()
 		reply(w, 200, h)
 	})
@@ -255,6 +277,74 @@ func (d *fakeDaemon) mux() http.Handler {
 		}
 		d.mu.Unlock()
 		reply(w, 200, h)
+	})
+	m.HandleFunc("GET /v1/hosts/{host}/evacuation-plan", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		p := api.EvacuationPlan{Host: h.Name, Moves: []api.EvacuationMove{}}
+		d.mu.Lock()
+		noRoom := d.noRoom == h.Name
+		d.mu.Unlock()
+		switch {
+		case noRoom:
+			p.Unplaced = []string{"db1: needs 32 GiB, kvm1 has 24 GiB free"}
+		case h.Name == "kvm1":
+			p.Moves = append(p.Moves, api.EvacuationMove{VM: "web1", To: "kvm2"})
+		case h.Name == "kvm2":
+			p.Moves = append(p.Moves, api.EvacuationMove{VM: "db1", To: "kvm1"})
+		case h.Name == "kvm3":
+			reply(w, 409, api.Error{Error: "kvm3 is dead", Hint: "its VMs are restarted by failover, not migrated"})
+			return
+		}
+		reply(w, 200, p)
+	})
+	m.HandleFunc("POST /v1/hosts/{host}/exec", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		var req api.ExecRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		d.mu.Lock()
+		_, inMaint := d.evacuate[h.Name]
+		denied := d.execDenied == h.Name
+		d.mu.Unlock()
+		switch {
+		case denied:
+			reply(w, 403, api.Error{Error: "remote execution is disabled on " + h.Name + " (maintenance.allow_exec = false)",
+				Hint: "run the command on the host yourself, or set maintenance.allow_exec = true in /etc/wingman/wingman.toml"})
+		case !inMaint:
+			reply(w, 409, api.Error{Error: h.Name + " is not in maintenance: exec runs only on a host in maintenance that holds no protected VM (it is a patching tool)",
+				Hint: "put it in maintenance first ('wingman maintenance enter " + h.Name + "'), or use 'wingman rolling-update'"})
+		case strings.Contains(req.Command, "nosuch"):
+			reply(w, 200, api.ExecResult{Host: h.Name, ExitCode: 100, Duration: 2300 * time.Millisecond, Output: "Reading package lists...\nE: Unable to locate package nosuch\n"})
+		default:
+			reply(w, 200, api.ExecResult{Host: h.Name, Duration: 41200 * time.Millisecond, Output: "Reading package lists...\n0 upgraded, 0 newly installed\n"})
+		}
+	})
+	m.HandleFunc("POST /v1/hosts/{host}/reboot", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		var req api.RebootRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		d.mu.Lock()
+		if d.rebooted == nil {
+			d.rebooted = map[string]int{}
+		}
+		h.Generation += uint64(d.rebooted[h.Name])
+		d.rebooted[h.Name]++
+		if req.ExitMaintenance {
+			// The host's next wingmand leaves maintenance by itself.
+			delete(d.evacuate, h.Name)
+			d.events = append(d.events, api.Event{Time: fakeNow.Add(time.Minute), Host: h.ID, HostName: h.Name, Seq: 90, Severity: "info",
+				Kind: "reboot-done", Message: h.Name + " left maintenance after its reboot (failback true)"})
+		}
+		d.mu.Unlock()
+		reply(w, 200, api.RebootResult{Host: h.Name, Generation: h.Generation, At: fakeNow, Command: "systemctl reboot"})
 	})
 	m.HandleFunc("POST /v1/hosts/{host}/fence", func(w http.ResponseWriter, r *http.Request) {
 		h, ok := hostOr404(w, r)

@@ -69,7 +69,7 @@ func TestBashCompletion(t *testing.T) {
 		line string // the words typed; the last one is being completed
 		want string
 	}{
-		{"wingman ", "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect set-policy start status stop unprotect version help -c --connect --json -h --help -V --version"},
+		{"wingman ", "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect rolling-update set-policy start status stop unprotect version help -c --connect --json -h --help -V --version"},
 		{"wingman -", "-c --connect --json -h --help -V --version"},
 		{"wingman mai", "maintenance"},
 		{"wingman maintenance e", "enter exit"},
@@ -82,6 +82,7 @@ func TestBashCompletion(t *testing.T) {
 		{"wingman migrate web1 kvm1 ", ""},
 		{"wingman drill ", "kvm1 kvm2"},
 		{"wingman drill --", "--help --live --json --connect"},
+		{"wingman rolling-update --d", "--dry-run"},
 		{"wingman set-policy db1 --prefer k", "kvm1 kvm2"},
 		{"wingman lun format --profile ", "default fast"},
 		{"wingman help ma", "maintenance man"},

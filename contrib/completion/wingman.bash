@@ -25,6 +25,7 @@ _wingman_flag_takes_value() {
     "maintenance status|-c"|"maintenance status|--connect") return 0 ;;
     "migrate|-c"|"migrate|--connect") return 0 ;;
     "protect|--priority"|"protect|--restart"|"protect|--restart-max"|"protect|--restart-window"|"protect|--anti-affinity"|"protect|--prefer"|"protect|--start-order"|"protect|--start-delay"|"protect|--isolation"|"protect|-c"|"protect|--connect") return 0 ;;
+    "rolling-update|--exec"|"rolling-update|--hosts"|"rolling-update|--timeout"|"rolling-update|--reboot-timeout"|"rolling-update|-c"|"rolling-update|--connect") return 0 ;;
     "set-policy|--priority"|"set-policy|--restart"|"set-policy|--restart-max"|"set-policy|--restart-window"|"set-policy|--anti-affinity"|"set-policy|--prefer"|"set-policy|--start-order"|"set-policy|--start-delay"|"set-policy|--isolation"|"set-policy|-c"|"set-policy|--connect") return 0 ;;
     "start|-c"|"start|--connect") return 0 ;;
     "status|-c"|"status|--connect") return 0 ;;
@@ -76,12 +77,12 @@ _wingman() {
     fi
     case "$cmd" in
     "")
-        COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect set-policy start status stop unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect rolling-update set-policy start status stop unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
-    help) COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect set-policy start status stop unprotect version" -- "$cur")); return ;;
+    help) COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect rolling-update set-policy start status stop unprotect version" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         case "$cmd" in
@@ -104,6 +105,7 @@ _wingman() {
         "man") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
         "migrate") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "protect") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --json -c --connect" -- "$cur")) ;;
+        "rolling-update") COMPREPLY=($(compgen -W "-h --help --exec --hosts --reboot --dry-run --timeout --reboot-timeout -c --connect" -- "$cur")) ;;
         "set-policy") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --json -c --connect" -- "$cur")) ;;
         "start") COMPREPLY=($(compgen -W "-h --help -c --connect" -- "$cur")) ;;
         "status") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
+
+// TestRollingUpdateCommands runs rolling-update against the fake daemon,
+// each case on a fresh one, and compares with testdata/cli/NAME.golden.
+func TestRollingUpdateCommands(t *testing.T) {
+	upgrade := []string{"rolling-update", "--exec", "apt-get -y upgrade"}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		setup func(d *fakeDaemon)
+		code  int
+	}{
+		{"rolling_update_dry_run", append(upgrade, "--hosts", "kvm1,kvm2", "--dry-run"), nil, exitOK},
+		{"rolling_update_dead_host", upgrade, nil, exitFailed},
+		{"rolling_update_no_room", append(upgrade, "--hosts", "kvm1,kvm2", "--dry-run"), func(d *fakeDaemon) { d.noRoom = "kvm2" }, exitFailed},
+		{"rolling_update_in_maintenance", append(upgrade, "--hosts", "kvm2"), func(d *fakeDaemon) { d.evacuate["kvm2"] = 0 }, exitFailed},
+		{"rolling_update", append(upgrade, "--hosts", "kvm1,kvm2"), nil, exitOK},
+		{"rolling_update_reboot", append(upgrade, "--hosts", "kvm1,kvm2", "--reboot", "--timeout", "1h"), nil, exitOK},
+		{"rolling_update_exec_fails", []string{"rolling-update", "--exec", "apt-get install -y nosuch", "--hosts", "kvm1,kvm2", "--reboot"}, nil, exitFailed},
+		{"rolling_update_exec_denied", append(upgrade, "--hosts", "kvm1,kvm2"), func(d *fakeDaemon) { d.execDenied = "kvm1" }, exitFailed},
+		{"rolling_update_exec_not_in_maintenance", append(upgrade, "--hosts", "kvm2"), func(d *fakeDaemon) { d.dropMaint = "kvm2" }, exitFailed},
+		{"rolling_update_no_exec", []string{"rolling-update", "--hosts", "kvm1"}, nil, exitUsage},
+		{"rolling_update_unknown_host", append(upgrade, "--hosts", "kvm1,kvm9"), nil, exitUsage},
+		{"rolling_update_twice", append(upgrade, "--hosts", "kvm2,kvm2"), nil, exitUsage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := startFakeDaemon(t)
+			if tc.setup != nil {
+				tc.setup(d)
+			}
+			s := session{args: tc.args}
+			code, out, errOut := d.exec(t, context.Background(), s)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut)
+			}
+			checkGolden(t, filepath.Join("testdata", "cli", tc.name+".golden"), d.transcript(s, code, out, errOut))
+		})
+	}
+}
