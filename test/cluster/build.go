@@ -30,11 +30,20 @@ type buildResult struct {
 // written under a temporary name and renamed, so that test binaries of several packages running
 // at once never see a half-written file. The environment variable WINGMAN_BIN_DIR, when set,
 // names a directory that already holds the binaries (wingmand, wingman, fenceagent): nothing is
-// built then. cgoOff builds without cgo (the CLI must not link libvirt).
-func BuildBinary(ctx context.Context, pkg string, cgoOff bool) (string, error) {
+// built then. cgoOff builds without cgo (the CLI must not link libvirt). tags are build tags
+// (go build -tags); a tagged binary is named after the package and its tags (wingmand-wingman_faults),
+// so that it never replaces the untagged one; in WINGMAN_BIN_DIR the tagged name is looked for
+// first, then the plain one.
+func BuildBinary(ctx context.Context, pkg string, cgoOff bool, tags ...string) (string, error) {
 	name := filepath.Base(pkg)
+	if len(tags) > 0 {
+		name += "-" + strings.Join(tags, "-")
+	}
 	if dir := os.Getenv("WINGMAN_BIN_DIR"); dir != "" {
 		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err != nil && len(tags) > 0 {
+			p = filepath.Join(dir, filepath.Base(pkg))
+		}
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("WINGMAN_BIN_DIR: %w", err)
 		}
@@ -42,18 +51,19 @@ func BuildBinary(ctx context.Context, pkg string, cgoOff bool) (string, error) {
 	}
 	builds.mu.Lock()
 	defer builds.mu.Unlock()
-	if r, ok := builds.done[pkg]; ok {
+	key := pkg + " " + strings.Join(tags, ",")
+	if r, ok := builds.done[key]; ok {
 		return r.path, r.err
 	}
 	if builds.done == nil {
 		builds.done = map[string]buildResult{}
 	}
-	p, err := build(ctx, pkg, name, cgoOff)
-	builds.done[pkg] = buildResult{p, err}
+	p, err := build(ctx, pkg, name, cgoOff, tags)
+	builds.done[key] = buildResult{p, err}
 	return p, err
 }
 
-func build(ctx context.Context, pkg, name string, cgoOff bool) (string, error) {
+func build(ctx context.Context, pkg, name string, cgoOff bool, tags []string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
@@ -70,7 +80,11 @@ func build(ctx context.Context, pkg, name string, cgoOff bool) (string, error) {
 	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-o", tmp, pkg)
+	args := []string{"build", "-o", tmp}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, goBin, append(args, pkg)...)
 	cmd.Dir = root
 	cmd.Env = os.Environ()
 	if cgoOff {

@@ -112,7 +112,7 @@ func (c *Cluster) doSetupWingman(ctx context.Context, profile string) error {
 	if err != nil {
 		return err
 	}
-	if s.bin, err = BuildBinary(ctx, "./cmd/wingmand", false); err != nil {
+	if s.bin, err = BuildBinary(ctx, "./cmd/wingmand", false, WingmandTestTags...); err != nil {
 		return err
 	}
 	if s.fence, err = BuildBinary(ctx, "./test/fenceagent", false); err != nil {
