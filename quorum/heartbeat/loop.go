@@ -451,8 +451,11 @@ func (l *Loop) selfFence(ctx context.Context, reason string) {
 		return
 	}
 	l.log.Error("SELF-FENCE: destroying every protected VM on this host", "reason", reason)
+	// Destroy first, report after: the daemon writes events to the LUN,
+	// which may be the storage that hangs, for up to io_timeout.
+	err := l.cfg.VMs.SelfFence(ctx, reason)
 	l.cfg.OnEvent(Event{Kind: "self-fence", Subject: l.self, Message: reason, Error: true})
-	if err := l.cfg.VMs.SelfFence(ctx, reason); err != nil {
+	if err != nil {
 		// The watchdog, no longer petted, resets the host.
 		l.log.Error("self-fence failed; the watchdog will reset this host", "err", err)
 		l.cfg.OnEvent(Event{Kind: "self-fence-failed", Subject: l.self, Message: err.Error(), Error: true})

@@ -1,0 +1,74 @@
+package heartbeat
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/storage/storagetest"
+)
+
+// TestSelfFenceDestroysBeforeItReports: the self-fence event goes to the
+// daemon, which writes it to the LUN, the very storage that may be hanging.
+// The guests must be gone before that write is even tried: a hung LUN would
+// otherwise keep them running for io_timeout after F.
+func TestSelfFenceDestroysBeforeItReports(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lun.img")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := storage.OpenFile(path)
+	if err != nil {
+		t.Skipf("skipping: no O_DIRECT here: %v", err)
+	}
+	ctx := context.Background()
+	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "hb", Timings: testTimings(),
+		Geometry: storage.Geometry{MaxHosts: 2, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	faults := storagetest.NewController()
+	lun, err := storage.Open(ctx, faults.Device("kvm1", dev), storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lun.Close()
+	slot, err := lun.AcquireSlot(ctx, storage.AcquireOptions{HostName: "kvm1", HostID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot.SetState(storage.SlotAlive)
+
+	v := &vms{}
+	var mu sync.Mutex
+	reported, destroyedFirst := false, false
+	net := &network{group: map[int]int{}, up: map[int]bool{1: true}, loops: map[int]*Loop{}}
+	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun,
+		Serf: member{n: net, self: 1}, VMs: v,
+		OnEvent: func(e Event) {
+			if e.Kind != "self-fence" {
+				return
+			}
+			f, _ := v.counts()
+			mu.Lock()
+			reported, destroyedFirst = true, f > 0
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(lctx) }()
+	defer func() { cancel(); <-done }()
+
+	faults.Inject("kvm1", storagetest.Fault{Op: storagetest.AllIO, EIO: true})
+	waitFor(t, "the self-fence event", func() bool { mu.Lock(); defer mu.Unlock(); return reported })
+	mu.Lock()
+	defer mu.Unlock()
+	if !destroyedFirst {
+		t.Error("the self-fence was reported before the protected VMs were destroyed")
+	}
+}
