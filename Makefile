@@ -68,13 +68,23 @@ e2e:
 bench:
 	$(GO) run ./test/bench -out docs/BENCHMARKS.md
 
-# sim runs the quorum simulator over SEEDS random fault schedules (crashes, partitions, freezes,
-# daemon stalls, LUN loss and latency, failing fences, reboots) on HOSTS hosts (default: 2 to 7 at
-# random), checking the invariants at every step; a failing seed prints its schedule.
+# sim runs the quorum simulator over SEEDS random fault schedules (crashes, reboots, partitions,
+# freezes, daemon stalls, LUN loss and latency, failing fences, clock drift of up to DRIFT ppm) on
+# HOSTS hosts (2 to 255, the LUN's slot count; default: 2 to 7 at random), one worker per CPU,
+# checking the invariants at every step, and prints schedules and CPU time per schedule.
+# A failing seed prints a one-line reproducer (make sim SEED=N HOSTS=H) and its schedule as a
+# scenario file, also saved in $TMPDIR: copy it to quorum/testdata/ and TestScenarios replays it
+# (go test ./quorum -run TestScenarios/NAME -update fills in the output once the bug is fixed).
+# SEED=N runs that one seed and logs its scenario. SUSPEND=1 adds suspends (a host's monotonic
+# clock stops while it sleeps): outside the timing rule's assumption, they find violations.
 SEEDS ?= 1000
+SEED ?=
 HOSTS ?=
+DRIFT ?=
+SUSPEND ?=
 sim:
-	WINGMAN_SIM_SEEDS=$(SEEDS) WINGMAN_SIM_HOSTS=$(HOSTS) $(GO) test -count=1 -timeout 0 -run 'TestRandomFaultSchedules' ./quorum/
+	WINGMAN_SIM_SEEDS=$(SEEDS) WINGMAN_SIM_SEED=$(SEED) WINGMAN_SIM_HOSTS=$(HOSTS) WINGMAN_SIM_DRIFT=$(DRIFT) WINGMAN_SIM_SUSPEND=$(SUSPEND) \
+		$(GO) test -count=1 -timeout 0 -v -run 'TestRandomFaultSchedules' ./quorum/
 
 clean:
 	rm -rf $(BIN)

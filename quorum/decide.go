@@ -50,6 +50,9 @@ func Decide(in Input) Decision {
 		if s.State == SlotFree {
 			continue
 		}
+		if d.Hosts == nil {
+			d.Hosts = make([]Host, 0, len(slots))
+		}
 		d.Hosts = append(d.Hosts, classify(in, s, observerFresh, d.MayRunVMs))
 	}
 

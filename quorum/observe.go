@@ -1,7 +1,5 @@
 package quorum
 
-import "slices"
-
 // RawSlot is a heartbeat slot as read from the LUN, before observation.
 type RawSlot struct {
 	ID       int
@@ -55,37 +53,22 @@ func (o *Observer) KnownDead() map[int]uint64 {
 func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 	var seen, granted Set
 	var seenOther map[int]bool
-	var dead map[Verdict]bool // allocated only when some slot publishes a verdict
-	// Slots mostly publish the same verdicts: a list equal to the one
-	// before adds only what that one left out, its owner's own verdicts.
-	var prevDead []Verdict
-	prevID := 0
 	for _, r := range read {
 		g := r.Granted
 		g.Remove(r.ID)
 		granted = granted.Union(g)
-		same := prevID != 0 && slices.Equal(r.Dead, prevDead)
-		for _, v := range r.Dead {
-			if v.ID != r.ID && (!same || v.ID == prevID) {
-				if dead == nil {
-					dead = map[Verdict]bool{}
-				}
-				dead[v] = true
-			}
-		}
-		if !same {
-			prevDead, prevID = r.Dead, r.ID
-		}
 	}
+	declared := declaredDead(read)
 	out := make([]Slot, 0, len(read))
-	for _, r := range read {
+	for i := range read {
+		r := &read[i]
 		if seen.Add(r.ID); !seen.Has(r.ID) {
 			if seenOther == nil {
 				seenOther = map[int]bool{}
 			}
 			seenOther[r.ID] = true // outside a Set's range
 		}
-		prev, ok := o.slots.get(r.ID)
+		prev, ok := o.slots.lookup(r.ID)
 		s := Slot{ID: r.ID, Name: r.Name, Gen: r.Gen, Seq: r.Seq, State: r.State, SerfView: r.SerfView,
 			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, GrantSeen: prev.GrantSeen}
 		if !ok || prev.Gen != r.Gen || prev.Seq != r.Seq {
@@ -105,7 +88,7 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 		if g, ok := o.dead[r.ID]; ok && g != r.Gen {
 			delete(o.dead, r.ID) // it rejoined
 		}
-		if dead[Verdict{r.ID, r.Gen}] {
+		if declared(r.ID, r.Gen) {
 			o.dead[r.ID] = r.Gen
 		}
 		if !ok {
@@ -132,6 +115,45 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 	return out
 }
 
+// declaredDead returns whether some other slot of read publishes a verdict
+// for slot r's host at r's generation.
+func declaredDead(read []RawSlot) func(id int, gen uint64) bool {
+	// The LUN's slots have distinct ids 1..255: a verdict can then only
+	// concern the one slot of its id, and an array does instead of hashing.
+	var gens [256]uint64
+	var ids, hit Set
+	for i := range read {
+		r := &read[i]
+		if !inSetRange(r.ID) || ids.Has(r.ID) {
+			return declaredDeadAny(read)
+		}
+		ids.Add(r.ID)
+		gens[r.ID] = r.Gen
+	}
+	for i := range read {
+		r := &read[i]
+		for _, v := range r.Dead {
+			if v.ID != r.ID && ids.Has(v.ID) && gens[v.ID] == v.Gen {
+				hit.Add(v.ID)
+			}
+		}
+	}
+	return func(id int, _ uint64) bool { return hit.Has(id) }
+}
+
+// declaredDeadAny is declaredDead for any ids.
+func declaredDeadAny(read []RawSlot) func(id int, gen uint64) bool {
+	dead := map[Verdict]bool{}
+	for _, r := range read {
+		for _, v := range r.Dead {
+			if v.ID != r.ID {
+				dead[v] = true
+			}
+		}
+	}
+	return func(id int, gen uint64) bool { return dead[Verdict{id, gen}] }
+}
+
 // Slots returns the slots as last observed.
 func (o *Observer) Slots() []Slot {
 	out := make([]Slot, 0, o.slots.len())
@@ -152,14 +174,20 @@ type slotTable struct {
 }
 
 func (t *slotTable) get(id int) (Slot, bool) {
+	p, ok := t.lookup(id)
+	return *p, ok
+}
+
+// lookup is get without a copy; the zero Slot when id is not held.
+func (t *slotTable) lookup(id int) (*Slot, bool) {
 	if !inSetRange(id) {
 		s, ok := t.other[id]
-		return s, ok
+		return &s, ok
 	}
 	if !t.have.Has(id) {
-		return Slot{}, false
+		return &Slot{}, false
 	}
-	return t.byID[id], true
+	return &t.byID[id], true
 }
 
 func (t *slotTable) put(s Slot) {

@@ -4,121 +4,307 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // TestRandomFaultSchedules runs the simulator over many random fault
 // schedules (crashes, reboots, partitions, whole-machine freezes, daemon
-// stalls, LUN loss and latency, failing power fences) and checks at every
-// step that no VM runs on two hosts, that a host is declared dead only once
-// it can no longer run VMs, and that coordinators of two network partitions
-// never act within D of each other. A failing seed prints its schedule, to
-// be turned into a scenario file.
+// stalls, LUN loss and latency, failing power fences, clock drift) and checks
+// at every step that no VM runs on two hosts, that a host is declared dead
+// only once it can no longer run VMs, and that coordinators of two network
+// partitions never act within 2R of each other. The schedules run in
+// parallel, one worker per CPU; a failing seed prints a one-line reproducer
+// and its schedule as a scenario file for testdata/.
 //
-// WINGMAN_SIM_SEEDS sets the number of schedules (default 300; -short 50),
-// WINGMAN_SIM_HOSTS a fixed cluster size (default: 2 to 7 hosts at random).
+//	WINGMAN_SIM_SEEDS  number of schedules, seeds 1..N (default 300; -short 50)
+//	WINGMAN_SIM_SEED   run this one seed only, and log its scenario (with -v)
+//	WINGMAN_SIM_HOSTS  cluster size, 2 to 255 (default: 2 to 7 at random)
+//	WINGMAN_SIM_DRIFT  largest clock rate error in ppm (default 1000, 0 for none)
+//	WINGMAN_SIM_SUSPEND=1  some freezes are suspends: the host's monotonic clock
+//	                   stops too (CLOCK_MONOTONIC in system sleep), outside the
+//	                   timing rule's assumption that it measures elapsed time
 func TestRandomFaultSchedules(t *testing.T) {
-	n := 300
-	if testing.Short() {
-		n = 50
+	cfg, first, last, err := simConfigFromEnv(testing.Short())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if v, err := strconv.Atoi(os.Getenv("WINGMAN_SIM_SEEDS")); err == nil && v > 0 {
-		n = v
+	workers := min(runtime.GOMAXPROCS(0), int(last-first+1))
+	var next atomic.Uint64
+	next.Store(first)
+	var mu sync.Mutex
+	failSeed, failScenario, failViolation := uint64(0), "", ""
+	// The simulator allocates much short-lived garbage and holds little:
+	// collect less often.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	start, cpu0 := time.Now(), cpuTime()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				seed := next.Add(1) - 1
+				mu.Lock()
+				stop := seed > last || failSeed != 0 && seed > failSeed
+				mu.Unlock()
+				if stop {
+					return
+				}
+				scenario, violation := randomSchedule(seed, cfg)
+				if first == last {
+					t.Logf("seed %d, scenario:\n%s", seed, scenario)
+				}
+				if violation == "" {
+					continue
+				}
+				mu.Lock()
+				if failSeed == 0 || seed < failSeed {
+					failSeed, failScenario, failViolation = seed, scenario, violation
+				}
+				mu.Unlock()
+			}
+		})
 	}
-	for seed := uint64(1); seed <= uint64(n); seed++ {
-		if hist, violation := randomSchedule(seed); violation != "" {
-			t.Fatalf("seed %d: %s\nschedule:\n%s", seed, violation, hist)
+	wg.Wait()
+	el, cpu := time.Since(start), cpuTime()-cpu0
+	n := last - first + 1
+	if failSeed != 0 {
+		name := fmt.Sprintf("sim_seed%d_hosts%s.txt", failSeed, cfg.hostsString())
+		saved := filepath.Join(os.TempDir(), name)
+		if err := os.WriteFile(saved, []byte(failScenario), 0o644); err != nil {
+			saved = fmt.Sprintf("(not saved: %v)", err)
 		}
+		t.Fatalf("seed %d: %s\nreproduce: %s\nscenario: %s; copy it to quorum/testdata/ and TestScenarios replays it:\n%s",
+			failSeed, failViolation, cfg.reproducer(failSeed), saved, failScenario)
 	}
+	t.Logf("%d schedules (seeds %d..%d, hosts %s, drift up to ±%dppm), no violation: %v on %d workers, %.1f ms per schedule; CPU %v, %.1f ms per schedule",
+		n, first, last, cfg.hostsString(), cfg.driftPPM, el.Round(time.Millisecond), workers,
+		float64(el.Microseconds())/1000/float64(n), cpu.Round(time.Millisecond), float64(cpu.Microseconds())/1000/float64(n))
 }
 
-// randomSchedule runs one seeded schedule and returns its history and the
-// first invariant violation, if any.
-func randomSchedule(seed uint64) (string, string) {
+// cpuTime is the CPU time this process has used: with other work on the
+// machine, it measures the simulator better than the wall clock.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// simConfig is what the environment sets for the random schedules.
+type simConfig struct {
+	hosts    int   // 0: 2 to 7 at random
+	driftPPM int64 // largest clock rate error
+	suspend  bool  // some freezes stop the host's clock
+}
+
+func (c simConfig) hostsString() string {
+	if c.hosts == 0 {
+		return "2-7"
+	}
+	return strconv.Itoa(c.hosts)
+}
+
+// reproducer is the one command that runs seed again.
+func (c simConfig) reproducer(seed uint64) string {
+	env := ""
+	if c.driftPPM != defaultDriftPPM {
+		env = fmt.Sprintf(" DRIFT=%d", c.driftPPM)
+	}
+	if c.suspend {
+		env += " SUSPEND=1"
+	}
+	hosts := ""
+	if c.hosts != 0 {
+		hosts = fmt.Sprintf(" HOSTS=%d", c.hosts)
+	}
+	return fmt.Sprintf("make sim SEED=%d%s%s   (or: WINGMAN_SIM_SEED=%d WINGMAN_SIM_HOSTS=%s WINGMAN_SIM_DRIFT=%d WINGMAN_SIM_SUSPEND=%s go test -count=1 -v -run TestRandomFaultSchedules ./quorum/)",
+		seed, hosts, env, seed, strings.TrimPrefix(hosts, " HOSTS="), c.driftPPM, map[bool]string{true: "1"}[c.suspend])
+}
+
+const defaultDriftPPM = 1000
+
+func simConfigFromEnv(short bool) (cfg simConfig, first, last uint64, err error) {
+	cfg.driftPPM = defaultDriftPPM
+	first, last = 1, 300
+	if short {
+		last = 50
+	}
+	if v := os.Getenv("WINGMAN_SIM_SEEDS"); v != "" {
+		n, perr := strconv.ParseUint(v, 10, 64)
+		if perr != nil || n == 0 {
+			return cfg, 0, 0, fmt.Errorf("WINGMAN_SIM_SEEDS=%q: want a number of schedules, 1 or more", v)
+		}
+		last = n
+	}
+	if v := os.Getenv("WINGMAN_SIM_SEED"); v != "" {
+		n, perr := strconv.ParseUint(v, 10, 64)
+		if perr != nil || n == 0 {
+			return cfg, 0, 0, fmt.Errorf("WINGMAN_SIM_SEED=%q: want the seed to run, 1 or more", v)
+		}
+		first, last = n, n
+	}
+	if v := os.Getenv("WINGMAN_SIM_HOSTS"); v != "" {
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 2 || n > 255 {
+			return cfg, 0, 0, fmt.Errorf("WINGMAN_SIM_HOSTS=%q: want 2 to 255 hosts: host ids are 1..255, the slots of the heartbeat LUN (storage.MaxHosts) and the decision core's Set; leave it empty for 2 to 7 at random", v)
+		}
+		cfg.hosts = n
+	}
+	if v := os.Getenv("WINGMAN_SIM_DRIFT"); v != "" {
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || n < 0 || n >= 1e6 {
+			return cfg, 0, 0, fmt.Errorf("WINGMAN_SIM_DRIFT=%q: want the largest clock rate error in ppm, 0 to 999999 (1000 is 0.1%%)", v)
+		}
+		cfg.driftPPM = n
+	}
+	cfg.suspend = os.Getenv("WINGMAN_SIM_SUSPEND") == "1"
+	return cfg, first, last, nil
+}
+
+// randomSchedule runs one seeded schedule and returns it as a scenario file
+// (commands and their output, as TestScenarios reads them) and the first
+// invariant violation, if any. The faults are scenario commands, so the
+// file replays the run exactly.
+func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	hosts := 2 + rng.IntN(6)
-	if n, err := strconv.Atoi(os.Getenv("WINGMAN_SIM_HOSTS")); err == nil && n >= 2 && n <= 255 {
-		hosts = n
+	if cfg.hosts != 0 {
+		hosts = cfg.hosts
 	}
-	tm := DefaultTimings()
+	opts := []string{fmt.Sprintf("hosts=%d", hosts)}
 	if rng.IntN(2) == 0 {
-		tm = FastTimings()
+		opts = append(opts, "timings=fast")
 	}
-	s := newSim(hosts, tm, seed)
-	s.serfDelay = time.Duration(1+rng.IntN(6)) * time.Second
-	s.fenceOK = rng.IntN(3) != 0
-	for _, h := range s.hosts {
-		h.fenceable = rng.IntN(3) == 0
+	opts = append(opts, fmt.Sprintf("serf-delay=%ds", 1+rng.IntN(6)))
+	if rng.IntN(3) == 0 {
+		opts = append(opts, "fence=fails")
 	}
-	var hist []string
-	note := func(format string, a ...any) {
-		hist = append(hist, fmt.Sprintf("%7.2fs ", s.now.Seconds())+fmt.Sprintf(format, a...))
+	var fenceable []string
+	for id := 1; id <= hosts; id++ {
+		if rng.IntN(3) == 0 {
+			fenceable = append(fenceable, strconv.Itoa(id))
+		}
 	}
-	s.run(5 * time.Second)
+	if len(fenceable) > 0 {
+		opts = append(opts, "fenceable="+strings.Join(fenceable, ","))
+	}
+	opts = append(opts, fmt.Sprintf("seed=%d", seed))
+
+	var s *sim
+	var file strings.Builder
+	fmt.Fprintf(&file, "# Random fault schedule, seed %d.\n", seed)
+	do := func(line string) {
+		out, next, err := execCommand(s, line)
+		if err != nil {
+			panic(fmt.Sprintf("seed %d: the schedule made a bad command: %v", seed, err))
+		}
+		s = next
+		if s.violation != "" {
+			out += "VIOLATION: " + s.violation + "\n"
+		}
+		fmt.Fprintf(&file, "%s\n----\n%s\n", line, out)
+	}
+	do("cluster " + strings.Join(opts, " "))
+	if cfg.driftPPM > 0 {
+		for id := 1; id <= hosts; id++ {
+			ppm := rng.Int64N(2*cfg.driftPPM+1) - cfg.driftPPM
+			if ppm != 0 {
+				do(fmt.Sprintf("drift %d %dppm", id, ppm))
+			}
+		}
+	}
+	do("run 5s")
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
-		switch rng.IntN(10) {
+		switch rng.IntN(11) {
 		case 0:
-			h.up, h.vms = false, false
-			note("crash %d", h.id)
+			do(fmt.Sprintf("crash %d", h.id))
 		case 1:
 			if !h.up {
-				s.boot(h)
-				note("boot %d", h.id)
+				do(fmt.Sprintf("boot %d", h.id))
 			}
 		case 2:
 			var a, b []string
 			for _, o := range s.hosts {
-				o.group = rng.IntN(2)
-				if o.group == 0 {
-					a = append(a, fmt.Sprint(o.id))
+				if rng.IntN(2) == 0 {
+					a = append(a, strconv.Itoa(o.id))
 				} else {
-					b = append(b, fmt.Sprint(o.id))
+					b = append(b, strconv.Itoa(o.id))
 				}
 			}
-			note("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))
+			do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
 		case 3:
-			for _, o := range s.hosts {
-				o.group = 0
-			}
-			note("heal")
+			do("heal")
 		case 4:
-			h.frozen = true
-			note("freeze %d", h.id)
+			if cfg.suspend && rng.IntN(2) == 0 {
+				do(fmt.Sprintf("suspend %d", h.id))
+			} else {
+				do(fmt.Sprintf("freeze %d", h.id))
+			}
 		case 5:
 			if h.frozen || h.stalled {
-				h.frozen, h.stalled = false, false
-				if h.up {
-					h.nextBeat = s.now + s.t.Renew
-					s.cycle(h)
-				}
-				note("thaw %d", h.id)
+				do(fmt.Sprintf("thaw %d", h.id))
 			} else {
-				h.stalled = true
-				note("stall %d", h.id)
+				do(fmt.Sprintf("stall %d", h.id))
 			}
 		case 6:
-			h.lunOK = !h.lunOK
-			note("lun-%s %d", map[bool]string{true: "back", false: "lost"}[h.lunOK], h.id)
-		case 7:
-			h.latency = time.Duration(rng.IntN(4000)) * time.Millisecond
-			note("latency %d %v", h.id, h.latency)
-		case 8:
-			for _, o := range s.hosts {
-				o.lunOK = rng.IntN(4) != 0
+			if h.lunOK {
+				do(fmt.Sprintf("lun-lost %d", h.id))
+			} else {
+				do(fmt.Sprintf("lun-back %d", h.id))
 			}
-			note("lun flaps")
+		case 7:
+			do(fmt.Sprintf("latency %d %v", h.id, time.Duration(rng.IntN(4000))*time.Millisecond))
+		case 8:
+			var lost, back []string
+			for _, o := range s.hosts {
+				if rng.IntN(4) == 0 {
+					lost = append(lost, strconv.Itoa(o.id))
+				} else {
+					back = append(back, strconv.Itoa(o.id))
+				}
+			}
+			if len(lost) > 0 {
+				do("lun-lost " + strings.Join(lost, ","))
+			}
+			if len(back) > 0 {
+				do("lun-back " + strings.Join(back, ","))
+			}
 		case 9:
-			note("quiet")
+			// quiet: nothing happens
+		case 10:
+			if cfg.driftPPM > 0 {
+				do(fmt.Sprintf("drift %d %dppm", h.id, rng.Int64N(2*cfg.driftPPM+1)-cfg.driftPPM))
+			}
 		}
-		s.check()
-		s.run(time.Duration(1+rng.IntN(25)) * time.Second)
+		if s.violation == "" {
+			do(fmt.Sprintf("run %ds", 1+rng.IntN(25)))
+		}
 		if s.violation != "" {
 			break
 		}
 	}
-	return strings.Join(hist, "\n") + "\n--- events\n" + strings.Join(s.log, "\n"), s.violation
+	return file.String(), s.violation
+}
+
+// TestRandomScheduleReplays proves the reproducer: a random schedule, saved
+// as a scenario file, replays to the same output in TestScenarios' runner.
+func TestRandomScheduleReplays(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		scenario, _ := randomSchedule(seed, simConfig{hosts: 2 + int(seed%5), driftPPM: defaultDriftPPM})
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("seed%d.txt", seed))
+		if err := os.WriteFile(path, []byte(scenario), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runScenario(t, path) })
+	}
 }

@@ -24,6 +24,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 //	states             prints each host's view
 //	crash H            power loss (no self-fence, no goodbye)
 //	freeze H / thaw H  the whole machine H stalls (its watchdog timer too) / resumes
+//	suspend H          like freeze, but H's monotonic clock stops too (system sleep)
+//	drift H 300ppm     H's monotonic clock runs fast (negative: slow) from now on
 //	stall H            only wingmand of H stops (SIGSTOP); thaw resumes it
 //	pill H GEN         a poison pill for generation GEN appears in H's mailbox
 //	partition 1,2 | 3  network groups; heal joins them again
@@ -112,13 +114,26 @@ func parseScenario(text string) []scenarioBlock {
 }
 
 func execScenario(t *testing.T, path string, s *sim, line string) (string, *sim) {
-	f := strings.Fields(line)
-	fail := func(format string, a ...any) (string, *sim) {
-		t.Fatalf("%s: %q: %s", path, line, fmt.Sprintf(format, a...))
-		return "", s
+	out, s, err := execCommand(s, line)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
-	if f[0] != "cluster" && s == nil {
-		return fail("the first command must be cluster")
+	return out, s
+}
+
+// execCommand runs one scenario command on s (nil before "cluster") and
+// returns what it logged and the simulator. It checks the invariants after
+// the command, as the random schedules do.
+func execCommand(s *sim, line string) (string, *sim, error) {
+	f := strings.Fields(line)
+	var err error
+	fail := func(format string, a ...any) {
+		if err == nil {
+			err = fmt.Errorf("%q: %s", line, fmt.Sprintf(format, a...))
+		}
+	}
+	if len(f) == 0 || f[0] != "cluster" && s == nil {
+		return "", s, fmt.Errorf("%q: the first command must be cluster", line)
 	}
 	ids := func(args []string) []*simHost {
 		var hs []*simHost
@@ -126,12 +141,20 @@ func execScenario(t *testing.T, path string, s *sim, line string) (string, *sim)
 			for _, p := range strings.Split(a, ",") {
 				id, err := strconv.Atoi(p)
 				if err != nil || id < 1 || id > len(s.hosts) {
-					fail("bad host %q", p)
+					fail("bad host %q: want a host id from 1 to %d", p, len(s.hosts))
+					continue
 				}
 				hs = append(hs, s.host(id))
 			}
 		}
 		return hs
+	}
+	arg := func(i int) string {
+		if i >= len(f) {
+			fail("missing argument %d", i)
+			return ""
+		}
+		return f[i]
 	}
 	before := len(s.logLen())
 	switch f[0] {
@@ -142,6 +165,9 @@ func execScenario(t *testing.T, path string, s *sim, line string) (string, *sim)
 			opts[k] = v
 		}
 		n, _ := strconv.Atoi(opts["hosts"])
+		if n < 1 || n > 255 {
+			return "", s, fmt.Errorf("%q: hosts=%q: want 1 to 255 hosts (host ids are 1..255)", line, opts["hosts"])
+		}
 		tm := DefaultTimings()
 		if opts["timings"] == "fast" {
 			tm = FastTimings()
@@ -159,24 +185,30 @@ func execScenario(t *testing.T, path string, s *sim, line string) (string, *sim)
 				h.fenceable = true
 			}
 		}
-		return "", s
+		return "", s, err
 	case "run":
-		d, err := time.ParseDuration(f[1])
-		if err != nil {
-			return fail("%v", err)
+		d, perr := time.ParseDuration(arg(1))
+		if perr != nil {
+			return "", s, fmt.Errorf("%q: %v", line, perr)
 		}
 		s.run(d)
 	case "states":
-		return s.states(), s
+		return s.states(), s, nil
 	case "crash":
 		for _, h := range ids(f[1:]) {
 			h.up, h.vms = false, false
 			s.logf("host %d: power loss", h.id)
 		}
-	case "freeze":
+	case "freeze", "suspend":
+		// suspend: the machine sleeps and its monotonic clock stops with it.
 		for _, h := range ids(f[1:]) {
 			h.frozen = true
-			s.logf("host %d: frozen", h.id)
+			if f[0] == "suspend" {
+				h.setClock(s.now, h.ppm, true)
+				s.logf("host %d: suspended (its monotonic clock stops)", h.id)
+			} else {
+				s.logf("host %d: frozen", h.id)
+			}
 		}
 	case "thaw":
 		// The daemon's first step after a stall is a heartbeat cycle,
@@ -184,23 +216,39 @@ func execScenario(t *testing.T, path string, s *sim, line string) (string, *sim)
 		for _, h := range ids(f[1:]) {
 			s.logf("host %d: resumed", h.id)
 			h.frozen, h.stalled = false, false
+			if h.suspended {
+				h.setClock(s.now, h.ppm, false)
+			}
 			if h.up {
-				h.nextBeat = s.now + s.t.Renew
+				h.nextBeat = s.now + h.real(s.t.Renew)
 				s.cycle(h)
 			}
 		}
-		s.check()
+	case "drift":
+		// drift H 300ppm: H's monotonic clock runs 300 parts per million
+		// fast from now on (negative: slow).
+		ppm, perr := strconv.ParseInt(strings.TrimSuffix(arg(2), "ppm"), 10, 64)
+		if perr != nil || ppm <= -1e6 || ppm >= 1e6 {
+			return "", s, fmt.Errorf("%q: want a clock rate error like 300ppm or -50ppm, within ±1e6", line)
+		}
+		for _, h := range ids(f[1:2]) {
+			h.setClock(s.now, ppm, h.suspended)
+			s.logf("host %d: clock drift %+dppm", h.id, ppm)
+		}
 	case "stall":
 		for _, h := range ids(f[1:]) {
 			h.stalled = true
 			s.logf("host %d: daemon stopped (SIGSTOP)", h.id)
 		}
 	case "pill":
-		h := ids(f[1:2])[0]
-		gen, _ := strconv.ParseUint(f[2], 10, 64)
+		h := ids(f[1:2])
+		gen, perr := strconv.ParseUint(arg(2), 10, 64)
+		if err != nil || perr != nil || len(h) == 0 {
+			return "", s, fmt.Errorf("%q: want pill HOST GEN", line)
+		}
 		s.nonce++
-		s.mail[h.id] = Message{Kind: MsgFence, From: 1, ToGen: gen, Nonce: s.nonce}
-		s.logf("mailbox of host %d: poison pill for generation %d", h.id, gen)
+		s.mail[h[0].id] = Message{Kind: MsgFence, From: 1, ToGen: gen, Nonce: s.nonce}
+		s.logf("mailbox of host %d: poison pill for generation %d", h[0].id, gen)
 	case "partition":
 		g := 0
 		for _, a := range f[1:] {
@@ -224,9 +272,9 @@ func execScenario(t *testing.T, path string, s *sim, line string) (string, *sim)
 		}
 		s.logf("LUN %s on %s", strings.TrimPrefix(f[0], "lun-"), strings.Join(f[1:], ","))
 	case "latency":
-		d, err := time.ParseDuration(f[2])
-		if err != nil {
-			return fail("%v", err)
+		d, perr := time.ParseDuration(arg(2))
+		if perr != nil {
+			return "", s, fmt.Errorf("%q: %v", line, perr)
 		}
 		for _, h := range ids(f[1:2]) {
 			h.latency = d
@@ -238,17 +286,24 @@ func execScenario(t *testing.T, path string, s *sim, line string) (string, *sim)
 			s.logf("host %d: booted, generation %d", h.id, h.gen)
 		}
 	case "mail":
-		h := ids(f[1:2])[0]
+		h := ids(f[1:2])
+		if len(h) == 0 {
+			return "", s, fmt.Errorf("%q: want mail HOST test", line)
+		}
 		s.nonce++
-		s.mail[h.id] = Message{Kind: MsgTest, From: 1, ToGen: h.gen, Nonce: s.nonce}
-		s.logf("host 1: test message to host %d nonce %d", h.id, s.nonce)
+		s.mail[h[0].id] = Message{Kind: MsgTest, From: 1, ToGen: h[0].gen, Nonce: s.nonce}
+		s.logf("host 1: test message to host %d nonce %d", h[0].id, s.nonce)
 	case "acked":
-		h := ids(f[1:2])[0]
-		return fmt.Sprintf("host %d acknowledged nonce %d\n", h.id, h.acked), s
+		h := ids(f[1:2])
+		if len(h) == 0 {
+			return "", s, fmt.Errorf("%q: want acked HOST", line)
+		}
+		return fmt.Sprintf("host %d acknowledged nonce %d\n", h[0].id, h[0].acked), s, err
 	default:
-		return fail("unknown command")
+		return "", s, fmt.Errorf("%q: unknown command", line)
 	}
-	return strings.Join(s.log[before:], "\n") + nlIf(len(s.log) > before), s
+	s.check()
+	return strings.Join(s.log[before:], "\n") + nlIf(len(s.log) > before), s, err
 }
 
 func (s *sim) logLen() []string {

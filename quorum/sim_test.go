@@ -49,26 +49,33 @@ type netState struct {
 func (a netState) connected(b netState) bool { return a.ok && b.ok && a.group == b.group }
 
 type lunSlot struct {
-	raw    RawSlot
-	ack    uint64
-	lands  time.Duration // a late write lands at this global time
-	issued time.Duration // global time the write was issued
+	raw        RawSlot
+	ack        uint64
+	lands      time.Duration // a late write lands at this global time
+	issued     time.Duration // global time the write was issued
+	issuedMono Mono          // the writer's clock then
 	// freshSince: since when writes have landed no more than R + io_timeout apart.
 	landed, freshSince time.Duration
 	next               *lunSlot // the write in flight
 }
 
 type simHost struct {
-	id        int
-	gen       uint64
-	up        bool
-	frozen    bool // the whole machine stalls, its watchdog timer too
-	stalled   bool // only the daemon is stopped (SIGSTOP): VMs and watchdog run on
-	lunOK     bool
-	latency   time.Duration // LUN I/O latency
-	group     int           // network partition group
-	boot      time.Duration // global time of boot: mono = now - boot + offset
-	offset    time.Duration
+	id      int
+	gen     uint64
+	up      bool
+	frozen  bool // the whole machine stalls, its watchdog timer too
+	stalled bool // only the daemon is stopped (SIGSTOP): VMs and watchdog run on
+	lunOK   bool
+	latency time.Duration // LUN I/O latency
+	group   int           // network partition group
+	offset  time.Duration // its monotonic clock at boot
+	// The host's monotonic clock reads base at global time anchor and runs
+	// ppm parts per million fast (slow if negative) from there; while the
+	// machine is suspended it stands still.
+	anchor    time.Duration
+	base      Mono
+	ppm       int64
+	suspended bool
 	fenceable bool
 
 	nextBeat  time.Duration
@@ -111,13 +118,33 @@ func newSim(n int, t Timings, seed uint64) *sim {
 
 func (s *sim) host(id int) *simHost { return s.hosts[id-1] }
 
-func (h *simHost) mono(now time.Duration) Mono { return now - h.boot + h.offset }
+// mono reads h's monotonic clock at global time now.
+func (h *simHost) mono(now time.Duration) Mono {
+	if h.suspended {
+		now = h.anchor
+	}
+	d := now - h.anchor
+	return h.base + d + d*time.Duration(h.ppm)/1e6
+}
+
+// real is how much global time passes while h's clock advances by d.
+func (h *simHost) real(d time.Duration) time.Duration {
+	return d * 1e6 / time.Duration(1e6+h.ppm)
+}
+
+// setClock re-anchors h's clock at now with a rate error of ppm, suspended or not.
+func (h *simHost) setClock(now time.Duration, ppm int64, suspended bool) {
+	if !h.suspended {
+		h.base = h.mono(now)
+	}
+	h.anchor, h.ppm, h.suspended = now, ppm, suspended
+}
 
 // boot starts a host: new generation, fresh memory, VMs running (a host
 // that rejoins after being declared dead starts with no VMs of its old generation).
 func (s *sim) boot(h *simHost) {
 	h.up, h.frozen, h.stalled, h.stopped = true, false, false, false
-	h.boot = s.now
+	h.anchor, h.base, h.suspended = s.now, h.offset, false
 	h.gen++
 	h.seq = 0
 	h.obs = NewObserver()
@@ -134,7 +161,7 @@ func (s *sim) boot(h *simHost) {
 	h.acked = 0
 	h.vms = true
 	h.lastPet = s.now
-	h.nextBeat = s.now + time.Duration(s.rng.IntN(int(s.t.Renew/time.Millisecond)))*time.Millisecond
+	h.nextBeat = s.now + h.real(time.Duration(s.rng.IntN(int(s.t.Renew/time.Millisecond)))*time.Millisecond)
 	// Acquire the slot: state joining, then alive after the first cycles.
 	s.lun[h.id] = &lunSlot{raw: RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, State: SlotAlive}}
 	h.lastWrite = h.mono(s.now)
@@ -220,7 +247,7 @@ func (s *sim) tick() {
 			// The writer learns of the completion only if it came within
 			// io_timeout; a later one landed, but the writer gave up on it.
 			if h := s.host(id); h.gen == w.raw.Gen && w.lands-w.issued <= s.t.IOTimeout {
-				h.lastWrite = max(h.lastWrite, h.mono(w.issued))
+				h.lastWrite = max(h.lastWrite, w.issuedMono)
 			}
 		}
 	}
@@ -230,14 +257,14 @@ func (s *sim) tick() {
 		if h.frozen {
 			h.lastPet += s.step // a stalled machine's watchdog timer stalls too
 		}
-		if h.up && s.now-h.lastPet >= s.t.Watchdog {
+		if h.up && s.now-h.lastPet >= h.real(s.t.Watchdog) {
 			s.logf("host %d: watchdog reset (last pet %.2fs ago)", h.id, (s.now - h.lastPet).Seconds())
 			h.up, h.vms = false, false
 		}
 	}
 	for _, h := range s.hosts {
 		if h.up && !h.frozen && !h.stalled && s.now >= h.nextBeat {
-			h.nextBeat = s.now + s.t.Renew
+			h.nextBeat = s.now + h.real(s.t.Renew)
 			s.cycle(h)
 		}
 	}
@@ -322,7 +349,7 @@ func (s *sim) cycle(h *simHost) {
 		if h.stopped {
 			raw.State = SlotFenced
 		}
-		sl.next = &lunSlot{raw: raw, ack: h.acked, lands: s.now + h.latency, issued: s.now}
+		sl.next = &lunSlot{raw: raw, ack: h.acked, lands: s.now + h.latency, issued: s.now, issuedMono: now}
 		if h.latency < s.step {
 			sl.raw, sl.ack, sl.next = raw, h.acked, nil
 			sl.markLanded(s.now, s.t)
