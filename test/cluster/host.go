@@ -43,6 +43,8 @@ type Host struct {
 	libvirtdDone <-chan struct{}
 	partitioned  bool
 	wingmand     *wingmandProc
+	rebooting    bool // the harness is rebooting it for its wingmand (reboot.go)
+	reboots      int
 }
 
 // Name is the host's name and hostname, e.g. "kvm1".

@@ -62,12 +62,14 @@ type wingmanSetup struct {
 	bmcOnce sync.Once
 	bmcStop chan struct{}
 	bmcDone chan struct{}
+	reboots sync.WaitGroup // reboots in progress (reboot.go)
 }
 
 // wingmandProc is a running wingmand of a host.
 type wingmandProc struct {
 	cmd  *exec.Cmd // nsenter; wingmand is its child
 	done <-chan struct{}
+	opts WingmandOptions // to start it again after a reboot
 }
 
 // LUNPath is the heartbeat LUN file of the cluster's wingmand (in the cluster directory, which
@@ -223,8 +225,11 @@ device = %[14]q
 [shutdown]
 policy = %[12]q
 timeout = "2m"
+
+[maintenance]
+reboot_command = %[15]q
 `, h.name, WingmanClusterName, s.lun, h.index, filepath.Join(dir, "state"), h.addr, SerfPort,
-		strings.Join(join, ", "), s.keyring, s.profile, h.APISocket(), policy, wdMode, h.WatchdogFile())
+		strings.Join(join, ", "), s.keyring, s.profile, h.APISocket(), policy, wdMode, h.WatchdogFile(), h.rebootCommand())
 	if o.Fence {
 		for _, t := range c.hosts {
 			if t == h {
@@ -265,9 +270,7 @@ func (c *Cluster) StartWingmand(ctx context.Context, h *Host, o WingmandOptions)
 	if err := c.setupWingman(ctx, o.Profile); err != nil {
 		return fmt.Errorf("start wingmand on %s: %w", h.name, err)
 	}
-	if o.Fence {
-		c.startBMC()
-	}
+	c.startBMC() // fences, the emulated watchdog, reboots
 	cfgPath, err := c.writeWingmanConfig(h, o)
 	if err != nil {
 		return fmt.Errorf("start wingmand on %s: %w", h.name, err)
@@ -286,7 +289,7 @@ func (c *Cluster) StartWingmand(ctx context.Context, h *Host, o WingmandOptions)
 	}
 	done := waited(cmd)
 	h.mu.Lock()
-	h.wingmand = &wingmandProc{cmd: cmd, done: done}
+	h.wingmand = &wingmandProc{cmd: cmd, done: done, opts: o}
 	h.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
@@ -472,6 +475,7 @@ func (c *Cluster) startBMC() {
 				case <-t.C:
 				}
 				for _, h := range c.hosts {
+					c.checkRebootRequest(h)
 					// The emulated hardware watchdog: reset a host whose
 					// wingmand has not petted it for W.
 					if st, err := os.Stat(h.WatchdogFile()); err == nil && h.On() && time.Since(st.ModTime()) > s.watchdogTimeout() {
@@ -516,5 +520,6 @@ func (c *Cluster) stopBMC() {
 			close(s.bmcStop)
 		}
 		<-s.bmcDone
+		s.reboots.Wait()
 	}
 }

@@ -262,55 +262,6 @@ func TestFrozenHost(t *testing.T) {
 	}
 }
 
-// TestRollingUpdate: each host in turn enters maintenance, has its wingmand restarted, and
-// leaves maintenance; no guest ever stops.
-func TestRollingUpdate(t *testing.T) {
-	full(t)
-	e := startEnv(t, Options{Profile: "fast"})
-	ctx := ctxFor(t, 10*time.Minute)
-	var guests []Guest
-	for i, h := range e.Hosts() {
-		g, err := e.NewGuest(ctx, h, "ru"+string(rune('a'+i)), "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		guests = append(guests, g)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
-	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
-	hosts := e.Hosts()
-	for i, h := range hosts {
-		other := hosts[(i+1)%len(hosts)]
-		if _, err := e.Client(other).Maintenance(ctx, h.Name(), MaintenanceRequest{Enter: true}); err != nil {
-			t.Fatalf("maintenance enter %s: %v", h.Name(), err)
-		}
-		if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests, h); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.C.StopWingmand(h, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.C.StartWingmand(ctx, h, e.WingmandOptions()); err != nil {
-			t.Fatal(err)
-		}
-		st := ""
-		_ = Poll(ctx, 20*time.Second, 200*time.Millisecond, func() (bool, error) {
-			st, _ = e.HostState(ctx, other, h)
-			return st == "maintenance" || st == "alive", nil
-		})
-		t.Logf("%s after its wingmand restart: %q (maintenance kept: %v)", h.Name(), st, st == "maintenance")
-		if _, err := e.Client(other).Maintenance(ctx, h.Name(), MaintenanceRequest{Enter: false}); err != nil {
-			t.Fatalf("maintenance exit %s: %v", h.Name(), err)
-		}
-		if err := e.WaitHealthy(ctx, hosts...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	checkWatch(t, w)
-}
-
 // TestMaintenanceAbortAndFailback: an evacuation aborted half way leaves every guest running on
 // exactly one host and the host in maintenance; exit --failback brings the guests that left back.
 func TestMaintenanceAbortAndFailback(t *testing.T) {
