@@ -100,6 +100,7 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 	}
 	select {
 	case r := <-done:
+		progressed(ctx)
 		if r.err != nil {
 			return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: op, Err: r.err,
 				Hint: "check the storage path (dmesg, multipath -ll)"}

@@ -473,7 +473,9 @@ func (d *Daemon) vmLoop(ctx context.Context, tick *watchdog.Loop) {
 			// the next wave as soon as one is done, not at the next cycle.
 			for round := 0; round < 20; round++ {
 				tick.Tick()
-				sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+				// A step reads every VM record (hundreds of LUN I/Os): on a
+				// slow SAN path each completed I/O is progress, not a stall.
+				sctx, cancel := context.WithTimeout(storage.WithProgress(ctx, tick.Tick), 5*time.Minute)
 				acts, err := d.vms.Step(sctx, dec, time.Now())
 				cancel()
 				if err != nil {
