@@ -23,6 +23,8 @@ away; no guest stops), run --exec CMD there through its wingmand (as
 wingmand's user, /bin/sh -c), reboot it with --reboot and wait until it is
 back in the cluster with a new generation, leave maintenance with failback
 (its VMs migrate back), and wait until the cluster is healthy again.
+Only protected VMs are evacuated unless --all is given; a reboot is
+refused while any guest still runs on the host.
 
 First it checks quorum, the heartbeat LUN's health, that every host is
 alive and none is in maintenance, and that each host's protected VMs fit
@@ -42,6 +44,7 @@ Each host's wingmand may forbid it (maintenance.allow_exec = false).`,
 		fs.StringVar(&o.exec, "exec", "", "the `CMD` to run on each host, e.g. 'apt-get -y upgrade' (required)")
 		hosts := fs.String("hosts", "", "the hosts to update, comma-separated (default: every host)")
 		fs.BoolVar(&o.reboot, "reboot", false, "reboot each host after CMD and wait until it is back")
+		fs.BoolVar(&o.all, "all", false, "also live-migrate each host's unprotected VMs away (they stay where they went)")
 		fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and the checks, change nothing")
 		fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "time limit of CMD on each host")
 		fs.DurationVar(&o.rebootTimeout, "reboot-timeout", 15*time.Minute, "how long a host may take to come back after its reboot")
@@ -62,6 +65,7 @@ type rollingOptions struct {
 	exec          string
 	hosts         []string
 	reboot        bool
+	all           bool
 	dryRun        bool
 	timeout       time.Duration
 	rebootTimeout time.Duration
@@ -104,6 +108,17 @@ func rollingUpdate(ctx context.Context, s stdio, c *api.Client, o rollingOptions
 	fmt.Fprintln(s.out)
 	// Steps run to their end even after Ctrl-C: only between hosts may it stop.
 	op := context.WithoutCancel(ctx)
+	if s.errTerminal {
+		finished := make(chan struct{})
+		defer close(finished)
+		go func() {
+			select {
+			case <-ctx.Done():
+				fmt.Fprintln(s.errOut, "\ninterrupted: the current host's step runs to its end, then the update stops")
+			case <-finished:
+			}
+		}()
+	}
 	for i, host := range p.order {
 		if ctx.Err() != nil {
 			return stopReport(s.errOut, p, o, i, "", "interrupted", nil)
@@ -219,7 +234,7 @@ func printRollingPlan(w io.Writer, p rollingPlan, o rollingOptions) {
 func updateHost(ctx context.Context, s stdio, c *api.Client, p rollingPlan, o rollingOptions, host, tag string) (string, error) {
 	n := len(p.plans[host].Moves)
 	stop := progress(s, fmt.Sprintf("%s: entering maintenance, live-migrating %s away", tag, plural(n, "protected VM")))
-	_, err := c.Maintenance(ctx, host, api.MaintenanceRequest{Enter: true})
+	_, err := c.Maintenance(ctx, host, api.MaintenanceRequest{Enter: true, All: o.all})
 	stop()
 	var re *api.RemoteError
 	if errors.As(err, &re) && re.Status == http.StatusBadGateway {
@@ -415,6 +430,9 @@ func continueCommand(o rollingOptions, hosts []string) string {
 	cmd := "wingman rolling-update --exec " + shellQuote(o.exec) + " --hosts " + strings.Join(hosts, ",")
 	if o.reboot {
 		cmd += " --reboot"
+	}
+	if o.all {
+		cmd += " --all"
 	}
 	if o.timeout != 30*time.Minute {
 		cmd += " --timeout " + o.timeout.String()

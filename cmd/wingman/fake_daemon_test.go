@@ -34,6 +34,8 @@ type fakeDaemon struct {
 	execDenied string
 	dropMaint  string
 	noRoom     string // a host whose VMs would not fit elsewhere
+	onExec     func() // called before each exec answer
+	interrupt  func() // Ctrl-C: cancels the running command
 }
 
 var (
@@ -309,8 +311,11 @@ func (d *fakeDaemon) mux() http.Handler {
 		json.NewDecoder(r.Body).Decode(&req)
 		d.mu.Lock()
 		_, inMaint := d.evacuate[h.Name]
-		denied := d.execDenied == h.Name
+		denied, onExec := d.execDenied == h.Name, d.onExec
 		d.mu.Unlock()
+		if onExec != nil {
+			onExec()
+		}
 		switch {
 		case denied:
 			reply(w, 403, api.Error{Error: "remote execution is disabled on " + h.Name + " (maintenance.allow_exec = false)",

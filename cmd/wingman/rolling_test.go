@@ -22,7 +22,9 @@ func TestRollingUpdateCommands(t *testing.T) {
 		{"rolling_update_in_maintenance", append(upgrade, "--hosts", "kvm2"), func(d *fakeDaemon) { d.evacuate["kvm2"] = 0 }, exitFailed},
 		{"rolling_update", append(upgrade, "--hosts", "kvm1,kvm2"), nil, exitOK},
 		{"rolling_update_reboot", append(upgrade, "--hosts", "kvm1,kvm2", "--reboot", "--timeout", "1h"), nil, exitOK},
-		{"rolling_update_exec_fails", []string{"rolling-update", "--exec", "apt-get install -y nosuch", "--hosts", "kvm1,kvm2", "--reboot"}, nil, exitFailed},
+		{"rolling_update_exec_fails", []string{"rolling-update", "--exec", "apt-get install -y nosuch", "--hosts", "kvm1,kvm2", "--reboot", "--all"}, nil, exitFailed},
+		// Ctrl-C during kvm2's command: kvm2's step completes, kvm1's never starts.
+		{"rolling_update_interrupted", append(upgrade, "--hosts", "kvm1,kvm2"), func(d *fakeDaemon) { d.onExec = d.interrupt }, exitFailed},
 		{"rolling_update_exec_denied", append(upgrade, "--hosts", "kvm1,kvm2"), func(d *fakeDaemon) { d.execDenied = "kvm1" }, exitFailed},
 		{"rolling_update_exec_not_in_maintenance", append(upgrade, "--hosts", "kvm2"), func(d *fakeDaemon) { d.dropMaint = "kvm2" }, exitFailed},
 		{"rolling_update_no_exec", []string{"rolling-update", "--hosts", "kvm1"}, nil, exitUsage},
@@ -31,11 +33,14 @@ func TestRollingUpdateCommands(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := startFakeDaemon(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			d.interrupt = cancel
 			if tc.setup != nil {
 				tc.setup(d)
 			}
 			s := session{args: tc.args}
-			code, out, errOut := d.exec(t, context.Background(), s)
+			code, out, errOut := d.exec(t, ctx, s)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut)
 			}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
 )
@@ -283,6 +284,21 @@ func (d *Daemon) reboot(ctx context.Context, req api.RebootRequest) (api.RebootR
 	}
 	if err := d.readyForPatching(ctx, "reboot"); err != nil {
 		return api.RebootResult{}, err
+	}
+	// Unprotected guests are not evacuated unless asked; a reboot would stop them.
+	doms, err := d.hv.ListDomains(ctx)
+	if err != nil {
+		return api.RebootResult{}, fmt.Errorf("reboot %s: list its guests: %w", host, err)
+	}
+	var running []string
+	for _, dm := range doms {
+		if dm.Active() && dm.State != hypervisor.StateCrashed { // a crashed guest has nothing to lose
+			running = append(running, dm.Name)
+		}
+	}
+	if len(running) > 0 {
+		return api.RebootResult{}, conflict(fmt.Sprintf("migrate them away ('wingman maintenance enter --all %s', or rolling-update --all) or shut them down", host),
+			"%s still runs guests %s: a reboot would stop them", host, strings.Join(running, ", "))
 	}
 	d.clearRebootMarker()
 	if req.ExitMaintenance {

@@ -158,6 +158,13 @@ func TestRebootThenLeaveMaintenanceByItself(t *testing.T) {
 	if _, err := a.client.Maintenance(ctx, "kvm2", api.MaintenanceRequest{Enter: true}); err != nil {
 		t.Fatal(err)
 	}
+	// temp1 runs on kvm2 and sleep1 is suspended there, unprotected: a reboot would stop them.
+	_, err = a.client.Reboot(ctx, "kvm2", api.RebootRequest{ExitMaintenance: true})
+	if remoteStatus(err) != 409 || !strings.Contains(err.Error(), "kvm2 still runs guests sleep1, temp1: a reboot would stop them") ||
+		!strings.Contains(err.Error(), "maintenance enter --all kvm2") {
+		t.Errorf("reboot with an unprotected guest running: %v", err)
+	}
+	destroyGuests(t, b.d, "sleep1", "temp1")
 	res, err := a.client.Reboot(ctx, "kvm2", api.RebootRequest{ExitMaintenance: true, Failback: true})
 	if err != nil {
 		t.Fatalf("reboot kvm2 via kvm1: %v", err)
@@ -188,6 +195,7 @@ func TestRebootThenLeaveMaintenanceByItself(t *testing.T) {
 	if _, err := a.client.Maintenance(ctx, "kvm2", api.MaintenanceRequest{Enter: true}); err != nil {
 		t.Fatal(err)
 	}
+	destroyGuests(t, b2.d, "sleep1", "temp1") // back: a new connection gets a fresh test host
 	b2.d.cfg.Maintenance.RebootCommand = "echo no reboot for you >&2; exit 7"
 	res, err = b2.d.reboot(ctx, api.RebootRequest{ExitMaintenance: true})
 	if err != nil {
@@ -215,4 +223,13 @@ func waitEvent(t *testing.T, c *api.Client, since time.Time, host, kind, text st
 		}
 		return false
 	})
+}
+
+func destroyGuests(t *testing.T, d *Daemon, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if err := d.hv.Destroy(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
