@@ -255,8 +255,8 @@ func (d *Daemon) apiStatus(ctx context.Context) (api.Status, error) {
 func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
 	t := d.hdr.Timings
 	var w []string
-	if worst > t.SelfFence/2 {
-		w = append(w, fmt.Sprintf("heartbeat LUN latency reached %v in the last minute, over half of F (%v): check the storage path", worst.Round(time.Millisecond), t.SelfFence))
+	if lw := latencyWarning(worst, t); lw != "" {
+		w = append(w, lw)
 	}
 	if d.wd.Kind() == "software" {
 		w = append(w, "no hardware watchdog: a frozen host cannot be reset (load a watchdog driver, e.g. iTCO_wdt or ipmi_watchdog)")
