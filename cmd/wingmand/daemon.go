@@ -168,11 +168,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		Slot:    latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
 		Watchdog: petter{d}, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), 3*t.Renew+t.IOTimeout+time.Second) },
 		OnDecision: d.onDecision, OnEvent: d.onLoopEvent, Logger: d.log,
+		Announce: heartbeat.Announcer(d.serf, t.IOTimeout),
 	})
 	if err != nil {
 		return nil, err
 	}
 	if err := heartbeat.ServeLeases(d.serf, self, d.loop); err != nil {
+		return nil, err
+	}
+	if err := heartbeat.ServeWakes(d.serf, d.loop); err != nil {
 		return nil, err
 	}
 	if err := d.serveForwarding(); err != nil {

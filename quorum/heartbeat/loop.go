@@ -100,7 +100,13 @@ type Config struct {
 	OnDecision func(quorum.Decision)
 	// OnEvent receives events; it must not block.
 	OnEvent func(Event)
-	Logger  *slog.Logger
+	// Announce is called after a heartbeat write that published a new dead
+	// verdict; it must not block. The daemon wakes the other hosts with it,
+	// so they read that verdict from the LUN now instead of at their next
+	// cycle (up to R later). The wake carries no authority: what a host does
+	// still follows only from what it reads on the LUN. Nil: no announcement.
+	Announce func()
+	Logger   *slog.Logger
 	// Now reads this host's monotonic clock; nil: time since the loop started.
 	Now func() time.Duration
 }
@@ -134,6 +140,7 @@ type Loop struct {
 	isolated   map[uint64]bool
 	last       quorum.Decision
 	haveLast   bool
+	announce   bool          // a new verdict awaits its write, then Announce
 	kick       chan struct{} // run a cycle now
 }
 
@@ -202,6 +209,16 @@ func (l *Loop) Run(ctx context.Context) error {
 	}
 }
 
+// Kick runs a cycle now (a read of every slot, and a decision on it) instead
+// of at the next tick. It never blocks; kicks before that cycle coalesce.
+// Another host's wake (see Config.Announce) calls it.
+func (l *Loop) Kick() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
 // nextVerdict is how long until some stalled peer's heartbeat will have
 // been unchanged for D, if that is before the next regular cycle.
 func (l *Loop) nextVerdict() (time.Duration, bool) {
@@ -241,6 +258,9 @@ func (l *Loop) Cycle(ctx context.Context) error {
 		}
 	}
 
+	l.mu.Lock()
+	announce := l.announce // set when the slot's verdicts changed, so this write carries them
+	l.mu.Unlock()
 	issued := l.cfg.Now()
 	views, err := l.cfg.Slot.Renew(ctx)
 	done := l.cfg.Now()
@@ -259,11 +279,17 @@ func (l *Loop) Cycle(ctx context.Context) error {
 		l.observe(done, views)
 		if err == nil {
 			l.lastWrite = max(l.lastWrite, issued)
+			if announce {
+				l.announce = false
+			}
 		}
 	} else if done-l.lastRead > l.cfg.Timings.SelfFence {
 		l.freshSince = quorum.Never
 	}
 	l.mu.Unlock()
+	if announce && views != nil && err == nil && l.cfg.Announce != nil {
+		l.cfg.Announce()
+	}
 
 	if views != nil {
 		if m, err := l.cfg.LUN.ReadMailbox(ctx, l.self); err == nil {
@@ -395,10 +421,7 @@ func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
 	publish := false
 	defer func() {
 		if publish { // write the new verdict now, not a cycle later
-			select {
-			case l.kick <- struct{}{}:
-			default:
-			}
+			l.Kick()
 		}
 	}()
 	for _, a := range d.Actions {
@@ -428,6 +451,9 @@ func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
 				l.log.Warn("declared dead", "subject", a.Host, "gen", a.Gen, "reason", a.Reason)
 				l.cfg.OnEvent(Event{Kind: "declared-dead", Subject: a.Host, Message: a.Reason})
 				publish = true
+				l.mu.Lock()
+				l.announce = true
+				l.mu.Unlock()
 			}
 		case quorum.ActRequestLease:
 			l.requestLease(ctx)
@@ -526,10 +552,7 @@ func (l *Loop) powerFence(ctx context.Context, a quorum.Action) {
 		l.power[a.Host] = res
 		l.powerBusy[a.Host] = false
 		l.mu.Unlock()
-		select { // decide on the result now, not at the next tick
-		case l.kick <- struct{}{}:
-		default:
-		}
+		l.Kick() // decide on the result now, not at the next tick
 		if res.Confirmed {
 			l.cfg.OnEvent(Event{Kind: "power-fence-confirmed", Subject: a.Host, Message: "fence agent confirmed power off"})
 		} else {

@@ -32,12 +32,28 @@ func testTimings() storage.Timings {
 
 func quorumTimings(t storage.Timings) quorum.Timings { return Timings(t, 200*time.Millisecond) }
 
-// network is an in-memory serf: who sees whom, and lease queries.
+// network is an in-memory serf: who sees whom, lease queries and wakes.
 type network struct {
-	mu    sync.Mutex
-	group map[int]int // host -> partition group
-	up    map[int]bool
-	loops map[int]*Loop
+	mu     sync.Mutex
+	group  map[int]int // host -> partition group
+	up     map[int]bool
+	loops  map[int]*Loop
+	onWake func(from int) // called before a wake is delivered; nil: nothing
+}
+
+// wake is serf's wake query from host from: every connected host runs a cycle now.
+func (n *network) wake(from int) {
+	n.mu.Lock()
+	loops, hook := copyMap(n.loops), n.onWake
+	n.mu.Unlock()
+	if hook != nil {
+		hook(from)
+	}
+	for id, l := range loops {
+		if id != from && n.connected(from, id) {
+			l.Kick()
+		}
+	}
 }
 
 func (n *network) connected(a, b int) bool {
@@ -192,7 +208,7 @@ func (c *cluster) start(id int) {
 	slot.SetState(storage.SlotAlive) // what the daemon does once it is ready
 	h := &host{id: id, vms: &vms{}, done: make(chan error, 1)}
 	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun,
-		Serf: member{n: c.net, self: id}, VMs: h.vms,
+		Serf: member{n: c.net, self: id}, VMs: h.vms, Announce: func() { go c.net.wake(id) },
 		OnEvent: func(e Event) { h.mu.Lock(); h.events = append(h.events, e); h.mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
@@ -273,6 +289,68 @@ func TestCrashedHostIsDeclaredDeadAfterD(t *testing.T) {
 	if f, _ := c.hosts[1].vms.counts(); f != 0 {
 		t.Errorf("host 1 self-fenced %d times", f)
 	}
+}
+
+// TestVerdictIsAnnouncedOnceAfterItsWrite: the coordinator wakes the others only after the
+// heartbeat write that carries a new verdict, so a woken host finds it on the LUN; and only once.
+func TestVerdictIsAnnouncedOnceAfterItsWrite(t *testing.T) {
+	c := newCluster(t, 3)
+	waitFor(t, "a settled cluster", func() bool {
+		in := c.hosts[1].loop.input()
+		return in.Now-in.ReadFreshSince >= in.Timings.Dead && c.state(1, 3) == quorum.StateAlive
+	})
+	lun := c.reader()
+	var mu sync.Mutex
+	var wakes []string // what host 1's slot on the LUN held at each wake
+	c.net.mu.Lock()
+	c.net.onWake = func(from int) {
+		v, err := lun.ReadSlot(context.Background(), from)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			wakes = append(wakes, fmt.Sprintf("host %d: %v", from, err))
+			return
+		}
+		wakes = append(wakes, fmt.Sprintf("host %d: verdicts %v", from, v.Record.Verdicts))
+	}
+	c.net.mu.Unlock()
+	c.crash(3)
+	waitFor(t, "host 2 to learn the verdict", func() bool { return c.state(2, 3) == quorum.StateDead })
+	// A few more cycles: no second wake for the same verdict.
+	for seq := c.seq(1); c.seq(1) < seq+5; {
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	gen := c.hosts[3].loop.cfg.Slot.Generation()
+	want := fmt.Sprintf("host 1: verdicts %v", []storage.Verdict{{HostID: 3, Gen: gen}})
+	if len(wakes) != 1 || wakes[0] != want {
+		t.Errorf("wakes: %q, want exactly [%q]", wakes, want)
+	}
+}
+
+// reader opens the LUN once more, as an outside observer.
+func (c *cluster) reader() *storage.LUN {
+	fd, err := storage.OpenFile(c.path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	lun, err := storage.Open(context.Background(), fd, storage.OpenOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { lun.Close() })
+	return lun
+}
+
+// seq is the heartbeat sequence host id last wrote, as host id itself read it back.
+func (c *cluster) seq(id int) uint64 {
+	for _, s := range c.hosts[id].loop.input().Slots {
+		if s.ID == id {
+			return s.Seq
+		}
+	}
+	return 0
 }
 
 func TestIsolatedHostGetsPoisonPillAndAcknowledges(t *testing.T) {

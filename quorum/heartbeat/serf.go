@@ -69,3 +69,31 @@ func ServeLeases(agent *gossip.Agent, self int, loop *Loop) error {
 		return json.Marshal(leaseAnswer{Host: self, Granted: ok, Why: why})
 	})
 }
+
+// WakeQuery is the serf query name of a wake: "read the LUN now". A host
+// sends it after writing a new dead verdict, so the others start their part
+// of the failover without waiting up to R for their next cycle. It carries
+// no payload and no authority: a woken host decides only on what it reads.
+const WakeQuery = "wingman-wake"
+
+// Announcer returns a Config.Announce that sends a wake to every member of
+// agent without blocking the caller; a lost wake only costs the wait for the
+// next cycle.
+func Announcer(agent *gossip.Agent, timeout time.Duration) func() {
+	return func() {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			_, _ = agent.Query(ctx, WakeQuery, nil, timeout)
+		}()
+	}
+}
+
+// ServeWakes runs a cycle of loop at once whenever another host sends a
+// wake (answering the query is all the sender gets back).
+func ServeWakes(agent *gossip.Agent, loop *Loop) error {
+	return agent.HandleQuery(WakeQuery, func(string, []byte) ([]byte, error) {
+		loop.Kick()
+		return nil, nil
+	})
+}
