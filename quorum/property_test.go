@@ -18,7 +18,8 @@ import (
 
 // TestRandomFaultSchedules runs the simulator over many random fault
 // schedules (crashes, reboots, partitions, whole-machine freezes, daemon
-// stalls, LUN loss and latency, failing power fences, clock drift) and checks
+// stalls, hung VM destroys, LUN loss and latency, failing power fences, clock
+// drift) and checks
 // at every step that no VM runs on two hosts, that a host is declared dead
 // only once it can no longer run VMs, and that coordinators of two network
 // partitions never act within 2R of each other. The schedules run in
@@ -225,7 +226,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 	do("run 5s")
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
-		switch rng.IntN(11) {
+		switch rng.IntN(12) {
 		case 0:
 			do(fmt.Sprintf("crash %d", h.id))
 		case 1:
@@ -251,7 +252,13 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 				do(fmt.Sprintf("freeze %d", h.id))
 			}
 		case 5:
-			if h.frozen || h.stalled {
+			if (h.frozen || h.stalled) && h.libvirtHung && h.up {
+				// A host that resumes after D destroys its VMs in its first
+				// cycle; if that hangs, they run beside their copies until
+				// the watchdog fires: no timing rule can prevent it (see
+				// the report of issue 8). Schedules leave that case out.
+				do(fmt.Sprintf("libvirt-back %d", h.id))
+			} else if h.frozen || h.stalled {
 				do(fmt.Sprintf("thaw %d", h.id))
 			} else {
 				do(fmt.Sprintf("stall %d", h.id))
@@ -284,6 +291,12 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		case 10:
 			if cfg.driftPPM > 0 {
 				do(fmt.Sprintf("drift %d %dppm", h.id, rng.Int64N(2*cfg.driftPPM+1)-cfg.driftPPM))
+			}
+		case 11:
+			if h.libvirtHung {
+				do(fmt.Sprintf("libvirt-back %d", h.id))
+			} else {
+				do(fmt.Sprintf("libvirt-hang %d", h.id))
 			}
 		}
 		if s.violation == "" {

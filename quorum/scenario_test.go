@@ -27,6 +27,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 //	suspend H          like freeze, but H's monotonic clock stops too (system sleep)
 //	drift H 300ppm     H's monotonic clock runs fast (negative: slow) from now on
 //	stall H            only wingmand of H stops (SIGSTOP); thaw resumes it
+//	libvirt-hang H     destroying a VM on H hangs (self-fence, pill): only the watchdog stops them
+//	libvirt-back H     libvirt answers again
 //	pill H GEN         a poison pill for generation GEN appears in H's mailbox
 //	partition 1,2 | 3  network groups; heal joins them again
 //	lun-lost H.. / lun-back H..
@@ -234,6 +236,18 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 		for _, h := range ids(f[1:2]) {
 			h.setClock(s.now, ppm, h.suspended)
 			s.logf("host %d: clock drift %+dppm", h.id, ppm)
+		}
+	case "libvirt-hang", "libvirt-back":
+		// libvirt-hang H: destroying a VM on H hangs; libvirt-back H: it
+		// answers again, and a destroy that hung completes.
+		for _, h := range ids(f[1:]) {
+			h.libvirtHung = f[0] == "libvirt-hang"
+			if !h.libvirtHung && h.stuck {
+				h.stuck, h.vms = false, false
+				s.logf("host %d: libvirt answers: its VMs are destroyed", h.id)
+				continue
+			}
+			s.logf("host %d: %s", h.id, map[bool]string{true: "libvirt hangs", false: "libvirt answers"}[h.libvirtHung])
 		}
 	case "stall":
 		for _, h := range ids(f[1:]) {

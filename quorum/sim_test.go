@@ -65,10 +65,14 @@ type simHost struct {
 	up      bool
 	frozen  bool // the whole machine stalls, its watchdog timer too
 	stalled bool // only the daemon is stopped (SIGSTOP): VMs and watchdog run on
-	lunOK   bool
-	latency time.Duration // LUN I/O latency
-	group   int           // network partition group
-	offset  time.Duration // its monotonic clock at boot
+	// libvirtHung: destroying a VM hangs. A self-fence or a poison pill then
+	// gets the heartbeat loop stuck (stuck): no more cycles, no petting;
+	// the VMs run on until the watchdog resets the host. Serf runs on.
+	libvirtHung, stuck bool
+	lunOK              bool
+	latency            time.Duration // LUN I/O latency
+	group              int           // network partition group
+	offset             time.Duration // its monotonic clock at boot
 	// The host's monotonic clock reads base at global time anchor and runs
 	// ppm parts per million fast (slow if negative) from there; while the
 	// machine is suspended it stands still.
@@ -144,6 +148,7 @@ func (h *simHost) setClock(now time.Duration, ppm int64, suspended bool) {
 // that rejoins after being declared dead starts with no VMs of its old generation).
 func (s *sim) boot(h *simHost) {
 	h.up, h.frozen, h.stalled, h.stopped = true, false, false, false
+	h.libvirtHung, h.stuck = false, false
 	h.anchor, h.base, h.suspended = s.now, h.offset, false
 	h.gen++
 	h.seq = 0
@@ -263,7 +268,7 @@ func (s *sim) tick() {
 		}
 	}
 	for _, h := range s.hosts {
-		if h.up && !h.frozen && !h.stalled && s.now >= h.nextBeat {
+		if h.up && !h.frozen && !h.stalled && !h.stuck && s.now >= h.nextBeat {
 			h.nextBeat = s.now + h.real(s.t.Renew)
 			s.cycle(h)
 		}
@@ -334,7 +339,9 @@ func (s *sim) cycle(h *simHost) {
 	d := Decide(in)
 	h.last = d
 	for _, a := range d.Actions {
-		s.act(h, a)
+		if s.act(h, a); h.stuck {
+			return // in a VM destroy that does not return
+		}
 	}
 	if d.MayRunVMs && !h.stopped {
 		h.lastPet = s.now
@@ -370,6 +377,11 @@ func (s *sim) act(h *simHost, a Action) {
 	case ActSelfFence:
 		if h.vms {
 			s.logf("host %d: self-fence: %s", h.id, a.Reason)
+			if h.libvirtHung {
+				s.logf("host %d: destroying its VMs hangs (libvirt): they run until the watchdog resets the host", h.id)
+				h.stuck, h.stopped = true, true
+				return
+			}
 		}
 		h.vms, h.stopped = false, true
 	case ActRequestLease:
@@ -388,6 +400,11 @@ func (s *sim) act(h *simHost, a Action) {
 			s.once(fmt.Sprintf("lease %d %d", h.id, h.gen), "host %d: network lease from %v", h.id, granters)
 		}
 	case ActApplyIsolation:
+		if h.vms && h.libvirtHung {
+			s.logf("host %d: poison pill: destroying its VMs hangs (libvirt)", h.id)
+			h.stuck = true
+			return
+		}
 		if h.vms {
 			s.logf("host %d: poison pill: VMs stopped, leases released", h.id)
 		}
