@@ -19,6 +19,7 @@ import (
 // if the records cannot be read, every running domain is (an unprotected
 // VM is never worth the risk of a protected one running twice).
 func (m *Manager) SelfFence(ctx context.Context, reason string) error {
+	m.fenced.Store(true) // first: no start still running in a step may begin after this
 	doms, err := m.hv.ListDomains(ctx)
 	if err != nil {
 		return fmt.Errorf("self-fence: list domains: %w", err)

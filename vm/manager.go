@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wingmanha/wingman/hypervisor"
@@ -108,6 +109,7 @@ type Manager struct {
 	outgoing map[string]bool
 	lastDec  quorum.Decision
 	noticed  map[string]string // uuid -> last notice text (to not repeat it)
+	fenced   atomic.Bool       // SelfFence ran: start nothing more in this generation
 }
 
 type seenState struct {

@@ -1,9 +1,11 @@
 package vm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,8 +89,8 @@ func (m *Manager) Step(ctx context.Context, dec quorum.Decision, now time.Time) 
 	acts := reconcile.Reconcile(snap.in)
 	var errs []error
 	destroyFailed := false
-	// Failover starts of one wave run at once (each takes its own lease);
-	// everything else runs first, in order.
+	// Failover starts run in parallel (each takes its own lease), after
+	// everything else, in order.
 	var starts []reconcile.Action
 	for _, a := range acts {
 		if a.Kind == reconcile.TakeAndStart {
@@ -114,24 +116,57 @@ func (m *Manager) Step(ctx context.Context, dec quorum.Decision, now time.Time) 
 		errs = append(errs, fmt.Errorf("%d failover starts skipped: a stale copy could not be destroyed this round", len(starts)))
 		starts = nil
 	}
-	var wg sync.WaitGroup
-	var emu sync.Mutex
-	for _, a := range starts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := m.exec(ctx, snap, a, now); err != nil {
-				emu.Lock()
-				errs = append(errs, err)
-				emu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	errs = append(errs, m.runStarts(ctx, snap, starts, now)...)
 	if len(errs) > 0 {
 		return acts, &StepError{Errs: errs}
 	}
 	return acts, nil
+}
+
+// runStarts runs the failover starts of a step: those of the first wave at
+// once, then each later one (in wave order, as reconcile returned them) as
+// soon as one before it is done, so that no more run at once than the first
+// wave holds and a slow start holds back no other. It launches no more once
+// ctx ends or this host has fenced itself.
+func (m *Manager) runStarts(ctx context.Context, snap *snapshot, starts []reconcile.Action, now time.Time) []error {
+	slices.SortStableFunc(starts, func(a, b reconcile.Action) int { return cmp.Compare(a.Wave, b.Wave) })
+	window := 0
+	for _, a := range starts {
+		if a.Wave == 0 {
+			window++
+		}
+	}
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, max(window, 1))
+	for i, a := range starts {
+		if window == 0 {
+			break // this host has nothing in the first wave: its turn comes later
+		}
+		slots <- struct{}{}
+		if err := ctx.Err(); err != nil || m.fenced.Load() {
+			<-slots
+			if err == nil {
+				err = fmt.Errorf("%w: this host fenced itself", ErrNoQuorum)
+			}
+			mu.Lock()
+			errs = append(errs, fmt.Errorf("%d failover starts not launched: %w", len(starts)-i, err))
+			mu.Unlock()
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if err := m.exec(ctx, snap, a, now); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Time) (*snapshot, error) {
@@ -376,6 +411,11 @@ func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage
 		err = fmt.Errorf("start %q on host %d (attempt %d): %w", r.Config.Name, m.cfg.Host, h.StartFailures, err)
 		m.event(ctx, storage.SevError, "failed", id, 0, "%v", err)
 		return err
+	}
+	if m.fenced.Load() {
+		// The lease was taken before this host fenced itself: the others
+		// restart the VM once they declare this host dead.
+		return fmt.Errorf("start %q on host %d: %w: this host fenced itself", r.Config.Name, m.cfg.Host, ErrNoQuorum)
 	}
 	name := local
 	if d, err := m.hv.Define(ctx, string(r.Config.XML)); err != nil {

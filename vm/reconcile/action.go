@@ -101,6 +101,9 @@ func (a Action) String() string {
 	if a.Counts {
 		b.WriteString(" counted")
 	}
+	if a.Wave > 0 {
+		fmt.Fprintf(&b, " wave=%d", a.Wave)
+	}
 	if a.Reason != "" {
 		b.WriteString(": " + a.Reason)
 	}

@@ -45,11 +45,15 @@
 //
 // # Choices that are the caller's to know
 //
-//   - The failover plan is recomputed every round and only its first wave is
-//     acted on. A VM leaves the plan once a live host holds its lease, so
-//     later waves (lower priority, higher tiers) start only after the earlier
-//     ones are taken, across hosts, without messages. Step delays and guest
-//     agent waits between tiers are not applied here.
+//   - The failover plan is recomputed every round. A host starts its steps of
+//     the first wave, and may follow with its steps of the next waves of the
+//     same tier (TakeAndStart with Wave > 0), in the order returned, each once
+//     one of its own starts is done: it keeps no more starts in flight than
+//     it has in the first wave, so the plan's concurrency limits hold. A VM
+//     leaves the plan once a live host holds its lease, so a later tier
+//     starts only after the earlier ones are taken, across hosts, without
+//     messages. Step delays and guest agent waits between tiers are not
+//     applied here.
 //   - Released VMs that should run are planned in rounds after the VMs of
 //     lost hosts; the host that released a VM is never its target.
 //   - Restart limits count this host's own restarts (History). A VM that

@@ -336,7 +336,8 @@ func PlanState(s quorum.HostState) plan.HostState {
 }
 
 // failover plans every candidate (VMs of gone owners, released VMs) with
-// vm/plan and turns this host's first-wave steps into TakeAndStart.
+// vm/plan and turns this host's steps into TakeAndStart: those of the first
+// wave, then those of the following waves of the same tier (Action.Wave).
 func (v *view) failover(all, candidates []*Record) {
 	in := v.in
 	if len(candidates) == 0 {
@@ -435,9 +436,21 @@ func (v *view) failover(all, candidates []*Record) {
 			v.add(Action{Kind: Notice, Reason: fmt.Sprintf("failover plan failed: %v", err)})
 			continue
 		}
+		// This host's steps of the first wave start now. Its steps of the
+		// next waves of the same tier follow in plan order, each as soon as
+		// one of its own starts is done (the caller keeps no more in flight
+		// than the first wave gives it): a slow start no longer holds the
+		// others back until the next round. A later tier, or a wave that
+		// awaits guest agents, waits for a later round.
+		tier, follow := 0, true
 		for wi, w := range p.Waves {
+			if wi == 0 && len(w.Steps) > 0 {
+				tier = w.Steps[0].Tier
+			} else if len(w.AwaitAgents) > 0 || len(w.Steps) == 0 || w.Steps[0].Tier != tier {
+				follow = false
+			}
 			for _, st := range w.Steps {
-				if wi == 0 && st.To == in.Self {
+				if (wi == 0 || follow) && st.To == in.Self {
 					r := byUUID[st.VM]
 					v.add(Action{Kind: TakeAndStart, VM: r.UUID, Name: r.Name, Index: r.Index, Expect: r.Lease.Epoch, Wave: wi,
 						Reason: fmt.Sprintf("planned: %s (prio %s, tier %d)", takeRule(v, r.Lease), st.Priority, st.Tier)})

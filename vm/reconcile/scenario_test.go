@@ -153,6 +153,9 @@ func parseScenario(t *testing.T, src string) Input {
 			if m, ok := kv["mem"]; ok {
 				r.Memory = uint64(atoi(strings.TrimSuffix(m, "G"))) << 30
 			}
+			if t, ok := kv["tier"]; ok {
+				r.Policy.StartOrder = atoi(t)
+			}
 			in.Records = append(in.Records, r)
 		case "local":
 			d := Domain{Name: f[1], UUID: uuid(f[1]), State: DomainState(f[2]), Active: !has("inactive"), Since: scenarioNow}

@@ -1,0 +1,198 @@
+package vm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/plan"
+	"github.com/wingmanha/wingman/vm/reconcile"
+)
+
+// heldStarts wraps a real libvirt connection (the test:/// driver) and holds
+// the first Start called on it until hold is closed, counting the starts in
+// flight: a slow guest start, made deterministic.
+type heldStarts struct {
+	*hypervisor.Conn
+	hold chan struct{}
+
+	mu                  sync.Mutex
+	calls, inFlight     int
+	maxInFlight         int
+	startedWhileHolding []string
+	holding             bool
+}
+
+func (h *heldStarts) Start(ctx context.Context, name string) error {
+	h.mu.Lock()
+	h.calls++
+	first := h.calls == 1
+	h.inFlight++
+	h.maxInFlight = max(h.maxInFlight, h.inFlight)
+	if first {
+		h.holding = true
+	} else if h.holding {
+		h.startedWhileHolding = append(h.startedWhileHolding, name)
+	}
+	h.mu.Unlock()
+	if first {
+		<-h.hold
+	}
+	err := h.Conn.Start(ctx, name)
+	h.mu.Lock()
+	h.inFlight--
+	if first {
+		h.holding = false
+	}
+	h.mu.Unlock()
+	return err
+}
+
+func (h *heldStarts) snapshot() (calls, maxInFlight int, whileHolding []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls, h.maxInFlight, append([]string(nil), h.startedWhileHolding...)
+}
+
+// failoverFixture: a LUN file with n protected VMs owned by host 1, which is
+// dead, and the manager of host 2, the only survivor, on the test:/// driver.
+func failoverFixture(t *testing.T, n int) (*vm.Manager, *heldStarts, quorum.Decision) {
+	t.Helper()
+	ctx := context.Background()
+	lunPath := filepath.Join(t.TempDir(), "lun.img")
+	if err := os.WriteFile(lunPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := storage.OpenFile(lunPath)
+	if err != nil {
+		t.Skipf("skipping: no O_DIRECT here: %v", err)
+	}
+	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "steps",
+		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	dev.Close()
+	lun, err := storage.OpenPath(ctx, lunPath, storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lun.Close() })
+	pol, err := vm.RecordPolicy{Policy: plan.DefaultPolicy()}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		uuid := fmt.Sprintf("00000000-0000-0000-0000-0000000005%02d", i)
+		id, _ := storage.ParseUUID(uuid)
+		name := fmt.Sprintf("steps-%02d", i)
+		xml := "<domain type='test'><name>" + name + "</name><uuid>" + uuid + "</uuid><memory unit='MiB'>64</memory>" +
+			"<os><type>hvm</type></os></domain>"
+		if _, _, err := lun.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: id, Name: name, Policy: pol, XML: []byte(xml)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hcfg := hypervisor.DefaultConfig()
+	// A private copy of the driver's default host for this test.
+	hcfg.URI, hcfg.HostName = "test:///default", "kvm2"
+	conn, err := hypervisor.Dial(ctx, hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	hv := &heldStarts{Conn: conn, hold: make(chan struct{})}
+	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1}, lun, hv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := quorum.Decision{Quorate: true, MayRunVMs: true, Verdicts: []quorum.Verdict{{ID: 1, Gen: 1}},
+		Hosts: []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateDead}, {ID: 2, Name: "kvm2", Gen: 1, State: quorum.StateAlive}}}
+	return m, hv, dec
+}
+
+// TestStepFollowsWithLaterWavesAsSlotsFree: six VMs of a dead host, all for
+// this host, 4 starts per host per wave. One slow start must not hold back
+// the two VMs of the second wave, and no more than 4 starts run at once.
+func TestStepFollowsWithLaterWavesAsSlotsFree(t *testing.T) {
+	m, hv, dec := failoverFixture(t, 6)
+	type result struct {
+		acts []reconcile.Action
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		acts, err := m.Step(context.Background(), dec, time.Now())
+		done <- result{acts, err}
+	}()
+	// While the first start is held, the other five run: three of the first
+	// wave and both of the second, each in a slot another one freed.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, while := hv.snapshot(); len(while) == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			calls, _, while := hv.snapshot()
+			close(hv.hold)
+			t.Fatalf("%d starts called, %v while the first was held: the second wave waited for the slow start", calls, while)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(hv.hold)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("step: %v", r.err)
+	}
+	calls, maxInFlight, _ := hv.snapshot()
+	if calls != 6 || maxInFlight > 4 {
+		t.Errorf("%d starts, at most %d at once; want 6, at most 4 (MaxStartsPerHost)", calls, maxInFlight)
+	}
+	waves := map[int]int{}
+	for _, a := range r.acts {
+		if a.Kind == reconcile.TakeAndStart {
+			waves[a.Wave]++
+		}
+	}
+	if waves[0] != 4 || waves[1] != 2 {
+		t.Errorf("take-and-start per wave: %v, want 4 in wave 0 and 2 in wave 1", waves)
+	}
+	doms, err := hv.ListDomains(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := 0
+	for _, d := range doms {
+		if strings.HasPrefix(d.Name, "steps-") && d.State == hypervisor.StateRunning {
+			running++
+		}
+	}
+	if running != 6 {
+		t.Errorf("%d of 6 VMs run after the step", running)
+	}
+}
+
+// TestStepStartsNothingAfterSelfFence: once this host has fenced itself, a
+// step may still take leases, but starts no guest.
+func TestStepStartsNothingAfterSelfFence(t *testing.T) {
+	m, hv, dec := failoverFixture(t, 2)
+	close(hv.hold)
+	if err := m.SelfFence(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.Step(context.Background(), dec, time.Now())
+	if !errors.Is(err, vm.ErrNoQuorum) {
+		t.Errorf("step after self-fence: %v, want an error matching ErrNoQuorum", err)
+	}
+	if calls, _, _ := hv.snapshot(); calls != 0 {
+		t.Errorf("%d guests started after the self-fence", calls)
+	}
+}
