@@ -30,6 +30,9 @@ const (
 	// execResultMax bounds an exec result as JSON: a forwarded answer and
 	// its envelope must fit one serf query response (~1000 bytes).
 	execResultMax = 700
+	// execCommandMax bounds a command as JSON: a forwarded request and its
+	// envelope must fit one serf query (~1000 bytes).
+	execCommandMax = 600
 	// execLogMax is how much of a command's output goes to the log.
 	execLogMax = 64 << 10
 	// rebootMarker, in the maintenance state file, asks the next wingmand
@@ -74,6 +77,10 @@ func (d *Daemon) apiExec(r *http.Request) (any, error) {
 	}
 	if strings.TrimSpace(req.Command) == "" {
 		return nil, badRequest(`send {"command": "..."}`, "no command to run")
+	}
+	if b, _ := json.Marshal(req.Command); len(b) > execCommandMax {
+		return nil, badRequest("put a longer script in a file on the hosts and run that",
+			"the command is %d bytes as JSON; at most %d travel to another host in one serf query", len(b), execCommandMax)
 	}
 	if req.Timeout < 0 {
 		return nil, badRequest("give a positive timeout, or none for the host's maintenance.exec_timeout", "timeout %v is negative", req.Timeout)

@@ -42,6 +42,10 @@ func TestExecRunsOnlyOnAnEmptyHostInMaintenance(t *testing.T) {
 	if _, err := a.client.Exec(ctx, "kvm2", api.ExecRequest{Command: "  "}); remoteStatus(err) != 400 || !strings.Contains(err.Error(), "no command") {
 		t.Errorf("exec without a command: %v", err)
 	}
+	long := "echo " + strings.Repeat("x", execCommandMax)
+	if _, err := a.client.Exec(ctx, "kvm2", api.ExecRequest{Command: long}); remoteStatus(err) != 400 || !strings.Contains(err.Error(), "in one serf query") {
+		t.Errorf("exec of a command too long to forward: %v", err)
+	}
 
 	// kvm1 holds web1, which the test driver cannot migrate: its
 	// evacuation fails and exec stays refused.
@@ -70,6 +74,15 @@ func TestExecRunsOnlyOnAnEmptyHostInMaintenance(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err != nil {
 		t.Errorf("the command did not run: %v", err)
+	}
+
+	// The longest command accepted still fits one forwarded serf query.
+	longest := "echo '" + strings.Repeat("<", (execCommandMax-9)/6) + "'"
+	if b, _ := json.Marshal(longest); len(b) < execCommandMax-6 {
+		t.Fatalf("test command is %d bytes as JSON, want close to %d", len(b), execCommandMax)
+	}
+	if res, err := a.client.Exec(ctx, "kvm2", api.ExecRequest{Command: longest}); err != nil || res.ExitCode != 0 {
+		t.Errorf("exec of the longest command: %+v, %v", res, err)
 	}
 
 	// Long output: the end of it, small enough for one serf response.
@@ -106,7 +119,7 @@ func TestExecRunsOnlyOnAnEmptyHostInMaintenance(t *testing.T) {
 			kinds = append(kinds, e.Kind)
 		}
 	}
-	if strings.Join(kinds, " ") != "exec-start exec-done exec-start exec-done exec-start exec-done" {
+	if strings.Join(kinds, " ") != "exec-start exec-done exec-start exec-done exec-start exec-done exec-start exec-done" {
 		t.Errorf("kvm2's exec events: %v", kinds)
 	}
 }
