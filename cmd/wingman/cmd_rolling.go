@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,10 @@ Each host's wingmand may forbid it (maintenance.allow_exec = false).`,
 			if strings.TrimSpace(o.exec) == "" {
 				return usagef("--exec is required: the command to run on each host, e.g. --exec 'apt-get -y upgrade'")
 			}
+			if b, _ := json.Marshal(o.exec); len(b) > execCommandMax {
+				// Checked here too, so that no host enters maintenance for nothing.
+				return usagef("--exec: the command is %d bytes as JSON; at most %d travel to a host: put a longer script in a file on the hosts and run that", len(b), execCommandMax)
+			}
 			if o.timeout <= 0 || o.rebootTimeout <= 0 {
 				return usagef("--timeout and --reboot-timeout must be positive, like 30m")
 			}
@@ -70,6 +75,10 @@ type rollingOptions struct {
 	timeout       time.Duration
 	rebootTimeout time.Duration
 }
+
+// execCommandMax is wingmand's limit on a command (as JSON): a forwarded
+// request must fit one serf query.
+const execCommandMax = 600
 
 // healthyTimeout bounds the wait for the cluster to be healthy after a step.
 const healthyTimeout = 5 * time.Minute

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -28,6 +29,7 @@ func TestRollingUpdateCommands(t *testing.T) {
 		{"rolling_update_exec_denied", append(upgrade, "--hosts", "kvm1,kvm2"), func(d *fakeDaemon) { d.execDenied = "kvm1" }, exitFailed},
 		{"rolling_update_exec_not_in_maintenance", append(upgrade, "--hosts", "kvm2"), func(d *fakeDaemon) { d.dropMaint = "kvm2" }, exitFailed},
 		{"rolling_update_no_exec", []string{"rolling-update", "--hosts", "kvm1"}, nil, exitUsage},
+		{"rolling_update_exec_too_long", []string{"rolling-update", "--exec", "echo " + strings.Repeat("x", 600)}, nil, exitUsage},
 		{"rolling_update_unknown_host", append(upgrade, "--hosts", "kvm1,kvm9"), nil, exitUsage},
 		{"rolling_update_twice", append(upgrade, "--hosts", "kvm2,kvm2"), nil, exitUsage},
 	} {
