@@ -6,10 +6,17 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm/plan"
 )
+
+// selfFenceReadBound is how long a self-fence waits for the VM records: it
+// needs them only to spare unprotected guests, and the LUN is often what
+// hangs when a host fences itself (a scan of every record would wait
+// io_timeout per I/O while the guests keep running).
+const selfFenceReadBound = 500 * time.Millisecond
 
 // SelfFence destroys every protected VM that runs on this host, at once and
 // without a graceful shutdown: the heartbeat loop calls it when this host
@@ -17,7 +24,8 @@ import (
 // the cluster declared it dead). It reads the LUN only for names and does
 // not need it: every local domain whose UUID has a record is destroyed, and
 // if the records cannot be read, every running domain is (an unprotected
-// VM is never worth the risk of a protected one running twice).
+// VM is never worth the risk of a protected one running twice). It waits
+// for the records at most selfFenceReadBound.
 func (m *Manager) SelfFence(ctx context.Context, reason string) error {
 	m.fenced.Store(true) // first: no start still running in a step may begin after this
 	doms, err := m.hv.ListDomains(ctx)
@@ -25,8 +33,11 @@ func (m *Manager) SelfFence(ctx context.Context, reason string) error {
 		return fmt.Errorf("self-fence: list domains: %w", err)
 	}
 	protected := map[string]bool{}
-	recs, errs := m.lun.ReadVMs(ctx)
-	all := len(errs) > 0 && len(recs) == 0
+	rctx, cancel := context.WithTimeout(ctx, selfFenceReadBound)
+	recs, errs := m.lun.ReadVMs(rctx)
+	cancel()
+	// A record not read may be a protected VM running here.
+	all := len(errs) > 0
 	for _, r := range recs {
 		if r.Protected() {
 			protected[strings.ToLower(r.Config.UUID.String())] = true

@@ -1,0 +1,93 @@
+package vm_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/storage/storagetest"
+	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/plan"
+)
+
+// TestSelfFenceDoesNotWaitForAHungLUN: a host whose LUN hangs fences itself;
+// the VM records it would read to spare unprotected guests cannot come. It
+// must destroy its guests without waiting io_timeout per record read.
+func TestSelfFenceDoesNotWaitForAHungLUN(t *testing.T) {
+	ctx := context.Background()
+	lunPath := filepath.Join(t.TempDir(), "lun.img")
+	if err := os.WriteFile(lunPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := storage.OpenFile(lunPath)
+	if err != nil {
+		t.Skipf("skipping: no O_DIRECT here: %v", err)
+	}
+	timings := storage.DefaultTimings()
+	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "fence", Timings: timings,
+		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	faults := storagetest.NewController()
+	lun, err := storage.Open(ctx, faults.Device("kvm2", dev), storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lun.Close()
+
+	hcfg := hypervisor.DefaultConfig()
+	hcfg.URI, hcfg.HostName = "test:///default", "kvm2"
+	conn, err := hypervisor.Dial(ctx, hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const uuid = "00000000-0000-0000-0000-000000000601"
+	xml := "<domain type='test'><name>fenced-1</name><uuid>" + uuid + "</uuid><memory unit='MiB'>64</memory><os><type>hvm</type></os></domain>"
+	if _, err := conn.Define(ctx, xml); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Start(ctx, "fenced-1"); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := storage.ParseUUID(uuid)
+	pol, err := vm.RecordPolicy{Policy: plan.DefaultPolicy()}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := lun.ProtectVM(ctx, storage.Owner{Host: 2, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: id, Name: "fenced-1", Policy: pol, XML: []byte(xml)}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1}, lun, conn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	faults.Inject("kvm2", storagetest.Fault{Op: storagetest.AllIO, Hang: true})
+	defer faults.Clear("kvm2")
+	t0 := time.Now()
+	if err := m.SelfFence(ctx, "test: LUN hangs"); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(t0)
+	doms, err := conn.ListDomains(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range doms {
+		if d.Name == "fenced-1" && d.State.Active() {
+			t.Fatalf("the protected guest still runs after the self-fence")
+		}
+	}
+	// The reads of the hung LUN time out only after io_timeout each.
+	if took >= timings.IOTimeout {
+		t.Errorf("the self-fence took %v with the LUN hung: it waited for the records (io_timeout %v)", took, timings.IOTimeout)
+	}
+	if faults.Stats("kvm2").Hung == 0 {
+		t.Error("the self-fence did not try the LUN: the test no longer covers the hang")
+	}
+}
