@@ -47,6 +47,23 @@ func TestRandomFaultSchedules(t *testing.T) {
 	// collect less often.
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	start, cpu0 := time.Now(), cpuTime()
+	var done atomic.Uint64
+	stopProgress, progressDone := make(chan struct{}), make(chan struct{})
+	defer func() { close(stopProgress); <-progressDone }()
+	go func() { // long runs (make sim) say how far they got, once a minute
+		defer close(progressDone)
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				t.Logf("progress: %d of %d schedules after %v, CPU %v", done.Load(), last-first+1,
+					time.Since(start).Round(time.Second), (cpuTime() - cpu0).Round(time.Second))
+			case <-stopProgress:
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -59,6 +76,7 @@ func TestRandomFaultSchedules(t *testing.T) {
 					return
 				}
 				scenario, violation := randomSchedule(seed, cfg)
+				done.Add(1)
 				if first == last {
 					t.Logf("seed %d, scenario:\n%s", seed, scenario)
 				}
