@@ -57,8 +57,14 @@ func TestRandomFaultSchedules(t *testing.T) {
 		for {
 			select {
 			case <-tick.C:
-				t.Logf("progress: %d of %d schedules after %v, CPU %v", done.Load(), last-first+1,
-					time.Since(start).Round(time.Second), (cpuTime() - cpu0).Round(time.Second))
+				mu.Lock()
+				failing := "none failed"
+				if failSeed != 0 {
+					failing = fmt.Sprintf("seed %d failed", failSeed)
+				}
+				mu.Unlock()
+				t.Logf("progress: %d of %d schedules after %v, CPU %v, %s", done.Load(), last-first+1,
+					time.Since(start).Round(time.Second), (cpuTime() - cpu0).Round(time.Second), failing)
 			case <-stopProgress:
 				return
 			}
