@@ -235,7 +235,7 @@ type Guest struct {
 
 // NewGuest is NewGuests for one guest named name.
 func (e *Env) NewGuest(ctx context.Context, h *cluster.Host, name, priority string) (Guest, error) {
-	gs, err := e.newGuests(ctx, h, []string{name}, priority)
+	gs, err := e.newGuests(ctx, h, []string{name}, Policy{Priority: priority})
 	if err != nil {
 		return Guest{}, err
 	}
@@ -246,14 +246,19 @@ func (e *Env) NewGuest(ctx context.Context, h *cluster.Host, name, priority stri
 // that only Wingman prevents a second copy), defines and starts them on h, and protects them
 // through h's wingmand with priority (high, medium, low or a number; "" the default).
 func (e *Env) NewGuests(ctx context.Context, h *cluster.Host, prefix string, n int, priority string) ([]Guest, error) {
+	return e.NewGuestsWithPolicy(ctx, h, prefix, n, Policy{Priority: priority})
+}
+
+// NewGuestsWithPolicy is NewGuests with a whole protection policy (isolation response, ...).
+func (e *Env) NewGuestsWithPolicy(ctx context.Context, h *cluster.Host, prefix string, n int, p Policy) ([]Guest, error) {
 	var names []string
 	for i := 1; i <= n; i++ {
 		names = append(names, fmt.Sprintf("%s%d", prefix, i))
 	}
-	return e.newGuests(ctx, h, names, priority)
+	return e.newGuests(ctx, h, names, p)
 }
 
-func (e *Env) newGuests(ctx context.Context, h *cluster.Host, names []string, priority string) ([]Guest, error) {
+func (e *Env) newGuests(ctx context.Context, h *cluster.Host, names []string, p Policy) ([]Guest, error) {
 	c, err := e.conn(ctx, h)
 	if err != nil {
 		return nil, err
@@ -276,7 +281,7 @@ func (e *Env) newGuests(ctx context.Context, h *cluster.Host, names []string, pr
 		if err := c.Start(ctx, g.Name); err != nil {
 			return out, err
 		}
-		if _, err := e.Client(h).Protect(ctx, g.Name, ProtectRequest{Policy: Policy{Priority: priority}}); err != nil {
+		if _, err := e.Client(h).Protect(ctx, g.Name, ProtectRequest{Policy: p}); err != nil {
 			return out, fmt.Errorf("protect %s on %s: %w", g.Name, h.Name(), err)
 		}
 		out = append(out, g)

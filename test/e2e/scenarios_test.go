@@ -118,51 +118,6 @@ func TestLiveMigration(t *testing.T) {
 	}
 }
 
-// TestPartitionNoRestart: a host cut off the network but still writing the LUN is isolated, not
-// dead: nothing restarts (isolation response leave-running) and after the heal all is as before.
-func TestPartitionNoRestart(t *testing.T) {
-	full(t)
-	e := startEnv(t, Options{Profile: "fast"})
-	ctx := ctxFor(t, 5*time.Minute)
-	h1, h2 := e.Hosts()[0], e.Hosts()[1]
-	guests, err := e.NewGuests(ctx, h1, "pt", 2, "high")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
-	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
-	if err := e.C.Partition(h1); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the others notice, then keep the partition for longer than D.
-	var state string
-	if err := Poll(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
-		state, _ = e.HostState(ctx, h2, h1)
-		return state != "alive", nil
-	}); err != nil {
-		t.Fatalf("%s still sees %s alive: %v", h2.Name(), h1.Name(), err)
-	}
-	t.Logf("%s sees the partitioned %s as %q", h2.Name(), h1.Name(), state)
-	observe(10 * time.Second)
-	state, _ = e.HostState(ctx, h2, h1)
-	t.Logf("after 10 s more: %q", state)
-	if state == "dead" {
-		t.Errorf("%s declared the isolated %s dead although it writes the LUN", h2.Name(), h1.Name())
-	}
-	placedOn(t, e, guests, h1.Name())
-	if err := e.C.Heal(h1); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
-		t.Fatal(err)
-	}
-	observe(2 * time.Second)
-	checkWatch(t, w)
-	placedOn(t, e, guests, h1.Name())
-}
-
 // TestPowerFence: with a fence agent that confirms at once and the fast profile, the coordinator
 // fences the lost host and restarts its VMs before D.
 func TestPowerFence(t *testing.T) {
@@ -252,14 +207,7 @@ func TestFrozenHost(t *testing.T) {
 	// The software watchdog may end wingmand (exit 70) after it destroyed the stale copies.
 	running := Poll(ctx, 3*time.Second, 100*time.Millisecond, func() (bool, error) { return !h1.WingmandRunning(), nil }) != nil
 	t.Logf("%s's wingmand still running after the thaw: %v", h1.Name(), running)
-	if !h1.WingmandRunning() {
-		if err := e.C.StartWingmand(ctx, h1, e.WingmandOptions()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
-		t.Fatal(err)
-	}
+	rejoinAfterFault(t, ctx, e, h1)
 }
 
 // TestMaintenanceAbortAndFailback: an evacuation aborted half way leaves every guest running on
