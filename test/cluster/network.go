@@ -64,6 +64,9 @@ func (c *Cluster) plugIn(ctx context.Context, h *Host) error {
 	initPID := h.InitPID()
 	port := portName(h)
 	prefix := strconv.Itoa(c.cfg.Subnet.Bits())
+	// After a quick power cycle the old port can outlive its host's network namespace for a
+	// moment (the kernel tears it down asynchronously): remove it, else the add fails.
+	_ = c.switchIP(ctx, "link", "del", port)
 	if err := c.switchIP(ctx, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(initPID)); err != nil {
 		return fmt.Errorf("plug %s in: %w", h.name, err)
 	}
