@@ -20,6 +20,9 @@
 //	POST /v1/vms/{name-or-uuid}/migrate  MigrateRequest -> MigrateResult
 //	POST /v1/hosts/{name-or-id}/maintenance  MaintenanceRequest -> Host
 //	POST /v1/hosts/{name-or-id}/fence    FenceRequest -> FenceResult
+//	POST /v1/hosts/{name-or-id}/exec     ExecRequest -> ExecResult (host in maintenance, empty)
+//	POST /v1/hosts/{name-or-id}/reboot   RebootRequest -> RebootResult (host in maintenance, no guest running)
+//	GET  /v1/hosts/{name-or-id}/evacuation-plan  EvacuationPlan (what maintenance would move where)
 //	GET  /v1/events?since=RFC3339&limit=N []Event
 //
 // A request about a VM or host that another host must carry out (the VM's
