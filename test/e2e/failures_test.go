@@ -447,3 +447,65 @@ func TestLibvirtdCrash(t *testing.T) {
 	evs := eventsSince(t, ctx, e, h2, t0)
 	noRestartEvents(t, evs, guests)
 }
+
+// TestTwoPowerLossesAtOnce: two hosts of three lose power at the same moment. The last host
+// cannot tell them from a majority that still holds network leases it cannot see, so it restarts
+// nothing (DESIGN.md: a minority that cannot prove the others dead does nothing; quorum's
+// hiddenLeaseCheck). When one of the two boots again, the cluster is quorate again and every
+// VM runs once more, never two copies.
+func TestTwoPowerLossesAtOnce(t *testing.T) {
+	full(t)
+	e, ctx, a := startWithGuests(t, Options{Profile: "fast"}, "ta", 1, Policy{Priority: "high"})
+	h1, h2, h3 := e.Hosts()[0], e.Hosts()[1], e.Hosts()[2]
+	b, err := e.NewGuests(ctx, h2, "tb", 1, "high")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guests := append(a, b...)
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{})
+	t0 := time.Now()
+	errs := make(chan error, 2)
+	for _, h := range []*cluster.Host{h1, h2} {
+		go func() { errs <- e.PowerOff(h) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	observe(2*fastD + 2*time.Second) // well past D: the last host must still wait
+	p, err := e.Running(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range guests {
+		if hs := p[g.UUID]; len(hs) > 0 {
+			t.Errorf("%s was restarted on %v although the last host cannot prove both lost hosts dead", g.Name, hs)
+		}
+	}
+	for _, h := range []*cluster.Host{h1, h2} {
+		st, _ := e.HostState(ctx, h3, h)
+		t.Logf("%v after the double power loss %s sees %s %q", time.Since(t0).Round(time.Millisecond), h3.Name(), h.Name(), st)
+		if st == "dead" {
+			t.Errorf("%s declared %s dead without proof that no lease it cannot see keeps it running", h3.Name(), h.Name())
+		}
+	}
+	t1 := time.Now()
+	if err := e.C.PowerOn(ctx, h1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.C.StartWingmand(ctx, h1, e.WingmandOptions()); err != nil {
+		t.Fatal(err)
+	}
+	p, err = e.WaitRunningOnce(ctx, 60*time.Second, guests, h2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s booted again: every VM running after %v: %v", h1.Name(), time.Since(t1).Round(time.Millisecond), p)
+	observe(2 * time.Second)
+	checkWatch(t, w)
+	eventsSince(t, ctx, e, h3, t0)
+}
