@@ -166,7 +166,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	d.loop, err = heartbeat.New(heartbeat.Config{
 		Timings: heartbeat.Timings(t, d.serfDetect()),
 		Slot:    latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
-		Watchdog: petter{d}, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), 3*t.Renew+t.IOTimeout+time.Second) },
+		Watchdog: petter{d}, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), d.loopMaxAge()) },
 		OnDecision: d.onDecision, OnEvent: d.onLoopEvent, Logger: d.log,
 		Announce: heartbeat.Announcer(d.serf, t.IOTimeout),
 	})
@@ -535,10 +535,23 @@ func (d *Daemon) event(sev storage.Severity, kind string, subject int, format st
 	}
 }
 
+// loopMaxAge is how long a loop of the daemon may go without progress
+// before the watchdog is no longer petted.
+func (d *Daemon) loopMaxAge() time.Duration {
+	t := d.hdr.Timings
+	return 3*t.Renew + t.IOTimeout + time.Second
+}
+
 // watchdogExpired is the software watchdog's last resort: the loops stopped
 // making progress, so nothing guarantees this host stops its VMs in time.
 func (d *Daemon) watchdogExpired() {
-	d.log.Error("software watchdog expired: destroying protected VMs and exiting")
+	var stale []string // which loop stopped petting: the post-mortem starts there
+	if d.guard != nil {
+		for _, l := range d.guard.Stale(time.Now(), d.loopMaxAge()) {
+			stale = append(stale, fmt.Sprintf("%s (last progress %v ago, never: %v)", l.Name, l.Age.Round(time.Millisecond), l.Never))
+		}
+	}
+	d.log.Error("software watchdog expired: destroying protected VMs and exiting", "stalled_loops", strings.Join(stale, "; "))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if d.vms != nil {
