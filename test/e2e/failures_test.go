@@ -15,15 +15,20 @@ import (
 // wait for a verdict without a fence agent or a poison pill.
 const fastD = 7500 * time.Millisecond
 
-// startWithGuests starts an environment with o and n guests named prefix1..prefixN on its first
-// host, protected with policy p, and waits until each runs exactly once.
-func startWithGuests(t *testing.T, o Options, prefix string, n int, p Policy) (*Env, context.Context, []Guest) {
+// startWithGuests starts an environment with o and, for each of prefixes on the next host (the
+// first on the first host), n guests named prefix1..prefixN protected with policy p. It waits
+// until each runs exactly once.
+func startWithGuests(t *testing.T, o Options, n int, p Policy, prefixes ...string) (*Env, context.Context, []Guest) {
 	t.Helper()
 	e := startEnv(t, o)
 	ctx := ctxFor(t, 5*time.Minute)
-	guests, err := e.NewGuestsWithPolicy(ctx, e.Hosts()[0], prefix, n, p)
-	if err != nil {
-		t.Fatal(err)
+	var guests []Guest
+	for i, prefix := range prefixes {
+		gs, err := e.NewGuestsWithPolicy(ctx, e.Hosts()[i], prefix, n, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		guests = append(guests, gs...)
 	}
 	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
 		t.Fatal(err)
@@ -125,7 +130,7 @@ func jobInfo(ctx context.Context, h *cluster.Host, name string) map[string]strin
 // takes the host back when it boots again.
 func TestMigrationDestinationPowerLoss(t *testing.T) {
 	full(t)
-	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, "md", 1, Policy{Priority: "high"})
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 1, Policy{Priority: "high"}, "md")
 	h1, h2, h3 := e.Hosts()[0], e.Hosts()[1], e.Hosts()[2]
 	g := guests[0]
 	if err := makeDirtying(ctx, h1, g); err != nil {
@@ -218,21 +223,8 @@ func removeKind(evs []Event, kind string) []Event {
 // took it out of the vote, DESIGN.md "Host states"), each within the bound, never two copies.
 func TestSecondPowerLoss(t *testing.T) {
 	full(t)
-	e := startEnv(t, Options{Profile: "fast"})
-	ctx := ctxFor(t, 5*time.Minute)
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "high"}, "sa", "sb")
 	h1, h2, h3 := e.Hosts()[0], e.Hosts()[1], e.Hosts()[2]
-	a, err := e.NewGuests(ctx, h1, "sa", 2, "high")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := e.NewGuests(ctx, h2, "sb", 2, "high")
-	if err != nil {
-		t.Fatal(err)
-	}
-	guests := append(a, b...)
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
 	w := e.StartWatch(guests, WatchOptions{})
 	bound := fastD + 10*time.Second
 	start := time.Now()
@@ -313,7 +305,7 @@ func rejoinAfterFault(t *testing.T, ctx context.Context, e *Env, h *cluster.Host
 // and after the heal all is as before.
 func TestIsolationLeaveRunning(t *testing.T) {
 	full(t)
-	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, "il", 2, Policy{Priority: "high", Isolation: "leave-running"})
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "high", Isolation: "leave-running"}, "il")
 	h1, h2 := e.Hosts()[0], e.Hosts()[1]
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	t0 := time.Now()
@@ -339,7 +331,7 @@ func TestIsolationLeaveRunning(t *testing.T) {
 // the test logs the time from the cut to every guest running again (isolation-to-restart).
 func TestIsolationStop(t *testing.T) {
 	full(t)
-	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, "is", 2, Policy{Priority: "high", Isolation: "stop"})
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "high", Isolation: "stop"}, "is")
 	h1, h2 := e.Hosts()[0], e.Hosts()[1]
 	w := e.StartWatch(guests, WatchOptions{})
 	t0 := time.Now()
@@ -392,7 +384,7 @@ func qemuOf(t *testing.T, h *cluster.Host, guests []Guest) map[string]bool {
 // wingmand works through it again (it reports the guests and live-migrates one).
 func TestLibvirtdCrash(t *testing.T) {
 	full(t)
-	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, "lc", 2, Policy{Priority: "high"})
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "high"}, "lc")
 	h1, h2 := e.Hosts()[0], e.Hosts()[1]
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	t0 := time.Now()
@@ -455,16 +447,8 @@ func TestLibvirtdCrash(t *testing.T) {
 // VM runs once more, never two copies.
 func TestTwoPowerLossesAtOnce(t *testing.T) {
 	full(t)
-	e, ctx, a := startWithGuests(t, Options{Profile: "fast"}, "ta", 1, Policy{Priority: "high"})
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 1, Policy{Priority: "high"}, "ta", "tb")
 	h1, h2, h3 := e.Hosts()[0], e.Hosts()[1], e.Hosts()[2]
-	b, err := e.NewGuests(ctx, h2, "tb", 1, "high")
-	if err != nil {
-		t.Fatal(err)
-	}
-	guests := append(a, b...)
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
 	w := e.StartWatch(guests, WatchOptions{})
 	t0 := time.Now()
 	errs := make(chan error, 2)

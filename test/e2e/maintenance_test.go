@@ -67,7 +67,7 @@ func runningDomains(ctx context.Context, e *Env, h *cluster.Host) ([]string, err
 // the host ends empty and in maintenance, and exit makes it a target again.
 func TestMaintenance(t *testing.T) {
 	full(t)
-	e, ctx, guests := startWithGuests(t, Options{}, "mt", 6, Policy{Priority: "medium"})
+	e, ctx, guests := startWithGuests(t, Options{}, 6, Policy{Priority: "medium"}, "mt")
 	h1, h2 := e.Hosts()[0], e.Hosts()[1]
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	t0 := time.Now()
@@ -126,7 +126,7 @@ func TestMaintenance(t *testing.T) {
 // and no guest comes back to it.
 func TestMaintenanceSurvivesDaemonRestart(t *testing.T) {
 	full(t)
-	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, "mr", 2, Policy{Priority: "medium"})
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "medium"}, "mr")
 	h1, h2 := e.Hosts()[0], e.Hosts()[1]
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: true}); err != nil {
