@@ -252,11 +252,7 @@ func updateHost(ctx context.Context, s stdio, c *api.Client, p rollingPlan, o ro
 	if err != nil {
 		return "evacuate", daemonErr(err, "host", host)
 	}
-	h, err := c.Host(ctx, host)
-	if err != nil {
-		return "evacuate", daemonErr(err, "host", host)
-	}
-	if _, err := waitEvacuated(ctx, s, c, h); err != nil {
+	if err := waitMovedAway(ctx, s, c, host); err != nil {
 		return "evacuate", err
 	}
 	fmt.Fprintf(s.out, "%s: in maintenance, empty\n", tag)
@@ -304,6 +300,40 @@ func updateHost(ctx context.Context, s stdio, c *api.Client, p rollingPlan, o ro
 	}
 	fmt.Fprintf(s.out, "%s: done, back in service\n", tag)
 	return "", nil
+}
+
+// movedAwayTimeout bounds the wait, after an evacuation, for the targets to
+// hold the leases of the VMs that moved.
+const movedAwayTimeout = 2 * time.Minute
+
+// waitMovedAway waits until host owns no protected VM that is meant to run
+// (one stopped through Wingman keeps its lease there and runs nowhere).
+func waitMovedAway(ctx context.Context, s stdio, c *api.Client, host string) error {
+	deadline := time.Now().Add(movedAwayTimeout)
+	last := -1
+	for {
+		vms, err := c.VMs(ctx)
+		if err != nil {
+			return daemonErr(err, "", "")
+		}
+		var left []string
+		for _, v := range vms {
+			if v.Protected && v.OwnerName == host && !v.Stopped {
+				left = append(left, v.Name)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s still holds %s after its evacuation", host, strings.Join(left, ", "))
+		}
+		if len(left) != last {
+			fmt.Fprintf(s.errOut, "waiting for %s to hand over %s\n", host, strings.Join(left, ", "))
+			last = len(left)
+		}
+		time.Sleep(pollEvery)
+	}
 }
 
 func printExec(w io.Writer, tag string, r api.ExecResult) {

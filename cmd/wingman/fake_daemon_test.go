@@ -173,15 +173,34 @@ func (d *fakeDaemon) mux() http.Handler {
 			h.Maintenance, h.State, h.VMs = true, "maintenance", left
 			if left > 0 {
 				d.evacuate[h.Name] = left - 1
-			} else if d.dropMaint == h.Name {
-				delete(d.evacuate, h.Name)
 			}
 		}
 		h.Generation += uint64(d.rebooted[h.Name])
 		d.mu.Unlock()
 		reply(w, 200, h)
 	})
-	m.HandleFunc("GET /v1/vms", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeVMs) })
+	m.HandleFunc("GET /v1/vms", func(w http.ResponseWriter, r *http.Request) {
+		// A host entering maintenance hands its running VMs over after as
+		// many calls as it had VMs.
+		vms := append([]api.VM(nil), fakeVMs...)
+		d.mu.Lock()
+		for host, left := range d.evacuate {
+			if left > 0 {
+				d.evacuate[host] = left - 1
+				continue
+			}
+			if d.dropMaint == host {
+				delete(d.evacuate, host) // another operator ends its maintenance
+			}
+			for i, v := range vms {
+				if v.OwnerName == host && !v.Stopped {
+					vms[i].OwnerName = map[string]string{"kvm1": "kvm2", "kvm2": "kvm1"}[host]
+				}
+			}
+		}
+		d.mu.Unlock()
+		reply(w, 200, vms)
+	})
 	m.HandleFunc("GET /v1/vms/{vm}", func(w http.ResponseWriter, r *http.Request) {
 		if v, ok := vmOr404(w, r); ok {
 			reply(w, 200, v)

@@ -24,6 +24,7 @@ import (
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm"
 )
 
 const (
@@ -167,11 +168,23 @@ func (d *Daemon) readyForPatching(ctx context.Context, what string) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("%s on %s: %d VM records unreadable, cannot prove the host is empty: %w", what, host, len(errs), errs[0])
 	}
+	doms, err := d.hv.ListDomains(ctx)
+	if err != nil {
+		return fmt.Errorf("%s on %s: list its guests: %w", what, host, err)
+	}
+	active := map[string]bool{}
+	for _, dm := range doms {
+		active[strings.ToLower(dm.UUID)] = dm.Active()
+	}
+	// A VM stopped through Wingman may keep its lease here: nothing of it runs.
 	var held []string
 	self := d.slot.HostID()
 	for _, r := range recs {
 		if r.Protected() && r.Lease.Held() && r.Lease.Owner.Host == self {
-			held = append(held, r.Config.Name)
+			rp, _ := vm.UnmarshalRecordPolicy(r.Config.Policy)
+			if !rp.Stopped || active[strings.ToLower(r.Config.UUID.String())] {
+				held = append(held, r.Config.Name)
+			}
 		}
 	}
 	if len(held) > 0 {

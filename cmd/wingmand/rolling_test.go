@@ -60,6 +60,14 @@ func TestExecRunsOnlyOnAnEmptyHostInMaintenance(t *testing.T) {
 		t.Errorf("exec on a host that holds web1: %v", err)
 	}
 
+	// Stopped through Wingman, web1 keeps its lease on kvm1 but runs nowhere: kvm1 may be patched.
+	if err := b.client.Stop(ctx, "web1"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := b.client.Exec(ctx, "kvm1", api.ExecRequest{Command: "true"}); err != nil || res.ExitCode != 0 {
+		t.Errorf("exec on kvm1 holding only the stopped web1: %+v, %v", res, err)
+	}
+
 	// kvm2 holds nothing: in maintenance it runs commands.
 	if _, err := a.client.Maintenance(ctx, "kvm2", api.MaintenanceRequest{Enter: true}); err != nil {
 		t.Fatalf("maintenance enter kvm2: %v", err)
