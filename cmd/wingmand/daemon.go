@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -535,6 +536,18 @@ func (d *Daemon) event(sev storage.Severity, kind string, subject int, format st
 	}
 }
 
+// dumpGoroutines writes every goroutine's stack to a file in the state
+// directory, where a stalled loop is waiting, and returns its path.
+func (d *Daemon) dumpGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	p := filepath.Join(d.cfg.StateDir, fmt.Sprintf("watchdog-expired-%s.txt", time.Now().UTC().Format("20060102T150405")))
+	if err := os.WriteFile(p, buf, 0o600); err != nil {
+		return "not written: " + err.Error()
+	}
+	return p
+}
+
 // loopMaxAge is how long a loop of the daemon may go without progress
 // before the watchdog is no longer petted.
 func (d *Daemon) loopMaxAge() time.Duration {
@@ -551,7 +564,8 @@ func (d *Daemon) watchdogExpired() {
 			stale = append(stale, fmt.Sprintf("%s (last progress %v ago, never: %v)", l.Name, l.Age.Round(time.Millisecond), l.Never))
 		}
 	}
-	d.log.Error("software watchdog expired: destroying protected VMs and exiting", "stalled_loops", strings.Join(stale, "; "))
+	d.log.Error("software watchdog expired: destroying protected VMs and exiting", "stalled_loops", strings.Join(stale, "; "),
+		"goroutines", d.dumpGoroutines())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if d.vms != nil {
