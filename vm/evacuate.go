@@ -113,24 +113,39 @@ func (m *Manager) Survivable(ctx context.Context, dec quorum.Decision, k int) (p
 	return plan.Survivable(in, k)
 }
 
-// Evacuate live-migrates every protected VM this host owns away, parallel
-// at a time (at least 1). A failed migration is retried once, to the next
-// planned host. progress is told about each move as it ends.
-func (m *Manager) Evacuate(ctx context.Context, dec quorum.Decision, parallel int, progress func(Move, hypervisor.MigrationResult, error)) error {
+// EvacuateOptions tune Evacuate.
+type EvacuateOptions struct {
+	// Parallel is how many migrations run at once (at least 1).
+	Parallel int
+	// Planned, if set, is told the moves once they are planned, before the
+	// first starts.
+	Planned func([]Move)
+	// Progress, if set, is told about samples of each running migration.
+	// It must return quickly.
+	Progress func(Move, hypervisor.MigrationProgress)
+	// Done, if set, is told about each move as it ends (after its retry).
+	Done func(Move, hypervisor.MigrationResult, error)
+}
+
+// Evacuate live-migrates every protected VM this host owns away,
+// opts.Parallel at a time, in the plan's order (by priority). A failed
+// migration is retried once, to another planned host.
+func (m *Manager) Evacuate(ctx context.Context, dec quorum.Decision, opts EvacuateOptions) error {
 	moves, unplaced, err := m.EvacuationPlan(ctx, dec)
 	if err != nil {
 		return err
 	}
-	if parallel < 1 {
-		parallel = 1
+	if opts.Planned != nil {
+		opts.Planned(moves)
 	}
+	parallel := max(opts.Parallel, 1)
 	sem := make(chan struct{}, parallel)
 	var mu sync.Mutex
 	var failed []error
 	var wg sync.WaitGroup
-	targets := map[int]bool{}
+	targets := map[int]string{} // planned target hosts, by id
 	for _, mv := range moves {
-		targets[mv.To] = true
+		targets[mv.To] = mv.ToName
 	}
 	for _, mv := range moves {
 		wg.Add(1)
@@ -138,18 +153,25 @@ func (m *Manager) Evacuate(ctx context.Context, dec quorum.Decision, parallel in
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := m.Migrate(ctx, mv.UUID, mv.To)
+			migrate := func(mv Move) (hypervisor.MigrationResult, error) {
+				var report func(hypervisor.MigrationProgress)
+				if opts.Progress != nil {
+					report = func(p hypervisor.MigrationProgress) { opts.Progress(mv, p) }
+				}
+				return m.MigrateWithProgress(ctx, mv.UUID, mv.To, report)
+			}
+			res, err := migrate(mv)
 			if err != nil {
-				for alt := range targets { // retry once elsewhere
+				for alt, altName := range targets { // retry once elsewhere
 					if alt != mv.To && ctx.Err() == nil {
-						mv.To, mv.ToName = alt, ""
-						res, err = m.Migrate(ctx, mv.UUID, alt)
+						mv.To, mv.ToName = alt, altName
+						res, err = migrate(mv)
 						break
 					}
 				}
 			}
-			if progress != nil {
-				progress(mv, res, err)
+			if opts.Done != nil {
+				opts.Done(mv, res, err)
 			}
 			if err != nil {
 				mu.Lock()

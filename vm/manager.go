@@ -366,6 +366,12 @@ func (m *Manager) shutdown(ctx context.Context, name string) error {
 // (hypervisor.ErrTimeout), Started stays and reconcile resolves it from
 // where the guest is found.
 func (m *Manager) Migrate(ctx context.Context, nameOrUUID string, target int) (hypervisor.MigrationResult, error) {
+	return m.MigrateWithProgress(ctx, nameOrUUID, target, nil)
+}
+
+// MigrateWithProgress is Migrate, calling progress (if not nil) with samples
+// of the running migration job (see hypervisor.MigrateOptions.Progress).
+func (m *Manager) MigrateWithProgress(ctx context.Context, nameOrUUID string, target int, progress func(hypervisor.MigrationProgress)) (hypervisor.MigrationResult, error) {
 	if m.cfg.MigrationURI == nil {
 		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q: no MigrationURI resolver configured", nameOrUUID)
 	}
@@ -398,7 +404,7 @@ func (m *Manager) Migrate(ctx context.Context, nameOrUUID string, target int) (h
 	m.mu.Unlock()
 	m.event(ctx, storage.SevInfo, "migration-started", id, target, "live migration to host %d gen %d", target, th.Gen)
 
-	res, merr := m.hv.Migrate(ctx, name, hypervisor.MigrateOptions{DestURI: uri, Unsafe: m.cfg.UnsafeMigration})
+	res, merr := m.hv.Migrate(ctx, name, hypervisor.MigrateOptions{DestURI: uri, Unsafe: m.cfg.UnsafeMigration, Progress: progress})
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
