@@ -22,6 +22,7 @@
 //	POST /v1/hosts/{name-or-id}/fence    FenceRequest -> FenceResult
 //	POST /v1/hosts/{name-or-id}/exec     ExecRequest -> ExecResult (host in maintenance, empty)
 //	POST /v1/hosts/{name-or-id}/reboot   RebootRequest -> RebootResult (host in maintenance, no guest running)
+//	GET  /v1/hosts/{name-or-id}/evacuation  Evacuation (progress of maintenance enter)
 //	GET  /v1/hosts/{name-or-id}/evacuation-plan  EvacuationPlan (what maintenance would move where)
 //	GET  /v1/events?since=RFC3339&limit=N []Event
 //

@@ -232,27 +232,71 @@ Interrupting the wait does not stop the evacuation.`,
 	},
 }
 
-// waitEvacuated polls the host until it is in maintenance and owns no
-// protected VM.
+// waitEvacuated follows the host's evacuation until it ends, showing each
+// running migration's progress on stderr, then waits for the targets to
+// take over the leases of the VMs that moved.
 func waitEvacuated(ctx context.Context, s stdio, c *api.Client, h api.Host) (api.Host, error) {
 	name := h.Name
-	last := -1
-	for !(h.Maintenance && h.State == "maintenance" && h.VMs == 0) {
-		if h.VMs != last {
-			fmt.Fprintf(s.errOut, "waiting for %s to evacuate: %s left\n", name, plural(h.VMs, "protected VM"))
-			last = h.VMs
+	shown := map[string]string{}
+	for {
+		e, err := c.Evacuation(ctx, name)
+		if err != nil {
+			return h, daemonErr(err, "host", name)
+		}
+		for _, a := range e.Active {
+			if line := migrationLine(a); shown[a.VM] != line {
+				fmt.Fprintf(s.errOut, "%s\n", line)
+				shown[a.VM] = line
+			}
+		}
+		if !e.Running {
+			if e.Failed > 0 || e.Error != "" {
+				return h, evacuationErr(e)
+			}
+			break
 		}
 		select {
 		case <-ctx.Done():
 			return h, fmt.Errorf("stopped waiting; %s keeps evacuating (see 'wingman maintenance status %s')", name, name)
 		case <-time.After(pollEvery):
 		}
-		var err error
-		if h, err = c.Host(ctx, name); err != nil {
-			return h, daemonErr(err, "host", name)
-		}
+	}
+	if err := waitMovedAway(ctx, s, c, name); err != nil {
+		return h, err
+	}
+	h, err := c.Host(ctx, name)
+	if err != nil {
+		return h, daemonErr(err, "host", name)
 	}
 	return h, nil
+}
+
+// migrationLine is one running migration, like "db -> kvm2: 40% (26 of
+// 64 MiB), about 2s left".
+func migrationLine(a api.MigrationProgress) string {
+	line := fmt.Sprintf("%s -> %s: %.0f%%", a.VM, a.To, a.Percent)
+	if a.Total > 0 {
+		line += fmt.Sprintf(" (%d of %d MiB)", a.Processed>>20, a.Total>>20)
+	}
+	if a.ETA > 0 {
+		line += ", about " + humanDuration(a.ETA) + " left"
+	}
+	return line
+}
+
+// evacuationErr says what an evacuation that ended early left behind.
+func evacuationErr(e api.Evacuation) error {
+	msg := fmt.Sprintf("%s: evacuation ended with %d of %s moved", e.Host, e.Done, plural(e.Planned, "VM"))
+	if e.Failed > 0 {
+		msg += fmt.Sprintf(", %d failed", e.Failed)
+	}
+	for _, x := range e.Errors {
+		msg += "\n  " + x
+	}
+	if e.Error != "" {
+		msg += "\n  " + e.Error
+	}
+	return fmt.Errorf("%s\nthe host stays in maintenance: retry with 'wingman maintenance enter %s', move the rest with 'wingman migrate VM', or end it with 'wingman maintenance exit %s'", msg, e.Host, e.Host)
 }
 
 func printMaintenance(w io.Writer, h api.Host) {
@@ -331,9 +375,31 @@ var maintenanceStatusCmd = command{
 				return writeJSON(s.out, h)
 			}
 			printMaintenance(s.out, h)
+			if e, err := c.Evacuation(ctx, args[0]); err == nil && !e.Started.IsZero() {
+				printEvacuation(s.out, e)
+			}
 			return nil
 		})
 	},
+}
+
+// printEvacuation shows a host's current or last evacuation.
+func printEvacuation(w io.Writer, e api.Evacuation) {
+	state := "running"
+	if !e.Running {
+		state = "ended " + e.Ended.Local().Format(time.TimeOnly)
+	}
+	fmt.Fprintf(w, "evacuation (started %s, %s): %d of %s moved, %d failed, %d running, %d queued\n",
+		e.Started.Local().Format(time.TimeOnly), state, e.Done, plural(e.Planned, "VM"), e.Failed, len(e.Active)+e.Hidden, e.Queued())
+	for _, a := range e.Active {
+		fmt.Fprintf(w, "  %s\n", migrationLine(a))
+	}
+	for _, x := range e.Errors {
+		fmt.Fprintf(w, "  failed: %s\n", x)
+	}
+	if e.Error != "" {
+		fmt.Fprintf(w, "  %s\n", e.Error)
+	}
 }
 
 var fenceCmd = command{

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -243,16 +242,12 @@ func printRollingPlan(w io.Writer, p rollingPlan, o rollingOptions) {
 func updateHost(ctx context.Context, s stdio, c *api.Client, p rollingPlan, o rollingOptions, host, tag string) (string, error) {
 	n := len(p.plans[host].Moves)
 	stop := progress(s, fmt.Sprintf("%s: entering maintenance, live-migrating %s away", tag, plural(n, "protected VM")))
-	_, err := c.Maintenance(ctx, host, api.MaintenanceRequest{Enter: true, All: o.all})
+	_, err := c.Maintenance(ctx, host, api.MaintenanceRequest{Enter: true, All: o.all, NoWait: true})
 	stop()
-	var re *api.RemoteError
-	if errors.As(err, &re) && re.Status == http.StatusBadGateway {
-		err = nil // the evacuation outlasted the forwarded request: watch it
-	}
 	if err != nil {
 		return "evacuate", daemonErr(err, "host", host)
 	}
-	if err := waitMovedAway(ctx, s, c, host); err != nil {
+	if _, err := waitEvacuated(ctx, s, c, api.Host{Name: host}); err != nil {
 		return "evacuate", err
 	}
 	fmt.Fprintf(s.out, "%s: in maintenance, empty\n", tag)

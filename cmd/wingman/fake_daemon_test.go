@@ -34,6 +34,7 @@ type fakeDaemon struct {
 	execDenied string
 	dropMaint  string
 	noRoom     string // a host whose VMs would not fit elsewhere
+	evacFails  string // a host whose evacuation fails: no target answers
 	onExec     func() // called before each exec answer
 	interrupt  func() // Ctrl-C: cancels the running command
 }
@@ -281,6 +282,46 @@ func (d *fakeDaemon) mux() http.Handler {
 			to = "kvm2"
 		}
 		reply(w, 200, api.MigrateResult{VM: v.Name, From: v.OwnerName, To: to, Duration: 12340 * time.Millisecond, Downtime: 45 * time.Millisecond, Bytes: 9126805504})
+	})
+	m.HandleFunc("GET /v1/hosts/{host}/evacuation", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		// The host's running protected VMs move one per call, each shown
+		// half way first.
+		var moving []string
+		for _, v := range fakeVMs {
+			if v.Protected && v.OwnerName == h.Name && !v.Stopped {
+				moving = append(moving, v.Name)
+			}
+		}
+		d.mu.Lock()
+		left, evac := d.evacuate[h.Name]
+		if evac && left > 0 {
+			d.evacuate[h.Name] = left - 1
+		}
+		d.mu.Unlock()
+		e := api.Evacuation{Host: h.Name, Parallel: 2}
+		if evac {
+			e.Started, e.Planned, e.Running = fakeNow, len(moving), left > 0
+			e.Done = min(max(len(moving)-left, 0), len(moving))
+			if e.Running && e.Done < len(moving) {
+				e.Active = []api.MigrationProgress{{VM: moving[e.Done], To: map[string]string{"kvm1": "kvm2", "kvm2": "kvm1"}[h.Name], Elapsed: 3 * time.Second, Percent: 50,
+					Processed: 4 << 30, Total: 8 << 30, ETA: 3 * time.Second}}
+			}
+			if !e.Running {
+				e.Ended = fakeNow.Add(20 * time.Second)
+			}
+			if d.evacFails == h.Name {
+				e.Running, e.Ended, e.Done, e.Failed, e.Active = false, fakeNow.Add(5*time.Second), 0, len(moving), nil
+				for _, vm := range moving {
+					e.Errors = append(e.Errors, vm+": operation failed: migration out job: unexpectedly failed")
+				}
+				e.Error = "evacuate host 1: " + e.Errors[0]
+			}
+		}
+		reply(w, 200, e)
 	})
 	m.HandleFunc("POST /v1/hosts/{host}/maintenance", func(w http.ResponseWriter, r *http.Request) {
 		h, ok := hostOr404(w, r)

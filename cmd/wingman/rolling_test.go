@@ -28,6 +28,8 @@ func TestRollingUpdateCommands(t *testing.T) {
 		{"rolling_update_interrupted", append(upgrade, "--hosts", "kvm1,kvm2"), func(d *fakeDaemon) { d.onExec = d.interrupt }, exitFailed},
 		{"rolling_update_exec_denied", append(upgrade, "--hosts", "kvm1,kvm2"), func(d *fakeDaemon) { d.execDenied = "kvm1" }, exitFailed},
 		{"rolling_update_exec_not_in_maintenance", append(upgrade, "--hosts", "kvm2"), func(d *fakeDaemon) { d.dropMaint = "kvm2" }, exitFailed},
+		{"rolling_update_evacuation_fails", append(upgrade, "--hosts", "kvm1"), func(d *fakeDaemon) { d.evacFails = "kvm1" }, exitFailed},
+		{"maintenance_enter_fails", []string{"maintenance", "enter", "kvm1"}, func(d *fakeDaemon) { d.evacFails = "kvm1" }, exitFailed},
 		{"rolling_update_no_exec", []string{"rolling-update", "--hosts", "kvm1"}, nil, exitUsage},
 		{"rolling_update_exec_too_long", []string{"rolling-update", "--exec", "echo " + strings.Repeat("x", 600)}, nil, exitUsage},
 		{"rolling_update_unknown_host", append(upgrade, "--hosts", "kvm1,kvm9"), nil, exitUsage},

@@ -104,6 +104,9 @@ func (d *Daemon) Handler() http.Handler {
 	})
 	h("POST /v1/hosts/{host}/exec", d.apiExec)
 	h("POST /v1/hosts/{host}/reboot", d.apiReboot)
+	h("GET /v1/hosts/{host}/evacuation", func(r *http.Request) (any, error) {
+		return d.hostCommand(r.Context(), command{Op: "evacuation", Host: r.PathValue("host")})
+	})
 	h("GET /v1/hosts/{host}/evacuation-plan", func(r *http.Request) (any, error) {
 		return d.apiEvacuationPlan(r.Context(), r.PathValue("host"))
 	})

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
-	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
@@ -128,6 +127,8 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 			return nil, badRequest("", "decode request: %v", err)
 		}
 		return d.setMaintenance(ctx, req)
+	case "evacuation":
+		return d.evacuation(), nil
 	case "exec":
 		var req api.ExecRequest
 		if err := json.Unmarshal(c.Body, &req); err != nil {
@@ -268,8 +269,12 @@ func (d *Daemon) setMaintenance(ctx context.Context, req api.MaintenanceRequest)
 	}
 	d.evacCancel = cancel
 	d.mu.Unlock()
-	run := func() error {
+	// The evacuation shows as running from now on, through the wait, also
+	// to a caller that does not wait.
+	d.evac.start(d.cfg.HostName, d.cfg.Maintenance.ParallelMigrations, time.Now())
+	run := func() (err error) {
 		defer func() {
+			d.evac.end(err, time.Now())
 			cancel()
 			d.mu.Lock()
 			d.evacCancel = nil
@@ -343,53 +348,6 @@ func (d *Daemon) failback(ctx context.Context, moved []string) error {
 }
 
 func (d *Daemon) maintenanceFile() string { return filepath.Join(d.cfg.StateDir, "maintenance") }
-
-// evacuate live-migrates this host's protected VMs away (and, with all,
-// its unprotected running domains).
-func (d *Daemon) evacuate(ctx context.Context, all bool) error {
-	self := d.slot.HostID()
-	err := d.vms.Evacuate(ctx, d.decision(), 2, func(m vm.Move, r hypervisor.MigrationResult, err error) {
-		if err != nil {
-			d.event(storage.SevError, "evacuation-failed", m.To, "%s to host %d: %v", m.Name, m.To, err)
-			return
-		}
-		d.event(storage.SevInfo, "evacuated", m.To, "%s moved to host %d in %v (downtime %v)", m.Name, m.To, r.Wall.Round(time.Millisecond), r.Downtime)
-		d.noteMoved(m.UUID)
-	})
-	if !all {
-		return err
-	}
-	doms, lerr := d.hv.ListDomains(ctx)
-	if lerr != nil {
-		return errors.Join(err, lerr)
-	}
-	protected := map[string]bool{}
-	recs, _ := d.lun.ReadVMs(ctx)
-	for _, r := range recs {
-		if r.Protected() {
-			protected[strings.ToLower(r.Config.UUID.String())] = true
-		}
-	}
-	var targets []int
-	for _, h := range d.decision().Hosts {
-		if h.State == quorum.StateAlive && h.ID != self {
-			targets = append(targets, h.ID)
-		}
-	}
-	for i, dm := range doms {
-		if !dm.Active() || protected[strings.ToLower(dm.UUID)] || len(targets) == 0 {
-			continue
-		}
-		uri, uerr := d.migrationURI(targets[i%len(targets)])
-		if uerr == nil {
-			_, uerr = d.hv.Migrate(ctx, dm.Name, hypervisor.MigrateOptions{DestURI: uri, Unsafe: d.cfg.Libvirt.UnsafeMigration})
-		}
-		if uerr != nil {
-			err = errors.Join(err, fmt.Errorf("unprotected %s: %w", dm.Name, uerr))
-		}
-	}
-	return err
-}
 
 // fence fences a host or tests the path: a test message through the
 // host's LUN mailbox, acknowledged in its slot, and its fence agent's status.

@@ -121,6 +121,10 @@ type ShutdownConfig struct {
 // MaintenanceConfig says what `wingman rolling-update` may do on this host
 // while it is in maintenance and holds no protected VM.
 type MaintenanceConfig struct {
+	// ParallelMigrations is how many live migrations an evacuation runs at
+	// once (default 2, 1 to 16). More empties a host sooner but shares the
+	// migration network's bandwidth among more guests.
+	ParallelMigrations int `toml:"parallel_migrations"`
 	// AllowExec lets the API run a shell command on this host as
 	// wingmand's user (default true); false forbids remote execution.
 	AllowExec bool `toml:"allow_exec"`
@@ -168,7 +172,7 @@ func DefaultConfig() Config {
 		API:      APIConfig{Socket: "/run/wingman/wingman.sock", Group: "wingman"},
 		Watchdog: WatchdogConfig{Mode: "auto", Device: "/dev/watchdog"},
 		Shutdown: ShutdownConfig{Policy: "migrate", Timeout: duration{10 * time.Minute}},
-		Maintenance: MaintenanceConfig{AllowExec: true, ExecTimeout: duration{30 * time.Minute},
+		Maintenance: MaintenanceConfig{ParallelMigrations: 2, AllowExec: true, ExecTimeout: duration{30 * time.Minute},
 			RebootCommand: "systemctl reboot"},
 	}
 }
@@ -264,6 +268,9 @@ func (c *Config) Validate() error {
 		if c.API.TLSCert == "" || c.API.TLSKey == "" || c.API.TLSClientCA == "" {
 			bad("api.tls_listen", "needs api.tls_cert, api.tls_key and api.tls_client_ca: remote access requires mutual TLS")
 		}
+	}
+	if p := c.Maintenance.ParallelMigrations; p < 1 || p > 16 {
+		bad("maintenance.parallel_migrations", "%d: must be 1 to 16 (default 2)", p)
 	}
 	if c.Maintenance.ExecTimeout.Duration <= 0 {
 		bad("maintenance.exec_timeout", "%v: must be positive, like 30m", c.Maintenance.ExecTimeout.Duration)

@@ -63,6 +63,7 @@ type Daemon struct {
 	disks            diskCheck
 	names            map[int]string // slot id -> host name, from the last decision
 	evacCancel       context.CancelFunc
+	evac             evacTracker // the last evacuation's progress
 }
 
 type latencySample struct {
@@ -519,6 +520,12 @@ func (d *Daemon) onLoopEvent(e heartbeat.Event) {
 // event appends to this host's event ring; it never blocks the caller for
 // longer than one bounded LUN write.
 func (d *Daemon) event(sev storage.Severity, kind string, subject int, format string, a ...any) {
+	d.vmEvent(sev, kind, storage.UUID{}, subject, format, a...)
+}
+
+// vmEvent is event about one VM (zero: none), so that `wingman events`
+// can be filtered by it.
+func (d *Daemon) vmEvent(sev storage.Severity, kind string, vmID storage.UUID, subject int, format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if len(msg) > 175 {
 		msg = msg[:172] + "..."
@@ -531,7 +538,7 @@ func (d *Daemon) event(sev storage.Severity, kind string, subject int, format st
 	if d.counter != nil {
 		d.counter.count(kind)
 	}
-	if _, err := d.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, Subject: subject, Message: msg}); err != nil {
+	if _, err := d.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: vmID, Subject: subject, Message: msg}); err != nil {
 		d.log.Warn("event not written to the LUN", "kind", kind, "err", err)
 	}
 }
