@@ -421,3 +421,71 @@ func TestLeaseAdoptedValueWins(t *testing.T) {
 		t.Fatalf("host 1, whose value was chosen: %+v %v", st, err)
 	}
 }
+
+// countingDevice counts reads.
+type countingDevice struct {
+	storage.Device
+	mu    sync.Mutex
+	reads int
+}
+
+func (d *countingDevice) ReadAt(p []byte, off int64) (int, error) {
+	d.mu.Lock()
+	d.reads++
+	d.mu.Unlock()
+	return d.Device.ReadAt(p, off)
+}
+
+// A scan reads no lease of a record that never held a VM: 2 reads per blank
+// record instead of 3. Every VM manager step and API call scans the LUN, and
+// at the default 256 records that is 256 fewer I/Os each time.
+func TestReadVMsSkipsLeasesOfBlankRecords(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
+	fd, err := storage.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := &countingDevice{Device: fd}
+	l, err := storage.Open(ctx, dev, storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, _, err := l.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: storage.NewUUID(), Name: "vm0", XML: []byte("<domain/>")}); err != nil {
+		t.Fatal(err)
+	}
+	dev.reads = 0
+	recs, errs := l.ReadVMs(ctx)
+	g := smallGeometry()
+	if len(errs) > 0 || len(recs) != g.MaxVMs {
+		t.Fatalf("ReadVMs: %d records, errors %v", len(recs), errs)
+	}
+	if want := 3 + 2*(g.MaxVMs-1); dev.reads != want {
+		t.Errorf("scan of 1 VM and %d blank records: %d reads, want %d", g.MaxVMs-1, dev.reads, want)
+	}
+	for _, r := range recs[1:] {
+		if r.Free() {
+			t.Errorf("record %d: free although its lease was not read", r.Index)
+		}
+	}
+}
+
+// A host that died between taking a record's lease and writing its config
+// leaves a blank record with a held lease: a scan skips that lease, and
+// ProtectVM must still not use the record while the lease is held.
+func TestProtectVMSkipsABlankRecordWithAHeldLease(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
+	h1, h2 := openLUN(t, path), openLUN(t, path)
+	if _, err := h2.AcquireLease(ctx, 0, 0, storage.Owner{Host: 2, Gen: 1, Nonce: 2}); err != nil {
+		t.Fatal(err)
+	}
+	idx, _, err := h1.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: storage.NewUUID(), Name: "vm1", XML: []byte("<domain/>")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx == 0 {
+		t.Fatal("ProtectVM took record 0, whose lease host 2 holds")
+	}
+}
