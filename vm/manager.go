@@ -234,11 +234,25 @@ func (m *Manager) Protect(ctx context.Context, nameOrUUID string, rp RecordPolic
 	if err != nil {
 		return fmt.Errorf("protect %q: %w", d.Name, err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	idx, _, err := m.lun.ProtectVM(ctx, m.me(), storage.VMConfig{UUID: id, Name: d.Name, Policy: pol, XML: []byte(xml)})
+	if m.fenced.Load() {
+		return fmt.Errorf("protect %q: %w: this host fenced itself", d.Name, ErrNoQuorum)
+	}
+	me := m.me()
+	// Not under the manager's lock: ProtectVM scans every record twice, which
+	// on a slow LUN takes seconds, and a step waiting that long for the lock
+	// would look stalled to the watchdog. A step that runs meanwhile sees the
+	// VM unprotected (it leaves it alone) or protected and owned here.
+	idx, _, err := m.lun.ProtectVM(ctx, me, storage.VMConfig{UUID: id, Name: d.Name, Policy: pol, XML: []byte(xml)})
 	if err != nil {
 		return fmt.Errorf("protect %q: %w", d.Name, err)
+	}
+	if m.fenced.Load() {
+		// The host fenced itself while the record was written, and the
+		// self-fence may not have seen it: the others will restart it.
+		if err := m.hv.Destroy(context.WithoutCancel(ctx), d.Name); err != nil && !errors.Is(err, hypervisor.ErrNotFound) && !errors.Is(err, hypervisor.ErrNotRunning) {
+			return fmt.Errorf("protect %q: this host fenced itself meanwhile, and destroying the guest failed: %w", d.Name, err)
+		}
+		return fmt.Errorf("protect %q: %w: this host fenced itself meanwhile; the guest was destroyed and restarts elsewhere", d.Name, ErrNoQuorum)
 	}
 	m.event(ctx, storage.SevInfo, "protected", id, 0, "protected in record %d, owned by host %d", idx, m.cfg.Host)
 	return nil

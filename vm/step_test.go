@@ -196,3 +196,17 @@ func TestStepStartsNothingAfterSelfFence(t *testing.T) {
 		t.Errorf("%d guests started after the self-fence", calls)
 	}
 }
+
+// A host that fenced itself protects nothing more: a new record would make
+// the others restart a guest the self-fence left running here.
+func TestProtectRefusedAfterSelfFence(t *testing.T) {
+	m, hv, _ := failoverFixture(t, 1)
+	close(hv.hold)
+	if err := m.SelfFence(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Protect(context.Background(), "test", vm.RecordPolicy{Policy: plan.DefaultPolicy()})
+	if !errors.Is(err, vm.ErrNoQuorum) {
+		t.Errorf("protect after self-fence: %v, want an error matching ErrNoQuorum", err)
+	}
+}
