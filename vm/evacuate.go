@@ -20,6 +20,10 @@ type Move struct {
 	UUID   string
 	To     int
 	ToName string
+	// Cold is set when the live migration failed and the VM was shut down
+	// here and released instead, so that another host starts it
+	// (EvacuateOptions.ColdMove).
+	Cold bool
 }
 
 // planInput is the cluster as the planner sees it: every host of dec with
@@ -125,6 +129,12 @@ type EvacuateOptions struct {
 	Progress func(Move, hypervisor.MigrationProgress)
 	// Done, if set, is told about each move as it ends (after its retry).
 	Done func(Move, hypervisor.MigrationResult, error)
+	// ColdMove: a VM whose live migration failed twice, and that still runs
+	// here, is shut down (gracefully, bounded by the shutdown timeout) and
+	// its lease released, so another host starts it: a short outage instead
+	// of a VM left on a host being patched. Without it, it stays and is
+	// reported.
+	ColdMove bool
 }
 
 // Evacuate live-migrates every protected VM this host owns away,
@@ -170,6 +180,13 @@ func (m *Manager) Evacuate(ctx context.Context, dec quorum.Decision, opts Evacua
 					}
 				}
 			}
+			if err != nil && opts.ColdMove && ctx.Err() == nil {
+				if cerr := m.ColdMove(ctx, mv.UUID, "its live migration failed: "+err.Error()); cerr != nil {
+					err = fmt.Errorf("%w; cold move: %w", err, cerr)
+				} else {
+					mv.Cold, err = true, nil
+				}
+			}
 			if opts.Done != nil {
 				opts.Done(mv, res, err)
 			}
@@ -187,6 +204,30 @@ func (m *Manager) Evacuate(ctx context.Context, dec quorum.Decision, opts Evacua
 	if len(failed) > 0 {
 		return fmt.Errorf("evacuate host %d: %w", m.cfg.Host, errors.Join(failed...))
 	}
+	return nil
+}
+
+// ColdMove shuts down an owned VM that runs here (gracefully, bounded by
+// the shutdown timeout, then destroyed) and releases its lease, so that
+// another host starts it. It refuses while a migration's outcome is in
+// doubt: the guest may already run on the target.
+func (m *Manager) ColdMove(ctx context.Context, nameOrUUID, reason string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, _, err := m.ownedRecord(ctx, "cold move", nameOrUUID)
+	if err != nil {
+		return err
+	}
+	if p := r.Lease.Migration.Phase; p == storage.MigrationStarted || p == storage.MigrationCompleted {
+		return fmt.Errorf("cold move %q: a migration to host %d is %s; leaving it to the reconciler", r.Config.Name, r.Lease.Migration.Target, p)
+	}
+	if err := m.shutdown(ctx, r.Config.Name); err != nil {
+		return fmt.Errorf("cold move: %w", err) // never release a VM that may still run
+	}
+	if err := m.lun.ReleaseLease(ctx, r.Index, r.Lease); err != nil {
+		return fmt.Errorf("cold move %q: %w", r.Config.Name, err)
+	}
+	m.event(ctx, storage.SevWarning, "cold-moved", r.Config.UUID, m.cfg.Host, "%s shut down and released for another host to start: %s", r.Config.Name, reason)
 	return nil
 }
 

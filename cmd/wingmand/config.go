@@ -125,6 +125,11 @@ type MaintenanceConfig struct {
 	// once (default 2, 1 to 16). More empties a host sooner but shares the
 	// migration network's bandwidth among more guests.
 	ParallelMigrations int `toml:"parallel_migrations"`
+	// OnMigrationFailure is what an evacuation does with a VM whose live
+	// migration failed twice (to two hosts): "report" (default) leaves it
+	// running here and reports it; "cold-move" shuts it down and releases
+	// it so another host starts it (a short outage).
+	OnMigrationFailure string `toml:"on_migration_failure"`
 	// AllowExec lets the API run a shell command on this host as
 	// wingmand's user (default true); false forbids remote execution.
 	AllowExec bool `toml:"allow_exec"`
@@ -172,7 +177,7 @@ func DefaultConfig() Config {
 		API:      APIConfig{Socket: "/run/wingman/wingman.sock", Group: "wingman"},
 		Watchdog: WatchdogConfig{Mode: "auto", Device: "/dev/watchdog"},
 		Shutdown: ShutdownConfig{Policy: "migrate", Timeout: duration{10 * time.Minute}},
-		Maintenance: MaintenanceConfig{ParallelMigrations: 2, AllowExec: true, ExecTimeout: duration{30 * time.Minute},
+		Maintenance: MaintenanceConfig{ParallelMigrations: 2, OnMigrationFailure: "report", AllowExec: true, ExecTimeout: duration{30 * time.Minute},
 			RebootCommand: "systemctl reboot"},
 	}
 }
@@ -271,6 +276,9 @@ func (c *Config) Validate() error {
 	}
 	if p := c.Maintenance.ParallelMigrations; p < 1 || p > 16 {
 		bad("maintenance.parallel_migrations", "%d: must be 1 to 16 (default 2)", p)
+	}
+	if f := c.Maintenance.OnMigrationFailure; f != "report" && f != "cold-move" {
+		bad("maintenance.on_migration_failure", "%q: use \"report\" (leave the VM and report it) or \"cold-move\" (shut it down for another host to start)", f)
 	}
 	if c.Maintenance.ExecTimeout.Duration <= 0 {
 		bad("maintenance.exec_timeout", "%v: must be positive, like 30m", c.Maintenance.ExecTimeout.Duration)

@@ -306,6 +306,8 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n", "serf.keyring: is required"},
 		{"lun = \"/x\"\n[serf]\ninsecure = true\n", "cluster: must be"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[shutdown]\ntimeout = \"soon\"\n", "not a duration"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[maintenance]\nparallel_migrations = 0\n", "maintenance.parallel_migrations"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[maintenance]\non_migration_failure = \"cold\"\n", "cold-move"},
 	} {
 		p := write(tc.body)
 		cfg, err := LoadConfig(p, false)

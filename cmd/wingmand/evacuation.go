@@ -156,6 +156,7 @@ func (d *Daemon) evacuate(ctx context.Context, all bool) (err error) {
 	}
 	err = d.vms.Evacuate(ctx, d.decision(), vm.EvacuateOptions{
 		Parallel: parallel,
+		ColdMove: d.cfg.Maintenance.OnMigrationFailure == "cold-move",
 		Planned:  d.evac.planned,
 		Progress: d.evac.progress,
 		Done: func(m vm.Move, r hypervisor.MigrationResult, err error) {
@@ -163,6 +164,10 @@ func (d *Daemon) evacuate(ctx context.Context, all bool) (err error) {
 			id, _ := storage.ParseUUID(m.UUID)
 			if err != nil {
 				d.vmEvent(storage.SevError, "evacuation-failed", id, m.To, "%s to %s: %v", m.Name, m.ToName, err)
+				return
+			}
+			if m.Cold { // the VM manager recorded it; another host starts the VM
+				d.noteMoved(m.UUID)
 				return
 			}
 			d.vmEvent(storage.SevInfo, "evacuated", id, m.To, "%s moved to %s in %v (downtime %v)", m.Name, m.ToName, r.Wall.Round(time.Millisecond), r.Downtime)
