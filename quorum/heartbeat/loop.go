@@ -107,7 +107,8 @@ type Config struct {
 	// still follows only from what it reads on the LUN. Nil: no announcement.
 	Announce func()
 	Logger   *slog.Logger
-	// Now reads this host's monotonic clock; nil: time since the loop started.
+	// Now reads this host's monotonic clock; nil: CLOCK_BOOTTIME since the
+	// loop started (see bootClock).
 	Now func() time.Duration
 }
 
@@ -161,8 +162,7 @@ func New(cfg Config) (*Loop, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
-		start := time.Now()
-		cfg.Now = func() time.Duration { return time.Since(start) }
+		cfg.Now = bootClock()
 	}
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(Event) {}
