@@ -315,6 +315,9 @@ func (s *sim) cycle(h *simHost) {
 			alive.Add(o.id)
 			if _, ok := h.failedAt[o.id]; ok {
 				h.aliveAt[o.id] = now // back after a failure
+				// A pill answers one isolation (as in the heartbeat loop).
+				delete(h.pillSent, o.id)
+				delete(h.pillAcked, o.id)
 			}
 			delete(h.failedAt, o.id)
 		} else if _, ok := h.failedAt[o.id]; !ok {

@@ -363,6 +363,10 @@ func (l *Loop) serfView() {
 				l.aliveAt[id] = now // back after a failure
 			}
 			delete(l.failedAt, id)
+			// A pill answers one isolation: the next one, even in the
+			// same generation, gets its own.
+			delete(l.pillSent, id)
+			delete(l.pillAcked, id)
 		case !is && was:
 			l.failedAt[id] = now
 		}
