@@ -137,9 +137,10 @@ func run(out string, o options) error {
 // measureConfig runs the failovers of one configuration on one cluster, for each VM count in
 // turn (the guests of a smaller line are part of the larger one), each run powering kvm1 off and
 // on again; then isolation-to-restart, and for the first configuration wingmand at rest and
-// maintenance. The largest line runs last: on a small machine its guests may starve the hosts,
-// and what it breaks must not cost the other measurements.
+// maintenance. Lines of more than maxEarlyVMs run last: on a small machine their guests may
+// starve the hosts, and what they break must not cost the other measurements.
 func measureConfig(ctx context.Context, c config, o options, res *results) error {
+	const maxEarlyVMs = 10 // the evacuation needs 6 guests of the lines before it
 	logf("%s: starting a 3-host cluster", c.name)
 	env, err := e2e.Start(ctx, e2e.Options{Profile: c.profile, Fence: c.fence, KeepDir: o.keepDir})
 	if err != nil {
@@ -178,8 +179,11 @@ func measureConfig(ctx context.Context, c config, o options, res *results) error
 		return nil
 	}
 	first, last := o.counts, []int(nil)
-	if len(o.counts) > 1 {
-		first, last = o.counts[:len(o.counts)-1], o.counts[len(o.counts)-1:]
+	for i, n := range o.counts {
+		if n > maxEarlyVMs {
+			first, last = o.counts[:i], o.counts[i:]
+			break
+		}
 	}
 	if err := lines(first); err != nil {
 		for _, n := range last {
