@@ -724,7 +724,8 @@ func machine() []string {
 
 func render(res results, o options, took time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Wingman benchmarks\n\nMeasured by `make bench` (test/bench) on %s, in %v.\n\n", time.Now().Format("2006-01-02"), took.Round(time.Second))
+	fmt.Fprintf(&b, "# Wingman benchmarks\n\nMeasured by `%s` (test/bench, what `make bench` runs with its defaults) on %s, in %v.\n\n",
+		strings.Join(append([]string{"go run ./test/bench"}, os.Args[1:]...), " "), time.Now().Format("2006-01-02"), took.Round(time.Second))
 	b.WriteString("## Machine\n\n")
 	for _, l := range machine() {
 		fmt.Fprintf(&b, "- %s\n", l)
@@ -833,8 +834,8 @@ they are.
 		}
 		if res.idle.guests > 0 {
 			fmt.Fprintf(&b, "\nFor scale, in the same window one idle test guest (QEMU, %d of them) used %.1f %% of a core on average: "+
-				"30 such guests on one host want more CPU than this machine has, so the 30-VM lines above measure an overloaded machine.\n",
-				res.idle.guests, res.idle.guestPct)
+				"30 such guests want more CPU than this machine's %d cores have, so a 30-VM failover here measures an overloaded machine.\n",
+				res.idle.guests, res.idle.guestPct, runtime.NumCPU())
 		}
 	}
 	b.WriteString("\n## Maintenance: evacuation and live migration\n")
