@@ -258,6 +258,12 @@ func serfConfig(cfg Config, keys [][]byte, tags map[string]string, events chan<-
 	sc.ReconnectInterval = t.ReconnectInterval
 	sc.ReconnectTimeout = t.ReconnectTimeout
 	sc.LeavePropagateDelay = t.LeavePropagateDelay
+	// SetTags waits this long for its broadcast to go out (serf's default is
+	// 5 s). wingmand sets tags while it starts, with its watchdog armed at
+	// the same 5 s: under load a start that waited the full default let the
+	// watchdog expire. The tags are applied locally at once and spread by
+	// gossip anyway; only the wait is bounded.
+	sc.BroadcastTimeout = 2 * time.Second
 	sc.ValidateNodeNames = true
 	sc.Logger = logger
 	ml.Logger = logger
