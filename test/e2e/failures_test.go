@@ -15,27 +15,6 @@ import (
 // wait for a verdict without a fence agent or a poison pill.
 const fastD = 7500 * time.Millisecond
 
-// startWithGuests starts an environment with o and, for each of prefixes on the next host (the
-// first on the first host), n guests named prefix1..prefixN protected with policy p. It waits
-// until each runs exactly once.
-func startWithGuests(t *testing.T, o Options, n int, p Policy, prefixes ...string) (*Env, context.Context, []Guest) {
-	t.Helper()
-	e := startEnv(t, o)
-	ctx := ctxFor(t, 5*time.Minute)
-	var guests []Guest
-	for i, prefix := range prefixes {
-		gs, err := e.NewGuestsWithPolicy(ctx, e.Hosts()[i], prefix, n, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		guests = append(guests, gs...)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
-	return e, ctx, guests
-}
-
 // eventsSince reads the event log from h's wingmand since t0 and writes it to the test log.
 func eventsSince(t *testing.T, ctx context.Context, e *Env, h *cluster.Host, t0 time.Time) []Event {
 	t.Helper()

@@ -8,16 +8,8 @@ import (
 // TestPowerLoss: a host loses power; each of its protected VMs runs again on a survivor, exactly
 // once, within the bound (D plus the restart), and no sample ever shows two copies.
 func TestPowerLoss(t *testing.T) {
-	e := startEnv(t, Options{Profile: "fast"})
-	ctx := ctxFor(t, 5*time.Minute)
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "high"}, "pl")
 	h1 := e.Hosts()[0]
-	guests, err := e.NewGuests(ctx, h1, "pl", 2, "high")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
 	w := e.StartWatch(guests, WatchOptions{})
 	t0 := time.Now()
 	if err := e.PowerOff(h1); err != nil {
@@ -60,16 +52,8 @@ func placedOn(t *testing.T, e *Env, guests []Guest, h string) {
 // TestDaemonCrash: wingmand is killed on a host and started again before D: its guests are not
 // touched (never stopped, never restarted elsewhere) and the host rejoins.
 func TestDaemonCrash(t *testing.T) {
-	e := startEnv(t, Options{Profile: "fast"})
-	ctx := ctxFor(t, 5*time.Minute)
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "high"}, "dc")
 	h1 := e.Hosts()[0]
-	guests, err := e.NewGuests(ctx, h1, "dc", 2, "high")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	if err := e.C.KillWingmand(h1); err != nil {
 		t.Fatal(err)
@@ -88,16 +72,8 @@ func TestDaemonCrash(t *testing.T) {
 // TestLiveMigration: a live migration requested through another host's API (forwarded to the
 // owner) moves the guest with a short pause, and it never stops nor runs twice.
 func TestLiveMigration(t *testing.T) {
-	e := startEnv(t, Options{Profile: "fast"})
-	ctx := ctxFor(t, 5*time.Minute)
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 1, Policy{}, "lm")
 	h1, h2, h3 := e.Hosts()[0], e.Hosts()[1], e.Hosts()[2]
-	guests, err := e.NewGuests(ctx, h1, "lm", 1, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	res, err := e.Client(h3).Migrate(ctx, guests[0].Name, MigrateRequest{Target: h2.Name()})
 	if err != nil {
@@ -122,16 +98,8 @@ func TestLiveMigration(t *testing.T) {
 // fences the lost host and restarts its VMs before D.
 func TestPowerFence(t *testing.T) {
 	full(t)
-	e := startEnv(t, Options{Profile: "fast", Fence: true})
-	ctx := ctxFor(t, 5*time.Minute)
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast", Fence: true}, 2, Policy{Priority: "high"}, "pf")
 	h1 := e.Hosts()[0]
-	guests, err := e.NewGuests(ctx, h1, "pf", 2, "high")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
 	w := e.StartWatch(guests, WatchOptions{})
 	t0 := time.Now()
 	if err := e.PowerOff(h1); err != nil {
@@ -164,16 +132,8 @@ func TestPowerFence(t *testing.T) {
 // copies before wingmand destroys them.)
 func TestFrozenHost(t *testing.T) {
 	full(t)
-	e := startEnv(t, Options{Profile: "fast", HardwareWatchdog: true})
-	ctx := ctxFor(t, 5*time.Minute)
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast", HardwareWatchdog: true}, 2, Policy{Priority: "high"}, "fz")
 	h1 := e.Hosts()[0]
-	guests, err := e.NewGuests(ctx, h1, "fz", 2, "high")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
 	w := e.StartWatch(guests, WatchOptions{})
 	t0 := time.Now()
 	if err := e.Freeze(h1); err != nil {
@@ -214,16 +174,8 @@ func TestFrozenHost(t *testing.T) {
 // exactly one host and the host in maintenance; exit --failback brings the guests that left back.
 func TestMaintenanceAbortAndFailback(t *testing.T) {
 	full(t)
-	e := startEnv(t, Options{Profile: "fast"})
-	ctx := ctxFor(t, 5*time.Minute)
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 4, Policy{Priority: "medium"}, "ab")
 	h1, h2 := e.Hosts()[0], e.Hosts()[1]
-	guests, err := e.NewGuests(ctx, h1, "ab", 4, "medium")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
-		t.Fatal(err)
-	}
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	if _, err := e.Client(h2).Maintenance(ctx, h1.Name(), MaintenanceRequest{Enter: true, NoWait: true}); err != nil {
 		t.Fatal(err)
