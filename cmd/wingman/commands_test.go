@@ -59,6 +59,19 @@ func (d *fakeDaemon) transcript(s session, code int, out, errOut string) string 
 	return strings.ReplaceAll(b.String(), filepath.Dir(d.socket), "$DIR")
 }
 
+// runGolden runs one session (after dropping the requests seen so far),
+// checks its exit code and compares its transcript with
+// testdata/cli/NAME.golden.
+func (d *fakeDaemon) runGolden(t *testing.T, ctx context.Context, name string, s session, want int) {
+	t.Helper()
+	d.takeRequests()
+	code, out, errOut := d.exec(t, ctx, s)
+	if code != want {
+		t.Errorf("exit %d, want %d; stderr:\n%s", code, want, errOut)
+	}
+	checkGolden(t, filepath.Join("testdata", "cli", name+".golden"), d.transcript(s, code, out, errOut))
+}
+
 func checkGolden(t *testing.T, path, got string) {
 	t.Helper()
 	if *update {
@@ -146,14 +159,7 @@ func TestDaemonCommands(t *testing.T) {
 		{"global_json_unsupported", session{args: []string{"--json", "keygen"}}, exitUsage},
 		{"typo", session{args: []string{"lsit"}}, exitUsage},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d.takeRequests()
-			code, out, errOut := d.exec(t, context.Background(), tc.session)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut)
-			}
-			checkGolden(t, filepath.Join("testdata", "cli", tc.name+".golden"), d.transcript(tc.session, code, out, errOut))
-		})
+		t.Run(tc.name, func(t *testing.T) { d.runGolden(t, context.Background(), tc.name, tc.session, tc.code) })
 	}
 }
 

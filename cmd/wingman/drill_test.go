@@ -86,14 +86,7 @@ func TestDrillCommand(t *testing.T) {
 		{"drill_unknown_host", session{args: []string{"drill", "kvm9"}}, exitFailed},
 		{"drill_too_many_args", session{args: []string{"drill", "kvm1", "kvm2"}}, exitUsage},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			d.takeRequests()
-			code, out, errOut := d.exec(t, context.Background(), tc.session)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut)
-			}
-			checkGolden(t, filepath.Join("testdata", "cli", tc.name+".golden"), d.transcript(tc.session, code, out, errOut))
-		})
+		t.Run(tc.name, func(t *testing.T) { d.runGolden(t, context.Background(), tc.name, tc.session, tc.code) })
 	}
 }
 

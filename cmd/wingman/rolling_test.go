@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,12 +42,7 @@ func TestRollingUpdateCommands(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(d)
 			}
-			s := session{args: tc.args}
-			code, out, errOut := d.exec(t, ctx, s)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errOut)
-			}
-			checkGolden(t, filepath.Join("testdata", "cli", tc.name+".golden"), d.transcript(s, code, out, errOut))
+			d.runGolden(t, ctx, tc.name, session{args: tc.args}, tc.code)
 		})
 	}
 }
