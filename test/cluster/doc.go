@@ -33,7 +33,7 @@
 //
 // Guests need no OS: GuestSpec.XML is a 64 MiB, 1 vCPU domain (kvm when /dev/kvm works, else
 // TCG) with a raw virtio disk (cache='none') whose boot sector, written by CreateDisk, reads the
-// disk ten times a second under SeaBIOS. It starts in a fraction of a second and migrates in
+// disk about nine times a second under SeaBIOS. It starts in a fraction of a second and migrates in
 // about half a second.
 //
 // # Faults

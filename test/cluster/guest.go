@@ -117,8 +117,10 @@ func DefaultDomainType() string {
 }
 
 // bootSector is a 512-byte MBR whose code, forever: reads sector 0 of the boot disk through the
-// BIOS (int 13h), then waits 100 ms (int 15h, AH=86h). So a guest does a little real disk I/O
-// ten times a second, and a dead disk pauses it with an I/O error.
+// BIOS (int 13h), then halts with interrupts on until the second tick of the BIOS timer (18.2 Hz).
+// So a guest does a little real disk I/O about nine times a second, and a dead disk pauses it
+// with an I/O error. Halting matters: waiting with int 15h AH=86h instead made SeaBIOS spin and
+// cost 12 % of a core per idle guest on a nested-KVM machine; halting costs 1.4 %.
 var bootSector = func() []byte {
 	code := []byte{
 		0x31, 0xC0, // xor ax,ax
@@ -130,11 +132,10 @@ var bootSector = func() []byte {
 		0xB6, 0x00, // mov dh,0         head 0
 		0xB2, 0x80, // mov dl,0x80      first hard disk
 		0xCD, 0x13, // int 0x13
-		0xB4, 0x86, // mov ah,0x86      wait cx:dx microseconds
-		0xB9, 0x01, 0x00, // mov cx,0x0001
-		0xBA, 0xA0, 0x86, // mov dx,0x86A0  (0x186A0 = 100000)
-		0xCD, 0x15, // int 0x15
-		0xEB, 0xE5, // jmp loop
+		0xFB,       // sti
+		0xF4,       // hlt              until the next interrupt: the timer, 55 ms at most
+		0xF4,       // hlt              and once more
+		0xEB, 0xEC, // jmp loop
 	}
 	b := make([]byte, 512)
 	copy(b, code)
@@ -143,7 +144,7 @@ var bootSector = func() []byte {
 }()
 
 // CreateDisk creates a sparse raw disk image of sizeMiB at path, holding the boot sector that
-// makes a guest read its disk ten times a second. It fails if path exists.
+// makes a guest read its disk about nine times a second. It fails if path exists.
 func CreateDisk(path string, sizeMiB int) error {
 	if sizeMiB < 1 {
 		return fmt.Errorf("create disk %s: size %d MiB: use at least 1", path, sizeMiB)

@@ -183,7 +183,7 @@ func TestLibvirtdRestartReconnects(t *testing.T) {
 }
 
 // TestDiskNBDKilledPausesOnIOError runs a guest whose disk is served by qemu-nbd, kills qemu-nbd,
-// and expects the guest paused with reason I/O error (the guest reads its disk ten times a
+// and expects the guest paused with reason I/O error (the guest reads its disk nine times a
 // second, and the domain XML says error_policy='stop').
 func TestDiskNBDKilledPausesOnIOError(t *testing.T) {
 	c := sharedCluster(t)
