@@ -56,7 +56,7 @@ func (m *Manager) planInput(ctx context.Context, dec quorum.Decision) (plan.Inpu
 			c = Capacity{Memory: 1 << 40, CPUs: 1024}
 		}
 		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: reconcile.PlanState(h.State),
-			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs})
+			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs, Limits: c.Limits})
 	}
 	for _, r := range recs {
 		if !r.Protected() || !r.Lease.Held() {

@@ -13,6 +13,7 @@ import (
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
@@ -72,6 +73,9 @@ type Capacity struct {
 	CPUs        int
 	OtherMemory uint64
 	OtherCPUs   int
+	// Limits are the host's own overcommit ratios and reserve; nil: the
+	// planner's defaults.
+	Limits *plan.Limits
 }
 
 // Config configures a Manager.

@@ -198,7 +198,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 			c = Capacity{Memory: 1 << 40, CPUs: 1024}
 		}
 		in.Hosts = append(in.Hosts, reconcile.Host{ID: h.ID, Name: h.Name, Gen: h.Gen, State: h.State,
-			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs})
+			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs, Limits: c.Limits})
 	}
 	snap := &snapshot{recs: map[string]storage.VMRecord{}, names: map[string]string{}}
 	for _, r := range recs {

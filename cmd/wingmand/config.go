@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/wingmanha/wingman/vm/plan"
 )
 
 // DefaultConfigPath is where wingmand reads its configuration.
@@ -38,6 +40,8 @@ type Config struct {
 	Metrics  MetricsConfig  `toml:"metrics"`
 	// Maintenance configures what a rolling update may do on this host.
 	Maintenance MaintenanceConfig `toml:"maintenance"`
+	// Placement is how far this host may be filled with protected VMs.
+	Placement PlacementConfig `toml:"placement"`
 	// Fence maps host names to their fence agents (optional).
 	Fence map[string]FenceConfig `toml:"fence"`
 
@@ -140,6 +144,26 @@ type MaintenanceConfig struct {
 	RebootCommand string `toml:"reboot_command"`
 }
 
+// PlacementConfig is how far this host lets failovers and evacuations fill
+// it. The host advertises it to its peers, so each host may differ; the
+// planner on every host applies each target's own limits.
+type PlacementConfig struct {
+	// CPUOvercommit is how many guest vCPUs this host takes per logical
+	// CPU (default 4, 1 to 64).
+	CPUOvercommit float64 `toml:"cpu_overcommit"`
+	// MemoryOvercommit is how many times its memory, after the reserve, the
+	// guests may be given (default 1.0, no overcommit; up to 10).
+	MemoryOvercommit float64 `toml:"memory_overcommit"`
+	// ReservedMemoryMiB is memory kept for the host itself: the kernel,
+	// libvirtd, QEMU overhead (default 1024).
+	ReservedMemoryMiB uint64 `toml:"reserved_memory_mib"`
+}
+
+// Limits are the placement limits in the planner's terms.
+func (p PlacementConfig) Limits() plan.Limits {
+	return plan.Limits{CPUOvercommit: p.CPUOvercommit, MemoryOvercommit: p.MemoryOvercommit, ReservedMemory: p.ReservedMemoryMiB << 20}
+}
+
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
 	// Listen is host:port for GET /metrics; empty: no listener. Bind it to
@@ -179,6 +203,8 @@ func DefaultConfig() Config {
 		Shutdown: ShutdownConfig{Policy: "migrate", Timeout: duration{10 * time.Minute}},
 		Maintenance: MaintenanceConfig{ParallelMigrations: 2, OnMigrationFailure: "report", AllowExec: true, ExecTimeout: duration{30 * time.Minute},
 			RebootCommand: "systemctl reboot"},
+		Placement: PlacementConfig{CPUOvercommit: plan.DefaultConfig().CPUOvercommit, MemoryOvercommit: plan.DefaultConfig().MemoryOvercommit,
+			ReservedMemoryMiB: plan.DefaultConfig().ReservedMemory >> 20},
 	}
 }
 
@@ -282,6 +308,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Maintenance.ExecTimeout.Duration <= 0 {
 		bad("maintenance.exec_timeout", "%v: must be positive, like 30m", c.Maintenance.ExecTimeout.Duration)
+	}
+	if !(c.Placement.CPUOvercommit >= 1 && c.Placement.CPUOvercommit <= 64) {
+		bad("placement.cpu_overcommit", "%v: use 1 to 64 vCPUs per logical CPU (default 4)", c.Placement.CPUOvercommit)
+	}
+	if !(c.Placement.MemoryOvercommit >= 1 && c.Placement.MemoryOvercommit <= 10) {
+		bad("placement.memory_overcommit", "%v: use 1.0 (none, the default) to 10; keep headroom with reserved_memory_mib instead", c.Placement.MemoryOvercommit)
+	}
+	if c.Placement.ReservedMemoryMiB > 1<<30 {
+		bad("placement.reserved_memory_mib", "%d: more than any host has; use MiB, like 2048", c.Placement.ReservedMemoryMiB)
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := splitHostPort(c.Metrics.Listen); err != nil {

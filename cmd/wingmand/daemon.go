@@ -23,6 +23,7 @@ import (
 	"github.com/wingmanha/wingman/quorum/watchdog"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
@@ -64,6 +65,9 @@ type Daemon struct {
 	names            map[int]string // slot id -> host name, from the last decision
 	evacCancel       context.CancelFunc
 	evac             evacTracker // the last evacuation's progress
+
+	badLimitsMu sync.Mutex      // its own: capacities runs under the VM manager's lock
+	badLimits   map[string]bool // peers whose placement limits were ignored, warned once
 }
 
 type latencySample struct {
@@ -301,7 +305,9 @@ func (d *Daemon) startSerf(ctx context.Context, self int) error {
 }
 
 func (d *Daemon) tags(ctx context.Context, self int) gossip.Tags {
-	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.inMaintenance()}
+	pl := d.cfg.Placement
+	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.inMaintenance(),
+		CPUOvercommit: pl.CPUOvercommit, MemoryOvercommit: pl.MemoryOvercommit, ReservedMiB: pl.ReservedMemoryMiB}
 	if c, err := d.hv.Capacity(ctx); err == nil {
 		t.MemoryTotalMiB, t.CPUs = c.MemoryBytes>>20, c.CPUs
 		if c.MemoryBytes > c.GuestMemoryBytes {
@@ -422,16 +428,45 @@ func (d *Daemon) latency() (last, worst time.Duration) {
 	return d.lastWriteLatency, worst
 }
 
-// capacities are every host's size, from serf tags.
+// capacities are every host's size and placement limits, from serf tags. A
+// host that advertises no limits, or limits out of range, is planned with
+// the defaults: one bad peer must not stop every failover plan.
 func (d *Daemon) capacities() map[int]vm.Capacity {
 	out := map[int]vm.Capacity{}
 	for _, m := range d.serf.Members() {
 		if m.TagsErr != nil || m.HostID == 0 || m.Tags.MemoryTotalMiB == 0 {
 			continue
 		}
-		out[m.HostID] = vm.Capacity{Memory: m.Tags.MemoryTotalMiB << 20, CPUs: m.Tags.CPUs}
+		c := vm.Capacity{Memory: m.Tags.MemoryTotalMiB << 20, CPUs: m.Tags.CPUs}
+		if m.Tags.CPUOvercommit != 0 {
+			l := plan.Limits{CPUOvercommit: m.Tags.CPUOvercommit, MemoryOvercommit: m.Tags.MemoryOvercommit, ReservedMemory: m.Tags.ReservedMiB << 20}
+			err := l.Validate()
+			if err == nil && m.Tags.ReservedMiB > 1<<30 {
+				err = fmt.Errorf("reserved memory %d MiB: more than any host has", m.Tags.ReservedMiB)
+			}
+			if err == nil {
+				c.Limits = &l
+			} else {
+				d.warnLimitsOnce(m.Name, err)
+			}
+		}
+		out[m.HostID] = c
 	}
 	return out
+}
+
+// warnLimitsOnce logs, once per host, that its advertised limits are ignored.
+func (d *Daemon) warnLimitsOnce(host string, err error) {
+	d.badLimitsMu.Lock()
+	defer d.badLimitsMu.Unlock()
+	if d.badLimits[host] {
+		return
+	}
+	if d.badLimits == nil {
+		d.badLimits = map[string]bool{}
+	}
+	d.badLimits[host] = true
+	d.log.Warn("a peer advertises placement limits out of range; planning it with the defaults", "peer", host, "err", err)
 }
 
 // migrationURI is host's libvirt URI as seen from here.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm/plan"
 )
 
 // These tests run whole daemons in this process: a real LUN file with
@@ -308,6 +309,9 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[shutdown]\ntimeout = \"soon\"\n", "not a duration"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[maintenance]\nparallel_migrations = 0\n", "maintenance.parallel_migrations"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[maintenance]\non_migration_failure = \"cold\"\n", "cold-move"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\ncpu_overcommit = 0.5\n", "placement.cpu_overcommit: 0.5: use 1 to 64"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\nmemory_overcommit = 20.0\n", "placement.memory_overcommit"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\ncpu_overcommit = \"lots\"\n", "cpu_overcommit"},
 	} {
 		p := write(tc.body)
 		cfg, err := LoadConfig(p, false)
@@ -412,4 +416,21 @@ func TestMaintenanceSurvivesARestart(t *testing.T) {
 		h, err := a2.client.Host(ctx, "kvm1")
 		return err == nil && !h.Maintenance && h.State == "alive"
 	})
+}
+
+// Each host advertises its own placement limits; every host plans with them.
+func TestPlacementLimitsTravelBySerf(t *testing.T) {
+	a, b := twoDaemons(t, func(c *Config) {
+		if c.HostID == 2 {
+			c.Placement.CPUOvercommit, c.Placement.ReservedMemoryMiB = 16, 2048
+		}
+	})
+	for _, d := range []*testDaemon{a, b} {
+		waitFor(t, fmt.Sprintf("%s to see both hosts' limits", d.d.cfg.HostName), func() bool {
+			caps := d.d.capacities()
+			l1, l2 := caps[1].Limits, caps[2].Limits
+			return l1 != nil && l2 != nil && *l1 == DefaultConfig().Placement.Limits() &&
+				*l2 == plan.Limits{CPUOvercommit: 16, MemoryOvercommit: 1, ReservedMemory: 2 << 30}
+		})
+	}
 }

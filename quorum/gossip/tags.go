@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -34,6 +35,7 @@ const (
 	tagKeyAPI         = "api"
 	tagKeyCluster     = "lun"
 	tagKeyVersion     = "ver"
+	tagKeyLimits      = "lim" // "cpu-overcommit/memory-overcommit/reserved MiB"
 )
 
 // Tags are the facts a host advertises to its peers through serf. They are
@@ -58,6 +60,13 @@ type Tags struct {
 	ClusterUUID string
 	// Version is the wingmand version.
 	Version string
+	// CPUOvercommit, MemoryOvercommit and ReservedMiB are how far the host
+	// lets itself be filled ([placement] in its wingman.toml): vCPUs per CPU,
+	// memory overcommit, memory kept for the host. A zero CPUOvercommit
+	// advertises none, and peers apply their defaults.
+	CPUOvercommit    float64
+	MemoryOvercommit float64
+	ReservedMiB      uint64
 }
 
 // Encode returns the tags as serf's string map. It fails when HostID is out
@@ -78,6 +87,13 @@ func (t Tags) Encode() (map[string]string, error) {
 	}
 	if t.Maintenance {
 		m[tagKeyMaintenance] = "1"
+	}
+	if t.CPUOvercommit != 0 {
+		if !(t.CPUOvercommit > 0 && t.MemoryOvercommit > 0) || math.IsInf(t.CPUOvercommit, 0) || math.IsInf(t.MemoryOvercommit, 0) {
+			return nil, fmt.Errorf("tags: overcommit %v/%v: use positive ratios", t.CPUOvercommit, t.MemoryOvercommit)
+		}
+		m[tagKeyLimits] = strconv.FormatFloat(t.CPUOvercommit, 'g', 6, 64) + "/" +
+			strconv.FormatFloat(t.MemoryOvercommit, 'g', 6, 64) + "/" + strconv.FormatUint(t.ReservedMiB, 10)
 	}
 	// Empty strings are left out: they cost bytes and say nothing.
 	for k, v := range map[string]string{tagKeyAPI: t.APIAddr, tagKeyCluster: t.ClusterUUID, tagKeyVersion: t.Version} {
@@ -137,6 +153,19 @@ func DecodeTags(m map[string]string) (Tags, error) {
 		t.Maintenance = true
 	default:
 		return bad(tagKeyMaintenance, "%q is neither 0 nor 1", s)
+	}
+	if s, ok := m[tagKeyLimits]; ok {
+		f := strings.Split(s, "/")
+		var err1, err2, err3 error = errors.New("missing"), nil, nil
+		if len(f) == 3 {
+			t.CPUOvercommit, err1 = strconv.ParseFloat(f[0], 64)
+			t.MemoryOvercommit, err2 = strconv.ParseFloat(f[1], 64)
+			t.ReservedMiB, err3 = strconv.ParseUint(f[2], 10, 64)
+		}
+		if err1 != nil || err2 != nil || err3 != nil || !(t.CPUOvercommit > 0 && t.MemoryOvercommit > 0) ||
+			math.IsInf(t.CPUOvercommit, 0) || math.IsInf(t.MemoryOvercommit, 0) {
+			return bad(tagKeyLimits, "%q is not cpu-overcommit/memory-overcommit/reserved MiB", s)
+		}
 	}
 	t.APIAddr = m[tagKeyAPI]
 	t.ClusterUUID = m[tagKeyCluster]

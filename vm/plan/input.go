@@ -48,6 +48,32 @@ type Host struct {
 	// unprotected guests and anything else already committed on the host.
 	OtherMemory uint64
 	OtherCPUs   int
+	// Limits, when set, replace Config's overcommit ratios and reserve for
+	// this host: each host says how much it may hold ([placement] in its
+	// wingman.toml, advertised through serf).
+	Limits *Limits
+}
+
+// Limits are how far one host may be filled: its VMs may use up to
+// MemoryOvercommit times its memory minus ReservedMemory, and have up to
+// CPUOvercommit vCPUs per CPU.
+type Limits struct {
+	MemoryOvercommit float64
+	CPUOvercommit    float64
+	ReservedMemory   uint64 // bytes
+}
+
+// Validate rejects ratios the planner cannot honour, saying what to change.
+func (l Limits) Validate() error {
+	var errs []error
+	// NaN fails both comparisons, so it is rejected too.
+	if !(l.MemoryOvercommit >= 1 && l.MemoryOvercommit <= 10) {
+		errs = append(errs, fmt.Errorf("memory overcommit %v: use 1.0 (none) to 10; keep headroom with reserved memory instead", l.MemoryOvercommit))
+	}
+	if !(l.CPUOvercommit >= 1 && l.CPUOvercommit <= 64) {
+		errs = append(errs, fmt.Errorf("cpu overcommit %v: use 1 to 64 vCPUs per CPU", l.CPUOvercommit))
+	}
+	return errors.Join(errs...)
 }
 
 // VM is one protected VM.
@@ -89,8 +115,8 @@ type Config struct {
 }
 
 // DefaultConfig is the production placement configuration: no memory
-// overcommit, 4 vCPUs per CPU, 1 GiB reserved per host, 8 concurrent starts
-// (2 per host), 2 concurrent migrations (1 per target).
+// overcommit, 4 vCPUs per CPU, 1 GiB reserved per host, 16 concurrent starts
+// (4 per host), 2 concurrent migrations (1 per target).
 func DefaultConfig() Config {
 	return Config{
 		MemoryOvercommit:        1.0,
@@ -103,18 +129,19 @@ func DefaultConfig() Config {
 	}
 }
 
+// Limits are the ratios and reserve of every host that sets none itself.
+func (c Config) Limits() Limits {
+	return Limits{MemoryOvercommit: c.MemoryOvercommit, CPUOvercommit: c.CPUOvercommit, ReservedMemory: c.ReservedMemory}
+}
+
 // Validate rejects values the planner cannot honour, saying what to change.
 func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: config "+format, append([]any{ErrInvalidInput}, args...)...))
 	}
-	// NaN fails both comparisons, so it is rejected too.
-	if !(c.MemoryOvercommit >= 1 && c.MemoryOvercommit <= 10) {
-		add("memory overcommit %v: use 1.0 (none) to 10; keep headroom with reserved memory instead", c.MemoryOvercommit)
-	}
-	if !(c.CPUOvercommit >= 1 && c.CPUOvercommit <= 64) {
-		add("cpu overcommit %v: use 1 to 64 vCPUs per CPU", c.CPUOvercommit)
+	if err := c.Limits().Validate(); err != nil {
+		add("%v", err)
 	}
 	if c.MaxConcurrentStarts < 1 {
 		add("max concurrent starts %d: use at least 1", c.MaxConcurrentStarts)
@@ -166,6 +193,11 @@ func (in *Input) Validate() error {
 		}
 		if h.CPUs < 0 || h.OtherCPUs < 0 {
 			add("host %d has a negative cpu count", h.ID)
+		}
+		if h.Limits != nil {
+			if err := h.Limits.Validate(); err != nil {
+				add("host %d limits: %v", h.ID, err)
+			}
 		}
 	}
 	vms := make(map[string]struct{}, len(in.VMs))

@@ -58,14 +58,18 @@ func newCluster(in *Input) *cluster {
 		owned: make([][]int32, len(in.Hosts)),
 	}
 	for i, h := range in.Hosts {
+		lim := cfg.Limits()
+		if h.Limits != nil {
+			lim = *h.Limits
+		}
 		var mem int64
-		if h.Memory > cfg.ReservedMemory {
-			mem = int64(math.Min(float64(h.Memory-cfg.ReservedMemory)*cfg.MemoryOvercommit, math.MaxInt64/2))
+		if h.Memory > lim.ReservedMemory {
+			mem = int64(math.Min(float64(h.Memory-lim.ReservedMemory)*lim.MemoryOvercommit, math.MaxInt64/2))
 		}
 		c.hosts[i] = hostInfo{
 			id: h.ID, name: h.Name, state: h.State,
 			memCap: mem,
-			cpuCap: int64(math.Floor(float64(h.CPUs)*cfg.CPUOvercommit + 1e-9)),
+			cpuCap: int64(math.Floor(float64(h.CPUs)*lim.CPUOvercommit + 1e-9)),
 			memUse: clampInt64(h.OtherMemory),
 			cpuUse: int64(h.OtherCPUs),
 		}

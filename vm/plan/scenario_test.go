@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"github.com/wingmanha/wingman/test/golden"
 	"strconv"
@@ -193,6 +194,18 @@ func parseHost(f []string) (Host, error) {
 			h.OtherMemory, err = parseSize(v)
 		case "other-cpus":
 			h.OtherCPUs, err = strconv.Atoi(v)
+		case "limits":
+			// limits=CPU/MEM/RESERVED, e.g. limits=16/1.5/2G
+			f := strings.Split(v, "/")
+			if len(f) != 3 {
+				return fmt.Errorf("want cpu-overcommit/mem-overcommit/reserved")
+			}
+			var l Limits
+			var e1, e2, e3 error
+			l.CPUOvercommit, e1 = strconv.ParseFloat(f[0], 64)
+			l.MemoryOvercommit, e2 = strconv.ParseFloat(f[1], 64)
+			l.ReservedMemory, e3 = parseSize(f[2])
+			h.Limits, err = &l, errors.Join(e1, e2, e3)
 		default:
 			err = fmt.Errorf("unknown host key")
 		}

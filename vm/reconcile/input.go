@@ -109,6 +109,9 @@ type Host struct {
 	CPUs        int
 	OtherMemory uint64
 	OtherCPUs   int
+	// Limits are the host's own overcommit ratios and reserve; nil: those
+	// of Config.Plan.
+	Limits *plan.Limits
 }
 
 // History is what this host remembers of one VM (rebuilt from its own event

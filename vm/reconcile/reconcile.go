@@ -350,7 +350,7 @@ func (v *view) failover(all, candidates []*Record) {
 	maxID := 0
 	for _, h := range in.Hosts {
 		hosts = append(hosts, plan.Host{ID: h.ID, Name: h.Name, State: PlanState(h.State),
-			Memory: h.Memory, CPUs: h.CPUs, OtherMemory: h.OtherMemory, OtherCPUs: h.OtherCPUs})
+			Memory: h.Memory, CPUs: h.CPUs, OtherMemory: h.OtherMemory, OtherCPUs: h.OtherCPUs, Limits: h.Limits})
 		maxID = max(maxID, h.ID)
 	}
 	// Released VMs (and VMs of owners unknown to the decision) are given to
