@@ -47,6 +47,10 @@ type WingmandOptions struct {
 	// process of the host is frozen. Without it wingmand uses the software
 	// watchdog, which cannot reset a frozen host.
 	HardwareWatchdog bool
+	// CPUOvercommit is placement.cpu_overcommit, the guest vCPUs each host takes per
+	// logical CPU; 0 leaves wingmand's default (4). All test hosts share this machine's
+	// cores, so a failover of more than 4 vCPUs per core per survivor needs more.
+	CPUOvercommit float64
 }
 
 // wingmanSetup is what every host's wingmand shares: the LUN, the keyring, the binaries.
@@ -230,6 +234,9 @@ timeout = "2m"
 reboot_command = %[15]q
 `, h.name, WingmanClusterName, s.lun, h.index, filepath.Join(dir, "state"), h.addr, SerfPort,
 		strings.Join(join, ", "), s.keyring, s.profile, h.APISocket(), policy, wdMode, h.WatchdogFile(), h.rebootCommand())
+	if o.CPUOvercommit != 0 {
+		fmt.Fprintf(&b, "\n[placement]\ncpu_overcommit = %g\n", o.CPUOvercommit)
+	}
 	if o.Fence {
 		for _, t := range c.hosts {
 			if t == h {

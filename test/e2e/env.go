@@ -40,6 +40,8 @@ type Options struct {
 	KeepDir bool
 	// HardwareWatchdog gives every wingmand the harness-emulated hardware watchdog.
 	HardwareWatchdog bool
+	// CPUOvercommit is every wingmand's placement.cpu_overcommit (0: its default, 4).
+	CPUOvercommit float64
 }
 
 // Env is a running cluster with wingmand on every host.
@@ -96,7 +98,7 @@ func (e *Env) Close() error {
 // WingmandOptions are the options the environment starts wingmand with.
 func (e *Env) WingmandOptions() cluster.WingmandOptions {
 	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, ShutdownPolicy: e.Opts.ShutdownPolicy,
-		HardwareWatchdog: e.Opts.HardwareWatchdog}
+		HardwareWatchdog: e.Opts.HardwareWatchdog, CPUOvercommit: e.Opts.CPUOvercommit}
 }
 
 // StartWingmand starts wingmand on the hosts, in parallel (each waits a few heartbeats to take
