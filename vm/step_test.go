@@ -110,7 +110,13 @@ func failoverFixture(t *testing.T, n int) (*vm.Manager, *heldStarts, quorum.Deci
 	}
 	t.Cleanup(func() { conn.Close() })
 	hv := &heldStarts{Conn: conn, hold: make(chan struct{})}
-	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1}, lun, hv, nil)
+	// This host takes 4 failover starts at once (its own [placement] limit).
+	lim := plan.DefaultConfig().Limits()
+	lim.MaxStarts = 4
+	caps := func() map[int]vm.Capacity {
+		return map[int]vm.Capacity{2: {Memory: 1 << 40, CPUs: 1024, Limits: &lim}}
+	}
+	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1, Capacity: caps}, lun, hv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +126,7 @@ func failoverFixture(t *testing.T, n int) (*vm.Manager, *heldStarts, quorum.Deci
 }
 
 // TestStepFollowsWithLaterWavesAsSlotsFree: six VMs of a dead host, all for
-// this host, 4 starts per host per wave. One slow start must not hold back
+// this host, which takes 4 starts at once. One slow start must not hold back
 // the two VMs of the second wave, and no more than 4 starts run at once.
 func TestStepFollowsWithLaterWavesAsSlotsFree(t *testing.T) {
 	m, hv, dec := failoverFixture(t, 6)
@@ -154,7 +160,7 @@ func TestStepFollowsWithLaterWavesAsSlotsFree(t *testing.T) {
 	}
 	calls, maxInFlight, _ := hv.snapshot()
 	if calls != 6 || maxInFlight > 4 {
-		t.Errorf("%d starts, at most %d at once; want 6, at most 4 (MaxStartsPerHost)", calls, maxInFlight)
+		t.Errorf("%d starts, at most %d at once; want 6, at most 4 (the host's MaxStarts)", calls, maxInFlight)
 	}
 	waves := map[int]int{}
 	for _, a := range r.acts {

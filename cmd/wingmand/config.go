@@ -157,11 +157,15 @@ type PlacementConfig struct {
 	// ReservedMemoryMiB is memory kept for the host itself: the kernel,
 	// libvirtd, QEMU overhead (default 1024).
 	ReservedMemoryMiB uint64 `toml:"reserved_memory_mib"`
+	// ParallelStarts is how many failed-over VMs this host starts at once
+	// (default 16, 1 to 64); the next starts as soon as one is done.
+	ParallelStarts int `toml:"parallel_starts"`
 }
 
 // Limits are the placement limits in the planner's terms.
 func (p PlacementConfig) Limits() plan.Limits {
-	return plan.Limits{CPUOvercommit: p.CPUOvercommit, MemoryOvercommit: p.MemoryOvercommit, ReservedMemory: p.ReservedMemoryMiB << 20}
+	return plan.Limits{CPUOvercommit: p.CPUOvercommit, MemoryOvercommit: p.MemoryOvercommit, ReservedMemory: p.ReservedMemoryMiB << 20,
+		MaxStarts: p.ParallelStarts}
 }
 
 // MetricsConfig configures the Prometheus endpoint.
@@ -204,7 +208,7 @@ func DefaultConfig() Config {
 		Maintenance: MaintenanceConfig{ParallelMigrations: 2, OnMigrationFailure: "report", AllowExec: true, ExecTimeout: duration{30 * time.Minute},
 			RebootCommand: "systemctl reboot"},
 		Placement: PlacementConfig{CPUOvercommit: plan.DefaultConfig().CPUOvercommit, MemoryOvercommit: plan.DefaultConfig().MemoryOvercommit,
-			ReservedMemoryMiB: plan.DefaultConfig().ReservedMemory >> 20},
+			ReservedMemoryMiB: plan.DefaultConfig().ReservedMemory >> 20, ParallelStarts: plan.DefaultConfig().MaxStartsPerHost},
 	}
 }
 
@@ -314,6 +318,9 @@ func (c *Config) Validate() error {
 	}
 	if !(c.Placement.MemoryOvercommit >= 1 && c.Placement.MemoryOvercommit <= 10) {
 		bad("placement.memory_overcommit", "%v: use 1.0 (none, the default) to 10; keep headroom with reserved_memory_mib instead", c.Placement.MemoryOvercommit)
+	}
+	if p := c.Placement.ParallelStarts; p < 1 || p > 64 {
+		bad("placement.parallel_starts", "%d: must be 1 to 64 (default 16)", p)
 	}
 	if c.Placement.ReservedMemoryMiB > 1<<30 {
 		bad("placement.reserved_memory_mib", "%d: more than any host has; use MiB, like 2048", c.Placement.ReservedMemoryMiB)

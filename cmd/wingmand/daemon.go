@@ -307,7 +307,7 @@ func (d *Daemon) startSerf(ctx context.Context, self int) error {
 func (d *Daemon) tags(ctx context.Context, self int) gossip.Tags {
 	pl := d.cfg.Placement
 	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.inMaintenance(),
-		CPUOvercommit: pl.CPUOvercommit, MemoryOvercommit: pl.MemoryOvercommit, ReservedMiB: pl.ReservedMemoryMiB}
+		CPUOvercommit: pl.CPUOvercommit, MemoryOvercommit: pl.MemoryOvercommit, ReservedMiB: pl.ReservedMemoryMiB, MaxStarts: pl.ParallelStarts}
 	if c, err := d.hv.Capacity(ctx); err == nil {
 		t.MemoryTotalMiB, t.CPUs = c.MemoryBytes>>20, c.CPUs
 		if c.MemoryBytes > c.GuestMemoryBytes {
@@ -439,7 +439,8 @@ func (d *Daemon) capacities() map[int]vm.Capacity {
 		}
 		c := vm.Capacity{Memory: m.Tags.MemoryTotalMiB << 20, CPUs: m.Tags.CPUs}
 		if m.Tags.CPUOvercommit != 0 {
-			l := plan.Limits{CPUOvercommit: m.Tags.CPUOvercommit, MemoryOvercommit: m.Tags.MemoryOvercommit, ReservedMemory: m.Tags.ReservedMiB << 20}
+			l := plan.Limits{CPUOvercommit: m.Tags.CPUOvercommit, MemoryOvercommit: m.Tags.MemoryOvercommit, ReservedMemory: m.Tags.ReservedMiB << 20,
+				MaxStarts: m.Tags.MaxStarts}
 			err := l.Validate()
 			if err == nil && m.Tags.ReservedMiB > 1<<30 {
 				err = fmt.Errorf("reserved memory %d MiB: more than any host has", m.Tags.ReservedMiB)

@@ -311,6 +311,7 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[maintenance]\non_migration_failure = \"cold\"\n", "cold-move"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\ncpu_overcommit = 0.5\n", "placement.cpu_overcommit: 0.5: use 1 to 64"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\nmemory_overcommit = 20.0\n", "placement.memory_overcommit"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\nparallel_starts = 0\n", "placement.parallel_starts: 0: must be 1 to 64"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\ncpu_overcommit = \"lots\"\n", "cpu_overcommit"},
 	} {
 		p := write(tc.body)
@@ -422,7 +423,7 @@ func TestMaintenanceSurvivesARestart(t *testing.T) {
 func TestPlacementLimitsTravelBySerf(t *testing.T) {
 	a, b := twoDaemons(t, func(c *Config) {
 		if c.HostID == 2 {
-			c.Placement.CPUOvercommit, c.Placement.ReservedMemoryMiB = 16, 2048
+			c.Placement.CPUOvercommit, c.Placement.ReservedMemoryMiB, c.Placement.ParallelStarts = 16, 2048, 6
 		}
 	})
 	for _, d := range []*testDaemon{a, b} {
@@ -430,7 +431,7 @@ func TestPlacementLimitsTravelBySerf(t *testing.T) {
 			caps := d.d.capacities()
 			l1, l2 := caps[1].Limits, caps[2].Limits
 			return l1 != nil && l2 != nil && *l1 == DefaultConfig().Placement.Limits() &&
-				*l2 == plan.Limits{CPUOvercommit: 16, MemoryOvercommit: 1, ReservedMemory: 2 << 30}
+				*l2 == plan.Limits{CPUOvercommit: 16, MemoryOvercommit: 1, ReservedMemory: 2 << 30, MaxStarts: 6}
 		})
 	}
 }

@@ -35,7 +35,7 @@ const (
 	tagKeyAPI         = "api"
 	tagKeyCluster     = "lun"
 	tagKeyVersion     = "ver"
-	tagKeyLimits      = "lim" // "cpu-overcommit/memory-overcommit/reserved MiB"
+	tagKeyLimits      = "lim" // "cpu-overcommit/memory-overcommit/reserved MiB/starts"
 )
 
 // Tags are the facts a host advertises to its peers through serf. They are
@@ -60,13 +60,15 @@ type Tags struct {
 	ClusterUUID string
 	// Version is the wingmand version.
 	Version string
-	// CPUOvercommit, MemoryOvercommit and ReservedMiB are how far the host
-	// lets itself be filled ([placement] in its wingman.toml): vCPUs per CPU,
-	// memory overcommit, memory kept for the host. A zero CPUOvercommit
-	// advertises none, and peers apply their defaults.
+	// CPUOvercommit, MemoryOvercommit, ReservedMiB and MaxStarts are how far
+	// the host lets itself be filled ([placement] in its wingman.toml): vCPUs
+	// per CPU, memory overcommit, memory kept for the host, failover starts
+	// at once. A zero CPUOvercommit advertises none, and peers apply their
+	// defaults.
 	CPUOvercommit    float64
 	MemoryOvercommit float64
 	ReservedMiB      uint64
+	MaxStarts        int
 }
 
 // Encode returns the tags as serf's string map. It fails when HostID is out
@@ -89,11 +91,11 @@ func (t Tags) Encode() (map[string]string, error) {
 		m[tagKeyMaintenance] = "1"
 	}
 	if t.CPUOvercommit != 0 {
-		if !(t.CPUOvercommit > 0 && t.MemoryOvercommit > 0) || math.IsInf(t.CPUOvercommit, 0) || math.IsInf(t.MemoryOvercommit, 0) {
-			return nil, fmt.Errorf("tags: overcommit %v/%v: use positive ratios", t.CPUOvercommit, t.MemoryOvercommit)
+		if !(t.CPUOvercommit > 0 && t.MemoryOvercommit > 0) || math.IsInf(t.CPUOvercommit, 0) || math.IsInf(t.MemoryOvercommit, 0) || t.MaxStarts < 1 {
+			return nil, fmt.Errorf("tags: limits %v/%v/%d: use positive ratios and starts", t.CPUOvercommit, t.MemoryOvercommit, t.MaxStarts)
 		}
 		m[tagKeyLimits] = strconv.FormatFloat(t.CPUOvercommit, 'g', 6, 64) + "/" +
-			strconv.FormatFloat(t.MemoryOvercommit, 'g', 6, 64) + "/" + strconv.FormatUint(t.ReservedMiB, 10)
+			strconv.FormatFloat(t.MemoryOvercommit, 'g', 6, 64) + "/" + strconv.FormatUint(t.ReservedMiB, 10) + "/" + strconv.Itoa(t.MaxStarts)
 	}
 	// Empty strings are left out: they cost bytes and say nothing.
 	for k, v := range map[string]string{tagKeyAPI: t.APIAddr, tagKeyCluster: t.ClusterUUID, tagKeyVersion: t.Version} {
@@ -156,15 +158,16 @@ func DecodeTags(m map[string]string) (Tags, error) {
 	}
 	if s, ok := m[tagKeyLimits]; ok {
 		f := strings.Split(s, "/")
-		var err1, err2, err3 error = errors.New("missing"), nil, nil
-		if len(f) == 3 {
+		var err1, err2, err3, err4 error = errors.New("missing"), nil, nil, nil
+		if len(f) == 4 {
 			t.CPUOvercommit, err1 = strconv.ParseFloat(f[0], 64)
 			t.MemoryOvercommit, err2 = strconv.ParseFloat(f[1], 64)
 			t.ReservedMiB, err3 = strconv.ParseUint(f[2], 10, 64)
+			t.MaxStarts, err4 = strconv.Atoi(f[3])
 		}
-		if err1 != nil || err2 != nil || err3 != nil || !(t.CPUOvercommit > 0 && t.MemoryOvercommit > 0) ||
-			math.IsInf(t.CPUOvercommit, 0) || math.IsInf(t.MemoryOvercommit, 0) {
-			return bad(tagKeyLimits, "%q is not cpu-overcommit/memory-overcommit/reserved MiB", s)
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || !(t.CPUOvercommit > 0 && t.MemoryOvercommit > 0) ||
+			math.IsInf(t.CPUOvercommit, 0) || math.IsInf(t.MemoryOvercommit, 0) || t.MaxStarts < 1 {
+			return bad(tagKeyLimits, "%q is not cpu-overcommit/memory-overcommit/reserved MiB/starts", s)
 		}
 	}
 	t.APIAddr = m[tagKeyAPI]

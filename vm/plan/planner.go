@@ -31,6 +31,7 @@ type hostInfo struct {
 	state  HostState
 	memCap int64 // after reserve and overcommit
 	cpuCap int64
+	starts int   // failover starts at once
 	memUse int64 // other load plus running VMs
 	cpuUse int64
 }
@@ -70,6 +71,7 @@ func newCluster(in *Input) *cluster {
 			id: h.ID, name: h.Name, state: h.State,
 			memCap: mem,
 			cpuCap: int64(math.Floor(float64(h.CPUs)*lim.CPUOvercommit + 1e-9)),
+			starts: lim.MaxStarts,
 			memUse: clampInt64(h.OtherMemory),
 			cpuUse: int64(h.OtherCPUs),
 		}
@@ -121,6 +123,14 @@ func satAdd(a, b int64) int64 {
 
 // indexGroups records where the running VMs of the given groups are. Only
 // groups of VMs being placed matter, which keeps a 50,000-VM cluster cheap.
+// maxStarts is how many failover starts host id takes at once.
+func (c *cluster) maxStarts(id int) int {
+	if i, ok := c.byID[id]; ok {
+		return c.hosts[i].starts
+	}
+	return c.in.Config.MaxStartsPerHost
+}
+
 func (c *cluster) indexGroups(groups map[string]struct{}) {
 	c.groupOn = make(map[groupKey]struct{})
 	if len(groups) == 0 {
@@ -395,12 +405,12 @@ func executionOrder(a, b Step) int {
 }
 
 // waves cuts steps (already in execution order) into consecutive waves of
-// at most total steps and perHost steps per target. With tiered set, a wave
+// at most total steps and perHost(target) steps per target. With tiered set, a wave
 // holds one tier only and the first wave of a tier awaits the guest agents
 // of earlier tiers' WaitGuestAgent steps. Waves are consecutive runs of the
 // list, never reordered to pack tighter, so no VM starts before one of
 // higher priority in its tier. O(S).
-func waves(steps []Step, total, perHost int, tiered bool) []Wave {
+func waves(steps []Step, total int, perHost func(host int) int, tiered bool) []Wave {
 	var out []Wave
 	var awaiting, tierAgents []string
 	var load map[int]int
@@ -410,7 +420,7 @@ func waves(steps []Step, total, perHost int, tiered bool) []Wave {
 			awaiting = append(awaiting, tierAgents...)
 			tierAgents = nil
 		}
-		if newTier || len(out[len(out)-1].Steps) == total || load[st.To] == perHost {
+		if newTier || len(out[len(out)-1].Steps) == total || load[st.To] >= perHost(st.To) {
 			out = append(out, Wave{})
 			load = make(map[int]int)
 			if newTier && len(awaiting) > 0 {

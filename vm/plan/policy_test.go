@@ -145,7 +145,7 @@ func TestConfigValidate(t *testing.T) {
 	c.MemoryOvercommit = 0.5
 	c.MaxStartsPerHost = 0
 	err := c.Validate()
-	if err == nil || !strings.Contains(err.Error(), "memory overcommit 0.5") || !strings.Contains(err.Error(), "max starts per host 0: use at least 1") {
+	if err == nil || !strings.Contains(err.Error(), "memory overcommit 0.5") || !strings.Contains(err.Error(), "max starts per host 0: use 1 to 64") {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := Failover(Input{Config: c}); !errors.Is(err, ErrInvalidInput) {

@@ -195,17 +195,18 @@ func parseHost(f []string) (Host, error) {
 		case "other-cpus":
 			h.OtherCPUs, err = strconv.Atoi(v)
 		case "limits":
-			// limits=CPU/MEM/RESERVED, e.g. limits=16/1.5/2G
+			// limits=CPU/MEM/RESERVED/STARTS, e.g. limits=16/1.5/2G/8
 			f := strings.Split(v, "/")
-			if len(f) != 3 {
-				return fmt.Errorf("want cpu-overcommit/mem-overcommit/reserved")
+			if len(f) != 4 {
+				return fmt.Errorf("want cpu-overcommit/mem-overcommit/reserved/starts")
 			}
 			var l Limits
-			var e1, e2, e3 error
+			var e1, e2, e3, e4 error
 			l.CPUOvercommit, e1 = strconv.ParseFloat(f[0], 64)
 			l.MemoryOvercommit, e2 = strconv.ParseFloat(f[1], 64)
 			l.ReservedMemory, e3 = parseSize(f[2])
-			h.Limits, err = &l, errors.Join(e1, e2, e3)
+			l.MaxStarts, e4 = strconv.Atoi(f[3])
+			h.Limits, err = &l, errors.Join(e1, e2, e3, e4)
 		default:
 			err = fmt.Errorf("unknown host key")
 		}

@@ -112,6 +112,11 @@ func parseScenario(t *testing.T, src string) Input {
 			if c, ok := kv["cpus"]; ok {
 				h.CPUs = atoi(c)
 			}
+			if s, ok := kv["starts"]; ok { // the host's own limit of starts at once
+				l := plan.DefaultConfig().Limits()
+				l.MaxStarts = atoi(s)
+				h.Limits = &l
+			}
 			in.Hosts = append(in.Hosts, h)
 		case "verdict":
 			in.Verdicts = append(in.Verdicts, quorum.Verdict{ID: atoi(f[1]), Gen: uint64(atoi(f[2]))})
