@@ -16,6 +16,13 @@ func WithProgress(ctx context.Context, progress func()) context.Context {
 
 // progressed tells ctx's progress function, if any, that an I/O completed.
 func progressed(ctx context.Context) {
+	Progressed(ctx)
+}
+
+// Progressed calls ctx's progress function, if any. Other waits that are
+// slow but provably alive report through it too: a libvirt start on a
+// loaded host while libvirtd still answers.
+func Progressed(ctx context.Context) {
 	if f, ok := ctx.Value(progressKey{}).(func()); ok && f != nil {
 		f()
 	}

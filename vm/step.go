@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wingmanha/wingman/hypervisor"
@@ -139,6 +140,10 @@ func (m *Manager) runStarts(ctx context.Context, snap *snapshot, starts []reconc
 	var errs []error
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	var lastDone atomic.Int64 // unix nanos: launch, then each start's end
+	lastDone.Store(time.Now().UnixNano())
+	stopAlive := m.aliveWhileStarting(ctx, &lastDone)
+	defer stopAlive()
 	slots := make(chan struct{}, max(window, 1))
 	for i, a := range starts {
 		if window == 0 {
@@ -157,7 +162,7 @@ func (m *Manager) runStarts(ctx context.Context, snap *snapshot, starts []reconc
 		}
 		wg.Add(1)
 		go func() {
-			defer func() { <-slots; wg.Done() }()
+			defer func() { lastDone.Store(time.Now().UnixNano()); <-slots; wg.Done() }()
 			if err := m.exec(ctx, snap, a, now); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -167,6 +172,47 @@ func (m *Manager) runStarts(ctx context.Context, snap *snapshot, starts []reconc
 	}
 	wg.Wait()
 	return errs
+}
+
+// startStallLimit is how long the failover starts of a step may go without
+// one of them finishing, while libvirtd still answers, before the VM manager
+// counts as stalled. A loaded host starts guests slowly (on the 2-core test
+// machine, 30 guests at once came back from libvirt in batches of 5, 5 to 7 s
+// apart), which is no reason to fence it; a start that never returns is.
+const startStallLimit = 2 * time.Minute
+
+// connectedChecker is implemented by hypervisors that know whether their
+// connection is up (*hypervisor.Conn: libvirt keepalives answered).
+type connectedChecker interface{ Connected() bool }
+
+// aliveWhileStarting reports progress (storage.Progressed) every 500 ms
+// while failover starts wait in libvirt, as long as the connection to
+// libvirtd is up and a start finished within startStallLimit: the watchdog
+// guard of the VM manager then tells slow starts from hung ones. The VM
+// manager holds no fencing duty (the heartbeat loop self-fences and applies
+// isolation), so a slow one only delays failovers. It returns the stop func.
+func (m *Manager) aliveWhileStarting(ctx context.Context, lastDone *atomic.Int64) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if c, ok := m.hv.(connectedChecker); ok && !c.Connected() {
+				continue
+			}
+			if time.Since(time.Unix(0, lastDone.Load())) < startStallLimit {
+				storage.Progressed(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Time) (*snapshot, error) {

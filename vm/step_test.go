@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,5 +215,41 @@ func TestProtectRefusedAfterSelfFence(t *testing.T) {
 	err := m.Protect(context.Background(), "test", vm.RecordPolicy{Policy: plan.DefaultPolicy()})
 	if !errors.Is(err, vm.ErrNoQuorum) {
 		t.Errorf("protect after self-fence: %v, want an error matching ErrNoQuorum", err)
+	}
+}
+
+// TestSlowStartIsProgress: while a failover start waits in libvirt and
+// libvirtd answers, the step reports progress through the context, so that
+// the VM manager's watchdog guard does not fence a host that is merely slow
+// to start many guests (seen: 30 at once came back in batches 5 to 7 s apart).
+func TestSlowStartIsProgress(t *testing.T) {
+	m, hv, dec := failoverFixture(t, 1)
+	var ticks atomic.Int64
+	ctx := storage.WithProgress(context.Background(), func() { ticks.Add(1) })
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Step(ctx, dec, time.Now())
+		done <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for calls, _, _ := hv.snapshot(); calls == 0; calls, _, _ = hv.snapshot() {
+		if time.Now().After(deadline) {
+			close(hv.hold)
+			t.Fatal("the failover start was never called")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The start is held: no LUN I/O happens now, so any tick is the wait's.
+	held := ticks.Load()
+	for ticks.Load() < held+2 {
+		if time.Now().After(deadline) {
+			close(hv.hold)
+			t.Fatalf("%d progress reports while the start was held; want at least 2", ticks.Load()-held)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(hv.hold)
+	if err := <-done; err != nil {
+		t.Fatalf("step: %v", err)
 	}
 }
