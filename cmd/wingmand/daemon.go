@@ -149,7 +149,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	}
 
 	d.guard = watchdog.NewGuard(time.Now)
-	hbTick, vmTick := d.guard.Loop("heartbeat"), d.guard.Loop("vm-manager")
+	hbTick, vmTick := d.guard.Loop("heartbeat"), d.guard.LoopWithin("vm-manager", vmLoopMaxAge)
 	wcfg := watchdog.DefaultConfig()
 	wcfg.Mode, wcfg.Device, wcfg.Logger = watchdog.Mode(cfg.Watchdog.Mode), cfg.Watchdog.Device, d.log
 	wcfg.Timeout = d.hdr.Timings.Watchdog.Round(time.Second)
@@ -590,6 +590,14 @@ func (d *Daemon) dumpGoroutines() string {
 	}
 	return p
 }
+
+// vmLoopMaxAge is how long the VM manager may go without progress before the
+// watchdog is no longer petted. It has no fencing duty (the heartbeat loop
+// self-fences and applies isolation), so it gets far longer than the other
+// loops: under a 30-VM failover on a loaded host one step's libvirt calls
+// took over 6 s, and a host that fences itself for being slow kills the
+// guests it just restarted. A VM manager hung this long is broken.
+const vmLoopMaxAge = 2 * time.Minute
 
 // loopMaxAge is how long a loop of the daemon may go without progress
 // before the watchdog is no longer petted.

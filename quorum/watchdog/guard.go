@@ -34,6 +34,7 @@ type Loop struct {
 	name   string
 	last   time.Time
 	ticked bool
+	maxAge time.Duration // its own bound; 0: the one Healthy is given
 }
 
 // Loop registers a loop called name. Until its first Tick it counts as
@@ -44,6 +45,18 @@ func (g *Guard) Loop(name string) *Loop {
 	defer g.mu.Unlock()
 	l := &Loop{g: g, name: name}
 	g.loops = append(g.loops, l)
+	return l
+}
+
+// LoopWithin registers a loop that counts as stale only when it has not
+// ticked within its own maxAge, whatever bound Healthy is given: a loop
+// with no fencing duty (the VM manager) may be slow on a loaded host
+// without the watchdog resetting it, yet a hung one still stops petting.
+func (g *Guard) LoopWithin(name string, maxAge time.Duration) *Loop {
+	l := g.Loop(name)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l.maxAge = maxAge
 	return l
 }
 
@@ -93,10 +106,14 @@ func (g *Guard) Stale(now time.Time, maxAge time.Duration) []Stale {
 func (g *Guard) staleLocked(now time.Time, maxAge time.Duration) []Stale {
 	var out []Stale
 	for _, l := range g.loops {
+		age := maxAge
+		if l.maxAge > 0 && maxAge > 0 {
+			age = l.maxAge
+		}
 		switch {
 		case !l.ticked:
 			out = append(out, Stale{Name: l.name, Never: true})
-		case now.Sub(l.last) > maxAge || maxAge <= 0:
+		case now.Sub(l.last) > age || age <= 0:
 			// A tick later than now (age < 0) is fresh.
 			out = append(out, Stale{Name: l.name, Age: now.Sub(l.last)})
 		}

@@ -92,3 +92,30 @@ func TestGuardDoneAndStaleDetails(t *testing.T) {
 		t.Errorf("healthy with no loop left")
 	}
 }
+
+func TestGuardLoopWithin(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	now := t0
+	g := NewGuard(func() time.Time { return now })
+	hb, vm := g.Loop("heartbeat"), g.LoopWithin("vm-manager", 2*time.Minute)
+	hb.Tick()
+	vm.Tick()
+	check := func(at time.Duration, want []string) {
+		t.Helper()
+		now = t0.Add(at)
+		hb.Tick() // the heartbeat loop asks, and so is fresh
+		var got []string
+		for _, s := range g.Stale(now, 3*time.Second) {
+			got = append(got, s.Name)
+		}
+		if !slices.Equal(got, want) || g.Healthy(now, 3*time.Second) != (len(want) == 0) {
+			t.Errorf("at %v: stale %v, want %v", at, got, want)
+		}
+	}
+	check(10*time.Second, nil) // slow, within its own bound
+	check(2*time.Minute, nil)  // exactly its bound counts
+	check(2*time.Minute+time.Second, []string{"vm-manager"})
+	if g.Healthy(now, 0) {
+		t.Error("zero maxAge is never healthy, whatever a loop's own bound")
+	}
+}
