@@ -441,8 +441,9 @@ func (d *Daemon) capacities() map[int]vm.Capacity {
 		if m.Tags.CPUOvercommit != 0 {
 			l := plan.Limits{CPUOvercommit: m.Tags.CPUOvercommit, MemoryOvercommit: m.Tags.MemoryOvercommit, ReservedMemory: m.Tags.ReservedMiB << 20,
 				MaxStarts: m.Tags.MaxStarts}
+			// A huge ReservedMiB wraps when shifted: check it before.
 			err := l.Validate()
-			if err == nil && m.Tags.ReservedMiB > 1<<30 {
+			if m.Tags.ReservedMiB > 1<<30 {
 				err = fmt.Errorf("reserved memory %d MiB: more than any host has", m.Tags.ReservedMiB)
 			}
 			if err == nil {

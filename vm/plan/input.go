@@ -75,6 +75,9 @@ func (l Limits) Validate() error {
 	if !(l.CPUOvercommit >= 1 && l.CPUOvercommit <= 64) {
 		errs = append(errs, fmt.Errorf("cpu overcommit %v: use 1 to 64 vCPUs per CPU", l.CPUOvercommit))
 	}
+	if l.ReservedMemory > 1<<50 {
+		errs = append(errs, fmt.Errorf("reserved memory %d MiB: more than any host has", l.ReservedMemory>>20))
+	}
 	if l.MaxStarts < 1 || l.MaxStarts > 64 {
 		errs = append(errs, fmt.Errorf("max starts per host %d: use 1 to 64", l.MaxStarts))
 	}
