@@ -91,7 +91,7 @@ func (t Tags) Encode() (map[string]string, error) {
 		m[tagKeyMaintenance] = "1"
 	}
 	if t.CPUOvercommit != 0 {
-		if !(t.CPUOvercommit > 0 && t.MemoryOvercommit > 0) || math.IsInf(t.CPUOvercommit, 0) || math.IsInf(t.MemoryOvercommit, 0) || t.MaxStarts < 1 {
+		if !t.limitsEncodable() {
 			return nil, fmt.Errorf("tags: limits %v/%v/%d: use positive ratios and starts", t.CPUOvercommit, t.MemoryOvercommit, t.MaxStarts)
 		}
 		m[tagKeyLimits] = strconv.FormatFloat(t.CPUOvercommit, 'g', 6, 64) + "/" +
@@ -165,8 +165,7 @@ func DecodeTags(m map[string]string) (Tags, error) {
 			t.ReservedMiB, err3 = strconv.ParseUint(f[2], 10, 64)
 			t.MaxStarts, err4 = strconv.Atoi(f[3])
 		}
-		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || !(t.CPUOvercommit > 0 && t.MemoryOvercommit > 0) ||
-			math.IsInf(t.CPUOvercommit, 0) || math.IsInf(t.MemoryOvercommit, 0) || t.MaxStarts < 1 {
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || !t.limitsEncodable() {
 			return bad(tagKeyLimits, "%q is not cpu-overcommit/memory-overcommit/reserved MiB/starts", s)
 		}
 	}
@@ -174,6 +173,13 @@ func DecodeTags(m map[string]string) (Tags, error) {
 	t.ClusterUUID = m[tagKeyCluster]
 	t.Version = m[tagKeyVersion]
 	return t, nil
+}
+
+// limitsEncodable reports whether the placement limits are finite, positive
+// numbers; their ranges are the planner's to judge.
+func (t Tags) limitsEncodable() bool {
+	return t.CPUOvercommit > 0 && t.MemoryOvercommit > 0 && !math.IsInf(t.CPUOvercommit, 0) &&
+		!math.IsInf(t.MemoryOvercommit, 0) && t.MaxStarts >= 1
 }
 
 // encodedTagSize is the size serf gives the tags on the wire: one magic byte
