@@ -6,8 +6,12 @@ if [ $# -ge 1 ]; then
 	version=$1
 elif tag=$(git describe --tags --abbrev=0 2>/dev/null); then
 	version=${tag#v}
+elif stamp=$(git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S 2>/dev/null); then
+	# The commit time comes first so that a later build is a newer package:
+	# hashes alone do not sort, and apt refuses a "downgrade" on upgrade.
+	version=0.1.0~git$stamp.$(git rev-parse --short HEAD)
 else
-	version=0.1.0~git$(git rev-parse --short HEAD 2>/dev/null || echo dev)
+	version=0.1.0~dev
 fi
 root=bin/pkgroot
 rm -rf "$root"
