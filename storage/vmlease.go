@@ -55,6 +55,9 @@ type LeaseState struct {
 	Released   bool   // the owner gave the lease up; anyone may acquire Epoch+1
 	InProgress bool   // an acquisition of Epoch+1 has started and not yet chosen an owner
 	Migration  Migration
+	// GuestUp: the owner saw the VM's guest agent answer at this epoch
+	// (SetGuestUp). Later start tiers of a failover wait for it.
+	GuestUp bool
 }
 
 // Held reports whether somebody owns the lease.
@@ -65,6 +68,7 @@ const (
 	dbCommitted    = 1 << 0 // the writer saw Value chosen for Lver
 	dbReleased     = 1 << 1 // the owner released the lease at Lver
 	dbPrevReleased = 1 << 2 // Prev had released the lease at Lver-1
+	dbGuestUp      = 1 << 3 // the owner saw the guest agent of its VM answer at Lver
 )
 
 // dblock is one host's Disk Paxos block for one VM record (single writer).
@@ -220,6 +224,7 @@ func (lb leaseBlocks) state() LeaseState {
 	if o := best.Value.Host; o >= 1 && o <= len(lb) {
 		if ob := lb[o-1]; ob.set && ob.d.Lver == top && ob.d.Value == best.Value {
 			s.Released = ob.d.Flags&dbReleased != 0
+			s.GuestUp = ob.d.Flags&dbGuestUp != 0
 			s.Migration = ob.d.Mig
 		}
 	}
@@ -459,20 +464,37 @@ func (l *LUN) ownerBlock(idx int, lb leaseBlocks, lease LeaseState) dblock {
 
 // SetMigration records the owner's migration state with the lease.
 func (l *LUN) SetMigration(ctx context.Context, idx int, lease LeaseState, m Migration) (LeaseState, error) {
-	if err := l.checkVM(idx); err != nil {
-		return lease, err
-	}
-	lb, err := l.ownLease(ctx, idx, lease)
-	if err != nil {
-		return lease, err
-	}
-	own := l.ownerBlock(idx, lb, lease)
-	own.Mig = m
-	if err := l.writeDblock(ctx, idx, own); err != nil {
+	if err := l.updateOwnBlock(ctx, idx, lease, func(own *dblock) { own.Mig = m }); err != nil {
 		return lease, err
 	}
 	lease.Migration = m
 	return lease, nil
+}
+
+// SetGuestUp records with the lease that the owner saw the VM's guest agent
+// answer at lease.Epoch. It fails with a *LeaseHeldError when the caller no
+// longer holds that epoch; a new epoch starts without the mark.
+func (l *LUN) SetGuestUp(ctx context.Context, idx int, lease LeaseState) (LeaseState, error) {
+	if err := l.updateOwnBlock(ctx, idx, lease, func(own *dblock) { own.Flags |= dbGuestUp }); err != nil {
+		return lease, err
+	}
+	lease.GuestUp = true
+	return lease, nil
+}
+
+// updateOwnBlock rewrites the owner's own lease block of record idx with
+// change applied, after checking that lease is still the current one.
+func (l *LUN) updateOwnBlock(ctx context.Context, idx int, lease LeaseState, change func(*dblock)) error {
+	if err := l.checkVM(idx); err != nil {
+		return err
+	}
+	lb, err := l.ownLease(ctx, idx, lease)
+	if err != nil {
+		return err
+	}
+	own := l.ownerBlock(idx, lb, lease)
+	change(&own)
+	return l.writeDblock(ctx, idx, own)
 }
 
 // ReleaseLease gives the lease up: anyone may then acquire epoch lease.Epoch+1.

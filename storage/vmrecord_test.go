@@ -489,3 +489,47 @@ func TestProtectVMSkipsABlankRecordWithAHeldLease(t *testing.T) {
 		t.Fatal("ProtectVM took record 0, whose lease host 2 holds")
 	}
 }
+
+// The guest-up mark belongs to one epoch of one owner: only the owner sets
+// it, a migration keeps it, and the next epoch starts without it.
+func TestGuestUpMark(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
+	h1, h2 := openLUN(t, path), openLUN(t, path)
+	me := storage.Owner{Host: 1, Gen: 3, Nonce: 11}
+	other := storage.Owner{Host: 2, Gen: 5, Nonce: 22}
+	idx, lease, err := h1.ProtectVM(ctx, me, storage.VMConfig{UUID: storage.NewUUID(), Name: "db", XML: []byte("<domain/>")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.GuestUp {
+		t.Fatal("a new lease says guest up")
+	}
+	if _, err := h2.SetGuestUp(ctx, idx, storage.LeaseState{Epoch: 1, Owner: other}); !errors.Is(err, storage.ErrLeaseHeld) {
+		t.Errorf("guest up set by a non-owner: %v", err)
+	}
+	if lease, err = h1.SetGuestUp(ctx, idx, lease); err != nil || !lease.GuestUp {
+		t.Fatalf("set guest up: %+v %v", lease, err)
+	}
+	mig := storage.Migration{Phase: storage.MigrationStarted, Target: 2, TargetGen: 5}
+	if lease, err = h1.SetMigration(ctx, idx, lease, mig); err != nil {
+		t.Fatal(err)
+	}
+	st, err := h2.ReadLease(ctx, idx)
+	if err != nil || !st.GuestUp || st.Migration != mig || st.Owner != me {
+		t.Fatalf("lease read by another host: %+v %v", st, err)
+	}
+	if err := h1.ReleaseLease(ctx, idx, lease); err != nil {
+		t.Fatal(err)
+	}
+	next, err := h2.AcquireLease(ctx, idx, 1, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := h1.ReadLease(ctx, idx); err != nil || st.GuestUp || next.GuestUp || st.Epoch != 2 {
+		t.Fatalf("the next epoch carries the old mark: %+v %+v %v", st, next, err)
+	}
+	if _, err := h1.SetGuestUp(ctx, idx, lease); !errors.Is(err, storage.ErrLeaseHeld) {
+		t.Errorf("guest up set at a stale epoch: %v", err)
+	}
+}
