@@ -3,6 +3,7 @@ package reconcile
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Kind says what an Action asks the adapter to do.
@@ -44,6 +45,11 @@ const (
 	Stop Kind = "stop"
 	// Notice: nothing to do, but worth an event (unplaced, waiting).
 	Notice Kind = "notice"
+	// Wait: this host would start the VM of a failover now, but its start
+	// order holds it back: the guest agents of an earlier tier have not
+	// answered yet, or its own start delay runs (from Since; the caller
+	// keeps Since in the VM's History so the delay is counted once).
+	Wait Kind = "wait"
 )
 
 // order ranks kinds for execution: destroys first, then lease bookkeeping
@@ -82,14 +88,16 @@ type Action struct {
 	// restart limit.
 	Counts bool
 	// Wave (TakeAndStart) is the plan wave this start belongs to.
-	Wave   int
+	Wave int
+	// Since (Wait on a start delay) is when the delay began.
+	Since  time.Time
 	Reason string
 }
 
 func (a Action) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s", a.Kind, a.Name)
-	if a.Kind != Notice && a.Kind != DestroyStale && a.Kind != Stop {
+	if a.Kind != Notice && a.Kind != DestroyStale && a.Kind != Stop && a.Kind != Wait {
 		fmt.Fprintf(&b, " epoch=%d", a.Expect)
 	}
 	if a.Start {

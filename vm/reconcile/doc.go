@@ -52,8 +52,15 @@
 //     it has in the first wave, so the plan's concurrency limits hold. A VM
 //     leaves the plan once a live host holds its lease, so a later tier
 //     starts only after the earlier ones are taken, across hosts, without
-//     messages. Step delays and guest agent waits between tiers are not
-//     applied here.
+//     messages.
+//   - A tier also waits for the guest agents of the earlier tiers' VMs whose
+//     policy says WaitGuestAgent: their owner marks the lease guest-up on the
+//     LUN once the agent answers (Lease.GuestUp), and the wait ends at the
+//     latest Config.GuestAgentWait after this host first saw such a VM taken
+//     (Record.HeldSince, which the caller keeps). A VM's own StartDelay
+//     counts from the first round in which it could start on this host: a
+//     Wait action gives that moment (Since), which the caller keeps in the
+//     VM's History (DelaySince, DelayEpoch). Both answer with Wait actions.
 //   - Released VMs that should run are planned in rounds after the VMs of
 //     lost hosts; the host that released a VM is never its target.
 //   - Restart limits count this host's own restarts (History). A VM that

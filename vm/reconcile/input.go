@@ -55,6 +55,8 @@ type Lease struct {
 	// InProgress: an acquisition of Epoch+1 has started and not settled.
 	InProgress bool
 	Migration  Migration
+	// GuestUp: the owner saw the guest agent answer at this epoch.
+	GuestUp bool
 }
 
 // held reports whether somebody owns the lease.
@@ -72,6 +74,11 @@ type Record struct {
 	Stopped bool
 	Memory  uint64 // bytes, for placement
 	VCPUs   int
+	// HeldSince is when this host first saw the lease held at its current
+	// epoch (the caller's clock); zero: not known. A later start tier
+	// waits for the guest agent of a VM taken less than
+	// Config.GuestAgentWait ago.
+	HeldSince time.Time
 }
 
 // DomainState is what the local libvirt says about a domain, reduced to what
@@ -123,6 +130,10 @@ type History struct {
 	// LastFailure is when the latest failed.
 	StartFailures int
 	LastFailure   time.Time
+	// DelaySince is when the start delay of the VM's failover at lease
+	// epoch DelayEpoch began (from a Wait action); zero: not begun.
+	DelaySince time.Time
+	DelayEpoch uint64
 }
 
 // Config tunes the reconciler. Start from DefaultConfig.
@@ -136,12 +147,24 @@ type Config struct {
 	// failure up to MaxStartBackoff.
 	StartBackoff    time.Duration
 	MaxStartBackoff time.Duration
+	// GuestAgentWait bounds how long a later start tier waits for the
+	// guest agent of an earlier tier's VM with WaitGuestAgent, counted from
+	// when that VM's lease was taken. After it, the tier starts anyway.
+	GuestAgentWait time.Duration
 }
 
+// Bounds of Config.GuestAgentWait.
+const (
+	MinGuestAgentWait = 10 * time.Second
+	MaxGuestAgentWait = time.Hour
+)
+
 // DefaultConfig: the planner's defaults, release after 3 failed starts,
-// retry after 5 s, doubling up to 1 min.
+// retry after 5 s, doubling up to 1 min; later tiers wait up to 5 min for
+// guest agents.
 func DefaultConfig() Config {
-	return Config{Plan: plan.DefaultConfig(), MaxStartFailures: 3, StartBackoff: 5 * time.Second, MaxStartBackoff: time.Minute}
+	return Config{Plan: plan.DefaultConfig(), MaxStartFailures: 3, StartBackoff: 5 * time.Second, MaxStartBackoff: time.Minute,
+		GuestAgentWait: 5 * time.Minute}
 }
 
 // Validate rejects values that would stop failed VMs from ever moving.
@@ -154,6 +177,9 @@ func (c Config) Validate() error {
 	}
 	if c.StartBackoff < 0 || c.MaxStartBackoff < c.StartBackoff {
 		return fmt.Errorf("reconcile config: start backoff %v..%v: use 0 <= start backoff <= max start backoff", c.StartBackoff, c.MaxStartBackoff)
+	}
+	if c.GuestAgentWait < MinGuestAgentWait || c.GuestAgentWait > MaxGuestAgentWait {
+		return fmt.Errorf("reconcile config: guest agent wait %v: use %v to %v (default 5m)", c.GuestAgentWait, MinGuestAgentWait, MaxGuestAgentWait)
 	}
 	return nil
 }

@@ -213,6 +213,58 @@ func TestPriorityOrder(t *testing.T) {
 	}
 }
 
+// TestStartOrder: a host with VMs in several start tiers is lost. Every VM
+// comes back; no VM starts while a VM of a lower tier is still to be taken
+// or, where that VM waits for its guest agent, before the agent answered or
+// Config.GuestAgentWait passed since it was taken; no VM starts before its
+// own start delay has passed since the failover. Some agents never answer.
+func TestStartOrder(t *testing.T) {
+	wait := DefaultConfig().GuestAgentWait
+	for seed := range uint64(300) {
+		s := newSim(t, seed, 2+int(seed%4), 8+int(seed%20))
+		s.agentRate = 0.8
+		for _, v := range s.vms {
+			v.policy.Restart = plan.RestartAlways
+			v.policy.StartOrder = s.rng.IntN(3)
+			v.policy.WaitGuestAgent = s.rng.IntN(3) == 0
+			if s.rng.IntN(3) == 0 {
+				v.policy.StartDelay = time.Duration(s.rng.IntN(40)) * time.Second
+			}
+		}
+		lost := s.host(1)
+		s.powerOff(lost)
+		s.declareDead(lost)
+		failedAt := s.now
+		var moved []*simVM
+		for _, v := range s.vms {
+			if v.lease.Owner.Host == lost.id {
+				moved = append(moved, v)
+			}
+		}
+		if !s.settle() {
+			t.Fatalf("seed %d: did not settle\n%s", seed, s.tail())
+		}
+		s.checkAlwaysBack(seed)
+		for _, v := range moved {
+			if d := v.policy.StartDelay; v.startedAt.Sub(failedAt) < d {
+				t.Fatalf("seed %d: %s started %v after the failover, before its start delay of %v\n%s", seed, v.name, v.startedAt.Sub(failedAt), d, s.tail())
+			}
+			for _, u := range moved {
+				if u.policy.StartOrder >= v.policy.StartOrder {
+					continue
+				}
+				if u.takenAt.After(v.takenAt) {
+					t.Fatalf("seed %d: %s (tier %d) taken before %s (tier %d)\n%s", seed, v.name, v.policy.StartOrder, u.name, u.policy.StartOrder, s.tail())
+				}
+				if u.policy.WaitGuestAgent && (u.upAt.IsZero() || u.upAt.After(v.takenAt)) && v.takenAt.Sub(u.takenAt) < wait {
+					t.Fatalf("seed %d: %s (tier %d) taken at %s, before the guest agent of %s (tier %d, taken %s) answered\n%s",
+						seed, v.name, v.policy.StartOrder, v.takenAt.Format("15:04:05"), u.name, u.policy.StartOrder, u.takenAt.Format("15:04:05"), s.tail())
+				}
+			}
+		}
+	}
+}
+
 // TestCoordinatorLostMidFailover: the survivors of a first loss start its
 // VMs; mid-way a second host (the lowest-id one, the coordinator) is lost
 // too; the rest still bring every VM back.

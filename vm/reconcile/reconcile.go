@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wingmanha/wingman/quorum"
@@ -451,9 +452,7 @@ func (v *view) failover(all, candidates []*Record) {
 			}
 			for _, st := range w.Steps {
 				if (wi == 0 || follow) && st.To == in.Self {
-					r := byUUID[st.VM]
-					v.add(Action{Kind: TakeAndStart, VM: r.UUID, Name: r.Name, Index: r.Index, Expect: r.Lease.Epoch, Wave: wi,
-						Reason: fmt.Sprintf("planned: %s (prio %s, tier %d)", takeRule(v, r.Lease), st.Priority, st.Tier)})
+					v.add(v.startOrWait(byUUID[st.VM], st, wi, all))
 				}
 				// Placed VMs are load on their target in later rounds.
 				r := byUUID[st.VM]
@@ -470,6 +469,58 @@ func (v *view) failover(all, candidates []*Record) {
 			}
 		}
 	}
+}
+
+// startOrWait is this host's action for a failover step whose turn came:
+// TakeAndStart, or Wait while the guest agents of an earlier tier have not
+// answered or the VM's own start delay runs.
+func (v *view) startOrWait(r *Record, st plan.Step, wave int, all []*Record) Action {
+	in := v.in
+	a := Action{Kind: TakeAndStart, VM: r.UUID, Name: r.Name, Index: r.Index, Expect: r.Lease.Epoch, Wave: wave,
+		Reason: fmt.Sprintf("planned: %s (prio %s, tier %d)", takeRule(v, r.Lease), st.Priority, st.Tier)}
+	if names := v.awaitedAgents(all, st.Tier); len(names) > 0 {
+		a.Kind, a.Wave = Wait, 0
+		a.Reason = fmt.Sprintf("tier %d waits for the guest agent of %s (earlier tier, taken less than %v ago)",
+			st.Tier, strings.Join(names, ", "), in.Config.GuestAgentWait)
+		return a
+	}
+	if st.Delay <= 0 {
+		return a
+	}
+	since := in.Now
+	if h := in.History[r.UUID]; !h.DelaySince.IsZero() && h.DelayEpoch == r.Lease.Epoch && !h.DelaySince.After(in.Now) {
+		since = h.DelaySince
+	}
+	if in.Now.Sub(since) >= st.Delay {
+		a.Reason += fmt.Sprintf(", after its start delay of %v", st.Delay)
+		return a
+	}
+	a.Kind, a.Wave, a.Since = Wait, 0, since
+	a.Reason = fmt.Sprintf("start delay %v: tier %d's turn came at %s", st.Delay, st.Tier, since.UTC().Format("15:04:05"))
+	return a
+}
+
+// awaitedAgents names the VMs of tiers below tier whose guest agents a start
+// of tier still waits for: their policy says WaitGuestAgent, a live host
+// holds them at an epoch this host saw taken less than GuestAgentWait ago,
+// and that owner has not yet marked the guest up. A VM of an earlier tier
+// that is still to be taken needs no check: it is in the plan's earlier
+// waves, which come first.
+func (v *view) awaitedAgents(all []*Record, tier int) []string {
+	var names []string
+	for _, r := range all {
+		if r.Policy.StartOrder >= tier || !r.Policy.WaitGuestAgent || r.Stopped || r.Lease.GuestUp ||
+			!r.Lease.held() || v.gone(r.Lease.Owner) || r.HeldSince.IsZero() {
+			continue
+		}
+		if h := v.hosts[r.Lease.Owner.Host]; h == nil || h.State.Gone() {
+			continue
+		}
+		if v.in.Now.Sub(r.HeldSince) < v.in.Config.GuestAgentWait {
+			names = append(names, r.Name)
+		}
+	}
+	return names
 }
 
 func takeRule(v *view, l Lease) string {

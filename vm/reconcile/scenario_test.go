@@ -161,6 +161,14 @@ func parseScenario(t *testing.T, src string) Input {
 			if t, ok := kv["tier"]; ok {
 				r.Policy.StartOrder = atoi(t)
 			}
+			if d, ok := kv["delay"]; ok { // its own start delay
+				r.Policy.StartDelay = dur(d)
+			}
+			r.Policy.WaitGuestAgent = has("agent") // later tiers wait for its guest agent
+			r.Lease.GuestUp = has("guest-up")      // its owner saw the agent answer
+			if h, ok := kv["held"]; ok {           // this host saw its epoch taken that long ago
+				r.HeldSince = scenarioNow.Add(-dur(h))
+			}
 			in.Records = append(in.Records, r)
 		case "local":
 			d := Domain{Name: f[1], UUID: uuid(f[1]), State: DomainState(f[2]), Active: !has("inactive"), Since: scenarioNow}
@@ -178,6 +186,9 @@ func parseScenario(t *testing.T, src string) Input {
 			if fl, ok := kv["failures"]; ok {
 				n, ago, _ := strings.Cut(fl, "/")
 				h.StartFailures, h.LastFailure = atoi(n), scenarioNow.Add(-dur(ago))
+			}
+			if d, ok := kv["delay"]; ok { // its start delay began that long ago, at epoch "epoch"
+				h.DelaySince, h.DelayEpoch = scenarioNow.Add(-dur(d)), uint64(atoi(kv["epoch"]))
 			}
 			in.History[uuid(f[1])] = h
 		case "migrating":

@@ -29,6 +29,9 @@ type sim struct {
 	verdicts []quorum.Verdict
 	log      []string
 	failRate float64 // probability that a start fails
+	// agentRate is the probability that a started VM with WaitGuestAgent
+	// gets its guest agent marked up (an op later); the others never answer.
+	agentRate float64
 }
 
 type simHost struct {
@@ -40,6 +43,13 @@ type simHost struct {
 	history  map[string]History
 	outgoing map[string]bool
 	starts   []string // VM names in start order, for the priority check
+	heldSeen map[string]heldSeen
+}
+
+// heldSeen is when a host first saw a VM's lease held at an epoch.
+type heldSeen struct {
+	epoch uint64
+	since time.Time
 }
 
 type simVM struct {
@@ -50,6 +60,9 @@ type simVM struct {
 	stopped bool
 	lease   Lease
 	mem     uint64
+	// Times of the VM's latest take, start and guest-up, for the start
+	// order checks.
+	takenAt, startedAt, upAt time.Time
 }
 
 type simOp struct {
@@ -63,7 +76,7 @@ func newSim(t testing.TB, seed uint64, nHosts, nVMs int) *sim {
 	s := &sim{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
 	for i := 1; i <= nHosts; i++ {
 		s.hosts = append(s.hosts, &simHost{id: i, gen: 1, powered: true, domains: map[string]*Domain{},
-			history: map[string]History{}, outgoing: map[string]bool{}})
+			history: map[string]History{}, outgoing: map[string]bool{}, heldSeen: map[string]heldSeen{}})
 	}
 	for i := range nVMs {
 		p := plan.DefaultPolicy()
@@ -107,8 +120,17 @@ func (s *sim) input(h *simHost) Input {
 		in.Hosts = append(in.Hosts, Host{ID: o.id, Name: fmt.Sprintf("kvm%d", o.id), Gen: o.gen, State: s.state(o), Memory: 64 << 30, CPUs: 64})
 	}
 	for _, v := range s.vms {
-		in.Records = append(in.Records, Record{Index: v.idx, UUID: v.uuid, Name: v.name, Lease: v.lease, Policy: v.policy,
-			Stopped: v.stopped, Memory: v.mem, VCPUs: 1})
+		r := Record{Index: v.idx, UUID: v.uuid, Name: v.name, Lease: v.lease, Policy: v.policy,
+			Stopped: v.stopped, Memory: v.mem, VCPUs: 1}
+		if v.lease.held() {
+			hs, ok := h.heldSeen[v.uuid]
+			if !ok || hs.epoch != v.lease.Epoch {
+				hs = heldSeen{v.lease.Epoch, s.now}
+				h.heldSeen[v.uuid] = hs
+			}
+			r.HeldSince = hs.since
+		}
+		in.Records = append(in.Records, r)
 	}
 	for _, d := range h.domains {
 		in.Local = append(in.Local, *d)
@@ -141,6 +163,7 @@ func (s *sim) acquire(h *simHost, v *simVM, expect uint64) bool {
 		return false
 	}
 	v.lease = Lease{Epoch: expect + 1, Owner: Owner{h.id, h.gen}}
+	v.takenAt = s.now
 	return true
 }
 
@@ -186,8 +209,18 @@ func (s *sim) startDomain(h *simHost, v *simVM, counts bool) {
 	h.history[v.uuid] = hi
 	h.domains[v.uuid] = &Domain{UUID: v.uuid, Name: v.name, State: DomainRunning, Active: true, Since: s.now}
 	h.starts = append(h.starts, v.name)
+	v.startedAt = s.now
 	s.logf("host %d: started %s at epoch %d", h.id, v.name, v.lease.Epoch)
 	s.check()
+	if v.policy.WaitGuestAgent && s.rng.Float64() < s.agentRate {
+		epoch, owner := v.lease.Epoch, v.lease.Owner
+		s.ops = append(s.ops, simOp{host: h.id, gen: h.gen, desc: "guest agent up", fn: func() {
+			if v.lease.Epoch == epoch && v.lease.Owner == owner && !v.lease.Released {
+				v.lease.GuestUp, v.upAt = true, s.now
+				s.logf("host %d: %s guest agent up", h.id, v.name)
+			}
+		}})
+	}
 }
 
 // exec is the Manager's part: it re-checks the lease before every start.
@@ -199,6 +232,11 @@ func (s *sim) exec(h *simHost, a Action) {
 		delete(h.domains, v.uuid)
 	case Adopt:
 		s.acquire(h, v, a.Expect)
+	case Wait:
+		if hi := h.history[v.uuid]; !a.Since.IsZero() && (hi.DelaySince.IsZero() || hi.DelayEpoch != a.Expect) {
+			hi.DelaySince, hi.DelayEpoch = a.Since, a.Expect
+			h.history[v.uuid] = hi
+		}
 	case TakeAndStart:
 		if s.acquire(h, v, a.Expect) {
 			s.startDomain(h, v, false)
@@ -300,6 +338,7 @@ func (s *sim) powerOn(h *simHost) {
 	h.powered, h.dead = true, false
 	h.gen++
 	h.history = map[string]History{}
+	h.heldSeen = map[string]heldSeen{}
 	s.logf("host %d back at gen %d", h.id, h.gen)
 }
 
