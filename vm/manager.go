@@ -25,6 +25,7 @@ type LUN interface {
 	ProtectVM(ctx context.Context, me storage.Owner, cfg storage.VMConfig) (int, storage.LeaseState, error)
 	AcquireLease(ctx context.Context, idx int, expect uint64, me storage.Owner) (storage.LeaseState, error)
 	SetMigration(ctx context.Context, idx int, lease storage.LeaseState, m storage.Migration) (storage.LeaseState, error)
+	SetGuestUp(ctx context.Context, idx int, lease storage.LeaseState) (storage.LeaseState, error)
 	ReleaseLease(ctx context.Context, idx int, lease storage.LeaseState) error
 	WriteVMConfig(ctx context.Context, idx int, lease storage.LeaseState, cfg storage.VMConfig) (storage.VMConfig, error)
 	DeleteVM(ctx context.Context, idx int, lease storage.LeaseState) error
@@ -54,7 +55,10 @@ type Resumer interface {
 }
 
 // AgentPinger is implemented by hypervisors that can ping a guest agent
-// (*hypervisor.Conn); it makes the "guest-up" event of the failover timeline.
+// (*hypervisor.Conn). For a VM whose policy says WaitGuestAgent, its owner
+// pings until the agent answers, then marks the lease guest-up on the LUN
+// (later start tiers of a failover wait for it) and writes the "guest-up"
+// event of the failover timeline.
 type AgentPinger interface {
 	PingAgent(ctx context.Context, name string) error
 }
@@ -114,6 +118,17 @@ type Manager struct {
 	lastDec  quorum.Decision
 	noticed  map[string]string // uuid -> last notice text (to not repeat it)
 	fenced   atomic.Bool       // SelfFence ran: start nothing more in this generation
+	// heldSeen: uuid -> the lease epoch and when Step first saw it held.
+	heldSeen map[string]heldSeen
+	agentMu  sync.Mutex
+	// agentWatch: uuid -> the lease epoch whose guest agent this host
+	// watches (or gave up on): one watcher per VM and epoch.
+	agentWatch map[string]uint64
+}
+
+type heldSeen struct {
+	epoch uint64
+	since time.Time
 }
 
 type seenState struct {
@@ -137,7 +152,8 @@ func NewManager(cfg Config, lun LUN, hv Hypervisor, events Events) (*Manager, er
 	}
 	return &Manager{cfg: cfg, lun: lun, hv: hv, events: events,
 		history: map[string]reconcile.History{}, seen: map[string]seenState{},
-		outgoing: map[string]bool{}, noticed: map[string]string{}}, nil
+		outgoing: map[string]bool{}, noticed: map[string]string{}, heldSeen: map[string]heldSeen{},
+		agentWatch: map[string]uint64{}}, nil
 }
 
 func (m *Manager) me() storage.Owner {

@@ -49,6 +49,7 @@ func fromStorageLease(l storage.LeaseState) reconcile.Lease {
 		Owner:      reconcile.Owner{Host: l.Owner.Host, Gen: l.Owner.Gen},
 		Released:   l.Released,
 		InProgress: l.InProgress,
+		GuestUp:    l.GuestUp,
 		Migration: reconcile.Migration{Phase: reconcile.MigrationPhase(l.Migration.Phase),
 			Target: l.Migration.Target, TargetGen: l.Migration.TargetGen},
 	}
@@ -247,6 +248,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs, Limits: c.Limits})
 	}
 	snap := &snapshot{recs: map[string]storage.VMRecord{}, names: map[string]string{}}
+	held := make(map[string]heldSeen, len(recs))
 	for _, r := range recs {
 		if !r.Protected() {
 			continue
@@ -261,10 +263,22 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 		}
 		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
 		snap.recs[id] = r
-		in.Records = append(in.Records, reconcile.Record{Index: r.Index, UUID: id, Name: r.Config.Name,
+		rec := reconcile.Record{Index: r.Index, UUID: id, Name: r.Config.Name,
 			Lease: fromStorageLease(r.Lease), Policy: rp.Policy, Stopped: rp.Stopped,
-			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs})
+			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs}
+		if r.Lease.Held() {
+			// When this host first saw the epoch held: after a restart of
+			// the daemon that is now, so a tier waits rather than not.
+			hs, ok := m.heldSeen[id]
+			if !ok || hs.epoch != r.Lease.Epoch {
+				hs = heldSeen{r.Lease.Epoch, now}
+			}
+			held[id] = hs
+			rec.HeldSince = hs.since
+		}
+		in.Records = append(in.Records, rec)
 	}
+	m.heldSeen = held
 	seen := make(map[string]seenState, len(doms))
 	for _, d := range doms {
 		id := strings.ToLower(d.UUID)
@@ -285,6 +299,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 		in.MigratingOut[k] = true
 	}
 	snap.in = in
+	m.watchAgents(snap, doms)
 	return snap, nil
 }
 
@@ -333,6 +348,21 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 	case reconcile.Notice:
 		if r.Config != nil {
 			m.notice(ctx, id, a.Reason)
+		}
+		return nil
+
+	case reconcile.Wait:
+		if !a.Since.IsZero() {
+			m.histMu.Lock()
+			if h := m.history[a.VM]; h.DelaySince.IsZero() || h.DelayEpoch != a.Expect {
+				h.DelaySince, h.DelayEpoch = a.Since, a.Expect
+				m.history[a.VM] = h
+			}
+			m.histMu.Unlock()
+		}
+		if m.noticed[a.VM] != a.Reason {
+			m.noticed[a.VM] = a.Reason
+			m.event(ctx, storage.SevInfo, "waiting", id, 0, "%s", a.Reason)
 		}
 		return nil
 
@@ -486,26 +516,89 @@ func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage
 	m.histMu.Unlock()
 	m.event(ctx, storage.SevInfo, kind, id, 0, "on host %d at epoch %d: %s", m.cfg.Host, lease.Epoch, a.Reason)
 	if rp, err := UnmarshalRecordPolicy(r.Config.Policy); err == nil && rp.Policy.WaitGuestAgent {
-		go m.awaitGuest(id, name, time.Now())
+		m.watchAgent(r.Index, id, name, lease, time.Now())
 	}
 	return nil
 }
 
-// awaitGuest pings the guest agent of a VM just started until it answers
-// (the timeline's "guest up") or 5 minutes pass. It never blocks a step.
-func (m *Manager) awaitGuest(id storage.UUID, name string, started time.Time) {
-	p, ok := m.hv.(AgentPinger)
-	if !ok {
+// guestAgentTimeout is how long the owner pings a guest agent after a start
+// before it reports that the agent did not answer.
+const guestAgentTimeout = 5 * time.Minute
+
+// watchAgents starts a guest agent watch for every VM this host owns and
+// runs whose policy says WaitGuestAgent and whose lease is not marked
+// guest-up at its epoch: after a live migration, an adoption or a restart of
+// the daemon, not only after a start.
+func (m *Manager) watchAgents(snap *snapshot, doms []hypervisor.Domain) {
+	running := make(map[string]string, len(doms))
+	for _, d := range doms {
+		if d.State == hypervisor.StateRunning {
+			running[strings.ToLower(d.UUID)] = d.Name
+		}
+	}
+	for _, rec := range snap.in.Records {
+		name, ok := running[rec.UUID]
+		if !ok || !rec.Policy.WaitGuestAgent || rec.Stopped || rec.Lease.GuestUp {
+			continue
+		}
+		if r := snap.recs[rec.UUID]; m.owns(r.Lease) && r.Lease.Migration.Phase == storage.MigrationNone {
+			m.watchAgent(r.Index, r.Config.UUID, name, r.Lease, time.Time{})
+		}
+	}
+}
+
+// watchAgent starts awaitGuest for the VM at lease's epoch unless one ran or
+// runs for that epoch already. started is when this host started the VM
+// (zero: it did not), for the timeline.
+func (m *Manager) watchAgent(idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
+	if _, ok := m.hv.(AgentPinger); !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	key := id.String()
+	m.agentMu.Lock()
+	defer m.agentMu.Unlock()
+	if e, ok := m.agentWatch[key]; ok && e == lease.Epoch {
+		return
+	}
+	m.agentWatch[key] = lease.Epoch
+	go m.awaitGuest(idx, id, name, lease, started)
+}
+
+// awaitGuest pings the guest agent of a VM this host owns until it answers
+// or guestAgentTimeout passes. When it answers, it marks the lease guest-up at
+// its epoch (later start tiers wait for that mark) and writes the
+// "guest-up" event. It never blocks a step.
+func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
+	p := m.hv.(AgentPinger)
+	ctx, cancel := context.WithTimeout(context.Background(), guestAgentTimeout)
 	defer cancel()
-	for ctx.Err() == nil {
+	since := started
+	if since.IsZero() {
+		since = time.Now()
+	}
+	for ctx.Err() == nil && !m.fenced.Load() {
 		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 		err := p.PingAgent(pctx, name)
 		pcancel()
+		if errors.Is(err, hypervisor.ErrNotFound) || errors.Is(err, hypervisor.ErrNotRunning) {
+			return // it left this host (migrated, stopped, destroyed): no longer ours to watch
+		}
+		if errors.Is(err, hypervisor.ErrUnsupported) {
+			m.event(ctx, storage.SevWarning, "guest-not-up", id, 0, "%s: this libvirt driver cannot ping guest agents: %v", name, err)
+			return
+		}
 		if err == nil {
-			m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers %v after the start", name, time.Since(started).Round(time.Millisecond))
+			if _, err := m.lun.SetGuestUp(ctx, idx, lease); errors.Is(err, storage.ErrLeaseHeld) {
+				return // the lease moved on: a new epoch gets its own watch
+			} else if err != nil {
+				m.event(ctx, storage.SevWarning, "guest-up", id, 0, "%s: guest agent answers, but the mark on the LUN failed: %v", name, err)
+				return
+			}
+			if started.IsZero() {
+				m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers (epoch %d)", name, lease.Epoch)
+			} else {
+				m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers %v after the start", name, time.Since(started).Round(time.Millisecond))
+			}
 			return
 		}
 		select {
@@ -513,5 +606,9 @@ func (m *Manager) awaitGuest(id storage.UUID, name string, started time.Time) {
 		case <-time.After(time.Second):
 		}
 	}
-	m.event(context.Background(), storage.SevWarning, "guest-not-up", id, 0, "%s: guest agent did not answer within 5m of the start", name)
+	if !m.fenced.Load() {
+		m.event(context.Background(), storage.SevWarning, "guest-not-up", id, 0,
+			"%s: guest agent did not answer within %v; later start tiers of a failover wait for it at most failover.guest_agent_wait after it was taken",
+			name, time.Since(since).Round(time.Second))
+	}
 }

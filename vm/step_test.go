@@ -69,6 +69,19 @@ func (h *heldStarts) snapshot() (calls, maxInFlight int, whileHolding []string) 
 // dead, and the manager of host 2, the only survivor, on the test:/// driver.
 func failoverFixture(t *testing.T, n int) (*vm.Manager, *heldStarts, quorum.Decision) {
 	t.Helper()
+	pols := make([]plan.Policy, n)
+	for i := range pols {
+		pols[i] = plan.DefaultPolicy()
+	}
+	m, hv, dec, _ := policyFixture(t, pols, nil)
+	return m, hv, dec
+}
+
+// policyFixture is failoverFixture with one VM per policy; wrap, if set,
+// wraps the held connection (to add a guest agent, say).
+func policyFixture(t *testing.T, pols []plan.Policy, wrap func(*heldStarts) vm.Hypervisor) (*vm.Manager, *heldStarts, quorum.Decision, *storage.LUN) {
+	t.Helper()
+	n := len(pols)
 	ctx := context.Background()
 	lunPath := filepath.Join(t.TempDir(), "lun.img")
 	if err := os.WriteFile(lunPath, nil, 0o600); err != nil {
@@ -88,11 +101,11 @@ func failoverFixture(t *testing.T, n int) (*vm.Manager, *heldStarts, quorum.Deci
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lun.Close() })
-	pol, err := vm.RecordPolicy{Policy: plan.DefaultPolicy()}.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i := 1; i <= n; i++ {
+		pol, err := vm.RecordPolicy{Policy: pols[i-1]}.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
 		uuid := fmt.Sprintf("00000000-0000-0000-0000-0000000005%02d", i)
 		id, _ := storage.ParseUUID(uuid)
 		name := fmt.Sprintf("steps-%02d", i)
@@ -117,13 +130,17 @@ func failoverFixture(t *testing.T, n int) (*vm.Manager, *heldStarts, quorum.Deci
 	caps := func() map[int]vm.Capacity {
 		return map[int]vm.Capacity{2: {Memory: 1 << 40, CPUs: 1024, Limits: &lim}}
 	}
-	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1, Capacity: caps}, lun, hv, nil)
+	var h vm.Hypervisor = hv
+	if wrap != nil {
+		h = wrap(hv)
+	}
+	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1, Capacity: caps}, lun, h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dec := quorum.Decision{Quorate: true, MayRunVMs: true, Verdicts: []quorum.Verdict{{ID: 1, Gen: 1}},
 		Hosts: []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateDead}, {ID: 2, Name: "kvm2", Gen: 1, State: quorum.StateAlive}}}
-	return m, hv, dec
+	return m, hv, dec, lun
 }
 
 // TestStepFollowsWithLaterWavesAsSlotsFree: six VMs of a dead host, all for
@@ -251,5 +268,154 @@ func TestSlowStartIsProgress(t *testing.T) {
 	close(hv.hold)
 	if err := <-done; err != nil {
 		t.Fatalf("step: %v", err)
+	}
+}
+
+// agentGate is a guest agent that answers once ready is closed: the test
+// guests have no operating system to run qemu-guest-agent in.
+type agentGate struct {
+	*heldStarts
+	ready chan struct{}
+}
+
+func (a *agentGate) PingAgent(ctx context.Context, name string) error {
+	select {
+	case <-a.ready:
+		return nil
+	default:
+		return fmt.Errorf("ping guest agent of domain %q: %w", name, hypervisor.ErrAgentUnavailable)
+	}
+}
+
+// kinds lists the kinds of acts by VM name.
+func kinds(acts []reconcile.Action) map[string]reconcile.Kind {
+	out := map[string]reconcile.Kind{}
+	for _, a := range acts {
+		out[a.Name] = a.Kind
+	}
+	return out
+}
+
+// TestTierWaitsForGuestAgent: the database (tier 0, later tiers wait for
+// its guest agent) and the application (tier 1) of a dead host. The
+// application starts only once the database's agent answered and its owner
+// marked the lease guest-up on the LUN.
+func TestTierWaitsForGuestAgent(t *testing.T) {
+	db, app := plan.DefaultPolicy(), plan.DefaultPolicy()
+	db.WaitGuestAgent = true
+	app.StartOrder = 1
+	var gate *agentGate
+	m, hv, dec, lun := policyFixture(t, []plan.Policy{db, app}, func(h *heldStarts) vm.Hypervisor {
+		gate = &agentGate{heldStarts: h, ready: make(chan struct{})}
+		return gate
+	})
+	close(hv.hold)
+	ctx := context.Background()
+	now := time.Now()
+	step := func() map[string]reconcile.Kind {
+		t.Helper()
+		acts, err := m.Step(ctx, dec, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Second)
+		return kinds(acts)
+	}
+	if k := step(); k["steps-01"] != reconcile.TakeAndStart || k["steps-02"] != "" {
+		t.Fatalf("first round: %v; want the database taken and the application left for its tier", k)
+	}
+	for range 3 {
+		if k := step(); k["steps-02"] != reconcile.Wait {
+			t.Fatalf("before the agent answered: %v; want the application waiting", k)
+		}
+	}
+	close(gate.ready)
+	waitGuestUp(t, lun, 1)
+	if k := step(); k["steps-02"] != reconcile.TakeAndStart {
+		t.Fatalf("after the agent answered: %v; want the application started", k)
+	}
+}
+
+// TestStartDelayCountsFromTheTiersTurn: a VM with a 30 s start delay waits,
+// round after round, 30 s of the caller's clock from the first round in
+// which it could start, then starts.
+func TestStartDelayCountsFromTheTiersTurn(t *testing.T) {
+	p := plan.DefaultPolicy()
+	p.StartDelay = 30 * time.Second
+	m, hv, dec, _ := policyFixture(t, []plan.Policy{p}, nil)
+	close(hv.hold)
+	ctx := context.Background()
+	t0 := time.Now()
+	for _, after := range []time.Duration{0, 10 * time.Second, 29 * time.Second} {
+		acts, err := m.Step(ctx, dec, t0.Add(after))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := kinds(acts); k["steps-01"] != reconcile.Wait {
+			t.Fatalf("%v after its turn came: %v; want it waiting", after, acts)
+		}
+	}
+	acts, err := m.Step(ctx, dec, t0.Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(acts); k["steps-01"] != reconcile.TakeAndStart {
+		t.Fatalf("30s after its turn came: %v; want it started", acts)
+	}
+}
+
+// TestGuestUpMarkedAfterAdoption: wingmand restarts (a new generation) on a
+// host that runs a VM whose agent had not answered yet. The new daemon adopts
+// the lease at a new epoch, which carries no guest-up mark, and watches the
+// agent again, though it started nothing.
+func TestGuestUpMarkedAfterAdoption(t *testing.T) {
+	db := plan.DefaultPolicy()
+	db.WaitGuestAgent = true
+	var gate *agentGate
+	m, hv, dec, lun := policyFixture(t, []plan.Policy{db}, func(h *heldStarts) vm.Hypervisor {
+		gate = &agentGate{heldStarts: h, ready: make(chan struct{})}
+		return gate
+	})
+	close(hv.hold)
+	ctx := context.Background()
+	if _, err := m.Step(ctx, dec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := vm.NewManager(vm.Config{Host: 2, Gen: 2}, lun, gate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec2 := dec
+	dec2.Hosts = []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateDead}, {ID: 2, Name: "kvm2", Gen: 2, State: quorum.StateAlive}}
+	for round := range 2 {
+		acts, err := m2.Step(ctx, dec2, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := kinds(acts); round == 0 && k["steps-01"] != reconcile.Adopt {
+			t.Fatalf("after the restart: %v; want the lease adopted", acts)
+		}
+	}
+	close(gate.ready)
+	waitGuestUp(t, lun, 2)
+}
+
+// waitGuestUp waits until the owner at generation gen marked the lease of
+// record 0 guest-up (its agent watch runs in the background).
+func waitGuestUp(t *testing.T, lun *storage.LUN, gen uint64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := lun.ReadLease(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.GuestUp && l.Owner.Gen == gen {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lease was never marked guest-up by generation %d: %+v", gen, l)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

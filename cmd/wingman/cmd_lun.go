@@ -252,6 +252,7 @@ type (
 		OwnerGen  uint64    `json:"owner_generation"`
 		Epoch     uint64    `json:"lease_epoch"`
 		Held      bool      `json:"lease_held"`
+		GuestUp   bool      `json:"guest_up,omitempty"`
 		Migration string    `json:"migration"`
 		MigTarget int       `json:"migration_target,omitempty"`
 		ConfigSeq uint64    `json:"config_seq"`
@@ -339,7 +340,7 @@ func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, er
 		}
 		c := r.Config
 		d.VMs = append(d.VMs, vmJSON{Index: r.Index, UUID: c.UUID.String(), Name: c.Name, Owner: r.Lease.Owner.Host,
-			OwnerGen: r.Lease.Owner.Gen, Epoch: r.Lease.Epoch, Held: r.Lease.Held(), Migration: r.Lease.Migration.Phase.String(),
+			OwnerGen: r.Lease.Owner.Gen, Epoch: r.Lease.Epoch, Held: r.Lease.Held(), GuestUp: r.Lease.GuestUp, Migration: r.Lease.Migration.Phase.String(),
 			MigTarget: r.Lease.Migration.Target, ConfigSeq: c.Seq, XMLBytes: len(c.XML), Policy: string(c.Policy),
 			Written: c.Wall.UTC(), Writer: c.Writer})
 	}
@@ -412,6 +413,9 @@ func printDump(w io.Writer, d *dumpJSON) {
 			owner := "none"
 			if v.Held {
 				owner = fmt.Sprintf("host %d gen %d", v.Owner, v.OwnerGen)
+			}
+			if v.GuestUp {
+				owner += ", guest up"
 			}
 			mig := v.Migration
 			if v.MigTarget != 0 {

@@ -356,7 +356,7 @@ const policyHelp = `Policy flags:
                    after a failure, VMs start by order, each order DUR
                    after the previous one (a database before its clients)
   --wait-agent     the next order waits for the guest agent, not only the
-                   domain start
+                   domain start (at most failover.guest_agent_wait, 5m)
   --isolation      what an isolated host does with the VM: leave-running
                    (default, safe: the lease stops a second copy) or stop`
 

@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/wingmanha/wingman/vm/plan"
+	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
 // DefaultConfigPath is where wingmand reads its configuration.
@@ -42,6 +43,8 @@ type Config struct {
 	Maintenance MaintenanceConfig `toml:"maintenance"`
 	// Placement is how far this host may be filled with protected VMs.
 	Placement PlacementConfig `toml:"placement"`
+	// Failover tunes the order of failover starts.
+	Failover FailoverConfig `toml:"failover"`
 	// Fence maps host names to their fence agents (optional).
 	Fence map[string]FenceConfig `toml:"fence"`
 
@@ -168,6 +171,15 @@ func (p PlacementConfig) Limits() plan.Limits {
 		MaxStarts: p.ParallelStarts}
 }
 
+// FailoverConfig tunes the order of failover starts. Set it alike on every
+// host: each host applies its own value to the starts it makes.
+type FailoverConfig struct {
+	// GuestAgentWait bounds how long a later start tier waits for the guest
+	// agent of an earlier tier's VM whose policy says wait-guest-agent,
+	// counted from when that VM was taken (default 5m, 10s to 1h).
+	GuestAgentWait duration `toml:"guest_agent_wait"`
+}
+
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
 	// Listen is host:port for GET /metrics; empty: no listener. Bind it to
@@ -209,6 +221,7 @@ func DefaultConfig() Config {
 			RebootCommand: "systemctl reboot"},
 		Placement: PlacementConfig{CPUOvercommit: plan.DefaultConfig().CPUOvercommit, MemoryOvercommit: plan.DefaultConfig().MemoryOvercommit,
 			ReservedMemoryMiB: plan.DefaultConfig().ReservedMemory >> 20, ParallelStarts: plan.DefaultConfig().MaxStartsPerHost},
+		Failover: FailoverConfig{GuestAgentWait: duration{reconcile.DefaultConfig().GuestAgentWait}},
 	}
 }
 
@@ -321,6 +334,9 @@ func (c *Config) Validate() error {
 	}
 	if p := c.Placement.ParallelStarts; p < 1 || p > 64 {
 		bad("placement.parallel_starts", "%d: must be 1 to 64 (default 16)", p)
+	}
+	if w := c.Failover.GuestAgentWait.Duration; w < reconcile.MinGuestAgentWait || w > reconcile.MaxGuestAgentWait {
+		bad("failover.guest_agent_wait", "%v: use %v to %v (default 5m)", w, reconcile.MinGuestAgentWait, reconcile.MaxGuestAgentWait)
 	}
 	if c.Placement.ReservedMemoryMiB > 1<<30 {
 		bad("placement.reserved_memory_mib", "%d: more than any host has; use MiB, like 2048", c.Placement.ReservedMemoryMiB)

@@ -142,7 +142,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	}
 
 	d.counter = &eventCounter{log: d.events}
-	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities,
+	rcfg := reconcile.DefaultConfig()
+	rcfg.GuestAgentWait = cfg.Failover.GuestAgentWait.Duration
+	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, Reconcile: rcfg,
 		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration}, lun, d.hv, d.counter)
 	if err != nil {
 		return nil, err

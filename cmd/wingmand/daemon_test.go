@@ -313,6 +313,8 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\nmemory_overcommit = 20.0\n", "placement.memory_overcommit"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\nparallel_starts = 0\n", "placement.parallel_starts: 0: must be 1 to 64"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\ncpu_overcommit = \"lots\"\n", "cpu_overcommit"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[failover]\nguest_agent_wait = \"1s\"\n", "failover.guest_agent_wait: 1s: use 10s to 1h0m0s"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[failover]\nguest_agent_wait = \"forever\"\n", "not a duration"},
 	} {
 		p := write(tc.body)
 		cfg, err := LoadConfig(p, false)
