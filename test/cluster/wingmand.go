@@ -51,6 +51,8 @@ type WingmandOptions struct {
 	// logical CPU; 0 leaves wingmand's default (4). All test hosts share this machine's
 	// cores, so a failover of more than 4 vCPUs per core per survivor needs more.
 	CPUOvercommit float64
+	// GuestAgentWait is failover.guest_agent_wait; 0 leaves wingmand's default (5m).
+	GuestAgentWait time.Duration
 }
 
 // wingmanSetup is what every host's wingmand shares: the LUN, the keyring, the binaries.
@@ -236,6 +238,9 @@ reboot_command = %[15]q
 		strings.Join(join, ", "), s.keyring, s.profile, h.APISocket(), policy, wdMode, h.WatchdogFile(), h.rebootCommand())
 	if o.CPUOvercommit != 0 {
 		fmt.Fprintf(&b, "\n[placement]\ncpu_overcommit = %g\n", o.CPUOvercommit)
+	}
+	if o.GuestAgentWait != 0 {
+		fmt.Fprintf(&b, "\n[failover]\nguest_agent_wait = %q\n", o.GuestAgentWait.String())
 	}
 	if o.Fence {
 		for _, t := range c.hosts {

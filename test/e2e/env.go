@@ -42,6 +42,8 @@ type Options struct {
 	HardwareWatchdog bool
 	// CPUOvercommit is every wingmand's placement.cpu_overcommit (0: its default, 4).
 	CPUOvercommit float64
+	// GuestAgentWait is every wingmand's failover.guest_agent_wait (0: its default, 5m).
+	GuestAgentWait time.Duration
 }
 
 // Env is a running cluster with wingmand on every host.
@@ -98,7 +100,7 @@ func (e *Env) Close() error {
 // WingmandOptions are the options the environment starts wingmand with.
 func (e *Env) WingmandOptions() cluster.WingmandOptions {
 	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, ShutdownPolicy: e.Opts.ShutdownPolicy,
-		HardwareWatchdog: e.Opts.HardwareWatchdog, CPUOvercommit: e.Opts.CPUOvercommit}
+		HardwareWatchdog: e.Opts.HardwareWatchdog, CPUOvercommit: e.Opts.CPUOvercommit, GuestAgentWait: e.Opts.GuestAgentWait}
 }
 
 // StartWingmand starts wingmand on the hosts, in parallel (each waits a few heartbeats to take

@@ -218,3 +218,62 @@ func TestMaintenanceAbortAndFailback(t *testing.T) {
 	}
 	checkWatch(t, w)
 }
+
+// TestStartOrder: a host with a database (start order 0, later orders wait for its guest agent)
+// and an application (start order 1, start delay 3 s) loses power. The test guests run no guest
+// agent, so the application waits failover.guest_agent_wait (10 s here) after the database was
+// taken, then its own delay, and only then starts; both run again, once.
+func TestStartOrder(t *testing.T) {
+	full(t)
+	const agentWait, delay = 10 * time.Second, 3 * time.Second
+	e := startEnv(t, Options{Profile: "fast", GuestAgentWait: agentWait})
+	ctx := ctxFor(t, 5*time.Minute)
+	h1 := e.Hosts()[0]
+	db, err := e.NewGuestsWithPolicy(ctx, h1, "so-db", 1, Policy{WaitGuestAgent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := e.NewGuestsWithPolicy(ctx, h1, "so-app", 1, Policy{StartOrder: 1, StartDelay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guests := append(db, app...)
+	if _, err := e.WaitRunningOnce(ctx, 30*time.Second, guests); err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{})
+	t0 := time.Now()
+	if err := e.PowerOff(h1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 2*time.Minute, guests, h1); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("both running again after %v", time.Since(t0).Round(time.Millisecond))
+	checkWatch(t, w)
+	evs, err := e.Client(e.Hosts()[1]).Events(ctx, t0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dbTaken, appStarted time.Time
+	waited := false
+	for _, ev := range evs {
+		t.Log(FormatEvent(ev))
+		switch {
+		case ev.VM == db[0].Name && ev.Kind == "lease-acquired" && dbTaken.IsZero():
+			dbTaken = ev.Time
+		case ev.VM == app[0].Name && ev.Kind == "waiting":
+			waited = true
+		case ev.VM == app[0].Name && (ev.Kind == "started" || ev.Kind == "restarted"):
+			appStarted = ev.Time
+		}
+	}
+	if dbTaken.IsZero() || appStarted.IsZero() || !waited {
+		t.Fatalf("events: database taken at %v, application started at %v, application waited: %v", dbTaken, appStarted, waited)
+	}
+	if gap := appStarted.Sub(dbTaken); gap < agentWait+delay {
+		t.Errorf("the application started %v after the database was taken; want at least the agent wait and its delay, %v", gap, agentWait+delay)
+	} else {
+		t.Logf("the application started %v after the database was taken (agent wait %v + delay %v)", gap.Round(time.Millisecond), agentWait, delay)
+	}
+}
