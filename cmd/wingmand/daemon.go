@@ -227,6 +227,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	}()
 	go func() {
 		defer d.wg.Done()
+		// Its own thread, above the guests' CPU load: a heartbeat that
+		// misses W under load makes the watchdog reset a healthy host.
+		if prio, err := lockHeartbeatThread(); err != nil {
+			d.log.Warn("heartbeat priority", "err", err)
+		} else {
+			d.log.Info("heartbeat loop thread", "priority", prio)
+		}
 		if err := d.loop.Run(runCtx); err != nil {
 			d.log.Error("heartbeat loop ended", "err", err)
 			d.event(storage.SevError, "heartbeat-stopped", self, "heartbeat loop ended: %v", err)
