@@ -76,7 +76,11 @@ func (m *Manager) SelfFence(ctx context.Context, reason string) error {
 // released, so that another host may start it; VMs set to "leave running"
 // keep running and keep their lease.
 func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
+	// A step with failover starts still to launch may hold the lock for a
+	// while on a loaded host: it launches no more of them from now on.
+	m.isolating.Add(1)
 	m.mu.Lock()
+	m.isolating.Add(-1)
 	defer m.mu.Unlock()
 	doms, err := m.hv.ListDomains(ctx)
 	if err != nil {

@@ -118,6 +118,9 @@ type Manager struct {
 	lastDec  quorum.Decision
 	noticed  map[string]string // uuid -> last notice text (to not repeat it)
 	fenced   atomic.Bool       // SelfFence ran: start nothing more in this generation
+	// isolating: ApplyIsolation waits for the step lock; the step in
+	// progress launches no more failover starts, so it ends sooner.
+	isolating atomic.Int32
 	// heldSeen: uuid -> the lease epoch and when Step first saw it held.
 	heldSeen map[string]heldSeen
 	agentMu  sync.Mutex

@@ -151,10 +151,14 @@ func (m *Manager) runStarts(ctx context.Context, snap *snapshot, starts []reconc
 			break // this host has nothing in the first wave: its turn comes later
 		}
 		slots <- struct{}{}
-		if err := ctx.Err(); err != nil || m.fenced.Load() {
+		if err := ctx.Err(); err != nil || m.fenced.Load() || m.isolating.Load() > 0 {
 			<-slots
-			if err == nil {
+			switch {
+			case err != nil:
+			case m.fenced.Load():
 				err = fmt.Errorf("%w: this host fenced itself", ErrNoQuorum)
+			default:
+				err = fmt.Errorf("%w: this host applies a poison pill (it is isolated)", ErrNoQuorum)
 			}
 			mu.Lock()
 			errs = append(errs, fmt.Errorf("%d failover starts not launched: %w", len(starts)-i, err))

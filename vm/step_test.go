@@ -419,3 +419,61 @@ func waitGuestUp(t *testing.T, lun *storage.LUN, gen uint64) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// allHeld holds every Start until release is closed.
+type allHeld struct {
+	*heldStarts
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (a *allHeld) Start(ctx context.Context, name string) error {
+	a.calls.Add(1)
+	<-a.release
+	return a.heldStarts.Conn.Start(ctx, name)
+}
+
+// TestPoisonPillStopsLaunchingStarts: a poison pill arrives while a step's
+// failover starts wait in libvirt, with more queued behind them. The step
+// launches none of the queued ones, so it gives the lock to ApplyIsolation
+// as soon as the running starts return.
+func TestPoisonPillStopsLaunchingStarts(t *testing.T) {
+	pols := make([]plan.Policy, 6)
+	for i := range pols {
+		pols[i] = plan.DefaultPolicy()
+	}
+	var hv *allHeld
+	m, _, dec, _ := policyFixture(t, pols, func(h *heldStarts) vm.Hypervisor {
+		hv = &allHeld{heldStarts: h, release: make(chan struct{})}
+		return hv
+	})
+	ctx := context.Background()
+	stepErr := make(chan error, 1)
+	go func() {
+		_, err := m.Step(ctx, dec, time.Now())
+		stepErr <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for hv.calls.Load() < 4 { // the first wave: this host's 4 starts at once
+		if time.Now().After(deadline) {
+			t.Fatalf("%d starts launched, want 4", hv.calls.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	isoErr := make(chan error, 1)
+	go func() { isoErr <- m.ApplyIsolation(ctx, "test pill") }()
+	for !m.Isolating() {
+		time.Sleep(time.Millisecond)
+	}
+	close(hv.release)
+	err := <-stepErr
+	if !errors.Is(err, vm.ErrNoQuorum) || !strings.Contains(err.Error(), "poison pill") {
+		t.Errorf("step: %v; want the queued starts refused for the pill", err)
+	}
+	if err := <-isoErr; err != nil {
+		t.Errorf("isolation: %v", err)
+	}
+	if n := hv.calls.Load(); n != 4 {
+		t.Errorf("%d starts launched, want only the 4 that ran before the pill", n)
+	}
+}
