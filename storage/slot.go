@@ -463,34 +463,28 @@ func (h *Heartbeat) Ack(msg Message, result AckResult) {
 // next sequence. It returns every slot as read, ours updated. If another
 // writer took our slot it returns ErrSlotLost: the host must stop running
 // protected VMs.
-func (h *Heartbeat) Renew(ctx context.Context) ([]SlotView, error) {
+func (h *Heartbeat) Renew(ctx context.Context) ([]SlotView, error) { return h.scan(ctx, true) }
+
+// Observe reads every slot in one I/O, as Renew does, but writes nothing:
+// it is not a heartbeat. The heartbeat loop calls it between renewals to see
+// others' writes sooner. Like Renew it checks our own slot and returns
+// ErrSlotLost, with the views, if another writer took it.
+func (h *Heartbeat) Observe(ctx context.Context) ([]SlotView, error) { return h.scan(ctx, false) }
+
+// scan reads every slot and checks ours; if renew, it then writes ours with
+// the next sequence.
+func (h *Heartbeat) scan(ctx context.Context, renew bool) ([]SlotView, error) {
 	views, err := h.lun.ReadSlots(ctx)
 	if err != nil {
 		return nil, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	own := views[h.host-1]
-	if own.Err == nil {
-		ours := !own.Empty && own.Record.Incarnation == h.rec.Incarnation
-		switch {
-		case ours && own.Record.Sequence == h.rec.Sequence:
-		case ours && own.Record.Sequence > h.rec.Sequence && own.Record.Sequence <= h.pending:
-			// A write that failed or timed out landed after all: only we
-			// write our incarnation, so it was ours.
-			h.rec.Sequence = own.Record.Sequence
-		case ours:
-			return views, h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
-				fmt.Errorf("%w: it holds our sequence %d, we last wrote %d (a lost write, or another process with our incarnation)", ErrSlotLost, own.Record.Sequence, h.rec.Sequence),
-				"this host must stop its protected VMs and restart wingmand; check the storage for lost writes")
-		default:
-			return views, h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
-				fmt.Errorf("%w: now held by %q generation %d", ErrSlotLost, own.Record.HostName, own.Record.Generation),
-				"this host must stop its protected VMs and restart wingmand")
-		}
+	if err := h.checkOwn(views[h.host-1]); err != nil || !renew {
+		return views, err
 	}
-	// A damaged own slot (own.Err != nil) is not a competitor's valid
-	// takeover; rewriting it is how it heals.
+	// A damaged own slot is not a competitor's valid takeover; rewriting
+	// it is how it heals.
 	next := h.rec
 	next.Sequence = max(h.rec.Sequence, h.pending) + 1
 	next.Wall = time.Now()
@@ -504,6 +498,31 @@ func (h *Heartbeat) Renew(ctx context.Context) ([]SlotView, error) {
 	h.pending = 0
 	views[h.host-1] = SlotView{HostID: h.host, Record: next}
 	return views, nil
+}
+
+// checkOwn checks that our slot as read, own, still holds what we last
+// wrote, or a write of ours that was thought failed. Caller holds mu.
+func (h *Heartbeat) checkOwn(own SlotView) error {
+	if own.Err != nil {
+		return nil // damaged, not taken: the next renewal rewrites it
+	}
+	ours := !own.Empty && own.Record.Incarnation == h.rec.Incarnation
+	switch {
+	case ours && own.Record.Sequence == h.rec.Sequence:
+	case ours && own.Record.Sequence > h.rec.Sequence && own.Record.Sequence <= h.pending:
+		// A write that failed or timed out landed after all: only we
+		// write our incarnation, so it was ours.
+		h.rec.Sequence = own.Record.Sequence
+	case ours:
+		return h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
+			fmt.Errorf("%w: it holds our sequence %d, we last wrote %d (a lost write, or another process with our incarnation)", ErrSlotLost, own.Record.Sequence, h.rec.Sequence),
+			"this host must stop its protected VMs and restart wingmand; check the storage for lost writes")
+	default:
+		return h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
+			fmt.Errorf("%w: now held by %q generation %d", ErrSlotLost, own.Record.HostName, own.Record.Generation),
+			"this host must stop its protected VMs and restart wingmand")
+	}
+	return nil
 }
 
 // Release writes a final state (normally SlotLeft, which tells peers that

@@ -93,6 +93,58 @@ func TestAcquireRenewRelease(t *testing.T) {
 	}
 }
 
+// Observe is a read of every slot that writes nothing: a peer's renewal
+// shows in it, our own slot on the LUN keeps its sequence, and a takeover of
+// our slot is ErrSlotLost as in Renew.
+func TestObserveReadsWithoutWriting(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{})
+	a, b := openLUN(t, path), openLUN(t, path)
+	hb, peer := acquire(t, a, 1, "kvm1"), acquire(t, b, 2, "kvm2")
+	own := func() uint64 {
+		v, err := b.ReadSlot(ctx, 1)
+		if err != nil || v.Err != nil {
+			t.Fatal(err, v.Err)
+		}
+		return v.Record.Sequence
+	}
+	seq := own()
+	for i := range 3 {
+		if _, err := peer.Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+		views, err := hb.Observe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := views[1].Record.Sequence, peer.Record().Sequence; got != want {
+			t.Errorf("observe %d: peer sequence %d, want %d", i, got, want)
+		}
+		if got := views[0].Record.Sequence; got != seq {
+			t.Errorf("observe %d: own sequence %d, want %d", i, got, seq)
+		}
+	}
+	if got := own(); got != seq || hb.Record().Sequence != seq {
+		t.Errorf("own slot after observing: sequence %d on the LUN, %d held; want %d", got, hb.Record().Sequence, seq)
+	}
+	// Observing does not break the next renewal.
+	if _, err := hb.Renew(ctx); err != nil || own() != seq+1 {
+		t.Fatalf("renew after observing: %v, sequence %d", err, own())
+	}
+
+	// Another host takes the slot after we left it: observing finds out.
+	if err := hb.Release(ctx, storage.SlotLeft); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AcquireSlot(ctx, storage.AcquireOptions{HostName: "kvm3", HostID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	views, err := hb.Observe(ctx)
+	if !errors.Is(err, storage.ErrSlotLost) || views == nil {
+		t.Fatalf("observe of a taken-over slot: %v (views %v)", err, views != nil)
+	}
+}
+
 func TestAcquireRejectsBadInput(t *testing.T) {
 	l := openLUN(t, lunFile(t, storage.FormatOptions{}))
 	for _, o := range []storage.AcquireOptions{{}, {HostName: strings.Repeat("h", 64)}, {HostName: "h", HostID: 9}, {HostName: "h", HostID: -1}} {
