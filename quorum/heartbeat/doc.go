@@ -7,9 +7,17 @@
 // publishing grants and verdicts in its slot. It pets the watchdog only
 // while the decision allows this host to run VMs.
 //
-// Before each renewal it decides once more on what it already knows, so a
-// host that wakes from a freeze longer than F fences itself before its first
-// write can make it look fresh again.
+// Between two renewals it makes observation passes: reads of every slot
+// (no write, no mailbox), evenly spaced, up to 4 per R (see Config.Reads),
+// so that a peer's last heartbeat is stamped, and its dead verdict comes, at
+// most R/4 late rather than up to R. A pass counts as a fresh read, never as
+// a heartbeat write; a pass that finds a new verdict, fence or pill runs a
+// cycle at once, which acts and publishes it.
+//
+// Before each renewal and each pass it decides once more on what it already
+// knows, so a host that wakes from a freeze longer than F fences itself
+// before its first write can make it look fresh again, and before it acts on
+// a read.
 //
 // It decides nothing itself; it must never block on a peer, never retry an
 // I/O past io_timeout, and never compare another host's clock with its own.

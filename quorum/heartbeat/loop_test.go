@@ -281,9 +281,17 @@ func TestCrashedHostIsDeclaredDeadAfterD(t *testing.T) {
 	})
 	crashed := time.Now()
 	c.crash(3)
+	// D counts from host 3's last heartbeat write, up to R before the crash:
+	// host 1 may read that write before the crash (observation passes read
+	// every R/4), and then rightly declares host 3 dead up to R before
+	// crash + D. Its last write started at this time (host 3's clock, read
+	// now, on the process's clock), before it landed and before host 1 read it.
+	in3 := c.hosts[3].loop.input()
+	lastWrite := time.Now().Add(-(in3.Now - in3.LastWrite))
 	waitFor(t, "host 1 to declare host 3 dead", func() bool { return c.hosts[1].sawEvent("declared-dead", 3) })
-	if took, d := time.Since(crashed), testTimings().Dead; took < d {
-		t.Errorf("declared dead %v after the crash, before D = %v", took, d)
+	if took, d := time.Since(lastWrite), testTimings().Dead; took < d {
+		t.Errorf("declared dead %v after host 3's last heartbeat write (%v before the crash ended its loop), before D = %v",
+			took, crashed.Sub(lastWrite), d)
 	}
 	waitFor(t, "host 2 to learn the verdict", func() bool { return c.state(2, 3) == quorum.StateDead })
 	if f, _ := c.hosts[1].vms.counts(); f != 0 {
