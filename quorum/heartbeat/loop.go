@@ -658,6 +658,12 @@ func (l *Loop) selfFence(ctx context.Context, reason string) {
 	l.cfg.Slot.SetState(storage.SlotFenced)
 }
 
+// applyIsolation answers a poison pill in the background: the VM manager
+// may need seconds (a step in progress holds its lock until the starts it
+// launched return), and the heartbeat must not stop meanwhile, or the
+// watchdog would reset a host that was only asked to stop some of its VMs.
+// The acknowledgement is written by the cycle after it is done; until then
+// the coordinator restarts nothing.
 func (l *Loop) applyIsolation(ctx context.Context, a quorum.Action) {
 	l.mu.Lock()
 	if l.isolated[a.Nonce] {
@@ -668,19 +674,22 @@ func (l *Loop) applyIsolation(ctx context.Context, a quorum.Action) {
 	msg := l.rawMail
 	l.mu.Unlock()
 	l.log.Warn("poison pill: applying isolation responses", "reason", a.Reason)
-	result := storage.AckDone
-	if err := l.cfg.VMs.ApplyIsolation(ctx, a.Reason); err != nil {
-		result = storage.AckFailed
-		l.cfg.OnEvent(Event{Kind: "isolation-failed", Subject: l.self, Message: err.Error(), Error: true})
-		// Could not stop what it was asked to stop: nothing else is safe.
-		l.selfFence(ctx, "poison pill could not be applied: "+err.Error())
-	} else {
-		l.cfg.OnEvent(Event{Kind: "isolated", Subject: l.self, Message: a.Reason})
-	}
-	l.mu.Lock()
-	l.acked = a.Nonce
-	l.mu.Unlock()
-	l.cfg.Slot.Ack(msg, result)
+	go func() {
+		result := storage.AckDone
+		if err := l.cfg.VMs.ApplyIsolation(ctx, a.Reason); err != nil {
+			result = storage.AckFailed
+			l.cfg.OnEvent(Event{Kind: "isolation-failed", Subject: l.self, Message: err.Error(), Error: true})
+			// Could not stop what it was asked to stop: nothing else is safe.
+			l.selfFence(ctx, "poison pill could not be applied: "+err.Error())
+		} else {
+			l.cfg.OnEvent(Event{Kind: "isolated", Subject: l.self, Message: a.Reason})
+		}
+		l.mu.Lock()
+		l.acked = a.Nonce
+		l.mu.Unlock()
+		l.cfg.Slot.Ack(msg, result)
+		l.Kick() // write the acknowledgement now
+	}()
 }
 
 func (l *Loop) sendPill(ctx context.Context, a quorum.Action) {

@@ -113,6 +113,9 @@ type vms struct {
 	mu        sync.Mutex
 	fenced    []string
 	isolation []string
+	// block, if set, holds ApplyIsolation until it is closed (a VM
+	// manager busy with a step); entered is closed when one waits.
+	block, entered chan struct{}
 }
 
 func (v *vms) SelfFence(_ context.Context, reason string) error {
@@ -123,6 +126,10 @@ func (v *vms) SelfFence(_ context.Context, reason string) error {
 }
 
 func (v *vms) ApplyIsolation(_ context.Context, reason string) error {
+	if v.block != nil {
+		close(v.entered)
+		<-v.block
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.isolation = append(v.isolation, reason)
@@ -375,6 +382,31 @@ func TestIsolatedHostGetsPoisonPillAndAcknowledges(t *testing.T) {
 	}
 	if f, _ := c.hosts[3].vms.counts(); f != 0 {
 		t.Error("the isolated host self-fenced; it should only apply isolation responses")
+	}
+}
+
+// TestSlowIsolationKeepsTheHeartbeat: the VM manager of the isolated host
+// takes its time to apply the pill (a step holds its lock). The heartbeat
+// goes on meanwhile, so the watchdog is petted and nobody declares the host
+// dead; the coordinator sees the acknowledgement only once it is done.
+func TestSlowIsolationKeepsTheHeartbeat(t *testing.T) {
+	c := newCluster(t, 3)
+	c.hosts[3].vms.block, c.hosts[3].vms.entered = make(chan struct{}), make(chan struct{})
+	waitFor(t, "a settled cluster", func() bool {
+		in := c.hosts[1].loop.input()
+		return in.Now-in.ReadFreshSince >= in.Timings.Dead && c.state(1, 3) == quorum.StateAlive
+	})
+	c.net.partition([]int{1, 2}, []int{3})
+	<-c.hosts[3].vms.entered
+	from := c.seq(3)
+	waitFor(t, "host 3 to go on writing its heartbeat", func() bool { return c.seq(3) >= from+3 })
+	if c.hosts[1].sawEvent("pill-acknowledged", 3) {
+		t.Error("the pill was acknowledged before the isolation responses were applied")
+	}
+	close(c.hosts[3].vms.block)
+	waitFor(t, "host 1 to see the acknowledgement", func() bool { return c.hosts[1].sawEvent("pill-acknowledged", 3) })
+	if c.hosts[1].sawEvent("declared-dead", 3) {
+		t.Error("an isolated host that writes the LUN was declared dead")
 	}
 }
 
