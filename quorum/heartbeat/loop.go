@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,6 +154,7 @@ type Loop struct {
 	announce   bool                   // a new verdict awaits its write, then Announce
 	published  []quorum.Verdict       // the latest cycle's decision: its verdicts
 	cycleActs  map[quorum.Action]bool // and its actions (actionKey)
+	cycleView  string                 // and its view of the hosts (viewKey)
 	kick       chan struct{}          // run a cycle now
 }
 
@@ -398,7 +400,20 @@ func (l *Loop) urgent(d quorum.Decision) bool {
 			return true
 		}
 	}
-	return false
+	// A host changed state (joined, failed, isolated, came back) or the
+	// quorum did: the VM manager and the API act on the cycle's decision,
+	// so that must not lag a pass's by up to R.
+	return viewKey(d) != l.cycleView
+}
+
+// viewKey sums up what a decision says about the hosts and the quorum.
+func viewKey(d quorum.Decision) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "q=%v c=%d", d.Quorate, d.Coordinator)
+	for _, h := range d.Hosts {
+		fmt.Fprintf(&b, " %d/%d:%s", h.ID, h.Gen, h.State)
+	}
+	return b.String()
 }
 
 // actionKey is what tells two decisions' actions apart, without their reasons.
@@ -633,7 +648,7 @@ func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
 		acts[actionKey(a)] = true
 	}
 	l.mu.Lock()
-	l.published, l.cycleActs = d.Verdicts, acts
+	l.published, l.cycleActs, l.cycleView = d.Verdicts, acts, viewKey(d)
 	l.mu.Unlock()
 }
 

@@ -160,6 +160,7 @@ type fakeHost struct {
 	declared  []time.Duration // when host 3 was declared dead
 	decisions []time.Duration // when OnDecision got each decision
 	deadSeen  time.Duration   // when a decision first had host 3 dead; 0: never
+	suspSeen  time.Duration   // when a decision first had host 3 suspect; 0: never
 }
 
 // startFake starts host 1's loop at the bubble's now with reads per R
@@ -179,6 +180,9 @@ func startFake(t *testing.T, reads int, peers map[int]peer) *fakeHost {
 			h.decisions = append(h.decisions, h.slots.since())
 			if s, _ := d.Host(3); s.State == quorum.StateDead && h.deadSeen == 0 {
 				h.deadSeen = h.slots.since()
+			}
+			if s, _ := d.Host(3); s.State == quorum.StateSuspect && h.suspSeen == 0 {
+				h.suspSeen = h.slots.since()
 			}
 		},
 		OnEvent: func(e Event) {
@@ -345,6 +349,34 @@ func TestPassRunsCycleForPublishedVerdict(t *testing.T) {
 		}
 		if len(h.decisions) != renews {
 			t.Errorf("%d decisions for the VM manager, %d cycles: passes must not add any", len(h.decisions), renews)
+		}
+	})
+}
+
+// TestPassRunsCycleForStateChange: a pass that sees a host change state
+// (here host 3 stalls: suspect once its heartbeat is R + io_timeout old)
+// runs a cycle at once, so the VM manager and the API, which act on the
+// cycles' decisions, do not lag the loop's own view by up to R.
+func TestPassRunsCycleForStateChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		timings := quorumTimings(testTimings())
+		r := timings.Renew
+		last := 30*r + time.Millisecond
+		h := startFake(t, 0, map[int]peer{2: {first: time.Millisecond}, 3: {first: time.Millisecond, last: last}})
+		time.Sleep(last + timings.Renew + timings.IOTimeout + 3*r)
+		synctest.Wait()
+		h.stop(t)
+		renews, _ := h.slots.counts()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		// Suspect once stale > R + io_timeout, counted from the read that
+		// first showed the last write; a pass sees that within R/4.
+		due := h.slots.firstReadAfter(last) + timings.Renew + timings.IOTimeout
+		if h.suspSeen == 0 || h.suspSeen > due+r/4+time.Millisecond {
+			t.Errorf("the VM manager saw host 3 suspect at %v; want by the first pass after %v", h.suspSeen, due)
+		}
+		if len(h.decisions) != renews {
+			t.Errorf("%d decisions for the VM manager, %d cycles", len(h.decisions), renews)
 		}
 	})
 }
