@@ -580,6 +580,7 @@ func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storag
 	if since.IsZero() {
 		since = time.Now()
 	}
+	markFailed := false
 	for ctx.Err() == nil && !m.fenced.Load() {
 		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
 		err := p.PingAgent(pctx, name)
@@ -592,18 +593,22 @@ func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storag
 			return
 		}
 		if err == nil {
-			if _, err := m.lun.SetGuestUp(ctx, idx, lease); errors.Is(err, storage.ErrLeaseHeld) {
+			_, merr := m.lun.SetGuestUp(ctx, idx, lease)
+			switch {
+			case errors.Is(merr, storage.ErrLeaseHeld):
 				return // the lease moved on: a new epoch gets its own watch
-			} else if err != nil {
-				m.event(ctx, storage.SevWarning, "guest-up", id, 0, "%s: guest agent answers, but the mark on the LUN failed: %v", name, err)
+			case merr != nil:
+				if !markFailed { // tried again every second until it lands
+					m.event(ctx, storage.SevWarning, "guest-up", id, 0, "%s: guest agent answers, but the mark on the LUN failed (retrying): %v", name, merr)
+					markFailed = true
+				}
+			case started.IsZero():
+				m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers (epoch %d)", name, lease.Epoch)
+				return
+			default:
+				m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers %v after the start", name, time.Since(started).Round(time.Millisecond))
 				return
 			}
-			if started.IsZero() {
-				m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers (epoch %d)", name, lease.Epoch)
-			} else {
-				m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers %v after the start", name, time.Since(started).Round(time.Millisecond))
-			}
-			return
 		}
 		select {
 		case <-ctx.Done():
