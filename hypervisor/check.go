@@ -11,13 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"libvirt.org/go/libvirt"
 )
 
 // CheckDomainXML answers, without defining or starting anything, whether
 // this host could start the domain domainXML describes: every file or block
-// disk source exists here and is readable; the emulator exists; the
+// disk source exists here and is readable (see CheckDisks); the emulator exists; the
 // domain's type, architecture and machine type are ones this host's libvirt
 // offers; a custom CPU model is usable here; every libvirt network the
 // domain uses is defined and active and every host bridge or device exists.
@@ -43,9 +44,17 @@ func (c *Conn) CheckDomainXML(ctx context.Context, domainXML string) ([]string, 
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
-	for _, d := range x.Disks {
-		if p := checkDiskSource(lc, d); p != "" {
-			add("disk %s: %s", d.Target.Dev, p)
+	disks := make([]DiskSpec, len(x.Disks))
+	for i, d := range x.Disks {
+		disks[i] = d.spec()
+	}
+	diskProblems, err := checkDiskSources(ctx, lc, disks)
+	if err != nil {
+		return nil, &opError{op: op, cause: err}
+	}
+	for i, p := range diskProblems {
+		if p != "" {
+			add("disk %s: %s", disks[i].Target, p)
 		}
 	}
 	if e := strings.TrimSpace(x.Emulator); e != "" {
@@ -111,44 +120,115 @@ type checkInterfaceXML struct {
 	} `xml:"source"`
 }
 
-// checkDiskSource returns what is wrong with a disk's source here ("" if
-// nothing, or if it cannot be checked from this host: network disks).
-func checkDiskSource(lc *libvirt.Connect, d xmlDisk) string {
-	if d.Source == nil {
-		return "" // an empty CD-ROM drive
+// CheckDisks answers whether this host reaches each of disks, as
+// CheckDomainXML checks them: a file or block device opens and its first
+// sector reads within diskReadTimeout, a volume is in a storage pool that is
+// defined and active here. It returns one problem per disk, in order (""
+// where the disk is reachable, or cannot be checked from a host: network
+// disks, empty drives, media whose startupPolicy is optional). It is the
+// check protect asks of every other host. The error is for a check that
+// could not run: libvirtd down (asked only for volume disks), ctx done.
+func (c *Conn) CheckDisks(ctx context.Context, disks []DiskSpec) ([]string, error) {
+	op := fmt.Sprintf("check disks on %s", c.host)
+	var lc *libvirt.Connect
+	if slices.ContainsFunc(disks, func(d DiskSpec) bool { return d.Pool != "" }) {
+		l, _, err := c.acquire(op)
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		lc = l
 	}
-	switch {
-	case d.Source.File != "" || d.Source.Dev != "":
-		path := d.Source.File
-		if path == "" {
-			path = d.Source.Dev
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return shortPathError(path, err)
-		}
-		defer f.Close()
-		// Reading proves the storage answers, not only that a name exists.
-		buf := make([]byte, 512)
-		if _, err := f.Read(buf); err != nil && !errors.Is(err, io.EOF) {
-			return shortPathError(path, err)
-		}
-		return ""
-	case d.Source.Pool != "":
-		pool, err := lc.LookupStoragePoolByName(d.Source.Pool)
-		if err != nil {
-			return fmt.Sprintf("storage pool %q is not defined here", d.Source.Pool)
-		}
-		defer pool.Free()
-		if active, err := pool.IsActive(); err == nil && !active {
-			return fmt.Sprintf("storage pool %q is not active here", d.Source.Pool)
-		}
-		vol, err := pool.LookupStorageVolByName(d.Source.Volume)
-		if err != nil {
-			return fmt.Sprintf("volume %q is not in storage pool %q here", d.Source.Volume, d.Source.Pool)
-		}
-		vol.Free()
+	problems, err := checkDiskSources(ctx, lc, disks)
+	if err != nil {
+		return nil, &opError{op: op, cause: err}
 	}
+	return problems, nil
+}
+
+// diskReadTimeout bounds the read of one disk's first sector. Storage that
+// takes longer counts as not answering: a hung NFS mount or a SAN LUN
+// without paths would otherwise hold the check (and the drill or protect
+// waiting for it) for minutes. The blocked read is left behind.
+const diskReadTimeout = 5 * time.Second
+
+// checkDiskSources returns what is wrong with each disk's source here (""
+// if nothing), reading the files and devices in parallel so that one hung
+// mount costs diskReadTimeout once. lc is used for volume disks only.
+func checkDiskSources(ctx context.Context, lc *libvirt.Connect, disks []DiskSpec) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(disks))
+	reads := make([]chan string, len(disks))
+	for i, d := range disks {
+		switch {
+		case d.Empty, d.StartupPolicy == "optional":
+			// An empty drive, or a medium libvirt leaves out when it is missing.
+		case d.Path != "":
+			reads[i] = make(chan string, 1)
+			go func() { reads[i] <- readFirstSector(d.Path) }()
+		case d.Pool != "" && lc != nil:
+			out[i] = checkVolume(lc, d.Pool, d.Volume)
+		}
+	}
+	timeout := time.NewTimer(diskReadTimeout)
+	defer timeout.Stop()
+	expired := false
+	for i, ch := range reads {
+		if ch == nil {
+			continue
+		}
+		if !expired {
+			select {
+			case out[i] = <-ch:
+				continue
+			case <-timeout.C:
+				expired = true // every read had the whole time: the rest answer now or never
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		select {
+		case out[i] = <-ch:
+		default:
+			out[i] = fmt.Sprintf("%s: reading its first sector took more than %v: is its storage hung?", disks[i].Path, diskReadTimeout)
+		}
+	}
+	return out, nil
+}
+
+// readFirstSector opens path and reads 512 bytes: reading proves the
+// storage answers, not only that a name exists.
+func readFirstSector(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return shortPathError(path, err)
+	}
+	defer f.Close()
+	buf := make([]byte, 512)
+	if _, err := f.Read(buf); err != nil && !errors.Is(err, io.EOF) {
+		return shortPathError(path, err)
+	}
+	return ""
+}
+
+// checkVolume says whether volume is in storage pool, defined and active
+// here ("" if so).
+func checkVolume(lc *libvirt.Connect, pool, volume string) string {
+	p, err := lc.LookupStoragePoolByName(pool)
+	if err != nil {
+		return fmt.Sprintf("storage pool %q is not defined here", pool)
+	}
+	defer p.Free()
+	if active, err := p.IsActive(); err == nil && !active {
+		return fmt.Sprintf("storage pool %q is not active here", pool)
+	}
+	vol, err := p.LookupStorageVolByName(volume)
+	if err != nil {
+		return fmt.Sprintf("volume %q is not in storage pool %q here", volume, pool)
+	}
+	vol.Free()
 	return ""
 }
 

@@ -1,10 +1,12 @@
 package hypervisor
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -94,6 +96,11 @@ func TestCheckDomainXML(t *testing.T) {
 			[]string{`device "eth-nowhere" does not exist here`}},
 		{"several problems", checkXML("kvm", "", "", []string{"/nonexistent/a.img"}, "<interface type='network'><source network='dmz'/></interface>"),
 			[]string{"disk vda", "domain type", "dmz"}},
+		// libvirt starts the domain without an optional medium that is missing.
+		{"optional medium missing", strings.Replace(checkXML("test", "", "", nil), "<target dev='hdc'/>",
+			"<source file='/nonexistent/a.iso' startupPolicy='optional'/><target dev='hdc'/>", 1), nil},
+		{"mandatory medium missing", strings.Replace(checkXML("test", "", "", nil), "<target dev='hdc'/>",
+			"<source file='/nonexistent/a.iso'/><target dev='hdc'/>", 1), []string{"disk hdc: /nonexistent/a.iso: no such file or directory"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := c.CheckDomainXML(ctx, tc.xml)
@@ -157,5 +164,59 @@ func TestCPUProblem(t *testing.T) {
 		if got := dc.cpuProblem(cpu(tc.cpu)); got != tc.want {
 			t.Errorf("cpu %q: %q, want %q", tc.cpu, got, tc.want)
 		}
+	}
+}
+
+// TestCheckDisks: the check protect asks of the other hosts, one answer per
+// disk, on real files and the test driver's storage pools.
+func TestCheckDisks(t *testing.T) {
+	t.Parallel()
+	c := dialHost(t, "kvm1")
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(disk, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lc, _, err := c.acquire("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := lc.StoragePoolCreateXML("<pool type='dir'><name>shared</name><target><path>/shared</path></target></pool>", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.StorageVolCreateXML("<volume><name>web1.qcow2</name><capacity>1048576</capacity></volume>", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Free()
+	p.Free()
+	lc.Close()
+
+	disks := []DiskSpec{
+		{Target: "vda", Path: disk},
+		{Target: "vdb", Path: filepath.Join(dir, "gone.img")},
+		{Target: "vdc", Pool: "shared", Volume: "web1.qcow2"},
+		{Target: "vdd", Pool: "shared", Volume: "gone.qcow2"},
+		{Target: "vde", Pool: "elsewhere", Volume: "x"},
+		{Target: "vdf", Source: "nbd:export1"},                                                  // network: not checked from a host
+		{Target: "hdc", Device: "cdrom", Empty: true},                                           // empty drive
+		{Target: "hdd", Device: "cdrom", Path: "/nonexistent/a.iso", StartupPolicy: "optional"}, // dropped if missing
+	}
+	got, err := c.CheckDisks(ctx, disks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"", filepath.Join(dir, "gone.img") + ": no such file or directory", "",
+		`volume "gone.qcow2" is not in storage pool "shared" here`, `storage pool "elsewhere" is not defined here`, "", "", ""}
+	if !slices.Equal(got, want) {
+		t.Errorf("CheckDisks =\n%q\nwant\n%q", got, want)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := c.CheckDisks(cctx, disks[:1]); !errors.Is(err, context.Canceled) {
+		t.Errorf("CheckDisks with a cancelled context = %v, want context.Canceled", err)
 	}
 }

@@ -36,7 +36,20 @@ type DiskSpec struct {
 	Bus    string
 	// Source is the file path, block device path, "protocol:name" for network
 	// disks (e.g. "nbd:export" or "iscsi:iqn.../1"), or "pool/volume".
-	Source    string
+	Source string
+	// Path is the file or block device a host opens for this disk ("" for
+	// network, volume and empty disks); Pool and Volume name a volume
+	// disk's libvirt storage pool and volume. These are what another host
+	// must reach for the domain to start there.
+	Path         string
+	Pool, Volume string
+	// Empty: the disk has no <source> at all (an empty CD-ROM or floppy
+	// drive, or a disk without storage).
+	Empty bool
+	// StartupPolicy is the source's startupPolicy (CD-ROMs and floppies):
+	// with "optional" libvirt starts the domain without a missing medium.
+	StartupPolicy string
+	// Cache is the <driver cache=...> mode ("": the hypervisor's default).
 	Cache     string
 	ReadOnly  bool
 	Shareable bool
@@ -79,6 +92,7 @@ type xmlDisk struct {
 		Name     string `xml:"name,attr"`
 		Pool     string `xml:"pool,attr"`
 		Volume   string `xml:"volume,attr"`
+		Startup  string `xml:"startupPolicy,attr"`
 	} `xml:"source"`
 	Target struct {
 		Dev string `xml:"dev,attr"`
@@ -127,28 +141,35 @@ func ParseDomainXML(doc string) (DomainSpec, error) {
 		spec.VCPUs = n
 	}
 	for _, d := range x.Disks {
-		ds := DiskSpec{
-			Type: d.Type, Device: d.Device, Target: d.Target.Dev, Bus: d.Target.Bus,
-			Cache: d.Driver.Cache, ReadOnly: d.ReadOnly != nil, Shareable: d.Shareable != nil,
-		}
-		if ds.Device == "" {
-			ds.Device = "disk"
-		}
-		if s := d.Source; s != nil {
-			switch {
-			case s.File != "":
-				ds.Source = s.File
-			case s.Dev != "":
-				ds.Source = s.Dev
-			case s.Protocol != "":
-				ds.Source = s.Protocol + ":" + s.Name
-			case s.Pool != "":
-				ds.Source = s.Pool + "/" + s.Volume
-			}
-		}
-		spec.Disks = append(spec.Disks, ds)
+		spec.Disks = append(spec.Disks, d.spec())
 	}
 	return spec, nil
+}
+
+// spec is the DiskSpec of a parsed <disk>.
+func (d xmlDisk) spec() DiskSpec {
+	ds := DiskSpec{
+		Type: d.Type, Device: d.Device, Target: d.Target.Dev, Bus: d.Target.Bus,
+		Cache: d.Driver.Cache, ReadOnly: d.ReadOnly != nil, Shareable: d.Shareable != nil,
+		Empty: d.Source == nil,
+	}
+	if ds.Device == "" {
+		ds.Device = "disk"
+	}
+	if s := d.Source; s != nil {
+		ds.StartupPolicy = s.Startup
+		switch {
+		case s.File != "":
+			ds.Source, ds.Path = s.File, s.File
+		case s.Dev != "":
+			ds.Source, ds.Path = s.Dev, s.Dev
+		case s.Protocol != "":
+			ds.Source = s.Protocol + ":" + s.Name
+		case s.Pool != "":
+			ds.Source, ds.Pool, ds.Volume = s.Pool+"/"+s.Volume, s.Pool, s.Volume
+		}
+	}
+	return ds
 }
 
 // unitBytes maps libvirt's memory units to bytes (formatdomain "Memory

@@ -30,7 +30,7 @@ func TestParseDomainXML(t *testing.T) {
       <target dev='vdb' bus='virtio'/>
     </disk>
     <disk type='volume' device='cdrom'>
-      <source pool='isos' volume='debian.iso'/>
+      <source pool='isos' volume='debian.iso' startupPolicy='optional'/>
       <target dev='hdc' bus='ide'/>
       <readonly/>
     </disk>
@@ -47,11 +47,12 @@ func TestParseDomainXML(t *testing.T) {
 		Name: "web1", UUID: "3f6b1c0e-9a51-4c1e-8d2a-000000000001", Type: "kvm",
 		MemoryBytes: 4 << 30, CurrentMemoryBytes: 2 << 30, VCPUs: 2,
 		Disks: []DiskSpec{
-			{Type: "file", Device: "disk", Target: "vda", Bus: "virtio", Source: "/shared/web1.img", Cache: "none"},
-			{Type: "block", Device: "lun", Target: "sda", Bus: "scsi", Source: "/dev/mapper/lun7", Shareable: true},
+			{Type: "file", Device: "disk", Target: "vda", Bus: "virtio", Source: "/shared/web1.img", Path: "/shared/web1.img", Cache: "none"},
+			{Type: "block", Device: "lun", Target: "sda", Bus: "scsi", Source: "/dev/mapper/lun7", Path: "/dev/mapper/lun7", Shareable: true},
 			{Type: "network", Device: "disk", Target: "vdb", Bus: "virtio", Source: "nbd:export1"},
-			{Type: "volume", Device: "cdrom", Target: "hdc", Bus: "ide", Source: "isos/debian.iso", ReadOnly: true},
-			{Type: "file", Device: "cdrom", Target: "hdd", Bus: "ide"}, // empty drive
+			{Type: "volume", Device: "cdrom", Target: "hdc", Bus: "ide", Source: "isos/debian.iso", Pool: "isos", Volume: "debian.iso",
+				StartupPolicy: "optional", ReadOnly: true},
+			{Type: "file", Device: "cdrom", Target: "hdd", Bus: "ide", Empty: true}, // empty drive
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
