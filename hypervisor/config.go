@@ -55,8 +55,9 @@ type Config struct {
 	// earlier deadline.
 	AgentTimeout time.Duration
 
-	// QMPTimeout bounds the QMP query-status call made by Health; a QEMU stuck
-	// in I/O can leave its monitor unanswered, and Health must still return.
+	// QMPTimeout bounds the opt-in QMP diagnostic (QMPDiagnostics, all its
+	// queries together); a QEMU stuck in I/O can leave its monitor
+	// unanswered, and the diagnostic must still return.
 	QMPTimeout time.Duration
 
 	// MigrationProgressInterval is how often Migrate samples libvirt's job

@@ -1,6 +1,7 @@
 // Package hypervisor is Wingman's adapter to the local hypervisor: everything
-// the daemon does to virtual machines goes through libvirt (and, where libvirt
-// alone cannot tell, through QEMU's QMP monitor via libvirt's passthrough).
+// the daemon does to virtual machines goes through libvirt's own APIs. QEMU's
+// QMP monitor is reached (through libvirt's passthrough, with go-qemu's typed
+// queries) only for QMPDiagnostics, which an operator asks for.
 //
 // It owns:
 //
@@ -17,7 +18,11 @@
 // What it must never do: decide anything. Whether a VM should run, where, and
 // when to kill it is decided by the pure code in vm/ and quorum/; this package
 // only executes those decisions and reports what libvirt says. It keeps no
-// state that the daemon could not rebuild by listing libvirt again.
+// state that the daemon could not rebuild by listing libvirt again. Nor may it
+// pass raw commands to QEMU or to the guest agent in normal operation
+// (virDomainQemuMonitorCommand, virDomainQemuAgentCommand): libvirt marks such
+// a domain tainted. The one exception is QMPDiagnostics, on request; see
+// health.go for which call does what, and test/guard for the check.
 //
 // The caller's duties:
 //
@@ -33,7 +38,9 @@
 // exported sentinels (ErrNotFound, ErrNotRunning, ...) for errors.Is, plus the
 // underlying libvirt.Error for errors.As.
 //
-// libvirt's test:/// driver is enough for the unit tests (see testdata/);
-// migration, job statistics and QMP need a real libvirtd and are covered by the
-// integration tests, which run against the test/cluster harness as root.
+// libvirt's test:/// driver is enough for the unit tests (see testdata/); QMP
+// parsing is tested with replies recorded from a real QEMU. Migration, job
+// statistics, real QMP and real guest agents need a real libvirtd and are
+// covered by the integration tests, which run against the test/cluster harness
+// as root.
 package hypervisor

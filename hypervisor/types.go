@@ -364,18 +364,13 @@ func (c Condition) String() string {
 	return fmt.Sprintf("condition(%d)", int(c))
 }
 
-// Health is a guest's health as libvirt and, where available, QEMU see it.
+// Health is a guest's health as libvirt sees it (QEMU's own view is
+// QMPDiagnostics, an opt-in that taints the domain).
 type Health struct {
 	Domain     string
 	State      State
 	Reason     string
 	ReasonCode int
-	// QMPStatus is QEMU's own run state from QMP query-status (e.g.
-	// "running", "io-error", "guest-panicked", "internal-error"), or empty
-	// when it was not available (inactive domain, non-QEMU driver, QEMU not
-	// answering within Config.QMPTimeout; QMPError says which).
-	QMPStatus string
-	QMPError  error
-	// Condition is the verdict combining both.
+	// Condition is the verdict on libvirt's state and reason.
 	Condition Condition
 }
