@@ -28,6 +28,19 @@ type GuestSpec struct {
 	// that real hosts could not stop; end-to-end tests set it so that only Wingman stands between
 	// a guest and a second copy of it.
 	Shareable bool
+
+	// Kernel, when set, boots a Linux kernel directly (a real guest OS, package
+	// test/realguest) with Initrd and Cmdline, instead of the boot sector.
+	Kernel, Initrd, Cmdline string
+	// MAC, when set, gives the guest a virtio NIC with this fixed address on its host's bridge
+	// br0, so it keeps its identity on the test network from whichever host runs it.
+	MAC string
+	// Agent adds the virtio-serial channel of the QEMU guest agent (org.qemu.guest_agent.0).
+	Agent bool
+	// Panic adds a pvpanic device: a guest kernel panic is reported to libvirt (on_crash).
+	Panic bool
+	// Console, when set, is a file the guest's serial console is appended to.
+	Console string
 }
 
 // XML returns the libvirt domain XML of the guest. Disk errors stop the guest (paused, reason
@@ -62,13 +75,11 @@ func (s GuestSpec) XML() (string, error) {
   <vcpu>%d</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
-    <boot dev='hd'/>
-  </os>
-  <on_poweroff>destroy</on_poweroff>
+%s  <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-`, mem, vcpus)
+`, mem, vcpus, s.boot())
 	if s.Disk != "" {
 		fmt.Fprintf(&b, `    <disk type='file' device='disk'>
       <driver name='qemu' type='raw' cache='none' io='native' error_policy='stop' rerror_policy='stop'/>
@@ -86,11 +97,44 @@ func (s GuestSpec) XML() (string, error) {
     </disk>
 `, NBDExport, esc(s.NBDSocket))
 	}
+	if s.MAC != "" {
+		fmt.Fprintf(&b, `    <interface type='bridge'>
+      <mac address='%s'/>
+      <source bridge='br0'/>
+      <model type='virtio'/>
+    </interface>
+`, esc(s.MAC))
+	}
+	if s.Agent {
+		b.WriteString(`    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+`)
+	}
+	if s.Console != "" {
+		fmt.Fprintf(&b, `    <serial type='file'>
+      <source path='%s' append='on'/>
+      <target port='0'/>
+    </serial>
+`, esc(s.Console))
+	}
+	if s.Panic {
+		b.WriteString("    <panic model='isa'/>\n")
+	}
 	b.WriteString(`    <memballoon model='none'/>
   </devices>
 </domain>
 `)
 	return b.String(), nil
+}
+
+func (s GuestSpec) boot() string {
+	if s.Kernel == "" {
+		return "    <boot dev='hd'/>\n  </os>\n"
+	}
+	// ACPI: libvirt's shutdown presses the power button, which the guest's init handles.
+	return fmt.Sprintf("    <kernel>%s</kernel>\n    <initrd>%s</initrd>\n    <cmdline>%s</cmdline>\n  </os>\n  <features><acpi/></features>\n",
+		esc(s.Kernel), esc(s.Initrd), esc(s.Cmdline))
 }
 
 func shareable(on bool) string {

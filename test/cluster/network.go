@@ -3,10 +3,16 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The switch is a network namespace, held by a "sleep infinity" child of the harness, with a
@@ -25,12 +31,75 @@ func (c *Cluster) startSwitch(ctx context.Context) error {
 		{"link", "set", "lo", "up"},
 		{"link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"},
 		{"link", "set", "br0", "up"},
+		{"addr", "add", c.ClientAddr().String() + "/" + strconv.Itoa(c.cfg.Subnet.Bits()), "dev", "br0"},
 	} {
 		if err := c.switchIP(ctx, args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ClientAddr is the switch's own address on the test network, the last one of Config.Subnet:
+// where the guests' users are (DialSwitch).
+func (c *Cluster) ClientAddr() netip.Addr {
+	a := c.cfg.Subnet.Addr()
+	for i := 0; i < 1<<(32-c.cfg.Subnet.Bits())-2; i++ {
+		a = a.Next()
+	}
+	return a
+}
+
+// GuestAddr is the address of the nth guest (1, 2, ...) on the test network: the subnet's
+// 100+nth address, above every host's. It fails when the subnet has no room for it.
+func (c *Cluster) GuestAddr(n int) (netip.Addr, error) {
+	a := c.cfg.Subnet.Addr()
+	for i := 0; i < 100+n; i++ {
+		a = a.Next()
+	}
+	if n < 1 || 100+n <= c.cfg.Hosts || !c.cfg.Subnet.Contains(a) || a.Compare(c.ClientAddr()) >= 0 {
+		return netip.Addr{}, fmt.Errorf("guest address %d: subnet %v has no room for it above the hosts", n, c.cfg.Subnet)
+	}
+	return a, nil
+}
+
+// GuestMAC is the fixed MAC address of the nth guest's NIC (locally administered, QEMU's prefix).
+func GuestMAC(n int) string { return fmt.Sprintf("52:54:00:77:%02x:%02x", n>>8&0xff, n&0xff) }
+
+// DialSwitch opens a TCP connection to addr from the switch's network namespace, at ClientAddr:
+// as a user on the LAN reaches a guest, whichever host runs it. The harness itself stays in the
+// root namespace: only the socket is made in the switch's, on a thread that then exits.
+func (c *Cluster) DialSwitch(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+	if c.sw == nil {
+		return nil, fmt.Errorf("dial %s from the switch: the cluster is closed", addr)
+	}
+	type result struct {
+		conn net.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	pid := c.sw.Process.Pid
+	go func() {
+		// Never unlocked: the goroutine's thread ends with it, so no other goroutine ever runs
+		// in the switch's namespace.
+		runtime.LockOSThread()
+		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			ch <- result{err: fmt.Errorf("dial %s from the switch: %w", addr, err)}
+			return
+		}
+		err = unix.Setns(fd, unix.CLONE_NEWNET)
+		unix.Close(fd)
+		if err != nil {
+			ch <- result{err: fmt.Errorf("dial %s from the switch: setns: %w", addr, err)}
+			return
+		}
+		d := net.Dialer{Timeout: timeout}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		ch <- result{conn, err}
+	}()
+	r := <-ch
+	return r.conn, r.err
 }
 
 // SwitchPID is the PID of the process holding the switch's network namespace (while the cluster runs),
@@ -78,10 +147,16 @@ func (c *Cluster) plugIn(ctx context.Context, h *Host) error {
 			return fmt.Errorf("plug %s in: %w", h.name, err)
 		}
 	}
+	// The host's address lives on its own bridge br0, with eth0 as its uplink port, as on a KVM
+	// host whose guests are bridged onto the LAN: a guest's NIC joins br0 (GuestSpec.MAC) and is
+	// reachable from the switch at its own address, from whichever host runs it.
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
-		{"addr", "add", h.addr.String() + "/" + prefix, "dev", "eth0"},
+		{"link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"},
+		{"link", "set", "eth0", "master", "br0"},
+		{"addr", "add", h.addr.String() + "/" + prefix, "dev", "br0"},
 		{"link", "set", "eth0", "up"},
+		{"link", "set", "br0", "up"},
 	} {
 		if err := runIP(ctx, initPID, h.name, args...); err != nil {
 			return fmt.Errorf("plug %s in: %w", h.name, err)

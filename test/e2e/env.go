@@ -56,6 +56,8 @@ type Env struct {
 	// frozen holds the PID namespace of each frozen host: a reset (the
 	// watchdog's power-off) ends the freeze, and the host boots unfrozen.
 	frozen map[string]string
+	// realGuests counts the real guests made, for their addresses and MACs.
+	realGuests int
 }
 
 // Start brings up the cluster and wingmand on every host, and waits until every host sees every

@@ -29,9 +29,10 @@ type WriterConfig struct {
 	// AckTimeout bounds the wait for one acknowledgement; past it the request has failed and the
 	// connection is dropped and dialled again. Default 5 s.
 	AckTimeout time.Duration
-	// DialTimeout bounds one connection attempt. Default 500 ms.
+	// DialTimeout bounds one connection attempt, and so how soon after the service is back the
+	// writer finds out. Default 300 ms.
 	DialTimeout time.Duration
-	// Retry is the pause between failed connection attempts. Default 50 ms.
+	// Retry is the pause between failed connection attempts. Default 20 ms.
 	Retry time.Duration
 	// Interval is the pause between an acknowledgement and the next write. Default 10 ms.
 	Interval time.Duration
@@ -70,10 +71,10 @@ func StartWriter(ctx context.Context, cfg WriterConfig) *Writer {
 		cfg.AckTimeout = 5 * time.Second
 	}
 	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = 500 * time.Millisecond
+		cfg.DialTimeout = 300 * time.Millisecond
 	}
 	if cfg.Retry == 0 {
-		cfg.Retry = 50 * time.Millisecond
+		cfg.Retry = 20 * time.Millisecond
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = 10 * time.Millisecond
