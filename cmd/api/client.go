@@ -136,6 +136,14 @@ func (c *Client) VM(ctx context.Context, nameOrUUID string) (VM, error) {
 	return v, c.do(ctx, http.MethodGet, "/v1/vms/"+esc(nameOrUUID), nil, &v)
 }
 
+// VMWithQMP returns one VM with QEMU's own view of it (VM.QMP), asked over
+// QMP on the host that runs it. That marks the domain tainted in libvirt
+// (custom-monitor): use it to diagnose, not to monitor.
+func (c *Client) VMWithQMP(ctx context.Context, nameOrUUID string) (VM, error) {
+	var v VM
+	return v, c.do(ctx, http.MethodGet, "/v1/vms/"+esc(nameOrUUID)+"?qmp=1", nil, &v)
+}
+
 // Protect protects a VM with a policy.
 func (c *Client) Protect(ctx context.Context, nameOrUUID string, r ProtectRequest) (VM, error) {
 	var v VM

@@ -12,6 +12,7 @@
 //	GET  /v1/hosts/{name-or-id}          Host
 //	GET  /v1/vms                         []VM
 //	GET  /v1/vms/{name-or-uuid}          VM
+//	GET  /v1/vms/{name-or-uuid}?qmp=1    VM with QMP: QEMU's view, from the host that runs it (taints the domain)
 //	POST /v1/vms/{name-or-uuid}/protect  ProtectRequest -> VM
 //	POST /v1/vms/{name-or-uuid}/unprotect
 //	POST /v1/vms/{name-or-uuid}/policy   ProtectRequest -> VM

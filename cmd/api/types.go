@@ -87,6 +87,41 @@ type VM struct {
 	Migration  string `json:"migration,omitempty"`
 	MemoryMiB  uint64 `json:"memory_mib,omitempty"`
 	VCPUs      int    `json:"vcpus,omitempty"`
+	// QMP is QEMU's own view of the VM, only when asked for (GET
+	// /v1/vms/{vm}?qmp=1, 'wingman dominfo --qmp'): reading it marks the
+	// domain tainted in libvirt (custom-monitor).
+	QMP *QMPDiagnostics `json:"qmp,omitempty"`
+}
+
+// QMPDiagnostics is QEMU's own view of a running VM, read over QMP on the
+// host that runs it. Normal operation never reads it: libvirt marks a domain
+// whose QEMU was sent QMP through libvirt as tainted (custom-monitor) until
+// that QEMU exits.
+type QMPDiagnostics struct {
+	Host string `json:"host"` // the host that was asked
+	// Status is QEMU's run state: running, paused, io-error,
+	// guest-panicked, internal-error, shutdown, ...
+	Status string `json:"status,omitempty"`
+	// Condition combines libvirt's and QEMU's view, the worse of the two:
+	// running, stopped, paused, io-error, panicked or crashed.
+	Condition   string    `json:"condition,omitempty"`
+	QEMUVersion string    `json:"qemu_version,omitempty"`
+	Disks       []QMPDisk `json:"disks,omitempty"`
+	// Errors are the queries that failed after QEMU gave its run state.
+	Errors []string `json:"errors,omitempty"`
+	// Error says why there is no diagnostic at all (VM not running there,
+	// QEMU not answering, host not reachable).
+	Error string `json:"error,omitempty"`
+}
+
+// QMPDisk is one of QEMU's block devices.
+type QMPDisk struct {
+	Device string `json:"device,omitempty"` // QEMU's device name, or its block node's
+	File   string `json:"file,omitempty"`   // the image; empty for an empty drive
+	// IOStatus is ok, failed or nospace; empty when the device does not
+	// track it.
+	IOStatus string `json:"io_status,omitempty"`
+	ReadOnly bool   `json:"read_only,omitempty"`
 }
 
 // Policy is the failover policy of a protected VM, as the CLI shows and sets it.

@@ -79,7 +79,18 @@ func (d *Daemon) Handler() http.Handler {
 	h("GET /v1/hosts", func(r *http.Request) (any, error) { return d.apiHosts(r.Context()) })
 	h("GET /v1/hosts/{host}", func(r *http.Request) (any, error) { return d.apiHost(r.Context(), r.PathValue("host")) })
 	h("GET /v1/vms", func(r *http.Request) (any, error) { return d.apiVMs(r.Context()) })
-	h("GET /v1/vms/{vm}", func(r *http.Request) (any, error) { return d.apiVM(r.Context(), r.PathValue("vm")) })
+	h("GET /v1/vms/{vm}", func(r *http.Request) (any, error) {
+		withQMP, err := queryBool(r, "qmp")
+		if err != nil {
+			return nil, err
+		}
+		v, err := d.apiVM(r.Context(), r.PathValue("vm"))
+		if err != nil || !withQMP {
+			return v, err
+		}
+		v.QMP = d.vmQMP(r.Context(), v)
+		return v, nil
+	})
 	h("GET /v1/events", func(r *http.Request) (any, error) { return d.apiEvents(r) })
 	for _, op := range []string{"protect", "policy", "unprotect", "start", "stop", "migrate"} {
 		h("POST /v1/vms/{vm}/"+op, func(r *http.Request) (any, error) {

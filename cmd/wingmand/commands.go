@@ -143,6 +143,8 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 			}
 		}
 		return d.reboot(ctx, req)
+	case "qmp":
+		return d.qmpDiagnostics(ctx, c.VM), nil
 	case "drill-check":
 		return d.drillCheck(ctx, c.Body)
 	case "drill-live":
