@@ -41,6 +41,10 @@ type GuestSpec struct {
 	Panic bool
 	// Console, when set, is a file the guest's serial console is appended to.
 	Console string
+	// OnCrash is libvirt's on_crash action for a guest kernel panic reported by pvpanic:
+	// "destroy" (the default; libvirt then shows the domain shut off, reason crashed) or
+	// "preserve" (libvirt keeps it in state crashed, reason panicked).
+	OnCrash string
 }
 
 // XML returns the libvirt domain XML of the guest. Disk errors stop the guest (paused, reason
@@ -66,6 +70,13 @@ func (s GuestSpec) XML() (string, error) {
 	if vcpus == 0 {
 		vcpus = 1
 	}
+	onCrash := s.OnCrash
+	if onCrash == "" {
+		onCrash = "destroy"
+	}
+	if onCrash != "destroy" && onCrash != "preserve" {
+		return "", fmt.Errorf("guest xml for %q: OnCrash %q: use \"destroy\" or \"preserve\"", s.Name, onCrash)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "<domain type='%s'>\n  <name>%s</name>\n", typ, esc(s.Name))
 	if s.UUID != "" {
@@ -77,9 +88,9 @@ func (s GuestSpec) XML() (string, error) {
     <type arch='x86_64' machine='pc'>hvm</type>
 %s  <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
-  <on_crash>destroy</on_crash>
+  <on_crash>%s</on_crash>
   <devices>
-`, mem, vcpus, s.boot())
+`, mem, vcpus, s.boot(), onCrash)
 	if s.Disk != "" {
 		fmt.Fprintf(&b, `    <disk type='file' device='disk'>
       <driver name='qemu' type='raw' cache='none' io='native' error_policy='stop' rerror_policy='stop'/>

@@ -76,7 +76,9 @@ func (e *Env) NewRealGuest(ctx context.Context, h *cluster.Host, name string, p 
 	spec.Cmdline = fmt.Sprintf("console=ttyS0 quiet panic=0 wingman.ip=%s/%d wingman.port=%d",
 		ip, e.C.Config().Subnet.Bits(), realguest.Port)
 	spec.MAC = cluster.GuestMAC(n)
-	spec.Agent, spec.Panic = true, true
+	// A panic reported by pvpanic leaves the domain crashed/panicked, which Wingman tells from a
+	// QEMU that died (with on_crash destroy both read as shut off, reason crashed).
+	spec.Agent, spec.Panic, spec.OnCrash = true, true, "preserve"
 	spec.Console = filepath.Join(e.C.SharedDir(), name+".console.log")
 	g := RealGuest{
 		Guest:   Guest{Name: spec.Name, UUID: strings.ToLower(spec.UUID), Spec: spec},

@@ -220,3 +220,138 @@ func TestRealGuestMigration(t *testing.T) {
 	}
 	checkNoTaint(t, e)
 }
+
+// waitEvent polls h's events since t0 until one matches, and returns it.
+func waitEvent(t *testing.T, e *Env, ctx context.Context, h *cluster.Host, t0 time.Time, timeout time.Duration, what string, match func(Event) bool) Event {
+	t.Helper()
+	var got Event
+	err := Poll(ctx, timeout, 200*time.Millisecond, func() (bool, error) {
+		evs, err := e.Client(h).Events(ctx, t0, 0)
+		if err != nil {
+			return false, nil
+		}
+		for _, ev := range evs {
+			if match(ev) {
+				got = ev
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no event %s: %v", what, err)
+	}
+	return got
+}
+
+// TestRealGuestStartOrder: a "database" guest (start order 0, --wait-agent) and an
+// "application" guest (order 1) on a host that loses power: the application starts after the
+// database's guest agent answered on its new host (the guest-up event) and long before
+// failover.guest_agent_wait would have let it start anyway.
+func TestRealGuestStartOrder(t *testing.T) {
+	full(t)
+	const agentWait = 2 * time.Minute
+	e := startEnv(t, Options{Profile: "fast", GuestAgentWait: agentWait})
+	ctx := ctxFor(t, 10*time.Minute)
+	h1, h2 := e.Hosts()[0], e.Hosts()[1]
+	db, err := e.NewRealGuest(ctx, h1, "rg-db", Policy{WaitGuestAgent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := e.NewRealGuest(ctx, h1, "rg-app", Policy{StartOrder: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, e, ctx, h2, time.Time{}, time.Minute, "guest-up of the database before the power loss",
+		func(ev Event) bool { return ev.VM == db.Name && ev.Kind == "guest-up" })
+	watch := e.StartWatch([]Guest{db.Guest, app.Guest}, WatchOptions{})
+	t0 := time.Now()
+	if err := e.PowerOff(h1); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []RealGuest{db, app} {
+		if _, err := realguest.WaitAnswering(ctx, e.Dial, g.Addr, 3*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("both services answer again %v after the power loss", time.Since(t0).Round(time.Millisecond))
+	checkWatch(t, watch)
+	evs, err := e.Client(h2).Events(ctx, t0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dbTaken, dbUp, appStarted time.Time
+	for _, ev := range evs {
+		t.Log(FormatEvent(ev))
+		switch {
+		case ev.VM == db.Name && ev.Kind == "lease-acquired" && dbTaken.IsZero():
+			dbTaken = ev.Time
+		case ev.VM == db.Name && ev.Kind == "guest-up" && dbUp.IsZero():
+			dbUp = ev.Time
+		case ev.VM == app.Name && (ev.Kind == "started" || ev.Kind == "restarted") && appStarted.IsZero():
+			appStarted = ev.Time
+		}
+	}
+	if dbTaken.IsZero() || dbUp.IsZero() || appStarted.IsZero() {
+		t.Fatalf("events: database taken at %v, its agent up at %v, application started at %v", dbTaken, dbUp, appStarted)
+	}
+	t.Logf("database taken -> its guest agent up: %v; agent up -> application started: %v (guest_agent_wait %v)",
+		dbUp.Sub(dbTaken).Round(time.Millisecond), appStarted.Sub(dbUp).Round(time.Millisecond), agentWait)
+	if appStarted.Before(dbUp) {
+		t.Errorf("the application started at %v, before the database's agent answered at %v", appStarted, dbUp)
+	}
+	if appStarted.Sub(dbTaken) > agentWait/2 {
+		t.Errorf("the application started %v after the database was taken: the agent's answer did not release it (guest_agent_wait %v)", appStarted.Sub(dbTaken), agentWait)
+	}
+	checkNoTaint(t, e)
+}
+
+// TestRealGuestPanic: the guest kernel panics (triggered through the test's own service, sysrq
+// c): pvpanic reports it, Wingman restarts the guest as its restart policy says, the service
+// answers again with a new boot, the event names the panic, and the ledger is intact.
+func TestRealGuestPanic(t *testing.T) {
+	e, ctx, g := startRealGuest(t, Options{Profile: "fast"}, "rg-panic", Policy{})
+	h := runsOn(t, e, ctx, g.Guest)
+	w := e.Writer(ctx, g, 2*time.Second)
+	waitAcks(t, w, 20, time.Minute)
+	boot1, err := realguest.WaitAnswering(ctx, e.Dial, g.Addr, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := e.GuestCommand(ctx, g, "PANIC"); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitEvent(t, e, ctx, h, t0, time.Minute, "naming the panic",
+		func(ev Event) bool { return ev.VM == g.Name && strings.Contains(ev.Message, "panicked") })
+	t.Logf("event: %s", FormatEvent(ev))
+	err = Poll(ctx, 2*time.Minute, 50*time.Millisecond, func() (bool, error) {
+		_, ok := w.Log().AnsweredAgain(t0)
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("the service did not answer again after the panic: %v", err)
+	}
+	back, _ := w.Log().AnsweredAgain(t0)
+	boot2, err := realguest.WaitAnswering(ctx, e.Dial, g.Addr, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if boot2 == boot1 {
+		t.Errorf("the guest did not reboot after the panic (boot id %s)", boot1)
+	}
+	t.Logf("the service answered again %v after the panic, on %s", back.Round(time.Millisecond), runsOn(t, e, ctx, g.Guest).Name())
+	log := w.Stop()
+	v, err := e.CheckLedger(ctx, g, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.OK() {
+		t.Errorf("ledger: %v", v)
+	}
+	evs, _ := e.Client(h).Events(ctx, t0, 0)
+	for _, ev := range evs {
+		t.Log(FormatEvent(ev))
+	}
+	checkNoTaint(t, e)
+}
