@@ -112,18 +112,39 @@ var dominfoCmd = command{
 	name:    "dominfo",
 	args:    "VM",
 	summary: "show a VM: where it runs, its lease and its failover policy",
-	nargs:   [2]int{1, 1},
+	help: `Shows what Wingman knows about the VM: the host that holds its lease, its
+state there as libvirt reports it, and its failover policy.
+
+With --qmp it also asks the VM's QEMU, over QMP on the host that runs it, for
+its own run state, its version and each disk's I/O status: what to look at
+when libvirt's state and the guest's behaviour disagree. libvirt then marks the
+domain tainted (custom-monitor, in its qemu log) until that QEMU exits, which
+is why Wingman never does it on its own.`,
+	nargs: [2]int{1, 1},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		withQMP := fs.Bool("qmp", false, "also ask QEMU over QMP (libvirt then marks the domain tainted: custom-monitor)")
 		asJSON := jsonFlag(fs)
 		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
-			v, err := c.VM(ctx, args[0])
+			get := c.VM
+			if *withQMP {
+				get = c.VMWithQMP
+			}
+			v, err := get(ctx, args[0])
 			if err != nil {
 				return daemonErr(err, "VM", args[0])
 			}
 			if *asJSON {
-				return writeJSON(s.out, v)
+				err = writeJSON(s.out, v)
+			} else {
+				printVM(s.out, v)
 			}
-			printVM(s.out, v)
+			if err != nil || v.QMP == nil {
+				return err
+			}
+			if v.QMP.Error != "" {
+				return fmt.Errorf("no QMP diagnostics: %s", v.QMP.Error)
+			}
+			fmt.Fprintf(s.errOut, "note: libvirt on %s now marks %s tainted (custom-monitor) until its QEMU exits\n", v.QMP.Host, v.Name)
 			return nil
 		})
 	},
@@ -162,6 +183,24 @@ func printVM(w io.Writer, v api.VM) {
 		row("Start delay", humanDuration(p.StartDelay))
 		row("Wait for agent", yesNo(p.WaitGuestAgent))
 		row("On isolation", orDash(p.Isolation))
+	}
+	if q := v.QMP; q != nil && q.Error == "" {
+		row("QEMU status", fmt.Sprintf("%s (QMP on %s)", orDash(q.Status), q.Host))
+		row("Condition", orDash(q.Condition))
+		row("QEMU version", orDash(q.QEMUVersion))
+		for _, d := range q.Disks {
+			if d.Device == "" && d.File == "" {
+				continue // an empty drive
+			}
+			about := []string{orDash(d.Device)}
+			if d.ReadOnly {
+				about = append(about, "read-only")
+			}
+			row("Disk", fmt.Sprintf("%-7s %s (%s)", orDash(d.IOStatus), orDash(d.File), strings.Join(about, ", ")))
+		}
+		for _, e := range q.Errors {
+			row("QMP error", e)
+		}
 	}
 	tw.Flush()
 }

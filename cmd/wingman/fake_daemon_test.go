@@ -67,6 +67,19 @@ var (
 	}
 )
 
+// fakeQMP is what the host running v says over QMP: web1's disk failed
+// under a libvirt that still calls it running; a VM that is off has no QEMU
+// to ask.
+func fakeQMP(v api.VM) *api.QMPDiagnostics {
+	if v.State != "running" {
+		return &api.QMPDiagnostics{Host: v.OwnerName,
+			Error: `read QMP diagnostics of domain "` + v.Name + `" on ` + v.OwnerName + `: domain not running (start the domain first)`}
+	}
+	return &api.QMPDiagnostics{Host: v.OwnerName, Status: "io-error", Condition: "io-error", QEMUVersion: "7.2.0",
+		Disks: []api.QMPDisk{{Device: "libvirt-2-format", File: "/srv/san/" + v.Name + ".qcow2", IOStatus: "failed"},
+			{Device: "libvirt-1-format", File: "/srv/san/seed.iso", IOStatus: "ok", ReadOnly: true}, {}}}
+}
+
 func fakeStatus() api.Status {
 	return api.Status{Host: "kvm1", HostID: 1, Generation: 7, Cluster: "clinic", ClusterUUID: "0d5f0c3e-1111-4222-8333-444455556666",
 		Version: "0.3.0", Now: fakeNow, Quorate: true, Coordinator: 2, Partition: []int{1, 2}, Voters: []int{1, 2, 3}, MayRunVMs: true,
@@ -203,9 +216,14 @@ func (d *fakeDaemon) mux() http.Handler {
 		reply(w, 200, vms)
 	})
 	m.HandleFunc("GET /v1/vms/{vm}", func(w http.ResponseWriter, r *http.Request) {
-		if v, ok := vmOr404(w, r); ok {
-			reply(w, 200, v)
+		v, ok := vmOr404(w, r)
+		if !ok {
+			return
 		}
+		if r.URL.Query().Get("qmp") == "1" {
+			v.QMP = fakeQMP(v)
+		}
+		reply(w, 200, v)
 	})
 	for _, action := range []string{"protect", "policy"} {
 		m.HandleFunc("POST /v1/vms/{vm}/"+action, func(w http.ResponseWriter, r *http.Request) {

@@ -87,7 +87,7 @@ _wingman() {
     if [[ $cur == -* ]]; then
         case "$cmd" in
         "completion bash") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
-        "dominfo") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "dominfo") COMPREPLY=($(compgen -W "-h --help --qmp --json -c --connect" -- "$cur")) ;;
         "drill") COMPREPLY=($(compgen -W "-h --help --live --json -c --connect" -- "$cur")) ;;
         "events") COMPREPLY=($(compgen -W "-h --help -f --follow --since --limit --json -c --connect" -- "$cur")) ;;
         "fence") COMPREPLY=($(compgen -W "-h --help --test -y --yes --json -c --connect" -- "$cur")) ;;
