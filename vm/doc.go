@@ -4,10 +4,13 @@
 //
 // It owns:
 //
-//   - the operator's VM commands on this host: Protect, Unprotect, SetPolicy,
-//     Start and Stop (the desired state) and Migrate (the live-migration
-//     handover: SetMigration Started, hypervisor.Migrate, SetMigration
-//     Completed; the target then claims the lease);
+//   - the operator's VM commands on this host: Protect (which refuses a VM
+//     whose disks would lose acknowledged writes or that some alive host
+//     cannot reach: DiskDefinitionProblems, and each other host's
+//     CheckDisks), Unprotect, SetPolicy, Start and Stop (the desired state)
+//     and Migrate (the live-migration handover: SetMigration Started,
+//     hypervisor.Migrate, SetMigration Completed; the target then claims the
+//     lease);
 //   - Step, one reconcile round: snapshot the LUN's VM records and the local
 //     libvirt domains, call reconcile.Reconcile, execute its actions in order,
 //     and append each outcome to this host's event ring on the LUN;

@@ -17,7 +17,7 @@ import (
 func evacuateFixture(t *testing.T) (*vm.Manager, *heldStarts, quorum.Decision) {
 	m, hv, _ := failoverFixture(t, 0)
 	close(hv.hold)
-	if err := m.Protect(context.Background(), "test", vm.RecordPolicy{Policy: plan.DefaultPolicy()}); err != nil {
+	if _, err := m.Protect(context.Background(), quorum.Decision{}, "test", vm.RecordPolicy{Policy: plan.DefaultPolicy()}, vm.ProtectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	dec := quorum.Decision{Quorate: true, MayRunVMs: true,

@@ -69,6 +69,12 @@ var (
 	ErrNotFound    = errors.New("VM not found")
 	ErrNoQuorum    = errors.New("this host may not run VMs now")
 	ErrUnsupported = errors.New("not supported by the hypervisor adapter")
+	// ErrUnsafeDisk: the VM's definition has a disk that would lose the
+	// guest's acknowledged writes, or that cannot follow it to another host
+	// (DiskDefinitionProblems).
+	ErrUnsafeDisk = errors.New("disk not safe for failover")
+	// ErrDiskUnreachable: an alive host cannot reach one of the VM's disks.
+	ErrDiskUnreachable = errors.New("disk not reachable from every host")
 )
 
 // Capacity is a host's size for placement (from serf tags for other hosts).
@@ -99,6 +105,15 @@ type Config struct {
 	UnsafeMigration bool
 	// ShutdownTimeout bounds a graceful stop before the VM is destroyed.
 	ShutdownTimeout time.Duration
+	// CheckDisksOn asks another host whether it reaches each of disks (one
+	// problem per disk, "" where it does); the daemon forwards the question
+	// to that host's Manager.CheckDisks. Nil: Protect asks nobody and
+	// reports every other host unchecked.
+	CheckDisksOn func(ctx context.Context, host int, disks []hypervisor.DiskSpec) ([]string, error)
+	// DiskCheckTimeout bounds Protect's wait for the other hosts' answers
+	// (0: DefaultDiskCheckTimeout). A host that has not answered by then is
+	// reported unchecked, not waited for.
+	DiskCheckTimeout time.Duration
 }
 
 // Manager runs this host's part of keeping protected VMs up. Its methods
@@ -152,6 +167,9 @@ func NewManager(cfg Config, lun LUN, hv Hypervisor, events Events) (*Manager, er
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 2 * time.Minute
+	}
+	if cfg.DiskCheckTimeout <= 0 {
+		cfg.DiskCheckTimeout = DefaultDiskCheckTimeout
 	}
 	return &Manager{cfg: cfg, lun: lun, hv: hv, events: events,
 		history: map[string]reconcile.History{}, seen: map[string]seenState{},
@@ -239,26 +257,44 @@ func (m *Manager) find(ctx context.Context, nameOrUUID string) (storage.VMRecord
 }
 
 // Protect stores the local domain nameOrUUID on the LUN with policy, owned
-// by this host.
-func (m *Manager) Protect(ctx context.Context, nameOrUUID string, rp RecordPolicy) error {
+// by this host. It refuses a domain whose disks would lose the guest's
+// acknowledged writes or cannot follow it (DiskDefinitionProblems,
+// ErrUnsafeDisk), and one whose disks some alive host of dec cannot reach
+// (ErrDiskUnreachable, unless opts.Force). It asks the other hosts in
+// parallel and waits at most cfg.DiskCheckTimeout; the report lists the
+// hosts it could not ask.
+func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID string, rp RecordPolicy, opts ProtectOptions) (ProtectReport, error) {
 	d, err := m.findLocal(ctx, nameOrUUID)
 	if err != nil {
-		return fmt.Errorf("protect %q: %w", nameOrUUID, err)
+		return ProtectReport{}, fmt.Errorf("protect %q: %w", nameOrUUID, err)
 	}
 	id, err := storage.ParseUUID(d.UUID)
 	if err != nil {
-		return fmt.Errorf("protect %q: domain uuid %q: %w", d.Name, d.UUID, err)
+		return ProtectReport{}, fmt.Errorf("protect %q: domain uuid %q: %w", d.Name, d.UUID, err)
 	}
 	xml, err := m.hv.DomainXML(ctx, d.Name)
 	if err != nil {
-		return fmt.Errorf("protect %q: %w", d.Name, err)
+		return ProtectReport{}, fmt.Errorf("protect %q: %w", d.Name, err)
+	}
+	spec, err := hypervisor.ParseDomainXML(xml)
+	if err != nil {
+		return ProtectReport{}, fmt.Errorf("protect %q: %w", d.Name, err)
+	}
+	if problems := DiskDefinitionProblems(spec); len(problems) > 0 {
+		return ProtectReport{}, fmt.Errorf("protect %q: %w: %s; change the definition ('virsh edit %s'), shut the guest down and start it again, then protect it",
+			d.Name, ErrUnsafeDisk, strings.Join(problems, "; "), d.Name)
 	}
 	pol, err := rp.Marshal()
 	if err != nil {
-		return fmt.Errorf("protect %q: %w", d.Name, err)
+		return ProtectReport{}, fmt.Errorf("protect %q: %w", d.Name, err)
+	}
+	disks := disksToReach(spec)
+	rep, err := diskReachVerdict(disks, m.askDisks(ctx, dec, disks))
+	if err != nil && !opts.Force {
+		return rep, fmt.Errorf("protect %q: %w", d.Name, err)
 	}
 	if m.fenced.Load() {
-		return fmt.Errorf("protect %q: %w: this host fenced itself", d.Name, ErrNoQuorum)
+		return rep, fmt.Errorf("protect %q: %w: this host fenced itself", d.Name, ErrNoQuorum)
 	}
 	me := m.me()
 	// Not under the manager's lock: ProtectVM scans every record twice, which
@@ -267,18 +303,29 @@ func (m *Manager) Protect(ctx context.Context, nameOrUUID string, rp RecordPolic
 	// VM unprotected (it leaves it alone) or protected and owned here.
 	idx, _, err := m.lun.ProtectVM(ctx, me, storage.VMConfig{UUID: id, Name: d.Name, Policy: pol, XML: []byte(xml)})
 	if err != nil {
-		return fmt.Errorf("protect %q: %w", d.Name, err)
+		return rep, fmt.Errorf("protect %q: %w", d.Name, err)
 	}
 	if m.fenced.Load() {
 		// The host fenced itself while the record was written, and the
 		// self-fence may not have seen it: the others will restart it.
 		if err := m.hv.Destroy(context.WithoutCancel(ctx), d.Name); err != nil && !errors.Is(err, hypervisor.ErrNotFound) && !errors.Is(err, hypervisor.ErrNotRunning) {
-			return fmt.Errorf("protect %q: this host fenced itself meanwhile, and destroying the guest failed: %w", d.Name, err)
+			return rep, fmt.Errorf("protect %q: this host fenced itself meanwhile, and destroying the guest failed: %w", d.Name, err)
 		}
-		return fmt.Errorf("protect %q: %w: this host fenced itself meanwhile; the guest was destroyed and restarts elsewhere", d.Name, ErrNoQuorum)
+		return rep, fmt.Errorf("protect %q: %w: this host fenced itself meanwhile; the guest was destroyed and restarts elsewhere", d.Name, ErrNoQuorum)
 	}
-	m.event(ctx, storage.SevInfo, "protected", id, 0, "protected in record %d, owned by host %d", idx, m.cfg.Host)
-	return nil
+	sev, msg := storage.SevInfo, fmt.Sprintf("protected in record %d, owned by host %d", idx, m.cfg.Host)
+	if len(rep.Unreachable) > 0 {
+		sev, msg = storage.SevWarning, msg+"; forced although "+strings.Join(rep.Unreachable, "; ")
+	}
+	if len(rep.Unchecked) > 0 {
+		var hosts []string
+		for _, u := range rep.Unchecked {
+			hosts = append(hosts, u.Host)
+		}
+		msg += "; disks not checked on " + strings.Join(hosts, ", ")
+	}
+	m.event(ctx, sev, "protected", id, 0, "%s", msg)
+	return rep, nil
 }
 
 // ownedRecord finds nameOrUUID and checks this host owns it.

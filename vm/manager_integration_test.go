@@ -171,7 +171,7 @@ func TestManagerOnCluster(t *testing.T) {
 	pol := plan.DefaultPolicy()
 	pol.RestartLimit = plan.RestartLimit{Max: 5, Window: time.Hour}
 	t0 := time.Now()
-	if err := nodes[0].m.Protect(ctx, "g1", vm.RecordPolicy{Policy: pol}); err != nil {
+	if _, err := nodes[0].m.Protect(ctx, decision(nodes), "g1", vm.RecordPolicy{Policy: pol}, vm.ProtectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("protect: %v", time.Since(t0))

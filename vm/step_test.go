@@ -229,7 +229,7 @@ func TestProtectRefusedAfterSelfFence(t *testing.T) {
 	if err := m.SelfFence(context.Background(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	err := m.Protect(context.Background(), "test", vm.RecordPolicy{Policy: plan.DefaultPolicy()})
+	_, err := m.Protect(context.Background(), quorum.Decision{}, "test", vm.RecordPolicy{Policy: plan.DefaultPolicy()}, vm.ProtectOptions{})
 	if !errors.Is(err, vm.ErrNoQuorum) {
 		t.Errorf("protect after self-fence: %v, want an error matching ErrNoQuorum", err)
 	}

@@ -145,8 +145,8 @@ func (c *Client) VMWithQMP(ctx context.Context, nameOrUUID string) (VM, error) {
 }
 
 // Protect protects a VM with a policy.
-func (c *Client) Protect(ctx context.Context, nameOrUUID string, r ProtectRequest) (VM, error) {
-	var v VM
+func (c *Client) Protect(ctx context.Context, nameOrUUID string, r ProtectRequest) (ProtectResult, error) {
+	var v ProtectResult
 	return v, c.do(ctx, http.MethodPost, "/v1/vms/"+esc(nameOrUUID)+"/protect", r, &v)
 }
 

@@ -142,6 +142,32 @@ type Policy struct {
 // the current value (or the default when protecting).
 type ProtectRequest struct {
 	Policy Policy `json:"policy"`
+	// Force protects the VM even when an alive host cannot reach one of
+	// its disks (that host then cannot start it after a failure). It does
+	// not override a refused disk definition (cache='unsafe', a disk
+	// without source). Ignored when changing a policy.
+	Force bool `json:"force,omitempty"`
+}
+
+// ProtectResult is the VM protect protected, and what the other hosts
+// said about its disks.
+type ProtectResult struct {
+	VM
+	// DisksReached are the hosts that reach every disk of the VM.
+	DisksReached []string `json:"disks_reached,omitempty"`
+	// DisksUnchecked are the hosts that could not be asked whether they
+	// reach its disks (not alive, or no answer in time), with why. Protect
+	// does not wait for them; 'wingman drill' checks them.
+	DisksUnchecked []HostNote `json:"disks_unchecked,omitempty"`
+	// DisksUnreachable are the problems Force accepted, one per host and
+	// disk ("kvm2: disk vda: /srv/vm/a.img: no such file or directory").
+	DisksUnreachable []string `json:"disks_unreachable,omitempty"`
+}
+
+// HostNote is a host and something about it.
+type HostNote struct {
+	Host   string `json:"host"`
+	Reason string `json:"reason"`
 }
 
 // MigrateRequest live-migrates a VM to a host (empty: the planner chooses).

@@ -407,16 +407,26 @@ var protectCmd = command{
 cluster restarts it elsewhere when its host fails. The VM keeps running.
 Flags not given take the defaults.
 
+It refuses a VM whose disks would not survive a failover: a disk with
+cache='unsafe' (it ignores the guest's flushes, so a power loss loses writes
+the guest was told are on disk), a disk without a source, or a disk that some
+alive host cannot reach (each host checks its own mounts and storage pools,
+as 'wingman drill' does). Hosts that are not alive, or do not answer within
+10s, are not waited for: protect names them, and a drill checks them later.
+--force accepts disks that some hosts cannot reach, never cache='unsafe'.
+
 ` + policyHelp,
 	nargs: [2]int{1, 1},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		pf := bindPolicyFlags(fs)
+		force := fs.Bool("force", false, "protect even if some alive host cannot reach the VM's disks (that host cannot start it)")
 		asJSON := jsonFlag(fs)
 		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
 			req, err := pf.request(false)
 			if err != nil {
 				return err
 			}
+			req.Force = *force
 			v, err := c.Protect(ctx, args[0], req)
 			if err != nil {
 				return daemonErr(err, "VM", args[0])
@@ -424,10 +434,30 @@ Flags not given take the defaults.
 			if *asJSON {
 				return writeJSON(s.out, v)
 			}
-			fmt.Fprintf(s.out, "%s is protected on %s: %s\n", v.Name, vmHost(v), policySummary(v))
+			fmt.Fprintf(s.out, "%s is protected on %s: %s\n", v.Name, vmHost(v.VM), policySummary(v.VM))
+			printDiskNotes(s.errOut, v)
 			return nil
 		})
 	},
+}
+
+// printDiskNotes tells what protect could not check, or accepted with
+// --force, about the VM's disks.
+func printDiskNotes(w io.Writer, v api.ProtectResult) {
+	if len(v.DisksUnreachable) > 0 {
+		fmt.Fprintln(w, "warning: protected with --force, but these hosts cannot start it after a failure ('wingman drill' reports it until they can):")
+		for _, u := range v.DisksUnreachable {
+			fmt.Fprintf(w, "  %s\n", u)
+		}
+	}
+	if len(v.DisksUnchecked) > 0 {
+		var hosts []string
+		for _, u := range v.DisksUnchecked {
+			hosts = append(hosts, fmt.Sprintf("%s (%s)", u.Host, u.Reason))
+		}
+		fmt.Fprintf(w, "disks not checked on %s; 'wingman drill' checks them once %s back\n",
+			strings.Join(hosts, ", "), map[bool]string{true: "it is", false: "they are"}[len(hosts) == 1])
+	}
 }
 
 var setPolicyCmd = command{

@@ -227,12 +227,31 @@ func (d *fakeDaemon) mux() http.Handler {
 	})
 	for _, action := range []string{"protect", "policy"} {
 		m.HandleFunc("POST /v1/vms/{vm}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			var req api.ProtectRequest
+			json.NewDecoder(r.Body).Decode(&req)
+			// Domains of kvm1 whose disks protect refuses.
+			switch name := r.PathValue("vm"); {
+			case action == "protect" && name == "fast1":
+				reply(w, 400, api.Error{Error: `protect "fast1": disk not safe for failover: disk vda has cache='unsafe', which ignores the guest's flushes: ` +
+					`writes the guest was told are on disk are lost when its host loses power, and a failover restarts the VM from what reached the disk; ` +
+					`set cache='none' (or writethrough or directsync) on disk vda; change the definition ('virsh edit fast1'), shut the guest down and start it again, then protect it`})
+				return
+			case action == "protect" && name == "local1" && !req.Force:
+				reply(w, 409, api.Error{Error: `protect "local1": disk not reachable from every host: kvm2: disk vda: /var/lib/libvirt/images/local1.img: no such file or directory; ` +
+					`put disk vda on shared storage that every host mounts at the same path, or in a libvirt storage pool that is defined and active on every host`,
+					Hint: "or protect it anyway with --force: those hosts then cannot start it after a failure, and 'wingman drill' reports it until they can"})
+				return
+			case action == "protect" && name == "local1":
+				reply(w, 200, api.ProtectResult{VM: api.VM{Name: "local1", UUID: "6f1c2a9e-0000-4000-8000-000000000005", Protected: true, Owner: 1, OwnerName: "kvm1",
+					State: "running", Priority: 500, Policy: api.Policy{Priority: "medium", Restart: "on-failure", Isolation: "leave-running"}},
+					DisksUnreachable: []string{"kvm2: disk vda: /var/lib/libvirt/images/local1.img: no such file or directory"},
+					DisksUnchecked:   []api.HostNote{{Host: "kvm3", Reason: "it is dead"}}})
+				return
+			}
 			v, ok := vmOr404(w, r)
 			if !ok {
 				return
 			}
-			var req api.ProtectRequest
-			json.NewDecoder(r.Body).Decode(&req)
 			if action == "protect" {
 				v.Protected, v.Owner, v.OwnerName, v.Policy, v.Priority = true, 1, "kvm1", api.Policy{Priority: "medium", Restart: "on-failure", Isolation: "leave-running"}, 500
 			}
@@ -262,6 +281,11 @@ func (d *fakeDaemon) mux() http.Handler {
 			v.Policy.WaitGuestAgent = v.Policy.WaitGuestAgent || p.WaitGuestAgent
 			if p.Isolation != "" {
 				v.Policy.Isolation = p.Isolation
+			}
+			if action == "protect" {
+				// kvm3 is dead: it cannot say whether it reaches the disks.
+				reply(w, 200, api.ProtectResult{VM: v, DisksReached: []string{"kvm2"}, DisksUnchecked: []api.HostNote{{Host: "kvm3", Reason: "it is dead"}}})
+				return
 			}
 			reply(w, 200, v)
 		})

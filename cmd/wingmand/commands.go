@@ -91,20 +91,17 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := d.vms.Protect(ctx, c.VM, vm.RecordPolicy{Policy: p}); err != nil {
-				return nil, err
-			}
-		} else {
-			rp, err := d.currentPolicy(ctx, c.VM)
-			if err != nil {
-				return nil, err
-			}
-			if rp.Policy, err = applyAPIPolicy(rp.Policy, req.Policy); err != nil {
-				return nil, err
-			}
-			if err := d.vms.SetPolicy(ctx, c.VM, rp); err != nil {
-				return nil, err
-			}
+			return d.protect(ctx, c.VM, vm.RecordPolicy{Policy: p}, vm.ProtectOptions{Force: req.Force})
+		}
+		rp, err := d.currentPolicy(ctx, c.VM)
+		if err != nil {
+			return nil, err
+		}
+		if rp.Policy, err = applyAPIPolicy(rp.Policy, req.Policy); err != nil {
+			return nil, err
+		}
+		if err := d.vms.SetPolicy(ctx, c.VM, rp); err != nil {
+			return nil, err
 		}
 		return d.apiVM(ctx, c.VM)
 	case "unprotect":
@@ -151,6 +148,8 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 		return d.drillLiveHop(ctx, c.Body)
 	case "drill-cleanup":
 		return nil, d.drillCleanup(ctx)
+	case "disk-check":
+		return d.answerDiskCheck(ctx, c.Body)
 	}
 	return nil, badRequest("", "unknown command %q", c.Op)
 }

@@ -145,7 +145,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	rcfg := reconcile.DefaultConfig()
 	rcfg.GuestAgentWait = cfg.Failover.GuestAgentWait.Duration
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, Reconcile: rcfg,
-		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration}, lun, d.hv, d.counter)
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: d.checkDisksOn}, lun, d.hv, d.counter)
 	if err != nil {
 		return nil, err
 	}

@@ -75,6 +75,7 @@ func testConfig(t *testing.T, lun, name string, id int, join []string, port int)
 	if id != 1 {
 		hostXML, _ = filepath.Abs("../../hypervisor/testdata/kvm2.xml")
 	}
+	hostXML = withSharedDisks(t, hostXML, filepath.Dir(lun), dir)
 	cfg := DefaultConfig()
 	cfg.path = "(test)"
 	cfg.Cluster, cfg.LUN, cfg.HostName, cfg.HostID, cfg.StateDir = "unit", lun, name, id, dir
@@ -85,6 +86,32 @@ func testConfig(t *testing.T, lun, name string, id int, join []string, port int)
 	cfg.Shutdown.Policy = "keep"
 	return cfg
 }
+
+// withSharedDisks copies the simulated host file src into dir with web1's
+// disk (/shared/web1.img) moved to a real file in shared, the directory of
+// the LUN: storage that every daemon of the test sees at the same path, so
+// that protect finds it reachable from every host. It returns the copy.
+func withSharedDisks(t *testing.T, src, shared, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := sharedDisk(shared)
+	if _, err := os.Stat(disk); err != nil {
+		if err := os.WriteFile(disk, make([]byte, 512), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, filepath.Base(src))
+	if err := os.WriteFile(out, []byte(strings.ReplaceAll(string(b), "/shared/web1.img", disk)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// sharedDisk is web1's disk in the shared directory of a test's daemons.
+func sharedDisk(shared string) string { return filepath.Join(shared, "web1.img") }
 
 func startDaemon(t *testing.T, cfg Config) *testDaemon {
 	t.Helper()
@@ -182,7 +209,10 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	if !v.Protected || v.Owner != 1 || v.Policy.Priority != "high" {
 		t.Errorf("protected VM = %+v", v)
 	}
-	// web1's disk exists nowhere on this machine: both hosts say so.
+	// web1's disk goes away: the hosts say so.
+	if err := os.Remove(sharedDisk(filepath.Dir(a.d.cfg.LUN))); err != nil {
+		t.Fatal(err)
+	}
 	if why := b.d.unreachableDisks(ctx)["web1"]; !strings.Contains(why, "cannot run on kvm2") {
 		t.Errorf("unreachable disk not reported: %q", why)
 	}
@@ -192,7 +222,7 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 		t.Errorf("host 2 sees web1 as %+v, %v", vb, err)
 	}
 	// set-policy from host 2 is forwarded to the owner over serf.
-	v, err = b.client.SetPolicy(ctx, "web1", api.ProtectRequest{Policy: api.Policy{AntiAffinity: "web"}})
+	v.VM, err = b.client.SetPolicy(ctx, "web1", api.ProtectRequest{Policy: api.Policy{AntiAffinity: "web"}})
 	if err != nil {
 		t.Fatalf("set-policy via host 2: %v", err)
 	}
@@ -203,7 +233,7 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	if err := b.client.Stop(ctx, "web1"); err != nil {
 		t.Fatalf("stop via host 2: %v", err)
 	}
-	v, _ = a.client.VM(ctx, "web1")
+	v.VM, _ = a.client.VM(ctx, "web1")
 	if !v.Stopped || v.State != "shutoff" {
 		t.Errorf("after stop: %+v", v)
 	}

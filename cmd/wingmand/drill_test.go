@@ -14,8 +14,8 @@ import (
 	"github.com/wingmanha/wingman/cmd/api"
 )
 
-// TestDrillOverSerf: kvm1 runs web1 (its disk exists nowhere here) and
-// app1 (its disk is a real file); a drill from kvm1 asks kvm2, over serf,
+// TestDrillOverSerf: kvm1 runs web1 (whose disk goes away after it is
+// protected) and app1 (its disk is a real file); a drill from kvm1 asks kvm2, over serf,
 // whether it could start them: web1 fails there, app1 passes, and the
 // drill says so per VM and per host, in an event too.
 func TestDrillOverSerf(t *testing.T) {
@@ -39,6 +39,10 @@ func TestDrillOverSerf(t *testing.T) {
 			t.Fatalf("protect %s: %v", name, err)
 		}
 	}
+	web1Disk := sharedDisk(filepath.Dir(a.d.cfg.LUN))
+	if err := os.Remove(web1Disk); err != nil {
+		t.Fatal(err)
+	}
 
 	rep, err := a.client.Drill(ctx, api.DrillRequest{Host: "kvm1"})
 	if err != nil {
@@ -58,7 +62,7 @@ func TestDrillOverSerf(t *testing.T) {
 				t.Errorf("app1 = %+v, want a pass", v)
 			}
 		case "web1":
-			if v.Pass || v.Checks[0].Problem != "disk vda: /shared/web1.img: no such file or directory" {
+			if v.Pass || v.Checks[0].Problem != "disk vda: "+web1Disk+": no such file or directory" {
 				t.Errorf("web1 = %+v, want its missing disk reported on kvm2", v)
 			}
 		}

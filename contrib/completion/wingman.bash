@@ -104,7 +104,7 @@ _wingman() {
         "maintenance status") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "man") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
         "migrate") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
-        "protect") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --json -c --connect" -- "$cur")) ;;
+        "protect") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --force --json -c --connect" -- "$cur")) ;;
         "rolling-update") COMPREPLY=($(compgen -W "-h --help --exec --hosts --reboot --all --dry-run --timeout --reboot-timeout -c --connect" -- "$cur")) ;;
         "set-policy") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --json -c --connect" -- "$cur")) ;;
         "start") COMPREPLY=($(compgen -W "-h --help -c --connect" -- "$cur")) ;;

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/hypervisor"
+)
+
+// defineGuest defines and starts, on d's simulated host, a guest whose
+// disks are the given <disk> elements.
+func defineGuest(t *testing.T, d *testDaemon, name, uuid, disks string) {
+	t.Helper()
+	ctx := context.Background()
+	x := fmt.Sprintf(`<domain type='test'><name>%s</name><uuid>%s</uuid><memory unit='MiB'>128</memory>
+<os><type>hvm</type></os><devices>%s</devices></domain>`, name, uuid, disks)
+	if _, err := d.d.hv.Define(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.d.hv.Start(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileDisk(path, target, cache string) string {
+	driver := ""
+	if cache != "" {
+		driver = "<driver name='qemu' type='raw' cache='" + cache + "'/>"
+	}
+	return "<disk type='file' device='disk'>" + driver + "<source file='" + path + "'/><target dev='" + target + "'/></disk>"
+}
+
+// TestProtectAsksTheOtherHostsOverSerf: protect on kvm1 asks kvm2, over
+// serf, whether it reaches the VM's disks. A disk kvm2 cannot reach is
+// refused with what to do (409), unless forced; cache='unsafe' is refused
+// (400) even when forced; a VM with many disks is asked about in batches;
+// and once kvm2 is gone, protect says it could not ask it instead of
+// waiting for it.
+func TestProtectAsksTheOtherHostsOverSerf(t *testing.T) {
+	a, b := twoDaemons(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	v, err := a.client.Protect(ctx, "web1", api.ProtectRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Protected || !slices.Equal(v.DisksReached, []string{"kvm2"}) || len(v.DisksUnchecked) != 0 || len(v.DisksUnreachable) != 0 {
+		t.Errorf("protect web1 = %+v, want its disk reached from kvm2", v)
+	}
+
+	local := filepath.Join(dir, "local1.img") // exists on no host
+	defineGuest(t, a, "local1", "3f6b1c0e-9a51-4c1e-8d2a-0000000000b1", fileDisk(local, "vda", "none"))
+	_, err = a.client.Protect(ctx, "local1", api.ProtectRequest{})
+	var re *api.RemoteError
+	want := `protect "local1": disk not reachable from every host: kvm2: disk vda: ` + local + `: no such file or directory; ` +
+		`put disk vda on shared storage that every host mounts at the same path, or in a libvirt storage pool that is defined and active on every host`
+	if !errors.As(err, &re) || re.Status != 409 || re.Err.Error != want || !strings.Contains(re.Err.Hint, "--force") {
+		t.Fatalf("protect local1 = %v (%+v)\nwant a 409: %s", err, re, want)
+	}
+	v, err = a.client.Protect(ctx, "local1", api.ProtectRequest{Force: true})
+	if err != nil {
+		t.Fatalf("protect local1 with force: %v", err)
+	}
+	if !v.Protected || len(v.DisksReached) != 0 || !slices.Equal(v.DisksUnreachable, []string{"kvm2: disk vda: " + local + ": no such file or directory"}) {
+		t.Errorf("protect local1 with force = %+v, want the accepted problem", v)
+	}
+
+	shared := filepath.Join(dir, "fast1.img")
+	if err := os.WriteFile(shared, make([]byte, 512), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defineGuest(t, a, "fast1", "3f6b1c0e-9a51-4c1e-8d2a-0000000000b2", fileDisk(shared, "vda", "unsafe"))
+	_, err = a.client.Protect(ctx, "fast1", api.ProtectRequest{Force: true})
+	if !errors.As(err, &re) || re.Status != 400 || !strings.Contains(err.Error(), `protect "fast1": disk not safe for failover: disk vda has cache='unsafe'`) ||
+		!strings.Contains(err.Error(), "set cache='none' (or writethrough or directsync) on disk vda; change the definition ('virsh edit fast1')") {
+		t.Errorf("protect fast1 = %v, want a 400 saying to change the cache mode", err)
+	}
+
+	// 20 disks with long paths take several disk-checks; the one missing
+	// disk is named.
+	long := filepath.Join(dir, strings.Repeat("d", 40))
+	if err := os.Mkdir(long, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var disks strings.Builder
+	for i := range 20 {
+		p := filepath.Join(long, fmt.Sprintf("many-%02d.img", i))
+		if i != 17 {
+			if err := os.WriteFile(p, make([]byte, 512), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		disks.WriteString(fileDisk(p, fmt.Sprintf("vd%c", 'a'+i), ""))
+	}
+	defineGuest(t, a, "many1", "3f6b1c0e-9a51-4c1e-8d2a-0000000000b3", disks.String())
+	_, err = a.client.Protect(ctx, "many1", api.ProtectRequest{})
+	if err == nil || !strings.Contains(err.Error(), "kvm2: disk vdr: "+filepath.Join(long, "many-17.img")+": no such file or directory; put disk vdr on") {
+		t.Errorf("protect many1 = %v, want disk vdr missing on kvm2", err)
+	}
+
+	// kvm2 leaves: protect goes on without it and says so.
+	b.stop()
+	waitFor(t, "kvm1 to see kvm2 gone", func() bool {
+		h, err := a.client.Host(ctx, "kvm2")
+		return err == nil && h.State != "alive"
+	})
+	if err := os.Remove(filepath.Join(long, "many-00.img")); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	v, err = a.client.Protect(ctx, "many1", api.ProtectRequest{})
+	if err != nil {
+		t.Fatalf("protect many1 with kvm2 gone: %v", err)
+	}
+	t.Logf("with kvm2 gone: %+v", v.DisksUnchecked)
+	if len(v.DisksUnchecked) != 1 || v.DisksUnchecked[0].Host != "kvm2" || !strings.HasPrefix(v.DisksUnchecked[0].Reason, "it ") {
+		t.Errorf("protect many1 with kvm2 gone = %+v, want kvm2 unchecked", v)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("protect took %v with kvm2 gone: it must not wait for it", took)
+	}
+}
+
+func TestDiskBatches(t *testing.T) {
+	var disks []hypervisor.DiskSpec
+	for i := range 40 {
+		disks = append(disks, hypervisor.DiskSpec{Target: fmt.Sprint(i), Path: "/srv/vm/" + strings.Repeat("x", i*3) + ".img"})
+	}
+	disks = append(disks, hypervisor.DiskSpec{Target: "pool", Pool: "san", Volume: "lun7"})
+	batches, err := diskBatches(disks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range batches {
+		body, _ := json.Marshal(diskCheckRequest{Disks: b})
+		if len(body) > diskCheckBudget+16 || len(b) > diskCheckMax || len(b) == 0 {
+			t.Errorf("batch of %d disks is %d bytes", len(b), len(body))
+		}
+		// The whole forwarded command must fit one serf query (1024 bytes).
+		c, _ := json.Marshal(command{Op: "disk-check", Host: "64", Body: body, To: 64})
+		if len(c) > 800 {
+			t.Errorf("forwarded disk-check is %d bytes", len(c))
+		}
+		for _, w := range b {
+			if d := disks[n]; w.Path != d.Path || w.Pool != d.Pool || w.Volume != d.Volume {
+				t.Errorf("disk %d travels as %+v", n, w)
+			}
+			n++
+		}
+	}
+	if n != len(disks) {
+		t.Errorf("%d disks in the batches, want %d", n, len(disks))
+	}
+	_, err = diskBatches([]hypervisor.DiskSpec{{Target: "vdz", Path: "/" + strings.Repeat("p", 600)}})
+	if err == nil || !strings.Contains(err.Error(), "source of disk vdz is too long") {
+		t.Errorf("a 600-byte path: %v, want it refused", err)
+	}
+}
