@@ -13,10 +13,12 @@ import (
 
 // A failover drill answers "what if this host were lost now?" without
 // stopping anything: the planner's failover plan for each drilled host,
-// and, on every host that could receive a VM, whether that host could start
-// it (its disks, emulator, CPU, networks). The planning and the verdict are
-// pure (PlanDrill, DrillPlan.Verdict); the checks run on each target host
-// (Manager.CheckVMs), wherever the caller sends them.
+// whether each VM's stored definition keeps its data through a failover
+// (DiskDefinitionProblems), and, on every host that could receive a VM,
+// whether that host could start it (its disks, emulator, CPU, networks).
+// The planning and the verdict are pure (PlanDrill, DrillPlan.Verdict); the
+// checks run on each target host (Manager.CheckVMs), wherever the caller
+// sends them.
 
 // DomainChecker is implemented by hypervisors that can tell whether a
 // domain definition would start on their host (*hypervisor.Conn).
@@ -27,6 +29,9 @@ type DomainChecker interface {
 // DrillPlan is the planned part of a drill.
 type DrillPlan struct {
 	Input plan.Input
+	// Definitions are, by VM UUID, the problems of its stored definition
+	// (DiskDefinitionProblems); VMs without any are absent.
+	Definitions map[string][]string
 	// Lost are the drilled hosts, in order; each is lost alone.
 	Lost  []int
 	Plans map[int]plan.Plan // by lost host
@@ -58,13 +63,16 @@ type DrillCell struct {
 
 // DrillVM is the verdict on one protected VM of a drilled host.
 type DrillVM struct {
-	UUID, Name     string
-	Owner          int
-	OwnerName      string
-	Target         int // planned host, 0 if none
-	TargetName     string
-	Unplaced       string // why the plan has no host for it
-	Skipped        string // why the plan does not restart it (not a failure)
+	UUID, Name string
+	Owner      int
+	OwnerName  string
+	Target     int // planned host, 0 if none
+	TargetName string
+	Unplaced   string // why the plan has no host for it
+	Skipped    string // why the plan does not restart it (not a failure)
+	// Definition: what is wrong with its stored definition on any host
+	// (DiskDefinitionProblems), one problem each.
+	Definition     []string
 	Cells          []DrillCell
 	Pass           bool
 	FailureCount   int
@@ -95,18 +103,21 @@ type Drill struct {
 }
 
 // DrillInput is the planner's input for a drill: the cluster as dec shows
-// it, with every protected VM and host capacity (as for evacuation).
-func (m *Manager) DrillInput(ctx context.Context, dec quorum.Decision) (plan.Input, error) {
-	in, err := m.planInput(ctx, dec)
+// it, with every protected VM and host capacity (as for evacuation); and,
+// by VM UUID, the problems of the VMs' stored definitions
+// (DiskDefinitionProblems).
+func (m *Manager) DrillInput(ctx context.Context, dec quorum.Decision) (plan.Input, map[string][]string, error) {
+	in, defs, err := m.planInputAndDefinitions(ctx, dec)
 	if err != nil {
-		return plan.Input{}, fmt.Errorf("drill: %w", err)
+		return plan.Input{}, nil, fmt.Errorf("drill: %w", err)
 	}
-	return in, nil
+	return in, defs, nil
 }
 
 // PlanDrill plans the failover of each host of lost alone (nil: every host
-// that is not already dead or left), with plan.WhatIf.
-func PlanDrill(in plan.Input, lost []int) (DrillPlan, error) {
+// that is not already dead or left), with plan.WhatIf. defs are the
+// definition problems by VM UUID, as DrillInput returns them (nil: none).
+func PlanDrill(in plan.Input, defs map[string][]string, lost []int) (DrillPlan, error) {
 	if len(lost) == 0 {
 		for _, h := range in.Hosts {
 			if h.State != plan.HostDead && h.State != plan.HostLeft {
@@ -114,7 +125,7 @@ func PlanDrill(in plan.Input, lost []int) (DrillPlan, error) {
 			}
 		}
 	}
-	dp := DrillPlan{Input: in, Lost: lost, Plans: map[int]plan.Plan{}}
+	dp := DrillPlan{Input: in, Definitions: defs, Lost: lost, Plans: map[int]plan.Plan{}}
 	for _, id := range lost {
 		i := slices.IndexFunc(in.Hosts, func(h plan.Host) bool { return h.ID == id })
 		if i < 0 {
@@ -170,8 +181,8 @@ func (p DrillPlan) Checks() []DrillChecks {
 
 // Verdict combines the plans with the targets' answers (by host id; a
 // target missing from results failed to answer): a VM passes when its
-// owner's failover plan places it (or deliberately skips it) and every
-// target host can start it; a host passes when its VMs all fit elsewhere
+// owner's failover plan places it (or deliberately skips it), its
+// definition has no problem, and every target host can start it; a host passes when its VMs all fit elsewhere
 // and it can start every other drilled VM.
 func (p DrillPlan) Verdict(results map[int]DrillResult) Drill {
 	d := Drill{Pass: true}
@@ -228,6 +239,10 @@ func (p DrillPlan) Verdict(results map[int]DrillResult) Drill {
 			fail("no host for it: " + dv.Unplaced)
 		case dv.Target != 0:
 			owner.Placed++
+		}
+		for _, prob := range p.Definitions[v.UUID] {
+			dv.Definition = append(dv.Definition, prob)
+			fail(prob)
 		}
 		for _, h := range p.Input.Hosts {
 			if !slices.Contains(checks[h.ID], v.UUID) {

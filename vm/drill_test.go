@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/plan"
@@ -43,7 +44,7 @@ func drillInput() plan.Input {
 
 func TestDrillPlanChecksAndVerdict(t *testing.T) {
 	in := drillInput()
-	dp, err := vm.PlanDrill(in, []int{1})
+	dp, err := vm.PlanDrill(in, nil, []int{1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestDrillPlanChecksAndVerdict(t *testing.T) {
 func TestDrillEveryHost(t *testing.T) {
 	in := drillInput()
 	in.VMs = in.VMs[:1] // only web: everything fits
-	dp, err := vm.PlanDrill(in, nil)
+	dp, err := vm.PlanDrill(in, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,13 +126,45 @@ func TestDrillEveryHost(t *testing.T) {
 	}
 }
 
+// TestDrillReportsDefinitions: a VM whose stored definition would lose
+// acknowledged writes fails the drill even where every host could start
+// it; its hosts do not fail for it.
+func TestDrillReportsDefinitions(t *testing.T) {
+	in := drillInput()
+	in.VMs = in.VMs[:1] // only web: everything fits
+	defs := map[string][]string{"00000000-0000-0000-0000-000000000001": {"disk vda has cache='unsafe'", "disk vdb has no source"}}
+	dp, err := vm.PlanDrill(in, defs, []int{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dp.Verdict(map[int]vm.DrillResult{2: {}, 3: {}})
+	if d.Pass || len(d.VMs) != 1 {
+		t.Fatalf("drill = %+v, want web failing", d)
+	}
+	web := d.VMs[0]
+	if web.Pass || web.FailureCount != 2 || web.FailureSummary != "disk vda has cache='unsafe'" ||
+		strings.Join(web.Definition, "|") != "disk vda has cache='unsafe'|disk vdb has no source" || web.TargetName == "" {
+		t.Errorf("web = %+v, want its two definition problems and a target", web)
+	}
+	for _, c := range web.Cells {
+		if c.Problem != "" {
+			t.Errorf("web on %s: %q, want a pass: the hosts can start it", c.HostName, c.Problem)
+		}
+	}
+	for _, h := range d.Hosts {
+		if !h.Pass {
+			t.Errorf("host %s = %+v, want a pass: the definition is not the host's fault", h.Name, h)
+		}
+	}
+}
+
 func TestPlanDrillRefusesBadHosts(t *testing.T) {
 	in := drillInput()
-	if _, err := vm.PlanDrill(in, []int{9}); err == nil || !strings.Contains(err.Error(), "unknown host") {
+	if _, err := vm.PlanDrill(in, nil, []int{9}); err == nil || !strings.Contains(err.Error(), "unknown host") {
 		t.Errorf("PlanDrill(host 9) = %v, want an unknown host error", err)
 	}
 	in.Hosts[1].State = plan.HostDead
-	if _, err := vm.PlanDrill(in, []int{2}); err == nil || !strings.Contains(err.Error(), "already dead") {
+	if _, err := vm.PlanDrill(in, nil, []int{2}); err == nil || !strings.Contains(err.Error(), "already dead") {
 		t.Errorf("PlanDrill(dead host) = %v, want a refusal", err)
 	}
 }
@@ -209,5 +242,21 @@ func TestCheckVMs(t *testing.T) {
 		if got[id] != w {
 			t.Errorf("CheckVMs[%s] = %q, want %q", id, got[id], w)
 		}
+	}
+
+	// The drill's input carries the problems of the stored definitions.
+	id, _ := storage.ParseUUID("00000000-0000-0000-0000-0000000000a3")
+	xml := "<domain type='test'><name>fast</name><uuid>" + id.String() + "</uuid><memory unit='MiB'>64</memory><devices>" +
+		"<disk type='file' device='disk'><driver cache='unsafe'/><source file='" + disk + "'/><target dev='vda'/></disk></devices></domain>"
+	if _, _, err := lun.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: id, Name: "fast", XML: []byte(xml)}); err != nil {
+		t.Fatal(err)
+	}
+	dec := quorum.Decision{Quorate: true, Hosts: []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateAlive}, {ID: 2, Name: "kvm2", Gen: 1, State: quorum.StateAlive}}}
+	in, defs, err := m.DrillInput(ctx, dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.VMs) != 3 || len(defs) != 1 || len(defs[id.String()]) != 1 || !strings.HasPrefix(defs[id.String()][0], "disk vda has cache='unsafe'") {
+		t.Errorf("DrillInput: %d VMs, definitions %q; want 3 VMs and fast's unsafe cache", len(in.VMs), defs)
 	}
 }

@@ -31,13 +31,21 @@ type Move struct {
 // policy. A VM counts as running unless it is this host's and not running
 // here, or it was stopped through Wingman.
 func (m *Manager) planInput(ctx context.Context, dec quorum.Decision) (plan.Input, error) {
+	in, _, err := m.planInputAndDefinitions(ctx, dec)
+	return in, err
+}
+
+// planInputAndDefinitions is planInput and, by VM UUID, the problems of
+// the VMs' stored definitions (DiskDefinitionProblems), from one read of
+// the records.
+func (m *Manager) planInputAndDefinitions(ctx context.Context, dec quorum.Decision) (plan.Input, map[string][]string, error) {
 	recs, errs := m.lun.ReadVMs(ctx)
 	if len(errs) > 0 {
-		return plan.Input{}, fmt.Errorf("%d VM records unreadable: %w", len(errs), errors.Join(errs...))
+		return plan.Input{}, nil, fmt.Errorf("%d VM records unreadable: %w", len(errs), errors.Join(errs...))
 	}
 	doms, err := m.hv.ListDomains(ctx)
 	if err != nil {
-		return plan.Input{}, err
+		return plan.Input{}, nil, err
 	}
 	running := map[string]bool{}
 	for _, d := range doms {
@@ -49,7 +57,7 @@ func (m *Manager) planInput(ctx context.Context, dec quorum.Decision) (plan.Inpu
 	if m.cfg.Capacity != nil {
 		caps = m.cfg.Capacity()
 	}
-	in := plan.Input{Config: m.cfg.Reconcile.Plan}
+	in, defs := plan.Input{Config: m.cfg.Reconcile.Plan}, map[string][]string{}
 	for _, h := range dec.Hosts {
 		c, ok := caps[h.ID]
 		if !ok {
@@ -66,13 +74,18 @@ func (m *Manager) planInput(ctx context.Context, dec quorum.Decision) (plan.Inpu
 		if err != nil {
 			rp = RecordPolicy{Policy: plan.DefaultPolicy()}
 		}
-		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
+		spec, perr := hypervisor.ParseDomainXML(string(r.Config.XML))
 		id := strings.ToLower(r.Config.UUID.String())
 		in.VMs = append(in.VMs, plan.VM{UUID: id, Name: r.Config.Name, Owner: r.Lease.Owner.Host,
 			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !rp.Stopped && (!m.owns(r.Lease) || running[id]),
 			Policy: rp.Policy})
+		if perr != nil {
+			defs[id] = []string{perr.Error()}
+		} else if p := DiskDefinitionProblems(spec); len(p) > 0 {
+			defs[id] = p
+		}
 	}
-	return in, nil
+	return in, defs, nil
 }
 
 // EvacuationPlan plans moving every protected VM this host owns and runs

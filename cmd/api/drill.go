@@ -35,6 +35,10 @@ type DrillVM struct {
 	Target   string `json:"target,omitempty"`
 	Unplaced string `json:"unplaced,omitempty"` // why no host has room
 	Skipped  string `json:"skipped,omitempty"`  // why it would not be restarted (not a failure)
+	// Problems are what is wrong with its stored definition wherever it
+	// runs: a disk that would lose acknowledged writes (cache='unsafe'),
+	// or that cannot follow it to another host.
+	Problems []string `json:"problems,omitempty"`
 	// Checks: one per host that could receive it.
 	Checks []DrillCheck `json:"checks"`
 	Pass   bool         `json:"pass"`

@@ -21,8 +21,9 @@ alone) it plans the failover the cluster would run now and checks, on every
 host that could receive one of the lost host's protected VMs, that it could
 start it: each disk exists there and is readable, the emulator exists, the
 domain type, architecture, machine type and CPU model are available, and each
-network or bridge exists and is active. Without --live nothing is started
-or moved.
+network or bridge exists and is active. It also fails a VM whose stored
+definition has a disk that would lose acknowledged writes (cache='unsafe')
+or cannot follow it (no source). Without --live nothing is started or moved.
 
 With --live it also starts a throwaway 64 MiB diskless guest (wingman-drill-HOST)
 on every alive host, live-migrates each to the next host of the ring, reports
@@ -106,7 +107,12 @@ func printDrill(w io.Writer, rep api.DrillReport) {
 		tw.Flush()
 	}
 	var reasons []string
+	definitions := false
 	for _, v := range rep.VMs {
+		for _, pr := range v.Problems {
+			reasons = append(reasons, fmt.Sprintf("%s: %s", v.Name, pr))
+			definitions = true
+		}
 		if v.Unplaced != "" {
 			reasons = append(reasons, fmt.Sprintf("%s: no host has room after losing %s: %s", v.Name, v.Owner, v.Unplaced))
 		}
@@ -129,6 +135,10 @@ func printDrill(w io.Writer, rep api.DrillReport) {
 		for _, r := range reasons {
 			fmt.Fprintln(w, r)
 		}
+	}
+	if definitions {
+		fmt.Fprintln(w, "A definition is fixed with 'virsh edit VM' and a restart of the guest on its host; then 'wingman unprotect VM'\n"+
+			"and 'wingman protect VM' store the new one for failover.")
 	}
 
 	fmt.Fprintln(w)

@@ -32,6 +32,10 @@ var (
 		VMs: []api.DrillVM{
 			{Name: "db1", UUID: "6f1c2a9e-0000-4000-8000-000000000002", Owner: "kvm2", Unplaced: "no capacity (needs 32GiB, 1 vCPUs)",
 				Checks: []api.DrillCheck{{Host: "kvm1"}}},
+			{Name: "fast1", UUID: "6f1c2a9e-0000-4000-8000-000000000006", Owner: "kvm1", Target: "kvm2",
+				Problems: []string{"disk vda has cache='unsafe', which ignores the guest's flushes: writes the guest was told are on disk are lost " +
+					"when its host loses power, and a failover restarts the VM from what reached the disk; set cache='none' (or writethrough or directsync) on disk vda"},
+				Checks: []api.DrillCheck{{Host: "kvm2", Planned: true}}},
 			{Name: "web1", UUID: "6f1c2a9e-0000-4000-8000-000000000001", Owner: "kvm1", Target: "kvm2",
 				Checks: []api.DrillCheck{{Host: "kvm2", Planned: true, Problem: "disk vda: /srv/vm/web1.img: no such file or directory"}}},
 		},

@@ -71,11 +71,11 @@ func (d *Daemon) drill(ctx context.Context, req api.DrillRequest) (api.DrillRepo
 		}
 		lost = []int{h.ID}
 	}
-	in, err := d.vms.DrillInput(ctx, dec)
+	in, defs, err := d.vms.DrillInput(ctx, dec)
 	if err != nil {
 		return api.DrillReport{}, err
 	}
-	dp, err := vm.PlanDrill(in, lost)
+	dp, err := vm.PlanDrill(in, defs, lost)
 	if err != nil {
 		return api.DrillReport{}, badRequest("name a host that is alive, suspect or in maintenance", "%v", err)
 	}
@@ -115,7 +115,7 @@ func drillReport(dp vm.DrillPlan, v vm.Drill) api.DrillReport {
 	}
 	for _, x := range v.VMs {
 		av := api.DrillVM{Name: x.Name, UUID: x.UUID, Owner: x.OwnerName, Target: x.TargetName, Unplaced: x.Unplaced,
-			Skipped: x.Skipped, Pass: x.Pass, Checks: []api.DrillCheck{}}
+			Skipped: x.Skipped, Problems: x.Definition, Pass: x.Pass, Checks: []api.DrillCheck{}}
 		for _, c := range x.Cells {
 			av.Checks = append(av.Checks, api.DrillCheck{Host: c.HostName, Planned: c.Planned, Problem: c.Problem})
 		}

@@ -12,12 +12,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/plan"
 )
 
 // TestDrillOverSerf: kvm1 runs web1 (whose disk goes away after it is
-// protected) and app1 (its disk is a real file); a drill from kvm1 asks kvm2, over serf,
-// whether it could start them: web1 fails there, app1 passes, and the
-// drill says so per VM and per host, in an event too.
+// protected), app1 (its disk is a real file) and fast1 (stopped by the
+// operator, stored with cache='unsafe'); a drill from kvm1 asks kvm2, over serf, whether it
+// could start them: web1 fails there, app1 passes, fast1 fails for its
+// definition only, and the drill says so per VM and per host, in an event
+// too.
 func TestDrillOverSerf(t *testing.T) {
 	a, b := twoDaemons(t)
 	ctx := context.Background()
@@ -43,13 +48,21 @@ func TestDrillOverSerf(t *testing.T) {
 	if err := os.Remove(web1Disk); err != nil {
 		t.Fatal(err)
 	}
+	// Protect refuses cache='unsafe': a record from before that check.
+	pol, _ := vm.RecordPolicy{Policy: plan.DefaultPolicy(), Stopped: true}.Marshal()
+	fastID, _ := storage.ParseUUID("3f6b1c0e-9a51-4c1e-8d2a-0000000000a2")
+	fastXML := strings.NewReplacer("<name>app1<", "<name>fast1<", "0000000000a1", "0000000000a2", "<source", "<driver cache='unsafe'/><source").Replace(xml)
+	if _, _, err := a.d.lun.ProtectVM(ctx, storage.Owner{Host: 1, Gen: a.d.slot.Generation(), Nonce: 7},
+		storage.VMConfig{UUID: fastID, Name: "fast1", Policy: pol, XML: []byte(fastXML)}); err != nil {
+		t.Fatal(err)
+	}
 
 	rep, err := a.client.Drill(ctx, api.DrillRequest{Host: "kvm1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Pass || strings.Join(rep.Lost, ",") != "kvm1" || len(rep.VMs) != 2 {
-		t.Fatalf("drill of kvm1 = %+v, want a failure with app1 and web1", rep)
+	if rep.Pass || strings.Join(rep.Lost, ",") != "kvm1" || len(rep.VMs) != 3 {
+		t.Fatalf("drill of kvm1 = %+v, want a failure with app1, fast1 and web1", rep)
 	}
 	for _, v := range rep.VMs {
 		if len(v.Checks) != 1 || v.Checks[0].Host != "kvm2" || !v.Checks[0].Planned || v.Target != "kvm2" {
@@ -58,24 +71,28 @@ func TestDrillOverSerf(t *testing.T) {
 		}
 		switch v.Name {
 		case "app1":
-			if !v.Pass || v.Checks[0].Problem != "" {
+			if !v.Pass || v.Checks[0].Problem != "" || len(v.Problems) != 0 {
 				t.Errorf("app1 = %+v, want a pass", v)
 			}
 		case "web1":
 			if v.Pass || v.Checks[0].Problem != "disk vda: "+web1Disk+": no such file or directory" {
 				t.Errorf("web1 = %+v, want its missing disk reported on kvm2", v)
 			}
+		case "fast1":
+			if v.Pass || v.Checks[0].Problem != "" || len(v.Problems) != 1 || !strings.HasPrefix(v.Problems[0], "disk vda has cache='unsafe'") {
+				t.Errorf("fast1 = %+v, want its definition failing and kvm2 able to start it", v)
+			}
 		}
 	}
 	for _, h := range rep.Hosts {
 		switch h.Name {
 		case "kvm1":
-			if !h.Drilled || h.VMs != 2 || h.Placed != 2 || h.Checked != 0 || !h.Pass {
-				t.Errorf("kvm1 = %+v, want drilled, 2 VMs placed, passing as a lost host", h)
+			if !h.Drilled || h.VMs != 3 || h.Placed != 3 || h.Checked != 0 || !h.Pass {
+				t.Errorf("kvm1 = %+v, want drilled, 3 VMs placed, passing as a lost host", h)
 			}
 		case "kvm2":
-			if h.Drilled || h.Checked != 2 || h.CheckFailures != 1 || h.Pass {
-				t.Errorf("kvm2 = %+v, want 2 checks, 1 failure", h)
+			if h.Drilled || h.Checked != 3 || h.CheckFailures != 1 || h.Pass {
+				t.Errorf("kvm2 = %+v, want 3 checks, 1 failure", h)
 			}
 		}
 	}
@@ -99,8 +116,8 @@ func TestDrillOverSerf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Pass || strings.Join(rep.Lost, ",") != "kvm1,kvm2" || len(rep.VMs) != 2 {
-		t.Errorf("drill of every host = %+v, want kvm1 and kvm2 drilled, 2 VMs, a failure", rep)
+	if rep.Pass || strings.Join(rep.Lost, ",") != "kvm1,kvm2" || len(rep.VMs) != 3 {
+		t.Errorf("drill of every host = %+v, want kvm1 and kvm2 drilled, 3 VMs, a failure", rep)
 	}
 
 	// Bad input is a clear 4xx.
