@@ -8,7 +8,8 @@ TESTFLAGS ?= -count=1 -timeout 25m
 
 DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
-	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs groff-base adduser
+	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs groff-base adduser \
+	libglib2.0-0 libnuma1 libudev1
 
 .PHONY: all deps setup build deb test test-short lint bench demo e2e sim clean
 
@@ -29,6 +30,9 @@ deps:
 	@getent group wingman >/dev/null || groupadd --system wingman
 	@mkdir -p /var/log/libvirt /var/run/libvirt /run/wingman /var/lib/wingman
 	@$(GO) mod download
+	@# The real test guest (Debian cloud kernel, busybox, qemu-guest-agent, the ledger service),
+	@# unpacked from Debian packages into a cache, not installed: see test/realguest.
+	@$(GO) run ./test/realguest/mkimage
 
 # setup runs deps when run as root, so that `make demo` and `make test` work on a fresh machine on their own.
 setup:

@@ -54,7 +54,42 @@ func TestDrill(t *testing.T) {
 	if err := c1.Start(ctx, spec.Name); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Client(h1).Protect(ctx, spec.Name, ProtectRequest{}); err != nil {
+	// Protect refuses a disk that a host cannot reach, naming the host and the path; --force
+	// protects it anyway and lists what it accepted.
+	_, err = e.Client(h1).Protect(ctx, spec.Name, ProtectRequest{})
+	if err == nil || !strings.Contains(err.Error(), h3.Name()+": disk vda: "+localDisk+": no such file or directory") {
+		t.Fatalf("protect of a guest whose disk %s lacks: %v, want a refusal naming the host and the disk", h3.Name(), err)
+	}
+	t.Logf("protect refused: %v", err)
+	res, err := e.Client(h1).Protect(ctx, spec.Name, ProtectRequest{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DisksUnreachable) != 1 || !strings.HasPrefix(res.DisksUnreachable[0], h3.Name()+": ") {
+		t.Errorf("protect --force: unreachable %v, want one problem on %s", res.DisksUnreachable, h3.Name())
+	}
+	// A disk with cache='unsafe' is refused, --force or not: it loses acknowledged writes.
+	unsafe, err := e.C.NewGuest("drunsafe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ux, err := unsafe.XML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.Define(ctx, strings.Replace(ux, "cache='none' io='native'", "cache='unsafe'", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Start(ctx, unsafe.Name); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Client(h1).Protect(ctx, unsafe.Name, ProtectRequest{Force: true})
+	if err == nil || !strings.Contains(err.Error(), "cache='unsafe'") {
+		t.Errorf("protect --force of a cache='unsafe' guest: %v, want a refusal that names the cache mode", err)
+	} else {
+		t.Logf("protect refused: %v", err)
+	}
+	if err := c1.Destroy(ctx, unsafe.Name); err != nil {
 		t.Fatal(err)
 	}
 	all := append(guests, Guest{Name: spec.Name, UUID: strings.ToLower(spec.UUID), Spec: spec})

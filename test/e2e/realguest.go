@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/test/cluster"
 	"github.com/wingmanha/wingman/test/realguest"
 )
@@ -43,10 +44,33 @@ func (e *Env) Dial(ctx context.Context, addr string, timeout time.Duration) (net
 	return e.C.DialSwitch(ctx, addr, timeout)
 }
 
-// NewRealGuest creates a real guest named name (disk in the shared directory, shareable so that
-// only Wingman prevents a second copy; 128 MiB, one vCPU, guest agent, pvpanic), defines and
-// starts it on h, protects it through h's wingmand with p, and waits until its service answers.
+// NewRealGuest creates a real guest named name (DefineRealGuest), starts it on h, protects it
+// through h's wingmand with p, and waits until its service answers.
 func (e *Env) NewRealGuest(ctx context.Context, h *cluster.Host, name string, p Policy) (RealGuest, error) {
+	g, err := e.DefineRealGuest(ctx, h, name)
+	if err != nil {
+		return g, err
+	}
+	c, err := e.conn(ctx, h)
+	if err != nil {
+		return g, err
+	}
+	if err := c.Start(ctx, g.Name); err != nil {
+		return g, err
+	}
+	if _, err := e.Client(h).Protect(ctx, g.Name, ProtectRequest{Policy: p}); err != nil {
+		return g, fmt.Errorf("protect %s on %s: %w", g.Name, h.Name(), err)
+	}
+	if _, err := realguest.WaitAnswering(ctx, e.Dial, g.Addr, 2*time.Minute); err != nil {
+		return g, fmt.Errorf("real guest %s: %w (console: %s)", g.Name, err, tail(g.Console, 5))
+	}
+	return g, nil
+}
+
+// DefineRealGuest creates a real guest named name (disk in the shared directory, shareable so
+// that only Wingman prevents a second copy; 128 MiB, one vCPU, guest agent, pvpanic, its own
+// address and MAC) and defines it on h, neither started nor protected.
+func (e *Env) DefineRealGuest(ctx context.Context, h *cluster.Host, name string) (RealGuest, error) {
 	img, err := GuestImage(ctx)
 	if err != nil {
 		return RealGuest{}, err
@@ -97,16 +121,12 @@ func (e *Env) NewRealGuest(ctx context.Context, h *cluster.Host, name string, p 
 	if _, err := c.Define(ctx, x); err != nil {
 		return g, err
 	}
-	if err := c.Start(ctx, g.Name); err != nil {
-		return g, err
-	}
-	if _, err := e.Client(h).Protect(ctx, g.Name, ProtectRequest{Policy: p}); err != nil {
-		return g, fmt.Errorf("protect %s on %s: %w", g.Name, h.Name(), err)
-	}
-	if _, err := realguest.WaitAnswering(ctx, e.Dial, g.Addr, 2*time.Minute); err != nil {
-		return g, fmt.Errorf("real guest %s: %w (console: %s)", g.Name, err, tail(g.Console, 5))
-	}
 	return g, nil
+}
+
+// Conn is the harness's libvirt connection to h.
+func (e *Env) Conn(ctx context.Context, h *cluster.Host) (*hypervisor.Conn, error) {
+	return e.conn(ctx, h)
 }
 
 // Writer starts a client that writes to g's ledger continuously from the switch.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -123,7 +124,11 @@ func summary(ds []time.Duration) string {
 // damaged; after the guest's last clean shutdown its file system is clean; no domain is tainted.
 func TestRealGuestPowerLoss(t *testing.T) {
 	n := rounds(1, 20)
-	e, ctx, g := startRealGuest(t, Options{Profile: "fast"}, "rg-pl", Policy{Priority: "high"})
+	profile := "fast"
+	if p := os.Getenv("WINGMAN_E2E_PROFILE"); p != "" {
+		profile = p
+	}
+	e, ctx, g := startRealGuest(t, Options{Profile: profile}, "rg-pl", Policy{Priority: "high"})
 	watch := e.StartWatch([]Guest{g.Guest}, WatchOptions{})
 	w := e.Writer(ctx, g, 2*time.Second)
 	var back []time.Duration
@@ -145,6 +150,18 @@ func TestRealGuestPowerLoss(t *testing.T) {
 		back = append(back, d)
 		now := runsOn(t, e, ctx, g.Guest)
 		t.Logf("round %d: %s lost power; the service answered again from %s after %v", i, h.Name(), now.Name(), d.Round(time.Millisecond))
+		if os.Getenv("WINGMAN_DEBUG_CLIENT") != "" {
+			l := w.Log()
+			for _, f := range l.FailuresIn(t0, t0.Add(d)) {
+				t.Logf("  +%v %s", f.At.Sub(t0).Round(time.Millisecond), f.What)
+			}
+			for _, c := range l.Connects {
+				if c.After(t0) {
+					t.Logf("  +%v connected", c.Sub(t0).Round(time.Millisecond))
+				}
+			}
+			t.Logf("  console: %s", tail(g.Console, 8))
+		}
 		if err := e.PowerOnAndRejoin(ctx, h); err != nil {
 			t.Fatal(err)
 		}
@@ -352,6 +369,67 @@ func TestRealGuestPanic(t *testing.T) {
 	evs, _ := e.Client(h).Events(ctx, t0, 0)
 	for _, ev := range evs {
 		t.Log(FormatEvent(ev))
+	}
+	checkNoTaint(t, e)
+}
+
+// TestRealGuestRollingUpdate: `wingman rolling-update` patches the three hosts, each holding a
+// real guest whose client writes continuously: every guest is live-migrated off each host and
+// back, and no client sees a failed request or a reset connection.
+func TestRealGuestRollingUpdate(t *testing.T) {
+	full(t)
+	e := startEnv(t, Options{Profile: "fast"})
+	ctx := ctxFor(t, 20*time.Minute)
+	hosts := e.Hosts()
+	var guests []RealGuest
+	var plain []Guest
+	for i, h := range hosts {
+		g, err := e.NewRealGuest(ctx, h, fmt.Sprintf("rg-ru%d", i+1), Policy{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		guests = append(guests, g)
+		plain = append(plain, g.Guest)
+	}
+	cli, err := cluster.BuildBinary(ctx, "./cmd/wingman", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := e.StartWatch(plain, WatchOptions{MustNotStop: true})
+	var writers []*realguest.Writer
+	for _, g := range guests {
+		writers = append(writers, e.Writer(ctx, g, 30*time.Second))
+	}
+	for _, w := range writers {
+		waitAcks(t, w, 20, time.Minute)
+	}
+	args := []string{"-c", hosts[0].APISocket(), "rolling-update", "--exec", "true", "--timeout", "1m"}
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+	took := time.Since(start)
+	t.Logf("wingman %s (%v):\n%s", strings.Join(args[2:], " "), took.Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("rolling-update: %v", err)
+	}
+	for _, w := range writers {
+		waitAcks(t, w, 5, time.Minute)
+	}
+	checkWatch(t, watch)
+	for i, w := range writers {
+		log := w.Stop()
+		gap, _ := log.LongestGap(start, time.Now())
+		v, err := e.CheckLedger(ctx, guests[i], log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: client saw %d connections, %d failures, longest gap %v during the update; %v",
+			guests[i].Name, len(log.Connects), len(log.Failures), gap.Round(time.Millisecond), v)
+		if len(log.Connects) != 1 || len(log.Failures) != 0 {
+			t.Errorf("%s: the client's requests failed: %v", guests[i].Name, log.Failures)
+		}
+		if !v.OK() {
+			t.Errorf("%s: ledger: %v", guests[i].Name, v)
+		}
 	}
 	checkNoTaint(t, e)
 }

@@ -336,7 +336,11 @@ func (g Ledger) Check(l Log) Verdict {
 // Command sends one control command (PING, HANG-AGENT, PANIC, HALT) to the service and returns
 // its answer line.
 func Command(ctx context.Context, dial DialFunc, addr, cmd string) (string, error) {
-	conn, err := dial(ctx, addr, 2*time.Second)
+	return command(ctx, dial, addr, cmd, 2*time.Second)
+}
+
+func command(ctx context.Context, dial DialFunc, addr, cmd string, dialTimeout time.Duration) (string, error) {
+	conn, err := dial(ctx, addr, dialTimeout)
 	if err != nil {
 		return "", fmt.Errorf("%s to %s: %w", cmd, addr, err)
 	}
@@ -362,14 +366,16 @@ func WaitAnswering(ctx context.Context, dial DialFunc, addr string, timeout time
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
+		// A short dial timeout: while the address is nowhere, a connection attempt hangs (ARP
+		// gets no answer), and the attempt's timeout is how late the answer is seen.
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		line, err := Command(cctx, dial, addr, "PING")
+		line, err := command(cctx, dial, addr, "PING", 300*time.Millisecond)
 		cancel()
 		if err == nil && strings.HasPrefix(line, "PONG ") {
 			return strings.TrimPrefix(line, "PONG "), nil
 		}
 		last = err
-		sleep(ctx, 50*time.Millisecond)
+		sleep(ctx, 20*time.Millisecond)
 	}
 	return "", fmt.Errorf("service at %s did not answer within %v: %w", addr, timeout, errors.Join(last, ctx.Err()))
 }
