@@ -91,6 +91,31 @@ func (e *opError) Error() string {
 	return b.String()
 }
 
+// Brief prints err's classes and cause without the operation and the hint
+// that its Error() also carries (`guest agent unavailable: libvirt: Guest
+// agent is not responding: ...`): for a message that says itself what was
+// done and has little room, such as an event. Context wrapped around the
+// error is left out too. An error that is not this package's prints as it is.
+func Brief(err error) string {
+	var e *opError
+	if !errors.As(err, &e) {
+		return err.Error()
+	}
+	var parts []string
+	for _, c := range []error{e.also, e.class} {
+		if c != nil {
+			parts = append(parts, c.Error())
+		}
+	}
+	if e.cause != nil {
+		parts = append(parts, causeText(e.cause))
+	}
+	if len(parts) == 0 {
+		return e.op
+	}
+	return strings.Join(parts, ": ")
+}
+
 func (e *opError) Unwrap() []error {
 	var errs []error
 	for _, c := range []error{e.class, e.also, e.cause} {

@@ -115,6 +115,26 @@ func TestOpError(t *testing.T) {
 	}
 }
 
+// Brief keeps what went wrong and drops what the caller's message says
+// already: the operation and the hint.
+func TestBrief(t *testing.T) {
+	cause := lvErr(libvirt.ERR_AGENT_UNRESPONSIVE, "Guest agent is not responding: QEMU guest agent is not connected")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("check: %w", &opError{op: `ping guest agent of domain "web1" on kvm2`, class: ErrAgentUnavailable, cause: cause}),
+			"guest agent unavailable: libvirt: Guest agent is not responding: QEMU guest agent is not connected"},
+		{&opError{op: `migrate domain "web1" from kvm1`, class: ErrMigrationAborted, also: ErrMigrationFailed}, "migration failed: migration aborted"},
+		{&opError{op: "list domains on kvm2"}, "list domains on kvm2"},
+		{errors.New("not ours"), "not ours"},
+	} {
+		if got := Brief(tc.err); got != tc.want {
+			t.Errorf("Brief(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
 // Every class an operation can report has a hint, so that a log line says
 // what to do; classes that only describe an outcome need none.
 func TestHints(t *testing.T) {
