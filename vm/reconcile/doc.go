@@ -70,6 +70,10 @@
 //     migration target while that target is not proven gone: only the target
 //     can see whether the guest already runs there.
 //
+// AgentLiveness, apart from Reconcile, follows the pings of one guest agent
+// that has answered and says when it is lost and when it is back: the owner
+// reports both and does nothing else about them.
+//
 // What it must never do: I/O, read a clock (Now is an input), sleep, start
 // goroutines, or import anything but the standard library, vm/plan and the
 // quorum types.
