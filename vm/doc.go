@@ -14,6 +14,13 @@
 //   - Step, one reconcile round: snapshot the LUN's VM records and the local
 //     libvirt domains, call reconcile.Reconcile, execute its actions in order,
 //     and append each outcome to this host's event ring on the LUN;
+//   - the guest agents of the VMs it runs with WaitGuestAgent, in the
+//     background until Close: pinged until they first answer (the lease's
+//     guest-up mark, which later start tiers wait for), then every
+//     Config.AgentCheck.Interval, with a "guest-agent-lost" event when one
+//     falls silent and "guest-agent-back" when it answers again
+//     (reconcile.AgentLiveness decides). A silent agent is only reported:
+//     the manager never restarts or stops a VM for it;
 //   - the encoding of a VM record's policy bytes (RecordPolicy): the
 //     vm/plan policy plus the desired state "stopped by the operator".
 //     plan.Policy rejects unknown fields, so the desired state cannot live

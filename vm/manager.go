@@ -58,7 +58,10 @@ type Resumer interface {
 // (*hypervisor.Conn). For a VM whose policy says WaitGuestAgent, its owner
 // pings until the agent answers, then marks the lease guest-up on the LUN
 // (later start tiers of a failover wait for it) and writes the "guest-up"
-// event of the failover timeline.
+// event of the failover timeline. From then on it keeps pinging, every
+// Config.AgentCheck.Interval, and reports an agent that stops answering
+// ("guest-agent-lost") and one that answers again ("guest-agent-back"),
+// nothing more (see checkAgents).
 type AgentPinger interface {
 	PingAgent(ctx context.Context, name string) error
 }
@@ -114,6 +117,12 @@ type Config struct {
 	// (0: DefaultDiskCheckTimeout). A host that has not answered by then is
 	// reported unchecked, not waited for.
 	DiskCheckTimeout time.Duration
+	// AgentCheck: how often this host pings the guest agent of a VM it runs
+	// with WaitGuestAgent once the agent has answered, and when a silent
+	// one is reported lost (zero: reconcile.DefaultAgentCheckConfig, a ping
+	// every 10 s, lost after 30 s and 3 unanswered pings, or 5 min for the
+	// first answer after a start). It only reports.
+	AgentCheck reconcile.AgentCheckConfig
 }
 
 // Manager runs this host's part of keeping protected VMs up. Its methods
@@ -142,6 +151,15 @@ type Manager struct {
 	// agentWatch: uuid -> the lease epoch whose guest agent this host
 	// watches (or gave up on): one watcher per VM and epoch.
 	agentWatch map[string]uint64
+	// agentChecks: uuid -> the running check of a guest agent that has
+	// answered (checkAgents), one per VM.
+	agentChecks map[string]agentCheck
+
+	// life ends with Close; the guest agent waits and checks run under it
+	// and are counted in background.
+	life       context.Context
+	endLife    context.CancelFunc
+	background sync.WaitGroup
 }
 
 type heldSeen struct {
@@ -171,10 +189,25 @@ func NewManager(cfg Config, lun LUN, hv Hypervisor, events Events) (*Manager, er
 	if cfg.DiskCheckTimeout <= 0 {
 		cfg.DiskCheckTimeout = DefaultDiskCheckTimeout
 	}
+	if cfg.AgentCheck == (reconcile.AgentCheckConfig{}) {
+		cfg.AgentCheck = reconcile.DefaultAgentCheckConfig()
+	}
+	if err := cfg.AgentCheck.Validate(); err != nil {
+		return nil, fmt.Errorf("vm manager: %w", err)
+	}
+	life, endLife := context.WithCancel(context.Background())
 	return &Manager{cfg: cfg, lun: lun, hv: hv, events: events,
 		history: map[string]reconcile.History{}, seen: map[string]seenState{},
 		outgoing: map[string]bool{}, noticed: map[string]string{}, heldSeen: map[string]heldSeen{},
-		agentWatch: map[string]uint64{}}, nil
+		agentWatch: map[string]uint64{}, agentChecks: map[string]agentCheck{},
+		life: life, endLife: endLife}, nil
+}
+
+// Close ends the manager's background work (guest agent waits and checks)
+// and waits for it to return. Steps and commands must not run after it.
+func (m *Manager) Close() {
+	m.endLife()
+	m.background.Wait()
 }
 
 func (m *Manager) me() storage.Owner {

@@ -304,6 +304,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	}
 	snap.in = in
 	m.watchAgents(snap, doms)
+	m.checkAgents(snap, doms)
 	return snap, nil
 }
 
@@ -519,6 +520,7 @@ func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage
 	m.history[key] = h
 	m.histMu.Unlock()
 	m.event(ctx, storage.SevInfo, kind, id, 0, "on host %d at epoch %d: %s", m.cfg.Host, lease.Epoch, a.Reason)
+	m.endAgentCheck(key) // the guest boots: the next step checks its agent afresh
 	if rp, err := UnmarshalRecordPolicy(r.Config.Policy); err == nil && rp.Policy.WaitGuestAgent {
 		m.watchAgent(r.Index, id, name, lease, time.Now())
 	}
@@ -528,6 +530,9 @@ func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage
 // guestAgentTimeout is how long the owner pings a guest agent after a start
 // before it reports that the agent did not answer.
 const guestAgentTimeout = 5 * time.Minute
+
+// agentPingTimeout bounds one ping of a guest agent.
+const agentPingTimeout = 5 * time.Second
 
 // watchAgents starts a guest agent watch for every VM this host owns and
 // runs whose policy says WaitGuestAgent and whose lease is not marked
@@ -555,7 +560,7 @@ func (m *Manager) watchAgents(snap *snapshot, doms []hypervisor.Domain) {
 // runs for that epoch already. started is when this host started the VM
 // (zero: it did not), for the timeline.
 func (m *Manager) watchAgent(idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
-	if _, ok := m.hv.(AgentPinger); !ok {
+	if _, ok := m.hv.(AgentPinger); !ok || m.life.Err() != nil {
 		return
 	}
 	key := id.String()
@@ -565,16 +570,20 @@ func (m *Manager) watchAgent(idx int, id storage.UUID, name string, lease storag
 		return
 	}
 	m.agentWatch[key] = lease.Epoch
-	go m.awaitGuest(idx, id, name, lease, started)
+	m.background.Add(1)
+	go func() {
+		defer m.background.Done()
+		m.awaitGuest(idx, id, name, lease, started)
+	}()
 }
 
 // awaitGuest pings the guest agent of a VM this host owns until it answers
 // or guestAgentTimeout passes. When it answers, it marks the lease guest-up at
 // its epoch (later start tiers wait for that mark) and writes the
-// "guest-up" event. It never blocks a step.
+// "guest-up" event. It never blocks a step, and ends with the manager.
 func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
 	p := m.hv.(AgentPinger)
-	ctx, cancel := context.WithTimeout(context.Background(), guestAgentTimeout)
+	ctx, cancel := context.WithTimeout(m.life, guestAgentTimeout)
 	defer cancel()
 	since := started
 	if since.IsZero() {
@@ -582,7 +591,7 @@ func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storag
 	}
 	markFailed := false
 	for ctx.Err() == nil && !m.fenced.Load() {
-		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		pctx, pcancel := context.WithTimeout(ctx, agentPingTimeout)
 		err := p.PingAgent(pctx, name)
 		pcancel()
 		if errors.Is(err, hypervisor.ErrNotFound) || errors.Is(err, hypervisor.ErrNotRunning) {
@@ -615,7 +624,7 @@ func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storag
 		case <-time.After(time.Second):
 		}
 	}
-	if !m.fenced.Load() {
+	if !m.fenced.Load() && m.life.Err() == nil {
 		m.event(context.Background(), storage.SevWarning, "guest-not-up", id, 0,
 			"%s: guest agent did not answer within %v; later start tiers of a failover wait for it at most failover.guest_agent_wait after it was taken",
 			name, time.Since(since).Round(time.Second))

@@ -687,6 +687,9 @@ func (d *Daemon) Stop(ctx context.Context) error {
 }
 
 func (d *Daemon) closeAll() {
+	if d.vms != nil {
+		d.vms.Close() // its guest agent checks use libvirt and the LUN
+	}
 	if d.serf != nil {
 		d.serf.Shutdown()
 	}
