@@ -74,10 +74,12 @@ func (m *Manager) checkAgents(snap *snapshot, doms []hypervisor.Domain) {
 		}
 		ctx, stop := context.WithCancel(m.life)
 		m.agentChecks[key] = agentCheck{epoch: w.epoch, stop: stop}
+		heard := m.agentHeard[key]
+		delete(m.agentHeard, key)
 		m.background.Add(1)
 		go func() {
 			defer m.background.Done()
-			m.checkAgent(ctx, w.id, w.name)
+			m.checkAgent(ctx, w.id, w.name, heard)
 		}()
 	}
 }
@@ -93,15 +95,31 @@ func (m *Manager) endAgentCheck(key string) {
 		c.stop()
 		delete(m.agentChecks, key)
 	}
+	delete(m.agentHeard, key)
+}
+
+// agentAnswered notes that this host's wait after a start or adoption heard
+// the agent of the VM uuid key just now.
+func (m *Manager) agentAnswered(key string) {
+	m.agentMu.Lock()
+	defer m.agentMu.Unlock()
+	m.agentHeard[key] = time.Now()
 }
 
 // checkAgent pings the guest agent of the local domain name every
 // AgentCheck.Interval, one ping at a time, until ctx ends or this host fences
 // itself, and writes an event when reconcile.AgentLiveness reports a change.
 // It never blocks a step.
-func (m *Manager) checkAgent(ctx context.Context, id storage.UUID, name string) {
+//
+// heard, if not zero, is when the wait before it last heard the agent: the
+// agent has answered in this boot already, so its silence counts from then
+// with the normal grace (AgentCheck.LostAfter), not FirstAnswerWithin.
+func (m *Manager) checkAgent(ctx context.Context, id storage.UUID, name string, heard time.Time) {
 	p := m.hv.(AgentPinger)
 	live := reconcile.NewAgentLiveness(m.cfg.AgentCheck, time.Now())
+	if !heard.IsZero() {
+		live.Observe(heard, reconcile.AgentAnswered)
+	}
 	t := time.NewTicker(m.cfg.AgentCheck.Interval)
 	defer t.Stop()
 	var lastErr string

@@ -188,6 +188,20 @@ func TestAgentLostAndBack(t *testing.T) {
 	})
 }
 
+// An agent that answered the owner's wait after the takeover and hangs at
+// once is lost after the normal grace: the check counts from that answer,
+// not from a first answer of its own (which would take 5 minutes).
+func TestAgentLostRightAfterTheWaitHeardIt(t *testing.T) {
+	agentCheckFixture(t, func(t *testing.T, env *agentEnv) {
+		env.agent.set(true, false) // silent before the check's first ping
+		after(35 * time.Second)    // unanswered at 10, 20, 30 s
+		lost := env.events.of("guest-agent-lost")
+		if len(lost) != 1 || !strings.Contains(lost[0].Message, "3 pings unanswered") {
+			t.Fatalf("35 s after the agent hung: %+v; want one guest-agent-lost after 3 pings", lost)
+		}
+	})
+}
+
 // A paused guest's agent cannot answer: no report however long the pause,
 // and after the resume the silence counts from the resume.
 func TestAgentNotLostWhilePaused(t *testing.T) {

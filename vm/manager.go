@@ -154,6 +154,10 @@ type Manager struct {
 	// agentChecks: uuid -> the running check of a guest agent that has
 	// answered (checkAgents), one per VM.
 	agentChecks map[string]agentCheck
+	// agentHeard: uuid -> when this host's wait after a start or adoption
+	// last heard the agent (awaitGuest), so that the check that follows
+	// counts its grace from that answer rather than waiting for a first one.
+	agentHeard map[string]time.Time
 
 	// life ends with Close; the guest agent waits and checks run under it
 	// and are counted in background.
@@ -199,7 +203,7 @@ func NewManager(cfg Config, lun LUN, hv Hypervisor, events Events) (*Manager, er
 	return &Manager{cfg: cfg, lun: lun, hv: hv, events: events,
 		history: map[string]reconcile.History{}, seen: map[string]seenState{},
 		outgoing: map[string]bool{}, noticed: map[string]string{}, heldSeen: map[string]heldSeen{},
-		agentWatch: map[string]uint64{}, agentChecks: map[string]agentCheck{},
+		agentWatch: map[string]uint64{}, agentChecks: map[string]agentCheck{}, agentHeard: map[string]time.Time{},
 		life: life, endLife: endLife}, nil
 }
 

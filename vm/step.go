@@ -602,6 +602,7 @@ func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storag
 			return
 		}
 		if err == nil {
+			m.agentAnswered(id.String())
 			_, merr := m.lun.SetGuestUp(ctx, idx, lease)
 			switch {
 			case errors.Is(merr, storage.ErrLeaseHeld):
