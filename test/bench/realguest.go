@@ -92,6 +92,16 @@ func measureRealGuestInto(ctx context.Context, env *e2e.Env, victim *cluster.Hos
 		cv, _ := w.Log().AnsweredAgain(t0)
 		row.libvirt, row.client = append(row.libvirt, lv), append(row.client, cv)
 		logf("%s, real guest, run %d: running again (libvirt) %v, service answered (client) %v", row.cfg.name, r+1, lv.Round(time.Millisecond), cv.Round(time.Millisecond))
+		if *showEvents {
+			l := w.Log()
+			fs := l.FailuresIn(t0, t0.Add(cv))
+			if len(fs) > 0 {
+				logf("  client: first failure +%v (%s), last +%v (%s), %d in all", fs[0].At.Sub(t0).Round(time.Millisecond), fs[0].What,
+					fs[len(fs)-1].At.Sub(t0).Round(time.Millisecond), fs[len(fs)-1].What, len(fs))
+			}
+			logf("  console: %s", consoleTail(g.Console, 4))
+			readTimeline(ctx, env, env.Hosts()[1], t0, []e2e.Guest{g.Guest})
+		}
 		if err := env.PowerOnAndRejoin(ctx, victim); err != nil {
 			return err
 		}
@@ -518,4 +528,16 @@ is there and intact after the restart, not that cache='none' is what kept it.)
 			"application started %s after that (guest-up event to started event).\n",
 			r.cfg.name, secs(r.agentToUp), secs(r.upToApp))
 	}
+}
+
+func consoleTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
 }

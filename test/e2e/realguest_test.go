@@ -323,33 +323,54 @@ func TestRealGuestStartOrder(t *testing.T) {
 	checkNoTaint(t, e)
 }
 
-// TestRealGuestPanic: the guest kernel panics (triggered through the test's own service, sysrq
-// c): pvpanic reports it, Wingman restarts the guest as its restart policy says, the service
-// answers again with a new boot, the event names the panic, and the ledger is intact.
-func TestRealGuestPanic(t *testing.T) {
-	e, ctx, g := startRealGuest(t, Options{Profile: "fast"}, "rg-panic", Policy{})
+// TestRealGuestAgentHangAndPanic: a real guest protected with --wait-agent (the owner then
+// watches its agent). Its guest agent hangs (the test's own service stops qemu-ga): Wingman
+// reports guest-agent-lost and, as its policy says (report only), leaves the guest running. Then
+// its kernel panics (sysrq c, through the same service): pvpanic reports it and Wingman restarts
+// the guest as its restart policy says; the event names the panic; the service answers again with
+// a new boot, the agent is up again, and the ledger is intact. Neither is done through a libvirt
+// agent or monitor passthrough, and no domain is tainted.
+func TestRealGuestAgentHangAndPanic(t *testing.T) {
+	full(t)
+	e, ctx, g := startRealGuest(t, Options{Profile: "fast"}, "rg-hang", Policy{WaitGuestAgent: true})
 	h := runsOn(t, e, ctx, g.Guest)
+	waitEvent(t, e, ctx, h, time.Time{}, time.Minute, "guest-up", func(ev Event) bool { return ev.VM == g.Name && ev.Kind == "guest-up" })
 	w := e.Writer(ctx, g, 2*time.Second)
 	waitAcks(t, w, 20, time.Minute)
 	boot1, err := realguest.WaitAnswering(ctx, e.Dial, g.Addr, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	t0 := time.Now()
+	if err := e.GuestCommand(ctx, g, "HANG-AGENT"); err != nil {
+		t.Fatal(err)
+	}
+	lost := waitEvent(t, e, ctx, h, t0, 3*time.Minute, "guest-agent-lost",
+		func(ev Event) bool { return ev.VM == g.Name && ev.Kind == "guest-agent-lost" })
+	t.Logf("%v after the agent hung: %s", lost.Time.Sub(t0).Round(time.Millisecond), FormatEvent(lost))
+	if boot, err := realguest.WaitAnswering(ctx, e.Dial, g.Addr, time.Minute); err != nil || boot != boot1 {
+		t.Errorf("after the agent hung, the service answers with boot %q (%v), want the same boot %q: the guest must keep running", boot, err, boot1)
+	}
+	if l := w.Log(); len(l.FailuresIn(t0, time.Now())) > 0 {
+		t.Errorf("the client saw failures while only the agent hung: %v", l.FailuresIn(t0, time.Now()))
+	}
+
+	t1 := time.Now()
 	if err := e.GuestCommand(ctx, g, "PANIC"); err != nil {
 		t.Fatal(err)
 	}
-	ev := waitEvent(t, e, ctx, h, t0, time.Minute, "naming the panic",
+	ev := waitEvent(t, e, ctx, h, t1, time.Minute, "naming the panic",
 		func(ev Event) bool { return ev.VM == g.Name && strings.Contains(ev.Message, "panicked") })
 	t.Logf("event: %s", FormatEvent(ev))
 	err = Poll(ctx, 2*time.Minute, 50*time.Millisecond, func() (bool, error) {
-		_, ok := w.Log().AnsweredAgain(t0)
+		_, ok := w.Log().AnsweredAgain(t1)
 		return ok, nil
 	})
 	if err != nil {
 		t.Fatalf("the service did not answer again after the panic: %v", err)
 	}
-	back, _ := w.Log().AnsweredAgain(t0)
+	back, _ := w.Log().AnsweredAgain(t1)
 	boot2, err := realguest.WaitAnswering(ctx, e.Dial, g.Addr, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -358,6 +379,8 @@ func TestRealGuestPanic(t *testing.T) {
 		t.Errorf("the guest did not reboot after the panic (boot id %s)", boot1)
 	}
 	t.Logf("the service answered again %v after the panic, on %s", back.Round(time.Millisecond), runsOn(t, e, ctx, g.Guest).Name())
+	waitEvent(t, e, ctx, h, t1, time.Minute, "guest-up after the restart",
+		func(ev Event) bool { return ev.VM == g.Name && (ev.Kind == "guest-up" || ev.Kind == "guest-agent-back") })
 	log := w.Stop()
 	v, err := e.CheckLedger(ctx, g, log)
 	if err != nil {
@@ -368,7 +391,9 @@ func TestRealGuestPanic(t *testing.T) {
 	}
 	evs, _ := e.Client(h).Events(ctx, t0, 0)
 	for _, ev := range evs {
-		t.Log(FormatEvent(ev))
+		if ev.VM == g.Name {
+			t.Log(FormatEvent(ev))
+		}
 	}
 	checkNoTaint(t, e)
 }
