@@ -150,7 +150,7 @@ type Manager struct {
 	agentMu  sync.Mutex
 	// agentWatch: uuid -> the lease epoch whose guest agent this host
 	// watches (or gave up on): one watcher per VM and epoch.
-	agentWatch map[string]uint64
+	agentWatch map[string]agentWait
 	// agentChecks: uuid -> the running check of a guest agent that has
 	// answered (checkAgents), one per VM.
 	agentChecks map[string]agentCheck
@@ -203,7 +203,7 @@ func NewManager(cfg Config, lun LUN, hv Hypervisor, events Events) (*Manager, er
 	return &Manager{cfg: cfg, lun: lun, hv: hv, events: events,
 		history: map[string]reconcile.History{}, seen: map[string]seenState{},
 		outgoing: map[string]bool{}, noticed: map[string]string{}, heldSeen: map[string]heldSeen{},
-		agentWatch: map[string]uint64{}, agentChecks: map[string]agentCheck{}, agentHeard: map[string]time.Time{},
+		agentWatch: map[string]agentWait{}, agentChecks: map[string]agentCheck{}, agentHeard: map[string]time.Time{},
 		life: life, endLife: endLife}, nil
 }
 

@@ -556,9 +556,17 @@ func (m *Manager) watchAgents(snap *snapshot, doms []hypervisor.Domain) {
 	}
 }
 
+// agentWait is the wait for one VM's guest agent (awaitGuest).
+type agentWait struct {
+	epoch uint64
+	stop  context.CancelFunc
+}
+
 // watchAgent starts awaitGuest for the VM at lease's epoch unless one ran or
 // runs for that epoch already. started is when this host started the VM
-// (zero: it did not), for the timeline.
+// (zero: it did not), for the timeline. A start always gets a wait of its
+// own, ending the one before: a restart in place (after a panic, say) keeps
+// the epoch, and its new boot's agent must be heard again.
 func (m *Manager) watchAgent(idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
 	if _, ok := m.hv.(AgentPinger); !ok || m.life.Err() != nil {
 		return
@@ -566,14 +574,19 @@ func (m *Manager) watchAgent(idx int, id storage.UUID, name string, lease storag
 	key := id.String()
 	m.agentMu.Lock()
 	defer m.agentMu.Unlock()
-	if e, ok := m.agentWatch[key]; ok && e == lease.Epoch {
-		return
+	if w, ok := m.agentWatch[key]; ok && w.epoch == lease.Epoch {
+		if started.IsZero() {
+			return
+		}
+		w.stop()
 	}
-	m.agentWatch[key] = lease.Epoch
+	ctx, stop := context.WithCancel(m.life)
+	m.agentWatch[key] = agentWait{epoch: lease.Epoch, stop: stop}
 	m.background.Add(1)
 	go func() {
 		defer m.background.Done()
-		m.awaitGuest(idx, id, name, lease, started)
+		defer stop()
+		m.awaitGuest(ctx, idx, id, name, lease, started)
 	}()
 }
 
@@ -581,9 +594,9 @@ func (m *Manager) watchAgent(idx int, id storage.UUID, name string, lease storag
 // or guestAgentTimeout passes. When it answers, it marks the lease guest-up at
 // its epoch (later start tiers wait for that mark) and writes the
 // "guest-up" event. It never blocks a step, and ends with the manager.
-func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
+func (m *Manager) awaitGuest(parent context.Context, idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
 	p := m.hv.(AgentPinger)
-	ctx, cancel := context.WithTimeout(m.life, guestAgentTimeout)
+	ctx, cancel := context.WithTimeout(parent, guestAgentTimeout)
 	defer cancel()
 	since := started
 	if since.IsZero() {
@@ -625,7 +638,7 @@ func (m *Manager) awaitGuest(idx int, id storage.UUID, name string, lease storag
 		case <-time.After(time.Second):
 		}
 	}
-	if !m.fenced.Load() && m.life.Err() == nil {
+	if !m.fenced.Load() && m.life.Err() == nil && !errors.Is(context.Cause(ctx), context.Canceled) {
 		m.event(context.Background(), storage.SevWarning, "guest-not-up", id, 0,
 			"%s: guest agent did not answer within %v; later start tiers of a failover wait for it at most failover.guest_agent_wait after it was taken",
 			name, time.Since(since).Round(time.Second))
