@@ -310,6 +310,27 @@ func TestAgentCheckAfterARestart(t *testing.T) {
 	})
 }
 
+// A guest started again on its owner (same lease epoch) gets a new wait for
+// its agent, which says guest-up again once the new boot's agent answers.
+func TestGuestUpAgainAfterARestartInPlace(t *testing.T) {
+	agentCheckFixture(t, func(t *testing.T, env *agentEnv) {
+		ctx := context.Background()
+		after(15 * time.Second)
+		if err := env.m.Stop(ctx, "steps-01"); err != nil {
+			t.Fatal(err)
+		}
+		env.step(t)
+		if err := env.m.Start(ctx, "steps-01"); err != nil {
+			t.Fatal(err)
+		}
+		env.step(t) // starts it; its wait hears the agent
+		after(5 * time.Second)
+		if up := env.events.of("guest-up"); len(up) != 2 || !strings.Contains(up[1].Message, "after the start") {
+			t.Fatalf("after the restart: guest-up events %+v; want a second one, after the start", up)
+		}
+	})
+}
+
 // running counts the test VMs running.
 func running(t *testing.T, hv vm.Hypervisor) int {
 	t.Helper()
