@@ -380,7 +380,9 @@ func TestRealGuestAgentHangAndPanic(t *testing.T) {
 	}
 	t.Logf("the service answered again %v after the panic, on %s", back.Round(time.Millisecond), runsOn(t, e, ctx, g.Guest).Name())
 	waitEvent(t, e, ctx, h, t1, time.Minute, "guest-up after the restart",
-		func(ev Event) bool { return ev.VM == g.Name && (ev.Kind == "guest-up" || ev.Kind == "guest-agent-back") })
+		func(ev Event) bool {
+			return ev.VM == g.Name && (ev.Kind == "guest-up" || ev.Kind == "guest-agent-back")
+		})
 	log := w.Stop()
 	v, err := e.CheckLedger(ctx, g, log)
 	if err != nil {
