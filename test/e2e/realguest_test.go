@@ -182,12 +182,14 @@ func TestRealGuestPowerLoss(t *testing.T) {
 	checkNoTaint(t, e)
 }
 
-// TestRealGuestMigration: live migrations (20 under make e2e, 3 in make test) through the API,
-// round the hosts, then a maintenance evacuation of the guest's host, while the client writes
-// continuously over one TCP connection: the connection is never reset, no request fails, and
-// the longest time without an acknowledgement is reported.
+// TestRealGuestMigration: 20 live migrations through the API, round the hosts, then a
+// maintenance evacuation of the guest's host, while the client writes continuously over one TCP
+// connection: the connection is never reset, no request fails, and the longest time without an
+// acknowledgement is reported. (make e2e only: make test runs the fastest real-guest scenario,
+// the power loss.)
 func TestRealGuestMigration(t *testing.T) {
-	n := rounds(3, 20)
+	full(t)
+	n := 20
 	e, ctx, g := startRealGuest(t, Options{Profile: "fast"}, "rg-lm", Policy{})
 	watch := e.StartWatch([]Guest{g.Guest}, WatchOptions{MustNotStop: true})
 	w := e.Writer(ctx, g, 30*time.Second)
