@@ -66,10 +66,11 @@ demo: setup
 # e2e runs every end-to-end scenario on real wingmand/libvirtd/KVM test clusters (root; make test runs
 # only the fast subset).
 e2e:
-	WINGMAN_E2E_ALL=1 $(GO) test -count=1 -timeout 40m -v -run . ./test/e2e
+	WINGMAN_E2E_ALL=1 $(GO) test -count=1 -timeout 60m -v -run . ./test/e2e
 
-# bench measures failover (1, 10, 30 VMs), isolation to restart, wingmand at rest, evacuation and
-# the Go benchmarks and writes docs/BENCHMARKS.md (root; ~35 min). One line only, e.g.:
+# bench measures failover (1, 10, 30 VMs) against libvirt's own floor, the real guest as its client
+# sees it, isolation to restart, wingmand at rest, evacuation and the Go benchmarks and writes
+# docs/BENCHMARKS.md (root; ~50 min). One line only, e.g.:
 # go run ./test/bench -out /tmp/b.md -only fence -vms 10 -runs 3 -skip-go-bench -show-events
 bench:
 	$(GO) run ./test/bench -out docs/BENCHMARKS.md
