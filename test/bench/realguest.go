@@ -99,7 +99,7 @@ func measureRealGuestInto(ctx context.Context, env *e2e.Env, victim *cluster.Hos
 				logf("  client: first failure +%v (%s), last +%v (%s), %d in all", fs[0].At.Sub(t0).Round(time.Millisecond), fs[0].What,
 					fs[len(fs)-1].At.Sub(t0).Round(time.Millisecond), fs[len(fs)-1].What, len(fs))
 			}
-			logf("  console: %s", consoleTail(g.Console, 4))
+			logf("  console: %s", realguest.Tail(g.Console, 4))
 			readTimeline(ctx, env, env.Hosts()[1], t0, []e2e.Guest{g.Guest})
 		}
 		if err := env.PowerOnAndRejoin(ctx, victim); err != nil {
@@ -528,16 +528,4 @@ is there and intact after the restart, not that cache='none' is what kept it.)
 			"application started %s after that (guest-up event to started event).\n",
 			r.cfg.name, secs(r.agentToUp), secs(r.upToApp))
 	}
-}
-
-func consoleTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }

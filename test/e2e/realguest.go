@@ -177,14 +177,5 @@ func (e *Env) Tainted() ([]string, error) {
 	return out, nil
 }
 
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
+// tail is the last n lines of the file at path, joined by " | " (a console log, for a message).
+func tail(path string, n int) string { return realguest.Tail(path, n) }

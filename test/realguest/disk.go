@@ -43,3 +43,17 @@ func CheckFilesystem(ctx context.Context, path string) error {
 	}
 	return nil
 }
+
+// Tail is the last n lines of the file at path (a guest's console log), joined by " | ", or the
+// error reading it: for a message.
+func Tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
