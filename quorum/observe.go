@@ -10,6 +10,7 @@ type RawSlot struct {
 	SerfView Set
 	Granted  Set
 	Dead     []Verdict
+	Ack      Ack // the mailbox message the slot's owner last answered
 }
 
 // Observer turns successive reads of the heartbeat slots into Slots with
