@@ -60,6 +60,7 @@ type Node struct {
 	t    Timings
 
 	obs        *Observer
+	slots      []Slot // as the latest read showed them (Observer.Update)
 	lastWrite  Mono
 	lastRead   Mono
 	freshSince Mono
@@ -119,7 +120,7 @@ func (n *Node) Read(done Mono, read []RawSlot) {
 			}
 		}
 	}
-	n.obs.Update(done, read)
+	n.slots = n.obs.Update(done, read)
 	if n.freshSince == Never || done-n.lastRead > n.t.SelfFence {
 		n.freshSince = done
 	}
@@ -166,10 +167,10 @@ func (n *Node) Serf(now Mono, alive Set) {
 		delete(n.pillSent, id)
 		delete(n.pillAcked, id)
 	}
-	for _, id := range n.obs.slots.ids() { // hosts serf has never seen alive
-		if !alive.Has(id) {
-			if _, ok := n.failedAt[id]; !ok {
-				n.failedAt[id] = now
+	for _, s := range n.slots { // hosts serf has never seen alive
+		if !alive.Has(s.ID) {
+			if _, ok := n.failedAt[s.ID]; !ok {
+				n.failedAt[s.ID] = now
 			}
 		}
 	}
@@ -191,7 +192,7 @@ func (n *Node) Decide(now Mono) Decision {
 func (n *Node) input(now Mono) Input {
 	in := Input{Now: now, Self: n.self, SelfGen: n.gen, Timings: n.t,
 		LastWrite: n.lastWrite, LastRead: n.lastRead, ReadFreshSince: n.freshSince, ObserverStart: n.obs.Start(),
-		Slots: n.obs.Slots(), SerfAlive: n.lastAlive, SerfFailedSince: n.failedAt, SerfAliveSince: n.aliveAt,
+		Slots: n.slots, SerfAlive: n.lastAlive, SerfFailedSince: n.failedAt, SerfAliveSince: n.aliveAt,
 		LeaseUntil: n.leaseUntil, GrantedAt: n.granted, Mailbox: n.mailbox, AckedNonce: n.ack.Nonce,
 		PowerFenceable: n.fenceable, Power: n.power, PillAcked: n.pillAcked, KnownDead: n.obs.KnownDead()}
 	in.SerfAlive.Add(n.self)
@@ -214,7 +215,7 @@ func (n *Node) Last() (Decision, bool) { return n.last, n.haveLast }
 func (n *Node) Fenced() bool { return n.fenced }
 
 // SlotsInUse is how many used slots the latest read showed.
-func (n *Node) SlotsInUse() int { return n.obs.slots.len() }
+func (n *Node) SlotsInUse() int { return len(n.slots) }
 
 // Start reports whether the caller must carry out action a now, and records
 // that it does. An action already done or under way is not started again: a
@@ -391,7 +392,7 @@ func (n *Node) Urgent(d Decision) bool {
 func (n *Node) NextVerdict(now Mono) (time.Duration, bool) {
 	t := n.t
 	best, ok := time.Duration(0), false
-	for _, s := range n.obs.Slots() {
+	for _, s := range n.slots {
 		if s.ID == n.self || s.State == SlotLeft || s.State == SlotFenced {
 			continue
 		}
