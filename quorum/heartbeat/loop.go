@@ -318,7 +318,7 @@ func (l *Loop) fenceFirst(ctx context.Context) bool {
 // observationPass reads every slot without writing this host's own, and
 // decides on what it read without acting on it: the read counts as a fresh
 // read, never as a heartbeat write. It reports whether a cycle must run now
-// (see urgent), and whether the read succeeded. The mailbox is left to the
+// (see quorum.Node.Urgent), and whether the read succeeded. The mailbox is left to the
 // cycles, and so are the VM manager (OnDecision) and the watchdog.
 func (l *Loop) observationPass(ctx context.Context) (cycle, read bool) {
 	if l.fenceFirst(ctx) {
