@@ -39,6 +39,47 @@
 //     destroyed and their leases released, so they can restart elsewhere;
 //     the others keep running. A pill for another generation is ignored.
 //
+// # Driving a Node
+//
+// Decide has no memory; Node is the memory of one host's heartbeat loop
+// (what it observed, since when, what it sent, granted, declared) around
+// it, in the manner of etcd's raft.RawNode: the caller feeds it what its
+// I/O returned, asks it what to do, does it, and reports the result. The
+// heartbeat loop (package heartbeat), the simulator and the scenario files
+// all drive the same Node. The caller's duties:
+//
+//  1. Create one Node per slot acquisition with NewNode, at the time the
+//     slot was acquired; a new generation gets a new Node.
+//  2. After every read of all slots, call Read with the time it completed
+//     and the used slots (their acknowledgements included), or ReadFailed.
+//     After a heartbeat write that completed within io_timeout, call Wrote
+//     with the time it was issued and the SlotWrite it carried.
+//  3. After every mailbox read call Mail; before every decision call Serf
+//     with serf's alive set, and SetFenceable when the fence agents change.
+//  4. Call Decide with the time now. Before any I/O of a cycle, decide once
+//     and carry out a self-fence it asks for: a host that woke from a
+//     freeze must fence itself before a write makes it look fresh.
+//  5. For each action of the decision to carry out, call Start; do the
+//     action only if it returns true, and report its end: SelfFenced,
+//     IsolationApplied (then self-fence if it failed), PillSent (only if
+//     the message was written), PowerFenced, LeaseAnswered. Actions that
+//     take long (isolation, power fences, lease requests) run in the
+//     background; their reports may come at any time, serialised with the
+//     other calls. Then call Executed with the decision.
+//  6. Write SlotWrite into this host's slot (state fenced once Fenced,
+//     partition, grants, verdicts, acknowledgement). When the write that
+//     carried Announce lands, wake the other hosts.
+//  7. Pet the watchdog only if the decision's MayRunVMs holds, Fenced is
+//     false and every loop of the daemon progresses.
+//  8. Between writes, a read may be decided on without being executed: if
+//     Urgent says so, run a full cycle at once. NextVerdict says when a
+//     stalled peer's verdict falls due before the next write.
+//  9. Answer other hosts' lease requests with Grant, and deliver Events to
+//     the event log without blocking the loop.
+//
+// A Node reads no clock: every time is an argument, on this host's
+// monotonic clock.
+//
 // This package must never perform I/O, call time.Now, sleep, or import an
 // adapter (storage, hypervisor, serf, libvirt).
 package quorum

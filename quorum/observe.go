@@ -10,11 +10,12 @@ type RawSlot struct {
 	SerfView Set
 	Granted  Set
 	Dead     []Verdict
+	Ack      Ack // the mailbox message the slot's owner last answered
 }
 
 // Observer turns successive reads of the heartbeat slots into Slots with
 // change times on this host's monotonic clock. It is the memory of the
-// heartbeat loop; it reads no clock itself.
+// heartbeat loop (held by its Node); it reads no clock itself.
 type Observer struct {
 	slots slotTable
 	dead  map[int]uint64 // host -> generation seen declared dead

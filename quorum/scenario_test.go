@@ -175,10 +175,11 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 			tm = FastTimings()
 		}
 		seed, _ := strconv.ParseUint(opts["seed"], 10, 64)
-		s = newSim(n, tm, seed+1)
+		serfDelay := 5 * time.Second
 		if v, ok := opts["serf-delay"]; ok {
-			s.serfDelay, _ = time.ParseDuration(v)
+			serfDelay, _ = time.ParseDuration(v)
 		}
+		s = newSim(n, tm, seed+1, serfDelay)
 		if opts["fence"] == "fails" {
 			s.fenceOK = false
 		}
@@ -243,7 +244,7 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 		for _, h := range ids(f[1:]) {
 			h.libvirtHung = f[0] == "libvirt-hang"
 			if !h.libvirtHung && h.stuck {
-				h.stuck, h.vms = false, false
+				s.libvirtBack(h)
 				s.logf("host %d: libvirt answers: its VMs are destroyed", h.id)
 				continue
 			}
@@ -312,7 +313,7 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 		if len(h) == 0 {
 			return "", s, fmt.Errorf("%q: want acked HOST", line)
 		}
-		return fmt.Sprintf("host %d acknowledged nonce %d\n", h[0].id, h[0].acked), s, err
+		return fmt.Sprintf("host %d acknowledged nonce %d\n", h[0].id, h[0].node.SlotWrite().Ack.Nonce), s, err
 	default:
 		return "", s, fmt.Errorf("%q: unknown command", line)
 	}

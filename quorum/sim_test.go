@@ -9,8 +9,9 @@ import (
 
 // sim is a cluster of hosts running the real decision code on virtual time:
 // the heartbeat LUN, serf's failure detection, network leases, poison pills,
-// power fencing and hardware watchdogs are modelled; every host runs Decide
-// at each heartbeat cycle and the adapters' duties are carried out here.
+// power fencing and hardware watchdogs are modelled; every host drives its
+// own Node, the heartbeat loop's core, at each heartbeat cycle, and the
+// adapters' duties (the package doc's "Driving a Node") are carried out here.
 // It checks the invariants at every step (see check).
 type sim struct {
 	t         Timings
@@ -49,8 +50,8 @@ type netState struct {
 func (a netState) connected(b netState) bool { return a.ok && b.ok && a.group == b.group }
 
 type lunSlot struct {
-	raw        RawSlot
-	ack        uint64
+	raw        RawSlot       // with the owner's acknowledgement
+	write      SlotWrite     // what the owner's node asked this write to say
 	lands      time.Duration // a late write lands at this global time
 	issued     time.Duration // global time the write was issued
 	issuedMono Mono          // the writer's clock then
@@ -82,31 +83,21 @@ type simHost struct {
 	suspended bool
 	fenceable bool
 
-	nextBeat  time.Duration
-	obs       *Observer
-	slots     []Slot // as last observed
-	seq       uint64
-	lastWrite Mono
-	lastRead  Mono
-	freshFrom Mono
-	leaseTo   Mono
-	grantedAt map[int]Mono
-	acked     uint64
-	ackSeen   map[int]uint64 // pill nonce acknowledged per host, as seen on the LUN
-	pillAcked map[int]uint64 // generation whose pill was acknowledged
-	pillSent  map[int]uint64 // nonce of the pill sent per host
-	power     map[int]PowerResult
-	failedAt  map[int]Mono
-	aliveAt   map[int]Mono
-	last      Decision
-	vms       bool // its protected VMs run
-	lastPet   time.Duration
-	stopped   bool // self-fenced: stopped petting
+	nextBeat time.Duration
+	node     *Node // its heartbeat loop's memory: a new one at every boot
+	seq      uint64
+	// hung is the self-fence or isolation response stuck in libvirt (stuck).
+	hung    Action
+	vms     bool // its protected VMs run
+	lastPet time.Duration
 }
 
-func newSim(n int, t Timings, seed uint64) *sim {
+// newSim returns a cluster of n hosts; serf sees a host failed serfDelay
+// after it is cut off.
+func newSim(n int, t Timings, seed uint64, serfDelay time.Duration) *sim {
+	t.SerfDetect = serfDelay
 	s := &sim{t: t, step: 50 * time.Millisecond, lun: make([]*lunSlot, n+1), mail: map[int]Message{},
-		serfDelay: 5 * time.Second, fenceOK: true, logged: map[string]bool{}, takeover: map[int]uint64{},
+		serfDelay: serfDelay, fenceOK: true, logged: map[string]bool{}, takeover: map[int]uint64{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), actors: map[int]time.Duration{},
 		names: make([]string, n+1), net: make([]netState, n), lastReach: make([]time.Duration, n*n)}
 	for i := 1; i <= n; i++ {
@@ -147,29 +138,23 @@ func (h *simHost) setClock(now time.Duration, ppm int64, suspended bool) {
 // boot starts a host: new generation, fresh memory, VMs running (a host
 // that rejoins after being declared dead starts with no VMs of its old generation).
 func (s *sim) boot(h *simHost) {
-	h.up, h.frozen, h.stalled, h.stopped = true, false, false, false
-	h.libvirtHung, h.stuck = false, false
+	h.up, h.frozen, h.stalled = true, false, false
+	h.libvirtHung, h.stuck, h.hung = false, false, Action{}
 	h.anchor, h.base, h.suspended = s.now, h.offset, false
 	h.gen++
 	h.seq = 0
-	h.obs = NewObserver()
-	h.lastWrite, h.lastRead, h.freshFrom, h.leaseTo = Never, Never, Never, Never
-	h.grantedAt, h.ackSeen, h.pillAcked, h.pillSent = map[int]Mono{}, map[int]uint64{}, map[int]uint64{}, map[int]uint64{}
-	h.power, h.failedAt, h.aliveAt = map[int]PowerResult{}, map[int]Mono{}, map[int]Mono{}
-	h.slots = nil
 	// A booting host's serf starts out seeing every peer alive.
 	s.netLeaves(h)
 	s.net[h.id-1] = netState{}
 	for _, o := range s.hosts {
 		s.lastReach[s.pair(h, o)] = s.now
 	}
-	h.acked = 0
 	h.vms = true
 	h.lastPet = s.now
 	h.nextBeat = s.now + h.real(time.Duration(s.rng.IntN(int(s.t.Renew/time.Millisecond)))*time.Millisecond)
 	// Acquire the slot: state joining, then alive after the first cycles.
 	s.lun[h.id] = &lunSlot{raw: RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, State: SlotAlive}}
-	h.lastWrite = h.mono(s.now)
+	h.node = NewNode(NodeConfig{Self: h.id, Gen: h.gen, Timings: s.t}, h.mono(s.now))
 }
 
 func (s *sim) logf(format string, a ...any) {
@@ -247,12 +232,12 @@ func (s *sim) tick() {
 	for id, sl := range s.lun {
 		if sl != nil && sl.next != nil && s.now >= sl.next.lands {
 			w := sl.next
-			sl.raw, sl.ack, sl.next = w.raw, w.ack, nil
+			sl.raw, sl.next = w.raw, nil
 			sl.markLanded(s.now, s.t)
 			// The writer learns of the completion only if it came within
 			// io_timeout; a later one landed, but the writer gave up on it.
 			if h := s.host(id); h.gen == w.raw.Gen && w.lands-w.issued <= s.t.IOTimeout {
-				h.lastWrite = max(h.lastWrite, w.issuedMono)
+				h.node.Wrote(w.issuedMono, w.write)
 			}
 		}
 	}
@@ -279,6 +264,7 @@ func (s *sim) tick() {
 // cycle is one heartbeat cycle of host h: read, decide, act, pet, write.
 func (s *sim) cycle(h *simHost) {
 	now := h.mono(s.now)
+	n := h.node
 	ioOK := h.lunOK && h.latency <= s.t.IOTimeout
 	if ioOK {
 		s.raws = s.raws[:0]
@@ -287,66 +273,36 @@ func (s *sim) cycle(h *simHost) {
 				s.raws = append(s.raws, sl.raw)
 			}
 		}
-		// Only the acknowledgements of pills this host sent matter.
-		for id, nonce := range h.pillSent {
-			if nonce != 0 && s.lun[id] != nil {
-				h.ackSeen[id] = s.lun[id].ack
-			}
-		}
-		h.slots = h.obs.Update(now, s.raws)
-		if h.freshFrom == Never || now-h.lastRead > s.t.SelfFence {
-			h.freshFrom = now
-		}
-		h.lastRead = now
-	} else if now-h.lastRead > s.t.SelfFence {
-		h.freshFrom = Never
-	}
-	// Pills the coordinator sent and saw acknowledged.
-	for id, nonce := range h.pillSent {
-		if nonce != 0 && h.ackSeen[id] == nonce {
-			if sl := s.lun[id]; sl != nil {
-				h.pillAcked[id] = sl.raw.Gen
-			}
-		}
+		n.Read(now, s.raws)
+	} else {
+		n.ReadFailed(now)
 	}
 	var alive Set
 	for _, o := range s.hosts {
 		if s.now-s.reach(h, o) < s.serfDelay {
 			alive.Add(o.id)
-			if _, ok := h.failedAt[o.id]; ok {
-				h.aliveAt[o.id] = now // back after a failure
-				// A pill answers one isolation (as in the heartbeat loop).
-				delete(h.pillSent, o.id)
-				delete(h.pillAcked, o.id)
-			}
-			delete(h.failedAt, o.id)
-		} else if _, ok := h.failedAt[o.id]; !ok {
-			h.failedAt[o.id] = now
 		}
 	}
-	var mbox Message
+	n.Serf(now, alive)
 	if ioOK {
-		mbox = s.mail[h.id]
+		n.Mail(s.mail[h.id])
 	}
-	t := s.t
-	t.SerfDetect = s.serfDelay
-	in := Input{Now: now, Self: h.id, SelfGen: h.gen, Timings: t, LastWrite: h.lastWrite, LastRead: h.lastRead,
-		ReadFreshSince: h.freshFrom, ObserverStart: h.obs.Start(), Slots: h.slots, SerfAlive: alive, SerfFailedSince: h.failedAt, SerfAliveSince: h.aliveAt,
-		LeaseUntil: h.leaseTo, GrantedAt: h.grantedAt, Mailbox: mbox, AckedNonce: h.acked,
-		Power: h.power, PillAcked: h.pillAcked, KnownDead: h.obs.KnownDead()}
+	var fenceable Set
 	for _, o := range s.hosts {
 		if o.fenceable {
-			in.PowerFenceable.Add(o.id)
+			fenceable.Add(o.id)
 		}
 	}
-	d := Decide(in)
-	h.last = d
+	n.SetFenceable(fenceable)
+	d := n.Decide(now)
 	for _, a := range d.Actions {
 		if s.act(h, a); h.stuck {
 			return // in a VM destroy that does not return
 		}
 	}
-	if d.MayRunVMs && !h.stopped {
+	n.Executed(d)
+	n.Events() // the log below says what the scenarios show
+	if d.MayRunVMs && !n.Fenced() {
 		h.lastPet = s.now
 	}
 	// Like storage's bounded I/O, no new write is issued to the slot while
@@ -354,16 +310,17 @@ func (s *sim) cycle(h *simHost) {
 	// the latency even when that is beyond io_timeout.
 	if sl := s.lun[h.id]; h.lunOK && sl.next == nil {
 		h.seq++
+		w := n.SlotWrite()
 		raw := RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, Seq: h.seq, State: SlotAlive,
-			SerfView: alive, Granted: d.GrantSet, Dead: d.Verdicts}
-		if h.stopped {
+			SerfView: w.SerfView, Granted: w.Granted, Dead: w.Verdicts, Ack: w.Ack}
+		if w.Fenced {
 			raw.State = SlotFenced
 		}
-		sl.next = &lunSlot{raw: raw, ack: h.acked, lands: s.now + h.latency, issued: s.now, issuedMono: now}
+		sl.next = &lunSlot{raw: raw, write: w, lands: s.now + h.latency, issued: s.now, issuedMono: now}
 		if h.latency < s.step {
-			sl.raw, sl.ack, sl.next = raw, h.acked, nil
+			sl.raw, sl.next = raw, nil
 			sl.markLanded(s.now, s.t)
-			h.lastWrite = now
+			n.Wrote(now, w)
 		}
 	}
 }
@@ -375,56 +332,69 @@ func (sl *lunSlot) markLanded(now time.Duration, t Timings) {
 	sl.landed = now
 }
 
+// act carries out action a of h's decision, as the heartbeat loop does:
+// only what h's node starts (Start), reporting the end to it.
 func (s *sim) act(h *simHost, a Action) {
+	n := h.node
+	start := n.Start(a)
 	switch a.Kind {
 	case ActSelfFence:
+		if !start {
+			break
+		}
 		if h.vms {
 			s.logf("host %d: self-fence: %s", h.id, a.Reason)
 			if h.libvirtHung {
 				s.logf("host %d: destroying its VMs hangs (libvirt): they run until the watchdog resets the host", h.id)
-				h.stuck, h.stopped = true, true
+				h.stuck, h.hung = true, a
 				return
 			}
 		}
-		h.vms, h.stopped = false, true
+		h.vms = false
+		n.SelfFenced(a.Reason, nil)
 	case ActRequestLease:
+		if !start {
+			break
+		}
 		var granters Set
 		for _, o := range s.hosts {
 			if o.id == h.id || !s.connected(h, o) {
 				continue
 			}
-			if ok, _ := GrantLease(o.last, h.id); ok {
+			if ok, _ := o.node.Grant(o.mono(s.now), h.id, h.gen); ok {
 				granters.Add(o.id)
-				o.grantedAt[h.id] = o.mono(s.now)
 			}
 		}
-		if LeaseHeld(h.last, h.id, granters) {
-			h.leaseTo = h.mono(s.now) + s.t.SelfFence
+		if n.LeaseAnswered(h.mono(s.now), granters, nil) {
 			s.once(fmt.Sprintf("lease %d %d", h.id, h.gen), "host %d: network lease from %v", h.id, granters)
 		}
 	case ActApplyIsolation:
+		if !start {
+			break
+		}
 		if h.vms && h.libvirtHung {
 			s.logf("host %d: poison pill: destroying its VMs hangs (libvirt)", h.id)
-			h.stuck = true
+			h.stuck, h.hung = true, a
 			return
 		}
 		if h.vms {
 			s.logf("host %d: poison pill: VMs stopped, leases released", h.id)
 		}
 		h.vms = false
-		h.acked = a.Nonce
-	case AckTest:
-		h.acked = a.Nonce
+		n.IsolationApplied(a, nil)
 	case ActSendPill:
-		if h.pillSent[a.Host] != 0 && s.mail[a.Host].ToGen == a.Gen {
+		if !start {
 			return
 		}
 		s.actors[h.id] = s.now
 		s.nonce++
-		h.pillSent[a.Host] = s.nonce
+		n.PillSent(a, s.nonce)
 		s.mail[a.Host] = Message{Kind: MsgFence, From: h.id, ToGen: a.Gen, Nonce: s.nonce}
 		s.logf("host %d: send-pill host=%d gen=%d: %s", h.id, a.Host, a.Gen, a.Reason)
 	case ActPowerFence:
+		if !start {
+			break
+		}
 		t := s.host(a.Host)
 		if sl := s.lun[a.Host]; t.up && sl.freshSince > 0 && s.now-sl.landed <= s.t.Renew+s.step && s.now-sl.freshSince >= s.t.PowerFence+s.t.Renew {
 			s.violation = fmt.Sprintf("host %d power-fenced host %d, whose heartbeat has landed regularly since %.2fs (last %.2fs)", h.id, a.Host, sl.freshSince.Seconds(), sl.landed.Seconds())
@@ -434,12 +404,12 @@ func (s *sim) act(h *simHost, a Action) {
 			if t.gen == a.Gen {
 				t.up, t.vms = false, false
 			}
-			h.power[a.Host] = PowerResult{Gen: a.Gen, Confirmed: true, At: h.mono(s.now)}
 		} else {
 			s.logf("host %d: power-fence host=%d gen=%d: failed", h.id, a.Host, a.Gen)
-			h.power[a.Host] = PowerResult{Gen: a.Gen, Failed: true, At: h.mono(s.now)}
 		}
+		n.PowerFenced(h.mono(s.now), a, s.fenceOK, nil)
 	case ActDeclareDead:
+		// Logged and checked once per verdict in the whole cluster.
 		key := fmt.Sprintf("dead %d %d", a.Host, a.Gen)
 		if !s.logged[key] {
 			s.once(key, "host %d: declare-dead host=%d gen=%d: %s", h.id, a.Host, a.Gen, a.Reason)
@@ -450,9 +420,22 @@ func (s *sim) act(h *simHost, a Action) {
 			s.takeover[a.Host] = a.Gen
 		}
 	}
-	if h.pillAcked[a.Host] != 0 {
-		key := fmt.Sprintf("acked %d %d", a.Host, h.pillAcked[a.Host])
-		s.once(key, "host %d: pill acknowledged by host %d gen %d", h.id, a.Host, h.pillAcked[a.Host])
+	if g := n.PillAcked(a.Host); g != 0 {
+		key := fmt.Sprintf("acked %d %d", a.Host, g)
+		s.once(key, "host %d: pill acknowledged by host %d gen %d", h.id, a.Host, g)
+	}
+}
+
+// libvirtBack ends what h's stuck heartbeat loop was doing: libvirt
+// answered, its VMs are destroyed.
+func (s *sim) libvirtBack(h *simHost) {
+	a := h.hung
+	h.stuck, h.vms, h.hung = false, false, Action{}
+	switch a.Kind {
+	case ActSelfFence:
+		h.node.SelfFenced(a.Reason, nil)
+	case ActApplyIsolation:
+		h.node.IsolationApplied(a, nil)
 	}
 }
 
@@ -494,7 +477,7 @@ func (s *sim) states() string {
 			fmt.Fprintf(&b, "host %d: down\n", h.id)
 			continue
 		}
-		d := h.last
+		d, _ := h.node.Last()
 		fmt.Fprintf(&b, "host %d: quorate=%v coordinator=%d may-run=%v vms=%v |", h.id, d.Quorate, d.Coordinator, d.MayRunVMs, h.vms)
 		for _, o := range d.Hosts {
 			fmt.Fprintf(&b, " %d:%s", o.ID, o.State)

@@ -221,7 +221,7 @@ type PowerResult struct {
 	At        Mono   // when the result came
 }
 
-// Input is everything Decide reads. The heartbeat loop fills it in.
+// Input is everything Decide reads. A Node fills it in from what it remembers.
 type Input struct {
 	Now     Mono
 	Self    int

@@ -1,7 +1,8 @@
 // Package heartbeat runs a host's heartbeat loop: every R it renews the
 // host's slot on the LUN (one read of all slots, one write of its own, each
-// bounded by io_timeout), reads its mailbox, asks serf who is alive, runs the
-// pure quorum.Decide and carries out what it returns: self-fencing through
+// bounded by io_timeout), reads its mailbox, asks serf who is alive, feeds
+// all that to its quorum.Node (the pure core that remembers everything
+// between cycles and decides) and carries out what it returns: self-fencing through
 // the VM manager, answering poison pills and test messages, sending pills,
 // running power fences, asking and granting network leases over serf, and
 // publishing grants and verdicts in its slot. It pets the watchdog only
@@ -19,6 +20,9 @@
 // before its first write can make it look fresh again, and before it acts on
 // a read.
 //
-// It decides nothing itself; it must never block on a peer, never retry an
-// I/O past io_timeout, and never compare another host's clock with its own.
+// It decides nothing and remembers nothing itself but the raw mailbox
+// message it must acknowledge: it holds only I/O, timers and goroutines,
+// and drives the Node as the quorum package doc ("Driving a Node") says.
+// It must never block on a peer, never retry an I/O past io_timeout, and
+// never compare another host's clock with its own.
 package heartbeat

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -74,12 +72,7 @@ type LeaseRequest struct {
 }
 
 // Event is something the loop did or saw, for the event log.
-type Event struct {
-	Kind    string // "self-fence", "declared-dead", "pill-sent", "power-fence", ...
-	Subject int    // the host concerned
-	Message string
-	Error   bool
-}
+type Event = quorum.Event
 
 // Timings converts the LUN header's timing rule to the decision core's,
 // with serf's failure-detection time, which the LUN does not hold.
@@ -123,44 +116,17 @@ type Config struct {
 }
 
 // Loop is one host's heartbeat loop. Create it with New, run it with Run.
+// What it remembers between cycles lives in its quorum.Node; it keeps only
+// the I/O, the timers and the goroutines that drive it.
 type Loop struct {
 	cfg  Config
 	self int
 	log  *slog.Logger
 
-	mu         sync.Mutex // guards what lease grants and fence results touch
-	obs        *quorum.Observer
-	lastWrite  quorum.Mono
-	lastRead   quorum.Mono
-	freshSince quorum.Mono
-	leaseUntil quorum.Mono
-	granted    map[int]quorum.Mono
-	failedAt   map[int]quorum.Mono
-	aliveAt    map[int]quorum.Mono
-	lastAlive  quorum.Set
-	mailbox    quorum.Message
-	rawMail    storage.Message
-	acked      uint64
-	pillSent   map[int]sentPill
-	pillAcked  map[int]uint64
-	power      map[int]quorum.PowerResult
-	powerBusy  map[int]bool
-	declared   map[quorum.Verdict]bool
-	leaseBusy  bool
-	fenced     bool // self-fenced: never pet again, never run VMs again in this generation
-	isolated   map[uint64]bool
-	last       quorum.Decision
-	haveLast   bool
-	announce   bool                   // a new verdict awaits its write, then Announce
-	published  []quorum.Verdict       // the latest cycle's decision: its verdicts
-	cycleActs  map[quorum.Action]bool // and its actions (actionKey)
-	cycleView  string                 // and its view of the hosts (viewKey)
-	kick       chan struct{}          // run a cycle now
-}
-
-type sentPill struct {
-	gen   uint64
-	nonce uint64
+	mu      sync.Mutex // guards node and rawMail: lease grants and fence results touch them
+	node    *quorum.Node
+	rawMail storage.Message // the mailbox as read, to acknowledge
+	kick    chan struct{}   // run a cycle now
 }
 
 // New checks cfg and returns a loop.
@@ -183,12 +149,20 @@ func New(cfg Config) (*Loop, error) {
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(Event) {}
 	}
-	return &Loop{cfg: cfg, self: cfg.Slot.HostID(), log: cfg.Logger.With("host", cfg.Slot.HostID()),
-		obs: quorum.NewObserver(), lastWrite: cfg.Now(), lastRead: quorum.Never, freshSince: quorum.Never,
-		leaseUntil: quorum.Never, granted: map[int]quorum.Mono{}, failedAt: map[int]quorum.Mono{},
-		aliveAt: map[int]quorum.Mono{}, pillSent: map[int]sentPill{}, pillAcked: map[int]uint64{},
-		power: map[int]quorum.PowerResult{}, powerBusy: map[int]bool{}, declared: map[quorum.Verdict]bool{},
-		isolated: map[uint64]bool{}, kick: make(chan struct{}, 1)}, nil
+	self := cfg.Slot.HostID()
+	node := quorum.NewNode(quorum.NodeConfig{Self: self, Gen: cfg.Slot.Generation(), Timings: cfg.Timings}, cfg.Now())
+	return &Loop{cfg: cfg, self: self, log: cfg.Logger.With("host", self), node: node, kick: make(chan struct{}, 1)}, nil
+}
+
+// locked runs f on the node under mu, then delivers the events it emitted.
+func (l *Loop) locked(f func(n *quorum.Node)) {
+	l.mu.Lock()
+	f(l.node)
+	ev := l.node.Events()
+	l.mu.Unlock()
+	for _, e := range ev {
+		l.cfg.OnEvent(e)
+	}
 }
 
 // Run renews the heartbeat every R until ctx ends. It returns nil when ctx
@@ -282,31 +256,22 @@ func (l *Loop) Kick() {
 
 // nextVerdict is how long until some stalled peer's heartbeat will have
 // been unchanged for D, if that is before the next regular cycle.
-func (l *Loop) nextVerdict() (time.Duration, bool) {
+func (l *Loop) nextVerdict() (due time.Duration, ok bool) {
+	fenceable := l.fenceable()
 	now := l.cfg.Now()
-	t := l.cfg.Timings
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	best, ok := time.Duration(0), false
-	for _, s := range l.obs.Slots() {
-		if s.ID == l.self || s.State == quorum.SlotLeft || s.State == quorum.SlotFenced {
-			continue
-		}
-		stale := now - s.Changed
-		if stale >= t.Dead {
-			continue // already due at the regular cycle
-		}
-		for _, after := range []time.Duration{t.PowerFence, t.Dead} {
-			if after == t.PowerFence && (l.cfg.Power == nil || !l.cfg.Power.Fenceable().Has(s.ID)) {
-				continue
-			}
-			due := s.Changed + after - now + time.Millisecond
-			if due > 0 && due < t.Renew && (!ok || due < best) {
-				best, ok = due, true
-			}
-		}
+	l.locked(func(n *quorum.Node) {
+		n.SetFenceable(fenceable)
+		due, ok = n.NextVerdict(now)
+	})
+	return due, ok
+}
+
+// fenceable lists the hosts with a fence agent (none without a fencer).
+func (l *Loop) fenceable() quorum.Set {
+	if l.cfg.Power == nil {
+		return quorum.Set{}
 	}
-	return best, ok
+	return l.cfg.Power.Fenceable()
 }
 
 // maxReads bounds Config.Reads: more reads per R would load the LUN for
@@ -322,7 +287,7 @@ const maxReads = 8
 // host makes none: it decides nothing that a pass could speed up.
 func (l *Loop) readsPerRenew() int {
 	l.mu.Lock()
-	used, fenced := len(l.obs.Slots()), l.fenced
+	used, fenced := l.node.SlotsInUse(), l.node.Fenced()
 	l.mu.Unlock()
 	switch {
 	case fenced:
@@ -353,7 +318,7 @@ func (l *Loop) fenceFirst(ctx context.Context) bool {
 // observationPass reads every slot without writing this host's own, and
 // decides on what it read without acting on it: the read counts as a fresh
 // read, never as a heartbeat write. It reports whether a cycle must run now
-// (see urgent), and whether the read succeeded. The mailbox is left to the
+// (see quorum.Node.Urgent), and whether the read succeeded. The mailbox is left to the
 // cycles, and so are the VM manager (OnDecision) and the watchdog.
 func (l *Loop) observationPass(ctx context.Context) (cycle, read bool) {
 	if l.fenceFirst(ctx) {
@@ -367,58 +332,15 @@ func (l *Loop) observationPass(ctx context.Context) (cycle, read bool) {
 	if err != nil {
 		l.log.Debug("observation pass failed", "err", err)
 	}
-	l.mu.Lock()
 	l.recordRead(done, views)
-	l.mu.Unlock()
 	if views == nil {
 		return false, false
 	}
 	l.serfView()
-	return l.urgent(l.decide()), true
-}
-
-// urgent reports whether decision d, reached by an observation pass, holds
-// something the latest cycle's decision did not and that a cycle acts on or
-// publishes by its write: a self-fence, a verdict (new, or another host's
-// that the VM manager must see), a pill, a power fence. That must not wait
-// for the next tick. What the latest cycle already tried (a pill it could
-// not send) waits for the next as before, so that a pass does not turn into
-// a cycle every R/reads.
-func (l *Loop) urgent(d quorum.Decision) bool {
+	d := l.decide()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, a := range d.Actions {
-		switch a.Kind {
-		case quorum.ActSelfFence, quorum.ActDeclareDead, quorum.ActSendPill, quorum.ActPowerFence:
-			if !l.cycleActs[actionKey(a)] {
-				return true
-			}
-		}
-	}
-	for _, v := range d.Verdicts {
-		if !slices.Contains(l.published, v) {
-			return true
-		}
-	}
-	// A host changed state (joined, failed, isolated, came back) or the
-	// quorum did: the VM manager and the API act on the cycle's decision,
-	// so that must not lag a pass's by up to R.
-	return viewKey(d) != l.cycleView
-}
-
-// viewKey sums up what a decision says about the hosts and the quorum.
-func viewKey(d quorum.Decision) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "q=%v c=%d", d.Quorate, d.Coordinator)
-	for _, h := range d.Hosts {
-		fmt.Fprintf(&b, " %d/%d:%s", h.ID, h.Gen, h.State)
-	}
-	return b.String()
-}
-
-// actionKey is what tells two decisions' actions apart, without their reasons.
-func actionKey(a quorum.Action) quorum.Action {
-	return quorum.Action{Kind: a.Kind, Host: a.Host, Gen: a.Gen}
+	return l.node.Urgent(d), true
 }
 
 // Cycle runs one heartbeat cycle. Run calls it every R; tests may call it directly.
@@ -426,7 +348,7 @@ func (l *Loop) Cycle(ctx context.Context) error {
 	l.fenceFirst(ctx)
 
 	l.mu.Lock()
-	announce := l.announce // set when the slot's verdicts changed, so this write carries them
+	w := l.node.SlotWrite() // w.Announce: this write carries a new verdict
 	l.mu.Unlock()
 	issued := l.cfg.Now()
 	views, err := l.cfg.Slot.Renew(ctx)
@@ -441,16 +363,12 @@ func (l *Loop) Cycle(ctx context.Context) error {
 		l.log.Warn("heartbeat write failed", "err", err)
 	}
 
-	l.mu.Lock()
 	l.recordRead(done, views)
-	if views != nil && err == nil {
-		l.lastWrite = max(l.lastWrite, issued)
-		if announce {
-			l.announce = false
-		}
+	wrote := views != nil && err == nil
+	if wrote {
+		l.locked(func(n *quorum.Node) { n.Wrote(issued, w) })
 	}
-	l.mu.Unlock()
-	if announce && views != nil && err == nil && l.cfg.Announce != nil {
+	if w.Announce && wrote && l.cfg.Announce != nil {
 		l.cfg.Announce()
 	}
 
@@ -458,7 +376,7 @@ func (l *Loop) Cycle(ctx context.Context) error {
 		if m, err := l.cfg.LUN.ReadMailbox(ctx, l.self); err == nil {
 			l.mu.Lock()
 			l.rawMail = m
-			l.mailbox = quorum.Message{Kind: quorum.MessageKind(m.Type), From: m.From, ToGen: m.ToGen, Nonce: m.Nonce}
+			l.node.Mail(quorum.Message{Kind: quorum.MessageKind(m.Type), From: m.From, ToGen: m.ToGen, Nonce: m.Nonce})
 			l.mu.Unlock()
 		} else {
 			l.log.Warn("read mailbox", "err", err)
@@ -484,17 +402,12 @@ func (l *Loop) Cycle(ctx context.Context) error {
 }
 
 // recordRead records a read of every slot that ended at done: views nil
-// if it failed. Caller holds mu.
+// if it failed.
 func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
-	if views != nil {
-		l.observe(done, views)
-	} else if done-l.lastRead > l.cfg.Timings.SelfFence {
-		l.freshSince = quorum.Never
+	if views == nil {
+		l.locked(func(n *quorum.Node) { n.ReadFailed(done) })
+		return
 	}
-}
-
-// observe records a completed read of every slot at now. Caller holds mu.
-func (l *Loop) observe(now quorum.Mono, views []storage.SlotView) {
 	raws := make([]quorum.RawSlot, 0, len(views))
 	for _, v := range views {
 		if !v.Used() {
@@ -502,105 +415,67 @@ func (l *Loop) observe(now quorum.Mono, views []storage.SlotView) {
 		}
 		r := v.Record
 		raw := quorum.RawSlot{ID: v.HostID, Name: r.HostName, Gen: r.Generation, Seq: r.Sequence,
-			State: quorum.SlotState(r.State), SerfView: quorum.Set(r.SerfView), Granted: quorum.Set(r.Granted)}
+			State: quorum.SlotState(r.State), SerfView: quorum.Set(r.SerfView), Granted: quorum.Set(r.Granted),
+			Ack: quorum.Ack{Kind: quorum.MessageKind(r.Ack.Type), Nonce: r.Ack.Nonce, Done: r.Ack.Result == storage.AckDone}}
 		for _, vd := range r.Verdicts {
 			raw.Dead = append(raw.Dead, quorum.Verdict{ID: vd.HostID, Gen: vd.Gen})
 		}
 		raws = append(raws, raw)
-		// A pill we sent is acknowledged in the target's slot.
-		if p, ok := l.pillSent[v.HostID]; ok && r.Ack.Nonce == p.nonce && r.Ack.Type == storage.MsgFence && r.Ack.Result == storage.AckDone {
-			if l.pillAcked[v.HostID] != p.gen {
-				l.pillAcked[v.HostID] = p.gen
-				l.cfg.OnEvent(Event{Kind: "pill-acknowledged", Subject: v.HostID, Message: fmt.Sprintf("host %d generation %d stopped its VMs set to stop on isolation", v.HostID, p.gen)})
-			}
-		}
 	}
-	l.obs.Update(now, raws)
-	if l.freshSince == quorum.Never || now-l.lastRead > l.cfg.Timings.SelfFence {
-		l.freshSince = now
-	}
-	l.lastRead = now
+	l.locked(func(n *quorum.Node) { n.Read(done, raws) })
 }
 
-// serfView refreshes serf's alive set and the since-when of every change.
+// serfView gives the node serf's alive set.
 func (l *Loop) serfView() {
 	alive := l.cfg.Serf.Alive()
 	now := l.cfg.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for id := 1; id < 256; id++ {
-		was, is := l.lastAlive.Has(id), alive.Has(id)
-		switch {
-		case is && !was:
-			if _, ok := l.failedAt[id]; ok {
-				l.aliveAt[id] = now // back after a failure
-			}
-			delete(l.failedAt, id)
-			// A pill answers one isolation: the next one, even in the
-			// same generation, gets its own.
-			delete(l.pillSent, id)
-			delete(l.pillAcked, id)
-		case !is && was:
-			l.failedAt[id] = now
-		}
-	}
-	for _, s := range l.obs.Slots() { // hosts serf has never seen alive
-		if !alive.Has(s.ID) {
-			if _, ok := l.failedAt[s.ID]; !ok {
-				l.failedAt[s.ID] = now
-			}
-		}
-	}
-	l.lastAlive = alive
+	l.locked(func(n *quorum.Node) { n.Serf(now, alive) })
 }
 
+// input is what the next decision would read.
 func (l *Loop) input() quorum.Input {
+	fenceable := l.fenceable()
+	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	in := quorum.Input{Now: l.cfg.Now(), Self: l.self, SelfGen: l.cfg.Slot.Generation(), Timings: l.cfg.Timings,
-		LastWrite: l.lastWrite, LastRead: l.lastRead, ReadFreshSince: l.freshSince, ObserverStart: l.obs.Start(),
-		Slots: l.obs.Slots(), SerfAlive: l.lastAlive, SerfFailedSince: copyMap(l.failedAt), SerfAliveSince: copyMap(l.aliveAt),
-		LeaseUntil: l.leaseUntil, GrantedAt: copyMap(l.granted), Mailbox: l.mailbox, AckedNonce: l.acked,
-		Power: copyMap(l.power), PillAcked: copyMap(l.pillAcked), KnownDead: l.obs.KnownDead()}
-	if l.cfg.Power != nil {
-		in.PowerFenceable = l.cfg.Power.Fenceable()
-	}
-	in.SerfAlive.Add(l.self)
-	return in
+	l.node.SetFenceable(fenceable)
+	return l.node.Input(now)
 }
 
 // Input returns what the next decision would read (for status pages).
 func (l *Loop) Input() quorum.Input { return l.input() }
 
 func (l *Loop) decide() quorum.Decision {
-	d := quorum.Decide(l.input())
+	fenceable := l.fenceable()
+	now := l.cfg.Now()
 	l.mu.Lock()
-	l.last, l.haveLast = d, true
-	l.mu.Unlock()
-	return d
+	defer l.mu.Unlock()
+	l.node.SetFenceable(fenceable)
+	return l.node.Decide(now)
 }
 
 // Decision returns the latest decision (false before the first).
 func (l *Loop) Decision() (quorum.Decision, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.last, l.haveLast
+	return l.node.Last()
 }
 
 func (l *Loop) isFenced() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.fenced
+	return l.node.Fenced()
+}
+
+// start asks the node whether to carry out a, and delivers its events.
+func (l *Loop) start(a quorum.Action) (ok bool) {
+	l.locked(func(n *quorum.Node) { ok = n.Start(a) })
+	return ok
 }
 
 // execute carries out a decision's actions and publishes what it must.
 func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
 	publish := false
-	defer func() {
-		if publish { // write the new verdict now, not a cycle later
-			l.Kick()
-		}
-	}()
 	for _, a := range d.Actions {
 		switch a.Kind {
 		case quorum.ActSelfFence:
@@ -610,66 +485,51 @@ func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
 		case quorum.AckTest:
 			l.mu.Lock()
 			msg := l.rawMail
-			l.acked = a.Nonce
 			l.mu.Unlock()
 			l.cfg.Slot.Ack(msg, storage.AckDone)
-			l.cfg.OnEvent(Event{Kind: "test-message", Subject: msg.From, Message: "test message acknowledged: " + a.Reason})
+			l.start(a)
 		case quorum.ActSendPill:
 			l.sendPill(ctx, a)
 		case quorum.ActPowerFence:
 			l.powerFence(ctx, a)
 		case quorum.ActDeclareDead:
-			v := quorum.Verdict{ID: a.Host, Gen: a.Gen}
-			l.mu.Lock()
-			first := !l.declared[v]
-			l.declared[v] = true
-			l.mu.Unlock()
-			if first {
+			if l.start(a) {
 				l.log.Warn("declared dead", "subject", a.Host, "gen", a.Gen, "reason", a.Reason)
-				l.cfg.OnEvent(Event{Kind: "declared-dead", Subject: a.Host, Message: a.Reason})
-				publish = true
-				l.mu.Lock()
-				l.announce = true
-				l.mu.Unlock()
+				publish = true // write the new verdict now, not a cycle later
 			}
 		case quorum.ActRequestLease:
-			l.requestLease(ctx)
+			l.requestLease(ctx, a)
 		}
 	}
-	l.cfg.Slot.SetSerfView(storage.HostSet(d.Partition))
-	l.cfg.Slot.SetGranted(storage.HostSet(d.GrantSet))
-	vs := make([]storage.Verdict, 0, len(d.Verdicts))
-	for _, v := range d.Verdicts {
+	l.mu.Lock()
+	l.node.Executed(d)
+	w := l.node.SlotWrite()
+	l.mu.Unlock()
+	l.cfg.Slot.SetSerfView(storage.HostSet(w.SerfView))
+	l.cfg.Slot.SetGranted(storage.HostSet(w.Granted))
+	vs := make([]storage.Verdict, 0, len(w.Verdicts))
+	for _, v := range w.Verdicts {
 		vs = append(vs, storage.Verdict{HostID: v.ID, Gen: v.Gen})
 	}
 	l.cfg.Slot.SetVerdicts(vs)
-	acts := make(map[quorum.Action]bool, len(d.Actions))
-	for _, a := range d.Actions {
-		acts[actionKey(a)] = true
+	if publish {
+		l.Kick()
 	}
-	l.mu.Lock()
-	l.published, l.cycleActs, l.cycleView = d.Verdicts, acts, viewKey(d)
-	l.mu.Unlock()
 }
 
 func (l *Loop) selfFence(ctx context.Context, reason string) {
-	l.mu.Lock()
-	first := !l.fenced
-	l.fenced = true
-	l.mu.Unlock()
-	if !first {
+	if !l.start(quorum.Action{Kind: quorum.ActSelfFence, Host: l.self, Reason: reason}) {
 		return
 	}
 	l.log.Error("SELF-FENCE: destroying every protected VM on this host", "reason", reason)
 	// Destroy first, report after: the daemon writes events to the LUN,
 	// which may be the storage that hangs, for up to io_timeout.
 	err := l.cfg.VMs.SelfFence(ctx, reason)
-	l.cfg.OnEvent(Event{Kind: "self-fence", Subject: l.self, Message: reason, Error: true})
 	if err != nil {
 		// The watchdog, no longer petted, resets the host.
 		l.log.Error("self-fence failed; the watchdog will reset this host", "err", err)
-		l.cfg.OnEvent(Event{Kind: "self-fence-failed", Subject: l.self, Message: err.Error(), Error: true})
 	}
+	l.locked(func(n *quorum.Node) { n.SelfFenced(reason, err) })
 	l.cfg.Slot.SetState(storage.SlotFenced)
 }
 
@@ -680,112 +540,72 @@ func (l *Loop) selfFence(ctx context.Context, reason string) {
 // The acknowledgement is written by the cycle after it is done; until then
 // the coordinator restarts nothing.
 func (l *Loop) applyIsolation(ctx context.Context, a quorum.Action) {
-	l.mu.Lock()
-	if l.isolated[a.Nonce] {
-		l.mu.Unlock()
+	if !l.start(a) {
 		return
 	}
-	l.isolated[a.Nonce] = true
+	l.mu.Lock()
 	msg := l.rawMail
 	l.mu.Unlock()
 	l.log.Warn("poison pill: applying isolation responses", "reason", a.Reason)
 	go func() {
 		result := storage.AckDone
-		if err := l.cfg.VMs.ApplyIsolation(ctx, a.Reason); err != nil {
+		err := l.cfg.VMs.ApplyIsolation(ctx, a.Reason)
+		if err != nil {
 			result = storage.AckFailed
-			l.cfg.OnEvent(Event{Kind: "isolation-failed", Subject: l.self, Message: err.Error(), Error: true})
+		}
+		l.locked(func(n *quorum.Node) { n.IsolationApplied(a, err) })
+		if err != nil {
 			// Could not stop what it was asked to stop: nothing else is safe.
 			l.selfFence(ctx, "poison pill could not be applied: "+err.Error())
-		} else {
-			l.cfg.OnEvent(Event{Kind: "isolated", Subject: l.self, Message: a.Reason})
 		}
-		l.mu.Lock()
-		l.acked = a.Nonce
-		l.mu.Unlock()
 		l.cfg.Slot.Ack(msg, result)
 		l.Kick() // write the acknowledgement now
 	}()
 }
 
 func (l *Loop) sendPill(ctx context.Context, a quorum.Action) {
-	l.mu.Lock()
-	if p, ok := l.pillSent[a.Host]; ok && p.gen == a.Gen {
-		l.mu.Unlock()
+	if !l.start(a) {
 		return
 	}
-	l.mu.Unlock()
 	m, err := l.cfg.LUN.SendMessage(ctx, storage.Message{Type: storage.MsgFence, From: l.self, FromGen: l.cfg.Slot.Generation(),
 		To: a.Host, ToGen: a.Gen, Reason: truncate(a.Reason, 120)})
 	if err != nil {
 		l.log.Warn("send poison pill", "subject", a.Host, "err", err)
 		return
 	}
-	l.mu.Lock()
-	l.pillSent[a.Host] = sentPill{gen: a.Gen, nonce: m.Nonce}
-	l.mu.Unlock()
-	l.cfg.OnEvent(Event{Kind: "pill-sent", Subject: a.Host, Message: a.Reason})
+	l.locked(func(n *quorum.Node) { n.PillSent(a, m.Nonce) })
 }
 
 func (l *Loop) powerFence(ctx context.Context, a quorum.Action) {
-	if l.cfg.Power == nil {
+	if l.cfg.Power == nil || !l.start(a) {
 		return
 	}
-	l.mu.Lock()
-	if l.powerBusy[a.Host] {
-		l.mu.Unlock()
-		return
-	}
-	l.powerBusy[a.Host] = true
-	l.mu.Unlock()
-	l.cfg.OnEvent(Event{Kind: "power-fence", Subject: a.Host, Message: a.Reason})
 	go func() {
 		ok, err := l.cfg.Power.PowerOff(ctx, a.Host)
-		res := quorum.PowerResult{Gen: a.Gen, Confirmed: ok && err == nil, Failed: !ok || err != nil, At: l.cfg.Now()}
+		now := l.cfg.Now()
 		l.mu.Lock()
-		l.power[a.Host] = res
-		l.powerBusy[a.Host] = false
+		l.node.PowerFenced(now, a, ok, err)
+		ev := l.node.Events()
 		l.mu.Unlock()
 		l.Kick() // decide on the result now, not at the next tick
-		if res.Confirmed {
-			l.cfg.OnEvent(Event{Kind: "power-fence-confirmed", Subject: a.Host, Message: "fence agent confirmed power off"})
-		} else {
-			msg := "fence agent did not confirm power off; falling back to D"
-			if err != nil {
-				msg += ": " + err.Error()
-			}
-			l.cfg.OnEvent(Event{Kind: "power-fence-failed", Subject: a.Host, Message: msg, Error: true})
+		for _, e := range ev {
+			l.cfg.OnEvent(e)
 		}
 	}()
 }
 
 // requestLease asks the others for a network lease, without blocking the loop.
-func (l *Loop) requestLease(ctx context.Context) {
-	l.mu.Lock()
-	if l.leaseBusy {
-		l.mu.Unlock()
+func (l *Loop) requestLease(ctx context.Context, a quorum.Action) {
+	if !l.start(a) {
 		return
 	}
-	l.leaseBusy = true
-	l.mu.Unlock()
 	sent := l.cfg.Now()
 	req := LeaseRequest{Host: l.self, Gen: l.cfg.Slot.Generation()}
 	go func() {
 		qctx, cancel := context.WithTimeout(ctx, l.cfg.Timings.IOTimeout)
 		defer cancel()
 		granters, err := l.cfg.Serf.AskLease(qctx, req)
-		d, ok := l.Decision()
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.leaseBusy = false
-		if err != nil || !ok {
-			return
-		}
-		if quorum.LeaseHeld(d, l.self, granters) {
-			// The lease counts from when it was asked for: every granter's
-			// promise started later.
-			l.leaseUntil = max(l.leaseUntil, sent+l.cfg.Timings.SelfFence)
-			l.cfg.OnEvent(Event{Kind: "network-lease", Subject: l.self, Message: fmt.Sprintf("network lease granted by hosts %v", granters)})
-		}
+		l.locked(func(n *quorum.Node) { n.LeaseAnswered(sent, granters, err) })
 	}()
 }
 
@@ -793,20 +613,10 @@ func (l *Loop) requestLease(ctx context.Context) {
 // host's latest decision allows it, and then promises (by publishing the
 // grant in its slot) not to declare that host dead while the lease may run.
 func (l *Loop) GrantLease(req LeaseRequest) (bool, string) {
-	d, ok := l.Decision()
-	if !ok {
-		return false, "this host has not decided yet"
-	}
-	if h, ok := d.Host(req.Host); ok && h.Gen != req.Gen {
-		return false, fmt.Sprintf("host %d is at generation %d, not %d", req.Host, h.Gen, req.Gen)
-	}
-	grant, why := quorum.GrantLease(d, req.Host)
-	if grant {
-		l.mu.Lock()
-		l.granted[req.Host] = l.cfg.Now()
-		l.mu.Unlock()
-	}
-	return grant, why
+	now := l.cfg.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.node.Grant(now, req.Host, req.Gen)
 }
 
 // EncodeLeaseRequest and DecodeLeaseRequest are the wire form of a request.
@@ -819,14 +629,6 @@ func DecodeLeaseRequest(b []byte) (LeaseRequest, error) {
 		return r, fmt.Errorf("bad lease request %q", b)
 	}
 	return r, nil
-}
-
-func copyMap[K comparable, V any](m map[K]V) map[K]V {
-	out := make(map[K]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func truncate(s string, n int) string {

@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,7 +45,7 @@ type network struct {
 // wake is serf's wake query from host from: every connected host runs a cycle now.
 func (n *network) wake(from int) {
 	n.mu.Lock()
-	loops, hook := copyMap(n.loops), n.onWake
+	loops, hook := maps.Clone(n.loops), n.onWake
 	n.mu.Unlock()
 	if hook != nil {
 		hook(from)
@@ -96,7 +97,7 @@ func (m member) Alive() quorum.Set {
 func (m member) AskLease(_ context.Context, req LeaseRequest) (quorum.Set, error) {
 	var granted quorum.Set
 	m.n.mu.Lock()
-	loops := copyMap(m.n.loops)
+	loops := maps.Clone(m.n.loops)
 	m.n.mu.Unlock()
 	for id, l := range loops {
 		if id != m.self && m.n.connected(m.self, id) {
