@@ -861,8 +861,8 @@ they are.
 		}
 		if res.idle.guests > 0 {
 			fmt.Fprintf(&b, "\nFor scale, in the same window one idle test guest (QEMU, %d of them) used %.1f %% of a core on average, "+
-				"so 30 idle ones would use %.0f %% of this machine's %d cores. Starting one costs far more: SeaBIOS boots for about "+
-				"1.7 s of CPU under nested KVM, so a 30-VM failover here boots 30 guests on 2 cores while it is measured.\n",
+				"so 30 idle ones would use %.0f %% of this machine's %d cores. Starting one costs far more (SeaBIOS boots for about "+
+				"1.7 s of CPU under nested KVM, longer under TCG), so a 30-VM failover here boots 30 guests on 2 cores while it is measured.\n",
 				res.idle.guests, res.idle.guestPct, 30*res.idle.guestPct/float64(runtime.NumCPU()), runtime.NumCPU())
 		}
 	}
