@@ -107,6 +107,9 @@ func (g *guest) boot() error {
 		return fmt.Errorf("boot id: %w", err)
 	}
 	g.bootID = strings.ReplaceAll(strings.TrimSpace(string(id)), "-", "")[:16]
+	// A task stuck in the kernel (a mount waiting on its disk, say) prints its stack on the
+	// console after 20 s instead of 120 s: a test that waits minutes for the guest then shows why.
+	_ = os.WriteFile("/proc/sys/kernel/hung_task_timeout_secs", []byte("20"), 0)
 	logf("init")
 	if err := loadModules("/lib/modules/order"); err != nil {
 		return err
