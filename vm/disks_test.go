@@ -75,24 +75,7 @@ func TestDiskDefinitionProblems(t *testing.T) {
 func protectFixture(t *testing.T, ask func(ctx context.Context, host int, disks []hypervisor.DiskSpec) ([]string, error)) (*vm.Manager, *hypervisor.Conn, *storage.LUN) {
 	t.Helper()
 	ctx := context.Background()
-	lunPath := filepath.Join(t.TempDir(), "lun.img")
-	if err := os.WriteFile(lunPath, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dev, err := storage.OpenFile(lunPath)
-	if err != nil {
-		t.Skipf("skipping: no O_DIRECT here: %v", err)
-	}
-	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "protect",
-		Geometry: storage.Geometry{MaxHosts: 8, MaxVMs: 8, EventBlocks: 8, ConfigBlks: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	dev.Close()
-	lun, err := storage.OpenPath(ctx, lunPath, storage.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lun.Close() })
+	lun := freshLUN(t, "protect", storage.Geometry{MaxHosts: 8, MaxVMs: 8, EventBlocks: 8, ConfigBlks: 2})
 	ev, err := lun.EventLog(ctx, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -83,24 +83,7 @@ func policyFixture(t *testing.T, pols []plan.Policy, wrap func(*heldStarts) vm.H
 	t.Helper()
 	n := len(pols)
 	ctx := context.Background()
-	lunPath := filepath.Join(t.TempDir(), "lun.img")
-	if err := os.WriteFile(lunPath, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dev, err := storage.OpenFile(lunPath)
-	if err != nil {
-		t.Skipf("skipping: no O_DIRECT here: %v", err)
-	}
-	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "steps",
-		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	dev.Close()
-	lun, err := storage.OpenPath(ctx, lunPath, storage.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lun.Close() })
+	lun := freshLUN(t, "steps", storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2})
 	for i := 1; i <= n; i++ {
 		pol, err := vm.RecordPolicy{Policy: pols[i-1]}.Marshal()
 		if err != nil {
@@ -476,4 +459,29 @@ func TestPoisonPillStopsLaunchingStarts(t *testing.T) {
 	if n := hv.calls.Load(); n != 4 {
 		t.Errorf("%d starts launched, want only the 4 that ran before the pill", n)
 	}
+}
+
+// freshLUN formats a LUN file with geometry g in a temporary directory and
+// opens it (closed at the test's end); it skips where O_DIRECT is missing.
+func freshLUN(t *testing.T, cluster string, g storage.Geometry) *storage.LUN {
+	t.Helper()
+	ctx := context.Background()
+	lunPath := filepath.Join(t.TempDir(), "lun.img")
+	if err := os.WriteFile(lunPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := storage.OpenFile(lunPath)
+	if err != nil {
+		t.Skipf("skipping: no O_DIRECT here: %v", err)
+	}
+	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: cluster, Geometry: g}); err != nil {
+		t.Fatal(err)
+	}
+	dev.Close()
+	lun, err := storage.OpenPath(ctx, lunPath, storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lun.Close() })
+	return lun
 }
