@@ -7,9 +7,12 @@ import (
 	"time"
 )
 
-// maxOutstanding caps how many timed-out I/Os may still be stuck in the
-// kernel before new ones fail at once: a hung LUN must not pile up threads.
-const maxOutstanding = 8
+// maxStuck caps how many abandoned I/Os (timed out or canceled, not yet
+// returned by the kernel) there may be before new ones fail at once: a hung
+// LUN must not pile up threads. I/Os still within io_timeout never count: a
+// failover of many VMs has dozens in flight at once on a healthy LUN, and
+// the heartbeat's write must not fail because of them.
+const maxStuck = 8
 
 // boundedIO runs every I/O with a deadline and never lets two writes to one
 // block be in flight at once: a write that timed out may still land later, and
@@ -19,7 +22,7 @@ type boundedIO struct {
 	timeout time.Duration
 
 	mu          sync.Mutex
-	outstanding int
+	stuck       int             // abandoned I/Os the kernel has not returned yet
 	writeBlocks map[int64]int64 // offset -> length of each in-flight write
 }
 
@@ -52,10 +55,10 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 			Hint: fmt.Sprintf("device is %d bytes; was it shrunk, or is this the wrong device?", b.dev.Size())}
 	}
 	b.mu.Lock()
-	if b.outstanding >= maxOutstanding {
+	if b.stuck >= maxStuck {
 		b.mu.Unlock()
 		return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: "I/O", Err: ErrIOTimeout,
-			Hint: fmt.Sprintf("%d earlier I/Os are still stuck; check the storage path (multipath -ll, dmesg)", maxOutstanding)}
+			Hint: fmt.Sprintf("%d earlier I/Os are still stuck; check the storage path (multipath -ll, dmesg)", maxStuck)}
 	}
 	if write {
 		if b.overlapsWrite(off, len(buf)) {
@@ -65,7 +68,6 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 		}
 		b.writeBlocks[off] = int64(len(buf))
 	}
-	b.outstanding++
 	b.mu.Unlock()
 
 	// The I/O owns its own aligned buffer: after a timeout the caller's
@@ -75,6 +77,7 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 		copy(io, buf)
 	}
 	done := make(chan ioResult, 1)
+	var returned, abandoned bool // under b.mu
 	go func() {
 		var n int
 		var err error
@@ -84,7 +87,10 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 			n, err = b.dev.ReadAt(io, off)
 		}
 		b.mu.Lock()
-		b.outstanding--
+		returned = true
+		if abandoned {
+			b.stuck--
+		}
 		if write {
 			delete(b.writeBlocks, off)
 		}
@@ -97,6 +103,14 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 	op := "read"
 	if write {
 		op = "write"
+	}
+	abandon := func() {
+		b.mu.Lock()
+		if !returned {
+			abandoned = true
+			b.stuck++
+		}
+		b.mu.Unlock()
 	}
 	select {
 	case r := <-done:
@@ -114,9 +128,11 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 		}
 		return nil
 	case <-timer.C:
+		abandon()
 		return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: op, Err: ErrIOTimeout,
 			Hint: fmt.Sprintf("no answer within io_timeout %v; check the storage path", b.timeout)}
 	case <-ctx.Done():
+		abandon()
 		return fmt.Errorf("lun %s block %d %s: %w", b.dev.Path(), off/BlockSize, op, ctx.Err())
 	}
 }

@@ -232,3 +232,33 @@ func TestBoundedOutstandingIO(t *testing.T) {
 	}
 	c.Clear("h1")
 }
+
+// Many I/Os in flight at once on a healthy (if slow) LUN all complete: only
+// I/Os that outlived io_timeout count as stuck. A failover of 30 VMs takes
+// their leases at once, and the heartbeat shares the LUN with them.
+func TestManyIOsInFlightOnAHealthyLUN(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{})
+	c := storagetest.NewController()
+	l := faultLUN(t, path, c, "h1")
+	// Every read waits a quarter of io_timeout (200 ms): all 24 are in
+	// flight together, none times out.
+	c.Inject("h1", storagetest.Fault{Op: storagetest.Reads, Latency: 50 * time.Millisecond})
+	const n = 24
+	before := c.Stats("h1").Reads
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := l.ReadSlot(ctx, 1)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("read: %v", err)
+		}
+	}
+	if got := c.Stats("h1").Reads - before; got != n {
+		t.Errorf("%d reads reached the device, want %d", got, n)
+	}
+}
