@@ -69,6 +69,8 @@ type Conn struct {
 
 	jobsMu sync.Mutex
 	jobs   map[string]chan libvirt.DomainJobInfo // migration waiters by domain UUID
+
+	starts *pool[*libvirt.Connect] // connections for domain starts (spares.go)
 }
 
 // Dial connects to the libvirtd at cfg.URI. It makes one attempt: a daemon
@@ -93,6 +95,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		subs:    make(map[*eventQueue]struct{}),
 		changed: make(chan struct{}),
 		jobs:    make(map[string]chan libvirt.DomainJobInfo),
+		starts:  newStartPool(cfg),
 	}
 	lc, ids, err := c.open(1)
 	if err != nil {

@@ -159,9 +159,13 @@ func (c *Conn) Undefine(ctx context.Context, name string) error {
 // Start boots a defined domain. A domain already running here fails with
 // ErrAlreadyRunning: starting is never silently idempotent, because the
 // caller's belief about where the VM runs was wrong.
+//
+// Starts run in parallel: beyond the first few at once, on spare connections
+// (spares.go), because libvirtd serves only a few calls of one connection at
+// a time.
 func (c *Conn) Start(ctx context.Context, name string) error {
 	op := fmt.Sprintf("start domain %q on %s", name, c.host)
-	return c.withDomain(ctx, op, name, func(d *libvirt.Domain) error {
+	create := func(d *libvirt.Domain) error {
 		err := d.Create()
 		if err != nil && classify(err) == nil {
 			// Drivers differ in the code they use (QEMU: operation invalid,
@@ -171,7 +175,36 @@ func (c *Conn) Start(ctx context.Context, name string) error {
 			}
 		}
 		return err
-	})
+	}
+	l, spare := c.starts.get()
+	if l.s == nil {
+		defer l.put(false)
+		return c.withDomain(ctx, op, name, create)
+	}
+	broken := false
+	defer func() { l.put(broken) }()
+	if err := ctx.Err(); err != nil {
+		return &opError{op: op, cause: err}
+	}
+	d, err := spare.LookupDomainByName(name)
+	if err == nil {
+		err = create(d)
+		d.Free()
+	}
+	if err == nil {
+		return nil
+	}
+	var oe *opError
+	if errors.As(err, &oe) {
+		return err
+	}
+	class := classify(err)
+	if class == ErrConnection || (class == nil && mayBeConnectionLoss(err)) {
+		if alive, aerr := spare.IsAlive(); aerr != nil || !alive {
+			broken, class = true, ErrConnection
+		}
+	}
+	return &opError{op: op, class: class, cause: err}
 }
 
 // Destroy powers the domain off at once (SIGTERM, then SIGKILL to QEMU). The
