@@ -87,6 +87,8 @@ func (d *Daemon) metricsHandler() http.Handler {
 		for _, k := range kinds {
 			fmt.Fprintf(&b, "wingman_events_total{kind=%q} %d\n", k, counts[k])
 		}
+		counter("wingman_events_dropped_total", "informational heartbeat events dropped because the LUN took events slower than they came")
+		fmt.Fprintf(&b, "wingman_events_dropped_total %d\n", d.loopEvs.Dropped())
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprint(w, b.String())
 	})
