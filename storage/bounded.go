@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,8 @@ type boundedIO struct {
 	mu          sync.Mutex
 	outstanding int
 	writeBlocks map[int64]int64 // offset -> length of each in-flight write
+
+	reads, writes atomic.Uint64 // I/Os issued, for IOStats
 }
 
 func newBoundedIO(dev Device, timeout time.Duration) *boundedIO {
@@ -67,6 +70,11 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 	}
 	b.outstanding++
 	b.mu.Unlock()
+	if write {
+		b.writes.Add(1)
+	} else {
+		b.reads.Add(1)
+	}
 
 	// The I/O owns its own aligned buffer: after a timeout the caller's
 	// buffer may be reused while the kernel still reads or fills this one.

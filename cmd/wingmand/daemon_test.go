@@ -34,6 +34,13 @@ func testTimings() storage.Timings {
 
 func formatLUN(t *testing.T) string {
 	t.Helper()
+	return formatLUNWith(t, testTimings(), storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 4, ConfigBlks: 4})
+}
+
+// formatLUNWith formats a LUN file in a temporary directory with timings
+// and geometry g.
+func formatLUNWith(t *testing.T, timings storage.Timings, g storage.Geometry) string {
+	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "lun.img")
 	if err := os.WriteFile(p, nil, 0o600); err != nil {
@@ -46,8 +53,7 @@ func formatLUN(t *testing.T) string {
 	defer dev.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "unit", Timings: testTimings(),
-		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 4, ConfigBlks: 4}}); err != nil {
+	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "unit", Timings: timings, Geometry: g}); err != nil {
 		t.Fatal(err)
 	}
 	return p
