@@ -20,6 +20,7 @@ import (
 // LUN is the part of *storage.LUN the manager uses.
 type LUN interface {
 	ReadVMs(ctx context.Context) ([]storage.VMRecord, []error)
+	ReadVM(ctx context.Context, idx int) (storage.VMRecord, error)
 	FindVM(ctx context.Context, id storage.UUID) (storage.VMRecord, error)
 	ReadLease(ctx context.Context, idx int) (storage.LeaseState, error)
 	ProtectVM(ctx context.Context, me storage.Owner, cfg storage.VMConfig) (int, storage.LeaseState, error)
@@ -140,6 +141,8 @@ type Manager struct {
 	seen     map[string]seenState // uuid -> state first seen
 	outgoing map[string]bool
 	lastDec  quorum.Decision
+	scan     recordScan        // Step's last full scan of the VM records
+	rescan   atomic.Bool       // the next Step reads every record (a protect here)
 	noticed  map[string]string // uuid -> last notice text (to not repeat it)
 	fenced   atomic.Bool       // SelfFence ran: start nothing more in this generation
 	// isolating: ApplyIsolation waits for the step lock; the step in
@@ -342,6 +345,7 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 	if err != nil {
 		return rep, fmt.Errorf("protect %q: %w", d.Name, err)
 	}
+	m.rescan.Store(true) // the record may have been blank at the last full scan
 	if m.fenced.Load() {
 		// The host fenced itself while the record was written, and the
 		// self-fence may not have seen it: the others will restart it.

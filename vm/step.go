@@ -229,7 +229,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("step: list local domains: %w", err)
 	}
-	recs, errs := m.lun.ReadVMs(ctx)
+	recs, errs := m.readRecords(ctx, dec, doms, now)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("step: %d VM records unreadable, not deciding on a partial view: %w", len(errs), errors.Join(errs...))
 	}
