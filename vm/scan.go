@@ -26,7 +26,7 @@ import (
 // (a host dead, left, isolated or back, quorum, a verdict), a guest that
 // appears or disappears here (a live migration in), and a protect on this
 // host.
-const FullScanEvery = 10 * time.Second
+const FullScanEvery = 30 * time.Second
 
 // recordScan is what the last full scan of the VM records found, and what
 // it ran on.
