@@ -141,10 +141,11 @@ type Manager struct {
 	seen     map[string]seenState // uuid -> state first seen
 	outgoing map[string]bool
 	lastDec  quorum.Decision
-	scan     recordScan        // Step's last full scan of the VM records
-	rescan   atomic.Bool       // the next Step reads every record (a protect here)
-	noticed  map[string]string // uuid -> last notice text (to not repeat it)
-	fenced   atomic.Bool       // SelfFence ran: start nothing more in this generation
+	scan     recordScan               // Step's last full scan of the VM records
+	rescan   atomic.Bool              // the next Step reads every record (a protect here)
+	decoded  map[string]decodedConfig // uuid -> the last step's decoded policy and size
+	noticed  map[string]string        // uuid -> last notice text (to not repeat it)
+	fenced   atomic.Bool              // SelfFence ran: start nothing more in this generation
 	// isolating: ApplyIsolation waits for the step lock; the step in
 	// progress launches no more failover starts, so it ends sooner.
 	isolating atomic.Int32

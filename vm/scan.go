@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"bytes"
 	"context"
 	"slices"
 	"strings"
@@ -86,4 +87,31 @@ func (m *Manager) readRecords(ctx context.Context, dec quorum.Decision, doms []h
 	s.valid = true
 	*last = s
 	return recs, nil
+}
+
+// decodedConfig is what a step took from a record's policy and domain XML,
+// kept while those bytes stay the same: decoding them (JSON and XML) was
+// a good part of a step at rest, for bytes that change only when the VM's
+// policy or definition does.
+type decodedConfig struct {
+	policy, xml []byte // as decoded (the record's own, never changed after the read)
+	rp          RecordPolicy
+	rpErr       error
+	memory      uint64
+	vcpus       int
+}
+
+// decodeConfig returns the decoded policy and size of a record's config,
+// from m.decoded when its bytes are unchanged. The caller holds m.mu and
+// puts the result in the step's new m.decoded.
+func (m *Manager) decodeConfig(c *storage.VMConfig) decodedConfig {
+	id := c.UUID.String()
+	if d, ok := m.decoded[id]; ok && bytes.Equal(d.policy, c.Policy) && bytes.Equal(d.xml, c.XML) {
+		return d
+	}
+	d := decodedConfig{policy: c.Policy, xml: c.XML}
+	d.rp, d.rpErr = UnmarshalRecordPolicy(c.Policy)
+	spec, _ := hypervisor.ParseDomainXML(string(c.XML))
+	d.memory, d.vcpus = spec.MemoryBytes, spec.VCPUs
+	return d
 }
