@@ -72,12 +72,14 @@ func (q *EventQueue) shedLocked(e Event) {
 	q.queue = append(q.queue, e)
 }
 
-// Run delivers queued events until ctx ends. An event being delivered then
-// is finished; those still queued are not delivered (Len counts them).
+// Run delivers queued events until ctx ends. Then it delivers the verdicts
+// still queued, which are few, and drops (and counts) the rest: a daemon
+// that stops must not wait on a slow LUN for informational events.
 func (q *EventQueue) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			q.flushVerdicts()
 			return
 		case <-q.ready:
 		}
@@ -88,6 +90,22 @@ func (q *EventQueue) Run(ctx context.Context) {
 			}
 			q.deliver(e)
 		}
+	}
+}
+
+func (q *EventQueue) flushVerdicts() {
+	for {
+		e, ok := q.pop()
+		if !ok {
+			return
+		}
+		if !e.Verdict() {
+			q.mu.Lock()
+			q.dropped++
+			q.mu.Unlock()
+			continue
+		}
+		q.deliver(e)
 	}
 }
 
@@ -103,7 +121,8 @@ func (q *EventQueue) pop() (Event, bool) {
 	return e, true
 }
 
-// Dropped is how many events were dropped because the queue was full.
+// Dropped is how many events were dropped: the queue was full, or they
+// were informational and still queued when Run ended.
 func (q *EventQueue) Dropped() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()

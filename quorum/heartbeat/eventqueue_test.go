@@ -73,6 +73,23 @@ func TestEventQueueShedsInformationalFirst(t *testing.T) {
 	})
 }
 
+// TestEventQueueDeliversVerdictsWhenStopped: when Run ends, the verdicts
+// still queued are delivered; the informational events are dropped and
+// counted.
+func TestEventQueueDeliversVerdictsWhenStopped(t *testing.T) {
+	var got []Event
+	q := NewEventQueue(0, func(e Event) { got = append(got, e) })
+	q.Push(Event{Kind: "network-lease"})
+	q.Push(Event{Kind: "self-fence"})
+	q.Push(Event{Kind: "test-message"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	q.Run(ctx)
+	if k := kinds(got); !slices.Equal(k, []string{"self-fence"}) || q.Dropped() != 2 || q.Len() != 0 {
+		t.Errorf("after Run on an ended ctx: delivered %v, %d dropped, %d queued; want [self-fence], 2 dropped, none queued", k, q.Dropped(), q.Len())
+	}
+}
+
 // TestHeartbeatOnTimeWhileEventWriteHangs: host 1 declares host 3 dead
 // while every event write (the LUN's event ring) hangs for 2 × io_timeout.
 // Through an EventQueue, as the daemon wires it, every renewal stays within
