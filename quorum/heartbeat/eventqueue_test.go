@@ -39,7 +39,7 @@ func TestEventQueueShedsInformationalFirst(t *testing.T) {
 			{dead("V2"), []string{"V1", "b", "V2"}, 1}, // full: the oldest informational goes
 			{info("c"), []string{"V1", "V2", "c"}, 2},
 			{dead("V3"), []string{"V1", "V2", "V3"}, 3},
-			{info("d"), []string{"V1", "V2", "V3"}, 4},       // only verdicts queued: d itself goes
+			{info("d"), []string{"V1", "V2", "V3"}, 4},        // only verdicts queued: d itself goes
 			{dead("V4"), []string{"V1", "V2", "V3", "V4"}, 4}, // a verdict is never dropped
 		}
 		for _, s := range steps {
