@@ -14,6 +14,19 @@ type Event struct {
 	Error   bool
 }
 
+// Verdict reports whether e records a verdict or an act of fencing: a host
+// declared dead, a self-fence, a poison pill sent, applied or acknowledged, a
+// power fence and its result. These say why VMs moved or stopped; an event
+// log that must shed load drops the others (a network lease granted, a test
+// message answered) first, and never these.
+func (e Event) Verdict() bool {
+	switch e.Kind {
+	case "network-lease", "test-message":
+		return false
+	}
+	return true // an unknown kind is kept: losing a verdict costs more
+}
+
 // Ack is the answer to a mailbox message that a host publishes in its slot.
 type Ack struct {
 	Kind  MessageKind // the message answered

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,8 @@ type boundedIO struct {
 	mu          sync.Mutex
 	stuck       int             // abandoned I/Os the kernel has not returned yet
 	writeBlocks map[int64]int64 // offset -> length of each in-flight write
+
+	reads, writes atomic.Uint64 // I/Os issued, for IOStats
 }
 
 func newBoundedIO(dev Device, timeout time.Duration) *boundedIO {
@@ -46,6 +49,9 @@ func (b *boundedIO) overlapsWrite(off int64, n int) bool {
 	return false
 }
 
+// do runs one I/O on buf, an aligned buffer (alignedBuf) that the I/O owns
+// until it completes: after a timeout the kernel may still read or fill it,
+// so the caller must not touch or reuse it unless do returned nil.
 func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) error {
 	if off%BlockSize != 0 || len(buf)%BlockSize != 0 || len(buf) == 0 {
 		return fmt.Errorf("lun %s: %w: unaligned I/O at %d length %d", b.dev.Path(), ErrInvalid, off, len(buf))
@@ -69,22 +75,21 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 		b.writeBlocks[off] = int64(len(buf))
 	}
 	b.mu.Unlock()
-
-	// The I/O owns its own aligned buffer: after a timeout the caller's
-	// buffer may be reused while the kernel still reads or fills this one.
-	io := alignedBuf(len(buf))
 	if write {
-		copy(io, buf)
+		b.writes.Add(1)
+	} else {
+		b.reads.Add(1)
 	}
+
 	done := make(chan ioResult, 1)
 	var returned, abandoned bool // under b.mu
 	go func() {
 		var n int
 		var err error
 		if write {
-			n, err = b.dev.WriteAt(io, off)
+			n, err = b.dev.WriteAt(buf, off)
 		} else {
-			n, err = b.dev.ReadAt(io, off)
+			n, err = b.dev.ReadAt(buf, off)
 		}
 		b.mu.Lock()
 		returned = true
@@ -123,9 +128,6 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 			return &BlockError{Path: b.dev.Path(), Block: off / BlockSize, What: op,
 				Err: fmt.Errorf("short %s: %d of %d bytes", op, r.n, len(buf)), Hint: "is the device smaller than its header says?"}
 		}
-		if !write {
-			copy(buf, io)
-		}
 		return nil
 	case <-timer.C:
 		abandon()
@@ -137,14 +139,20 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 	}
 }
 
+// read returns the n bytes at off in a buffer of the I/O's own: once it
+// completed, nothing else touches it.
 func (b *boundedIO) read(ctx context.Context, off int64, n int) ([]byte, error) {
-	buf := make([]byte, n)
-	if err := b.do(ctx, false, off, buf); err != nil {
+	io := alignedBuf(n)
+	if err := b.do(ctx, false, off, io); err != nil {
 		return nil, err
 	}
-	return buf, nil
+	return io, nil
 }
 
+// write writes p at off from a copy: after a timeout the caller may reuse p
+// while the kernel still reads the copy.
 func (b *boundedIO) write(ctx context.Context, off int64, p []byte) error {
-	return b.do(ctx, true, off, p)
+	io := alignedBuf(len(p))
+	copy(io, p)
+	return b.do(ctx, true, off, io)
 }

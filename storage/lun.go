@@ -159,6 +159,17 @@ func OpenPath(ctx context.Context, path string, opts OpenOptions) (*LUN, error) 
 	return l, nil
 }
 
+// IOStats counts the I/Os a LUN issued since it was opened.
+type IOStats struct {
+	Reads, Writes uint64
+}
+
+// IOStats returns how many reads and writes this LUN issued (each one
+// I/O of one or more blocks): what a host costs the shared storage.
+func (l *LUN) IOStats() IOStats {
+	return IOStats{Reads: l.io.reads.Load(), Writes: l.io.writes.Load()}
+}
+
 // Header returns the header read at Open.
 func (l *LUN) Header() Header { return l.hdr }
 

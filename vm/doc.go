@@ -11,9 +11,10 @@
 //     and Migrate (the live-migration handover: SetMigration Started,
 //     hypervisor.Migrate, SetMigration Completed; the target then claims the
 //     lease);
-//   - Step, one reconcile round: snapshot the LUN's VM records and the local
-//     libvirt domains, call reconcile.Reconcile, execute its actions in order,
-//     and append each outcome to this host's event ring on the LUN;
+//   - Step, one reconcile round: snapshot the LUN's VM records (every one,
+//     or at rest only those in use; see FullScanEvery) and the local libvirt
+//     domains, call reconcile.Reconcile, execute its actions in order, and
+//     append each outcome to this host's event ring on the LUN;
 //   - the guest agents of the VMs it runs with WaitGuestAgent, in the
 //     background until Close: pinged until they first answer (the lease's
 //     guest-up mark, which later start tiers wait for), then every

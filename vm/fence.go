@@ -18,6 +18,10 @@ import (
 // io_timeout per I/O while the guests keep running).
 const selfFenceReadBound = 500 * time.Millisecond
 
+// selfFenceReportBound is how long a self-fence waits, once its guests are
+// destroyed, for the events that report it (see SelfFence).
+const selfFenceReportBound = 500 * time.Millisecond
+
 // SelfFence destroys every protected VM that runs on this host, at once and
 // without a graceful shutdown: the heartbeat loop calls it when this host
 // may no longer run VMs (no heartbeat write for F and no network lease, or
@@ -47,24 +51,42 @@ func (m *Manager) SelfFence(ctx context.Context, reason string) error {
 	// moment in which it may write beside its restarted copy.
 	var failed []error
 	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var destroyed, reported sync.WaitGroup
 	for _, d := range doms {
 		if !d.State.Active() || !(all || protected[strings.ToLower(d.UUID)]) {
 			continue
 		}
-		wg.Add(1)
+		destroyed.Add(1)
+		reported.Add(1)
 		go func() {
-			defer wg.Done()
-			if err := m.hv.Destroy(ctx, d.Name); err != nil {
+			defer reported.Done()
+			err := m.hv.Destroy(ctx, d.Name)
+			if err != nil {
 				mu.Lock()
 				failed = append(failed, fmt.Errorf("destroy %q: %w", d.Name, err))
 				mu.Unlock()
-				return
 			}
-			m.event(ctx, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
+			destroyed.Done()
+			if err == nil {
+				m.event(ctx, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
+			}
 		}()
 	}
-	wg.Wait()
+	destroyed.Wait()
+	// The events go to the LUN's event ring, one after the other, each up
+	// to two I/Os of io_timeout on the LUN that may be what hangs: the
+	// heartbeat loop, which waits for this call, waits for them only a
+	// moment. They are still written, later, if the LUN answers.
+	done := make(chan struct{})
+	go func() { reported.Wait(); close(done) }()
+	t := time.NewTimer(selfFenceReportBound)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
+	mu.Lock()
+	defer mu.Unlock()
 	if len(failed) > 0 {
 		return fmt.Errorf("self-fence: %w", errors.Join(failed...))
 	}

@@ -20,6 +20,7 @@ import (
 // LUN is the part of *storage.LUN the manager uses.
 type LUN interface {
 	ReadVMs(ctx context.Context) ([]storage.VMRecord, []error)
+	ReadVM(ctx context.Context, idx int) (storage.VMRecord, error)
 	FindVM(ctx context.Context, id storage.UUID) (storage.VMRecord, error)
 	ReadLease(ctx context.Context, idx int) (storage.LeaseState, error)
 	ProtectVM(ctx context.Context, me storage.Owner, cfg storage.VMConfig) (int, storage.LeaseState, error)
@@ -140,8 +141,11 @@ type Manager struct {
 	seen     map[string]seenState // uuid -> state first seen
 	outgoing map[string]bool
 	lastDec  quorum.Decision
-	noticed  map[string]string // uuid -> last notice text (to not repeat it)
-	fenced   atomic.Bool       // SelfFence ran: start nothing more in this generation
+	scan     recordScan               // Step's last full scan of the VM records
+	rescan   atomic.Bool              // the next Step reads every record (a protect here)
+	decoded  map[string]decodedConfig // uuid -> the last step's decoded policy and size
+	noticed  map[string]string        // uuid -> last notice text (to not repeat it)
+	fenced   atomic.Bool              // SelfFence ran: start nothing more in this generation
 	// isolating: ApplyIsolation waits for the step lock; the step in
 	// progress launches no more failover starts, so it ends sooner.
 	isolating atomic.Int32
@@ -342,6 +346,7 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 	if err != nil {
 		return rep, fmt.Errorf("protect %q: %w", d.Name, err)
 	}
+	m.rescan.Store(true) // the record may have been blank at the last full scan
 	if m.fenced.Load() {
 		// The host fenced itself while the record was written, and the
 		// self-fence may not have seen it: the others will restart it.

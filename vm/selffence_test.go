@@ -17,7 +17,15 @@ import (
 // TestSelfFenceDoesNotWaitForAHungLUN: a host whose LUN hangs fences itself;
 // the VM records it would read to spare unprotected guests cannot come. It
 // must destroy its guests without waiting io_timeout per record read.
-func TestSelfFenceDoesNotWaitForAHungLUN(t *testing.T) {
+func TestSelfFenceDoesNotWaitForAHungLUN(t *testing.T) { selfFenceOnHungLUN(t, false) }
+
+// TestSelfFenceDoesNotWaitForItsEvents: the same with the event ring on the
+// hung LUN, as in the daemon: the self-fence reports each destroyed guest
+// there, and must not make the heartbeat loop wait the two I/Os of
+// io_timeout each event write takes.
+func TestSelfFenceDoesNotWaitForItsEvents(t *testing.T) { selfFenceOnHungLUN(t, true) }
+
+func selfFenceOnHungLUN(t *testing.T, withEvents bool) {
 	ctx := context.Background()
 	lunPath := filepath.Join(t.TempDir(), "lun.img")
 	if err := os.WriteFile(lunPath, nil, 0o600); err != nil {
@@ -62,7 +70,13 @@ func TestSelfFenceDoesNotWaitForAHungLUN(t *testing.T) {
 	if _, _, err := lun.ProtectVM(ctx, storage.Owner{Host: 2, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: id, Name: "fenced-1", Policy: pol, XML: []byte(xml)}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1}, lun, conn, nil)
+	var events vm.Events
+	if withEvents {
+		if events, err = lun.EventLog(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1}, lun, conn, events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,9 +97,10 @@ func TestSelfFenceDoesNotWaitForAHungLUN(t *testing.T) {
 			t.Fatalf("the protected guest still runs after the self-fence")
 		}
 	}
-	// The reads of the hung LUN time out only after io_timeout each.
+	// The reads and event writes on the hung LUN time out only after
+	// io_timeout each.
 	if took >= timings.IOTimeout {
-		t.Errorf("the self-fence took %v with the LUN hung: it waited for the records (io_timeout %v)", took, timings.IOTimeout)
+		t.Errorf("the self-fence took %v with the LUN hung: it waited for the records or its events (io_timeout %v)", took, timings.IOTimeout)
 	}
 	if faults.Stats("kvm2").Hung == 0 {
 		t.Error("the self-fence did not try the LUN: the test no longer covers the hang")

@@ -229,7 +229,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("step: list local domains: %w", err)
 	}
-	recs, errs := m.lun.ReadVMs(ctx)
+	recs, errs := m.readRecords(ctx, dec, doms, now)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("step: %d VM records unreadable, not deciding on a partial view: %w", len(errs), errors.Join(errs...))
 	}
@@ -253,23 +253,25 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	}
 	snap := &snapshot{recs: map[string]storage.VMRecord{}, names: map[string]string{}}
 	held := make(map[string]heldSeen, len(recs))
+	decoded := make(map[string]decodedConfig, len(recs))
 	for _, r := range recs {
 		if !r.Protected() {
 			continue
 		}
 		id := r.Config.UUID.String()
-		rp, err := UnmarshalRecordPolicy(r.Config.Policy)
-		if err != nil {
-			m.notice(ctx, r.Config.UUID, fmt.Sprintf("record %d: unreadable policy, VM left alone: %v", r.Index, err))
+		dc := m.decodeConfig(r.Config)
+		decoded[id] = dc
+		rp := dc.rp
+		if dc.rpErr != nil {
+			m.notice(ctx, r.Config.UUID, fmt.Sprintf("record %d: unreadable policy, VM left alone: %v", r.Index, dc.rpErr))
 			// Left out of planning, but its lease still keeps others off:
 			// a record with a bad policy must not make a copy look stale.
 			rp.Policy.Restart = "never"
 		}
-		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
 		snap.recs[id] = r
 		rec := reconcile.Record{Index: r.Index, UUID: id, Name: r.Config.Name,
 			Lease: fromStorageLease(r.Lease), Policy: rp.Policy, Stopped: rp.Stopped,
-			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs}
+			Memory: dc.memory, VCPUs: dc.vcpus}
 		if r.Lease.Held() {
 			// When this host first saw the epoch held: after a restart of
 			// the daemon that is now, so a tier waits rather than not.
@@ -283,6 +285,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 		in.Records = append(in.Records, rec)
 	}
 	m.heldSeen = held
+	m.decoded = decoded
 	seen := make(map[string]seenState, len(doms))
 	for _, d := range doms {
 		id := strings.ToLower(d.UUID)

@@ -82,31 +82,11 @@ func failoverFixture(t *testing.T, n int) (*vm.Manager, *heldStarts, quorum.Deci
 func policyFixture(t *testing.T, pols []plan.Policy, wrap func(*heldStarts) vm.Hypervisor) (*vm.Manager, *heldStarts, quorum.Decision, *storage.LUN) {
 	t.Helper()
 	n := len(pols)
-	ctx := context.Background()
 	lun := freshLUN(t, "steps", storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2})
 	for i := 1; i <= n; i++ {
-		pol, err := vm.RecordPolicy{Policy: pols[i-1]}.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		uuid := fmt.Sprintf("00000000-0000-0000-0000-0000000005%02d", i)
-		id, _ := storage.ParseUUID(uuid)
-		name := fmt.Sprintf("steps-%02d", i)
-		xml := "<domain type='test'><name>" + name + "</name><uuid>" + uuid + "</uuid><memory unit='MiB'>64</memory>" +
-			"<os><type>hvm</type></os></domain>"
-		if _, _, err := lun.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: id, Name: name, Policy: pol, XML: []byte(xml)}); err != nil {
-			t.Fatal(err)
-		}
+		protectTestVM(t, lun, fmt.Sprintf("steps-%02d", i), fmt.Sprintf("00000000-0000-0000-0000-0000000005%02d", i), pols[i-1])
 	}
-	hcfg := hypervisor.DefaultConfig()
-	// A private copy of the driver's default host for this test.
-	hcfg.URI, hcfg.HostName = "test:///default", "kvm2"
-	conn, err := hypervisor.Dial(ctx, hcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	hv := &heldStarts{Conn: conn, hold: make(chan struct{})}
+	hv := &heldStarts{Conn: dialKVM2(t), hold: make(chan struct{})}
 	// This host takes 4 failover starts at once (its own [placement] limit).
 	lim := plan.DefaultConfig().Limits()
 	lim.MaxStarts = 4
@@ -463,6 +443,40 @@ func TestPoisonPillStopsLaunchingStarts(t *testing.T) {
 
 // freshLUN formats a LUN file with geometry g in a temporary directory and
 // opens it (closed at the test's end); it skips where O_DIRECT is missing.
+// protectTestVM stores a record for a test:/// guest name with uuid and
+// policy pol, owned by host 1 (generation 1), as that host would, and
+// returns its index.
+func protectTestVM(t *testing.T, lun *storage.LUN, name, uuid string, pol plan.Policy) int {
+	t.Helper()
+	b, err := vm.RecordPolicy{Policy: pol}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := storage.ParseUUID(uuid)
+	xml := "<domain type='test'><name>" + name + "</name><uuid>" + uuid + "</uuid><memory unit='MiB'>64</memory>" +
+		"<os><type>hvm</type></os></domain>"
+	idx, _, err := lun.ProtectVM(context.Background(), storage.Owner{Host: 1, Gen: 1, Nonce: 1},
+		storage.VMConfig{UUID: id, Name: name, Policy: b, XML: []byte(xml)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+// dialKVM2 connects to a private copy of the test:/// driver's default
+// host, as host kvm2.
+func dialKVM2(t *testing.T) *hypervisor.Conn {
+	t.Helper()
+	hcfg := hypervisor.DefaultConfig()
+	hcfg.URI, hcfg.HostName = "test:///default", "kvm2"
+	conn, err := hypervisor.Dial(context.Background(), hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 func freshLUN(t *testing.T, cluster string, g storage.Geometry) *storage.LUN {
 	t.Helper()
 	ctx := context.Background()

@@ -45,6 +45,7 @@ type Daemon struct {
 	serf    *gossip.Agent
 	vms     *vm.Manager
 	loop    *heartbeat.Loop
+	loopEvs *heartbeat.EventQueue // the loop's events, on their way to the LUN
 	wd      watchdog.Watchdog
 	wdNote  string
 	guard   *watchdog.Guard
@@ -171,11 +172,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	if d.fencer != nil {
 		power = d.fencer
 	}
+	d.loopEvs = heartbeat.NewEventQueue(0, d.onLoopEvent)
 	d.loop, err = heartbeat.New(heartbeat.Config{
 		Timings: heartbeat.Timings(t, d.serfDetect()),
 		Slot:    latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
 		Watchdog: petter{d}, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), d.loopMaxAge()) },
-		OnDecision: d.onDecision, OnEvent: d.onLoopEvent, Logger: d.log,
+		OnDecision: d.onDecision, OnEvent: d.loopEvs.Push, Logger: d.log,
 		Announce: heartbeat.Announcer(d.serf, t.IOTimeout),
 	})
 	if err != nil {
@@ -220,7 +222,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(3)
+	d.wg.Add(4)
+	go func() {
+		defer d.wg.Done()
+		d.loopEvs.Run(runCtx) // the heartbeat never waits on an event write
+	}()
 	go func() {
 		defer d.wg.Done()
 		d.checkDisks(runCtx, 30*time.Second)

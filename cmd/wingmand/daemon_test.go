@@ -34,6 +34,13 @@ func testTimings() storage.Timings {
 
 func formatLUN(t *testing.T) string {
 	t.Helper()
+	return formatLUNWith(t, testTimings(), storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 4, ConfigBlks: 4})
+}
+
+// formatLUNWith formats a LUN file in a temporary directory with timings
+// and geometry g.
+func formatLUNWith(t *testing.T, timings storage.Timings, g storage.Geometry) string {
+	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "lun.img")
 	if err := os.WriteFile(p, nil, 0o600); err != nil {
@@ -46,8 +53,7 @@ func formatLUN(t *testing.T) string {
 	defer dev.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "unit", Timings: testTimings(),
-		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 4, ConfigBlks: 4}}); err != nil {
+	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "unit", Timings: timings, Geometry: g}); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -243,7 +249,8 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	waitFor(t, "web1 running again", func() bool { v, _ := a.client.VM(ctx, "web1"); return v.State == "running" && !v.Stopped })
 	rec := httptest.NewRecorder()
 	a.d.metricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, want := range []string{"wingman_quorate 1", `wingman_host_state{host="kvm2",state="alive"} 1`, "wingman_heartbeat_renew_seconds", `wingman_events_total{kind="desired-stopped"}`} {
+	for _, want := range []string{"wingman_quorate 1", `wingman_host_state{host="kvm2",state="alive"} 1`, "wingman_heartbeat_renew_seconds", `wingman_events_total{kind="desired-stopped"}`,
+		"wingman_lun_reads_total ", "wingman_lun_writes_total ", "wingman_events_dropped_total 0"} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())
 		}

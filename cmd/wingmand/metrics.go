@@ -87,6 +87,13 @@ func (d *Daemon) metricsHandler() http.Handler {
 		for _, k := range kinds {
 			fmt.Fprintf(&b, "wingman_events_total{kind=%q} %d\n", k, counts[k])
 		}
+		io := d.lun.IOStats()
+		counter("wingman_lun_reads_total", "I/Os this host issued to read the heartbeat LUN (one or more blocks each)")
+		fmt.Fprintf(&b, "wingman_lun_reads_total %d\n", io.Reads)
+		counter("wingman_lun_writes_total", "I/Os this host issued to write the heartbeat LUN")
+		fmt.Fprintf(&b, "wingman_lun_writes_total %d\n", io.Writes)
+		counter("wingman_events_dropped_total", "informational heartbeat events dropped because the LUN took events slower than they came")
+		fmt.Fprintf(&b, "wingman_events_dropped_total %d\n", d.loopEvs.Dropped())
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprint(w, b.String())
 	})

@@ -20,6 +20,10 @@
 // before its first write can make it look fresh again, and before it acts on
 // a read.
 //
+// Its events leave through Config.OnEvent, which must not block: a writer
+// that may (the LUN's event ring) goes behind an EventQueue, so that the
+// heartbeat never waits on an event write.
+//
 // It decides nothing and remembers nothing itself but the raw mailbox
 // message it must acknowledge: it holds only I/O, timers and goroutines,
 // and drives the Node as the quorum package doc ("Driving a Node") says.

@@ -96,7 +96,9 @@ type Config struct {
 	// OnDecision receives every decision (the VM manager acts on it). It
 	// must not block for long.
 	OnDecision func(quorum.Decision)
-	// OnEvent receives events; it must not block.
+	// OnEvent receives events; it must not block: the loop calls it from
+	// its cycle. A writer that may block (the LUN's event ring) goes behind
+	// an EventQueue, whose Push is OnEvent.
 	OnEvent func(Event)
 	// Announce is called after a heartbeat write that published a new dead
 	// verdict; it must not block. The daemon wakes the other hosts with it,

@@ -167,6 +167,12 @@ type fakeHost struct {
 // (Config.Reads) and peers 2 and 3.
 func startFake(t *testing.T, reads int, peers map[int]peer) *fakeHost {
 	t.Helper()
+	return startFakeWith(t, reads, peers, nil)
+}
+
+// startFakeWith is startFake that also hands every event to onEvent (nil: none).
+func startFakeWith(t *testing.T, reads int, peers map[int]peer, onEvent func(Event)) *fakeHost {
+	t.Helper()
 	timings := quorumTimings(testTimings())
 	h := &fakeHost{slots: &fakeSlots{epoch: time.Now(), r: timings.Renew, peers: peers,
 		rec: storage.SlotRecord{HostID: 1, State: storage.SlotAlive, Generation: 1, Incarnation: 1, Sequence: 1, HostName: "kvm1"}},
@@ -190,6 +196,9 @@ func startFake(t *testing.T, reads int, peers map[int]peer) *fakeHost {
 				h.mu.Lock()
 				h.declared = append(h.declared, h.slots.since())
 				h.mu.Unlock()
+			}
+			if onEvent != nil {
+				onEvent(e)
 			}
 		}})
 	if err != nil {

@@ -33,9 +33,12 @@
 //
 // # The caller's duties
 //
-//  1. Snapshot: read every VM record from the LUN, list the local domains,
-//     take the current quorum decision and host capacities. Skip the round if
-//     any of these failed: deciding on a partial view could start a VM twice.
+//  1. Snapshot: list the local domains, then read the VM records from the
+//     LUN, take the current quorum decision and host capacities. Skip the
+//     round if any of these failed: deciding on a partial view could start a
+//     VM twice. Every record in use must be read each round; a record blank
+//     at the last full read may be skipped only while nothing could make
+//     this host act on a VM stored there since (vm.FullScanEvery says when).
 //  2. Call Reconcile and execute the actions in the order returned. Stop
 //     taking leases and starting VMs for the round if a destroy failed.
 //  3. Take every lease with AcquireLease(index, Action.Expect); a

@@ -1,0 +1,117 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/storage"
+)
+
+// FullScanEvery bounds how long Step goes without reading every VM record.
+//
+// A full scan reads two blocks of every record of the LUN (512 I/Os with
+// the default 256 records), while a cluster at rest uses a handful of
+// records: at one step per R that was nearly all of wingmand's CPU and
+// LUN reads at rest. Between full scans a step reads only the records that
+// were in use at the last one, so it sees every change to those (leases,
+// migrations, guest-up marks, policies, removals) as before. What it can
+// miss for a while is a VM that another host protected in a record that
+// was blank: until then this host leaves that VM alone, which is always
+// safe, and nothing waits on it, because every event that could make this
+// host act on such a VM forces a full scan first: a change in the decision
+// (a host dead, left, isolated or back, quorum, a verdict), a guest that
+// appears or disappears here (a live migration in), and a protect on this
+// host.
+const FullScanEvery = 30 * time.Second
+
+// recordScan is what the last full scan of the VM records found, and what
+// it ran on.
+type recordScan struct {
+	valid bool
+	at    time.Time  // the step's now
+	used  []int      // records that held a config (live or removed)
+	hosts []scanHost // the decision's hosts, as reconcile reads them
+	dead  []quorum.Verdict
+	run   [2]bool  // Quorate, MayRunVMs
+	local []string // the local domains' UUIDs, sorted
+}
+
+type scanHost struct {
+	id    int
+	gen   uint64
+	state quorum.HostState
+}
+
+// readRecords reads the VM records for a step: all of them when a full
+// scan is due (see FullScanEvery), else those in use at the last one.
+// The caller holds m.mu.
+func (m *Manager) readRecords(ctx context.Context, dec quorum.Decision, doms []hypervisor.Domain, now time.Time) ([]storage.VMRecord, []error) {
+	s := recordScan{at: now, dead: slices.Clone(dec.Verdicts), run: [2]bool{dec.Quorate, dec.MayRunVMs}}
+	for _, h := range dec.Hosts {
+		s.hosts = append(s.hosts, scanHost{h.ID, h.Gen, h.State})
+	}
+	for _, d := range doms {
+		s.local = append(s.local, strings.ToLower(d.UUID))
+	}
+	slices.Sort(s.local)
+	last := &m.scan
+	due := m.rescan.Swap(false) || !last.valid || now.Before(last.at) || now.Sub(last.at) >= FullScanEvery ||
+		!slices.Equal(s.hosts, last.hosts) || !slices.Equal(s.dead, last.dead) || s.run != last.run || !slices.Equal(s.local, last.local)
+	if !due {
+		recs := make([]storage.VMRecord, 0, len(last.used))
+		for _, idx := range last.used {
+			r, err := m.lun.ReadVM(ctx, idx)
+			if err != nil {
+				last.valid = false // and decide on nothing this round
+				return recs, []error{err}
+			}
+			recs = append(recs, r)
+		}
+		return recs, nil
+	}
+	recs, errs := m.lun.ReadVMs(ctx)
+	if len(errs) > 0 {
+		last.valid = false
+		return recs, errs
+	}
+	for _, r := range recs {
+		if r.Config != nil {
+			s.used = append(s.used, r.Index)
+		}
+	}
+	s.valid = true
+	*last = s
+	return recs, nil
+}
+
+// decodedConfig is what a step took from a record's policy and domain XML,
+// kept while those bytes stay the same: decoding them (JSON and XML) was
+// a good part of a step at rest, for bytes that change only when the VM's
+// policy or definition does.
+type decodedConfig struct {
+	policy, xml []byte // as decoded (the record's own, never changed after the read)
+	rp          RecordPolicy
+	rpErr       error
+	memory      uint64
+	vcpus       int
+}
+
+// decodeConfig returns the decoded policy and size of a record's config,
+// from m.decoded when its bytes are unchanged. The caller holds m.mu and
+// puts the result in the step's new m.decoded.
+func (m *Manager) decodeConfig(c *storage.VMConfig) decodedConfig {
+	id := c.UUID.String()
+	if d, ok := m.decoded[id]; ok && bytes.Equal(d.policy, c.Policy) && bytes.Equal(d.xml, c.XML) {
+		return d
+	}
+	d := decodedConfig{policy: c.Policy, xml: c.XML}
+	d.rp, d.rpErr = UnmarshalRecordPolicy(c.Policy)
+	spec, _ := hypervisor.ParseDomainXML(string(c.XML))
+	d.memory, d.vcpus = spec.MemoryBytes, spec.VCPUs
+	return d
+}
