@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm/plan"
 )
@@ -130,4 +131,37 @@ func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
 func parseUUID(s string) storage.UUID {
 	u, _ := storage.ParseUUID(s)
 	return u
+}
+
+// DestroyProtected destroys every local running domain that has a
+// protected-VM record on the LUN, or every running domain when no record
+// can be read: what the self-fence at F would have done, for a daemon that
+// comes back after its host ran unwatched for longer. It needs no Manager
+// (there is no heartbeat slot yet).
+func DestroyProtected(ctx context.Context, lun interface {
+	ReadVMs(ctx context.Context) ([]storage.VMRecord, []error)
+}, hv interface {
+	ListDomains(ctx context.Context) ([]hypervisor.Domain, error)
+	Destroy(ctx context.Context, name string) error
+}) error {
+	recs, errs := lun.ReadVMs(ctx)
+	protected := map[string]bool{}
+	for _, r := range recs {
+		if r.Protected() {
+			protected[strings.ToLower(r.Config.UUID.String())] = true
+		}
+	}
+	doms, err := hv.ListDomains(ctx)
+	if err != nil {
+		return fmt.Errorf("list domains to fence them: %w", err)
+	}
+	var failed []error
+	for _, dm := range doms {
+		if dm.Active() && (protected[strings.ToLower(dm.UUID)] || (len(errs) > 0 && len(recs) == 0)) {
+			if err := hv.Destroy(ctx, dm.Name); err != nil {
+				failed = append(failed, fmt.Errorf("destroy %s: %w", dm.Name, err))
+			}
+		}
+	}
+	return errors.Join(failed...)
 }

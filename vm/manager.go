@@ -270,8 +270,10 @@ func (m *Manager) findLocal(ctx context.Context, nameOrUUID string) (hypervisor.
 	return hypervisor.Domain{}, fmt.Errorf("domain %q on host %d: %w", nameOrUUID, m.cfg.Host, ErrNotFound)
 }
 
-// find returns the protected record named nameOrUUID.
-func (m *Manager) find(ctx context.Context, nameOrUUID string) (storage.VMRecord, RecordPolicy, error) {
+// Find returns the protected record named nameOrUUID (a name or a UUID)
+// and its policy; an error wrapping ErrNotFound when no protected VM has
+// that name. It is the one lookup of a VM by what an operator typed.
+func (m *Manager) Find(ctx context.Context, nameOrUUID string) (storage.VMRecord, RecordPolicy, error) {
 	if id, err := storage.ParseUUID(nameOrUUID); err == nil {
 		r, err := m.lun.FindVM(ctx, id)
 		if err != nil {
@@ -367,7 +369,7 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 
 // ownedRecord finds nameOrUUID and checks this host owns it.
 func (m *Manager) ownedRecord(ctx context.Context, op, nameOrUUID string) (storage.VMRecord, RecordPolicy, error) {
-	r, rp, err := m.find(ctx, nameOrUUID)
+	r, rp, err := m.Find(ctx, nameOrUUID)
 	if err != nil {
 		return r, rp, fmt.Errorf("%s %q: %w", op, nameOrUUID, err)
 	}

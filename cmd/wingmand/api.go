@@ -19,6 +19,7 @@ import (
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/plan"
 )
 
@@ -39,6 +40,28 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.err.Error() }
 
+// refusal is the status and hint of an error the operator can act on: an
+// httpError of this package, or a vm.Refusal of the library packages.
+func refusal(err error) (status int, hint string, ok bool) {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status, he.hint, true
+	}
+	var rf *vm.Refusal
+	if !errors.As(err, &rf) {
+		return 0, "", false
+	}
+	switch rf.Class {
+	case vm.ErrConflict:
+		status = http.StatusConflict
+	case vm.ErrForbidden:
+		status = http.StatusForbidden
+	default:
+		status = http.StatusBadRequest
+	}
+	return status, rf.Hint, true
+}
+
 func notFound(format string, a ...any) error {
 	return &httpError{status: http.StatusNotFound, err: fmt.Errorf(format, a...)}
 }
@@ -55,15 +78,15 @@ func (d *Daemon) Handler() http.Handler {
 			out, err := fn(r)
 			w.Header().Set("Content-Type", "application/json")
 			if err != nil {
-				status, hint := http.StatusInternalServerError, ""
-				var he *httpError
+				status, hint, ok := refusal(err)
 				switch {
-				case errors.As(err, &he):
-					status, hint = he.status, he.hint
+				case ok:
 				case errors.Is(err, vm.ErrNotFound), errors.Is(err, storage.ErrNotFound), errors.Is(err, hypervisor.ErrNotFound):
 					status = http.StatusNotFound
 				case errors.Is(err, vm.ErrNotOwner), errors.Is(err, vm.ErrNoQuorum), errors.Is(err, plan.ErrInvalidPolicy):
 					status = http.StatusConflict
+				default:
+					status = http.StatusInternalServerError
 				}
 				w.WriteHeader(status)
 				json.NewEncoder(w).Encode(api.Error{Error: err.Error(), Hint: hint})
@@ -137,9 +160,10 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		// A live drill runs to its end, cleanup included, even if the
 		// client goes away: no throwaway guest is left behind.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), drillTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), drill.Timeout)
 		defer cancel()
-		return d.drill(ctx, req)
+		rep, err := d.drills.Run(ctx, drill.Request(req))
+		return apiDrillReport(rep), err
 	})
 	return mux
 }
@@ -290,7 +314,7 @@ func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
 			w = append(w, fmt.Sprintf("serf member %s runs wingmand %s, this host %s", m.Name, m.Tags.Version, version))
 		}
 	}
-	w = append(w, d.diskWarnings()...)
+	w = append(w, d.disks.Warnings()...)
 	if d.wdNote != "" && d.wd.Kind() == "device" {
 		w = append(w, d.wdNote)
 	}

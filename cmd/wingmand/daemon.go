@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/quorum/fence"
@@ -23,6 +25,8 @@ import (
 	"github.com/wingmanha/wingman/quorum/watchdog"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/drill"
+	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
@@ -57,14 +61,14 @@ type Daemon struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
+	maint  *maintenance.Host // maintenance, evacuation, rolling update, freeze
+	drills *drill.Runner     // drills and the disk checks of protect
+	disks  *drill.DiskWatch  // the protected VMs' disks this host cannot reach
+
 	mu               sync.Mutex
 	lastWriteLatency time.Duration
 	maxLatency       []latencySample
-	maintenance      bool
-	disks            diskCheck
 	names            map[int]string // slot id -> host name, from the last decision
-	evacCancel       context.CancelFunc
-	evac             evacTracker // the last evacuation's progress
 
 	badLimitsMu sync.Mutex      // its own: capacities runs under the VM manager's lock
 	badLimits   map[string]bool // peers whose placement limits were ignored, warned once
@@ -144,11 +148,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	d.counter = &eventCounter{log: d.events}
 	rcfg := reconcile.DefaultConfig()
 	rcfg.GuestAgentWait = cfg.Failover.GuestAgentWait.Duration
+	checkDisksOn := func(ctx context.Context, host int, disks []hypervisor.DiskSpec) ([]string, error) {
+		return d.drills.CheckDisksOn(ctx, host, disks)
+	}
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, Reconcile: rcfg,
-		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: d.checkDisksOn}, lun, d.hv, d.counter)
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn}, lun, d.hv, d.counter)
 	if err != nil {
 		return nil, err
 	}
+	dcfg := drill.Config{HostName: cfg.HostName, HostID: self, UnsafeMigration: cfg.Libvirt.UnsafeMigration}
+	d.drills = drill.New(dcfg, d.vms, d.hv, clusterView{d}, drillPeers{d}, d)
+	d.disks = drill.NewDiskWatch(dcfg, lun, d)
+	d.maint = maintenance.New(maintenance.Config{HostName: cfg.HostName, HostID: self, Generation: d.slot.Generation(),
+		StateDir: cfg.StateDir, ConfigPath: cfg.path, Renew: d.hdr.Timings.Renew, IOTimeout: d.hdr.Timings.IOTimeout,
+		ParallelMigrations: cfg.Maintenance.ParallelMigrations, ColdMove: cfg.Maintenance.OnMigrationFailure == "cold-move",
+		AllowExec: cfg.Maintenance.AllowExec, ExecTimeout: cfg.Maintenance.ExecTimeout.Duration, RebootCommand: cfg.Maintenance.RebootCommand,
+		Log: d.log}, d.vms, lun, d.hv, clusterView{d}, d)
 
 	d.guard = watchdog.NewGuard(time.Now)
 	hbTick, vmTick := d.guard.Loop("heartbeat"), d.guard.LoopWithin("vm-manager", vmLoopMaxAge)
@@ -200,30 +215,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		// Resumed a generation the cluster declared dead while wingmand
 		// was down: the cycle above destroyed its guests (they run
 		// elsewhere now). Start over with a new generation.
-		os.Remove(d.resumeFile())
+		d.resumeFile().Remove()
 		return nil, fmt.Errorf("this host was declared dead while wingmand was down; its protected VMs were destroyed here and run elsewhere; start wingmand again to rejoin")
 	}
 	d.slot.SetState(storage.SlotAlive)
-	if _, err := os.Stat(d.maintenanceFile()); err == nil {
-		// The host was in maintenance when wingmand stopped: it stays there
-		// until `wingman maintenance exit`.
-		d.mu.Lock()
-		d.maintenance = true
-		d.mu.Unlock()
-		d.slot.SetState(storage.SlotMaintenance)
-		if err := d.serf.SetTags(d.tags(ctx, self)); err != nil {
-			d.log.Warn("maintenance tag", "err", err)
-		}
-		d.event(storage.SevInfo, "maintenance-kept", self, "%s is still in maintenance after the restart", d.cfg.HostName)
-	}
-	d.thaw(ctx)
+	// A host in maintenance when wingmand stopped stays there until
+	// `wingman maintenance exit` (or a rolling update's reboot request).
+	d.maint.Restore(ctx)
+	d.maint.Thaw(ctx)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(3)
+	d.wg.Add(4)
 	go func() {
 		defer d.wg.Done()
-		d.checkDisks(runCtx, 30*time.Second)
+		d.disks.Run(runCtx, 30*time.Second)
 	}()
 	go func() {
 		defer d.wg.Done()
@@ -243,14 +249,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		defer d.wg.Done()
 		d.vmLoop(runCtx, vmTick)
 	}()
-	if exit, failback := d.rebootRequested(); exit && d.inMaintenance() {
+	go func() {
+		defer d.wg.Done()
 		// A rolling update rebooted this host and asked it to rejoin by itself.
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			d.exitAfterReboot(runCtx, failback)
-		}()
-	}
+		d.maint.RejoinAfterReboot(runCtx)
+	}()
 	d.status("running: host %d generation %d, %s watchdog", self, d.slot.Generation(), d.wd.Kind())
 	ok = true
 	return d, nil
@@ -315,7 +318,7 @@ func (d *Daemon) startSerf(ctx context.Context, self int) error {
 
 func (d *Daemon) tags(ctx context.Context, self int) gossip.Tags {
 	pl := d.cfg.Placement
-	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.inMaintenance(),
+	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.maint != nil && d.maint.Active(),
 		CPUOvercommit: pl.CPUOvercommit, MemoryOvercommit: pl.MemoryOvercommit, ReservedMiB: pl.ReservedMemoryMiB, MaxStarts: pl.ParallelStarts}
 	if c, err := d.hv.Capacity(ctx); err == nil {
 		t.MemoryTotalMiB, t.CPUs = c.MemoryBytes>>20, c.CPUs
@@ -324,12 +327,6 @@ func (d *Daemon) tags(ctx context.Context, self int) gossip.Tags {
 		}
 	}
 	return t
-}
-
-func (d *Daemon) inMaintenance() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.maintenance
 }
 
 func (d *Daemon) startFencing() error {
@@ -405,7 +402,8 @@ type latencySlot struct {
 }
 
 func (s latencySlot) Renew(ctx context.Context) ([]storage.SlotView, error) {
-	t0, b0 := time.Now(), bootClock()
+	t0 := time.Now()
+	b0, _ := heartbeat.BootTime()
 	v, err := s.Heartbeat.Renew(ctx)
 	s.d.recordLatency(time.Since(t0))
 	if err == nil {
@@ -566,12 +564,12 @@ func (d *Daemon) onLoopEvent(e heartbeat.Event) {
 // event appends to this host's event ring; it never blocks the caller for
 // longer than one bounded LUN write.
 func (d *Daemon) event(sev storage.Severity, kind string, subject int, format string, a ...any) {
-	d.vmEvent(sev, kind, storage.UUID{}, subject, format, a...)
+	d.Event(sev, kind, storage.UUID{}, subject, format, a...)
 }
 
-// vmEvent is event about one VM (zero: none), so that `wingman events`
+// Event is event about one VM (zero: none), so that `wingman events`
 // can be filtered by it.
-func (d *Daemon) vmEvent(sev storage.Severity, kind string, vmID storage.UUID, subject int, format string, a ...any) {
+func (d *Daemon) Event(sev storage.Severity, kind string, vmID storage.UUID, subject int, format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if len(msg) > 175 {
 		msg = msg[:172] + "..."
@@ -642,14 +640,14 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	var err error
 	switch policy {
 	case "migrate":
-		err = d.evacuate(ctx, false)
+		err = d.maint.Evacuate(ctx, false)
 		if err != nil {
 			d.log.Error("evacuation incomplete; VMs left here fail over once this host is declared dead", "err", err)
 		}
 	case "failover":
 		err = d.vms.ReleaseAll(ctx, "wingmand stopped with shutdown policy failover")
 	case "freeze":
-		err = d.freeze(ctx)
+		err = d.maint.Freeze(ctx)
 	case "keep":
 		if d.wd != nil && d.wd.Kind() == watchdog.KindSoftware {
 			// Without a hardware watchdog nothing would stop these VMs if
@@ -729,4 +727,112 @@ func listenSocket(path, group string) (net.Listener, error) {
 		_ = os.Chmod(filepath.Dir(path), 0o750)
 	}
 	return l, nil
+}
+
+// clusterView is the cluster as the library packages (vm/maintenance,
+// vm/drill) see it and speak to it.
+type clusterView struct{ d *Daemon }
+
+func (c clusterView) Decision() quorum.Decision                 { return c.d.decision() }
+func (c clusterView) ResolveHost(s string) (quorum.Host, error) { return c.d.resolveHost(s) }
+func (c clusterView) MigrationURI(host int) (string, error)     { return c.d.migrationURI(host) }
+
+// SetMaintenance shows this host in maintenance, or not, in its slot and
+// its serf tags.
+func (c clusterView) SetMaintenance(ctx context.Context, on bool) error {
+	state := storage.SlotAlive
+	if on {
+		state = storage.SlotMaintenance
+	}
+	c.d.slot.SetState(state)
+	return c.d.serf.SetTags(c.d.tags(ctx, c.d.slot.HostID()))
+}
+
+// MigrateHere asks VM id's owner to live-migrate it to this host.
+func (c clusterView) MigrateHere(ctx context.Context, id string) error {
+	body, _ := json.Marshal(api.MigrateRequest{Target: c.d.cfg.HostName})
+	_, err := c.d.vmCommand(ctx, command{Op: "migrate", VM: id, Body: body})
+	return err
+}
+
+// A restarted wingmand takes its heartbeat slot back at once when it can
+// prove the previous daemon of this host wrote it less than F ago (see
+// heartbeat.ResumeFile).
+func (d *Daemon) resumeFile() heartbeat.ResumeFile {
+	return heartbeat.ResumeFile(filepath.Join(filepath.Dir(d.cfg.API.Socket), "heartbeat.state"))
+}
+
+// noteWrite records a completed heartbeat write for a later resume.
+func (d *Daemon) noteWrite(issued time.Duration) {
+	if d.slot != nil {
+		d.resumeFile().Note(d.slot.Record().Incarnation, issued)
+	}
+}
+
+// resumeIncarnation returns the incarnation to resume, or 0. If the
+// previous daemon's last write is F old or older, the guests it left have
+// run unwatched for too long: they are destroyed first, as the self-fence
+// at F would have done.
+func (d *Daemon) resumeIncarnation(ctx context.Context) uint64 {
+	inc, age, ok := d.resumeFile().Take()
+	if !ok {
+		return 0
+	}
+	t := d.hdr.Timings
+	if age >= 0 && age < t.SelfFence-t.Renew {
+		d.status("resuming after a restart: the last heartbeat was written %v ago", age.Round(time.Millisecond))
+		return inc
+	}
+	d.log.Error("the previous wingmand stopped heartbeating more than F ago: destroying this host's protected VMs before rejoining", "age", age, "F", t.SelfFence)
+	if err := vm.DestroyProtected(ctx, d.lun, d.hv); err != nil {
+		d.log.Error("destroying the protected VMs failed", "err", err)
+	}
+	return 0
+}
+
+// fence fences a host or tests the path: a test message through the
+// host's LUN mailbox, acknowledged in its slot, and its fence agent's status.
+func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceRequest) (api.FenceResult, error) {
+	h, err := d.resolveHost(hostName)
+	if err != nil {
+		return api.FenceResult{}, err
+	}
+	start := time.Now()
+	res := api.FenceResult{Host: h.Name, Test: req.Test}
+	if !req.Test {
+		if d.fencer == nil {
+			return res, badRequest("configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
+		}
+		confirmed, err := d.fencer.PowerOff(ctx, h.ID)
+		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, confirmed)
+		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", confirmed), time.Since(start)
+		return res, err
+	}
+	m, err := d.lun.SendMessage(ctx, storage.Message{Type: storage.MsgTest, From: d.slot.HostID(), FromGen: d.slot.Generation(),
+		To: h.ID, ToGen: h.Gen, Reason: "wingman fence --test"})
+	if err != nil {
+		return res, err
+	}
+	res.Mailbox = "not acknowledged"
+	deadline := time.Now().Add(3*d.hdr.Timings.Renew + 2*d.hdr.Timings.IOTimeout)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		v, err := d.lun.ReadSlot(ctx, h.ID)
+		if err == nil && v.Record.Ack.Nonce == m.Nonce && v.Record.Ack.Result == storage.AckDone {
+			res.Mailbox = "acknowledged"
+			break
+		}
+		time.Sleep(d.hdr.Timings.Renew / 4)
+	}
+	if d.fencer != nil {
+		if a, ok := d.fencer.Agent(h.ID); ok {
+			st, err := a.Status(ctx)
+			res.Agent = "status " + st.String()
+			if err != nil {
+				res.Agent = "status failed: " + err.Error()
+			}
+		}
+	}
+	res.Duration = time.Since(start)
+	d.event(storage.SevInfo, "fence-test", h.ID, "fence test of %s: mailbox %s %s", h.Name, res.Mailbox, res.Agent)
+	return res, nil
 }

@@ -213,7 +213,7 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	if err := os.Remove(sharedDisk(filepath.Dir(a.d.cfg.LUN))); err != nil {
 		t.Fatal(err)
 	}
-	if why := b.d.unreachableDisks(ctx)["web1"]; !strings.Contains(why, "cannot run on kvm2") {
+	if why := b.d.disks.Unreachable(ctx)["web1"]; !strings.Contains(why, "cannot run on kvm2") {
 		t.Errorf("unreachable disk not reported: %q", why)
 	}
 	// Host 2 sees it on the LUN, owned by host 1.
