@@ -44,7 +44,7 @@ const CommandQuery = "wingman-cmd"
 
 // vmCommand runs a VM command here if this host must, else forwards it to
 // the VM's owner.
-func (d *Daemon) vmCommand(ctx context.Context, c command) (any, error) {
+func (d apiServer) vmCommand(ctx context.Context, c command) (any, error) {
 	self := d.slot.HostID()
 	owner, err := d.ownerOf(ctx, c.VM)
 	switch {
@@ -62,7 +62,7 @@ func (d *Daemon) vmCommand(ctx context.Context, c command) (any, error) {
 
 // ownerOf is the host that holds the VM's lease (0: nobody), as the VM
 // manager finds it.
-func (d *Daemon) ownerOf(ctx context.Context, nameOrUUID string) (int, error) {
+func (d apiServer) ownerOf(ctx context.Context, nameOrUUID string) (int, error) {
 	r, _, err := d.vms.Find(ctx, nameOrUUID)
 	if err != nil || !r.Lease.Held() {
 		return 0, err
@@ -83,7 +83,7 @@ func decodeBody(c command, what string, into any) error {
 }
 
 // runCommand carries out a command on this host.
-func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
+func (d apiServer) runCommand(ctx context.Context, c command) (any, error) {
 	switch c.Op {
 	case "protect", "policy":
 		var req api.ProtectRequest
@@ -172,7 +172,7 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 	return nil, badRequest("", "unknown command %q", c.Op)
 }
 
-func (d *Daemon) migrate(ctx context.Context, name, target string) (api.MigrateResult, error) {
+func (d apiServer) migrate(ctx context.Context, name, target string) (api.MigrateResult, error) {
 	var to quorum.Host
 	if target == "" {
 		moves, _, err := d.vms.EvacuationPlan(ctx, d.decision())
@@ -215,7 +215,7 @@ func (d *Daemon) migrate(ctx context.Context, name, target string) (api.MigrateR
 }
 
 // hostCommand runs a host command on that host.
-func (d *Daemon) hostCommand(ctx context.Context, c command) (any, error) {
+func (d apiServer) hostCommand(ctx context.Context, c command) (any, error) {
 	h, err := d.resolveHost(c.Host)
 	if err != nil {
 		return nil, err
@@ -228,7 +228,7 @@ func (d *Daemon) hostCommand(ctx context.Context, c command) (any, error) {
 }
 
 // call runs op with body on host and decodes its answer into out.
-func (d *Daemon) call(ctx context.Context, host int, op string, body, out any) error {
+func (d apiServer) call(ctx context.Context, host int, op string, body, out any) error {
 	c := command{Op: op, Host: strconv.Itoa(host)}
 	if body != nil {
 		c.Body, _ = json.Marshal(body)
@@ -257,7 +257,7 @@ func remarshal(out any, into any) error {
 }
 
 // serveForwarding answers commands forwarded by other hosts over serf.
-func (d *Daemon) serveForwarding() error {
+func (d apiServer) serveForwarding() error {
 	return d.serf.HandleQuery(CommandQuery, func(_ string, payload []byte) ([]byte, error) {
 		var c command
 		if err := json.Unmarshal(payload, &c); err != nil {
@@ -282,7 +282,7 @@ func (d *Daemon) serveForwarding() error {
 }
 
 // forward sends c to host c.To over serf and waits for its answer.
-func (d *Daemon) forward(ctx context.Context, c command) (any, error) {
+func (d apiServer) forward(ctx context.Context, c command) (any, error) {
 	payload, _ := json.Marshal(c)
 	timeout := 10 * time.Minute
 	if dl, ok := ctx.Deadline(); ok {
@@ -311,7 +311,7 @@ func (d *Daemon) forward(ctx context.Context, c command) (any, error) {
 
 // protect is the "protect" command: protect the local domain, checking its
 // disks, and say what the other hosts answered.
-func (d *Daemon) protect(ctx context.Context, name string, rp vm.RecordPolicy, opts vm.ProtectOptions) (api.ProtectResult, error) {
+func (d apiServer) protect(ctx context.Context, name string, rp vm.RecordPolicy, opts vm.ProtectOptions) (api.ProtectResult, error) {
 	rep, err := d.vms.Protect(ctx, d.decision(), name, rp, opts)
 	switch {
 	case errors.Is(err, vm.ErrUnsafeDisk):

@@ -157,7 +157,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		return nil, err
 	}
 	dcfg := drill.Config{HostName: cfg.HostName, HostID: self, UnsafeMigration: cfg.Libvirt.UnsafeMigration}
-	d.drills = drill.New(dcfg, d.vms, d.hv, clusterView{d}, drillPeers{d}, d)
+	d.drills = drill.New(dcfg, d.vms, d.hv, clusterView{d}, drillPeers{apiServer{d}}, d)
 	d.disks = drill.NewDiskWatch(dcfg, lun, d)
 	d.maint = maintenance.New(maintenance.Config{HostName: cfg.HostName, HostID: self, Generation: d.slot.Generation(),
 		StateDir: cfg.StateDir, ConfigPath: cfg.path, Renew: d.hdr.Timings.Renew, IOTimeout: d.hdr.Timings.IOTimeout,
@@ -202,7 +202,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	if err := heartbeat.ServeWakes(d.serf, d.loop); err != nil {
 		return nil, err
 	}
-	if err := d.serveForwarding(); err != nil {
+	if err := (apiServer{d}).serveForwarding(); err != nil {
 		return nil, err
 	}
 
@@ -751,7 +751,7 @@ func (c clusterView) SetMaintenance(ctx context.Context, on bool) error {
 // MigrateHere asks VM id's owner to live-migrate it to this host.
 func (c clusterView) MigrateHere(ctx context.Context, id string) error {
 	body, _ := json.Marshal(api.MigrateRequest{Target: c.d.cfg.HostName})
-	_, err := c.d.vmCommand(ctx, command{Op: "migrate", VM: id, Body: body})
+	_, err := apiServer{c.d}.vmCommand(ctx, command{Op: "migrate", VM: id, Body: body})
 	return err
 }
 
@@ -835,4 +835,42 @@ func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceReques
 	res.Duration = time.Since(start)
 	d.event(storage.SevInfo, "fence-test", h.ID, "fence test of %s: mailbox %s %s", h.Name, res.Mailbox, res.Agent)
 	return res, nil
+}
+
+// eventCounter passes events to the LUN's event log and counts them by
+// kind, for the metrics.
+type eventCounter struct {
+	log *storage.EventLog
+	mu  sync.Mutex
+	n   map[string]uint64
+}
+
+func (c *eventCounter) Append(ctx context.Context, e storage.Event) (storage.Event, error) {
+	c.count(e.Kind)
+	return c.log.Append(ctx, e)
+}
+
+func (c *eventCounter) count(kind string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]uint64{}
+	}
+	c.n[kind]++
+}
+
+func (c *eventCounter) snapshot() map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]uint64, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+// isNotFound reports whether err says that what a request names does not
+// exist, in the terms of any adapter.
+func isNotFound(err error) bool {
+	return errors.Is(err, vm.ErrNotFound) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, hypervisor.ErrNotFound)
 }

@@ -242,7 +242,7 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	}
 	waitFor(t, "web1 running again", func() bool { v, _ := a.client.VM(ctx, "web1"); return v.State == "running" && !v.Stopped })
 	rec := httptest.NewRecorder()
-	a.d.metricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	apiServer{a.d}.metricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{"wingman_quorate 1", `wingman_host_state{host="kvm2",state="alive"} 1`, "wingman_heartbeat_renew_seconds", `wingman_events_total{kind="desired-stopped"}`} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())

@@ -33,7 +33,7 @@ func apiDrillReport(rep drill.Report) api.DrillReport {
 }
 
 // drillPeers sends a drill's questions to a host through the forwarding.
-type drillPeers struct{ d *Daemon }
+type drillPeers struct{ d apiServer }
 
 func (p drillPeers) Check(ctx context.Context, host int, req drill.CheckRequest) (ans drill.Answer, err error) {
 	err = p.d.call(ctx, host, "drill-check", req, &ans)

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"time"
-
-	"github.com/wingmanha/wingman/storage"
 )
 
 // latencyWarning is the status warning for a slow heartbeat LUN, or "". worst
@@ -13,11 +11,11 @@ import (
 // slower than io_timeout counts as failed, so this is the last point at which
 // a warning comes before anything fails (half of F would only warn once
 // writes already time out: F/2 >= io_timeout in every valid profile).
-func latencyWarning(worst time.Duration, t storage.Timings) string {
-	if worst <= t.IOTimeout/2 {
+func latencyWarning(worst, ioTimeout, selfFence time.Duration) string {
+	if worst <= ioTimeout/2 {
 		return ""
 	}
 	return fmt.Sprintf("heartbeat LUN latency reached %v in the last minute, over half of io_timeout (%v): "+
 		"a write slower than that counts as failed and F (%v) later this host self-fences unless the others grant it a network lease; check the storage path",
-		worst.Round(time.Millisecond), t.IOTimeout, t.SelfFence)
+		worst.Round(time.Millisecond), ioTimeout, selfFence)
 }

@@ -47,7 +47,7 @@ func decodeHostRequest(r *http.Request, into any, example string) (json.RawMessa
 // apiExec is POST /v1/hosts/{host}/exec: it runs on that host, forwarded
 // over serf, and waits for the command to end (the caller going away does
 // not kill it: a half-applied patch is worse than a finished one).
-func (d *Daemon) apiExec(r *http.Request) (any, error) {
+func (d apiServer) apiExec(r *http.Request) (any, error) {
 	var req api.ExecRequest
 	if _, err := decodeHostRequest(r, &req, `{"command": "apt-get -y upgrade", "timeout_ns": 1800000000000}`); err != nil {
 		return nil, err
@@ -73,7 +73,7 @@ func (d *Daemon) apiExec(r *http.Request) (any, error) {
 }
 
 // apiReboot is POST /v1/hosts/{host}/reboot.
-func (d *Daemon) apiReboot(r *http.Request) (any, error) {
+func (d apiServer) apiReboot(r *http.Request) (any, error) {
 	var req api.RebootRequest
 	body, err := decodeHostRequest(r, &req, `{"exit_maintenance": true, "failback": true}`)
 	if err != nil {
@@ -88,7 +88,7 @@ func (d *Daemon) apiReboot(r *http.Request) (any, error) {
 // apiEvacuationPlan is GET /v1/hosts/{host}/evacuation-plan: what entering
 // maintenance on the host would move where, computed here from the LUN and
 // the cluster view every host shares.
-func (d *Daemon) apiEvacuationPlan(ctx context.Context, host string) (api.EvacuationPlan, error) {
+func (d apiServer) apiEvacuationPlan(ctx context.Context, host string) (api.EvacuationPlan, error) {
 	h, err := d.resolveHost(host)
 	if err != nil {
 		return api.EvacuationPlan{}, err

@@ -7,47 +7,13 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/wingmanha/wingman/storage"
 )
-
-// eventCounter passes events to the LUN's event log and counts them by
-// kind, for the metrics.
-type eventCounter struct {
-	log *storage.EventLog
-	mu  sync.Mutex
-	n   map[string]uint64
-}
-
-func (c *eventCounter) Append(ctx context.Context, e storage.Event) (storage.Event, error) {
-	c.count(e.Kind)
-	return c.log.Append(ctx, e)
-}
-
-func (c *eventCounter) count(kind string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]uint64{}
-	}
-	c.n[kind]++
-}
-
-func (c *eventCounter) snapshot() map[string]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]uint64, len(c.n))
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
-}
 
 // metricsHandler serves Prometheus's text format: host states, quorum,
 // heartbeat latency, and counts of failovers, migrations and fences.
-func (d *Daemon) metricsHandler() http.Handler {
+func (d apiServer) metricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b strings.Builder
 		gauge := func(name, help string) { fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name) }
@@ -99,7 +65,7 @@ func (d *Daemon) serveMetrics(ctx context.Context, addr string) error {
 		return fmt.Errorf("metrics.listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", d.metricsHandler())
+	mux.Handle("/metrics", apiServer{d}.metricsHandler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -46,7 +46,7 @@ func (f *fakeVMs) Stop(context.Context, string) error  { return nil }
 // empty is a LUN without VM records and a libvirt without domains.
 type empty struct{}
 
-func (empty) ReadVMs(context.Context) ([]storage.VMRecord, []error)   { return nil, nil }
+func (empty) ReadVMs(context.Context) ([]storage.VMRecord, []error)    { return nil, nil }
 func (empty) ListDomains(context.Context) ([]hypervisor.Domain, error) { return nil, nil }
 func (empty) Connected() bool                                          { return true }
 
@@ -55,7 +55,9 @@ type fakeCluster struct {
 	on bool
 }
 
-func (c *fakeCluster) Decision() quorum.Decision { return quorum.Decision{Quorate: true, MayRunVMs: true} }
+func (c *fakeCluster) Decision() quorum.Decision {
+	return quorum.Decision{Quorate: true, MayRunVMs: true}
+}
 func (c *fakeCluster) SetMaintenance(_ context.Context, on bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
