@@ -77,7 +77,7 @@ func (m *Manager) planInputAndDefinitions(ctx context.Context, dec quorum.Decisi
 		spec, perr := hypervisor.ParseDomainXML(string(r.Config.XML))
 		id := strings.ToLower(r.Config.UUID.String())
 		in.VMs = append(in.VMs, plan.VM{UUID: id, Name: r.Config.Name, Owner: r.Lease.Owner.Host,
-			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !rp.Stopped && (!m.owns(r.Lease) || running[id]),
+			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !rp.Stopped && (!owns(m.cfg, r.Lease) || running[id]),
 			Policy: rp.Policy})
 		if perr != nil {
 			defs[id] = []string{perr.Error()}
@@ -298,7 +298,7 @@ func (m *Manager) ColdMove(ctx context.Context, nameOrUUID, reason string) error
 	if err := m.lun.ReleaseLease(ctx, r.Index, r.Lease); err != nil {
 		return fmt.Errorf("cold move %q: %w", r.Config.Name, err)
 	}
-	m.event(ctx, storage.SevWarning, "cold-moved", r.Config.UUID, m.cfg.Host, "%s shut down and released for another host to start: %s", r.Config.Name, reason)
+	writeEvent(ctx, m.events, storage.SevWarning, "cold-moved", r.Config.UUID, m.cfg.Host, "%s shut down and released for another host to start: %s", r.Config.Name, reason)
 	return nil
 }
 
@@ -324,7 +324,7 @@ func (m *Manager) ReleaseAll(ctx context.Context, reason string) error {
 	}
 	var failed []error
 	for _, r := range recs {
-		if !r.Protected() || !m.owns(r.Lease) {
+		if !r.Protected() || !owns(m.cfg, r.Lease) {
 			continue
 		}
 		if name, ok := names[strings.ToLower(r.Config.UUID.String())]; ok {
@@ -337,7 +337,7 @@ func (m *Manager) ReleaseAll(ctx context.Context, reason string) error {
 			failed = append(failed, fmt.Errorf("release %q: %w", r.Config.Name, err))
 			continue
 		}
-		m.event(ctx, storage.SevInfo, "released", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
+		writeEvent(ctx, m.events, storage.SevInfo, "released", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("release all: %w", errors.Join(failed...))

@@ -62,7 +62,7 @@ func (m *Manager) SelfFence(ctx context.Context, reason string) error {
 				mu.Unlock()
 				return
 			}
-			m.event(ctx, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
+			writeEvent(ctx, m.events, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
 		}()
 	}
 	wg.Wait()
@@ -99,7 +99,7 @@ func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
 	}
 	var failed []error
 	for _, r := range recs {
-		if !r.Protected() || !m.owns(r.Lease) {
+		if !r.Protected() || !owns(m.cfg, r.Lease) {
 			continue
 		}
 		rp, err := UnmarshalRecordPolicy(r.Config.Policy)
@@ -107,7 +107,7 @@ func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
 			rp = RecordPolicy{Policy: plan.DefaultPolicy()}
 		}
 		if rp.Policy.Isolation != plan.IsolationStop {
-			m.event(ctx, storage.SevWarning, "isolation-kept", r.Config.UUID, m.cfg.Host, "%s keeps running on the isolated host (isolation response: leave running)", r.Config.Name)
+			writeEvent(ctx, m.events, storage.SevWarning, "isolation-kept", r.Config.UUID, m.cfg.Host, "%s keeps running on the isolated host (isolation response: leave running)", r.Config.Name)
 			continue
 		}
 		if name, ok := running[strings.ToLower(r.Config.UUID.String())]; ok {
@@ -120,7 +120,7 @@ func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
 			failed = append(failed, fmt.Errorf("release lease of %q: %w", r.Config.Name, err))
 			continue
 		}
-		m.event(ctx, storage.SevWarning, "isolated", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
+		writeEvent(ctx, m.events, storage.SevWarning, "isolated", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("isolation: %w", errors.Join(failed...))
