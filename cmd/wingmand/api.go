@@ -15,6 +15,7 @@ import (
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/quorum"
+	"github.com/wingmanha/wingman/quorum/heartbeat"
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/plan"
@@ -275,7 +276,7 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 	dec := d.decision()
 	in := d.loopInput()
 	t := d.hdr.Timings
-	last, worst := d.latency()
+	last, worst := d.renewLatency.Get()
 	hosts, _ := d.apiHosts(ctx)
 	s := api.Status{Host: d.cfg.HostName, HostID: d.slot.HostID(), Generation: d.slot.Generation(), Cluster: d.hdr.ClusterName,
 		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Now: time.Now(), Quorate: dec.Quorate,
@@ -295,7 +296,7 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 func (d apiServer) warnings(dec quorum.Decision, worst time.Duration) []string {
 	t := d.hdr.Timings
 	var w []string
-	if lw := latencyWarning(worst, t.IOTimeout, t.SelfFence); lw != "" {
+	if lw := heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence); lw != "" {
 		w = append(w, lw)
 	}
 	if d.wd.Kind() == "software" {

@@ -52,7 +52,7 @@ type Daemon struct {
 	wd      watchdog.Watchdog
 	wdNote  string
 	guard   *watchdog.Guard
-	fencer  *nameFencer
+	fencer  *fence.ByName
 
 	started time.Time
 	notify  func(state string) // systemd sd_notify
@@ -65,18 +65,12 @@ type Daemon struct {
 	drills *drill.Runner     // drills and the disk checks of protect
 	disks  *drill.DiskWatch  // the protected VMs' disks this host cannot reach
 
-	mu               sync.Mutex
-	lastWriteLatency time.Duration
-	maxLatency       []latencySample
-	names            map[int]string // slot id -> host name, from the last decision
+	mu           sync.Mutex
+	renewLatency heartbeat.RenewLatency
+	names        map[int]string // slot id -> host name, from the last decision
 
 	badLimitsMu sync.Mutex      // its own: capacities runs under the VM manager's lock
 	badLimits   map[string]bool // peers whose placement limits were ignored, warned once
-}
-
-type latencySample struct {
-	at time.Time
-	d  time.Duration
 }
 
 // status reports what the daemon is doing, to systemd and the log.
@@ -247,7 +241,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	}()
 	go func() {
 		defer d.wg.Done()
-		d.vmLoop(runCtx, vmTick)
+		vm.Run(runCtx, d.vms, d.decisions, vmTick, d.log)
 	}()
 	go func() {
 		defer d.wg.Done()
@@ -335,52 +329,21 @@ func (d *Daemon) startFencing() error {
 	}
 	// Agents are configured by host name; the heartbeat loop fences by slot
 	// id, resolved at fence time, so a host that joins later is covered.
-	agents := map[string]*fence.Agent{}
+	hosts := map[string]fence.Config{}
 	for name, fc := range d.cfg.Fence {
 		c := fence.DefaultConfig()
 		c.Host, c.Agent, c.Params, c.Logger = name, fc.Agent, fc.Params, d.log
 		if fc.Timeout.Duration > 0 {
 			c.Timeout = fc.Timeout.Duration
 		}
-		a, err := fence.New(c)
-		if err != nil {
-			return fmt.Errorf("%s: fence.%s: %w", d.cfg.path, name, err)
-		}
-		agents[name] = a
+		hosts[name] = c
 	}
-	d.fencer = &nameFencer{d: d, agents: agents}
+	f, err := fence.NewByName(hosts, d.slotNames)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d.cfg.path, err)
+	}
+	d.fencer = f
 	return nil
-}
-
-// nameFencer finds a host's fence agent by its name in the configuration.
-type nameFencer struct {
-	d      *Daemon
-	agents map[string]*fence.Agent
-}
-
-// Agent returns host id's agent.
-func (f *nameFencer) Agent(host int) (*fence.Agent, bool) {
-	a, ok := f.agents[f.d.slotNames()[host]]
-	return a, ok
-}
-
-func (f *nameFencer) PowerOff(ctx context.Context, host int) (bool, error) {
-	a, ok := f.Agent(host)
-	if !ok {
-		return false, fmt.Errorf("power off host %d: no fence agent is configured for it: %w", host, fence.ErrUnknownHost)
-	}
-	r := a.PowerOff(ctx)
-	return r.Confirmed, r.Err
-}
-
-func (f *nameFencer) Fenceable() quorum.Set {
-	var s quorum.Set
-	for id, name := range f.d.slotNames() {
-		if _, ok := f.agents[name]; ok {
-			s.Add(id)
-		}
-	}
-	return s
 }
 
 // petter pets the watchdog and tells systemd (WATCHDOG=1) that every loop
@@ -405,34 +368,11 @@ func (s latencySlot) Renew(ctx context.Context) ([]storage.SlotView, error) {
 	t0 := time.Now()
 	b0, _ := heartbeat.BootTime()
 	v, err := s.Heartbeat.Renew(ctx)
-	s.d.recordLatency(time.Since(t0))
+	s.d.renewLatency.Record(time.Now(), time.Since(t0))
 	if err == nil {
 		s.d.noteWrite(b0)
 	}
 	return v, err
-}
-
-func (d *Daemon) recordLatency(l time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.lastWriteLatency = l
-	now := time.Now()
-	keep := d.maxLatency[:0]
-	for _, s := range d.maxLatency {
-		if now.Sub(s.at) < time.Minute {
-			keep = append(keep, s)
-		}
-	}
-	d.maxLatency = append(keep, latencySample{now, l})
-}
-
-func (d *Daemon) latency() (last, worst time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, s := range d.maxLatency {
-		worst = max(worst, s.d)
-	}
-	return d.lastWriteLatency, worst
 }
 
 // capacities are every host's size and placement limits, from serf tags. A
@@ -509,48 +449,6 @@ func (d *Daemon) onDecision(dec quorum.Decision) {
 	default:
 	}
 	d.decisions <- dec
-}
-
-// vmLoop runs the VM manager on every decision.
-func (d *Daemon) vmLoop(ctx context.Context, tick *watchdog.Loop) {
-	defer tick.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case dec := <-d.decisions:
-			// A failover starts VMs in waves (the concurrency limits); run
-			// the next wave as soon as one is done, not at the next cycle.
-			for round := 0; round < 20; round++ {
-				tick.Tick()
-				// A step reads every VM record (hundreds of LUN I/Os): on a
-				// slow SAN path each completed I/O is progress, not a stall.
-				sctx, cancel := context.WithTimeout(storage.WithProgress(ctx, tick.Tick), 5*time.Minute)
-				acts, err := d.vms.Step(sctx, dec, time.Now())
-				cancel()
-				if err != nil {
-					d.log.Warn("vm manager step", "err", err)
-				}
-				if !startedAny(acts) || ctx.Err() != nil {
-					break
-				}
-				select { // a newer decision replaces this one
-				case dec = <-d.decisions:
-				default:
-				}
-			}
-			tick.Tick()
-		}
-	}
-}
-
-func startedAny(acts []reconcile.Action) bool {
-	for _, a := range acts {
-		if a.Kind == reconcile.TakeAndStart || a.Kind == reconcile.ClaimMigrated {
-			return true
-		}
-	}
-	return false
 }
 
 func (d *Daemon) onLoopEvent(e heartbeat.Event) {

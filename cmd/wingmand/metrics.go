@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
 )
 
 // metricsHandler serves Prometheus's text format: host states, quorum,
@@ -36,7 +35,7 @@ func (d apiServer) metricsHandler() http.Handler {
 		for _, h := range dec.Hosts {
 			fmt.Fprintf(&b, "wingman_host_state{host=%q,state=%q} 1\n", h.Name, h.State.String())
 		}
-		last, worst := d.latency()
+		last, worst := d.renewLatency.Get()
 		gauge("wingman_heartbeat_renew_seconds", "duration of the last heartbeat renewal (read all slots, write own)")
 		fmt.Fprintf(&b, "wingman_heartbeat_renew_seconds %g\n", last.Seconds())
 		gauge("wingman_heartbeat_renew_max_seconds", "longest heartbeat renewal in the last minute")
