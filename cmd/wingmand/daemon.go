@@ -706,20 +706,13 @@ func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceReques
 		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", confirmed), time.Since(start)
 		return res, err
 	}
-	m, err := d.lun.SendMessage(ctx, storage.Message{Type: storage.MsgTest, From: d.slot.HostID(), FromGen: d.slot.Generation(),
-		To: h.ID, ToGen: h.Gen, Reason: "wingman fence --test"})
+	acked, err := heartbeat.TestMailbox(ctx, d.lun, d.hdr.Timings, d.slot.HostID(), d.slot.Generation(), h.ID, h.Gen, "wingman fence --test")
 	if err != nil {
 		return res, err
 	}
 	res.Mailbox = "not acknowledged"
-	deadline := time.Now().Add(3*d.hdr.Timings.Renew + 2*d.hdr.Timings.IOTimeout)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		v, err := d.lun.ReadSlot(ctx, h.ID)
-		if err == nil && v.Record.Ack.Nonce == m.Nonce && v.Record.Ack.Result == storage.AckDone {
-			res.Mailbox = "acknowledged"
-			break
-		}
-		time.Sleep(d.hdr.Timings.Renew / 4)
+	if acked {
+		res.Mailbox = "acknowledged"
 	}
 	if d.fencer != nil {
 		if a, ok := d.fencer.Agent(h.ID); ok {
