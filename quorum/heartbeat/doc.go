@@ -20,6 +20,14 @@
 // before its first write can make it look fresh again, and before it acts on
 // a read.
 //
+// Beside the loop it owns what a daemon needs of the heartbeat: the clock
+// (BootTime, CLOCK_BOOTTIME, which counts suspends and means the same in the
+// next daemon of the host), the proof that lets a restarted daemon resume
+// its slot at once (ResumeFile), the renewal latency and its warning
+// (RenewLatency, LatencyWarning), the Prometheus metrics of the heartbeat
+// and the decision (Metrics), and the operator's harmless test of the
+// poison-pill path (TestMailbox).
+//
 // It decides nothing and remembers nothing itself but the raw mailbox
 // message it must acknowledge: it holds only I/O, timers and goroutines,
 // and drives the Node as the quorum package doc ("Driving a Node") says.

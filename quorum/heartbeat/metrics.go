@@ -1,0 +1,58 @@
+package heartbeat
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wingmanha/wingman/quorum"
+)
+
+// Metrics is what this host exposes to Prometheus: its decision, its
+// heartbeat's freshness and latency, and the events it wrote by kind.
+type Metrics struct {
+	Decision quorum.Decision
+	Input    quorum.Input
+	// Last and Worst are RenewLatency.Get's.
+	Last, Worst time.Duration
+	Events      map[string]uint64 // by kind
+}
+
+// WriteText writes m in Prometheus's text format (version 0.0.4).
+func (m Metrics) WriteText(w io.Writer) error {
+	var b strings.Builder
+	gauge := func(name, help string) { fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name) }
+	bool01 := func(v bool) int {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	dec, in := m.Decision, m.Input
+	gauge("wingman_quorate", "1 if this host's partition is quorate")
+	fmt.Fprintf(&b, "wingman_quorate %d\n", bool01(dec.Quorate))
+	gauge("wingman_may_run_vms", "1 if this host may run protected VMs (fresh heartbeat or network lease)")
+	fmt.Fprintf(&b, "wingman_may_run_vms %d\n", bool01(dec.MayRunVMs))
+	gauge("wingman_coordinator", "host id of the coordinator (0: none)")
+	fmt.Fprintf(&b, "wingman_coordinator %d\n", dec.Coordinator)
+	gauge("wingman_host_state", "1 for the state each host is in, as this host computes it")
+	for _, h := range dec.Hosts {
+		fmt.Fprintf(&b, "wingman_host_state{host=%q,state=%q} 1\n", h.Name, h.State.String())
+	}
+	gauge("wingman_heartbeat_renew_seconds", "duration of the last heartbeat renewal (read all slots, write own)")
+	fmt.Fprintf(&b, "wingman_heartbeat_renew_seconds %g\n", m.Last.Seconds())
+	gauge("wingman_heartbeat_renew_max_seconds", "longest heartbeat renewal in the last minute")
+	fmt.Fprintf(&b, "wingman_heartbeat_renew_max_seconds %g\n", m.Worst.Seconds())
+	gauge("wingman_heartbeat_age_seconds", "time since the last completed heartbeat write was issued")
+	fmt.Fprintf(&b, "wingman_heartbeat_age_seconds %g\n", time.Duration(in.Now-in.LastWrite).Seconds())
+	name := "wingman_events_total"
+	fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s counter\n", name, "events this host wrote, by kind (started, declared-dead, migration-completed, ...)", name)
+	for _, k := range slices.Sorted(maps.Keys(m.Events)) {
+		fmt.Fprintf(&b, "wingman_events_total{kind=%q} %d\n", k, m.Events[k])
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
