@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,20 +38,19 @@ type Daemon struct {
 	cfg Config
 	log *slog.Logger
 
-	lock    *os.File
-	lun     *storage.LUN
-	hdr     storage.Header
-	slot    *storage.Heartbeat
-	events  *storage.EventLog
-	counter *eventCounter
-	hv      *hypervisor.Conn
-	serf    *gossip.Agent
-	vms     *vm.Manager
-	loop    *heartbeat.Loop
-	wd      watchdog.Watchdog
-	wdNote  string
-	guard   *watchdog.Guard
-	fencer  *fence.ByName
+	lock   *os.File
+	lun    *storage.LUN
+	hdr    storage.Header
+	slot   *storage.Heartbeat
+	events *storage.EventLog
+	hv     *hypervisor.Conn
+	serf   *gossip.Agent
+	vms    *vm.Manager
+	loop   *heartbeat.Loop
+	wd     watchdog.Watchdog
+	wdNote string
+	guard  *watchdog.Guard
+	fencer *fence.ByName
 
 	started time.Time
 	notify  func(state string) // systemd sd_notify
@@ -139,14 +137,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		return nil, err
 	}
 
-	d.counter = &eventCounter{log: d.events}
 	rcfg := reconcile.DefaultConfig()
 	rcfg.GuestAgentWait = cfg.Failover.GuestAgentWait.Duration
 	checkDisksOn := func(ctx context.Context, host int, disks []hypervisor.DiskSpec) ([]string, error) {
 		return d.drills.CheckDisksOn(ctx, host, disks)
 	}
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, Reconcile: rcfg,
-		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn}, lun, d.hv, d.counter)
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn}, lun, d.hv, d.events)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +226,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		defer d.wg.Done()
 		// Its own thread, above the guests' CPU load: a heartbeat that
 		// misses W under load makes the watchdog reset a healthy host.
-		if prio, err := lockHeartbeatThread(); err != nil {
+		if prio, err := heartbeat.LockThread(); err != nil {
 			d.log.Warn("heartbeat priority", "err", err)
 		} else {
 			d.log.Info("heartbeat loop thread", "priority", prio)
@@ -477,24 +474,9 @@ func (d *Daemon) Event(sev storage.Severity, kind string, vmID storage.UUID, sub
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*d.hdr.Timings.IOTimeout)
 	defer cancel()
-	if d.counter != nil {
-		d.counter.count(kind)
-	}
 	if _, err := d.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: vmID, Subject: subject, Message: msg}); err != nil {
 		d.log.Warn("event not written to the LUN", "kind", kind, "err", err)
 	}
-}
-
-// dumpGoroutines writes every goroutine's stack to a file in the state
-// directory, where a stalled loop is waiting, and returns its path.
-func (d *Daemon) dumpGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	p := filepath.Join(d.cfg.StateDir, fmt.Sprintf("watchdog-expired-%s.txt", time.Now().UTC().Format("20060102T150405")))
-	if err := os.WriteFile(p, buf, 0o600); err != nil {
-		return "not written: " + err.Error()
-	}
-	return p
 }
 
 // vmLoopMaxAge is how long the VM manager may go without progress before the
@@ -515,14 +497,12 @@ func (d *Daemon) loopMaxAge() time.Duration {
 // watchdogExpired is the software watchdog's last resort: the loops stopped
 // making progress, so nothing guarantees this host stops its VMs in time.
 func (d *Daemon) watchdogExpired() {
-	var stale []string // which loop stopped petting: the post-mortem starts there
+	var stale []watchdog.Stale // which loop stopped petting: the post-mortem starts there
 	if d.guard != nil {
-		for _, l := range d.guard.Stale(time.Now(), d.loopMaxAge()) {
-			stale = append(stale, fmt.Sprintf("%s (last progress %v ago, never: %v)", l.Name, l.Age.Round(time.Millisecond), l.Never))
-		}
+		stale = d.guard.Stale(time.Now(), d.loopMaxAge())
 	}
-	d.log.Error("software watchdog expired: destroying protected VMs and exiting", "stalled_loops", strings.Join(stale, "; "),
-		"goroutines", d.dumpGoroutines())
+	d.log.Error("software watchdog expired: destroying protected VMs and exiting", "stalled_loops", watchdog.Describe(stale),
+		"goroutines", watchdog.DumpGoroutines(d.cfg.StateDir, time.Now()))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if d.vms != nil {
@@ -726,38 +706,6 @@ func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceReques
 	res.Duration = time.Since(start)
 	d.event(storage.SevInfo, "fence-test", h.ID, "fence test of %s: mailbox %s %s", h.Name, res.Mailbox, res.Agent)
 	return res, nil
-}
-
-// eventCounter passes events to the LUN's event log and counts them by
-// kind, for the metrics.
-type eventCounter struct {
-	log *storage.EventLog
-	mu  sync.Mutex
-	n   map[string]uint64
-}
-
-func (c *eventCounter) Append(ctx context.Context, e storage.Event) (storage.Event, error) {
-	c.count(e.Kind)
-	return c.log.Append(ctx, e)
-}
-
-func (c *eventCounter) count(kind string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[string]uint64{}
-	}
-	c.n[kind]++
-}
-
-func (c *eventCounter) snapshot() map[string]uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]uint64, len(c.n))
-	for k, v := range c.n {
-		out[k] = v
-	}
-	return out
 }
 
 // isNotFound reports whether err says that what a request names does not

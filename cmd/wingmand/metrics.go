@@ -14,7 +14,7 @@ import (
 // heartbeat latency, and counts of failovers, migrations and fences.
 func (d apiServer) metricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m := heartbeat.Metrics{Decision: d.decision(), Input: d.loop.Input(), Events: d.counter.snapshot()}
+		m := heartbeat.Metrics{Decision: d.decision(), Input: d.loop.Input(), Events: d.events.Counts()}
 		m.Last, m.Worst = d.renewLatency.Get()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		m.WriteText(w)

@@ -25,8 +25,9 @@
 // next daemon of the host), the proof that lets a restarted daemon resume
 // its slot at once (ResumeFile), the renewal latency and its warning
 // (RenewLatency, LatencyWarning), the Prometheus metrics of the heartbeat
-// and the decision (Metrics), and the operator's harmless test of the
-// poison-pill path (TestMailbox).
+// and the decision (Metrics), the operator's harmless test of the
+// poison-pill path (TestMailbox), and the real-time priority of the loop's
+// own thread (LockThread).
 //
 // It decides nothing and remembers nothing itself but the raw mailbox
 // message it must acknowledge: it holds only I/O, timers and goroutines,
