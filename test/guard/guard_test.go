@@ -1,12 +1,15 @@
 package guard
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
 	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -187,6 +190,30 @@ func TestOnlyWiringFilesOfTheDaemonImportAdapters(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// maxDaemonLines bounds cmd/wingmand's non-test code: the daemon wires, the
+// features live in library packages.
+const maxDaemonLines = 2000
+
+func TestDaemonOnlyWires(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "cmd", "wingmand")
+	total := 0
+	var sizes []string
+	for name := range daemonFiles(t) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := bytes.Count(b, []byte("\n"))
+		total += n
+		sizes = append(sizes, fmt.Sprintf("%s %d", name, n))
+	}
+	if total > maxDaemonLines {
+		slices.Sort(sizes)
+		t.Errorf("cmd/wingmand has %d lines of non-test code, more than %d (%s): move features into library packages",
+			total, maxDaemonLines, strings.Join(sizes, ", "))
 	}
 }
 
