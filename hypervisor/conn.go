@@ -64,8 +64,7 @@ type Conn struct {
 	subsMu sync.Mutex
 	subs   map[*eventQueue]struct{}
 
-	changeMu sync.Mutex
-	changed  chan struct{} // closed and replaced on every lifecycle event
+	change changeSignal // on every lifecycle event and reconnect
 
 	jobsMu sync.Mutex
 	jobs   map[string]chan libvirt.DomainJobInfo // migration waiters by domain UUID
@@ -93,7 +92,6 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		lostCh:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		subs:    make(map[*eventQueue]struct{}),
-		changed: make(chan struct{}),
 		jobs:    make(map[string]chan libvirt.DomainJobInfo),
 		starts:  newStartPool(cfg),
 	}
@@ -280,7 +278,7 @@ func (c *Conn) reconnect(gen uint64) bool {
 		c.mu.Unlock()
 		// Events that happened while we were away are gone: say so.
 		c.publish(Event{Kind: EventResync, Detail: "reconnected", Received: time.Now()})
-		c.signalChange()
+		c.change.signal()
 		return true
 	}
 }
@@ -345,19 +343,30 @@ func (c *Conn) withDomain(ctx context.Context, op, name string, fn func(d *libvi
 	return nil
 }
 
-// changes returns a channel closed at the next lifecycle event or reconnect.
-// Take it before checking a state, then wait on it: no change is missed.
-func (c *Conn) changes() <-chan struct{} {
-	c.changeMu.Lock()
-	defer c.changeMu.Unlock()
-	return c.changed
+// changeSignal wakes whoever waits for a change: changes returns a channel
+// that the next signal closes. Take it before checking a state, then wait
+// on it: no change is missed. The zero value is ready to use.
+type changeSignal struct {
+	mu sync.Mutex
+	ch chan struct{}
 }
 
-func (c *Conn) signalChange() {
-	c.changeMu.Lock()
-	close(c.changed)
-	c.changed = make(chan struct{})
-	c.changeMu.Unlock()
+func (s *changeSignal) changes() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *changeSignal) signal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+	}
+	s.ch = make(chan struct{})
 }
 
 // waitUntil calls cond until it reports done, waking on changes() and every

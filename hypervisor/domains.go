@@ -253,7 +253,7 @@ func (c *Conn) Shutdown(ctx context.Context, name string, opts ShutdownOptions) 
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	werr := waitUntil(wctx, c.changes, c.cfg.PollInterval, func() (bool, error) {
+	werr := waitUntil(wctx, c.change.changes, c.cfg.PollInterval, func() (bool, error) {
 		dom, err := c.Lookup(ctx, name)
 		if errors.Is(err, ErrNotFound) {
 			return true, nil // a transient domain vanishes when it stops

@@ -75,7 +75,7 @@ func (c *Conn) onLifecycle(_ *libvirt.Connect, d *libvirt.Domain, ev *libvirt.Do
 	uuid, _ := d.GetUUIDString()
 	kind, detail := lifecycleKind(ev.Event, ev.Detail)
 	c.publish(Event{Kind: kind, Domain: name, UUID: uuid, Detail: detail, Received: time.Now()})
-	c.signalChange()
+	c.change.signal()
 }
 
 func (c *Conn) onIOError(_ *libvirt.Connect, d *libvirt.Domain, ev *libvirt.DomainEventIOErrorReason) {

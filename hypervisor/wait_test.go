@@ -9,30 +9,9 @@ import (
 	"time"
 )
 
-// fakeChanges stands in for Conn.changes/signalChange.
-type fakeChanges struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newFakeChanges() *fakeChanges { return &fakeChanges{ch: make(chan struct{})} }
-
-func (f *fakeChanges) changes() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.ch
-}
-
-func (f *fakeChanges) signal() {
-	f.mu.Lock()
-	close(f.ch)
-	f.ch = make(chan struct{})
-	f.mu.Unlock()
-}
-
 func TestWaitUntilWakesOnChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeChanges()
+		f := &changeSignal{}
 		var mu sync.Mutex
 		off := false
 		checks := 0
@@ -64,7 +43,7 @@ func TestWaitUntilWakesOnChange(t *testing.T) {
 
 func TestWaitUntilPollsWithoutEvents(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeChanges()
+		f := &changeSignal{}
 		checks := 0
 		start := time.Now()
 		err := waitUntil(t.Context(), f.changes, time.Second, func() (bool, error) {
@@ -82,7 +61,7 @@ func TestWaitUntilPollsWithoutEvents(t *testing.T) {
 
 func TestWaitUntilDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeChanges()
+		f := &changeSignal{}
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		start := time.Now()
@@ -97,7 +76,7 @@ func TestWaitUntilDeadline(t *testing.T) {
 
 func TestWaitUntilCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeChanges()
+		f := &changeSignal{}
 		ctx, cancel := context.WithCancel(t.Context())
 		time.AfterFunc(time.Second, cancel)
 		err := waitUntil(ctx, f.changes, time.Hour, func() (bool, error) { return false, nil })
@@ -111,7 +90,7 @@ func TestWaitUntilCanceled(t *testing.T) {
 func TestWaitUntilConditionError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("boom")
-		err := waitUntil(t.Context(), newFakeChanges().changes, time.Second, func() (bool, error) { return false, boom })
+		err := waitUntil(t.Context(), (&changeSignal{}).changes, time.Second, func() (bool, error) { return false, boom })
 		wantErrIs(t, err, boom)
 	})
 }

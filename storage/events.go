@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -83,6 +84,17 @@ type EventLog struct {
 	next  uint64 // sequence of the next event
 	block []byte // current content of the block that next lands in
 	bidx  int64  // which ring block `block` is, -1 if not loaded
+
+	countMu sync.Mutex        // its own: a count must not wait for a write
+	counts  map[string]uint64 // appends by kind, for metrics
+}
+
+// Counts returns how many events of each kind were appended (written or
+// not) since the log was opened.
+func (el *EventLog) Counts() map[string]uint64 {
+	el.countMu.Lock()
+	defer el.countMu.Unlock()
+	return maps.Clone(el.counts)
 }
 
 // EventLog opens host's event ring for appending, continuing after the
@@ -121,6 +133,12 @@ func (l *LUN) readRing(ctx context.Context, host int) ([]Event, error) {
 
 // Append writes e (Host, Seq and a zero Time are filled in) and returns it.
 func (el *EventLog) Append(ctx context.Context, e Event) (Event, error) {
+	el.countMu.Lock()
+	if el.counts == nil {
+		el.counts = map[string]uint64{}
+	}
+	el.counts[e.Kind]++
+	el.countMu.Unlock()
 	el.mu.Lock()
 	defer el.mu.Unlock()
 	g := el.lun.hdr.Geometry

@@ -245,8 +245,8 @@ func (l *LUN) ReadLease(ctx context.Context, idx int) (LeaseState, error) {
 
 // ballot returns the smallest ballot above floor that belongs to host:
 // ballots are k*(MaxHosts+1)+host, so no two hosts ever use the same one.
-func (l *LUN) ballot(floor uint64, host int) uint64 {
-	n := uint64(l.hdr.Geometry.MaxHosts + 1)
+func ballot(maxHosts int, floor uint64, host int) uint64 {
+	n := uint64(maxHosts + 1)
 	k := floor/n + 1
 	return k*n + uint64(host)
 }
@@ -337,7 +337,7 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 				maxMbal = b.d.Mbal
 			}
 		}
-		own.Mbal = l.ballot(maxMbal, me.Host)
+		own.Mbal = ballot(l.hdr.Geometry.MaxHosts, maxMbal, me.Host)
 
 		// Phase 1: announce our ballot, then look for a higher one or an accepted value.
 		if err := l.writeDblock(ctx, idx, own); err != nil {
@@ -443,7 +443,7 @@ func (l *LUN) ownLease(ctx context.Context, idx int, lease LeaseState) (leaseBlo
 
 // ownerBlock is the owner's own lease block, made to carry the chosen value
 // (it may not, if another host completed the instance for it).
-func (l *LUN) ownerBlock(idx int, lb leaseBlocks, lease LeaseState) dblock {
+func ownerBlock(maxHosts, idx int, lb leaseBlocks, lease LeaseState) dblock {
 	me := lease.Owner
 	own := lb[me.Host-1].d
 	if !lb[me.Host-1].set || own.Lver != lease.Epoch || own.Value != me {
@@ -455,7 +455,7 @@ func (l *LUN) ownerBlock(idx int, lb leaseBlocks, lease LeaseState) dblock {
 				maxBal = b.d.Mbal
 			}
 		}
-		own.Mbal = l.ballot(maxBal, me.Host)
+		own.Mbal = ballot(maxHosts, maxBal, me.Host)
 		own.Bal, own.Value = own.Mbal, me
 	}
 	own.Flags |= dbCommitted
@@ -492,7 +492,7 @@ func (l *LUN) updateOwnBlock(ctx context.Context, idx int, lease LeaseState, cha
 	if err != nil {
 		return err
 	}
-	own := l.ownerBlock(idx, lb, lease)
+	own := ownerBlock(l.hdr.Geometry.MaxHosts, idx, lb, lease)
 	change(&own)
 	return l.writeDblock(ctx, idx, own)
 }
@@ -510,7 +510,7 @@ func (l *LUN) ReleaseLease(ctx context.Context, idx int, lease LeaseState) error
 		}
 		return err
 	}
-	own := l.ownerBlock(idx, lb, lease)
+	own := ownerBlock(l.hdr.Geometry.MaxHosts, idx, lb, lease)
 	own.Flags |= dbReleased
 	own.Mig = Migration{}
 	return l.writeDblock(ctx, idx, own)

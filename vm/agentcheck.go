@@ -30,7 +30,7 @@ type agentCheck struct {
 // busy with a long fsck, or an administrator who stopped qemu-ga, is no
 // reason to reset it), and resetting guests on a missing heartbeat, as
 // vSphere's VM monitoring does, is a policy Wingman does not offer.
-func (m *Manager) checkAgents(snap *snapshot, doms []hypervisor.Domain) {
+func (m agentWatcher) checkAgents(snap *snapshot, doms []hypervisor.Domain) {
 	if _, ok := m.hv.(AgentPinger); !ok {
 		return
 	}
@@ -52,7 +52,7 @@ func (m *Manager) checkAgents(snap *snapshot, doms []hypervisor.Domain) {
 			continue
 		}
 		r := snap.recs[rec.UUID]
-		if ph := r.Lease.Migration.Phase; !m.owns(r.Lease) || ph == storage.MigrationStarted || ph == storage.MigrationCompleted {
+		if ph := r.Lease.Migration.Phase; !owns(m.cfg, r.Lease) || ph == storage.MigrationStarted || ph == storage.MigrationCompleted {
 			continue
 		}
 		want[rec.UUID] = wanted{r.Config.UUID, name, r.Lease.Epoch}
@@ -88,7 +88,7 @@ func (m *Manager) checkAgents(snap *snapshot, doms []hypervisor.Domain) {
 // start (a restart in place keeps the lease and its guest-up mark) the next
 // step begins a new one, which gives the booting guest's agent
 // AgentCheck.FirstAnswerWithin to answer.
-func (m *Manager) endAgentCheck(key string) {
+func (m agentWatcher) endAgentCheck(key string) {
 	m.agentMu.Lock()
 	defer m.agentMu.Unlock()
 	if c, ok := m.agentChecks[key]; ok {
@@ -100,7 +100,7 @@ func (m *Manager) endAgentCheck(key string) {
 
 // agentAnswered notes that this host's wait after a start or adoption heard
 // the agent of the VM uuid key just now.
-func (m *Manager) agentAnswered(key string) {
+func (m agentWatcher) agentAnswered(key string) {
 	m.agentMu.Lock()
 	defer m.agentMu.Unlock()
 	m.agentHeard[key] = time.Now()
@@ -114,7 +114,7 @@ func (m *Manager) agentAnswered(key string) {
 // heard, if not zero, is when the wait before it last heard the agent: the
 // agent has answered in this boot already, so its silence counts from then
 // with the normal grace (AgentCheck.LostAfter), not FirstAnswerWithin.
-func (m *Manager) checkAgent(ctx context.Context, id storage.UUID, name string, heard time.Time) {
+func (m agentWatcher) checkAgent(ctx context.Context, id storage.UUID, name string, heard time.Time) {
 	p := m.hv.(AgentPinger)
 	live := reconcile.NewAgentLiveness(m.cfg.AgentCheck, time.Now())
 	if !heard.IsZero() {
@@ -143,11 +143,11 @@ func (m *Manager) checkAgent(ctx context.Context, id storage.UUID, name string, 
 		// check right now must not swallow the transition it saw.
 		switch ch := live.Observe(time.Now(), ping); ch.Kind {
 		case reconcile.AgentLost:
-			m.event(m.life, storage.SevWarning, "guest-agent-lost", id, 0,
+			writeEvent(m.life, m.events, storage.SevWarning, "guest-agent-lost", id, 0,
 				"%s: guest agent silent for %v, %d pings unanswered (reported only; the VM keeps running): %s",
 				name, ch.Silent.Round(time.Second), ch.Pings, lastErr)
 		case reconcile.AgentBack:
-			m.event(m.life, storage.SevInfo, "guest-agent-back", id, 0,
+			writeEvent(m.life, m.events, storage.SevInfo, "guest-agent-back", id, 0,
 				"%s: guest agent answers again after %v silent", name, ch.Silent.Round(time.Second))
 		}
 	}
@@ -158,7 +158,7 @@ func (m *Manager) checkAgent(ctx context.Context, id storage.UUID, name string, 
 // the guest is gone or shutting down). A failed ping of a guest that is
 // paused says AgentPaused: libvirt cannot tell that from a silent agent by
 // its error, so the domain's state decides.
-func (m *Manager) pingAgent(ctx context.Context, p AgentPinger, name string) (reconcile.AgentPing, error) {
+func (m agentWatcher) pingAgent(ctx context.Context, p AgentPinger, name string) (reconcile.AgentPing, error) {
 	pctx, cancel := context.WithTimeout(ctx, agentPingTimeout)
 	err := p.PingAgent(pctx, name)
 	cancel()
@@ -171,7 +171,7 @@ func (m *Manager) pingAgent(ctx context.Context, p AgentPinger, name string) (re
 		errors.Is(err, hypervisor.ErrUnsupported):
 		return 0, err
 	}
-	d, lerr := m.findLocal(ctx, name)
+	d, lerr := findLocal(ctx, m.hv, m.cfg.Host, name)
 	if lerr != nil {
 		return 0, err
 	}
@@ -183,3 +183,8 @@ func (m *Manager) pingAgent(ctx context.Context, p AgentPinger, name string) (re
 	}
 	return 0, err
 }
+
+// agentWatcher is the manager's watch over the guest agents of the VMs it
+// runs with WaitGuestAgent: the wait for a first answer after a start, and
+// the check that follows (its state is the manager's agent fields).
+type agentWatcher struct{ *Manager }

@@ -25,7 +25,13 @@
 //   - the encoding of a VM record's policy bytes (RecordPolicy): the
 //     vm/plan policy plus the desired state "stopped by the operator".
 //     plan.Policy rejects unknown fields, so the desired state cannot live
-//     inside it; RecordPolicy wraps it, and still reads a bare plan policy.
+//     inside it; RecordPolicy wraps it, and still reads a bare plan policy;
+//   - the loop that runs Step on every decision (Run), the list of VMs as
+//     this host sees them (List), and the destruction of protected guests
+//     left unwatched by a previous daemon (DestroyProtected);
+//   - Refusal, the error of a request refused with a class (ErrConflict,
+//     ErrForbidden, ErrInvalid) and a hint, for vm and its subpackages
+//     (vm/maintenance, vm/drill).
 //
 // Its dependencies are small interfaces it owns (LUN, Hypervisor, Events),
 // satisfied by *storage.LUN, *hypervisor.Conn and *storage.EventLog.

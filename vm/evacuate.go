@@ -77,7 +77,7 @@ func (m *Manager) planInputAndDefinitions(ctx context.Context, dec quorum.Decisi
 		spec, perr := hypervisor.ParseDomainXML(string(r.Config.XML))
 		id := strings.ToLower(r.Config.UUID.String())
 		in.VMs = append(in.VMs, plan.VM{UUID: id, Name: r.Config.Name, Owner: r.Lease.Owner.Host,
-			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !rp.Stopped && (!m.owns(r.Lease) || running[id]),
+			Memory: spec.MemoryBytes, VCPUs: spec.VCPUs, Running: !rp.Stopped && (!owns(m.cfg, r.Lease) || running[id]),
 			Policy: rp.Policy})
 		if perr != nil {
 			defs[id] = []string{perr.Error()}
@@ -148,6 +148,14 @@ type EvacuateOptions struct {
 	// of a VM left on a host being patched. Without it, it stays and is
 	// reported.
 	ColdMove bool
+	// Unprotected: once the protected VMs are away, also live-migrate this
+	// host's running unprotected domains, round-robin over the other alive
+	// hosts (maintenance enter --all). Nothing records where they went.
+	Unprotected bool
+	// Current, if set, is the cluster view at the time the unprotected
+	// domains move (the protected VMs' migrations may take minutes); nil:
+	// the decision Evacuate was given.
+	Current func() quorum.Decision
 }
 
 // Evacuate live-migrates every protected VM this host owns away,
@@ -156,6 +164,9 @@ type EvacuateOptions struct {
 func (m *Manager) Evacuate(ctx context.Context, dec quorum.Decision, opts EvacuateOptions) error {
 	moves, unplaced, err := m.EvacuationPlan(ctx, dec)
 	if err != nil {
+		if opts.Unprotected {
+			err = errors.Join(err, evacuateUnprotected(ctx, m.cfg, m.lun, m.hv, opts.current(dec)))
+		}
 		return err
 	}
 	if opts.Planned != nil {
@@ -215,9 +226,56 @@ func (m *Manager) Evacuate(ctx context.Context, dec quorum.Decision, opts Evacua
 		failed = append(failed, fmt.Errorf("%s (no host can take it)", u))
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("evacuate host %d: %w", m.cfg.Host, errors.Join(failed...))
+		err = fmt.Errorf("evacuate host %d: %w", m.cfg.Host, errors.Join(failed...))
 	}
-	return nil
+	if !opts.Unprotected {
+		return err
+	}
+	return errors.Join(err, evacuateUnprotected(ctx, m.cfg, m.lun, m.hv, opts.current(dec)))
+}
+
+func (o EvacuateOptions) current(dec quorum.Decision) quorum.Decision {
+	if o.Current != nil {
+		return o.Current()
+	}
+	return dec
+}
+
+// evacuateUnprotected live-migrates the running domains of this host that
+// have no protected-VM record, round-robin over the other alive hosts of
+// dec. They hold no lease, so the migration is libvirt's alone.
+func evacuateUnprotected(ctx context.Context, cfg Config, lun LUN, hv Hypervisor, dec quorum.Decision) error {
+	doms, err := hv.ListDomains(ctx)
+	if err != nil {
+		return err
+	}
+	protected := map[string]bool{}
+	recs, _ := lun.ReadVMs(ctx)
+	for _, r := range recs {
+		if r.Protected() {
+			protected[strings.ToLower(r.Config.UUID.String())] = true
+		}
+	}
+	var targets []int
+	for _, h := range dec.Hosts {
+		if h.State == quorum.StateAlive && h.ID != cfg.Host {
+			targets = append(targets, h.ID)
+		}
+	}
+	var errs []error
+	for i, dm := range doms {
+		if !dm.Active() || protected[strings.ToLower(dm.UUID)] || len(targets) == 0 {
+			continue
+		}
+		uri, uerr := migrationURI(cfg, targets[i%len(targets)])
+		if uerr == nil {
+			_, uerr = hv.Migrate(ctx, dm.Name, hypervisor.MigrateOptions{DestURI: uri, Unsafe: cfg.UnsafeMigration})
+		}
+		if uerr != nil {
+			errs = append(errs, fmt.Errorf("unprotected %s: %w", dm.Name, uerr))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ColdMove shuts down an owned VM that runs here (gracefully, bounded by
@@ -240,7 +298,7 @@ func (m *Manager) ColdMove(ctx context.Context, nameOrUUID, reason string) error
 	if err := m.lun.ReleaseLease(ctx, r.Index, r.Lease); err != nil {
 		return fmt.Errorf("cold move %q: %w", r.Config.Name, err)
 	}
-	m.event(ctx, storage.SevWarning, "cold-moved", r.Config.UUID, m.cfg.Host, "%s shut down and released for another host to start: %s", r.Config.Name, reason)
+	writeEvent(ctx, m.events, storage.SevWarning, "cold-moved", r.Config.UUID, m.cfg.Host, "%s shut down and released for another host to start: %s", r.Config.Name, reason)
 	return nil
 }
 
@@ -266,7 +324,7 @@ func (m *Manager) ReleaseAll(ctx context.Context, reason string) error {
 	}
 	var failed []error
 	for _, r := range recs {
-		if !r.Protected() || !m.owns(r.Lease) {
+		if !r.Protected() || !owns(m.cfg, r.Lease) {
 			continue
 		}
 		if name, ok := names[strings.ToLower(r.Config.UUID.String())]; ok {
@@ -279,10 +337,18 @@ func (m *Manager) ReleaseAll(ctx context.Context, reason string) error {
 			failed = append(failed, fmt.Errorf("release %q: %w", r.Config.Name, err))
 			continue
 		}
-		m.event(ctx, storage.SevInfo, "released", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
+		writeEvent(ctx, m.events, storage.SevInfo, "released", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("release all: %w", errors.Join(failed...))
 	}
 	return nil
+}
+
+// migrationURI is host's libvirt URI, from cfg.MigrationURI.
+func migrationURI(cfg Config, host int) (string, error) {
+	if cfg.MigrationURI == nil {
+		return "", errors.New("no MigrationURI resolver configured")
+	}
+	return cfg.MigrationURI(host)
 }

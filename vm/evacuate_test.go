@@ -3,6 +3,7 @@ package vm_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/wingmanha/wingman/hypervisor"
@@ -89,5 +90,36 @@ func TestEvacuateColdMovesAfterAFailedMigration(t *testing.T) {
 	}
 	if !errors.Is(m.ColdMove(context.Background(), "test", "again"), vm.ErrNotOwner) {
 		t.Error("a second cold move of a released VM must say this host is not its owner")
+	}
+}
+
+// With Unprotected, the evacuation also moves this host's running domains
+// that are not protected, through the manager (here every migration fails
+// on the test driver, and the error names each); without it, it leaves
+// them alone.
+func TestEvacuateUnprotectedGoesThroughTheManager(t *testing.T) {
+	m, hv, dec := evacuateFixture(t)
+	ctx := context.Background()
+	if _, err := hv.Define(ctx, "<domain type='test'><name>spare</name><memory unit='MiB'>64</memory><os><type>hvm</type></os></domain>"); err != nil {
+		t.Fatal(err)
+	}
+	if err := hv.Start(ctx, "spare"); err != nil {
+		t.Fatal(err)
+	}
+	err := m.Evacuate(ctx, dec, vm.EvacuateOptions{Parallel: 1})
+	if err == nil || strings.Contains(err.Error(), "spare") {
+		t.Errorf("without Unprotected: %v, want only the protected VM's failure", err)
+	}
+	current := false
+	err = m.Evacuate(ctx, quorum.Decision{}, vm.EvacuateOptions{Parallel: 1, Unprotected: true,
+		Current: func() quorum.Decision { current = true; return dec }})
+	if err == nil || !strings.Contains(err.Error(), "unprotected spare") || strings.Contains(err.Error(), "unprotected test") {
+		t.Errorf("with Unprotected: %v, want the failure of spare's migration and not of the protected test", err)
+	}
+	if !current {
+		t.Error("the unprotected domains were not placed on the current cluster view")
+	}
+	if !guestRunning(t, hv, "spare") {
+		t.Error("a failed migration stopped spare")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm/plan"
 )
@@ -68,7 +69,7 @@ func (m *Manager) SelfFence(ctx context.Context, reason string) error {
 			}
 			destroyed.Done()
 			if err == nil {
-				m.event(ctx, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
+				writeEvent(ctx, m.events, storage.SevError, "self-fenced", parseUUID(d.UUID), m.cfg.Host, "destroyed %s: %s", d.Name, reason)
 			}
 		}()
 	}
@@ -120,7 +121,7 @@ func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
 	}
 	var failed []error
 	for _, r := range recs {
-		if !r.Protected() || !m.owns(r.Lease) {
+		if !r.Protected() || !owns(m.cfg, r.Lease) {
 			continue
 		}
 		rp, err := UnmarshalRecordPolicy(r.Config.Policy)
@@ -128,7 +129,7 @@ func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
 			rp = RecordPolicy{Policy: plan.DefaultPolicy()}
 		}
 		if rp.Policy.Isolation != plan.IsolationStop {
-			m.event(ctx, storage.SevWarning, "isolation-kept", r.Config.UUID, m.cfg.Host, "%s keeps running on the isolated host (isolation response: leave running)", r.Config.Name)
+			writeEvent(ctx, m.events, storage.SevWarning, "isolation-kept", r.Config.UUID, m.cfg.Host, "%s keeps running on the isolated host (isolation response: leave running)", r.Config.Name)
 			continue
 		}
 		if name, ok := running[strings.ToLower(r.Config.UUID.String())]; ok {
@@ -141,7 +142,7 @@ func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
 			failed = append(failed, fmt.Errorf("release lease of %q: %w", r.Config.Name, err))
 			continue
 		}
-		m.event(ctx, storage.SevWarning, "isolated", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
+		writeEvent(ctx, m.events, storage.SevWarning, "isolated", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("isolation: %w", errors.Join(failed...))
@@ -152,4 +153,37 @@ func (m *Manager) ApplyIsolation(ctx context.Context, reason string) error {
 func parseUUID(s string) storage.UUID {
 	u, _ := storage.ParseUUID(s)
 	return u
+}
+
+// DestroyProtected destroys every local running domain that has a
+// protected-VM record on the LUN, or every running domain when no record
+// can be read: what the self-fence at F would have done, for a daemon that
+// comes back after its host ran unwatched for longer. It needs no Manager
+// (there is no heartbeat slot yet).
+func DestroyProtected(ctx context.Context, lun interface {
+	ReadVMs(ctx context.Context) ([]storage.VMRecord, []error)
+}, hv interface {
+	ListDomains(ctx context.Context) ([]hypervisor.Domain, error)
+	Destroy(ctx context.Context, name string) error
+}) error {
+	recs, errs := lun.ReadVMs(ctx)
+	protected := map[string]bool{}
+	for _, r := range recs {
+		if r.Protected() {
+			protected[strings.ToLower(r.Config.UUID.String())] = true
+		}
+	}
+	doms, err := hv.ListDomains(ctx)
+	if err != nil {
+		return fmt.Errorf("list domains to fence them: %w", err)
+	}
+	var failed []error
+	for _, dm := range doms {
+		if dm.Active() && (protected[strings.ToLower(dm.UUID)] || (len(errs) > 0 && len(recs) == 0)) {
+			if err := hv.Destroy(ctx, dm.Name); err != nil {
+				failed = append(failed, fmt.Errorf("destroy %s: %w", dm.Name, err))
+			}
+		}
+	}
+	return errors.Join(failed...)
 }

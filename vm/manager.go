@@ -218,12 +218,14 @@ func (m *Manager) Close() {
 	m.background.Wait()
 }
 
-func (m *Manager) me() storage.Owner {
-	return storage.Owner{Host: m.cfg.Host, Gen: m.cfg.Gen, Nonce: rand.Uint64() | 1}
+// newOwner is this host at its generation, with a fresh nonce, as a lease owner.
+func newOwner(cfg Config) storage.Owner {
+	return storage.Owner{Host: cfg.Host, Gen: cfg.Gen, Nonce: rand.Uint64() | 1}
 }
 
-func (m *Manager) event(ctx context.Context, sev storage.Severity, kind string, id storage.UUID, subject int, format string, args ...any) {
-	if m.events == nil {
+// writeEvent appends an event to events (nil: none), cut to its size.
+func writeEvent(ctx context.Context, events Events, sev storage.Severity, kind string, id storage.UUID, subject int, format string, args ...any) {
+	if events == nil {
 		return
 	}
 	msg := fmt.Sprintf(format, args...)
@@ -231,38 +233,38 @@ func (m *Manager) event(ctx context.Context, sev storage.Severity, kind string, 
 		msg = msg[:172] + "..."
 	}
 	// An event that cannot be written must not stop the action it reports.
-	_, _ = m.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: id, Subject: subject, Message: msg})
+	_, _ = events.Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: id, Subject: subject, Message: msg})
 }
 
 // ownerGone reports whether nobody may run the VM under lease: it was
 // released, or its owner is dead or left (at that generation, per the last
 // decision), or its owner is an older generation of this host.
-func (m *Manager) ownerGone(l storage.LeaseState) bool {
+func ownerGone(cfg Config, lastDec quorum.Decision, l storage.LeaseState) bool {
 	if !l.Held() {
 		return !l.InProgress
 	}
-	if l.Owner.Host == m.cfg.Host && l.Owner.Gen < m.cfg.Gen {
+	if l.Owner.Host == cfg.Host && l.Owner.Gen < cfg.Gen {
 		return true
 	}
-	for _, v := range m.lastDec.Verdicts {
+	for _, v := range lastDec.Verdicts {
 		if v.ID == l.Owner.Host && v.Gen >= l.Owner.Gen {
 			return true
 		}
 	}
-	h, ok := m.lastDec.Host(l.Owner.Host)
+	h, ok := lastDec.Host(l.Owner.Host)
 	return ok && h.State.Gone() && h.Gen >= l.Owner.Gen
 }
 
 // owns reports whether lease is held by this host at its generation.
-func (m *Manager) owns(l storage.LeaseState) bool {
-	return l.Held() && l.Owner.Host == m.cfg.Host && l.Owner.Gen == m.cfg.Gen
+func owns(cfg Config, l storage.LeaseState) bool {
+	return l.Held() && l.Owner.Host == cfg.Host && l.Owner.Gen == cfg.Gen
 }
 
 // --- operator commands -----------------------------------------------------
 
 // findLocal returns the local domain named nameOrUUID.
-func (m *Manager) findLocal(ctx context.Context, nameOrUUID string) (hypervisor.Domain, error) {
-	doms, err := m.hv.ListDomains(ctx)
+func findLocal(ctx context.Context, hv Hypervisor, host int, nameOrUUID string) (hypervisor.Domain, error) {
+	doms, err := hv.ListDomains(ctx)
 	if err != nil {
 		return hypervisor.Domain{}, err
 	}
@@ -271,11 +273,13 @@ func (m *Manager) findLocal(ctx context.Context, nameOrUUID string) (hypervisor.
 			return d, nil
 		}
 	}
-	return hypervisor.Domain{}, fmt.Errorf("domain %q on host %d: %w", nameOrUUID, m.cfg.Host, ErrNotFound)
+	return hypervisor.Domain{}, fmt.Errorf("domain %q on host %d: %w", nameOrUUID, host, ErrNotFound)
 }
 
-// find returns the protected record named nameOrUUID.
-func (m *Manager) find(ctx context.Context, nameOrUUID string) (storage.VMRecord, RecordPolicy, error) {
+// Find returns the protected record named nameOrUUID (a name or a UUID)
+// and its policy; an error wrapping ErrNotFound when no protected VM has
+// that name. It is the one lookup of a VM by what an operator typed.
+func (m *Manager) Find(ctx context.Context, nameOrUUID string) (storage.VMRecord, RecordPolicy, error) {
 	if id, err := storage.ParseUUID(nameOrUUID); err == nil {
 		r, err := m.lun.FindVM(ctx, id)
 		if err != nil {
@@ -305,7 +309,7 @@ func (m *Manager) find(ctx context.Context, nameOrUUID string) (storage.VMRecord
 // parallel and waits at most cfg.DiskCheckTimeout; the report lists the
 // hosts it could not ask.
 func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID string, rp RecordPolicy, opts ProtectOptions) (ProtectReport, error) {
-	d, err := m.findLocal(ctx, nameOrUUID)
+	d, err := findLocal(ctx, m.hv, m.cfg.Host, nameOrUUID)
 	if err != nil {
 		return ProtectReport{}, fmt.Errorf("protect %q: %w", nameOrUUID, err)
 	}
@@ -337,7 +341,7 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 	if m.fenced.Load() {
 		return rep, fmt.Errorf("protect %q: %w: this host fenced itself", d.Name, ErrNoQuorum)
 	}
-	me := m.me()
+	me := newOwner(m.cfg)
 	// Not under the manager's lock: ProtectVM scans every record twice, which
 	// on a slow LUN takes seconds, and a step waiting that long for the lock
 	// would look stalled to the watchdog. A step that runs meanwhile sees the
@@ -366,17 +370,17 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 		}
 		msg += "; disks not checked on " + strings.Join(hosts, ", ")
 	}
-	m.event(ctx, sev, "protected", id, 0, "%s", msg)
+	writeEvent(ctx, m.events, sev, "protected", id, 0, "%s", msg)
 	return rep, nil
 }
 
 // ownedRecord finds nameOrUUID and checks this host owns it.
 func (m *Manager) ownedRecord(ctx context.Context, op, nameOrUUID string) (storage.VMRecord, RecordPolicy, error) {
-	r, rp, err := m.find(ctx, nameOrUUID)
+	r, rp, err := m.Find(ctx, nameOrUUID)
 	if err != nil {
 		return r, rp, fmt.Errorf("%s %q: %w", op, nameOrUUID, err)
 	}
-	if !m.owns(r.Lease) {
+	if !owns(m.cfg, r.Lease) {
 		return r, rp, fmt.Errorf("%s %q: %w: owner is host %d generation %d (released: %v); run it there",
 			op, nameOrUUID, ErrNotOwner, r.Lease.Owner.Host, r.Lease.Owner.Gen, r.Lease.Released)
 	}
@@ -394,7 +398,7 @@ func (m *Manager) Unprotect(ctx context.Context, nameOrUUID string) error {
 	if err := m.lun.DeleteVM(ctx, r.Index, r.Lease); err != nil {
 		return fmt.Errorf("unprotect %q: %w", r.Config.Name, err)
 	}
-	m.event(ctx, storage.SevInfo, "unprotected", r.Config.UUID, 0, "record %d removed", r.Index)
+	writeEvent(ctx, m.events, storage.SevInfo, "unprotected", r.Config.UUID, 0, "record %d removed", r.Index)
 	return nil
 }
 
@@ -415,14 +419,14 @@ func (m *Manager) SetPolicy(ctx context.Context, nameOrUUID string, p RecordPoli
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, old, err := m.ownedRecord(ctx, "set policy of", nameOrUUID)
-	if err != nil && !(r.Config != nil && m.owns(r.Lease)) {
+	if err != nil && !(r.Config != nil && owns(m.cfg, r.Lease)) {
 		return err
 	}
 	p.Stopped = old.Stopped // the desired state changes through Start/Stop only
 	if err := m.writePolicy(ctx, r, p); err != nil {
 		return fmt.Errorf("set policy of %q: %w", r.Config.Name, err)
 	}
-	m.event(ctx, storage.SevInfo, "policy-set", r.Config.UUID, 0, "policy changed")
+	writeEvent(ctx, m.events, storage.SevInfo, "policy-set", r.Config.UUID, 0, "policy changed")
 	return nil
 }
 
@@ -431,18 +435,18 @@ func (m *Manager) Start(ctx context.Context, nameOrUUID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, rp, err := m.ownedRecord(ctx, "start", nameOrUUID)
-	if err != nil && r.Config != nil && !m.owns(r.Lease) && m.ownerGone(r.Lease) {
+	if err != nil && r.Config != nil && !owns(m.cfg, r.Lease) && ownerGone(m.cfg, m.lastDec, r.Lease) {
 		// Nobody can run it: its lease was released, or its owner is
 		// dead or left (a VM stopped, or frozen, on a host that is gone).
 		// Take the lease here; the next step starts it.
-		lease, lerr := m.lun.AcquireLease(ctx, r.Index, r.Lease.Epoch, m.me())
+		lease, lerr := m.lun.AcquireLease(ctx, r.Index, r.Lease.Epoch, newOwner(m.cfg))
 		if lerr != nil {
 			return fmt.Errorf("start %q: take its lease: %w", r.Config.Name, lerr)
 		}
 		r.Lease, err = lease, nil
-		m.event(ctx, storage.SevInfo, "lease-acquired", r.Config.UUID, 0, "epoch %d: started by the operator while no live host owned it", lease.Epoch)
+		writeEvent(ctx, m.events, storage.SevInfo, "lease-acquired", r.Config.UUID, 0, "epoch %d: started by the operator while no live host owned it", lease.Epoch)
 	}
-	if err != nil && !(r.Config != nil && m.owns(r.Lease)) {
+	if err != nil && !(r.Config != nil && owns(m.cfg, r.Lease)) {
 		return err
 	}
 	if !rp.Stopped {
@@ -452,7 +456,7 @@ func (m *Manager) Start(ctx context.Context, nameOrUUID string) error {
 	if err := m.writePolicy(ctx, r, rp); err != nil {
 		return fmt.Errorf("start %q: %w", r.Config.Name, err)
 	}
-	m.event(ctx, storage.SevInfo, "desired-running", r.Config.UUID, 0, "started by the operator")
+	writeEvent(ctx, m.events, storage.SevInfo, "desired-running", r.Config.UUID, 0, "started by the operator")
 	return nil
 }
 
@@ -461,7 +465,7 @@ func (m *Manager) Start(ctx context.Context, nameOrUUID string) error {
 func (m *Manager) Stop(ctx context.Context, nameOrUUID string) error {
 	m.mu.Lock()
 	r, rp, err := m.ownedRecord(ctx, "stop", nameOrUUID)
-	if err != nil && !(r.Config != nil && m.owns(r.Lease)) {
+	if err != nil && !(r.Config != nil && owns(m.cfg, r.Lease)) {
 		m.mu.Unlock()
 		return err
 	}
@@ -473,7 +477,7 @@ func (m *Manager) Stop(ctx context.Context, nameOrUUID string) error {
 		}
 	}
 	m.mu.Unlock()
-	m.event(ctx, storage.SevInfo, "desired-stopped", r.Config.UUID, 0, "stopped by the operator")
+	writeEvent(ctx, m.events, storage.SevInfo, "desired-stopped", r.Config.UUID, 0, "stopped by the operator")
 	return m.shutdown(ctx, r.Config.Name)
 }
 
@@ -528,7 +532,7 @@ func (m *Manager) MigrateWithProgress(ctx context.Context, nameOrUUID string, ta
 	}
 	m.outgoing[id.String()] = true
 	m.mu.Unlock()
-	m.event(ctx, storage.SevInfo, "migration-started", id, target, "live migration to host %d gen %d", target, th.Gen)
+	writeEvent(ctx, m.events, storage.SevInfo, "migration-started", id, target, "live migration to host %d gen %d", target, th.Gen)
 
 	res, merr := m.hv.Migrate(ctx, name, hypervisor.MigrateOptions{DestURI: uri, Unsafe: m.cfg.UnsafeMigration, Progress: progress})
 
@@ -548,16 +552,16 @@ func (m *Manager) MigrateWithProgress(ctx context.Context, nameOrUUID string, ta
 			// on a later Step (the guest is no longer here).
 			return res, fmt.Errorf("migrate %q: the guest runs on host %d but recording it failed: %w", name, target, err)
 		}
-		m.event(ctx, storage.SevInfo, "migration-completed", id, target, "runs on host %d after %v (downtime %v)", target, res.Wall.Round(time.Millisecond), res.Downtime)
+		writeEvent(ctx, m.events, storage.SevInfo, "migration-completed", id, target, "runs on host %d after %v (downtime %v)", target, res.Wall.Round(time.Millisecond), res.Downtime)
 		return res, nil
 	case errors.Is(merr, hypervisor.ErrTimeout):
-		m.event(ctx, storage.SevWarning, "migration-unknown", id, target, "outcome unknown: %v", merr)
+		writeEvent(ctx, m.events, storage.SevWarning, "migration-unknown", id, target, "outcome unknown: %v", merr)
 		return res, fmt.Errorf("migrate %q: %w", name, merr)
 	default:
 		if _, err := m.lun.SetMigration(wctx, r.Index, lease, storage.Migration{Phase: storage.MigrationAborted, Target: target, TargetGen: th.Gen}); err != nil {
 			merr = errors.Join(merr, fmt.Errorf("record the abort: %w", err))
 		}
-		m.event(ctx, storage.SevWarning, "migration-failed", id, target, "guest stays on host %d: %v", m.cfg.Host, merr)
+		writeEvent(ctx, m.events, storage.SevWarning, "migration-failed", id, target, "guest stays on host %d: %v", m.cfg.Host, merr)
 		return res, fmt.Errorf("migrate %q: %w", name, merr)
 	}
 }

@@ -306,8 +306,8 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 		in.MigratingOut[k] = true
 	}
 	snap.in = in
-	m.watchAgents(snap, doms)
-	m.checkAgents(snap, doms)
+	agentWatcher{m}.watchAgents(snap, doms)
+	agentWatcher{m}.checkAgents(snap, doms)
 	return snap, nil
 }
 
@@ -318,7 +318,7 @@ func (m *Manager) notice(ctx context.Context, id storage.UUID, text string) {
 		return
 	}
 	m.noticed[k] = text
-	m.event(ctx, storage.SevWarning, "notice", id, 0, "%s", text)
+	writeEvent(ctx, m.events, storage.SevWarning, "notice", id, 0, "%s", text)
 }
 
 // currentLease re-reads the lease and checks this host holds it at epoch
@@ -330,7 +330,7 @@ func (m *Manager) currentLease(ctx context.Context, idx int, epoch uint64, allow
 		return l, err
 	}
 	inFlight := l.Migration.Phase == storage.MigrationStarted || l.Migration.Phase == storage.MigrationCompleted
-	if !m.owns(l) || l.Epoch != epoch || l.InProgress || (inFlight && !allowMigration) {
+	if !owns(m.cfg, l) || l.Epoch != epoch || l.InProgress || (inFlight && !allowMigration) {
 		return l, fmt.Errorf("%w: lease of record %d is now epoch %d owner host %d gen %d released=%v migration=%s",
 			ErrNotOwner, idx, l.Epoch, l.Owner.Host, l.Owner.Gen, l.Released, l.Migration.Phase)
 	}
@@ -348,7 +348,7 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 	}
 	fail := func(kind string, err error) error {
 		err = fmt.Errorf("%s %s: %w", a.Kind, a.Name, err)
-		m.event(ctx, storage.SevError, kind, id, 0, "%v", err)
+		writeEvent(ctx, m.events, storage.SevError, kind, id, 0, "%v", err)
 		return err
 	}
 	local := snap.names[a.VM]
@@ -370,7 +370,7 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 		}
 		if m.noticed[a.VM] != a.Reason {
 			m.noticed[a.VM] = a.Reason
-			m.event(ctx, storage.SevInfo, "waiting", id, 0, "%s", a.Reason)
+			writeEvent(ctx, m.events, storage.SevInfo, "waiting", id, 0, "%s", a.Reason)
 		}
 		return nil
 
@@ -378,37 +378,37 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 		if err := m.hv.Destroy(ctx, local); err != nil && !errors.Is(err, hypervisor.ErrNotRunning) {
 			return fail("failed", err)
 		}
-		m.event(ctx, storage.SevWarning, "destroyed-stale-copy", id, 0, "%s", a.Reason)
+		writeEvent(ctx, m.events, storage.SevWarning, "destroyed-stale-copy", id, 0, "%s", a.Reason)
 		return nil
 
 	case reconcile.Stop:
 		if err := m.shutdown(ctx, local); err != nil {
 			return fail("failed", err)
 		}
-		m.event(ctx, storage.SevInfo, "stopped", id, 0, "%s", a.Reason)
+		writeEvent(ctx, m.events, storage.SevInfo, "stopped", id, 0, "%s", a.Reason)
 		return nil
 
 	case reconcile.Adopt:
-		if _, err := m.lun.AcquireLease(ctx, r.Index, a.Expect, m.me()); err != nil {
+		if _, err := m.lun.AcquireLease(ctx, r.Index, a.Expect, newOwner(m.cfg)); err != nil {
 			return fail("failed", err)
 		}
-		m.event(ctx, storage.SevInfo, "lease-acquired", id, 0, "adopted at epoch %d: %s", a.Expect+1, a.Reason)
+		writeEvent(ctx, m.events, storage.SevInfo, "lease-acquired", id, 0, "adopted at epoch %d: %s", a.Expect+1, a.Reason)
 		return nil
 
 	case reconcile.TakeAndStart, reconcile.ClaimMigrated:
 		if a.Kind == reconcile.TakeAndStart {
-			m.event(ctx, storage.SevInfo, "planned", id, 0, "%s", a.Reason)
+			writeEvent(ctx, m.events, storage.SevInfo, "planned", id, 0, "%s", a.Reason)
 		}
-		lease, err := m.lun.AcquireLease(ctx, r.Index, a.Expect, m.me())
+		lease, err := m.lun.AcquireLease(ctx, r.Index, a.Expect, newOwner(m.cfg))
 		if errors.Is(err, storage.ErrLeaseHeld) {
 			// Another host won the epoch: it runs the VM; nothing to do.
-			m.event(ctx, storage.SevInfo, "lease-lost", id, 0, "another host took epoch %d first", a.Expect+1)
+			writeEvent(ctx, m.events, storage.SevInfo, "lease-lost", id, 0, "another host took epoch %d first", a.Expect+1)
 			return nil
 		}
 		if err != nil {
 			return fail("failed", err)
 		}
-		m.event(ctx, storage.SevInfo, "lease-acquired", id, 0, "epoch %d: %s", lease.Epoch, a.Reason)
+		writeEvent(ctx, m.events, storage.SevInfo, "lease-acquired", id, 0, "epoch %d: %s", lease.Epoch, a.Reason)
 		if a.Kind == reconcile.ClaimMigrated && !a.Start {
 			return nil
 		}
@@ -429,7 +429,7 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 		if err != nil {
 			return fail("failed", err)
 		}
-		m.event(ctx, storage.SevInfo, "migration-"+map[bool]string{true: "completed", false: "cleared"}[a.Kind == reconcile.CompleteMigration], id, 0, "%s", a.Reason)
+		writeEvent(ctx, m.events, storage.SevInfo, "migration-"+map[bool]string{true: "completed", false: "cleared"}[a.Kind == reconcile.CompleteMigration], id, 0, "%s", a.Reason)
 		if a.Kind == reconcile.ClearMigration && a.Start {
 			return m.startVM(ctx, r, lease, a, now, local)
 		}
@@ -461,7 +461,7 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 			return fail("failed", err)
 		}
 		delete(m.history, a.VM)
-		m.event(ctx, storage.SevWarning, "released", id, 0, "%s", a.Reason)
+		writeEvent(ctx, m.events, storage.SevWarning, "released", id, 0, "%s", a.Reason)
 		return nil
 
 	case reconcile.Resume:
@@ -472,7 +472,7 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 		if err := res.Resume(ctx, local); err != nil {
 			return fail("failed", err)
 		}
-		m.event(ctx, storage.SevInfo, "resumed", id, 0, "%s", a.Reason)
+		writeEvent(ctx, m.events, storage.SevInfo, "resumed", id, 0, "%s", a.Reason)
 		return nil
 	}
 	return fmt.Errorf("%s %s: unknown action", a.Kind, a.Name)
@@ -493,7 +493,7 @@ func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage
 		m.history[key] = h
 		m.histMu.Unlock()
 		err = fmt.Errorf("start %q on host %d (attempt %d): %w", r.Config.Name, m.cfg.Host, h.StartFailures, err)
-		m.event(ctx, storage.SevError, "failed", id, 0, "%v", err)
+		writeEvent(ctx, m.events, storage.SevError, "failed", id, 0, "%v", err)
 		return err
 	}
 	if m.fenced.Load() {
@@ -522,10 +522,10 @@ func (m *Manager) startVM(ctx context.Context, r storage.VMRecord, lease storage
 	m.histMu.Lock()
 	m.history[key] = h
 	m.histMu.Unlock()
-	m.event(ctx, storage.SevInfo, kind, id, 0, "on host %d at epoch %d: %s", m.cfg.Host, lease.Epoch, a.Reason)
-	m.endAgentCheck(key) // the guest boots: the next step checks its agent afresh
+	writeEvent(ctx, m.events, storage.SevInfo, kind, id, 0, "on host %d at epoch %d: %s", m.cfg.Host, lease.Epoch, a.Reason)
+	agentWatcher{m}.endAgentCheck(key) // the guest boots: the next step checks its agent afresh
 	if rp, err := UnmarshalRecordPolicy(r.Config.Policy); err == nil && rp.Policy.WaitGuestAgent {
-		m.watchAgent(r.Index, id, name, lease, time.Now())
+		agentWatcher{m}.watchAgent(r.Index, id, name, lease, time.Now())
 	}
 	return nil
 }
@@ -541,7 +541,7 @@ const agentPingTimeout = 5 * time.Second
 // runs whose policy says WaitGuestAgent and whose lease is not marked
 // guest-up at its epoch: after a live migration, an adoption or a restart of
 // the daemon, not only after a start.
-func (m *Manager) watchAgents(snap *snapshot, doms []hypervisor.Domain) {
+func (m agentWatcher) watchAgents(snap *snapshot, doms []hypervisor.Domain) {
 	running := make(map[string]string, len(doms))
 	for _, d := range doms {
 		if d.State == hypervisor.StateRunning {
@@ -553,7 +553,7 @@ func (m *Manager) watchAgents(snap *snapshot, doms []hypervisor.Domain) {
 		if !ok || !rec.Policy.WaitGuestAgent || rec.Stopped || rec.Lease.GuestUp {
 			continue
 		}
-		if r := snap.recs[rec.UUID]; m.owns(r.Lease) && r.Lease.Migration.Phase == storage.MigrationNone {
+		if r := snap.recs[rec.UUID]; owns(m.cfg, r.Lease) && r.Lease.Migration.Phase == storage.MigrationNone {
 			m.watchAgent(r.Index, r.Config.UUID, name, r.Lease, time.Time{})
 		}
 	}
@@ -570,7 +570,7 @@ type agentWait struct {
 // (zero: it did not), for the timeline. A start always gets a wait of its
 // own, ending the one before: a restart in place (after a panic, say) keeps
 // the epoch, and its new boot's agent must be heard again.
-func (m *Manager) watchAgent(idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
+func (m agentWatcher) watchAgent(idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
 	if _, ok := m.hv.(AgentPinger); !ok || m.life.Err() != nil {
 		return
 	}
@@ -597,7 +597,7 @@ func (m *Manager) watchAgent(idx int, id storage.UUID, name string, lease storag
 // or guestAgentTimeout passes. When it answers, it marks the lease guest-up at
 // its epoch (later start tiers wait for that mark) and writes the
 // "guest-up" event. It never blocks a step, and ends with the manager.
-func (m *Manager) awaitGuest(parent context.Context, idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
+func (m agentWatcher) awaitGuest(parent context.Context, idx int, id storage.UUID, name string, lease storage.LeaseState, started time.Time) {
 	p := m.hv.(AgentPinger)
 	ctx, cancel := context.WithTimeout(parent, guestAgentTimeout)
 	defer cancel()
@@ -614,7 +614,7 @@ func (m *Manager) awaitGuest(parent context.Context, idx int, id storage.UUID, n
 			return // it left this host (migrated, stopped, destroyed): no longer ours to watch
 		}
 		if errors.Is(err, hypervisor.ErrUnsupported) {
-			m.event(ctx, storage.SevWarning, "guest-not-up", id, 0, "%s: this libvirt driver cannot ping guest agents: %v", name, err)
+			writeEvent(ctx, m.events, storage.SevWarning, "guest-not-up", id, 0, "%s: this libvirt driver cannot ping guest agents: %v", name, err)
 			return
 		}
 		if err == nil {
@@ -625,14 +625,14 @@ func (m *Manager) awaitGuest(parent context.Context, idx int, id storage.UUID, n
 				return // the lease moved on: a new epoch gets its own watch
 			case merr != nil:
 				if !markFailed { // tried again every second until it lands
-					m.event(ctx, storage.SevWarning, "guest-up", id, 0, "%s: guest agent answers, but the mark on the LUN failed (retrying): %v", name, merr)
+					writeEvent(ctx, m.events, storage.SevWarning, "guest-up", id, 0, "%s: guest agent answers, but the mark on the LUN failed (retrying): %v", name, merr)
 					markFailed = true
 				}
 			case started.IsZero():
-				m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers (epoch %d)", name, lease.Epoch)
+				writeEvent(ctx, m.events, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers (epoch %d)", name, lease.Epoch)
 				return
 			default:
-				m.event(ctx, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers %v after the start", name, time.Since(started).Round(time.Millisecond))
+				writeEvent(ctx, m.events, storage.SevInfo, "guest-up", id, 0, "%s: guest agent answers %v after the start", name, time.Since(started).Round(time.Millisecond))
 				return
 			}
 		}
@@ -642,7 +642,7 @@ func (m *Manager) awaitGuest(parent context.Context, idx int, id storage.UUID, n
 		}
 	}
 	if !m.fenced.Load() && m.life.Err() == nil && !errors.Is(context.Cause(ctx), context.Canceled) {
-		m.event(context.Background(), storage.SevWarning, "guest-not-up", id, 0,
+		writeEvent(context.Background(), m.events, storage.SevWarning, "guest-not-up", id, 0,
 			"%s: guest agent did not answer within %v; later start tiers of a failover wait for it at most failover.guest_agent_wait after it was taken",
 			name, time.Since(since).Round(time.Second))
 	}

@@ -9,16 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os/user"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
-	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
-	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/quorum/heartbeat"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/plan"
 )
 
@@ -39,6 +38,28 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.err.Error() }
 
+// refusal is the status and hint of an error the operator can act on: an
+// httpError of this package, or a vm.Refusal of the library packages.
+func refusal(err error) (status int, hint string, ok bool) {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status, he.hint, true
+	}
+	var rf *vm.Refusal
+	if !errors.As(err, &rf) {
+		return 0, "", false
+	}
+	switch rf.Class {
+	case vm.ErrConflict:
+		status = http.StatusConflict
+	case vm.ErrForbidden:
+		status = http.StatusForbidden
+	default:
+		status = http.StatusBadRequest
+	}
+	return status, rf.Hint, true
+}
+
 func notFound(format string, a ...any) error {
 	return &httpError{status: http.StatusNotFound, err: fmt.Errorf(format, a...)}
 }
@@ -47,23 +68,28 @@ func badRequest(hint, format string, a ...any) error {
 	return &httpError{status: http.StatusBadRequest, err: fmt.Errorf(format, a...), hint: hint}
 }
 
+// apiServer answers the API's requests: here, or forwarded over serf to
+// the host that must act, and it answers the requests forwarded to this
+// host.
+type apiServer struct{ *Daemon }
+
 // Handler returns the API's HTTP handler.
-func (d *Daemon) Handler() http.Handler {
+func (d apiServer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	h := func(pattern string, fn func(r *http.Request) (any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			out, err := fn(r)
 			w.Header().Set("Content-Type", "application/json")
 			if err != nil {
-				status, hint := http.StatusInternalServerError, ""
-				var he *httpError
+				status, hint, ok := refusal(err)
 				switch {
-				case errors.As(err, &he):
-					status, hint = he.status, he.hint
-				case errors.Is(err, vm.ErrNotFound), errors.Is(err, storage.ErrNotFound), errors.Is(err, hypervisor.ErrNotFound):
+				case ok:
+				case isNotFound(err):
 					status = http.StatusNotFound
 				case errors.Is(err, vm.ErrNotOwner), errors.Is(err, vm.ErrNoQuorum), errors.Is(err, plan.ErrInvalidPolicy):
 					status = http.StatusConflict
+				default:
+					status = http.StatusInternalServerError
 				}
 				w.WriteHeader(status)
 				json.NewEncoder(w).Encode(api.Error{Error: err.Error(), Hint: hint})
@@ -137,9 +163,10 @@ func (d *Daemon) Handler() http.Handler {
 		}
 		// A live drill runs to its end, cleanup included, even if the
 		// client goes away: no throwaway guest is left behind.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), drillTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), drill.Timeout)
 		defer cancel()
-		return d.drill(ctx, req)
+		rep, err := d.drills.Run(ctx, drill.Request(req))
+		return apiDrillReport(rep), err
 	})
 	return mux
 }
@@ -160,7 +187,7 @@ func (d *Daemon) ServeTLS(ctx context.Context, addr string, files api.TLSFiles) 
 
 // Serve serves the API on l until ctx ends.
 func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: apiServer{d}.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -194,7 +221,7 @@ func (d *Daemon) resolveHost(s string) (quorum.Host, error) {
 	return quorum.Host{}, notFound("no host named %q: hosts are %s", s, strings.Join(names, ", "))
 }
 
-func (d *Daemon) apiHosts(ctx context.Context) ([]api.Host, error) {
+func (d apiServer) apiHosts(ctx context.Context) ([]api.Host, error) {
 	dec := d.decision()
 	serfStatus := map[int]string{}
 	tags := map[int]api.Host{}
@@ -231,7 +258,7 @@ func (d *Daemon) apiHosts(ctx context.Context) ([]api.Host, error) {
 	return out, nil
 }
 
-func (d *Daemon) apiHost(ctx context.Context, s string) (api.Host, error) {
+func (d apiServer) apiHost(ctx context.Context, s string) (api.Host, error) {
 	hosts, err := d.apiHosts(ctx)
 	if err != nil {
 		return api.Host{}, err
@@ -245,11 +272,11 @@ func (d *Daemon) apiHost(ctx context.Context, s string) (api.Host, error) {
 	return api.Host{}, err
 }
 
-func (d *Daemon) apiStatus(ctx context.Context) (api.Status, error) {
+func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 	dec := d.decision()
 	in := d.loopInput()
 	t := d.hdr.Timings
-	last, worst := d.latency()
+	last, worst := d.renewLatency.Get()
 	hosts, _ := d.apiHosts(ctx)
 	s := api.Status{Host: d.cfg.HostName, HostID: d.slot.HostID(), Generation: d.slot.Generation(), Cluster: d.hdr.ClusterName,
 		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Now: time.Now(), Quorate: dec.Quorate,
@@ -266,10 +293,10 @@ func (d *Daemon) apiStatus(ctx context.Context) (api.Status, error) {
 }
 
 // warnings are the proactive health warnings (before anything fails).
-func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
+func (d apiServer) warnings(dec quorum.Decision, worst time.Duration) []string {
 	t := d.hdr.Timings
 	var w []string
-	if lw := latencyWarning(worst, t); lw != "" {
+	if lw := heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence); lw != "" {
 		w = append(w, lw)
 	}
 	if d.wd.Kind() == "software" {
@@ -290,7 +317,7 @@ func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
 			w = append(w, fmt.Sprintf("serf member %s runs wingmand %s, this host %s", m.Name, m.Tags.Version, version))
 		}
 	}
-	w = append(w, d.diskWarnings()...)
+	w = append(w, d.disks.Warnings()...)
 	if d.wdNote != "" && d.wd.Kind() == "device" {
 		w = append(w, d.wdNote)
 	}
@@ -299,7 +326,7 @@ func (d *Daemon) warnings(dec quorum.Decision, worst time.Duration) []string {
 
 // capacityVerdict runs admission control: can every protected VM be
 // restarted after losing any one host?
-func (d *Daemon) capacityVerdict(ctx context.Context, dec quorum.Decision) api.CapacityVerdict {
+func (d apiServer) capacityVerdict(ctx context.Context, dec quorum.Decision) api.CapacityVerdict {
 	v := api.CapacityVerdict{K: 1, Survivable: true}
 	res, err := d.vms.Survivable(ctx, dec, v.K)
 	if err != nil {
@@ -325,41 +352,28 @@ func (d *Daemon) capacityVerdict(ctx context.Context, dec quorum.Decision) api.C
 func (d *Daemon) loopInput() quorum.Input { return d.loop.Input() }
 
 // apiVMs lists protected VMs (from the LUN) and this host's unprotected domains.
-func (d *Daemon) apiVMs(ctx context.Context) ([]api.VM, error) {
-	recs, errs := d.lun.ReadVMs(ctx)
-	if len(errs) > 0 && len(recs) == 0 {
-		return nil, fmt.Errorf("read VM records: %w", errs[0])
-	}
-	doms, err := d.hv.ListDomains(ctx)
+func (d apiServer) apiVMs(ctx context.Context) ([]api.VM, error) {
+	vms, err := vm.List(ctx, d.lun, d.hv)
 	if err != nil {
 		return nil, err
-	}
-	local := map[string]hypervisor.Domain{}
-	for _, dm := range doms {
-		local[strings.ToLower(dm.UUID)] = dm
 	}
 	names := d.slotNames()
 	dec := d.decision()
 	self := d.slot.HostID()
-	var out []api.VM
-	seen := map[string]bool{}
-	for _, r := range recs {
-		if !r.Protected() {
-			continue
+	out := make([]api.VM, 0, len(vms))
+	for _, l := range vms {
+		v := api.VM{Name: l.Name, UUID: l.UUID, Protected: l.Protected, LeaseEpoch: l.LeaseEpoch, Owner: l.Owner, OwnerName: names[l.Owner],
+			Migration: l.Migration, MemoryMiB: l.MemoryBytes >> 20, VCPUs: l.VCPUs, State: "unknown"}
+		switch {
+		case !l.Protected: // a domain of this host
+			v.Owner, v.OwnerName = self, d.cfg.HostName
+		case l.Owner == 0:
+			v.OwnerName = ""
 		}
-		id := strings.ToLower(r.Config.UUID.String())
-		seen[id] = true
-		rp, _ := vm.UnmarshalRecordPolicy(r.Config.Policy)
-		spec, _ := hypervisor.ParseDomainXML(string(r.Config.XML))
-		v := api.VM{Name: r.Config.Name, UUID: id, Protected: true, Priority: int(rp.Policy.Priority), Policy: toAPIPolicy(rp.Policy),
-			Stopped: rp.Stopped, LeaseEpoch: r.Lease.Epoch, MemoryMiB: spec.MemoryBytes >> 20, VCPUs: spec.VCPUs, State: "unknown"}
-		if r.Lease.Held() {
-			v.Owner, v.OwnerName = r.Lease.Owner.Host, names[r.Lease.Owner.Host]
+		if l.Protected {
+			v.Priority, v.Policy, v.Stopped = int(l.Policy.Policy.Priority), toAPIPolicy(l.Policy.Policy), l.Policy.Stopped
 		}
-		if r.Lease.Migration.Phase != storage.MigrationNone {
-			v.Migration = fmt.Sprintf("%s -> host %d", r.Lease.Migration.Phase, r.Lease.Migration.Target)
-		}
-		if dm, ok := local[id]; ok && (v.Owner == self || dm.Active()) {
+		if dm := l.Local; dm != nil && (v.Owner == self || dm.Active()) {
 			v.State, v.Reason = dm.State.String(), dm.Reason
 		} else if v.Owner != 0 && v.Owner != self {
 			// Not visible here: a protected VM runs where its lease is,
@@ -368,23 +382,15 @@ func (d *Daemon) apiVMs(ctx context.Context) ([]api.VM, error) {
 			if h, ok := dec.Host(v.Owner); ok && h.State.Gone() {
 				v.State = "lost with " + h.Name
 			}
-		} else if rp.Stopped {
+		} else if l.Policy.Stopped {
 			v.State = "shutoff"
 		}
 		out = append(out, v)
 	}
-	for id, dm := range local {
-		if seen[id] {
-			continue
-		}
-		out = append(out, api.VM{Name: dm.Name, UUID: id, State: dm.State.String(), Reason: dm.Reason, Owner: self, OwnerName: d.cfg.HostName,
-			MemoryMiB: dm.MemoryBytes >> 20, VCPUs: dm.VCPUs})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-func (d *Daemon) apiVM(ctx context.Context, s string) (api.VM, error) {
+func (d apiServer) apiVM(ctx context.Context, s string) (api.VM, error) {
 	vms, err := d.apiVMs(ctx)
 	if err != nil {
 		return api.VM{}, err
@@ -397,7 +403,7 @@ func (d *Daemon) apiVM(ctx context.Context, s string) (api.VM, error) {
 	return api.VM{}, notFound("no VM named %q on the LUN or on this host; see 'wingman list --all'", s)
 }
 
-func (d *Daemon) apiEvents(r *http.Request) ([]api.Event, error) {
+func (d apiServer) apiEvents(r *http.Request) ([]api.Event, error) {
 	var since time.Time
 	if s := r.URL.Query().Get("since"); s != "" {
 		t, err := time.Parse(time.RFC3339Nano, s)
@@ -414,11 +420,11 @@ func (d *Daemon) apiEvents(r *http.Request) ([]api.Event, error) {
 		evs = evs[len(evs)-n:]
 	}
 	names := d.slotNames()
-	vmNames := map[storage.UUID]string{}
+	vmNames := map[string]string{} // by UUID
 	if recs, _ := d.lun.ReadVMs(r.Context()); recs != nil {
 		for _, rec := range recs {
 			if rec.Config != nil {
-				vmNames[rec.Config.UUID] = rec.Config.Name
+				vmNames[rec.Config.UUID.String()] = rec.Config.Name
 			}
 		}
 	}
@@ -427,7 +433,7 @@ func (d *Daemon) apiEvents(r *http.Request) ([]api.Event, error) {
 		ae := api.Event{Time: e.Time, Host: e.Host, HostName: names[e.Host], Seq: e.Seq, Severity: e.Severity.String(),
 			Kind: e.Kind, Subject: e.Subject, Message: e.Message}
 		if !e.VM.IsZero() {
-			ae.VM = vmNames[e.VM]
+			ae.VM = vmNames[e.VM.String()]
 			if ae.VM == "" {
 				ae.VM = e.VM.String()
 			}

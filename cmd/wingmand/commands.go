@@ -5,16 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/quorum"
-	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/drill"
+	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
 )
 
@@ -42,8 +42,9 @@ type commandResult struct {
 // CommandQuery is the serf query name that carries forwarded commands.
 const CommandQuery = "wingman-cmd"
 
-// vmCommand runs a VM command here if this host must, else forwards it.
-func (d *Daemon) vmCommand(ctx context.Context, c command) (any, error) {
+// vmCommand runs a VM command here if this host must, else forwards it to
+// the VM's owner.
+func (d apiServer) vmCommand(ctx context.Context, c command) (any, error) {
 	self := d.slot.HostID()
 	owner, err := d.ownerOf(ctx, c.VM)
 	switch {
@@ -59,32 +60,35 @@ func (d *Daemon) vmCommand(ctx context.Context, c command) (any, error) {
 	return d.runCommand(ctx, c)
 }
 
-// ownerOf is the host that holds the VM's lease (0: nobody).
-func (d *Daemon) ownerOf(ctx context.Context, nameOrUUID string) (int, error) {
-	recs, errs := d.lun.ReadVMs(ctx)
-	for _, r := range recs {
-		if r.Protected() && (r.Config.Name == nameOrUUID || strings.EqualFold(r.Config.UUID.String(), nameOrUUID)) {
-			if r.Lease.Held() {
-				return r.Lease.Owner.Host, nil
-			}
-			return 0, nil
-		}
+// ownerOf is the host that holds the VM's lease (0: nobody), as the VM
+// manager finds it.
+func (d apiServer) ownerOf(ctx context.Context, nameOrUUID string) (int, error) {
+	r, _, err := d.vms.Find(ctx, nameOrUUID)
+	if err != nil || !r.Lease.Held() {
+		return 0, err
 	}
-	if len(errs) > 0 {
-		return 0, fmt.Errorf("VM %q: %d VM records unreadable: %w", nameOrUUID, len(errs), errs[0])
+	return r.Lease.Owner.Host, nil
+}
+
+// decodeBody decodes a command's JSON body into into (an empty body
+// leaves it zero).
+func decodeBody(c command, what string, into any) error {
+	if len(c.Body) == 0 {
+		return nil
 	}
-	return 0, fmt.Errorf("VM %q: %w: it is not protected", nameOrUUID, vm.ErrNotFound)
+	if err := json.Unmarshal(c.Body, into); err != nil {
+		return badRequest("", "decode %s: %v", what, err)
+	}
+	return nil
 }
 
 // runCommand carries out a command on this host.
-func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
+func (d apiServer) runCommand(ctx context.Context, c command) (any, error) {
 	switch c.Op {
 	case "protect", "policy":
 		var req api.ProtectRequest
-		if len(c.Body) > 0 {
-			if err := json.Unmarshal(c.Body, &req); err != nil {
-				return nil, badRequest("", "decode policy: %v", err)
-			}
+		if err := decodeBody(c, "policy", &req); err != nil {
+			return nil, err
 		}
 		if c.Op == "protect" {
 			p, err := applyAPIPolicy(plan.DefaultPolicy(), req.Policy)
@@ -93,7 +97,7 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 			}
 			return d.protect(ctx, c.VM, vm.RecordPolicy{Policy: p}, vm.ProtectOptions{Force: req.Force})
 		}
-		rp, err := d.currentPolicy(ctx, c.VM)
+		_, rp, err := d.vms.Find(ctx, c.VM)
 		if err != nil {
 			return nil, err
 		}
@@ -112,10 +116,8 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 		return nil, d.vms.Stop(ctx, c.VM)
 	case "migrate":
 		var req api.MigrateRequest
-		if len(c.Body) > 0 {
-			if err := json.Unmarshal(c.Body, &req); err != nil {
-				return nil, badRequest("", "decode request: %v", err)
-			}
+		if err := decodeBody(c, "request", &req); err != nil {
+			return nil, err
 		}
 		return d.migrate(ctx, c.VM, req.Target)
 	case "maintenance":
@@ -123,48 +125,54 @@ func (d *Daemon) runCommand(ctx context.Context, c command) (any, error) {
 		if err := json.Unmarshal(c.Body, &req); err != nil {
 			return nil, badRequest("", "decode request: %v", err)
 		}
-		return d.setMaintenance(ctx, req)
+		if err := d.maint.Set(ctx, maintenance.Request(req)); err != nil {
+			return nil, err
+		}
+		return d.apiHost(ctx, d.cfg.HostName)
 	case "evacuation":
-		return d.evacuation(), nil
+		return apiEvacuation(d.maint.Evacuation(evacuationAnswerLimit)), nil
 	case "exec":
 		var req api.ExecRequest
 		if err := json.Unmarshal(c.Body, &req); err != nil {
 			return nil, badRequest("", "decode request: %v", err)
 		}
-		return d.execCommand(ctx, req)
+		res, err := d.maint.Exec(ctx, maintenance.ExecRequest(req))
+		return api.ExecResult(res), err
 	case "reboot":
 		var req api.RebootRequest
-		if len(c.Body) > 0 {
-			if err := json.Unmarshal(c.Body, &req); err != nil {
-				return nil, badRequest("", "decode request: %v", err)
-			}
+		if err := decodeBody(c, "request", &req); err != nil {
+			return nil, err
 		}
-		return d.reboot(ctx, req)
+		res, err := d.maint.Reboot(ctx, maintenance.RebootRequest(req))
+		return api.RebootResult(res), err
 	case "qmp":
 		return d.qmpDiagnostics(ctx, c.VM), nil
 	case "drill-check":
-		return d.drillCheck(ctx, c.Body)
+		var req drill.CheckRequest
+		if err := decodeBody(c, "drill-check", &req); err != nil {
+			return nil, err
+		}
+		return d.drills.AnswerCheck(ctx, req)
 	case "drill-live":
-		return d.drillLiveHop(ctx, c.Body)
+		var req drill.LiveRequest
+		if err := decodeBody(c, "drill-live", &req); err != nil {
+			return nil, err
+		}
+		hop, err := d.drills.LiveHop(ctx, req)
+		return api.DrillHop(hop), err
 	case "drill-cleanup":
-		return nil, d.drillCleanup(ctx)
+		return nil, d.drills.Cleanup(ctx)
 	case "disk-check":
-		return d.answerDiskCheck(ctx, c.Body)
+		var req drill.DiskCheckRequest
+		if err := decodeBody(c, "disk-check", &req); err != nil {
+			return nil, err
+		}
+		return d.drills.AnswerDiskCheck(ctx, req)
 	}
 	return nil, badRequest("", "unknown command %q", c.Op)
 }
 
-func (d *Daemon) currentPolicy(ctx context.Context, nameOrUUID string) (vm.RecordPolicy, error) {
-	recs, _ := d.lun.ReadVMs(ctx)
-	for _, r := range recs {
-		if r.Protected() && (r.Config.Name == nameOrUUID || strings.EqualFold(r.Config.UUID.String(), nameOrUUID)) {
-			return vm.UnmarshalRecordPolicy(r.Config.Policy)
-		}
-	}
-	return vm.RecordPolicy{}, fmt.Errorf("VM %q: %w: it is not protected", nameOrUUID, vm.ErrNotFound)
-}
-
-func (d *Daemon) migrate(ctx context.Context, name, target string) (api.MigrateResult, error) {
+func (d apiServer) migrate(ctx context.Context, name, target string) (api.MigrateResult, error) {
 	var to quorum.Host
 	if target == "" {
 		moves, _, err := d.vms.EvacuationPlan(ctx, d.decision())
@@ -195,18 +203,19 @@ func (d *Daemon) migrate(ctx context.Context, name, target string) (api.MigrateR
 	}
 	// Return once the target holds the lease (its next step claims it), so
 	// that the next command about this VM goes to its new owner.
-	deadline := time.Now().Add(4*d.hdr.Timings.Renew + 2*d.hdr.Timings.IOTimeout)
+	t := d.hdr.Timings
+	deadline := time.Now().Add(4*t.Renew + 2*t.IOTimeout)
 	for time.Now().Before(deadline) {
 		if owner, err := d.ownerOf(ctx, name); err == nil && owner == to.ID {
 			break
 		}
-		time.Sleep(d.hdr.Timings.Renew / 5)
+		time.Sleep(t.Renew / 5)
 	}
 	return api.MigrateResult{VM: name, From: d.cfg.HostName, To: to.Name, Duration: res.Wall, Downtime: res.Downtime, Bytes: res.DataTransferred}, nil
 }
 
 // hostCommand runs a host command on that host.
-func (d *Daemon) hostCommand(ctx context.Context, c command) (any, error) {
+func (d apiServer) hostCommand(ctx context.Context, c command) (any, error) {
 	h, err := d.resolveHost(c.Host)
 	if err != nil {
 		return nil, err
@@ -218,187 +227,37 @@ func (d *Daemon) hostCommand(ctx context.Context, c command) (any, error) {
 	return d.runCommand(ctx, c)
 }
 
-// setMaintenance enters or leaves maintenance mode on this host, or
-// aborts the evacuation in progress.
-func (d *Daemon) setMaintenance(ctx context.Context, req api.MaintenanceRequest) (api.Host, error) {
-	self := d.slot.HostID()
-	if req.Abort {
-		d.mu.Lock()
-		cancel := d.evacCancel
-		d.mu.Unlock()
-		if cancel == nil {
-			return api.Host{}, badRequest("", "%s has no evacuation in progress", d.cfg.HostName)
-		}
-		cancel()
-		d.event(storage.SevWarning, "maintenance-aborted", self, "evacuation of %s aborted by the operator; it stays in maintenance", d.cfg.HostName)
-		return d.apiHost(ctx, d.cfg.HostName)
+// call runs op with body on host and decodes its answer into out.
+func (d apiServer) call(ctx context.Context, host int, op string, body, out any) error {
+	c := command{Op: op, Host: strconv.Itoa(host)}
+	if body != nil {
+		c.Body, _ = json.Marshal(body)
 	}
-	d.mu.Lock()
-	d.maintenance = req.Enter
-	d.mu.Unlock()
-	if req.Enter {
-		d.slot.SetState(storage.SlotMaintenance)
-		// Kept across a restart or a reboot of this host (see Start).
-		if _, err := os.Stat(d.maintenanceFile()); err != nil {
-			if err := os.WriteFile(d.maintenanceFile(), nil, 0o600); err != nil {
-				d.log.Warn("maintenance state not saved", "err", err)
-			}
-		}
-	} else {
-		d.slot.SetState(storage.SlotAlive)
+	res, err := d.hostCommand(ctx, c)
+	if err != nil || out == nil {
+		return err
 	}
-	if err := d.serf.SetTags(d.tags(ctx, self)); err != nil {
-		return api.Host{}, err
-	}
-	if !req.Enter {
-		moved := d.movedAway()
-		os.Remove(d.maintenanceFile())
-		d.event(storage.SevInfo, "maintenance-exit", self, "%s takes VMs again", d.cfg.HostName)
-		if req.Failback && len(moved) > 0 {
-			if err := d.failback(ctx, moved); err != nil {
-				return api.Host{}, err
-			}
-		}
-		return d.apiHost(ctx, d.cfg.HostName)
-	}
-	d.event(storage.SevInfo, "maintenance-enter", self, "%s enters maintenance: evacuating its VMs", d.cfg.HostName)
-	// The evacuation outlives the request when the caller does not wait.
-	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.mu.Lock()
-	if d.evacCancel != nil {
-		d.evacCancel()
-	}
-	d.evacCancel = cancel
-	d.mu.Unlock()
-	// The evacuation shows as running from now on, through the wait, also
-	// to a caller that does not wait.
-	d.evac.start(d.cfg.HostName, d.cfg.Maintenance.ParallelMigrations, time.Now())
-	run := func() (err error) {
-		defer func() {
-			d.evac.end(err, time.Now())
-			cancel()
-			d.mu.Lock()
-			d.evacCancel = nil
-			d.mu.Unlock()
-		}()
-		// The other hosts must see the maintenance state before the planner
-		// runs, and this host's decision must show it: wait two cycles.
-		select {
-		case <-ectx.Done():
-			return ectx.Err()
-		case <-time.After(2*d.hdr.Timings.Renew + d.hdr.Timings.IOTimeout):
-		}
-		if err := d.evacuate(ectx, req.All); err != nil {
-			d.event(storage.SevError, "maintenance-incomplete", self, "evacuation incomplete: %v", err)
-			return err
-		}
-		d.event(storage.SevInfo, "maintenance-empty", self, "%s is empty: ready for maintenance", d.cfg.HostName)
-		return nil
-	}
-	if req.NoWait {
-		go run()
-	} else if err := run(); err != nil {
-		return api.Host{}, err
-	}
-	return d.apiHost(ctx, d.cfg.HostName)
-}
-
-// movedAway lists the VMs the current maintenance moved off this host.
-func (d *Daemon) movedAway() []string {
-	b, _ := os.ReadFile(d.maintenanceFile())
-	var ids []string
-	for _, f := range strings.Fields(string(b)) {
-		if !strings.HasPrefix(f, rebootMarker) {
-			ids = append(ids, f)
-		}
-	}
-	return ids
-}
-
-// noteMoved records a VM that an evacuation moved away, for a failback.
-func (d *Daemon) noteMoved(id string) {
-	f, err := os.OpenFile(d.maintenanceFile(), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return
-	}
-	fmt.Fprintln(f, id)
-	f.Close()
-}
-
-// failback migrates back, one at a time, the VMs that left this host.
-func (d *Daemon) failback(ctx context.Context, moved []string) error {
-	// The others must see this host alive again before they migrate to it.
-	time.Sleep(2*d.hdr.Timings.Renew + d.hdr.Timings.IOTimeout)
-	body, _ := json.Marshal(api.MigrateRequest{Target: d.cfg.HostName})
-	var failed []error
-	for _, id := range moved {
-		owner, err := d.ownerOf(ctx, id)
-		if err != nil || owner == d.slot.HostID() {
-			continue // unprotected since, or already back
-		}
-		if _, err := d.vmCommand(ctx, command{Op: "migrate", VM: id, Body: body}); err != nil {
-			failed = append(failed, fmt.Errorf("%s: %w", id, err))
-			continue
-		}
-		d.event(storage.SevInfo, "failback", d.slot.HostID(), "%s migrated back to %s", id, d.cfg.HostName)
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("failback: %w", errors.Join(failed...))
+	if err := remarshal(res, out); err != nil {
+		return fmt.Errorf("unreadable answer to %s: %v", op, err)
 	}
 	return nil
 }
 
-func (d *Daemon) maintenanceFile() string { return filepath.Join(d.cfg.StateDir, "maintenance") }
-
-// fence fences a host or tests the path: a test message through the
-// host's LUN mailbox, acknowledged in its slot, and its fence agent's status.
-func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceRequest) (api.FenceResult, error) {
-	h, err := d.resolveHost(hostName)
-	if err != nil {
-		return api.FenceResult{}, err
-	}
-	start := time.Now()
-	res := api.FenceResult{Host: h.Name, Test: req.Test}
-	if !req.Test {
-		if d.fencer == nil {
-			return res, badRequest("configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
-		}
-		confirmed, err := d.fencer.PowerOff(ctx, h.ID)
-		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, confirmed)
-		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", confirmed), time.Since(start)
-		return res, err
-	}
-	m, err := d.lun.SendMessage(ctx, storage.Message{Type: storage.MsgTest, From: d.slot.HostID(), FromGen: d.slot.Generation(),
-		To: h.ID, ToGen: h.Gen, Reason: "wingman fence --test"})
-	if err != nil {
-		return res, err
-	}
-	res.Mailbox = "not acknowledged"
-	deadline := time.Now().Add(3*d.hdr.Timings.Renew + 2*d.hdr.Timings.IOTimeout)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		v, err := d.lun.ReadSlot(ctx, h.ID)
-		if err == nil && v.Record.Ack.Nonce == m.Nonce && v.Record.Ack.Result == storage.AckDone {
-			res.Mailbox = "acknowledged"
-			break
-		}
-		time.Sleep(d.hdr.Timings.Renew / 4)
-	}
-	if d.fencer != nil {
-		if a, ok := d.fencer.Agent(h.ID); ok {
-			st, err := a.Status(ctx)
-			res.Agent = "status " + st.String()
-			if err != nil {
-				res.Agent = "status failed: " + err.Error()
-			}
+// remarshal decodes a command's result, which is a Go value when the
+// command ran here and raw JSON when it was forwarded.
+func remarshal(out any, into any) error {
+	b, ok := out.(json.RawMessage)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(out); err != nil {
+			return err
 		}
 	}
-	res.Duration = time.Since(start)
-	d.event(storage.SevInfo, "fence-test", h.ID, "fence test of %s: mailbox %s %s", h.Name, res.Mailbox, res.Agent)
-	return res, nil
+	return json.Unmarshal(b, into)
 }
 
 // serveForwarding answers commands forwarded by other hosts over serf.
-func (d *Daemon) serveForwarding() error {
+func (d apiServer) serveForwarding() error {
 	return d.serf.HandleQuery(CommandQuery, func(_ string, payload []byte) ([]byte, error) {
 		var c command
 		if err := json.Unmarshal(payload, &c); err != nil {
@@ -407,14 +266,13 @@ func (d *Daemon) serveForwarding() error {
 		if c.To != d.slot.HostID() {
 			return json.Marshal(commandResult{}) // not for us
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), d.commandTimeout(c))
+		ctx, cancel := context.WithTimeout(context.Background(), commandTimeout(c))
 		defer cancel()
 		out, err := d.runCommand(ctx, c)
 		if err != nil {
-			status, hint := 500, ""
-			var he *httpError
-			if errors.As(err, &he) {
-				status, hint = he.status, he.hint
+			status, hint, ok := refusal(err)
+			if !ok {
+				status = http.StatusInternalServerError
 			}
 			return json.Marshal(commandResult{Error: err.Error(), Status: status, Hint: hint})
 		}
@@ -424,7 +282,7 @@ func (d *Daemon) serveForwarding() error {
 }
 
 // forward sends c to host c.To over serf and waits for its answer.
-func (d *Daemon) forward(ctx context.Context, c command) (any, error) {
+func (d apiServer) forward(ctx context.Context, c command) (any, error) {
 	payload, _ := json.Marshal(c)
 	timeout := 10 * time.Minute
 	if dl, ok := ctx.Deadline(); ok {
@@ -449,4 +307,28 @@ func (d *Daemon) forward(ctx context.Context, c command) (any, error) {
 	}
 	return nil, &httpError{status: 502, err: fmt.Errorf("host %d did not answer the forwarded %s", c.To, c.Op),
 		hint: "check that it is alive ('wingman host-list') and try again"}
+}
+
+// protect is the "protect" command: protect the local domain, checking its
+// disks, and say what the other hosts answered.
+func (d apiServer) protect(ctx context.Context, name string, rp vm.RecordPolicy, opts vm.ProtectOptions) (api.ProtectResult, error) {
+	rep, err := d.vms.Protect(ctx, d.decision(), name, rp, opts)
+	switch {
+	case errors.Is(err, vm.ErrUnsafeDisk):
+		return api.ProtectResult{}, &httpError{status: http.StatusBadRequest, err: err}
+	case errors.Is(err, vm.ErrDiskUnreachable):
+		return api.ProtectResult{}, &httpError{status: http.StatusConflict, err: err,
+			hint: "or protect it anyway with --force: those hosts then cannot start it after a failure, and 'wingman drill' reports it until they can"}
+	case err != nil:
+		return api.ProtectResult{}, err
+	}
+	v, err := d.apiVM(ctx, name)
+	if err != nil {
+		return api.ProtectResult{}, err
+	}
+	res := api.ProtectResult{VM: v, DisksReached: rep.Reached, DisksUnreachable: rep.Unreachable}
+	for _, u := range rep.Unchecked {
+		res.DisksUnchecked = append(res.DisksUnchecked, api.HostNote{Host: u.Host, Reason: u.Reason})
+	}
+	return res, nil
 }

@@ -2,19 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/quorum/fence"
@@ -23,6 +24,8 @@ import (
 	"github.com/wingmanha/wingman/quorum/watchdog"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/drill"
+	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
@@ -40,7 +43,6 @@ type Daemon struct {
 	hdr     storage.Header
 	slot    *storage.Heartbeat
 	events  *storage.EventLog
-	counter *eventCounter
 	hv      *hypervisor.Conn
 	serf    *gossip.Agent
 	vms     *vm.Manager
@@ -49,7 +51,7 @@ type Daemon struct {
 	wd      watchdog.Watchdog
 	wdNote  string
 	guard   *watchdog.Guard
-	fencer  *nameFencer
+	fencer  *fence.ByName
 
 	started time.Time
 	notify  func(state string) // systemd sd_notify
@@ -58,22 +60,16 @@ type Daemon struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
-	mu               sync.Mutex
-	lastWriteLatency time.Duration
-	maxLatency       []latencySample
-	maintenance      bool
-	disks            diskCheck
-	names            map[int]string // slot id -> host name, from the last decision
-	evacCancel       context.CancelFunc
-	evac             evacTracker // the last evacuation's progress
+	maint  *maintenance.Host // maintenance, evacuation, rolling update, freeze
+	drills *drill.Runner     // drills and the disk checks of protect
+	disks  *drill.DiskWatch  // the protected VMs' disks this host cannot reach
+
+	mu           sync.Mutex
+	renewLatency heartbeat.RenewLatency
+	names        map[int]string // slot id -> host name, from the last decision
 
 	badLimitsMu sync.Mutex      // its own: capacities runs under the VM manager's lock
 	badLimits   map[string]bool // peers whose placement limits were ignored, warned once
-}
-
-type latencySample struct {
-	at time.Time
-	d  time.Duration
 }
 
 // status reports what the daemon is doing, to systemd and the log.
@@ -142,14 +138,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		return nil, err
 	}
 
-	d.counter = &eventCounter{log: d.events}
 	rcfg := reconcile.DefaultConfig()
 	rcfg.GuestAgentWait = cfg.Failover.GuestAgentWait.Duration
+	checkDisksOn := func(ctx context.Context, host int, disks []hypervisor.DiskSpec) ([]string, error) {
+		return d.drills.CheckDisksOn(ctx, host, disks)
+	}
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, Reconcile: rcfg,
-		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: d.checkDisksOn}, lun, d.hv, d.counter)
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn}, lun, d.hv, d.events)
 	if err != nil {
 		return nil, err
 	}
+	dcfg := drill.Config{HostName: cfg.HostName, HostID: self, UnsafeMigration: cfg.Libvirt.UnsafeMigration}
+	d.drills = drill.New(dcfg, d.vms, d.hv, clusterView{d}, drillPeers{apiServer{d}}, d)
+	d.disks = drill.NewDiskWatch(dcfg, lun, d)
+	d.maint = maintenance.New(maintenance.Config{HostName: cfg.HostName, HostID: self, Generation: d.slot.Generation(),
+		StateDir: cfg.StateDir, ConfigPath: cfg.path, Renew: d.hdr.Timings.Renew, IOTimeout: d.hdr.Timings.IOTimeout,
+		ParallelMigrations: cfg.Maintenance.ParallelMigrations, ColdMove: cfg.Maintenance.OnMigrationFailure == "cold-move",
+		AllowExec: cfg.Maintenance.AllowExec, ExecTimeout: cfg.Maintenance.ExecTimeout.Duration, RebootCommand: cfg.Maintenance.RebootCommand,
+		Log: d.log}, d.vms, lun, d.hv, clusterView{d}, d)
 
 	d.guard = watchdog.NewGuard(time.Now)
 	hbTick, vmTick := d.guard.Loop("heartbeat"), d.guard.LoopWithin("vm-manager", vmLoopMaxAge)
@@ -189,7 +195,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	if err := heartbeat.ServeWakes(d.serf, d.loop); err != nil {
 		return nil, err
 	}
-	if err := d.serveForwarding(); err != nil {
+	if err := (apiServer{d}).serveForwarding(); err != nil {
 		return nil, err
 	}
 
@@ -202,40 +208,31 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		// Resumed a generation the cluster declared dead while wingmand
 		// was down: the cycle above destroyed its guests (they run
 		// elsewhere now). Start over with a new generation.
-		os.Remove(d.resumeFile())
+		d.resumeFile().Remove()
 		return nil, fmt.Errorf("this host was declared dead while wingmand was down; its protected VMs were destroyed here and run elsewhere; start wingmand again to rejoin")
 	}
 	d.slot.SetState(storage.SlotAlive)
-	if _, err := os.Stat(d.maintenanceFile()); err == nil {
-		// The host was in maintenance when wingmand stopped: it stays there
-		// until `wingman maintenance exit`.
-		d.mu.Lock()
-		d.maintenance = true
-		d.mu.Unlock()
-		d.slot.SetState(storage.SlotMaintenance)
-		if err := d.serf.SetTags(d.tags(ctx, self)); err != nil {
-			d.log.Warn("maintenance tag", "err", err)
-		}
-		d.event(storage.SevInfo, "maintenance-kept", self, "%s is still in maintenance after the restart", d.cfg.HostName)
-	}
-	d.thaw(ctx)
+	// A host in maintenance when wingmand stopped stays there until
+	// `wingman maintenance exit` (or a rolling update's reboot request).
+	d.maint.Restore(ctx)
+	d.maint.Thaw(ctx)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(4)
+	d.wg.Add(5)
 	go func() {
 		defer d.wg.Done()
 		d.loopEvs.Run(runCtx) // the heartbeat never waits on an event write
 	}()
 	go func() {
 		defer d.wg.Done()
-		d.checkDisks(runCtx, 30*time.Second)
+		d.disks.Run(runCtx, 30*time.Second)
 	}()
 	go func() {
 		defer d.wg.Done()
 		// Its own thread, above the guests' CPU load: a heartbeat that
 		// misses W under load makes the watchdog reset a healthy host.
-		if prio, err := lockHeartbeatThread(); err != nil {
+		if prio, err := heartbeat.LockThread(); err != nil {
 			d.log.Warn("heartbeat priority", "err", err)
 		} else {
 			d.log.Info("heartbeat loop thread", "priority", prio)
@@ -247,16 +244,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	}()
 	go func() {
 		defer d.wg.Done()
-		d.vmLoop(runCtx, vmTick)
+		vm.Run(runCtx, d.vms, d.decisions, vmTick, d.log)
 	}()
-	if exit, failback := d.rebootRequested(); exit && d.inMaintenance() {
+	go func() {
+		defer d.wg.Done()
 		// A rolling update rebooted this host and asked it to rejoin by itself.
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			d.exitAfterReboot(runCtx, failback)
-		}()
-	}
+		d.maint.RejoinAfterReboot(runCtx)
+	}()
 	d.status("running: host %d generation %d, %s watchdog", self, d.slot.Generation(), d.wd.Kind())
 	ok = true
 	return d, nil
@@ -321,7 +315,7 @@ func (d *Daemon) startSerf(ctx context.Context, self int) error {
 
 func (d *Daemon) tags(ctx context.Context, self int) gossip.Tags {
 	pl := d.cfg.Placement
-	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.inMaintenance(),
+	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.maint != nil && d.maint.Active(),
 		CPUOvercommit: pl.CPUOvercommit, MemoryOvercommit: pl.MemoryOvercommit, ReservedMiB: pl.ReservedMemoryMiB, MaxStarts: pl.ParallelStarts}
 	if c, err := d.hv.Capacity(ctx); err == nil {
 		t.MemoryTotalMiB, t.CPUs = c.MemoryBytes>>20, c.CPUs
@@ -332,64 +326,27 @@ func (d *Daemon) tags(ctx context.Context, self int) gossip.Tags {
 	return t
 }
 
-func (d *Daemon) inMaintenance() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.maintenance
-}
-
 func (d *Daemon) startFencing() error {
 	if len(d.cfg.Fence) == 0 {
 		return nil
 	}
 	// Agents are configured by host name; the heartbeat loop fences by slot
 	// id, resolved at fence time, so a host that joins later is covered.
-	agents := map[string]*fence.Agent{}
+	hosts := map[string]fence.Config{}
 	for name, fc := range d.cfg.Fence {
 		c := fence.DefaultConfig()
 		c.Host, c.Agent, c.Params, c.Logger = name, fc.Agent, fc.Params, d.log
 		if fc.Timeout.Duration > 0 {
 			c.Timeout = fc.Timeout.Duration
 		}
-		a, err := fence.New(c)
-		if err != nil {
-			return fmt.Errorf("%s: fence.%s: %w", d.cfg.path, name, err)
-		}
-		agents[name] = a
+		hosts[name] = c
 	}
-	d.fencer = &nameFencer{d: d, agents: agents}
+	f, err := fence.NewByName(hosts, d.slotNames)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d.cfg.path, err)
+	}
+	d.fencer = f
 	return nil
-}
-
-// nameFencer finds a host's fence agent by its name in the configuration.
-type nameFencer struct {
-	d      *Daemon
-	agents map[string]*fence.Agent
-}
-
-// Agent returns host id's agent.
-func (f *nameFencer) Agent(host int) (*fence.Agent, bool) {
-	a, ok := f.agents[f.d.slotNames()[host]]
-	return a, ok
-}
-
-func (f *nameFencer) PowerOff(ctx context.Context, host int) (bool, error) {
-	a, ok := f.Agent(host)
-	if !ok {
-		return false, fmt.Errorf("power off host %d: no fence agent is configured for it: %w", host, fence.ErrUnknownHost)
-	}
-	r := a.PowerOff(ctx)
-	return r.Confirmed, r.Err
-}
-
-func (f *nameFencer) Fenceable() quorum.Set {
-	var s quorum.Set
-	for id, name := range f.d.slotNames() {
-		if _, ok := f.agents[name]; ok {
-			s.Add(id)
-		}
-	}
-	return s
 }
 
 // petter pets the watchdog and tells systemd (WATCHDOG=1) that every loop
@@ -411,36 +368,14 @@ type latencySlot struct {
 }
 
 func (s latencySlot) Renew(ctx context.Context) ([]storage.SlotView, error) {
-	t0, b0 := time.Now(), bootClock()
+	t0 := time.Now()
+	b0, _ := heartbeat.BootTime()
 	v, err := s.Heartbeat.Renew(ctx)
-	s.d.recordLatency(time.Since(t0))
+	s.d.renewLatency.Record(time.Now(), time.Since(t0))
 	if err == nil {
 		s.d.noteWrite(b0)
 	}
 	return v, err
-}
-
-func (d *Daemon) recordLatency(l time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.lastWriteLatency = l
-	now := time.Now()
-	keep := d.maxLatency[:0]
-	for _, s := range d.maxLatency {
-		if now.Sub(s.at) < time.Minute {
-			keep = append(keep, s)
-		}
-	}
-	d.maxLatency = append(keep, latencySample{now, l})
-}
-
-func (d *Daemon) latency() (last, worst time.Duration) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, s := range d.maxLatency {
-		worst = max(worst, s.d)
-	}
-	return d.lastWriteLatency, worst
 }
 
 // capacities are every host's size and placement limits, from serf tags. A
@@ -519,48 +454,6 @@ func (d *Daemon) onDecision(dec quorum.Decision) {
 	d.decisions <- dec
 }
 
-// vmLoop runs the VM manager on every decision.
-func (d *Daemon) vmLoop(ctx context.Context, tick *watchdog.Loop) {
-	defer tick.Done()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case dec := <-d.decisions:
-			// A failover starts VMs in waves (the concurrency limits); run
-			// the next wave as soon as one is done, not at the next cycle.
-			for round := 0; round < 20; round++ {
-				tick.Tick()
-				// A step reads every VM record (hundreds of LUN I/Os): on a
-				// slow SAN path each completed I/O is progress, not a stall.
-				sctx, cancel := context.WithTimeout(storage.WithProgress(ctx, tick.Tick), 5*time.Minute)
-				acts, err := d.vms.Step(sctx, dec, time.Now())
-				cancel()
-				if err != nil {
-					d.log.Warn("vm manager step", "err", err)
-				}
-				if !startedAny(acts) || ctx.Err() != nil {
-					break
-				}
-				select { // a newer decision replaces this one
-				case dec = <-d.decisions:
-				default:
-				}
-			}
-			tick.Tick()
-		}
-	}
-}
-
-func startedAny(acts []reconcile.Action) bool {
-	for _, a := range acts {
-		if a.Kind == reconcile.TakeAndStart || a.Kind == reconcile.ClaimMigrated {
-			return true
-		}
-	}
-	return false
-}
-
 func (d *Daemon) onLoopEvent(e heartbeat.Event) {
 	sev := storage.SevInfo
 	if e.Error {
@@ -572,12 +465,12 @@ func (d *Daemon) onLoopEvent(e heartbeat.Event) {
 // event appends to this host's event ring; it never blocks the caller for
 // longer than one bounded LUN write.
 func (d *Daemon) event(sev storage.Severity, kind string, subject int, format string, a ...any) {
-	d.vmEvent(sev, kind, storage.UUID{}, subject, format, a...)
+	d.Event(sev, kind, storage.UUID{}, subject, format, a...)
 }
 
-// vmEvent is event about one VM (zero: none), so that `wingman events`
+// Event is event about one VM (zero: none), so that `wingman events`
 // can be filtered by it.
-func (d *Daemon) vmEvent(sev storage.Severity, kind string, vmID storage.UUID, subject int, format string, a ...any) {
+func (d *Daemon) Event(sev storage.Severity, kind string, vmID storage.UUID, subject int, format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	if len(msg) > 175 {
 		msg = msg[:172] + "..."
@@ -587,24 +480,9 @@ func (d *Daemon) vmEvent(sev storage.Severity, kind string, vmID storage.UUID, s
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*d.hdr.Timings.IOTimeout)
 	defer cancel()
-	if d.counter != nil {
-		d.counter.count(kind)
-	}
 	if _, err := d.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: vmID, Subject: subject, Message: msg}); err != nil {
 		d.log.Warn("event not written to the LUN", "kind", kind, "err", err)
 	}
-}
-
-// dumpGoroutines writes every goroutine's stack to a file in the state
-// directory, where a stalled loop is waiting, and returns its path.
-func (d *Daemon) dumpGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	p := filepath.Join(d.cfg.StateDir, fmt.Sprintf("watchdog-expired-%s.txt", time.Now().UTC().Format("20060102T150405")))
-	if err := os.WriteFile(p, buf, 0o600); err != nil {
-		return "not written: " + err.Error()
-	}
-	return p
 }
 
 // vmLoopMaxAge is how long the VM manager may go without progress before the
@@ -625,14 +503,12 @@ func (d *Daemon) loopMaxAge() time.Duration {
 // watchdogExpired is the software watchdog's last resort: the loops stopped
 // making progress, so nothing guarantees this host stops its VMs in time.
 func (d *Daemon) watchdogExpired() {
-	var stale []string // which loop stopped petting: the post-mortem starts there
+	var stale []watchdog.Stale // which loop stopped petting: the post-mortem starts there
 	if d.guard != nil {
-		for _, l := range d.guard.Stale(time.Now(), d.loopMaxAge()) {
-			stale = append(stale, fmt.Sprintf("%s (last progress %v ago, never: %v)", l.Name, l.Age.Round(time.Millisecond), l.Never))
-		}
+		stale = d.guard.Stale(time.Now(), d.loopMaxAge())
 	}
-	d.log.Error("software watchdog expired: destroying protected VMs and exiting", "stalled_loops", strings.Join(stale, "; "),
-		"goroutines", d.dumpGoroutines())
+	d.log.Error("software watchdog expired: destroying protected VMs and exiting", "stalled_loops", watchdog.Describe(stale),
+		"goroutines", watchdog.DumpGoroutines(d.cfg.StateDir, time.Now()))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if d.vms != nil {
@@ -648,14 +524,14 @@ func (d *Daemon) Stop(ctx context.Context) error {
 	var err error
 	switch policy {
 	case "migrate":
-		err = d.evacuate(ctx, false)
+		err = d.maint.Evacuate(ctx, false)
 		if err != nil {
 			d.log.Error("evacuation incomplete; VMs left here fail over once this host is declared dead", "err", err)
 		}
 	case "failover":
 		err = d.vms.ReleaseAll(ctx, "wingmand stopped with shutdown policy failover")
 	case "freeze":
-		err = d.freeze(ctx)
+		err = d.maint.Freeze(ctx)
 	case "keep":
 		if d.wd != nil && d.wd.Kind() == watchdog.KindSoftware {
 			// Without a hardware watchdog nothing would stop these VMs if
@@ -735,4 +611,111 @@ func listenSocket(path, group string) (net.Listener, error) {
 		_ = os.Chmod(filepath.Dir(path), 0o750)
 	}
 	return l, nil
+}
+
+// clusterView is the cluster as the library packages (vm/maintenance,
+// vm/drill) see it and speak to it.
+type clusterView struct{ d *Daemon }
+
+func (c clusterView) Decision() quorum.Decision                 { return c.d.decision() }
+func (c clusterView) ResolveHost(s string) (quorum.Host, error) { return c.d.resolveHost(s) }
+func (c clusterView) MigrationURI(host int) (string, error)     { return c.d.migrationURI(host) }
+
+// SetMaintenance shows this host in maintenance, or not, in its slot and
+// its serf tags.
+func (c clusterView) SetMaintenance(ctx context.Context, on bool) error {
+	state := storage.SlotAlive
+	if on {
+		state = storage.SlotMaintenance
+	}
+	c.d.slot.SetState(state)
+	return c.d.serf.SetTags(c.d.tags(ctx, c.d.slot.HostID()))
+}
+
+// MigrateHere asks VM id's owner to live-migrate it to this host.
+func (c clusterView) MigrateHere(ctx context.Context, id string) error {
+	body, _ := json.Marshal(api.MigrateRequest{Target: c.d.cfg.HostName})
+	_, err := apiServer{c.d}.vmCommand(ctx, command{Op: "migrate", VM: id, Body: body})
+	return err
+}
+
+// A restarted wingmand takes its heartbeat slot back at once when it can
+// prove the previous daemon of this host wrote it less than F ago (see
+// heartbeat.ResumeFile).
+func (d *Daemon) resumeFile() heartbeat.ResumeFile {
+	return heartbeat.ResumeFile(filepath.Join(filepath.Dir(d.cfg.API.Socket), "heartbeat.state"))
+}
+
+// noteWrite records a completed heartbeat write for a later resume.
+func (d *Daemon) noteWrite(issued time.Duration) {
+	if d.slot != nil {
+		d.resumeFile().Note(d.slot.Record().Incarnation, issued)
+	}
+}
+
+// resumeIncarnation returns the incarnation to resume, or 0. If the
+// previous daemon's last write is F old or older, the guests it left have
+// run unwatched for too long: they are destroyed first, as the self-fence
+// at F would have done.
+func (d *Daemon) resumeIncarnation(ctx context.Context) uint64 {
+	inc, age, ok := d.resumeFile().Take()
+	if !ok {
+		return 0
+	}
+	t := d.hdr.Timings
+	if age >= 0 && age < t.SelfFence-t.Renew {
+		d.status("resuming after a restart: the last heartbeat was written %v ago", age.Round(time.Millisecond))
+		return inc
+	}
+	d.log.Error("the previous wingmand stopped heartbeating more than F ago: destroying this host's protected VMs before rejoining", "age", age, "F", t.SelfFence)
+	if err := vm.DestroyProtected(ctx, d.lun, d.hv); err != nil {
+		d.log.Error("destroying the protected VMs failed", "err", err)
+	}
+	return 0
+}
+
+// fence fences a host or tests the path: a test message through the
+// host's LUN mailbox, acknowledged in its slot, and its fence agent's status.
+func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceRequest) (api.FenceResult, error) {
+	h, err := d.resolveHost(hostName)
+	if err != nil {
+		return api.FenceResult{}, err
+	}
+	start := time.Now()
+	res := api.FenceResult{Host: h.Name, Test: req.Test}
+	if !req.Test {
+		if d.fencer == nil {
+			return res, badRequest("configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
+		}
+		confirmed, err := d.fencer.PowerOff(ctx, h.ID)
+		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, confirmed)
+		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", confirmed), time.Since(start)
+		return res, err
+	}
+	acked, err := heartbeat.TestMailbox(ctx, d.lun, d.hdr.Timings, d.slot.HostID(), d.slot.Generation(), h.ID, h.Gen, "wingman fence --test")
+	if err != nil {
+		return res, err
+	}
+	res.Mailbox = "not acknowledged"
+	if acked {
+		res.Mailbox = "acknowledged"
+	}
+	if d.fencer != nil {
+		if a, ok := d.fencer.Agent(h.ID); ok {
+			st, err := a.Status(ctx)
+			res.Agent = "status " + st.String()
+			if err != nil {
+				res.Agent = "status failed: " + err.Error()
+			}
+		}
+	}
+	res.Duration = time.Since(start)
+	d.event(storage.SevInfo, "fence-test", h.ID, "fence test of %s: mailbox %s %s", h.Name, res.Mailbox, res.Agent)
+	return res, nil
+}
+
+// isNotFound reports whether err says that what a request names does not
+// exist, in the terms of any adapter.
+func isNotFound(err error) bool {
+	return errors.Is(err, vm.ErrNotFound) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, hypervisor.ErrNotFound)
 }

@@ -219,7 +219,7 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	if err := os.Remove(sharedDisk(filepath.Dir(a.d.cfg.LUN))); err != nil {
 		t.Fatal(err)
 	}
-	if why := b.d.unreachableDisks(ctx)["web1"]; !strings.Contains(why, "cannot run on kvm2") {
+	if why := b.d.disks.Unreachable(ctx)["web1"]; !strings.Contains(why, "cannot run on kvm2") {
 		t.Errorf("unreachable disk not reported: %q", why)
 	}
 	// Host 2 sees it on the LUN, owned by host 1.
@@ -248,7 +248,7 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	}
 	waitFor(t, "web1 running again", func() bool { v, _ := a.client.VM(ctx, "web1"); return v.State == "running" && !v.Stopped })
 	rec := httptest.NewRecorder()
-	a.d.metricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	apiServer{a.d}.metricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{"wingman_quorate 1", `wingman_host_state{host="kvm2",state="alive"} 1`, "wingman_heartbeat_renew_seconds", `wingman_events_total{kind="desired-stopped"}`,
 		"wingman_lun_reads_total ", "wingman_lun_writes_total ", "wingman_events_dropped_total 0"} {
 		if !strings.Contains(rec.Body.String(), want) {

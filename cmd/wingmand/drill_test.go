@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/plan"
 )
 
@@ -152,32 +151,9 @@ func TestDrillLiveLeavesNothingBehind(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, dm := range doms {
-			if strings.HasPrefix(dm.Name, drillGuestPrefix) {
+			if strings.HasPrefix(dm.Name, drill.GuestPrefix) {
 				t.Errorf("%s still has %s (%v)", d.d.cfg.HostName, dm.Name, dm.State)
 			}
 		}
-	}
-}
-
-func TestFitDrillAnswer(t *testing.T) {
-	vms := []string{"a", "b", "c", "d", "e", "f"}
-	long := strings.Repeat("disk vda: /very/long/path/ü/", 20)
-	problems := map[string]string{"a": long, "c": "short", "f": long + long}
-	ans := fitDrillAnswer(vms, problems, drillAnswerBudget)
-	b, _ := json.Marshal(ans)
-	if len(b) > drillAnswerBudget {
-		t.Errorf("answer is %d bytes, over the budget of %d", len(b), drillAnswerBudget)
-	}
-	if len(ans.Failed) != 3 || ans.Failed["2"] != "short" || !strings.HasSuffix(ans.Failed["0"], "...") ||
-		!strings.HasPrefix(ans.Failed["5"], "disk vda: /very/long") {
-		t.Errorf("answer = %q, want a, c and f listed, the long ones trimmed", ans.Failed)
-	}
-	for k, p := range ans.Failed {
-		if !utf8.ValidString(p) {
-			t.Errorf("problem %s cut inside a character: %q", k, p)
-		}
-	}
-	if ans := fitDrillAnswer(vms, map[string]string{"b": "x"}, drillAnswerBudget); ans.Failed["1"] != "x" || len(ans.Failed) != 1 {
-		t.Errorf("small answer = %q, want it untouched", ans.Failed)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/vm/drill"
 )
 
 // defineGuest defines and starts, on d's simulated host, a guest whose
@@ -131,20 +132,22 @@ func TestProtectAsksTheOtherHostsOverSerf(t *testing.T) {
 	}
 }
 
+// The disks of a protect's question travel in batches that fit one forwarded
+// serf query with the forwarding envelope.
 func TestDiskBatches(t *testing.T) {
 	var disks []hypervisor.DiskSpec
 	for i := range 40 {
 		disks = append(disks, hypervisor.DiskSpec{Target: fmt.Sprint(i), Path: "/srv/vm/" + strings.Repeat("x", i*3) + ".img"})
 	}
 	disks = append(disks, hypervisor.DiskSpec{Target: "pool", Pool: "san", Volume: "lun7"})
-	batches, err := diskBatches(disks)
+	batches, err := drill.DiskBatches(disks)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, b := range batches {
-		body, _ := json.Marshal(diskCheckRequest{Disks: b})
-		if len(body) > diskCheckBudget+16 || len(b) > diskCheckMax || len(b) == 0 {
+		body, _ := json.Marshal(drill.DiskCheckRequest{Disks: b})
+		if len(body) > drill.DiskCheckBudget+16 || len(b) > drill.DiskCheckMax || len(b) == 0 {
 			t.Errorf("batch of %d disks is %d bytes", len(b), len(body))
 		}
 		// The whole forwarded command must fit one serf query (1024 bytes).
@@ -162,7 +165,7 @@ func TestDiskBatches(t *testing.T) {
 	if n != len(disks) {
 		t.Errorf("%d disks in the batches, want %d", n, len(disks))
 	}
-	_, err = diskBatches([]hypervisor.DiskSpec{{Target: "vdz", Path: "/" + strings.Repeat("p", 600)}})
+	_, err = drill.DiskBatches([]hypervisor.DiskSpec{{Target: "vdz", Path: "/" + strings.Repeat("p", 600)}})
 	if err == nil || !strings.Contains(err.Error(), "source of disk vdz is too long") {
 		t.Errorf("a 600-byte path: %v, want it refused", err)
 	}

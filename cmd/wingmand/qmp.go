@@ -33,7 +33,7 @@ func queryBool(r *http.Request, name string) (bool, error) {
 // operator's explicit request gets here ('wingman dominfo --qmp'): libvirt
 // marks the domain tainted (custom-monitor). What fails is said in the
 // answer, next to the rest of v, rather than failing the request.
-func (d *Daemon) vmQMP(ctx context.Context, v api.VM) *api.QMPDiagnostics {
+func (d apiServer) vmQMP(ctx context.Context, v api.VM) *api.QMPDiagnostics {
 	c := command{Op: "qmp", VM: v.Name}
 	var out any
 	var err error
@@ -59,7 +59,7 @@ func (d *Daemon) vmQMP(ctx context.Context, v api.VM) *api.QMPDiagnostics {
 }
 
 // qmpDiagnostics reads QEMU's view of a local domain over QMP.
-func (d *Daemon) qmpDiagnostics(ctx context.Context, name string) api.QMPDiagnostics {
+func (d apiServer) qmpDiagnostics(ctx context.Context, name string) api.QMPDiagnostics {
 	out := api.QMPDiagnostics{Host: d.cfg.HostName}
 	d.log.Info("QMP diagnostics asked for; a running domain is marked tainted (custom-monitor) in libvirt until its QEMU exits", "vm", name)
 	q, err := d.hv.QMPDiagnostics(ctx, name)

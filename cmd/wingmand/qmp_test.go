@@ -44,7 +44,7 @@ func TestQMPOnlyWhenAskedFromTheHostThatRunsTheVM(t *testing.T) {
 		t.Errorf("VMWithQMP(nope) = %v, want 404", err)
 	}
 	rec := httptest.NewRecorder()
-	a.d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/vms/web1?qmp=maybe", nil))
+	apiServer{a.d}.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/v1/vms/web1?qmp=maybe", nil))
 	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "qmp=1") {
 		t.Errorf("?qmp=maybe: %d %s, want 400 with a hint", rec.Code, rec.Body.String())
 	}

@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+
+	"github.com/wingmanha/wingman/quorum"
 )
 
 // Fencer holds the fence agents of the cluster's hosts, by host id (the
@@ -51,4 +53,54 @@ func (f *Fencer) PowerOff(ctx context.Context, host int) Result {
 			Err: fmt.Errorf("power off host %d: configure a fence agent for it, or rely on the disk timeout: %w", host, ErrUnknownHost)}
 	}
 	return a.PowerOff(ctx)
+}
+
+// ByName holds fence agents configured by host name and finds them by host
+// id through names, read at each call (slot id -> host name, from the
+// latest cluster view): a host that joins later is covered.
+type ByName struct {
+	agents map[string]*Agent
+	names  func() map[int]string
+}
+
+// NewByName validates every host's Config (keyed by host name) and returns
+// a ByName over them.
+func NewByName(hosts map[string]Config, names func() map[int]string) (*ByName, error) {
+	f := &ByName{agents: make(map[string]*Agent, len(hosts)), names: names}
+	for _, name := range slices.Sorted(maps.Keys(hosts)) {
+		a, err := New(hosts[name])
+		if err != nil {
+			return nil, fmt.Errorf("fence.%s: %w", name, err)
+		}
+		f.agents[name] = a
+	}
+	return f, nil
+}
+
+// Agent returns host id's agent.
+func (f *ByName) Agent(host int) (*Agent, bool) {
+	a, ok := f.agents[f.names()[host]]
+	return a, ok
+}
+
+// PowerOff fences host id through its agent and says whether the power-off
+// was confirmed (heartbeat.PowerFencer).
+func (f *ByName) PowerOff(ctx context.Context, host int) (bool, error) {
+	a, ok := f.Agent(host)
+	if !ok {
+		return false, fmt.Errorf("power off host %d: no fence agent is configured for it: %w", host, ErrUnknownHost)
+	}
+	r := a.PowerOff(ctx)
+	return r.Confirmed, r.Err
+}
+
+// Fenceable is the set of host ids that have an agent now.
+func (f *ByName) Fenceable() quorum.Set {
+	var s quorum.Set
+	for id, name := range f.names() {
+		if _, ok := f.agents[name]; ok {
+			s.Add(id)
+		}
+	}
+	return s
 }

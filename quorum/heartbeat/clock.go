@@ -15,19 +15,24 @@ import (
 // suspend is a freeze, which the timing rule covers. Where the kernel lacks
 // CLOCK_BOOTTIME (before Linux 2.6.39) it falls back to time.Since.
 func bootClock() func() time.Duration {
-	read := func() (time.Duration, bool) {
-		var ts unix.Timespec
-		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-			return 0, false
-		}
-		return time.Duration(ts.Nano()), true
-	}
-	if t0, ok := read(); ok {
+	if t0, ok := BootTime(); ok {
 		return func() time.Duration {
-			t, _ := read()
+			t, _ := BootTime()
 			return t - t0
 		}
 	}
 	start := time.Now()
 	return func() time.Duration { return time.Since(start) }
+}
+
+// BootTime reads CLOCK_BOOTTIME: the time since this host booted, suspends
+// included. Unlike the clock of a loop, it means the same in the next
+// daemon of this host (see ResumeFile); ok is false where the kernel lacks
+// it.
+func BootTime() (t time.Duration, ok bool) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0, false
+	}
+	return time.Duration(ts.Nano()), true
 }

@@ -20,6 +20,15 @@
 // before its first write can make it look fresh again, and before it acts on
 // a read.
 //
+// Beside the loop it owns what a daemon needs of the heartbeat: the clock
+// (BootTime, CLOCK_BOOTTIME, which counts suspends and means the same in the
+// next daemon of the host), the proof that lets a restarted daemon resume
+// its slot at once (ResumeFile), the renewal latency and its warning
+// (RenewLatency, LatencyWarning), the Prometheus metrics of the heartbeat
+// and the decision (Metrics), the operator's harmless test of the
+// poison-pill path (TestMailbox), and the real-time priority of the loop's
+// own thread (LockThread).
+//
 // Its events leave through Config.OnEvent, which must not block: a writer
 // that may (the LUN's event ring) goes behind an EventQueue, so that the
 // heartbeat never waits on an event write.

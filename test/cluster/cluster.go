@@ -124,7 +124,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Close()
 		return nil, fmt.Errorf("create shared dir: %w", err)
 	}
-	if err := c.startSwitch(ctx); err != nil {
+	if err := (lanSwitch{c}).startSwitch(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (c *Cluster) PowerOn(ctx context.Context, h *Host) error { return h.powerOn
 
 // KillLibvirtd kills h's libvirtd with SIGKILL (a daemon crash) and waits until it is gone. Its
 // guests keep running.
-func (c *Cluster) KillLibvirtd(h *Host) error { return h.stopLibvirtd(syscall.SIGKILL) }
+func (c *Cluster) KillLibvirtd(h *Host) error { return (libvirtd{h}).stopLibvirtd(syscall.SIGKILL) }
 
 // RestartLibvirtd starts h's libvirtd again inside h's namespaces (libvirt records
 // namespace-relative PIDs, so it must see the same /proc) and waits until it answers; a running
@@ -233,12 +233,12 @@ func (c *Cluster) RestartLibvirtd(ctx context.Context, h *Host) error {
 	if !h.On() {
 		return fmt.Errorf("restart libvirtd on %s: the host is powered off: use PowerOn", h.name)
 	}
-	if h.libvirtdRunning() {
-		if err := h.stopLibvirtd(syscall.SIGTERM); err != nil {
+	if (libvirtd{h}).libvirtdRunning() {
+		if err := (libvirtd{h}).stopLibvirtd(syscall.SIGTERM); err != nil {
 			return fmt.Errorf("restart libvirtd: %w", err)
 		}
 	}
-	return h.startLibvirtd(ctx)
+	return (libvirtd{h}).startLibvirtd(ctx)
 }
 
 // Close powers off every host, stops the NBD servers and the switch, and removes the cluster's

@@ -163,10 +163,10 @@ func (h *Host) LibvirtdAddrPort() netip.AddrPort {
 }
 
 // LibvirtdRunning reports whether the host's libvirtd process is alive (false when off).
-func (h *Host) LibvirtdRunning() bool { return h.libvirtdRunning() }
+func (h *Host) LibvirtdRunning() bool { return (libvirtd{h}).libvirtdRunning() }
 
 // libvirtdRunning reports whether the host's libvirtd process is alive.
-func (h *Host) libvirtdRunning() bool {
+func (h libvirtd) libvirtdRunning() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.libvirtdDone == nil {
@@ -313,10 +313,10 @@ func (h *Host) powerOn(ctx context.Context) error {
 	h.mu.Lock()
 	h.pidNS, h.netNS = pidNS, netNS
 	h.mu.Unlock()
-	if err := h.c.plugIn(ctx, h); err != nil {
+	if err := (lanSwitch{h.c}).plugIn(ctx, h); err != nil {
 		return fail(err)
 	}
-	if err := h.startLibvirtd(ctx); err != nil {
+	if err := (libvirtd{h}).startLibvirtd(ctx); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -378,7 +378,7 @@ func (h *Host) powerOff() error {
 }
 
 // startLibvirtd starts libvirtd inside the host and waits until it answers.
-func (h *Host) startLibvirtd(ctx context.Context) error {
+func (h libvirtd) startLibvirtd(ctx context.Context) error {
 	if h.libvirtdRunning() {
 		return fmt.Errorf("start libvirtd on %s: it is already running", h.name)
 	}
@@ -430,7 +430,7 @@ func (h *Host) startLibvirtd(ctx context.Context) error {
 }
 
 // stopLibvirtd sends sig to the host's libvirtd and waits until it is gone.
-func (h *Host) stopLibvirtd(sig syscall.Signal) error {
+func (h libvirtd) stopLibvirtd(sig syscall.Signal) error {
 	h.mu.Lock()
 	cmd, done, pidNS, on := h.libvirtd, h.libvirtdDone, h.pidNS, h.on
 	h.mu.Unlock()
@@ -472,3 +472,6 @@ func newHostUUID() (string, error) {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16]), nil
 }
+
+// libvirtd is a host's libvirt daemon.
+type libvirtd struct{ *Host }

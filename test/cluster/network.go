@@ -20,7 +20,7 @@ import (
 // the host. No interface, address or route is ever added to the root namespace.
 
 // startSwitch creates the switch namespace and its bridge.
-func (c *Cluster) startSwitch(ctx context.Context) error {
+func (c lanSwitch) startSwitch(ctx context.Context) error {
 	cmd := exec.Command("sleep", "infinity")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	if err := startBound(cmd); err != nil {
@@ -112,7 +112,7 @@ func (c *Cluster) SwitchPID() int {
 }
 
 // switchIP runs ip with args in the switch's network namespace.
-func (c *Cluster) switchIP(ctx context.Context, args ...string) error {
+func (c lanSwitch) switchIP(ctx context.Context, args ...string) error {
 	return runIP(ctx, c.sw.Process.Pid, "switch", args...)
 }
 
@@ -129,7 +129,7 @@ func runIP(ctx context.Context, pid int, where string, args ...string) error {
 func portName(h *Host) string { return "port" + strconv.Itoa(h.index) }
 
 // plugIn creates h's veth pair straight between the switch and h, and configures both ends.
-func (c *Cluster) plugIn(ctx context.Context, h *Host) error {
+func (c lanSwitch) plugIn(ctx context.Context, h *Host) error {
 	initPID := h.InitPID()
 	port := portName(h)
 	prefix := strconv.Itoa(c.cfg.Subnet.Bits())
@@ -169,7 +169,7 @@ func (c *Cluster) plugIn(ctx context.Context, h *Host) error {
 // host and no host reaches h (packets are dropped, connections hang, nothing is refused). h keeps
 // running, and so do its guests and its libvirtd (reachable from the harness by URI).
 func (c *Cluster) Partition(h *Host) error {
-	if err := c.setPort(h, "down"); err != nil {
+	if err := (lanSwitch{c}).setPort(h, "down"); err != nil {
 		return fmt.Errorf("partition %s: %w", h.name, err)
 	}
 	return nil
@@ -177,7 +177,7 @@ func (c *Cluster) Partition(h *Host) error {
 
 // Heal puts h back on the network after Partition.
 func (c *Cluster) Heal(h *Host) error {
-	if err := c.setPort(h, "up"); err != nil {
+	if err := (lanSwitch{c}).setPort(h, "up"); err != nil {
 		return fmt.Errorf("heal %s: %w", h.name, err)
 	}
 	return nil
@@ -190,7 +190,7 @@ func (c *Cluster) Partitioned(h *Host) bool {
 	return h.partitioned
 }
 
-func (c *Cluster) setPort(h *Host, state string) error {
+func (c lanSwitch) setPort(h *Host, state string) error {
 	if !h.On() {
 		return fmt.Errorf("the host is powered off (its port is gone)")
 	}
@@ -202,3 +202,7 @@ func (c *Cluster) setPort(h *Host, state string) error {
 	h.mu.Unlock()
 	return nil
 }
+
+// lanSwitch is the cluster's switch plumbing: the bridge namespace and the
+// ports of the hosts.
+type lanSwitch struct{ *Cluster }

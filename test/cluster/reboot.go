@@ -28,7 +28,7 @@ func (h *Host) Reboots() int {
 func (h *Host) rebootCommand() string { return "touch " + h.RebootRequestFile() }
 
 // checkRebootRequest starts a reboot of h when its wingmand asked for one. Called by the BMC loop.
-func (c *Cluster) checkRebootRequest(h *Host) {
+func (c rebooter) checkRebootRequest(h *Host) {
 	if _, err := os.Stat(h.RebootRequestFile()); err != nil {
 		return
 	}
@@ -58,7 +58,7 @@ func (c *Cluster) checkRebootRequest(h *Host) {
 	}()
 }
 
-func (c *Cluster) reboot(h *Host, opts WingmandOptions) error {
+func (c rebooter) reboot(h *Host, opts WingmandOptions) error {
 	fmt.Fprintf(os.Stderr, "test cluster: %s's wingmand asked for a reboot\n", h.name)
 	if h.WingmandRunning() {
 		if err := c.StopWingmand(h, 3*time.Minute); err != nil {
@@ -84,3 +84,6 @@ func (c *Cluster) reboot(h *Host, opts WingmandOptions) error {
 	}
 	return c.StartWingmand(ctx, h, opts)
 }
+
+// rebooter carries out the reboots that hosts request of the cluster.
+type rebooter struct{ *Cluster }

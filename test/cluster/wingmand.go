@@ -487,7 +487,7 @@ func (c *Cluster) startBMC() {
 				case <-t.C:
 				}
 				for _, h := range c.hosts {
-					c.checkRebootRequest(h)
+					(rebooter{c}).checkRebootRequest(h)
 					// The emulated hardware watchdog: reset a host whose
 					// wingmand has not petted it for W.
 					if st, err := os.Stat(h.WatchdogFile()); err == nil && h.On() && time.Since(st.ModTime()) > s.watchdogTimeout() {

@@ -1,12 +1,19 @@
 package guard
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
+	"maps"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -132,6 +139,148 @@ func TestStorageLinksNoAdapters(t *testing.T) {
 			if strings.HasPrefix(imp, "libvirt.org/") || strings.Contains(imp, "hashicorp/serf") || imp == module+"/hypervisor" || imp == "C" {
 				t.Errorf("%s imports %s", p.ImportPath, imp)
 			}
+		}
+	}
+}
+
+// wiringFiles are the files of cmd/wingmand that construct and connect the
+// parts: only they may import the LUN, libvirt or the serf adapter. The
+// rest of the daemon serves the API over what the library packages return
+// (STYLE.md, practice 15).
+var wiringFiles = map[string]bool{"daemon.go": true, "faults_on.go": true, "faults_off.go": true}
+
+var adaptersOnlyForWiring = []string{module + "/storage", module + "/hypervisor", module + "/quorum/gossip"}
+
+// daemonFiles parses cmd/wingmand's non-test files, build tags ignored.
+func daemonFiles(t *testing.T) map[string]*ast.File {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "cmd", "wingmand")
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no Go files in %s: %v", dir, err)
+	}
+	out := map[string]*ast.File{}
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), n, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(n)] = f
+	}
+	return out
+}
+
+// TestOnlyWiringFilesOfTheDaemonImportAdapters: a feature that needs the
+// LUN, libvirt or serf lives in a library package with its own small
+// interfaces; the daemon hands it the adapters in its wiring files.
+func TestOnlyWiringFilesOfTheDaemonImportAdapters(t *testing.T) {
+	for name, f := range daemonFiles(t) {
+		if wiringFiles[name] {
+			continue
+		}
+		for _, imp := range f.Imports {
+			path := strings.Trim(imp.Path.Value, `"`)
+			for _, bad := range adaptersOnlyForWiring {
+				if path == bad || strings.HasPrefix(path, bad+"/") {
+					t.Errorf("cmd/wingmand/%s imports %s: only the wiring files (%s) may; move the code that needs it into a library package under vm/ or quorum/",
+						name, path, strings.Join(slices.Sorted(maps.Keys(wiringFiles)), ", "))
+				}
+			}
+		}
+	}
+}
+
+// maxDaemonLines bounds cmd/wingmand's non-test code: the daemon wires, the
+// features live in library packages.
+const maxDaemonLines = 2000
+
+func TestDaemonOnlyWires(t *testing.T) {
+	dir := filepath.Join(repoRoot(t), "cmd", "wingmand")
+	total := 0
+	var sizes []string
+	for name := range daemonFiles(t) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := bytes.Count(b, []byte("\n"))
+		total += n
+		sizes = append(sizes, fmt.Sprintf("%s %d", name, n))
+	}
+	if total > maxDaemonLines {
+		slices.Sort(sizes)
+		t.Errorf("cmd/wingmand has %d lines of non-test code, more than %d (%s): move features into library packages",
+			total, maxDaemonLines, strings.Join(sizes, ", "))
+	}
+}
+
+// maxMethods bounds the methods of any one type: past it, a type has become
+// the place where unrelated features live.
+const maxMethods = 35
+
+// TestNoTypeHasTooManyMethods counts the methods declared on each type of
+// every package of the module, test files included.
+func TestNoTypeHasTooManyMethods(t *testing.T) {
+	root := repoRoot(t)
+	counts := map[string]int{} // "dir package.Type" -> methods
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if n := d.Name(); path != root && (n == "testdata" || n == "vendor" || strings.HasPrefix(n, ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		for _, decl := range f.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok || fn.Recv == nil || len(fn.Recv.List) == 0 {
+				continue
+			}
+			if name := receiverType(fn.Recv.List[0].Type); name != "" {
+				counts[rel+" "+f.Name.Name+"."+name]++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, n := range counts {
+		if n > maxMethods {
+			t.Errorf("%s has %d methods, more than %d: split it by what its methods are about", typ, n, maxMethods)
+		}
+	}
+}
+
+// receiverType is the name of a method receiver's type: T, *T, T[P], *T[P].
+func receiverType(e ast.Expr) string {
+	for {
+		switch x := e.(type) {
+		case *ast.StarExpr:
+			e = x.X
+		case *ast.IndexExpr:
+			e = x.X
+		case *ast.IndexListExpr:
+			e = x.X
+		case *ast.ParenExpr:
+			e = x.X
+		case *ast.Ident:
+			return x.Name
+		default:
+			return ""
 		}
 	}
 }

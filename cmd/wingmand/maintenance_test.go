@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/vm/maintenance"
 )
 
 func remoteStatus(err error) int {
@@ -42,7 +43,7 @@ func TestExecRunsOnlyOnAnEmptyHostInMaintenance(t *testing.T) {
 	if _, err := a.client.Exec(ctx, "kvm2", api.ExecRequest{Command: "  "}); remoteStatus(err) != 400 || !strings.Contains(err.Error(), "no command") {
 		t.Errorf("exec without a command: %v", err)
 	}
-	long := "echo " + strings.Repeat("x", execCommandMax)
+	long := "echo " + strings.Repeat("x", maintenance.ExecCommandMax)
 	if _, err := a.client.Exec(ctx, "kvm2", api.ExecRequest{Command: long}); remoteStatus(err) != 400 || !strings.Contains(err.Error(), "in one serf query") {
 		t.Errorf("exec of a command too long to forward: %v", err)
 	}
@@ -85,9 +86,9 @@ func TestExecRunsOnlyOnAnEmptyHostInMaintenance(t *testing.T) {
 	}
 
 	// The longest command accepted still fits one forwarded serf query.
-	longest := "echo '" + strings.Repeat("<", (execCommandMax-9)/6) + "'"
-	if b, _ := json.Marshal(longest); len(b) < execCommandMax-6 {
-		t.Fatalf("test command is %d bytes as JSON, want close to %d", len(b), execCommandMax)
+	longest := "echo '" + strings.Repeat("<", (maintenance.ExecCommandMax-9)/6) + "'"
+	if b, _ := json.Marshal(longest); len(b) < maintenance.ExecCommandMax-6 {
+		t.Fatalf("test command is %d bytes as JSON, want close to %d", len(b), maintenance.ExecCommandMax)
 	}
 	if res, err := a.client.Exec(ctx, "kvm2", api.ExecRequest{Command: longest}); err != nil || res.ExitCode != 0 {
 		t.Errorf("exec of the longest command: %+v, %v", res, err)
@@ -99,7 +100,7 @@ func TestExecRunsOnlyOnAnEmptyHostInMaintenance(t *testing.T) {
 		t.Fatal(err)
 	}
 	js, _ := json.Marshal(res)
-	if res.ExitCode != 0 || !res.Truncated || !strings.HasSuffix(res.Output, "line <2999> & more\n") || len(js) > execResultMax {
+	if res.ExitCode != 0 || !res.Truncated || !strings.HasSuffix(res.Output, "line <2999> & more\n") || len(js) > maintenance.ExecResultMax {
 		t.Errorf("long output: %d bytes of JSON, result %+v", len(js), res)
 	}
 
@@ -113,12 +114,7 @@ func TestExecRunsOnlyOnAnEmptyHostInMaintenance(t *testing.T) {
 		t.Errorf("timed-out exec after %v: %+v", time.Since(start), res)
 	}
 
-	// A site may forbid remote execution.
-	b.d.cfg.Maintenance.AllowExec = false
-	_, err = b.d.execCommand(ctx, api.ExecRequest{Command: "true"})
-	if !strings.Contains(err.Error(), "maintenance.allow_exec = false") {
-		t.Errorf("exec with allow_exec = false: %v", err)
-	}
+	// A site may forbid remote execution: see vm/maintenance's TestExecAndRebootMayBeForbidden.
 
 	evs, _ := a.client.Events(ctx, time.Time{}, 0)
 	var kinds []string
@@ -194,7 +190,7 @@ func TestRebootThenLeaveMaintenanceByItself(t *testing.T) {
 		t.Errorf("reboot result = %+v", res)
 	}
 	waitFor(t, "the reboot command to run on kvm2", func() bool { _, err := os.Stat(rebooted + "-kvm2"); return err == nil })
-	if exit, failback := b.d.rebootRequested(); !exit || !failback {
+	if exit, failback := b.d.maint.RebootRequested(); !exit || !failback {
 		t.Fatalf("exit-after-reboot not saved: exit %v failback %v", exit, failback)
 	}
 
@@ -202,33 +198,16 @@ func TestRebootThenLeaveMaintenanceByItself(t *testing.T) {
 	cfg := b.d.cfg
 	b.stop()
 	cfg.Serf.Bind = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	b2 := startDaemon(t, cfg)
+	startDaemon(t, cfg)
 	waitFor(t, "kvm2 out of maintenance by itself", func() bool {
 		h, err := a.client.Host(ctx, "kvm2")
 		return err == nil && !h.Maintenance && h.State == "alive" && h.Generation > res.Generation
 	})
 	waitEvent(t, a.client, res.At, "kvm2", "reboot-done", "")
-	if _, err := os.Stat(b2.d.maintenanceFile()); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, "maintenance")); !os.IsNotExist(err) {
 		t.Errorf("maintenance state left behind: %v", err)
 	}
-
-	// A reboot command that fails leaves the host in maintenance, with an event.
-	if _, err := a.client.Maintenance(ctx, "kvm2", api.MaintenanceRequest{Enter: true}); err != nil {
-		t.Fatal(err)
-	}
-	destroyGuests(t, b2.d, "sleep1", "temp1") // back: a new connection gets a fresh test host
-	b2.d.cfg.Maintenance.RebootCommand = "echo no reboot for you >&2; exit 7"
-	res, err = b2.d.reboot(ctx, api.RebootRequest{ExitMaintenance: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitEvent(t, a.client, res.At, "kvm2", "reboot-failed", "no reboot for you")
-	if exit, _ := b2.d.rebootRequested(); exit {
-		t.Error("a failed reboot left the exit-after-reboot request behind")
-	}
-	if !b2.d.inMaintenance() {
-		t.Error("a failed reboot took kvm2 out of maintenance")
-	}
+	// A reboot command that fails: see vm/maintenance's TestFailedRebootStaysInMaintenance.
 }
 
 // waitEvent waits for an event of kind from host, since, whose message

@@ -1,4 +1,4 @@
-package main
+package heartbeat
 
 import (
 	"testing"
@@ -20,7 +20,7 @@ func TestHeartbeatThreadPriority(t *testing.T) {
 	ch := make(chan result)
 	go func() {
 		// This goroutine ends locked: Go then ends its raised thread too.
-		desc, err := lockHeartbeatThread()
+		desc, err := LockThread()
 		r := result{desc: desc, err: err, tid: unix.Gettid()}
 		if a, gerr := unix.SchedGetAttr(0, 0); gerr == nil {
 			r.policy = a.Policy
@@ -35,8 +35,8 @@ func TestHeartbeatThreadPriority(t *testing.T) {
 		t.Skipf("this machine refuses both: %v", r.err)
 	}
 	t.Logf("heartbeat thread %d: %s", r.tid, r.desc)
-	if r.policy != unix.SCHED_RR && r.nice != heartbeatNice {
-		t.Errorf("thread %d: policy %d nice %d after %q; want SCHED_RR or nice %d", r.tid, r.policy, r.nice, r.desc, heartbeatNice)
+	if r.policy != unix.SCHED_RR && r.nice != fallbackNice {
+		t.Errorf("thread %d: policy %d nice %d after %q; want SCHED_RR or nice %d", r.tid, r.policy, r.nice, r.desc, fallbackNice)
 	}
 	if a, err := unix.SchedGetAttr(0, 0); err != nil || a.Policy != unix.SCHED_NORMAL {
 		t.Errorf("the test's own thread: %+v %v; only the heartbeat thread may be raised", a, err)

@@ -1,4 +1,4 @@
-package main
+package maintenance
 
 import (
 	"context"
@@ -13,15 +13,18 @@ import (
 	"github.com/wingmanha/wingman/vm"
 )
 
+// answerLimit is the daemon's budget for a forwarded evacuation answer.
+const answerLimit = 640
+
 func TestEvacTrackerCounts(t *testing.T) {
-	var tr evacTracker
+	var tr Tracker
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	tr.start("kvm1", 2, t0)
 	moves := []vm.Move{{Name: "db", UUID: "u1", To: 2, ToName: "kvm2"}, {Name: "web", UUID: "u2", To: 3, ToName: "kvm3"}, {Name: "app", UUID: "u3", To: 2, ToName: "kvm2"}}
 	tr.planned(moves)
 	tr.progress(moves[0], hypervisor.MigrationProgress{Elapsed: time.Second, Percent: 25, DataProcessed: 16 << 20, DataRemaining: 48 << 20, DataTotal: 64 << 20})
 	tr.progress(moves[1], hypervisor.MigrationProgress{Elapsed: 100 * time.Millisecond})
-	e := tr.snapshot(evacuationAnswerLimit)
+	e := tr.Snapshot(answerLimit)
 	if !e.Running || e.Planned != 3 || len(e.Active) != 2 || e.Queued() != 1 {
 		t.Fatalf("while migrating: %+v (queued %d)", e, e.Queued())
 	}
@@ -36,7 +39,7 @@ func TestEvacTrackerCounts(t *testing.T) {
 	tr.progress(moves[2], hypervisor.MigrationProgress{Elapsed: time.Second})
 	tr.done(moves[2], nil)
 	tr.end(errors.New("evacuate host 1: web: unable to connect to kvm3"), t0.Add(5*time.Second))
-	e = tr.snapshot(evacuationAnswerLimit)
+	e = tr.Snapshot(answerLimit)
 	if e.Running || e.Done != 2 || e.Failed != 1 || len(e.Active) != 0 || e.Queued() != 0 || !e.Ended.Equal(t0.Add(5*time.Second)) {
 		t.Fatalf("after the end: %+v", e)
 	}
@@ -45,16 +48,16 @@ func TestEvacTrackerCounts(t *testing.T) {
 	}
 	// A late progress sample of a migration that ended is not shown.
 	tr.progress(moves[2], hypervisor.MigrationProgress{Elapsed: 2 * time.Second})
-	if e := tr.snapshot(evacuationAnswerLimit); len(e.Active) != 0 {
+	if e := tr.Snapshot(answerLimit); len(e.Active) != 0 {
 		t.Errorf("a sample after the end shows: %+v", e.Active)
 	}
 }
 
 func TestEvacTrackerAbortSaysSo(t *testing.T) {
-	var tr evacTracker
+	var tr Tracker
 	tr.start("kvm1", 2, time.Now())
 	tr.end(fmt.Errorf("evacuate host 1: %w", context.Canceled), time.Now())
-	if e := tr.snapshot(evacuationAnswerLimit); !strings.HasPrefix(e.Error, "aborted") {
+	if e := tr.Snapshot(answerLimit); !strings.HasPrefix(e.Error, "aborted") {
 		t.Errorf("an aborted evacuation says %q", e.Error)
 	}
 }
@@ -62,7 +65,7 @@ func TestEvacTrackerAbortSaysSo(t *testing.T) {
 // The answer must fit one serf response however many migrations run and
 // fail: it keeps the counts and drops list entries, saying how many.
 func TestEvacuationAnswerFitsOneSerfMessage(t *testing.T) {
-	var tr evacTracker
+	var tr Tracker
 	tr.start("kvm1", 16, time.Now())
 	var moves []vm.Move
 	for i := range 40 {
@@ -75,10 +78,10 @@ func TestEvacuationAnswerFitsOneSerfMessage(t *testing.T) {
 	for _, mv := range moves[16:30] {
 		tr.done(mv, errors.New(strings.Repeat("operation failed: migration out job: unexpectedly failed ", 4)))
 	}
-	e := tr.snapshot(evacuationAnswerLimit)
+	e := tr.Snapshot(answerLimit)
 	b, _ := json.Marshal(e)
-	if len(b) > evacuationAnswerLimit {
-		t.Fatalf("answer is %d bytes, over %d", len(b), evacuationAnswerLimit)
+	if len(b) > answerLimit {
+		t.Fatalf("answer is %d bytes, over %d", len(b), answerLimit)
 	}
 	if len(e.Active)+e.Hidden != 16 || e.Failed != 14 || e.Queued() != 10 || len(e.Errors) == 0 {
 		t.Errorf("trimmed answer lost counts: %d shown + %d hidden active, %d failed, %d queued, %d errors", len(e.Active), e.Hidden, e.Failed, e.Queued(), len(e.Errors))
