@@ -100,7 +100,7 @@ func (el *EventLog) Counts() map[string]uint64 {
 // EventLog opens host's event ring for appending, continuing after the
 // highest sequence found on disk.
 func (l *LUN) EventLog(ctx context.Context, host int) (*EventLog, error) {
-	if err := l.checkHost(host); err != nil {
+	if err := l.hdr.Geometry.checkHost(l.Path(), host); err != nil {
 		return nil, err
 	}
 	evs, err := l.readRing(ctx, host)

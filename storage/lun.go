@@ -199,9 +199,10 @@ func (l *LUN) CheckHeader(ctx context.Context) error {
 	return nil
 }
 
-func (l *LUN) checkHost(host int) error {
-	if host < 1 || host > l.hdr.Geometry.MaxHosts {
-		return fmt.Errorf("lun %s: %w: host id %d outside 1..%d", l.dev.Path(), ErrInvalid, host, l.hdr.Geometry.MaxHosts)
+// checkHost says whether host is a host id of g, for the LUN at path.
+func (g Geometry) checkHost(path string, host int) error {
+	if host < 1 || host > g.MaxHosts {
+		return fmt.Errorf("lun %s: %w: host id %d outside 1..%d", path, ErrInvalid, host, g.MaxHosts)
 	}
 	return nil
 }

@@ -87,10 +87,10 @@ func decodeMessage(b []byte) (Message, error) {
 // A zero Nonce is replaced by a random one; the message as written is returned.
 // The target acknowledges in its heartbeat slot (SlotRecord.Ack).
 func (l *LUN) SendMessage(ctx context.Context, m Message) (Message, error) {
-	if err := l.checkHost(m.To); err != nil {
+	if err := l.hdr.Geometry.checkHost(l.Path(), m.To); err != nil {
 		return m, err
 	}
-	if err := l.checkHost(m.From); err != nil {
+	if err := l.hdr.Geometry.checkHost(l.Path(), m.From); err != nil {
 		return m, err
 	}
 	if m.Type == MsgNone || m.Type > MsgClear {
@@ -110,7 +110,7 @@ func (l *LUN) SendMessage(ctx context.Context, m Message) (Message, error) {
 
 // ReadMailbox reads host's mailbox. An empty mailbox gives Type MsgNone.
 func (l *LUN) ReadMailbox(ctx context.Context, host int) (Message, error) {
-	if err := l.checkHost(host); err != nil {
+	if err := l.hdr.Geometry.checkHost(l.Path(), host); err != nil {
 		return Message{}, err
 	}
 	block := l.hdr.Geometry.mailboxBlock(host)

@@ -232,7 +232,7 @@ func (l *LUN) ReadSlots(ctx context.Context) ([]SlotView, error) {
 
 // ReadSlot reads one host's slot.
 func (l *LUN) ReadSlot(ctx context.Context, host int) (SlotView, error) {
-	if err := l.checkHost(host); err != nil {
+	if err := l.hdr.Geometry.checkHost(l.Path(), host); err != nil {
 		return SlotView{}, err
 	}
 	b, err := l.io.read(ctx, l.hdr.Geometry.slotBlock(host)*BlockSize, BlockSize)
@@ -281,7 +281,7 @@ func (l *LUN) AcquireSlot(ctx context.Context, opts AcquireOptions) (*Heartbeat,
 		return nil, fmt.Errorf("acquire slot: %w: host name must be 1..63 bytes", ErrInvalid)
 	}
 	if opts.HostID != 0 {
-		if err := l.checkHost(opts.HostID); err != nil {
+		if err := l.hdr.Geometry.checkHost(l.Path(), opts.HostID); err != nil {
 			return nil, err
 		}
 		return l.acquireSlot(ctx, opts.HostID, opts)

@@ -148,9 +148,10 @@ type leaseBlocks []struct {
 	set bool
 }
 
-func (l *LUN) checkVM(idx int) error {
-	if idx < 0 || idx >= l.hdr.Geometry.MaxVMs {
-		return fmt.Errorf("lun %s: %w: VM record %d outside 0..%d", l.Path(), ErrInvalid, idx, l.hdr.Geometry.MaxVMs-1)
+// checkVM says whether idx is a VM record of g, for the LUN at path.
+func (g Geometry) checkVM(path string, idx int) error {
+	if idx < 0 || idx >= g.MaxVMs {
+		return fmt.Errorf("lun %s: %w: VM record %d outside 0..%d", path, ErrInvalid, idx, g.MaxVMs-1)
 	}
 	return nil
 }
@@ -233,7 +234,7 @@ func (lb leaseBlocks) state() LeaseState {
 
 // ReadLease returns the lease state of VM record idx.
 func (l *LUN) ReadLease(ctx context.Context, idx int) (LeaseState, error) {
-	if err := l.checkVM(idx); err != nil {
+	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
 		return LeaseState{}, err
 	}
 	lb, err := l.readLease(ctx, idx)
@@ -282,10 +283,10 @@ func (e *LeaseHeldError) Unwrap() error { return ErrLeaseHeld }
 // the caller itself: the lease decides between racing new owners, it does not
 // stop an old one.
 func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner) (LeaseState, error) {
-	if err := l.checkVM(idx); err != nil {
+	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
 		return LeaseState{}, err
 	}
-	if err := l.checkHost(me.Host); err != nil {
+	if err := l.hdr.Geometry.checkHost(l.Path(), me.Host); err != nil {
 		return LeaseState{}, err
 	}
 	if me.Nonce == 0 {
@@ -485,7 +486,7 @@ func (l *LUN) SetGuestUp(ctx context.Context, idx int, lease LeaseState) (LeaseS
 // updateOwnBlock rewrites the owner's own lease block of record idx with
 // change applied, after checking that lease is still the current one.
 func (l *LUN) updateOwnBlock(ctx context.Context, idx int, lease LeaseState, change func(*dblock)) error {
-	if err := l.checkVM(idx); err != nil {
+	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
 		return err
 	}
 	lb, err := l.ownLease(ctx, idx, lease)
@@ -499,7 +500,7 @@ func (l *LUN) updateOwnBlock(ctx context.Context, idx int, lease LeaseState, cha
 
 // ReleaseLease gives the lease up: anyone may then acquire epoch lease.Epoch+1.
 func (l *LUN) ReleaseLease(ctx context.Context, idx int, lease LeaseState) error {
-	if err := l.checkVM(idx); err != nil {
+	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
 		return err
 	}
 	lb, err := l.ownLease(ctx, idx, lease)

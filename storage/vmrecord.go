@@ -159,7 +159,7 @@ func (l *LUN) ReadVM(ctx context.Context, idx int) (VMRecord, error) {
 // record whose config copies are both blank (it never held a VM), which
 // is most of a LUN's records and a third of a scan's I/Os.
 func (l *LUN) readVM(ctx context.Context, idx int, blankLease bool) (VMRecord, error) {
-	if err := l.checkVM(idx); err != nil {
+	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
 		return VMRecord{}, err
 	}
 	r := VMRecord{Index: idx, newest: -1}
@@ -236,7 +236,7 @@ func (l *LUN) FindVM(ctx context.Context, id UUID) (VMRecord, error) {
 // WriteVMConfig stores cfg in record idx. The caller must hold the lease.
 // It writes the older copy, so a torn write never destroys the newer one.
 func (l *LUN) WriteVMConfig(ctx context.Context, idx int, lease LeaseState, cfg VMConfig) (VMConfig, error) {
-	if err := l.checkVM(idx); err != nil {
+	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
 		return cfg, err
 	}
 	if _, err := l.ownLease(ctx, idx, lease); err != nil {

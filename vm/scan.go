@@ -47,10 +47,10 @@ type scanHost struct {
 	state quorum.HostState
 }
 
-// readRecords reads the VM records for a step: all of them when a full
-// scan is due (see FullScanEvery), else those in use at the last one.
-// The caller holds m.mu.
-func (m *Manager) readRecords(ctx context.Context, dec quorum.Decision, doms []hypervisor.Domain, now time.Time) ([]storage.VMRecord, []error) {
+// readRecords reads the VM records for a step from lun: all of them when a
+// full scan is due (see FullScanEvery; rescan forces one), else those in use
+// at the last one, and remembers in last what a full scan found.
+func readRecords(ctx context.Context, lun LUN, last *recordScan, rescan bool, dec quorum.Decision, doms []hypervisor.Domain, now time.Time) ([]storage.VMRecord, []error) {
 	s := recordScan{at: now, dead: slices.Clone(dec.Verdicts), run: [2]bool{dec.Quorate, dec.MayRunVMs}}
 	for _, h := range dec.Hosts {
 		s.hosts = append(s.hosts, scanHost{h.ID, h.Gen, h.State})
@@ -59,13 +59,12 @@ func (m *Manager) readRecords(ctx context.Context, dec quorum.Decision, doms []h
 		s.local = append(s.local, strings.ToLower(d.UUID))
 	}
 	slices.Sort(s.local)
-	last := &m.scan
-	due := m.rescan.Swap(false) || !last.valid || now.Before(last.at) || now.Sub(last.at) >= FullScanEvery ||
+	due := rescan || !last.valid || now.Before(last.at) || now.Sub(last.at) >= FullScanEvery ||
 		!slices.Equal(s.hosts, last.hosts) || !slices.Equal(s.dead, last.dead) || s.run != last.run || !slices.Equal(s.local, last.local)
 	if !due {
 		recs := make([]storage.VMRecord, 0, len(last.used))
 		for _, idx := range last.used {
-			r, err := m.lun.ReadVM(ctx, idx)
+			r, err := lun.ReadVM(ctx, idx)
 			if err != nil {
 				last.valid = false // and decide on nothing this round
 				return recs, []error{err}
@@ -74,7 +73,7 @@ func (m *Manager) readRecords(ctx context.Context, dec quorum.Decision, doms []h
 		}
 		return recs, nil
 	}
-	recs, errs := m.lun.ReadVMs(ctx)
+	recs, errs := lun.ReadVMs(ctx)
 	if len(errs) > 0 {
 		last.valid = false
 		return recs, errs
@@ -102,11 +101,10 @@ type decodedConfig struct {
 }
 
 // decodeConfig returns the decoded policy and size of a record's config,
-// from m.decoded when its bytes are unchanged. The caller holds m.mu and
-// puts the result in the step's new m.decoded.
-func (m *Manager) decodeConfig(c *storage.VMConfig) decodedConfig {
+// from prev (the last step's) when its bytes are unchanged.
+func decodeConfig(prev map[string]decodedConfig, c *storage.VMConfig) decodedConfig {
 	id := c.UUID.String()
-	if d, ok := m.decoded[id]; ok && bytes.Equal(d.policy, c.Policy) && bytes.Equal(d.xml, c.XML) {
+	if d, ok := prev[id]; ok && bytes.Equal(d.policy, c.Policy) && bytes.Equal(d.xml, c.XML) {
 		return d
 	}
 	d := decodedConfig{policy: c.Policy, xml: c.XML}

@@ -229,7 +229,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("step: list local domains: %w", err)
 	}
-	recs, errs := m.readRecords(ctx, dec, doms, now)
+	recs, errs := readRecords(ctx, m.lun, &m.scan, m.rescan.Swap(false), dec, doms, now)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("step: %d VM records unreadable, not deciding on a partial view: %w", len(errs), errors.Join(errs...))
 	}
@@ -259,7 +259,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 			continue
 		}
 		id := r.Config.UUID.String()
-		dc := m.decodeConfig(r.Config)
+		dc := decodeConfig(m.decoded, r.Config)
 		decoded[id] = dc
 		rp := dc.rp
 		if dc.rpErr != nil {
