@@ -87,13 +87,13 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		return nil, &opError{op: op, class: ErrConnection, cause: err}
 	}
 	c := &Conn{
-		cfg:     cfg,
-		host:    cfg.HostName,
-		lostCh:  make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		subs:    make(map[*eventQueue]struct{}),
-		jobs:    make(map[string]chan libvirt.DomainJobInfo),
-		starts:  newStartPool(cfg),
+		cfg:    cfg,
+		host:   cfg.HostName,
+		lostCh: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		subs:   make(map[*eventQueue]struct{}),
+		jobs:   make(map[string]chan libvirt.DomainJobInfo),
+		starts: newStartPool(cfg),
 	}
 	lc, ids, err := c.open(1)
 	if err != nil {
