@@ -284,3 +284,47 @@ func receiverType(e ast.Expr) string {
 		}
 	}
 }
+
+// layers of the module's packages, lowest first (docs/ARCHITECTURE.md):
+// imports go down, or sideways between cores and between features; an
+// adapter imports no other adapter, and nothing below cmd/ imports cmd/.
+var layers = map[string]int{
+	"quorum": 0, "vm/plan": 0, "vm/reconcile": 0, "cmd/api": 0,
+	"storage": 1, "hypervisor": 1, "quorum/gossip": 1, "quorum/fence": 1, "quorum/watchdog": 1,
+	"vm": 2, "quorum/heartbeat": 2, "vm/maintenance": 2, "vm/drill": 2,
+	"cmd/wingmand": 3, "cmd/wingman": 3,
+}
+
+const adapterLayer = 1
+
+// TestImportsGoOneWay: every package of the product has a place in layers,
+// and its imports of the module respect them.
+func TestImportsGoOneWay(t *testing.T) {
+	for _, p := range listPackages(t, "./...") {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		if strings.HasPrefix(rel, "test/") || strings.HasSuffix(rel, "test") {
+			continue // the harness and the xxxtest fakes
+		}
+		own, ok := layers[rel]
+		if !ok {
+			t.Errorf("package %s has no layer: add it to layers and to docs/ARCHITECTURE.md", rel)
+			continue
+		}
+		for _, imp := range p.Imports {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			dep := strings.TrimPrefix(imp, module+"/")
+			l, ok := layers[dep]
+			switch {
+			case !ok:
+			case l > own:
+				t.Errorf("%s (layer %d) imports %s (layer %d): imports go down (docs/ARCHITECTURE.md)", rel, own, dep, l)
+			case l == own && own == adapterLayer:
+				t.Errorf("adapter %s imports adapter %s: adapters stay independent; let a feature package connect them", rel, dep)
+			case rel == "cmd/api" || (strings.HasPrefix(dep, "cmd/") && !strings.HasPrefix(rel, "cmd/")):
+				t.Errorf("%s imports %s: cmd/api imports nothing of the module, and only cmd/ imports cmd/", rel, dep)
+			}
+		}
+	}
+}
