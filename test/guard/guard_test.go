@@ -328,3 +328,34 @@ func TestImportsGoOneWay(t *testing.T) {
 		}
 	}
 }
+
+// TestOneBootClock: the product reads the boot-time clock in one place
+// (heartbeat.BootTime); everything else reads Go's time, which
+// testing/synctest fakes in tests. A second reading of its own was once
+// how two clocks of one daemon disagreed.
+func TestOneBootClock(t *testing.T) {
+	root := repoRoot(t)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		if d.IsDir() && (rel == "test" || strings.HasPrefix(d.Name(), ".")) && rel != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || rel == filepath.Join("quorum", "heartbeat", "clock.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(src, []byte("ClockGettime(")) {
+			t.Errorf("%s reads a clock of its own: use heartbeat.BootTime (quorum/heartbeat/clock.go)", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
