@@ -1,8 +1,8 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/quorum/fence"
@@ -60,6 +61,7 @@ type Daemon struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
+	ops    *ops              // the API's operations, run on the host that must act
 	maint  *maintenance.Host // maintenance, evacuation, rolling update, freeze
 	drills *drill.Runner     // drills and the disk checks of protect
 	disks  *drill.DiskWatch  // the protected VMs' disks this host cannot reach
@@ -195,7 +197,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	if err := heartbeat.ServeWakes(d.serf, d.loop); err != nil {
 		return nil, err
 	}
-	if err := (apiServer{d}).serveForwarding(); err != nil {
+	table := forward.New(self, d.serf, classify)
+	d.ops = apiServer{d}.register(table)
+	d.ops.domain = forward.Register(table, "domain", d.domainHere)
+	if err := table.Serve(); err != nil {
 		return nil, err
 	}
 
@@ -634,9 +639,22 @@ func (c clusterView) SetMaintenance(ctx context.Context, on bool) error {
 
 // MigrateHere asks VM id's owner to live-migrate it to this host.
 func (c clusterView) MigrateHere(ctx context.Context, id string) error {
-	body, _ := json.Marshal(api.MigrateRequest{Target: c.d.cfg.HostName})
-	_, err := apiServer{c.d}.vmCommand(ctx, command{Op: "migrate", VM: id, Body: body})
+	_, err := onOwner(ctx, apiServer{c.d}, c.d.ops.migrate, id, api.MigrateRequest{Target: c.d.cfg.HostName})
 	return err
+}
+
+// domainHere says whether this host's libvirt has domain name, and runs it.
+func (d *Daemon) domainHere(ctx context.Context, name string, _ none) (domainHere, error) {
+	doms, err := d.hv.ListDomains(ctx)
+	if err != nil {
+		return domainHere{}, err
+	}
+	for _, dm := range doms {
+		if dm.Name == name || strings.EqualFold(dm.UUID, name) {
+			return domainHere{Defined: true, Running: dm.Active()}, nil
+		}
+	}
+	return domainHere{}, nil
 }
 
 // A restarted wingmand takes its heartbeat slot back at once when it can
@@ -685,7 +703,7 @@ func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceReques
 	res := api.FenceResult{Host: h.Name, Test: req.Test}
 	if !req.Test {
 		if d.fencer == nil {
-			return res, badRequest("configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
+			return res, api.Fail(api.ErrInvalid, "configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
 		}
 		confirmed, err := d.fencer.PowerOff(ctx, h.ID)
 		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, confirmed)
@@ -714,8 +732,34 @@ func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceReques
 	return res, nil
 }
 
-// isNotFound reports whether err says that what a request names does not
-// exist, in the terms of any adapter.
-func isNotFound(err error) bool {
-	return errors.Is(err, vm.ErrNotFound) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, hypervisor.ErrNotFound)
+// classify gives an error of the library packages its api class (and a
+// vm.Refusal's hint), so that it keeps them through forwarding and the
+// HTTP API; an error with a class, or none to give, is returned as it is.
+func classify(err error) error {
+	if err == nil || api.ClassName(err) != "" {
+		return err
+	}
+	var rf *vm.Refusal
+	if errors.As(err, &rf) {
+		class := map[error]error{vm.ErrConflict: api.ErrConflict, vm.ErrForbidden: api.ErrForbidden}[rf.Class]
+		return &api.Failure{Class: cmp.Or(class, api.ErrInvalid), Err: err, Hint: rf.Hint}
+	}
+	for _, c := range []struct {
+		class error
+		errs  []error
+	}{
+		{api.ErrNotFound, []error{vm.ErrNotFound, storage.ErrNotFound, hypervisor.ErrNotFound}},
+		{api.ErrNoQuorum, []error{vm.ErrNoQuorum}},
+		{api.ErrConflict, []error{vm.ErrNotOwner, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrNoFreeVMRecord,
+			hypervisor.ErrNotRunning, hypervisor.ErrAlreadyRunning, hypervisor.ErrNoMigration}},
+		{api.ErrInvalid, []error{plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML}},
+		{api.ErrUnavailable, []error{storage.ErrIOTimeout, hypervisor.ErrConnection, hypervisor.ErrClosed, hypervisor.ErrDestinationUnreachable}},
+	} {
+		for _, e := range c.errs {
+			if errors.Is(err, e) {
+				return &api.Failure{Class: c.class, Err: err}
+			}
+		}
+	}
+	return err
 }

@@ -119,6 +119,9 @@ func (o *Op[Req, Resp]) Timeout(f func(Req) time.Duration) *Op[Req, Resp] {
 	return o
 }
 
+// Name is the operation's name on the wire.
+func (o *Op[Req, Resp]) Name() string { return o.name }
+
 func (o *Op[Req, Resp]) timeoutOf(req Req) time.Duration {
 	if o.timeout == nil {
 		return DefaultTimeout
@@ -149,14 +152,9 @@ func (o *Op[Req, Resp]) Call(ctx context.Context, host int, vm string, req Req) 
 		return resp, nil
 	}
 	var resp Resp
-	body, err := json.Marshal(req)
+	payload, err := o.payload(host, vm, req)
 	if err != nil {
-		return resp, fmt.Errorf("encode the %s request: %w", o.name, err)
-	}
-	payload, _ := json.Marshal(envelope{Op: o.name, VM: vm, Host: strconv.Itoa(host), Body: body, To: host})
-	if len(payload) > RequestBudget {
-		return resp, api.Fail(api.ErrInvalid, fmt.Sprintf("make it smaller, or send it to host %d's own API", host),
-			"the %s request is %d bytes, more than the %d bytes one serf query carries to host %d", o.name, len(payload), RequestBudget, host)
+		return resp, err
 	}
 	timeout := o.timeoutOf(req)
 	if dl, ok := ctx.Deadline(); ok {
@@ -186,6 +184,27 @@ func (o *Op[Req, Resp]) Call(ctx context.Context, host int, vm string, req Req) 
 		}
 	}
 	return resp, nil
+}
+
+// Fits says whether the request travels to host in one serf query: nil,
+// or the error Call returns without sending it.
+func (o *Op[Req, Resp]) Fits(host int, vm string, req Req) error {
+	_, err := o.payload(host, vm, req)
+	return err
+}
+
+// payload is the request on the wire, within RequestBudget.
+func (o *Op[Req, Resp]) payload(host int, vm string, req Req) ([]byte, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode the %s request: %w", o.name, err)
+	}
+	payload, _ := json.Marshal(envelope{Op: o.name, VM: vm, Host: strconv.Itoa(host), Body: body, To: host})
+	if len(payload) > RequestBudget {
+		return nil, api.Fail(api.ErrInvalid, fmt.Sprintf("make it smaller, or send it to host %d's own API", host),
+			"the %s request is %d bytes, more than the %d bytes one serf query carries to host %d", o.name, len(payload), RequestBudget, host)
+	}
+	return payload, nil
 }
 
 // answer serves a request of another host: it runs the operation here and
