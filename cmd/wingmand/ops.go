@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,7 +64,11 @@ func (d apiServer) register(t *forward.Table) *ops {
 		unprotect: vmOp("unprotect", d.vms.Unprotect),
 		start:     vmOp("start", d.vms.Start),
 		stop:      vmOp("stop", d.vms.Stop),
-		migrate:   forward.Register(t, "migrate", d.migrate),
+		migrate: forward.Register(t, "migrate", func(ctx context.Context, name string, req api.MigrateRequest) (api.MigrateResult, error) {
+			res, to, err := d.maint.Migrate(ctx, name, req.Target)
+			return api.MigrateResult{VM: name, From: d.cfg.HostName, To: to.Name, Duration: res.Wall, Downtime: res.Downtime,
+				Bytes: res.DataTransferred}, err
+		}),
 		maintenance: forward.Register(t, "maintenance", func(ctx context.Context, _ string, req api.MaintenanceRequest) (api.Host, error) {
 			if err := d.maint.Set(ctx, maintenance.Request(req)); err != nil {
 				return api.Host{}, err
@@ -220,48 +223,6 @@ func (d apiServer) setPolicy(ctx context.Context, name string, req api.ProtectRe
 		return api.VM{}, err
 	}
 	return d.apiVM(ctx, name)
-}
-
-func (d apiServer) migrate(ctx context.Context, name string, req api.MigrateRequest) (api.MigrateResult, error) {
-	var to quorum.Host
-	if req.Target == "" {
-		moves, _, err := d.vms.EvacuationPlan(ctx, d.decision())
-		if err != nil {
-			return api.MigrateResult{}, err
-		}
-		for _, m := range moves {
-			if m.Name == name || strings.EqualFold(m.UUID, name) {
-				to, _ = d.resolveHost(strconv.Itoa(m.To))
-			}
-		}
-		if to.ID == 0 {
-			return api.MigrateResult{}, api.Fail(api.ErrInvalid, "name a target host", "no host has room for %q", name)
-		}
-	} else {
-		h, err := d.resolveHost(req.Target)
-		if err != nil {
-			return api.MigrateResult{}, err
-		}
-		to = h
-	}
-	if to.ID == d.slot.HostID() {
-		return api.MigrateResult{}, api.Fail(api.ErrInvalid, "name another host", "%q already runs on %s", name, to.Name)
-	}
-	res, err := d.vms.Migrate(ctx, name, to.ID)
-	if err != nil {
-		return api.MigrateResult{}, err
-	}
-	// Return once the target holds the lease (its next step claims it), so
-	// that the next command about this VM goes to its new owner.
-	t := d.hdr.Timings
-	deadline := time.Now().Add(4*t.Renew + 2*t.IOTimeout)
-	for time.Now().Before(deadline) {
-		if owner, err := d.ownerOf(ctx, name); err == nil && owner == to.ID {
-			break
-		}
-		time.Sleep(t.Renew / 5)
-	}
-	return api.MigrateResult{VM: name, From: d.cfg.HostName, To: to.Name, Duration: res.Wall, Downtime: res.Downtime, Bytes: res.DataTransferred}, nil
 }
 
 // execTimeout bounds an exec on its host: its own timeout plus a minute to
