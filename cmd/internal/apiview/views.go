@@ -2,6 +2,7 @@ package apiview
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/wingmanha/wingman/cmd/api"
@@ -176,4 +177,61 @@ func DrillReport(rep drill.Report) api.DrillReport {
 		out.Hops = append(out.Hops, api.DrillHop(h))
 	}
 	return out
+}
+
+// Health is what a host's proactive warnings are made of.
+type Health struct {
+	Latency          string // heartbeat.LatencyWarning's, "" when fine
+	Watchdog         string // the watchdog's kind: "software" or "device"
+	WatchdogNote     string // what opening the watchdog device said
+	LibvirtConnected bool
+	Quorate          bool
+	Members          []gossip.Member
+	ClusterUUID      string // this host's LUN's
+	Version          string // this host's wingmand's
+	Disks            []string
+}
+
+// Warnings are a host's proactive health warnings (before anything fails).
+func Warnings(h Health) []string {
+	var w []string
+	if h.Latency != "" {
+		w = append(w, h.Latency)
+	}
+	if h.Watchdog == "software" {
+		w = append(w, "no hardware watchdog: a frozen host cannot be reset (load a watchdog driver, e.g. iTCO_wdt or ipmi_watchdog)")
+	}
+	if !h.LibvirtConnected {
+		w = append(w, "libvirt is unreachable: local VMs cannot be watched or started")
+	}
+	if !h.Quorate {
+		w = append(w, "this host's partition is not quorate: it takes no failover action")
+	}
+	for _, m := range h.Members {
+		if m.TagsErr != nil {
+			w = append(w, fmt.Sprintf("serf member %s: %v", m.Name, m.TagsErr))
+		} else if m.Tags.ClusterUUID != "" && m.Tags.ClusterUUID != h.ClusterUUID {
+			w = append(w, fmt.Sprintf("serf member %s uses another heartbeat LUN (cluster %s): configuration drift", m.Name, m.Tags.ClusterUUID))
+		} else if m.Tags.Version != "" && m.Tags.Version != h.Version {
+			w = append(w, fmt.Sprintf("serf member %s runs wingmand %s, this host %s", m.Name, m.Tags.Version, h.Version))
+		}
+	}
+	w = append(w, h.Disks...)
+	if h.WatchdogNote != "" && h.Watchdog == "device" {
+		w = append(w, h.WatchdogNote)
+	}
+	return w
+}
+
+// ResolveHost finds a host of dec by name or id; an api.ErrNotFound that
+// lists the hosts otherwise.
+func ResolveHost(dec quorum.Decision, s string) (quorum.Host, error) {
+	var names []string
+	for _, h := range dec.Hosts {
+		if h.Name == s || strconv.Itoa(h.ID) == s {
+			return h, nil
+		}
+		names = append(names, h.Name)
+	}
+	return quorum.Host{}, api.Fail(api.ErrNotFound, "", "no host named %q: hosts are %s", s, strings.Join(names, ", "))
 }
