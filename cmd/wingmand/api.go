@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -22,14 +19,6 @@ import (
 	"github.com/wingmanha/wingman/vm/drill"
 )
 
-func lookupGroup(name string) (int, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(g.Gid)
-}
-
 // apiServer answers the API's requests: here, or through the forwarding
 // table on the host that must act.
 type apiServer struct{ *Daemon }
@@ -41,7 +30,7 @@ func route(mux *http.ServeMux, pattern string, fn func(r *http.Request) (any, er
 		out, err := fn(r)
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
-			status, body := api.ErrorBody(classify(err))
+			status, body := api.ErrorBody(apiview.Classify(err))
 			w.WriteHeader(status)
 			json.NewEncoder(w).Encode(body)
 			return
@@ -74,7 +63,7 @@ func (d apiServer) Handler() http.Handler {
 	route(mux, "GET /v1/hosts/{host}", func(r *http.Request) (any, error) { return d.apiHost(r.Context(), r.PathValue("host")) })
 	route(mux, "GET /v1/vms", func(r *http.Request) (any, error) { return d.apiVMs(r.Context()) })
 	route(mux, "GET /v1/vms/{vm}", func(r *http.Request) (any, error) {
-		withQMP, err := queryBool(r, "qmp")
+		withQMP, err := api.QueryBool(r, "qmp")
 		if err != nil {
 			return nil, err
 		}
@@ -128,11 +117,7 @@ func (d apiServer) Handler() http.Handler {
 
 // ServeTLS serves the API on a mutual-TLS listener at addr until ctx ends.
 func (d *Daemon) ServeTLS(ctx context.Context, addr string, files api.TLSFiles) (net.Addr, error) {
-	cfg, err := api.ServerTLS(files)
-	if err != nil {
-		return nil, fmt.Errorf("api.tls_listen: %w", err)
-	}
-	l, err := tls.Listen("tcp", addr, cfg)
+	l, err := api.ListenTLS(addr, files)
 	if err != nil {
 		return nil, fmt.Errorf("api.tls_listen %s: %w", addr, err)
 	}
@@ -142,18 +127,7 @@ func (d *Daemon) ServeTLS(ctx context.Context, addr string, files api.TLSFiles) 
 
 // Serve serves the API on l until ctx ends.
 func (d *Daemon) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: apiServer{d}.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	err := srv.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return api.Serve(ctx, l, apiServer{d}.Handler())
 }
 
 func (d *Daemon) decision() quorum.Decision {
@@ -163,17 +137,7 @@ func (d *Daemon) decision() quorum.Decision {
 
 // resolveHost finds a host by name or id.
 func (d *Daemon) resolveHost(s string) (quorum.Host, error) {
-	dec := d.decision()
-	for _, h := range dec.Hosts {
-		if h.Name == s || strconv.Itoa(h.ID) == s {
-			return h, nil
-		}
-	}
-	var names []string
-	for _, h := range dec.Hosts {
-		names = append(names, h.Name)
-	}
-	return quorum.Host{}, api.Fail(api.ErrNotFound, "", "no host named %q: hosts are %s", s, strings.Join(names, ", "))
+	return apiview.ResolveHost(d.decision(), s)
 }
 
 func (d apiServer) apiHosts(ctx context.Context) ([]api.Host, error) {
@@ -201,7 +165,7 @@ func (d apiServer) apiHost(ctx context.Context, s string) (api.Host, error) {
 
 func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 	dec := d.decision()
-	in := d.loopInput()
+	in := d.loop.Input()
 	t := d.hdr.Timings
 	last, worst := d.renewLatency.Get()
 	hosts, _ := d.apiHosts(ctx)
@@ -222,33 +186,9 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 // warnings are the proactive health warnings (before anything fails).
 func (d apiServer) warnings(dec quorum.Decision, worst time.Duration) []string {
 	t := d.hdr.Timings
-	var w []string
-	if lw := heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence); lw != "" {
-		w = append(w, lw)
-	}
-	if d.wd.Kind() == "software" {
-		w = append(w, "no hardware watchdog: a frozen host cannot be reset (load a watchdog driver, e.g. iTCO_wdt or ipmi_watchdog)")
-	}
-	if !d.hv.Connected() {
-		w = append(w, "libvirt is unreachable: local VMs cannot be watched or started")
-	}
-	if !dec.Quorate {
-		w = append(w, "this host's partition is not quorate: it takes no failover action")
-	}
-	for _, m := range d.serf.Members() {
-		if m.TagsErr != nil {
-			w = append(w, fmt.Sprintf("serf member %s: %v", m.Name, m.TagsErr))
-		} else if m.Tags.ClusterUUID != "" && m.Tags.ClusterUUID != d.hdr.ClusterUUID.String() {
-			w = append(w, fmt.Sprintf("serf member %s uses another heartbeat LUN (cluster %s): configuration drift", m.Name, m.Tags.ClusterUUID))
-		} else if m.Tags.Version != "" && m.Tags.Version != version {
-			w = append(w, fmt.Sprintf("serf member %s runs wingmand %s, this host %s", m.Name, m.Tags.Version, version))
-		}
-	}
-	w = append(w, d.disks.Warnings()...)
-	if d.wdNote != "" && d.wd.Kind() == "device" {
-		w = append(w, d.wdNote)
-	}
-	return w
+	return apiview.Warnings(apiview.Health{Latency: heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), Watchdog: d.wd.Kind(),
+		WatchdogNote: d.wdNote, LibvirtConnected: d.hv.Connected(), Quorate: dec.Quorate, Members: d.serf.Members(),
+		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Disks: d.disks.Warnings()})
 }
 
 // capacityVerdict runs admission control: can every protected VM be
@@ -257,8 +197,6 @@ func (d apiServer) capacityVerdict(ctx context.Context, dec quorum.Decision) api
 	res, err := d.vms.Survivable(ctx, dec, 1)
 	return apiview.Capacity(1, res, err, d.slotNames())
 }
-
-func (d *Daemon) loopInput() quorum.Input { return d.loop.Input() }
 
 // apiVMs lists protected VMs (from the LUN) and this host's unprotected domains.
 func (d apiServer) apiVMs(ctx context.Context) ([]api.VM, error) {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/apiview"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
@@ -197,7 +196,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	if err := heartbeat.ServeWakes(d.serf, d.loop); err != nil {
 		return nil, err
 	}
-	table := forward.New(self, d.serf, classify)
+	table := forward.New(self, d.serf, apiview.Classify)
 	d.ops = apiServer{d}.register(table)
 	d.ops.domain = forward.Register(table, "domain", d.domainHere)
 	if err := table.Serve(); err != nil {
@@ -594,26 +593,11 @@ func (d *Daemon) closeAll() {
 	}
 }
 
-// listen opens the API socket: mode 0660, group cfg.API.Group.
+// listenSocket opens the API socket: mode 0660, group cfg.API.Group.
 func listenSocket(path, group string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("api.socket %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("api.socket %s: remove stale socket: %w", path, err)
-	}
-	l, err := net.Listen("unix", path)
+	l, err := api.ListenSocket(path, group)
 	if err != nil {
 		return nil, fmt.Errorf("api.socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("api.socket %s: %w", path, err)
-	}
-	if gid, err := lookupGroup(group); err == nil {
-		_ = os.Chown(path, 0, gid)
-		_ = os.Chown(filepath.Dir(path), 0, gid)
-		_ = os.Chmod(filepath.Dir(path), 0o750)
 	}
 	return l, nil
 }
@@ -692,74 +676,23 @@ func (d *Daemon) resumeIncarnation(ctx context.Context) uint64 {
 	return 0
 }
 
-// fence fences a host or tests the path: a test message through the
-// host's LUN mailbox, acknowledged in its slot, and its fence agent's status.
+// fence fences a host or tests the path (fence.Manual).
 func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceRequest) (api.FenceResult, error) {
 	h, err := d.resolveHost(hostName)
 	if err != nil {
 		return api.FenceResult{}, err
 	}
-	start := time.Now()
-	res := api.FenceResult{Host: h.Name, Test: req.Test}
-	if !req.Test {
-		if d.fencer == nil {
-			return res, api.Fail(api.ErrInvalid, "configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
+	if !req.Test && d.fencer == nil {
+		return api.FenceResult{Host: h.Name}, api.Fail(api.ErrInvalid, "configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
+	}
+	res, err := fence.Manual(ctx, d.fencer, h, req.Test, func(ctx context.Context) (bool, error) {
+		return heartbeat.TestMailbox(ctx, d.lun, d.hdr.Timings, d.slot.HostID(), d.slot.Generation(), h.ID, h.Gen, "wingman fence --test")
+	}, func(warning bool, msg string) {
+		sev, kind := storage.SevInfo, "fence-test"
+		if warning {
+			sev, kind = storage.SevWarning, "manual-fence"
 		}
-		confirmed, err := d.fencer.PowerOff(ctx, h.ID)
-		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, confirmed)
-		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", confirmed), time.Since(start)
-		return res, err
-	}
-	acked, err := heartbeat.TestMailbox(ctx, d.lun, d.hdr.Timings, d.slot.HostID(), d.slot.Generation(), h.ID, h.Gen, "wingman fence --test")
-	if err != nil {
-		return res, err
-	}
-	res.Mailbox = "not acknowledged"
-	if acked {
-		res.Mailbox = "acknowledged"
-	}
-	if d.fencer != nil {
-		if a, ok := d.fencer.Agent(h.ID); ok {
-			st, err := a.Status(ctx)
-			res.Agent = "status " + st.String()
-			if err != nil {
-				res.Agent = "status failed: " + err.Error()
-			}
-		}
-	}
-	res.Duration = time.Since(start)
-	d.event(storage.SevInfo, "fence-test", h.ID, "fence test of %s: mailbox %s %s", h.Name, res.Mailbox, res.Agent)
-	return res, nil
-}
-
-// classify gives an error of the library packages its api class (and a
-// vm.Refusal's hint), so that it keeps them through forwarding and the
-// HTTP API; an error with a class, or none to give, is returned as it is.
-func classify(err error) error {
-	if err == nil || api.ClassName(err) != "" {
-		return err
-	}
-	var rf *vm.Refusal
-	if errors.As(err, &rf) {
-		class := map[error]error{vm.ErrConflict: api.ErrConflict, vm.ErrForbidden: api.ErrForbidden}[rf.Class]
-		return &api.Failure{Class: cmp.Or(class, api.ErrInvalid), Err: err, Hint: rf.Hint}
-	}
-	for _, c := range []struct {
-		class error
-		errs  []error
-	}{
-		{api.ErrNotFound, []error{vm.ErrNotFound, storage.ErrNotFound, hypervisor.ErrNotFound}},
-		{api.ErrNoQuorum, []error{vm.ErrNoQuorum}},
-		{api.ErrConflict, []error{vm.ErrNotOwner, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrNoFreeVMRecord,
-			hypervisor.ErrNotRunning, hypervisor.ErrAlreadyRunning, hypervisor.ErrNoMigration}},
-		{api.ErrInvalid, []error{plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML}},
-		{api.ErrUnavailable, []error{storage.ErrIOTimeout, hypervisor.ErrConnection, hypervisor.ErrClosed, hypervisor.ErrDestinationUnreachable}},
-	} {
-		for _, e := range c.errs {
-			if errors.Is(err, e) {
-				return &api.Failure{Class: c.class, Err: err}
-			}
-		}
-	}
-	return err
+		d.event(sev, kind, h.ID, "%s", msg)
+	})
+	return api.FenceResult(res), err
 }

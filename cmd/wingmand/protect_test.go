@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/apiview"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/vm/drill"
@@ -141,7 +142,7 @@ func TestDiskBatches(t *testing.T) {
 		disks = append(disks, hypervisor.DiskSpec{Target: fmt.Sprint(i), Path: "/srv/vm/" + strings.Repeat("x", i*3) + ".img"})
 	}
 	disks = append(disks, hypervisor.DiskSpec{Target: "pool", Pool: "san", Volume: "lun7"})
-	diskCheck := forward.Register(forward.New(1, nil, classify), "disk-check",
+	diskCheck := forward.Register(forward.New(1, nil, apiview.Classify), "disk-check",
 		func(context.Context, string, drill.DiskCheckRequest) (drill.Answer, error) {
 			return drill.Answer{}, nil
 		})

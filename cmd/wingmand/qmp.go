@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
@@ -14,19 +11,6 @@ import (
 // qmpForwardTimeout bounds a QMP diagnostic asked of another host: its own
 // QMP queries are bounded by hypervisor.Config.QMPTimeout; the rest is serf.
 const qmpForwardTimeout = 30 * time.Second
-
-// queryBool reads an optional boolean query parameter ("1", "true", ...).
-func queryBool(r *http.Request, name string) (bool, error) {
-	s := r.URL.Query().Get(name)
-	if s == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return false, api.Fail(api.ErrInvalid, fmt.Sprintf("use ?%s=1", name), "query parameter %s=%q: not a boolean", name, s)
-	}
-	return b, nil
-}
 
 // vmQMP asks the host that runs v (its lease owner, or this host for an
 // unprotected local domain) for QEMU's view of v over QMP. Only an
