@@ -112,8 +112,10 @@ func Register[Req, Resp any](t *Table, name string, run func(ctx context.Context
 	return o
 }
 
-// Timeout sets how long the operation may run on its host, from its
-// request (DefaultTimeout without it).
+// Timeout sets how long the operation may run when forwarded, from its
+// request (DefaultTimeout without it): the answering host runs it under
+// that bound and the asker waits no longer. A call here runs under the
+// caller's context alone.
 func (o *Op[Req, Resp]) Timeout(f func(Req) time.Duration) *Op[Req, Resp] {
 	o.timeout = f
 	return o
