@@ -41,11 +41,14 @@ func (e *RemoteError) Error() string {
 	return e.Err.Error
 }
 
-// IsNotFound reports whether err is a 404 from the daemon.
-func IsNotFound(err error) bool {
-	var re *RemoteError
-	return errors.As(err, &re) && re.Status == http.StatusNotFound
+// Is reports whether target is the class of the daemon's error, so that
+// errors.Is(err, ErrNotFound) and the others work on the client.
+func (e *RemoteError) Is(target error) bool {
+	return target != nil && target == classOf(e.Err.Class, e.Status)
 }
+
+// IsNotFound reports whether err is the daemon's ErrNotFound (a 404).
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // NewClient returns a client for the daemon listening on a unix socket.
 func NewClient(socket string) *Client {

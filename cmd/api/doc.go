@@ -4,8 +4,9 @@
 // another client. It links nothing but the standard library, so the CLI
 // stays free of cgo and libvirt.
 //
-// Endpoints (all JSON; errors are {"error": "...", "hint": "..."} with a
-// 4xx/5xx status):
+// Endpoints (all JSON; errors are {"error": "...", "hint": "...", "class":
+// "..."} with a 4xx/5xx status; errors.Is(err, ErrNotFound) and the other
+// classes work on the client's errors, whichever host acted):
 //
 //	GET  /v1/status                      Status
 //	GET  /v1/hosts                       []Host
@@ -28,5 +29,6 @@
 //	GET  /v1/events?since=RFC3339&limit=N []Event
 //
 // A request about a VM or host that another host must carry out (the VM's
-// owner, the host entering maintenance) is forwarded by the daemon.
+// owner, the host whose libvirt has a domain to protect, the host entering
+// maintenance) is forwarded by the daemon to that host alone.
 package api

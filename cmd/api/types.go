@@ -236,6 +236,10 @@ type Event struct {
 type Error struct {
 	Error string `json:"error"`
 	Hint  string `json:"hint,omitempty"`
+	// Class names the error's class (see ErrNotFound and the others):
+	// "not-found", "conflict", "no-quorum", "unavailable", "invalid",
+	// "forbidden"; empty for an error without a class.
+	Class string `json:"class,omitempty"`
 }
 
 // ExecRequest runs a shell command on a host in maintenance that holds no

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/apiview"
+	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/quorum/fence"
@@ -60,6 +60,7 @@ type Daemon struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
+	ops    *ops              // the API's operations, run on the host that must act
 	maint  *maintenance.Host // maintenance, evacuation, rolling update, freeze
 	drills *drill.Runner     // drills and the disk checks of protect
 	disks  *drill.DiskWatch  // the protected VMs' disks this host cannot reach
@@ -195,7 +196,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 	if err := heartbeat.ServeWakes(d.serf, d.loop); err != nil {
 		return nil, err
 	}
-	if err := (apiServer{d}).serveForwarding(); err != nil {
+	table := forward.New(self, d.serf, apiview.Classify)
+	d.ops = apiServer{d}.register(table)
+	d.ops.domain = forward.Register(table, "domain", d.domainHere)
+	if err := table.Serve(); err != nil {
 		return nil, err
 	}
 
@@ -589,26 +593,11 @@ func (d *Daemon) closeAll() {
 	}
 }
 
-// listen opens the API socket: mode 0660, group cfg.API.Group.
+// listenSocket opens the API socket: mode 0660, group cfg.API.Group.
 func listenSocket(path, group string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, fmt.Errorf("api.socket %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("api.socket %s: remove stale socket: %w", path, err)
-	}
-	l, err := net.Listen("unix", path)
+	l, err := api.ListenSocket(path, group)
 	if err != nil {
 		return nil, fmt.Errorf("api.socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("api.socket %s: %w", path, err)
-	}
-	if gid, err := lookupGroup(group); err == nil {
-		_ = os.Chown(path, 0, gid)
-		_ = os.Chown(filepath.Dir(path), 0, gid)
-		_ = os.Chmod(filepath.Dir(path), 0o750)
 	}
 	return l, nil
 }
@@ -634,9 +623,22 @@ func (c clusterView) SetMaintenance(ctx context.Context, on bool) error {
 
 // MigrateHere asks VM id's owner to live-migrate it to this host.
 func (c clusterView) MigrateHere(ctx context.Context, id string) error {
-	body, _ := json.Marshal(api.MigrateRequest{Target: c.d.cfg.HostName})
-	_, err := apiServer{c.d}.vmCommand(ctx, command{Op: "migrate", VM: id, Body: body})
+	_, err := onOwner(ctx, apiServer{c.d}, c.d.ops.migrate, id, api.MigrateRequest{Target: c.d.cfg.HostName})
 	return err
+}
+
+// domainHere says whether this host's libvirt has domain name, and runs it.
+func (d *Daemon) domainHere(ctx context.Context, name string, _ none) (domainHere, error) {
+	doms, err := d.hv.ListDomains(ctx)
+	if err != nil {
+		return domainHere{}, err
+	}
+	for _, dm := range doms {
+		if dm.Name == name || strings.EqualFold(dm.UUID, name) {
+			return domainHere{Defined: true, Running: dm.Active()}, nil
+		}
+	}
+	return domainHere{}, nil
 }
 
 // A restarted wingmand takes its heartbeat slot back at once when it can
@@ -674,48 +676,23 @@ func (d *Daemon) resumeIncarnation(ctx context.Context) uint64 {
 	return 0
 }
 
-// fence fences a host or tests the path: a test message through the
-// host's LUN mailbox, acknowledged in its slot, and its fence agent's status.
+// fence fences a host or tests the path (fence.Manual).
 func (d *Daemon) fence(ctx context.Context, hostName string, req api.FenceRequest) (api.FenceResult, error) {
 	h, err := d.resolveHost(hostName)
 	if err != nil {
 		return api.FenceResult{}, err
 	}
-	start := time.Now()
-	res := api.FenceResult{Host: h.Name, Test: req.Test}
-	if !req.Test {
-		if d.fencer == nil {
-			return res, badRequest("configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
+	if !req.Test && d.fencer == nil {
+		return api.FenceResult{Host: h.Name}, api.Fail(api.ErrInvalid, "configure [fence."+h.Name+"] in wingman.toml", "no fence agent is configured for %s", h.Name)
+	}
+	res, err := fence.Manual(ctx, d.fencer, h, req.Test, func(ctx context.Context) (bool, error) {
+		return heartbeat.TestMailbox(ctx, d.lun, d.hdr.Timings, d.slot.HostID(), d.slot.Generation(), h.ID, h.Gen, "wingman fence --test")
+	}, func(warning bool, msg string) {
+		sev, kind := storage.SevInfo, "fence-test"
+		if warning {
+			sev, kind = storage.SevWarning, "manual-fence"
 		}
-		confirmed, err := d.fencer.PowerOff(ctx, h.ID)
-		d.event(storage.SevWarning, "manual-fence", h.ID, "operator power-fenced %s: confirmed=%v", h.Name, confirmed)
-		res.Agent, res.Duration = fmt.Sprintf("off confirmed=%v", confirmed), time.Since(start)
-		return res, err
-	}
-	acked, err := heartbeat.TestMailbox(ctx, d.lun, d.hdr.Timings, d.slot.HostID(), d.slot.Generation(), h.ID, h.Gen, "wingman fence --test")
-	if err != nil {
-		return res, err
-	}
-	res.Mailbox = "not acknowledged"
-	if acked {
-		res.Mailbox = "acknowledged"
-	}
-	if d.fencer != nil {
-		if a, ok := d.fencer.Agent(h.ID); ok {
-			st, err := a.Status(ctx)
-			res.Agent = "status " + st.String()
-			if err != nil {
-				res.Agent = "status failed: " + err.Error()
-			}
-		}
-	}
-	res.Duration = time.Since(start)
-	d.event(storage.SevInfo, "fence-test", h.ID, "fence test of %s: mailbox %s %s", h.Name, res.Mailbox, res.Agent)
-	return res, nil
-}
-
-// isNotFound reports whether err says that what a request names does not
-// exist, in the terms of any adapter.
-func isNotFound(err error) bool {
-	return errors.Is(err, vm.ErrNotFound) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, hypervisor.ErrNotFound)
+		d.event(sev, kind, h.ID, "%s", msg)
+	})
+	return api.FenceResult(res), err
 }

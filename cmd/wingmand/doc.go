@@ -7,17 +7,18 @@
 // (hypervisor), with the heartbeat loop (quorum/heartbeat), the watchdog
 // (quorum/watchdog) and the fence agents (quorum/fence). The other files
 // serve the API of cmd/api on a unix socket that only root and group
-// wingman may use (apiServer), forward a request to the one host that must
-// act, convert the library packages' status types to the API's, read the
-// configuration file and talk to systemd (Type=notify).
+// wingman may use (apiServer), register the operations that one host must
+// carry out in the forwarding table (ops.go, cmd/internal/forward), read
+// the configuration file and talk to systemd (Type=notify). The API's views
+// and error classes of the library packages' types are cmd/internal/apiview.
 //
 // Where each feature lives:
 //
 //   - protected VMs, their commands, failover and evacuation moves, the
 //     VM list: vm (vm.Manager, vm.List; decisions in vm/reconcile, vm/plan);
 //   - maintenance mode, the evacuation's progress, abort and failback, the
-//     rolling update's exec, reboot and rejoin, the freeze shutdown policy:
-//     vm/maintenance;
+//     rolling update's exec, reboot and rejoin, the freeze shutdown policy,
+//     an operator's live migration: vm/maintenance;
 //   - failover drills, the disk checks protect asks of the other hosts, the
 //     watch over disks this host cannot reach: vm/drill;
 //   - host states, quorum, leases, poison pills and self-fencing:

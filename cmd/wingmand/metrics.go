@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"time"
 
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/quorum/heartbeat"
 )
 
@@ -30,11 +30,6 @@ func (d *Daemon) serveMetrics(ctx context.Context, addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", apiServer{d}.metricsHandler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	go srv.Serve(l)
+	go api.Serve(ctx, l, mux)
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/apiview"
+	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/vm/drill"
 )
@@ -140,6 +142,10 @@ func TestDiskBatches(t *testing.T) {
 		disks = append(disks, hypervisor.DiskSpec{Target: fmt.Sprint(i), Path: "/srv/vm/" + strings.Repeat("x", i*3) + ".img"})
 	}
 	disks = append(disks, hypervisor.DiskSpec{Target: "pool", Pool: "san", Volume: "lun7"})
+	diskCheck := forward.Register(forward.New(1, nil, apiview.Classify), "disk-check",
+		func(context.Context, string, drill.DiskCheckRequest) (drill.Answer, error) {
+			return drill.Answer{}, nil
+		})
 	batches, err := drill.DiskBatches(disks)
 	if err != nil {
 		t.Fatal(err)
@@ -150,10 +156,9 @@ func TestDiskBatches(t *testing.T) {
 		if len(body) > drill.DiskCheckBudget+16 || len(b) > drill.DiskCheckMax || len(b) == 0 {
 			t.Errorf("batch of %d disks is %d bytes", len(b), len(body))
 		}
-		// The whole forwarded command must fit one serf query (1024 bytes).
-		c, _ := json.Marshal(command{Op: "disk-check", Host: "64", Body: body, To: 64})
-		if len(c) > 800 {
-			t.Errorf("forwarded disk-check is %d bytes", len(c))
+		// The whole forwarded request must fit one serf query.
+		if err := diskCheck.Fits(64, "", drill.DiskCheckRequest{Disks: b}); err != nil {
+			t.Errorf("forwarded disk-check: %v", err)
 		}
 		for _, w := range b {
 			if d := disks[n]; w.Path != d.Path || w.Pool != d.Pool || w.Volume != d.Volume {
@@ -168,5 +173,27 @@ func TestDiskBatches(t *testing.T) {
 	_, err = drill.DiskBatches([]hypervisor.DiskSpec{{Target: "vdz", Path: "/" + strings.Repeat("p", 600)}})
 	if err == nil || !strings.Contains(err.Error(), "source of disk vdz is too long") {
 		t.Errorf("a 600-byte path: %v, want it refused", err)
+	}
+}
+
+// Protect asked of a host that does not have the domain goes to the host
+// whose libvirt runs it; one that no host has is not found, as a class the
+// client tests.
+func TestProtectThroughAnotherHostGoesToTheDomainsHost(t *testing.T) {
+	a, b := twoDaemons(t)
+	ctx := context.Background()
+	v, err := b.client.Protect(ctx, "web1", api.ProtectRequest{Policy: api.Policy{Priority: "high"}})
+	if err != nil {
+		t.Fatalf("protect web1 through kvm2: %v", err)
+	}
+	if !v.Protected || v.Owner != 1 || v.OwnerName != "kvm1" || v.Policy.Priority != "high" || !slices.Equal(v.DisksReached, []string{"kvm2"}) {
+		t.Errorf("protect web1 through kvm2 = %+v, want it protected on kvm1", v)
+	}
+	if va, err := a.client.VM(ctx, "web1"); err != nil || !va.Protected || va.Owner != 1 {
+		t.Errorf("kvm1 sees web1 as %+v, %v", va, err)
+	}
+	_, err = b.client.Protect(ctx, "nope", api.ProtectRequest{})
+	if !errors.Is(err, api.ErrNotFound) {
+		t.Errorf("protect nope through kvm2 = %v, want api.ErrNotFound", err)
 	}
 }

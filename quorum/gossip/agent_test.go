@@ -420,3 +420,39 @@ func TestSnapshotRejoin(t *testing.T) {
 	again := startAgent(t, cfg)
 	waitConverged(t, append(agents, again))
 }
+
+// Ask reaches the one host it names: no other member runs its handler.
+func TestAskRunsOnlyTheNamedHost(t *testing.T) {
+	t.Parallel()
+	agents := startCluster(t, 3, newKey(t), nil)
+	waitConverged(t, agents)
+	var mu sync.Mutex
+	ran := map[string]int{}
+	for _, a := range agents {
+		name := a.Name()
+		if err := a.HandleQuery("one", func(from string, p []byte) ([]byte, error) {
+			mu.Lock()
+			ran[name]++
+			mu.Unlock()
+			return fmt.Appendf(nil, "%s->%s:%s", from, name, p), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := agents[0].Ask(context.Background(), 3, "one", []byte("hi"), 10*time.Second)
+	if err != nil || string(got) != "host1->host3:hi" {
+		t.Fatalf("ask host 3 = %q, %v", got, err)
+	}
+	// A query to everyone after it: by its end, a stray copy would have run.
+	if _, err := agents[0].Query(context.Background(), "one", []byte("all"), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ran["host3"] != 2 || ran["host1"] != 1 || ran["host2"] != 1 {
+		t.Errorf("handlers ran %v times: want the ask on host3 only", ran)
+	}
+	if _, err := agents[0].Ask(context.Background(), 9, "one", nil, time.Second); !errors.Is(err, ErrNotMember) {
+		t.Errorf("ask host 9 = %v, want ErrNotMember", err)
+	}
+}

@@ -12,7 +12,8 @@
 //     "membership changed" notification (Subscribe) fed by a drain that never
 //     blocks serf;
 //   - named query handlers and queries that collect the peers' answers
-//     (HandleQuery, Query), used for example to ask peers for a network lease.
+//     (HandleQuery, Query), used for example to ask peers for a network lease,
+//     and a query to one named host only (Ask, serf's node filter).
 //
 // It must never decide anything. Serf has no quorum and cannot tell an isolated
 // host from a dead one, so what this package reports is a hint: "failed" here

@@ -187,3 +187,53 @@ func (a *Agent) Query(ctx context.Context, name string, payload []byte, timeout 
 		}
 	}
 }
+
+// ErrNotMember matches an Ask of a host that is not an alive member.
+var ErrNotMember = errors.New("not an alive serf member")
+
+// Ask sends a query named name to the one member whose host id is host and
+// returns its answer. Serf's node filter keeps every other member from
+// running a handler for it; the asker does not wait for anyone else. A
+// member's handler error comes back as a *RemoteError; no answer before
+// timeout (0: serf's default) or before ctx ends is an error too.
+func (a *Agent) Ask(ctx context.Context, host int, name string, payload []byte, timeout time.Duration) ([]byte, error) {
+	if err := checkQueryName(name); err != nil {
+		return nil, fmt.Errorf("ask: %w", err)
+	}
+	node := ""
+	for _, m := range a.Members() {
+		if m.HostID == host && m.TagsErr == nil && m.Status == StatusAlive {
+			node = m.Name
+		}
+	}
+	if node == "" {
+		return nil, fmt.Errorf("ask host %d: %w", host, ErrNotMember)
+	}
+	params := a.serf.DefaultQueryParams()
+	params.FilterNodes = []string{node}
+	if timeout > 0 {
+		params.Timeout = timeout
+	}
+	qr, err := a.serf.Query(name, payload, params)
+	if err != nil {
+		return nil, fmt.Errorf("ask %s (host %d) %q: %w", node, host, name, err)
+	}
+	defer qr.Close()
+	for {
+		select {
+		case nr, ok := <-qr.ResponseCh():
+			if !ok {
+				return nil, fmt.Errorf("ask %s (host %d) %q: no answer within %v", node, host, name, params.Timeout)
+			}
+			if nr.From != node {
+				continue
+			}
+			r := decodeResponse(nr.From, nr.Payload)
+			return r.Payload, r.Err
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ask %s (host %d) %q: %w", node, host, name, ctx.Err())
+		case <-a.stop:
+			return nil, fmt.Errorf("ask %s (host %d) %q: %w", node, host, name, ErrShutdown)
+		}
+	}
+}

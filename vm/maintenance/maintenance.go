@@ -23,6 +23,8 @@ type VMs interface {
 	Find(ctx context.Context, nameOrUUID string) (storage.VMRecord, vm.RecordPolicy, error)
 	Start(ctx context.Context, nameOrUUID string) error
 	Stop(ctx context.Context, nameOrUUID string) error
+	EvacuationPlan(ctx context.Context, dec quorum.Decision) (moves []vm.Move, unplaced []string, err error)
+	Migrate(ctx context.Context, nameOrUUID string, target int) (hypervisor.MigrationResult, error)
 }
 
 // Records reads the LUN's VM records (*storage.LUN).
@@ -40,6 +42,9 @@ type Domains interface {
 type Cluster interface {
 	// Decision is this host's latest decision.
 	Decision() quorum.Decision
+	// ResolveHost finds a host by name or id (an error wrapping a
+	// not-found class that lists the hosts).
+	ResolveHost(nameOrID string) (quorum.Host, error)
 	// SetMaintenance shows this host in maintenance (or not) to the
 	// others: its heartbeat slot's state and its serf tags.
 	SetMaintenance(ctx context.Context, on bool) error

@@ -22,6 +22,8 @@ import (
 type fakeVMs struct {
 	mu        sync.Mutex
 	evacuated []vm.EvacuateOptions
+	plan      []vm.Move // what EvacuationPlan answers
+	migrated  []string  // "name->host" of each Migrate
 }
 
 func (f *fakeVMs) Evacuate(_ context.Context, _ quorum.Decision, opts vm.EvacuateOptions) error {
@@ -40,6 +42,15 @@ func (f *fakeVMs) evacuations() int {
 func (f *fakeVMs) Find(_ context.Context, id string) (storage.VMRecord, vm.RecordPolicy, error) {
 	return storage.VMRecord{}, vm.RecordPolicy{}, fmt.Errorf("VM %q: %w", id, vm.ErrNotFound)
 }
+func (f *fakeVMs) EvacuationPlan(context.Context, quorum.Decision) ([]vm.Move, []string, error) {
+	return f.plan, nil, nil
+}
+func (f *fakeVMs) Migrate(_ context.Context, name string, target int) (hypervisor.MigrationResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.migrated = append(f.migrated, fmt.Sprintf("%s->%d", name, target))
+	return hypervisor.MigrationResult{Wall: time.Second, Downtime: 20 * time.Millisecond, DataTransferred: 1 << 20}, nil
+}
 func (f *fakeVMs) Start(context.Context, string) error { return nil }
 func (f *fakeVMs) Stop(context.Context, string) error  { return nil }
 
@@ -57,6 +68,14 @@ type fakeCluster struct {
 
 func (c *fakeCluster) Decision() quorum.Decision {
 	return quorum.Decision{Quorate: true, MayRunVMs: true}
+}
+func (c *fakeCluster) ResolveHost(s string) (quorum.Host, error) {
+	for _, h := range []quorum.Host{{ID: 1, Name: "kvm1"}, {ID: 2, Name: "kvm2"}} {
+		if h.Name == s || fmt.Sprint(h.ID) == s {
+			return h, nil
+		}
+	}
+	return quorum.Host{}, fmt.Errorf("no host named %q", s)
 }
 func (c *fakeCluster) SetMaintenance(_ context.Context, on bool) error {
 	c.mu.Lock()

@@ -1,0 +1,49 @@
+package apiview
+
+import (
+	"cmp"
+	"errors"
+
+	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/plan"
+)
+
+// classes are the api class of each sentinel error of the library
+// packages, tested in this order.
+var classes = []struct {
+	class error
+	errs  []error
+}{
+	{api.ErrNotFound, []error{vm.ErrNotFound, storage.ErrNotFound, hypervisor.ErrNotFound}},
+	{api.ErrNoQuorum, []error{vm.ErrNoQuorum}},
+	{api.ErrConflict, []error{vm.ErrNotOwner, vm.ErrDiskUnreachable, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrNoFreeVMRecord,
+		hypervisor.ErrNotRunning, hypervisor.ErrAlreadyRunning, hypervisor.ErrNoMigration}},
+	{api.ErrInvalid, []error{plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML}},
+	{api.ErrUnavailable, []error{storage.ErrIOTimeout, hypervisor.ErrConnection, hypervisor.ErrClosed, hypervisor.ErrDestinationUnreachable}},
+}
+
+// Classify gives an error of the library packages its api class (and a
+// vm.Refusal's hint), so that it keeps them through forwarding and the
+// HTTP API; an error that has a class already, or none to give, is
+// returned as it is.
+func Classify(err error) error {
+	if err == nil || api.ClassName(err) != "" {
+		return err
+	}
+	var rf *vm.Refusal
+	if errors.As(err, &rf) {
+		class := map[error]error{vm.ErrConflict: api.ErrConflict, vm.ErrForbidden: api.ErrForbidden}[rf.Class]
+		return &api.Failure{Class: cmp.Or(class, api.ErrInvalid), Err: err, Hint: rf.Hint}
+	}
+	for _, c := range classes {
+		for _, e := range c.errs {
+			if errors.Is(err, e) {
+				return &api.Failure{Class: c.class, Err: err}
+			}
+		}
+	}
+	return err
+}
