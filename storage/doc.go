@@ -16,9 +16,10 @@
 // today; more sections later) and the incident ledger (which notifications
 // were claimed, so none is sent twice). It lies after format v1's last
 // block, which v1 daemons never read or write, so it needs no new format
-// version and old and new daemons run side by side; a LUN too small for it
-// (a block device cut to the v1 size) keeps working and refuses only writes
-// of these records, with the size it needs (a file LUN grows).
+// version and old and new daemons run side by side. A LUN too small for it
+// (a block device cut to the v1 size) keeps working for everything else;
+// reading or writing these records fails with ErrTooSmall and the size it
+// needs. A file LUN grows to hold it when the records are first used.
 //
 //	per register (settings, then ledger), per host 1..H: ballot copy A (4 blocks), copy B (4 blocks)
 //

@@ -332,16 +332,13 @@ func (rg register) writeOwn(ctx context.Context, bs ballots, r *ballotRec) error
 	return nil
 }
 
-// Read returns the register's current value and generation.
+// Read returns the register's current value and generation. A device
+// without room for the area fails with ErrTooSmall rather than reading as
+// never written: a regular file may have been grown by another host since
+// this handle measured it, and a reader must not mistake that for empty.
 func (rg register) Read(ctx context.Context) (regState, error) {
-	if rg.l.dev.Size() < rg.l.hdr.Geometry.SizeWithRecords() {
-		if err := rg.ensureRoom(); err != nil {
-			var be *BlockError
-			if errors.As(err, &be) && errors.Is(err, ErrTooSmall) {
-				return regState{}, nil // no room yet means never written
-			}
-			return regState{}, err
-		}
+	if err := rg.ensureRoom(); err != nil {
+		return regState{}, err
 	}
 	bs, err := rg.read(ctx)
 	if err != nil {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/storage/storagetest"
 )
 
 // Block numbers of the cluster-records area (storage/doc.go), recomputed
@@ -232,5 +234,30 @@ func TestIncidentLedgerCompareAndSwap(t *testing.T) {
 	again, _ := a.Incidents(ctx)
 	if len(again.Entries) != storage.MaxIncidents || again.Entries[len(again.Entries)-1].ID != fmt.Sprintf("inc-%d", storage.MaxIncidents+4) {
 		t.Fatalf("ledger kept %d entries, last %+v", len(again.Entries), again.Entries[len(again.Entries)-1])
+	}
+}
+
+// A device that cannot hold the cluster-records area (here: no Grow, as a
+// block device cut to the v1 size) says so; it never reads as "never
+// written", which could hide settings another host wrote.
+func TestSettingsWithoutRoomSaySo(t *testing.T) {
+	path := lunFile(t, storage.FormatOptions{})
+	c := storagetest.NewController()
+	fixed := storage.NewClusterRecords(faultLUN(t, path, c, "kvm1"))
+	ctx := testCtx(t)
+	_, err := fixed.Settings(ctx)
+	if !errors.Is(err, storage.ErrTooSmall) || !strings.Contains(err.Error(), "grow the LUN") {
+		t.Fatalf("reading settings on a v1-sized device: got %v, want ErrTooSmall saying to grow the LUN", err)
+	}
+	if _, err := fixed.WriteSettings(ctx, 1, storage.ClusterSettings{}); !errors.Is(err, storage.ErrTooSmall) {
+		t.Fatalf("writing settings on a v1-sized device: got %v, want ErrTooSmall", err)
+	}
+	// A file LUN grows on first use; its v1 content is untouched.
+	l := openLUN(t, path)
+	if _, err := storage.NewClusterRecords(l).WriteSettings(ctx, 1, storage.ClusterSettings{Targets: []storage.NotifyTarget{mailTarget("ops")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := openLUN(t, path).CheckHeader(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
