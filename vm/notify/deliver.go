@@ -122,7 +122,10 @@ func sendMail(ctx context.Context, t storage.NotifyTarget, n Notification, tlsCo
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("SMTP server %s: message refused: %w", t.Address, err)
 	}
-	return c.Quit()
+	// The server has taken the message: a failed QUIT must not make us
+	// send it again.
+	c.Quit()
+	return nil
 }
 
 func bareAddr(a string) string {
