@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -242,3 +243,16 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string { return strings.TrimSpace(string(t.b)) }
+
+// DeliverNow makes one attempt to deliver n to t and waits for it, within
+// t's timeout: for `wingman notify test`, which prints what happened.
+// Everything else goes through a Sender, which never waits.
+func DeliverNow(ctx context.Context, t storage.NotifyTarget, n Notification, tlsConf *tls.Config) error {
+	body, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("encode notification %s: %w", n.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeoutOf(t))
+	defer cancel()
+	return deliver(ctx, t, n, body, tlsConf)
+}

@@ -513,3 +513,33 @@ func TestRules(t *testing.T) {
 		}
 	}
 }
+
+func TestAddRemoveTargetAndTestMessage(t *testing.T) {
+	var got atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("X-Wingman-Kind") == KindTest {
+			got.Add(1)
+		}
+	}))
+	defer srv.Close()
+	var s storage.ClusterSettings
+	hook := storage.NotifyTarget{Name: "chat", Kind: TargetWebhook, Address: srv.URL}
+	if err := AddTarget(&s, hook); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddTarget(&s, hook); !errors.Is(err, ErrInvalidTarget) || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("second target of the same name: %v", err)
+	}
+	if err := AddTarget(&s, storage.NotifyTarget{Name: "bad", Kind: "pager"}); !errors.Is(err, ErrInvalidTarget) || len(s.Targets) != 1 {
+		t.Fatalf("invalid target: %v, targets %d", err, len(s.Targets))
+	}
+	if err := DeliverNow(context.Background(), s.Targets[0], TestNotification("lab", "kvm1", "test-1", time.Now()), nil); err != nil || got.Load() != 1 {
+		t.Fatalf("test message: %v, received %d", err, got.Load())
+	}
+	if err := RemoveTarget(&s, "nope"); !errors.Is(err, ErrNoTarget) || !strings.Contains(err.Error(), "chat") {
+		t.Fatalf("removing an unknown target: %v", err)
+	}
+	if err := RemoveTarget(&s, "chat"); err != nil || len(s.Targets) != 0 {
+		t.Fatalf("remove: %v, left %d", err, len(s.Targets))
+	}
+}

@@ -135,3 +135,38 @@ func Wants(t storage.NotifyTarget, n Notification) bool {
 	}
 	return len(t.Hosts) == 0 || slices.Contains(t.Hosts, n.hostName)
 }
+
+// AddTarget adds t to s after Validate, refusing a second target of the
+// same name. With storage.ClusterRecords.UpdateSettings it is what
+// `wingman notify add` does.
+func AddTarget(s *storage.ClusterSettings, t storage.NotifyTarget) error {
+	if err := Validate(t); err != nil {
+		return err
+	}
+	for _, o := range s.Targets {
+		if o.Name == t.Name {
+			return fmt.Errorf("target %q: %w: a target of that name exists (%s %s); remove it first or choose another name",
+				t.Name, ErrInvalidTarget, o.Kind, o.Address)
+		}
+	}
+	s.Targets = append(s.Targets, t)
+	return nil
+}
+
+// ErrNoTarget says no target has the name given.
+var ErrNoTarget = errors.New("no such notification target")
+
+// RemoveTarget removes the target named name from s.
+func RemoveTarget(s *storage.ClusterSettings, name string) error {
+	for i, o := range s.Targets {
+		if o.Name == name {
+			s.Targets = slices.Delete(slices.Clone(s.Targets), i, i+1)
+			return nil
+		}
+	}
+	names := make([]string, 0, len(s.Targets))
+	for _, o := range s.Targets {
+		names = append(names, o.Name)
+	}
+	return fmt.Errorf("target %q: %w (targets: %s); see `wingman notify list`", name, ErrNoTarget, strings.Join(names, ", "))
+}
