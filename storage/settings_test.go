@@ -3,6 +3,7 @@ package storage_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -260,4 +261,81 @@ func TestSettingsWithoutRoomSaySo(t *testing.T) {
 	if err := openLUN(t, path).CheckHeader(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A write of host 1 that times out and lands after host 2 has written a
+// newer generation, and a write of host 1 torn half way, change nothing
+// that was chosen: each host writes only its own ballot, and the copy
+// sequence tells a late copy from a current one.
+func TestSettingsLateAndTornWrites(t *testing.T) {
+	path := lunFile(t, storage.FormatOptions{})
+	b := storage.NewClusterRecords(openLUN(t, path))
+	ctx := testCtx(t)
+	base, err := b.WriteSettings(ctx, 2, storage.ClusterSettings{Targets: []storage.NotifyTarget{mailTarget("base")}})
+	if err != nil { // the file has grown to hold the area before host 1 opens it
+		t.Fatal(err)
+	}
+	c := storagetest.NewController()
+	lA := faultLUN(t, path, c, "kvm1")
+	a := storage.NewClusterRecords(lA)
+	g := lA.Header().Geometry
+	own := storagetest.Fault{Op: storagetest.Writes, From: ballotBlock(g, 0, 1, 0), To: ballotBlock(g, 0, 1, 1) + 4}
+
+	late := own
+	late.Hang, late.Count = true, 1
+	c.Inject("kvm1", late)
+	stale := base
+	stale.Targets = append(stale.Targets, mailTarget("from-1"))
+	if _, err := a.WriteSettings(ctx, 1, stale); !errors.Is(err, storage.ErrIOTimeout) {
+		t.Fatalf("host 1's hung write: got %v, want ErrIOTimeout", err)
+	}
+	newer := base
+	newer.Targets = append(newer.Targets, mailTarget("from-2"))
+	if _, err := b.WriteSettings(ctx, 2, newer); err != nil {
+		t.Fatal(err)
+	}
+	c.Clear("kvm1") // host 1's write lands now, late
+	for { // wait for it: host 1's first ballot copy appears
+		f, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at := ballotBlock(g, 0, 1, 0) * storage.BlockSize; string(f[at:at+4]) == "WGRG" {
+			break
+		}
+		if err := sleep(ctx, time.Millisecond); err != nil {
+			t.Fatal("the released write never landed")
+		}
+	}
+	check := func(gen uint64, names ...string) {
+		t.Helper()
+		for _, r := range []*storage.ClusterRecords{a, b} {
+			s, err := r.Settings(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Generation != gen || !slices.Equal(targetNames(s), names) {
+				t.Fatalf("read generation %d %v, want %d %v", s.Generation, targetNames(s), gen, names)
+			}
+		}
+	}
+	check(2, "base", "from-2")
+
+	torn := own
+	torn.TornAfter, torn.Count = 600, 1
+	c.Inject("kvm1", torn)
+	cur, _ := a.Settings(ctx)
+	cur.Targets = append(cur.Targets, mailTarget("torn"))
+	if _, err := a.WriteSettings(ctx, 1, cur); err == nil {
+		t.Fatal("a torn write reported success")
+	}
+	c.Clear("kvm1")
+	check(2, "base", "from-2")
+	if _, err := a.UpdateSettings(ctx, 1, func(s *storage.ClusterSettings) error {
+		s.Targets = append(s.Targets, mailTarget("after"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check(3, "base", "from-2", "after")
 }
