@@ -295,7 +295,8 @@ func TestSettingsLateAndTornWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Clear("kvm1") // host 1's write lands now, late
-	for { // wait for it: host 1's first ballot copy appears
+	// Wait for it: host 1's first ballot copy appears.
+	for {
 		f, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
