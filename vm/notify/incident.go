@@ -26,7 +26,11 @@ type Facts struct {
 	// held). When a host is missing, its VMs are those planned for
 	// failover after its declaration.
 	LostVMs map[int][]storage.UUID
-	Now     time.Time     // the caller's clock, for the settle bound
+	// Rejoined are hosts the caller sees alive again on the LUN (a new slot
+	// generation after their declaration), with when it first saw them:
+	// the host is back even if it has written no event yet.
+	Rejoined map[int]time.Time
+	Now      time.Time     // the caller's clock, for the settle bound
 	Bound   time.Duration // settle bound; zero: DefaultSettleBound
 }
 
@@ -103,6 +107,9 @@ func Summarize(f Facts) []Incident {
 		bound = DefaultSettleBound
 	}
 	evs := slices.Clone(f.Events)
+	for h, at := range f.Rejoined {
+		evs = append(evs, storage.Event{Kind: "rejoined", Subject: h, Time: at})
+	}
 	slices.SortStableFunc(evs, func(a, b storage.Event) int {
 		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.Host, b.Host), cmp.Compare(a.Seq, b.Seq))
 	})

@@ -81,6 +81,12 @@ func parseScenario(t *testing.T, text string) (Facts, []time.Time) {
 				t.Fatalf("line %d: %v", ln+1, err)
 			}
 			f.Bound = d
+		case "rejoined":
+			h, _ := strconv.Atoi(w[1])
+			if f.Rejoined == nil {
+				f.Rejoined = map[int]time.Time{}
+			}
+			f.Rejoined[h] = offset(t, w[2])
 		case "now":
 			nows = append(nows, offset(t, w[1]))
 		case "event":
@@ -114,7 +120,15 @@ func parseScenario(t *testing.T, text string) (Facts, []time.Time) {
 // at returns f as seen at now: the events written by then.
 func at(f Facts, now time.Time) Facts {
 	g := f
-	g.Now, g.Events = now, nil
+	g.Now, g.Events, g.Rejoined = now, nil, nil
+	for h, t := range f.Rejoined {
+		if !t.After(now) {
+			if g.Rejoined == nil {
+				g.Rejoined = map[int]time.Time{}
+			}
+			g.Rejoined[h] = t
+		}
+	}
 	for _, e := range f.Events {
 		if !e.Time.After(now) {
 			g.Events = append(g.Events, e)
