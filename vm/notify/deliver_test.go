@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -541,5 +542,52 @@ func TestAddRemoveTargetAndTestMessage(t *testing.T) {
 	}
 	if err := RemoveTarget(&s, "chat"); err != nil || len(s.Targets) != 0 {
 		t.Fatalf("remove: %v, left %d", err, len(s.Targets))
+	}
+}
+
+// At most RateBurst sends per target per RateWindow: the next one waits
+// until the oldest leaves the window (fake time: testing/synctest).
+func TestRateLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := NewSender(Config{RateBurst: 2, RateWindow: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		w := &worker{}
+		start := time.Now()
+		s.waitRate(w)
+		time.Sleep(10 * time.Second)
+		s.waitRate(w)
+		if d := time.Since(start); d != 10*time.Second {
+			t.Fatalf("two sends within the burst waited until %v", d)
+		}
+		s.waitRate(w) // the third waits for the first to leave the window
+		if d := time.Since(start); d != time.Minute {
+			t.Fatalf("the third send went at %v, want 1m", d)
+		}
+		s.waitRate(w) // the fourth waits for the second
+		if d := time.Since(start); d != time.Minute+10*time.Second {
+			t.Fatalf("the fourth send went at %v, want 1m10s", d)
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Config{
+		{QueueSize: 0, Attempts: 1, Backoff: 1, MaxBackoff: 1, RateBurst: 1, RateWindow: 1},
+		{QueueSize: 1, Attempts: 0, Backoff: 1, MaxBackoff: 1, RateBurst: 1, RateWindow: 1},
+		{QueueSize: 1, Attempts: 1, Backoff: 2, MaxBackoff: 1, RateBurst: 1, RateWindow: 1},
+		{QueueSize: 1, Attempts: 1, Backoff: 1, MaxBackoff: 1, RateBurst: 0, RateWindow: 1},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+	if _, err := NewSender(Config{Attempts: -1}); err == nil {
+		t.Error("NewSender accepted -1 attempts")
 	}
 }
