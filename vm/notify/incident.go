@@ -31,7 +31,7 @@ type Facts struct {
 	// the host is back even if it has written no event yet.
 	Rejoined map[int]time.Time
 	Now      time.Time     // the caller's clock, for the settle bound
-	Bound   time.Duration // settle bound; zero: DefaultSettleBound
+	Bound    time.Duration // settle bound; zero: DefaultSettleBound
 }
 
 // How a host was declared dead.
