@@ -169,3 +169,91 @@ func FuzzDecodeConfig(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeSettings(f *testing.F) {
+	s := ClusterSettings{Writer: 2, Wall: time.Unix(0, 1700000000123456789), Targets: []NotifyTarget{
+		{Name: "ops", Kind: "mail", Address: "smtp.example.com:587", To: []string{"a@example.com", ""}, SecretFile: "/etc/wingman/smtp.pass",
+			MinSeverity: SevWarning, Kinds: []string{"incident"}, Hosts: []string{"kvm1"}, Timeout: 5 * time.Second},
+		{Name: "hook", Kind: "exec", Address: "/usr/local/bin/page", unknown: []settingsField{{tag: 200, data: []byte("x")}}}},
+		unknown: []settingsSection{{tag: 9, data: []byte("guest_agent_wait=30s")}}}
+	b, err := encodeSettings(&s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{})
+	f.Add([]byte("WGCS\x01\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := decodeSettings(data)
+		if len(data) == 0 {
+			return // never written: nothing to re-encode
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		b, err := encodeSettings(&s)
+		if err != nil {
+			return // decodable but over a limit that writes enforce
+		}
+		s2, err := decodeSettings(b)
+		if err != nil || !reflect.DeepEqual(s2, s) {
+			t.Fatalf("re-encoded %+v decodes to %+v, %v", s, s2, err)
+		}
+	})
+}
+
+func FuzzDecodeIncidents(f *testing.F) {
+	led := IncidentLedger{Entries: []IncidentEntry{{ID: "inc-1", Stage: IncidentOpened, By: 1, Recorded: time.Unix(0, 5)},
+		{ID: "inc-1", Stage: IncidentResolved, By: 3, Recorded: time.Unix(0, 6)}}}
+	b, err := encodeIncidents(&led)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte("WGIL\x01\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		led, err := decodeIncidents(data)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		b, err := encodeIncidents(&led)
+		if err != nil {
+			t.Fatalf("decoded ledger %+v does not encode: %v", led, err)
+		}
+		led2, err := decodeIncidents(b)
+		if err != nil || !reflect.DeepEqual(led2, led) {
+			t.Fatalf("re-encoded %+v decodes to %+v, %v", led, led2, err)
+		}
+	})
+}
+
+func FuzzDecodeBallot(f *testing.F) {
+	hdr := &Header{ClusterUUID: UUID{1, 2, 3}, Created: time.Unix(0, 42)}
+	r := ballotRec{Host: 2, Seq: 3, Flags: regCommitted, Inst: 4, Mbal: 5, Bal: 5, Value: []byte("new"), Prev: []byte("old"), Wall: time.Unix(0, 7)}
+	f.Add(r.encode(regSettings, hdr)[:256])
+	f.Add([]byte("WGRG"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b := make([]byte, regCopyBlocks*BlockSize)
+		copy(b, data)
+		r, ok, err := decodeBallot(b, regSettings, 2, hdr)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		if !ok {
+			return
+		}
+		r2, ok, err := decodeBallot(r.encode(regSettings, hdr), regSettings, 2, hdr)
+		if err != nil || !ok || !reflect.DeepEqual(r2, r) {
+			t.Fatalf("re-encoded %+v decodes to %+v, %v", r, r2, err)
+		}
+	})
+}

@@ -9,6 +9,33 @@
 //	H+1 .. 2H                    mailbox (inbox) of host 1..H (written by senders; acks go in the target's slot)
 //	2H+1 .. 2H+H*E               event ring of host 1..H, E blocks each (written only by that host)
 //	then, per VM record:          config copy A (C blocks), config copy B (C blocks), one lease block per host
+//	from the next 1 MiB boundary: the cluster-records area (below)
+//
+// The cluster-records area holds the values every host must see alike and
+// any host may change: the cluster settings record (notification targets
+// today; more sections later) and the incident ledger (which notifications
+// were claimed, so none is sent twice). It lies after format v1's last
+// block, which v1 daemons never read or write, so it needs no new format
+// version and old and new daemons run side by side. A LUN too small for it
+// (a block device cut to the v1 size) keeps working for everything else;
+// reading or writing these records fails with ErrTooSmall and the size it
+// needs. A file LUN grows to hold it when the records are first used.
+//
+//	per register (settings, then ledger), per host 1..H: ballot copy A (4 blocks), copy B (4 blocks)
+//
+// A register is written by compare-and-swap on its generation, with the
+// same single-disk Disk Paxos as VM leases: generation g+1 is instance
+// g+1, the value is the whole encoded record, and each host writes only its
+// own ballot, alternating between its copies so an interrupted write leaves
+// the previous copy intact. Each ballot carries the value chosen at g (so the
+// record survives writers that fail mid-way) and the hashes of the last 16
+// chosen values (so a writer that backed off learns whether its value won).
+// Ballots carry the cluster UUID and the header's creation time: leftovers of
+// an earlier format of the device read as never written, while a damaged
+// ballot of this cluster is an error, never empty. The settings record is a
+// list of tagged sections and its targets lists of tagged fields; what this
+// build does not know it keeps and writes back unchanged. Secrets never go on
+// the LUN: a target names a file that each host holds.
 //
 // Every block has one writer at a time, so no write ever clobbers another
 // host's data. Host slots are taken with a delta lease (read, write, wait,

@@ -28,6 +28,7 @@ var (
 	ErrTooLarge       = errors.New("record too large")
 	ErrNoFreeVMRecord = errors.New("no free VM record")
 	ErrInvalid        = errors.New("invalid argument")
+	ErrConflict       = errors.New("changed by another host since it was read")
 )
 
 // BlockError reports a problem with one block of the LUN.
