@@ -38,6 +38,35 @@ type footprint struct {
 	dir        string
 	initPIDs   []int
 	namespaces map[string]string // namespace link ("pid:[4026532301]") -> what it is
+	// closed is when Close returned (ticks since boot, as /proc/PID/stat counts), 0 before: a
+	// process started later that sits in a namespace with one of the cluster's inode numbers is
+	// in a new namespace that reused the number (the kernel recycles them; another test's
+	// cluster running beside this one got one), not a leftover.
+	closed uint64
+}
+
+// startTicks is when pid started, in clock ticks since boot (field 22 of /proc/PID/stat).
+func startTicks(pid int) (uint64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	i := strings.LastIndexByte(string(b), ')') // the command may hold spaces and parentheses
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, false
+	}
+	t, err := strconv.ParseUint(f[19], 10, 64)
+	return t, err == nil
+}
+
+// markClosed notes that Close returned: startTicks of a process started now.
+func (f *footprint) markClosed() {
+	cmd := exec.Command("true")
+	if cmd.Start() == nil {
+		f.closed, _ = startTicks(cmd.Process.Pid)
+		_ = cmd.Wait()
+	}
 }
 
 // recordFootprint notes what c owns; all its hosts must be on.
@@ -112,6 +141,9 @@ func (f footprint) processes() []string {
 		}
 		for _, ns := range []string{"pid", "net", "mnt", "uts", "ipc"} {
 			if link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns)); err == nil && f.namespaces[link] != "" {
+				if st, ok := startTicks(pid); ok && f.closed != 0 && st > f.closed {
+					continue // a recycled namespace number (see footprint.closed)
+				}
 				why = "in the " + f.namespaces[link]
 			}
 		}
@@ -260,6 +292,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+	fp.markClosed()
 	if left := fp.leftovers(base); len(left) > 0 {
 		t.Errorf("after close, left behind:\n  %s", strings.Join(left, "\n  "))
 	}

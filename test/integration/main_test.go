@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "FAIL: cannot check for leftovers of the shared cluster: %v\n", baseErr)
 			code = 1
 		default:
+			fixture.footprint.markClosed()
 			if left := fixture.footprint.leftovers(base); len(left) > 0 {
 				fmt.Fprintf(os.Stderr, "FAIL: the shared test cluster left behind:\n  %s\n", strings.Join(left, "\n  "))
 				code = 1

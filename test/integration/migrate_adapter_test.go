@@ -217,12 +217,30 @@ func TestAdapterAbortMigration(t *testing.T) {
 	newGuest(t, ctx, c, conn1, name)
 	startGuest(t, ctx, conn1, name)
 
-	progress := newProgressLog()
-	done := startMigration(t, ctx, conn1, name, throttledOptions(h2, progress), progress)
-	if err := operator.AbortMigration(ctx, name); err != nil {
-		t.Fatalf("AbortMigration: %v", err)
+	// The abort goes in as soon as libvirt has the job, not after a progress sample: the test
+	// guest's memory is nearly all zero pages, so even at 1 MiB/s the copy may be over by the
+	// first sample under load, and an abort that late finds a migration already switching over.
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn1.Migrate(ctx, name, throttledOptions(h2, newProgressLog()))
+		done <- err
+	}()
+	var err error
+	for aborted := false; !aborted; {
+		switch aerr := operator.AbortMigration(ctx, name); {
+		case aerr == nil:
+			aborted = true
+		case errors.Is(aerr, hypervisor.ErrNoMigration):
+			select { // not started yet: ask again
+			case err = <-done:
+				t.Fatalf("the migration ended before it could be aborted: %v", err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		default:
+			t.Fatalf("AbortMigration: %v", aerr)
+		}
 	}
-	err := <-done
+	err = <-done
 	t.Logf("Migrate after AbortMigration: %v", err)
 	if !errors.Is(err, hypervisor.ErrMigrationAborted) || !errors.Is(err, hypervisor.ErrMigrationFailed) {
 		t.Errorf("Migrate = %v; want ErrMigrationAborted and ErrMigrationFailed", err)
