@@ -20,7 +20,8 @@ import (
 
 const faultInjection = true
 
-// lunFaultPoll is how often the fault file is read.
+// lunFaultPoll is how often the fault file is read where inotify cannot
+// watch it.
 const lunFaultPoll = 20 * time.Millisecond
 
 // lunDevice wraps the heartbeat LUN's device in a fault device controlled by

@@ -3,9 +3,13 @@ package storagetest
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wingmanha/wingman/storage"
 )
@@ -95,8 +99,8 @@ const StateFile = "lun-fault"
 func AckPath(path string) string { return path + ".active" }
 
 // FileControlled is a device whose fault is set by another process through a
-// file: a daemon under test reads it, the test harness writes it. Every
-// interval it reads the file; when the text changed it replaces the fault
+// file: a daemon under test reads it, the test harness writes it. When the
+// file changes (see ControlFromFile) and its text differs, it replaces the fault
 // (releasing hung I/Os) and writes AckPath(path). A missing or empty file
 // means healthy; a file that does not parse leaves the fault as it was and
 // says why in the acknowledgement.
@@ -112,10 +116,15 @@ type FileControlled struct {
 
 const fileHost = "self"
 
-// ControlFromFile wraps dev in a fault device controlled by the file at path,
-// polled every interval. log (may be nil) is told about every change. The
-// file is read once before it returns, so a fault present at start applies
-// to the first I/O.
+// ControlFromFile wraps dev in a fault device controlled by the file at path.
+// The file is read once before it returns, so a fault present at start
+// applies to the first I/O; afterwards it is read again whenever inotify
+// says the file changed, or, where inotify is not available, every
+// interval. log (may be nil) is told about every change.
+//
+// Watching costs nothing at rest: the test cluster's wingmand, whose CPU
+// the benchmarks measure at rest, used to read the file 50 times a second,
+// about a tenth of its CPU time.
 func ControlFromFile(dev storage.Device, path string, interval time.Duration, log func(msg string)) *FileControlled {
 	if log == nil {
 		log = func(string) {}
@@ -123,21 +132,66 @@ func ControlFromFile(dev storage.Device, path string, interval time.Duration, lo
 	c := NewController()
 	fc := &FileControlled{Device: c.Device(fileHost, dev), path: path, log: log,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	changed, closeWatch := watchFile(path)
 	last := fc.poll("", true)
 	go func() {
 		defer close(fc.done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
+		defer closeWatch()
+		var tick <-chan time.Time
+		if changed == nil {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			tick = t.C
+		}
 		for {
 			select {
 			case <-fc.stop:
 				return
-			case <-t.C:
-				last = fc.poll(last, false)
+			case <-changed:
+			case <-tick:
 			}
+			last = fc.poll(last, false)
 		}
 	}()
 	return fc
+}
+
+// watchFile reports on the channel each time inotify sees the file at path
+// written, created, renamed into place or removed. It returns a nil
+// channel when inotify cannot watch the file's directory.
+func watchFile(path string) (<-chan struct{}, func()) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, func() {}
+	}
+	const mask = unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), mask); err != nil {
+		unix.Close(fd)
+		return nil, func() {}
+	}
+	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: reads wait in the runtime's poller
+	ch := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				return // closed
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+				if name == filepath.Base(path) || ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+					select {
+					case ch <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	return ch, func() { f.Close() }
 }
 
 // poll applies the file's fault if its text differs from last, and returns
