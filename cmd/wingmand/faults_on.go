@@ -20,8 +20,7 @@ import (
 
 const faultInjection = true
 
-// lunFaultPoll is how often the fault file is read where inotify cannot
-// watch it.
+// lunFaultPoll is how often the fault file is read without inotify.
 const lunFaultPoll = 20 * time.Millisecond
 
 // lunDevice wraps the heartbeat LUN's device in a fault device controlled by
