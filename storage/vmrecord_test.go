@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/wingmanha/wingman/storage"
@@ -386,6 +387,12 @@ func (d *hookDevice) ReadAt(p []byte, off int64) (int, error) {
 	return d.Device.ReadAt(p, off)
 }
 
+func (d *countingDevice) setFail(fail bool) {
+	d.mu.Lock()
+	d.fail = fail
+	d.mu.Unlock()
+}
+
 // A proposer whose accepted value was adopted and committed by a competitor
 // (host 2 runs its whole acquisition between host 1's phase-2 write and
 // re-read) owns the lease and must be told so: otherwise nobody owns it
@@ -427,12 +434,17 @@ type countingDevice struct {
 	storage.Device
 	mu    sync.Mutex
 	reads int
+	fail  bool // reads fail with EIO
 }
 
 func (d *countingDevice) ReadAt(p []byte, off int64) (int, error) {
 	d.mu.Lock()
 	d.reads++
+	fail := d.fail
 	d.mu.Unlock()
+	if fail {
+		return 0, syscall.EIO
+	}
 	return d.Device.ReadAt(p, off)
 }
 

@@ -14,11 +14,8 @@ import (
 
 // FullScanEvery bounds how long Step goes without reading every VM record.
 //
-// A full scan reads two blocks of every record of the LUN (512 I/Os with
-// the default 256 records), while a cluster at rest uses a handful of
-// records: at one step per R that was nearly all of wingmand's CPU and
-// LUN reads at rest. Between full scans a step reads only the records that
-// were in use at the last one, so it sees every change to those (leases,
+// Between full scans a step reads only the records that were in use at the
+// last one (storage.InUse), so it sees every change to those (leases,
 // migrations, guest-up marks, policies, removals) as before. What it can
 // miss for a while is a VM that another host protected in a record that
 // was blank: until then this host leaves that VM alone, which is always
@@ -26,15 +23,14 @@ import (
 // host act on such a VM forces a full scan first: a change in the decision
 // (a host dead, left, isolated or back, quorum, a verdict), a guest that
 // appears or disappears here (a live migration in), and a protect on this
-// host.
-const FullScanEvery = 30 * time.Second
+// host. So the period only bounds how stale that harmless view may get; at
+// 30 s the full scans were most of the LUN reads of a host at rest.
+const FullScanEvery = 5 * time.Minute
 
-// recordScan is what the last full scan of the VM records found, and what
-// it ran on.
+// recordScan is what the last full scan of the VM records ran on.
 type recordScan struct {
-	valid bool
+	in    storage.InUse
 	at    time.Time  // the step's now
-	used  []int      // records that held a config (live or removed)
 	hosts []scanHost // the decision's hosts, as reconcile reads them
 	dead  []quorum.Verdict
 	run   [2]bool  // Quorate, MayRunVMs
@@ -49,7 +45,7 @@ type scanHost struct {
 
 // readRecords reads the VM records for a step from lun: all of them when a
 // full scan is due (see FullScanEvery; rescan forces one), else those in use
-// at the last one, and remembers in last what a full scan found.
+// at the last one, and remembers in last what a full scan ran on.
 func readRecords(ctx context.Context, lun LUN, last *recordScan, rescan bool, dec quorum.Decision, doms []hypervisor.Domain, now time.Time) ([]storage.VMRecord, []error) {
 	s := recordScan{at: now, dead: slices.Clone(dec.Verdicts), run: [2]bool{dec.Quorate, dec.MayRunVMs}}
 	for _, h := range dec.Hosts {
@@ -59,33 +55,14 @@ func readRecords(ctx context.Context, lun LUN, last *recordScan, rescan bool, de
 		s.local = append(s.local, strings.ToLower(d.UUID))
 	}
 	slices.Sort(s.local)
-	due := rescan || !last.valid || now.Before(last.at) || now.Sub(last.at) >= FullScanEvery ||
+	due := rescan || !last.in.Scanned() || now.Before(last.at) || now.Sub(last.at) >= FullScanEvery ||
 		!slices.Equal(s.hosts, last.hosts) || !slices.Equal(s.dead, last.dead) || s.run != last.run || !slices.Equal(s.local, last.local)
-	if !due {
-		recs := make([]storage.VMRecord, 0, len(last.used))
-		for _, idx := range last.used {
-			r, err := lun.ReadVM(ctx, idx)
-			if err != nil {
-				last.valid = false // and decide on nothing this round
-				return recs, []error{err}
-			}
-			recs = append(recs, r)
-		}
-		return recs, nil
+	recs, errs := last.in.Read(ctx, lun, due)
+	if due && len(errs) == 0 {
+		s.in = last.in
+		*last = s
 	}
-	recs, errs := lun.ReadVMs(ctx)
-	if len(errs) > 0 {
-		last.valid = false
-		return recs, errs
-	}
-	for _, r := range recs {
-		if r.Config != nil {
-			s.used = append(s.used, r.Index)
-		}
-	}
-	s.valid = true
-	*last = s
-	return recs, nil
+	return recs, errs
 }
 
 // decodedConfig is what a step took from a record's policy and domain XML,

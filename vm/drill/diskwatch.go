@@ -13,33 +13,37 @@ import (
 	"github.com/wingmanha/wingman/storage"
 )
 
-// Records reads the LUN's VM records (*storage.LUN).
-type Records interface {
-	ReadVMs(ctx context.Context) ([]storage.VMRecord, []error)
-}
-
 // DiskWatch remembers which protected VMs' disks this host cannot reach,
 // so that status shows it and an event says it once, before a failover
 // would try to start the VM here.
 type DiskWatch struct {
 	cfg     Config
-	records Records
+	records storage.VMReader
 	events  Events
+
+	scan     storage.InUse // Run's reads: the records in use, all of them every fullScanEvery
+	lastFull time.Time
 
 	mu      sync.Mutex
 	missing map[string]string // VM name -> problem
 }
 
+// fullScanEvery is how often Run reads every VM record to find VMs
+// protected since; between full scans it reads the records in use. A
+// VM protected meanwhile is checked here at the latest when the VM
+// manager's failover rescans (the start then fails on the missing disk and
+// goes to the next host) or after this period.
+const fullScanEvery = 5 * time.Minute
+
 // NewDiskWatch returns a DiskWatch of this host.
-func NewDiskWatch(cfg Config, records Records, events Events) *DiskWatch {
+func NewDiskWatch(cfg Config, records storage.VMReader, events Events) *DiskWatch {
 	return &DiskWatch{cfg: cfg, records: records, events: events}
 }
 
-// Unreachable lists, per protected VM, the file and block disks that do
-// not exist on this host.
-func (w *DiskWatch) Unreachable(ctx context.Context) map[string]string {
+// unreachable lists, per protected VM of recs, the file and block disks
+// that do not exist on this host.
+func (w *DiskWatch) unreachable(recs []storage.VMRecord) map[string]string {
 	out := map[string]string{}
-	recs, _ := w.records.ReadVMs(ctx)
 	for _, r := range recs {
 		if !r.Protected() {
 			continue
@@ -68,23 +72,38 @@ func (w *DiskWatch) Unreachable(ctx context.Context) map[string]string {
 // when a VM's disks become unreachable from this host.
 func (w *DiskWatch) Run(ctx context.Context, interval time.Duration) {
 	for {
-		cctx, cancel := context.WithTimeout(ctx, interval)
-		now := w.Unreachable(cctx)
-		cancel()
-		w.mu.Lock()
-		for name, why := range now {
-			if _, seen := w.missing[name]; !seen {
-				w.events.Event(storage.SevWarning, "disk-unreachable", storage.UUID{}, w.cfg.HostID, "%s", why)
-			}
-		}
-		w.missing = now
-		w.mu.Unlock()
+		w.check(ctx, interval)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(interval):
 		}
 	}
+}
+
+// check reads the records (see fullScanEvery) and checks their disks. A
+// read that fails keeps the last result: a VM that was not read is not
+// known to be fine.
+func (w *DiskWatch) check(ctx context.Context, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	full := time.Since(w.lastFull) >= fullScanEvery
+	recs, errs := w.scan.Read(ctx, w.records, full)
+	if len(errs) > 0 {
+		return
+	}
+	if full {
+		w.lastFull = time.Now()
+	}
+	now := w.unreachable(recs)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for name, why := range now {
+		if _, seen := w.missing[name]; !seen {
+			w.events.Event(storage.SevWarning, "disk-unreachable", storage.UUID{}, w.cfg.HostID, "%s", why)
+		}
+	}
+	w.missing = now
 }
 
 // Warnings are the problems the last check found, sorted.
