@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/test/cluster"
 	"github.com/wingmanha/wingman/test/e2e"
 )
@@ -418,6 +419,8 @@ type idleHost struct {
 	rssKiB    int
 	cpuPct    float64 // of one core, over the whole window
 	cpuSecond float64
+	lunReads  float64 // LUN I/Os per second, as wingmand counts them (status)
+	lunWrites float64
 }
 
 // measureIdle samples every wingmand's resident memory and CPU time before and after a window in
@@ -433,6 +436,13 @@ func measureIdle(ctx context.Context, env *e2e.Env, window time.Duration, vms in
 	type sample struct {
 		pid   int
 		ticks int
+		lun   api.LUNHealth
+	}
+	lunIO := func(h *cluster.Host) api.LUNHealth {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st, _ := env.Client(h).Status(sctx)
+		return st.LUN
 	}
 	guestTicks := func() (ticks, n int) { // every QEMU process of every host
 		for _, h := range env.Hosts() {
@@ -456,7 +466,7 @@ func measureIdle(ctx context.Context, env *e2e.Env, window time.Duration, vms in
 			res.err = err.Error()
 			return res
 		}
-		before[h.Name()] = sample{pid, ticks}
+		before[h.Name()] = sample{pid, ticks, lunIO(h)}
 	}
 	t0 := time.Now()
 	time.Sleep(window)
@@ -472,7 +482,9 @@ func measureIdle(ctx context.Context, env *e2e.Env, window time.Duration, vms in
 			return res
 		}
 		cpu := float64(ticks-b.ticks) / clockTicks
-		res.hosts = append(res.hosts, idleHost{name: h.Name(), rssKiB: rss, cpuSecond: cpu, cpuPct: 100 * cpu / wall})
+		io := lunIO(h)
+		res.hosts = append(res.hosts, idleHost{name: h.Name(), rssKiB: rss, cpuSecond: cpu, cpuPct: 100 * cpu / wall,
+			lunReads: float64(io.Reads-b.lun.Reads) / wall, lunWrites: float64(io.Writes-b.lun.Writes) / wall})
 	}
 	return res
 }
@@ -855,9 +867,10 @@ they are.
 	case len(res.idle.hosts) == 0:
 		b.WriteString("Not measured in this run.\n")
 	default:
-		fmt.Fprintf(&b, "Each host's wingmand over %d s on the idle default-profile cluster with %d protected VMs (resident memory at the end, from /proc; CPU time used in the window, as a share of one core):\n\n| Host | RSS | CPU |\n|---|---:|---:|\n", res.idle.seconds, res.idle.vms)
+		fmt.Fprintf(&b, "Each host's wingmand over %d s on the idle default-profile cluster with %d protected VMs (resident memory at the end, from /proc; CPU time used in the window, as a share of one core; "+
+			"the heartbeat LUN's I/Os per second, as wingmand counts them in its status):\n\n| Host | RSS | CPU | LUN reads/s | LUN writes/s |\n|---|---:|---:|---:|---:|\n", res.idle.seconds, res.idle.vms)
 		for _, h := range res.idle.hosts {
-			fmt.Fprintf(&b, "| %s | %.1f MiB | %.2f %% (%.2f s) |\n", h.name, float64(h.rssKiB)/1024, h.cpuPct, h.cpuSecond)
+			fmt.Fprintf(&b, "| %s | %.1f MiB | %.2f %% (%.2f s) | %.1f | %.1f |\n", h.name, float64(h.rssKiB)/1024, h.cpuPct, h.cpuSecond, h.lunReads, h.lunWrites)
 		}
 		if res.idle.guests > 0 {
 			fmt.Fprintf(&b, "\nFor scale, in the same window one idle test guest (QEMU, %d of them) used %.1f %% of a core on average, "+
