@@ -40,6 +40,13 @@ func NewDiskWatch(cfg Config, records storage.VMReader, events Events) *DiskWatc
 	return &DiskWatch{cfg: cfg, records: records, events: events}
 }
 
+// Unreachable reads every VM record and lists, per protected VM, the file
+// and block disks that do not exist on this host.
+func (w *DiskWatch) Unreachable(ctx context.Context) map[string]string {
+	recs, _ := w.records.ReadVMs(ctx)
+	return w.unreachable(recs)
+}
+
 // unreachable lists, per protected VM of recs, the file and block disks
 // that do not exist on this host.
 func (w *DiskWatch) unreachable(recs []storage.VMRecord) map[string]string {
