@@ -34,8 +34,8 @@ type LUNHealth struct {
 	WriteLatency   time.Duration `json:"write_latency_ns"`     // last cycle
 	WriteLatencyHi time.Duration `json:"write_latency_max_ns"` // worst of the last minute
 	NetworkLease   bool          `json:"network_lease"`
-	Reads          uint64        `json:"reads"`  // I/Os issued since wingmand started
-	Writes         uint64        `json:"writes"` // I/Os issued since wingmand started
+	Reads          uint64        `json:"reads"`  // I/Os issued since wingmand started, before this request's
+	Writes         uint64        `json:"writes"` // I/Os issued since wingmand started, before this request's
 }
 
 // Timings are the cluster's timing rule, from the LUN header.

@@ -164,12 +164,12 @@ func (d apiServer) apiHost(ctx context.Context, s string) (api.Host, error) {
 }
 
 func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
+	io := d.lun.IOStats() // before this request's own reads
 	dec := d.decision()
 	in := d.loop.Input()
 	t := d.hdr.Timings
 	last, worst := d.renewLatency.Get()
 	hosts, _ := d.apiHosts(ctx)
-	io := d.lun.IOStats()
 	s := api.Status{Host: d.cfg.HostName, HostID: d.slot.HostID(), Generation: d.slot.Generation(), Cluster: d.hdr.ClusterName,
 		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Now: time.Now(), Quorate: dec.Quorate,
 		Coordinator: dec.Coordinator, Partition: dec.Partition.IDs(), Voters: dec.Voters.IDs(), MayRunVMs: dec.MayRunVMs,
