@@ -414,20 +414,28 @@ func (m *Manager) writePolicy(ctx context.Context, r storage.VMRecord, rp Record
 	return err
 }
 
-// SetPolicy replaces the failover policy of a VM this host owns.
-func (m *Manager) SetPolicy(ctx context.Context, nameOrUUID string, p RecordPolicy) error {
+// SetPolicy changes the failover policy of a VM this host owns to what
+// change makes of the policy on the LUN, and returns the new policy. The
+// read, the change and the write happen under the manager's lock: two
+// concurrent changes of different fields both land, where a policy read
+// before the lock would let the later write undo the earlier one.
+func (m *Manager) SetPolicy(ctx context.Context, nameOrUUID string, change func(RecordPolicy) (RecordPolicy, error)) (RecordPolicy, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, old, err := m.ownedRecord(ctx, "set policy of", nameOrUUID)
 	if err != nil && !(r.Config != nil && owns(m.cfg, r.Lease)) {
-		return err
+		return old, err
+	}
+	p, err := change(old)
+	if err != nil {
+		return old, err
 	}
 	p.Stopped = old.Stopped // the desired state changes through Start/Stop only
 	if err := m.writePolicy(ctx, r, p); err != nil {
-		return fmt.Errorf("set policy of %q: %w", r.Config.Name, err)
+		return old, fmt.Errorf("set policy of %q: %w", r.Config.Name, err)
 	}
 	writeEvent(ctx, m.events, storage.SevInfo, "policy-set", r.Config.UUID, 0, "policy changed")
-	return nil
+	return p, nil
 }
 
 // Start marks an owned VM as meant to run; the next Step starts it.

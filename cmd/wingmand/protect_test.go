@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +198,43 @@ func TestProtectThroughAnotherHostGoesToTheDomainsHost(t *testing.T) {
 	_, err = b.client.Protect(ctx, "nope", api.ProtectRequest{})
 	if !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("protect nope through kvm2 = %v, want api.ErrNotFound", err)
+	}
+}
+
+// TestConcurrentPolicyChangesAllLand: eight policy changes at once, each
+// of another field, all answer 200 and all land. The policy used to be
+// read before the VM manager's lock and written under it, so the last
+// writer undid the others' changes while every request answered 200.
+func TestConcurrentPolicyChangesAllLand(t *testing.T) {
+	a := startDaemon(t, testConfig(t, formatLUN(t), "kvm1", 1, nil, freePort(t)))
+	ctx := context.Background()
+	if _, err := a.client.Protect(ctx, "web1", api.ProtectRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 10 {
+		n := round + 1
+		want := api.Policy{Priority: strconv.Itoa(n), Restart: []string{"always", "on-failure"}[n%2], RestartMax: n,
+			RestartWindow: time.Duration(n) * time.Minute, AntiAffinity: fmt.Sprint("group", n), PreferredHosts: []string{"kvm1"},
+			StartOrder: n, StartDelay: time.Duration(n) * time.Second}
+		changes := []api.Policy{{Priority: want.Priority}, {Restart: want.Restart}, {RestartMax: n}, {RestartWindow: want.RestartWindow},
+			{AntiAffinity: want.AntiAffinity}, {PreferredHosts: want.PreferredHosts}, {StartOrder: n}, {StartDelay: want.StartDelay}}
+		var wg sync.WaitGroup
+		for _, p := range changes {
+			wg.Go(func() {
+				if _, err := a.client.SetPolicy(ctx, "web1", api.ProtectRequest{Policy: p}); err != nil {
+					t.Errorf("round %d: set %+v: %v", round, p, err)
+				}
+			})
+		}
+		wg.Wait()
+		v, err := a.client.VM(ctx, "web1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := v.Policy
+		got.Isolation, got.WaitGuestAgent = "", false
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: policy after eight concurrent changes\n got %+v\nwant %+v", round, got, want)
+		}
 	}
 }
