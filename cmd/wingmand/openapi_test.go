@@ -35,7 +35,7 @@ var openAPITypes = []any{api.Status{}, api.Host{}, api.VM{}, api.Event{}, api.Er
 	api.ExecResult{}, api.RebootRequest{}, api.RebootResult{}, api.Evacuation{}, api.EvacuationPlan{}, api.DrillRequest{}, api.DrillReport{}}
 
 type openAPIDoc struct {
-	OpenAPI    string                                `json:"openapi"`
+	OpenAPI    string                                 `json:"openapi"`
 	Paths      map[string]map[string]openAPIOperation `json:"paths"`
 	Components struct {
 		Schemas map[string]any `json:"schemas"`
