@@ -199,11 +199,11 @@ func sortEvents(evs []api.Event) {
 // eventPrinter prints events as timelines; it keeps the current timeline
 // across calls so --follow continues it.
 type eventPrinter struct {
-	w      io.Writer
-	json   bool
-	names  map[int]string // host id -> name, for events that lack one and for subjects
-	start  time.Time      // first event of the current timeline
-	last   time.Time
+	w     io.Writer
+	json  bool
+	names map[int]string // host id -> name, for events that lack one and for subjects
+	start time.Time      // first event of the current timeline
+	last  time.Time
 }
 
 // resolveNames fetches the host list once if an event names a host only by id.
