@@ -72,14 +72,7 @@ func TestEventsFollow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	late := api.Event{Time: fakeNow.Add(5 * time.Second), Host: 3, HostName: "kvm3", Seq: 12, Severity: "info", Kind: "host.joined", Message: "kvm3 joined, generation 10"}
-	d.onEvents = func(call int) {
-		switch call {
-		case 2:
-			d.events = append(d.events, late)
-		case 4:
-			cancel()
-		}
-	}
+	d.feedOnce(cancel, late)
 	s := session{args: []string{"events", "--follow", "--since", "30m"}}
 	code, out, errOut := d.exec(t, ctx, s)
 	if code != exitOK {
@@ -93,14 +86,7 @@ func TestEventsFollow(t *testing.T) {
 	defer cancel()
 	d.events, d.calls = append([]api.Event(nil), fakeEvents...), 0
 	newer := api.Event{Time: fakeNow.Add(9 * time.Second), Host: 1, HostName: "kvm1", Seq: 50, Severity: "info", Kind: "vm.migrated", VM: "web1", Message: "web1 moved"}
-	d.onEvents = func(call int) {
-		switch call {
-		case 2:
-			d.events = append(d.events, newer, late) // one poll brings two, out of order
-		case 4:
-			cancel()
-		}
-	}
+	d.feedOnce(cancel, newer, late) // one poll brings two, out of order
 	_, out, _ = d.exec(t, ctx, session{args: []string{"events", "--follow", "--json"}})
 	if got := jsonKinds(t, out); !slices.Equal(got, []string{"host.joined", "vm.migrated"}) {
 		t.Errorf("follow --json printed %v, want only the two new events, oldest first", got)
@@ -111,17 +97,23 @@ func TestEventsFollow(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	d.events, d.calls = append([]api.Event(nil), fakeEvents...), 0
-	d.onEvents = func(call int) {
-		switch call {
-		case 2:
-			d.events = append(d.events, late)
-		case 4:
-			cancel()
-		}
-	}
+	d.feedOnce(cancel, late)
 	_, out, _ = d.exec(t, ctx, session{args: []string{"events", "--follow", "--json", "--limit", "2"}})
 	if got := jsonKinds(t, out); !slices.Equal(got, []string{"lease.taken", "vm.restarted", "host.joined"}) {
 		t.Errorf("follow --limit 2 printed %v, want the newest two, then the new one", got)
+	}
+}
+
+// feedOnce makes d add evs to its log before its second answer to events,
+// and interrupt the client (cancel) before its fourth.
+func (d *fakeDaemon) feedOnce(cancel func(), evs ...api.Event) {
+	d.onEvents = func(call int) {
+		switch call {
+		case 2:
+			d.events = append(d.events, evs...)
+		case 4:
+			cancel()
+		}
 	}
 }
 

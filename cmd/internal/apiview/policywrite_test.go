@@ -3,8 +3,6 @@ package apiview
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,27 +24,10 @@ import (
 // path's state: 502 unavailable, with the hint to retry.
 func TestPolicyWriteBehindAStalledOneIsUnavailable(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "lun.img")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dev, err := storage.OpenFile(path)
-	if err != nil {
-		t.Skipf("skipping: no O_DIRECT here: %v", err)
-	}
 	timings := storage.Timings{Renew: 100 * time.Millisecond, IOTimeout: 300 * time.Millisecond, SelfFence: time.Second, Watchdog: time.Second, PowerFence: time.Second}
 	timings.Dead = timings.MinDead()
-	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "burst", Timings: timings,
-		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 4, ConfigBlks: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	faults := storagetest.NewController()
-	lun, err := storage.Open(ctx, faults.Device("kvm1", dev), storage.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lun.Close()
-	defer faults.Release() // the stalled write returns before the LUN closes
+	lun, faults := storagetest.FaultLUN(t, "kvm1", storage.FormatOptions{ClusterName: "burst", Timings: timings,
+		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 4, ConfigBlks: 2}})
 
 	hcfg := hypervisor.DefaultConfig()
 	hcfg.URI, hcfg.HostName = "test:///default", "kvm1"

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -121,13 +120,9 @@ func serverTLS(c ListenerConfig) (*tls.Config, error) {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if c.TLSClientCA != "" {
-		pem, err := os.ReadFile(c.TLSClientCA)
+		pool, err := api.CAPool(c.TLSClientCA)
 		if err != nil {
 			return nil, fmt.Errorf("metrics.tls_client_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("metrics.tls_client_ca: %s holds no PEM certificate", c.TLSClientCA)
 		}
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}

@@ -227,6 +227,18 @@ func TestListenerServesTLSWithBasicAuth(t *testing.T) {
 	if code != 200 || parse(t, body)["wingman_quorate"] == nil {
 		t.Errorf("scrape with the password: %d\n%s", code, body)
 	}
+	// With tls_client_ca, a scraper without a certificate that CA signed
+	// does not get through the handshake.
+	mtls := cfg
+	mtls.TLSClientCA, mtls.BasicAuthUser, mtls.BasicAuthPasswordFile = cert, "", ""
+	maddr, err := testMetrics().Serve(ctx, mtls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := hc.Get("https://" + maddr.String() + "/metrics"); err == nil {
+		resp.Body.Close()
+		t.Errorf("a scraper without a client certificate got %d", resp.StatusCode)
+	}
 	plain := &http.Client{}
 	if resp, err := plain.Get("http://" + addr.String() + "/metrics"); err == nil && resp.StatusCode == 200 {
 		t.Errorf("plain HTTP scrape of a TLS listener answered 200")
