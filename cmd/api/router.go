@@ -58,18 +58,9 @@ func (rt *Router) Routes() []Route { return slices.Clone(rt.routes) }
 
 // Handle serves pattern ("GET /v1/status") with fn: its answer as JSON,
 // or its error. query names the parameters the route takes; any other is
-// refused.
+// refused. The routes of one path spell its wildcards alike.
 func (rt *Router) Handle(pattern string, fn func(r *http.Request) (any, error), query ...string) {
-	method, path, ok := strings.Cut(pattern, " ")
-	if !ok {
-		panic("api: route pattern without a method: " + pattern)
-	}
-	rt.routes = append(rt.routes, Route{Method: method, Path: path, Query: query})
-	if rt.methods[path] == nil {
-		rt.paths.HandleFunc(path, func(http.ResponseWriter, *http.Request) {})
-	}
-	rt.methods[path] = append(rt.methods[path], method)
-	rt.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	rt.Mount(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		out, err := checkQuery(r, query)
 		if err == nil {
@@ -81,7 +72,23 @@ func (rt *Router) Handle(pattern string, fn func(r *http.Request) (any, error), 
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
-	})
+	}), query...)
+}
+
+// Mount serves pattern ("GET /ui/") with h as it is: a route that does not
+// answer JSON (a page). It is listed in Routes like the others, with the
+// query parameters h takes (h checks them itself).
+func (rt *Router) Mount(pattern string, h http.Handler, query ...string) {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		panic("api: route pattern without a method: " + pattern)
+	}
+	rt.routes = append(rt.routes, Route{Method: method, Path: path, Query: query})
+	if rt.methods[path] == nil {
+		rt.paths.HandleFunc(path, func(http.ResponseWriter, *http.Request) {})
+	}
+	rt.methods[path] = append(rt.methods[path], method)
+	rt.mux.Handle(pattern, h)
 }
 
 // Post serves a POST with a JSON body Req (none: the zero Req, unless

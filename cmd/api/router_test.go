@@ -28,6 +28,7 @@ func testRouter(t *testing.T, got *ProtectRequest) *httptest.Server {
 		return []int{n}, err
 	}, "limit")
 	rt.Handle("GET /v1/vms/{vm}", func(r *http.Request) (any, error) { return VM{Name: r.PathValue("vm")}, nil })
+	rt.Mount("GET /ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html>") }))
 	srv := httptest.NewServer(rt)
 	t.Cleanup(srv.Close)
 	return srv
@@ -76,6 +77,7 @@ func TestRouterRefusesWhatItDoesNotUnderstand(t *testing.T) {
 		{"an unknown path", "GET", srv.URL + "/v1/nothing", "", 404, "not-found", "no route GET /v1/nothing", "docs/openapi.json"},
 		{"an unknown version", "GET", srv.URL + "/v2/events", "", 404, "not-found", "no route", ""},
 		{"a wrong method", "DELETE", policy, "", 405, "invalid", "DELETE /v1/vms/web1/policy: method not allowed", "use POST"},
+		{"a wrong method on a page", "POST", srv.URL + "/ui/hosts", "", 405, "invalid", "method not allowed", "use GET"},
 		{"a limit that is no number", "GET", srv.URL + "/v1/events?limit=ten", "", 400, "invalid", `limit="ten": not a positive integer`, "positive integer"},
 		{"a limit of 0", "GET", srv.URL + "/v1/events?limit=0", "", 400, "invalid", "not a positive integer", ""},
 		{"a negative limit", "GET", srv.URL + "/v1/events?limit=-3", "", 400, "invalid", "not a positive integer", ""},
@@ -99,6 +101,9 @@ func TestRouterRefusesWhatItDoesNotUnderstand(t *testing.T) {
 	}
 	if status, _, e := answer(t, "POST", policy, ""); status != 200 {
 		t.Errorf("no body: %d %+v", status, e)
+	}
+	if status, _, _ := answer(t, "GET", srv.URL+"/ui/hosts", ""); status != 200 {
+		t.Errorf("a mounted page: %d", status)
 	}
 	if status, _, e := answer(t, "GET", srv.URL+"/v1/events?limit=5", ""); status != 200 {
 		t.Errorf("limit=5: %d %+v", status, e)
