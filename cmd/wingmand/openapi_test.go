@@ -27,7 +27,8 @@ import (
 // comments, rewritten by go test -run TestOpenAPI -update-openapi.
 var updateOpenAPI = flag.Bool("update-openapi", false, "rewrite docs/openapi.json's components.schemas from cmd/api's types")
 
-const openAPIPath = "../../docs/openapi.json"
+// openAPIPath is the document from this package; openAPIName names it in messages.
+const openAPIPath, openAPIName = "../../docs/openapi.json", "docs/openapi.json"
 
 // openAPITypes are the types the document's schemas describe.
 var openAPITypes = []any{api.Status{}, api.Host{}, api.VM{}, api.Event{}, api.Error{}, api.ProtectRequest{}, api.ProtectResult{},
@@ -76,7 +77,7 @@ func readOpenAPI(t *testing.T) (openAPIDoc, []byte) {
 	}
 	var doc openAPIDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("%s: %v", openAPIPath, err)
+		t.Fatalf("%s: %v", openAPIName, err)
 	}
 	return doc, b
 }
@@ -87,7 +88,7 @@ func readOpenAPI(t *testing.T) (openAPIDoc, []byte) {
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	doc, _ := readOpenAPI(t)
 	if !strings.HasPrefix(doc.OpenAPI, "3.") {
-		t.Errorf("%s: openapi %q, want 3.x", openAPIPath, doc.OpenAPI)
+		t.Errorf("%s: openapi %q, want 3.x", openAPIName, doc.OpenAPI)
 	}
 	served := map[string]api.Route{}
 	for _, r := range daemonRoutes() {
@@ -98,7 +99,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		served[key] = r
 		op, ok := doc.Paths[r.Path][strings.ToLower(r.Method)]
 		if !ok {
-			t.Errorf("%s %s is served (cmd/wingmand's router) but not in %s: add paths[%q].%s", r.Method, r.Path, openAPIPath, r.Path, strings.ToLower(r.Method))
+			t.Errorf("%s %s is served (cmd/wingmand's router) but not in %s: add paths[%q].%s", r.Method, r.Path, openAPIName, r.Path, strings.ToLower(r.Method))
 			continue
 		}
 		var inPath, inQuery []string
@@ -107,7 +108,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 			case "path":
 				inPath = append(inPath, p.Name)
 				if !p.Required {
-					t.Errorf("%s: %s %s: path parameter %q must be required", openAPIPath, r.Method, r.Path, p.Name)
+					t.Errorf("%s: %s %s: path parameter %q must be required", openAPIName, r.Method, r.Path, p.Name)
 				}
 			case "query":
 				inQuery = append(inQuery, p.Name)
@@ -118,20 +119,20 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 			want = append(want, m[1])
 		}
 		if slices.Sort(inPath); !slices.Equal(inPath, want) {
-			t.Errorf("%s: %s %s documents path parameters %v, the route has %v", openAPIPath, r.Method, r.Path, inPath, want)
+			t.Errorf("%s: %s %s documents path parameters %v, the route has %v", openAPIName, r.Method, r.Path, inPath, want)
 		}
 		want = slices.Sorted(slices.Values(r.Query))
 		if slices.Sort(inQuery); !slices.Equal(inQuery, want) {
-			t.Errorf("%s: %s %s documents query parameters %v, the route takes %v", openAPIPath, r.Method, r.Path, inQuery, want)
+			t.Errorf("%s: %s %s documents query parameters %v, the route takes %v", openAPIName, r.Method, r.Path, inQuery, want)
 		}
 		if _, ok := op.Responses["default"]; !ok {
-			t.Errorf("%s: %s %s has no default response (the one error shape, #/components/schemas/Error)", openAPIPath, r.Method, r.Path)
+			t.Errorf("%s: %s %s has no default response (the one error shape, #/components/schemas/Error)", openAPIName, r.Method, r.Path)
 		}
 	}
 	for path, ops := range doc.Paths {
 		for method := range ops {
 			if _, ok := served[method+" "+path]; !ok {
-				t.Errorf("%s documents %s %s, which the daemon does not serve: remove it, or register it in cmd/wingmand's router", openAPIPath, strings.ToUpper(method), path)
+				t.Errorf("%s documents %s %s, which the daemon does not serve: remove it, or register it in cmd/wingmand's router", openAPIName, strings.ToUpper(method), path)
 			}
 		}
 	}
@@ -160,11 +161,12 @@ func TestOpenAPISchemasAreTheAPITypes(t *testing.T) {
 	got, _ := json.Marshal(doc.Components.Schemas)
 	exp, _ := json.Marshal(want)
 	if !bytes.Equal(got, exp) {
-		t.Errorf("%s: components.schemas differ from cmd/api's types; run go test ./cmd/wingmand -run TestOpenAPI -update-openapi", openAPIPath)
+		t.Errorf("%s: components.schemas differ from cmd/api's types; run go test ./cmd/wingmand -run TestOpenAPI -update-openapi", openAPIName)
 	}
 	for _, m := range regexp.MustCompile(`"\$ref": *"#/components/schemas/([A-Za-z]+)"`).FindAllStringSubmatch(string(raw), -1) {
 		if _, ok := doc.Components.Schemas[m[1]]; !ok {
-			t.Errorf("%s refers to schema %s, which it does not define", openAPIPath, m[1])
+			t.Errorf("%s refers to schema %s, which it does not define: add api.%s to openAPITypes (cmd/wingmand/openapi_test.go) and run go test ./cmd/wingmand -run TestOpenAPI -update-openapi",
+				openAPIName, m[1], m[1])
 		}
 	}
 }
