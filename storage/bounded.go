@@ -26,7 +26,9 @@ type boundedIO struct {
 	stuck       int             // abandoned I/Os the kernel has not returned yet
 	writeBlocks map[int64]int64 // offset -> length of each in-flight write
 
-	reads, writes atomic.Uint64 // I/Os issued, for IOStats
+	reads, writes       atomic.Uint64 // I/Os issued, for IOStats
+	readErrs, writeErrs atomic.Uint64 // of them, those that failed
+	observe             func(write bool, took time.Duration, err error)
 }
 
 func newBoundedIO(dev Device, timeout time.Duration) *boundedIO {
@@ -52,7 +54,7 @@ func (b *boundedIO) overlapsWrite(off int64, n int) bool {
 // do runs one I/O on buf, an aligned buffer (alignedBuf) that the I/O owns
 // until it completes: after a timeout the kernel may still read or fill it,
 // so the caller must not touch or reuse it unless do returned nil.
-func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) error {
+func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) (err error) {
 	if off%BlockSize != 0 || len(buf)%BlockSize != 0 || len(buf) == 0 {
 		return fmt.Errorf("lun %s: %w: unaligned I/O at %d length %d", b.dev.Path(), ErrInvalid, off, len(buf))
 	}
@@ -80,6 +82,8 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 	} else {
 		b.reads.Add(1)
 	}
+	issued := time.Now()
+	defer func() { b.ended(write, time.Since(issued), err) }()
 
 	done := make(chan ioResult, 1)
 	var returned, abandoned bool // under b.mu
@@ -136,6 +140,19 @@ func (b *boundedIO) do(ctx context.Context, write bool, off int64, buf []byte) e
 	case <-ctx.Done():
 		abandon()
 		return fmt.Errorf("lun %s block %d %s: %w", b.dev.Path(), off/BlockSize, op, ctx.Err())
+	}
+}
+
+// ended counts an issued I/O's failure and tells the observer.
+func (b *boundedIO) ended(write bool, took time.Duration, err error) {
+	switch {
+	case err != nil && write:
+		b.writeErrs.Add(1)
+	case err != nil:
+		b.readErrs.Add(1)
+	}
+	if b.observe != nil {
+		b.observe(write, took, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"errors"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -260,5 +261,49 @@ func TestManyIOsInFlightOnAHealthyLUN(t *testing.T) {
 	}
 	if got := c.Stats("h1").Reads - before; got != n {
 		t.Errorf("%d reads reached the device, want %d", got, n)
+	}
+}
+
+// IOStats counts the failed I/Os, and ObserveIO is told of every I/O with
+// its duration and error: what the daemon's LUN metrics read.
+func TestIOStatsAndObserverSeeFailures(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{})
+	c := storagetest.NewController()
+	fd, err := storage.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		write bool
+		took  time.Duration
+		err   error
+	}
+	var mu sync.Mutex
+	var got []seen
+	l, err := storage.Open(ctx, c.Device("h1", fd), storage.OpenOptions{ObserveIO: func(write bool, took time.Duration, err error) {
+		mu.Lock()
+		got = append(got, seen{write, took, err})
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c.Inject("h1", storagetest.Fault{Op: storagetest.Reads, EIO: true, Count: 1})
+	if _, err := l.ReadLease(ctx, 0); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("read under EIO: %v", err)
+	}
+	c.Inject("h1", storagetest.Fault{Op: storagetest.Reads, Latency: 20 * time.Millisecond, Count: 1})
+	if _, err := l.ReadLease(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st := l.IOStats(); st.Reads != 2 || st.ReadErrors != 1 || st.Writes != 0 || st.WriteErrors != 0 {
+		t.Errorf("IOStats = %+v, want 2 reads, 1 failed", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0].write || !errors.Is(got[0].err, syscall.EIO) || got[1].err != nil || got[1].took < 20*time.Millisecond {
+		t.Errorf("observed %+v, want a failed read, then one of at least 20ms", got)
 	}
 }

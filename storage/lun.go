@@ -110,6 +110,10 @@ func refuseData(ctx context.Context, dev Device, force bool) error {
 type OpenOptions struct {
 	ClusterUUID UUID   // if non-zero, the LUN must belong to this cluster
 	ClusterName string // if non-empty, the LUN must carry this name
+	// ObserveIO, if set, is told of every I/O the LUN issues once it ends:
+	// a write or a read, how long it took (until io_timeout when it timed
+	// out) and its error. It must not block; metrics hang on it.
+	ObserveIO func(write bool, took time.Duration, err error)
 }
 
 // LUN is an opened, verified heartbeat LUN.
@@ -142,7 +146,9 @@ func Open(ctx context.Context, dev Device, opts OpenOptions) (*LUN, error) {
 		return nil, &BlockError{Path: dev.Path(), Block: h.Geometry.TotalBlocks() - 1, What: "header", Err: ErrTooSmall,
 			Hint: fmt.Sprintf("the header needs %d bytes but the device has %d; was it truncated, or is this the wrong device?", h.Geometry.Size(), dev.Size())}
 	}
-	return &LUN{dev: dev, io: newBoundedIO(dev, h.Timings.IOTimeout), hdr: *h}, nil
+	bio := newBoundedIO(dev, h.Timings.IOTimeout)
+	bio.observe = opts.ObserveIO
+	return &LUN{dev: dev, io: bio, hdr: *h}, nil
 }
 
 // OpenPath opens the device at path and then the LUN on it.
@@ -159,15 +165,17 @@ func OpenPath(ctx context.Context, path string, opts OpenOptions) (*LUN, error) 
 	return l, nil
 }
 
-// IOStats counts the I/Os a LUN issued since it was opened.
+// IOStats counts the I/Os a LUN issued since it was opened, and those of
+// them that failed (an error, a timeout or a canceled wait).
 type IOStats struct {
-	Reads, Writes uint64
+	Reads, Writes           uint64
+	ReadErrors, WriteErrors uint64
 }
 
 // IOStats returns how many reads and writes this LUN issued (each one
 // I/O of one or more blocks): what a host costs the shared storage.
 func (l *LUN) IOStats() IOStats {
-	return IOStats{Reads: l.io.reads.Load(), Writes: l.io.writes.Load()}
+	return IOStats{Reads: l.io.reads.Load(), Writes: l.io.writes.Load(), ReadErrors: l.io.readErrs.Load(), WriteErrors: l.io.writeErrs.Load()}
 }
 
 // Header returns the header read at Open.

@@ -92,6 +92,18 @@ type Capacity struct {
 	Limits *plan.Limits
 }
 
+// Observer is told what the manager measures. Its methods must not block:
+// they run in a Step and under the manager's lock.
+type Observer interface {
+	// FailedOver: a VM whose owner failed started here, took after the
+	// last heartbeat the owner wrote (its staleness on this host's clock:
+	// the outage as the VM's users saw it, detection included).
+	FailedOver(took time.Duration)
+	// Migrated: a live migration from here ended, in wall time, with the
+	// guest paused for downtime.
+	Migrated(wall, downtime time.Duration)
+}
+
 // Config configures a Manager.
 type Config struct {
 	// Host and Gen identify this host's heartbeat slot.
@@ -114,6 +126,9 @@ type Config struct {
 	// to that host's Manager.CheckDisks. Nil: Protect asks nobody and
 	// reports every other host unchecked.
 	CheckDisksOn func(ctx context.Context, host int, disks []hypervisor.DiskSpec) ([]string, error)
+	// Observe, if set, is told the durations the manager measures (the
+	// daemon's metrics).
+	Observe Observer
 	// DiskCheckTimeout bounds Protect's wait for the other hosts' answers
 	// (0: DefaultDiskCheckTimeout). A host that has not answered by then is
 	// reported unchecked, not waited for.
@@ -414,20 +429,28 @@ func (m *Manager) writePolicy(ctx context.Context, r storage.VMRecord, rp Record
 	return err
 }
 
-// SetPolicy replaces the failover policy of a VM this host owns.
-func (m *Manager) SetPolicy(ctx context.Context, nameOrUUID string, p RecordPolicy) error {
+// SetPolicy changes the failover policy of a VM this host owns to what
+// change makes of the policy on the LUN, and returns the new policy. The
+// read, the change and the write happen under the manager's lock: two
+// concurrent changes of different fields both land, where a policy read
+// before the lock would let the later write undo the earlier one.
+func (m *Manager) SetPolicy(ctx context.Context, nameOrUUID string, change func(RecordPolicy) (RecordPolicy, error)) (RecordPolicy, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, old, err := m.ownedRecord(ctx, "set policy of", nameOrUUID)
 	if err != nil && !(r.Config != nil && owns(m.cfg, r.Lease)) {
-		return err
+		return old, err
+	}
+	p, err := change(old)
+	if err != nil {
+		return old, err
 	}
 	p.Stopped = old.Stopped // the desired state changes through Start/Stop only
 	if err := m.writePolicy(ctx, r, p); err != nil {
-		return fmt.Errorf("set policy of %q: %w", r.Config.Name, err)
+		return old, fmt.Errorf("set policy of %q: %w", r.Config.Name, err)
 	}
 	writeEvent(ctx, m.events, storage.SevInfo, "policy-set", r.Config.UUID, 0, "policy changed")
-	return nil
+	return p, nil
 }
 
 // Start marks an owned VM as meant to run; the next Step starts it.
@@ -553,6 +576,9 @@ func (m *Manager) MigrateWithProgress(ctx context.Context, nameOrUUID string, ta
 			return res, fmt.Errorf("migrate %q: the guest runs on host %d but recording it failed: %w", name, target, err)
 		}
 		writeEvent(ctx, m.events, storage.SevInfo, "migration-completed", id, target, "runs on host %d after %v (downtime %v)", target, res.Wall.Round(time.Millisecond), res.Downtime)
+		if m.cfg.Observe != nil {
+			m.cfg.Observe.Migrated(res.Wall, res.Downtime)
+		}
 		return res, nil
 	case errors.Is(merr, hypervisor.ErrTimeout):
 		writeEvent(ctx, m.events, storage.SevWarning, "migration-unknown", id, target, "outcome unknown: %v", merr)

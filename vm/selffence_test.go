@@ -2,8 +2,6 @@ package vm_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -27,25 +25,9 @@ func TestSelfFenceDoesNotWaitForItsEvents(t *testing.T) { selfFenceOnHungLUN(t, 
 
 func selfFenceOnHungLUN(t *testing.T, withEvents bool) {
 	ctx := context.Background()
-	lunPath := filepath.Join(t.TempDir(), "lun.img")
-	if err := os.WriteFile(lunPath, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dev, err := storage.OpenFile(lunPath)
-	if err != nil {
-		t.Skipf("skipping: no O_DIRECT here: %v", err)
-	}
 	timings := storage.DefaultTimings()
-	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "fence", Timings: timings,
-		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	faults := storagetest.NewController()
-	lun, err := storage.Open(ctx, faults.Device("kvm2", dev), storage.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lun.Close()
+	lun, faults := storagetest.FaultLUN(t, "kvm2", storage.FormatOptions{ClusterName: "fence", Timings: timings,
+		Geometry: storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2}})
 
 	hcfg := hypervisor.DefaultConfig()
 	hcfg.URI, hcfg.HostName = "test:///default", "kvm2"

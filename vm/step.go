@@ -412,7 +412,13 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 		if a.Kind == reconcile.ClaimMigrated && !a.Start {
 			return nil
 		}
-		return m.startVM(ctx, r, lease, a, now, local)
+		if err := m.startVM(ctx, r, lease, a, now, local); err != nil {
+			return err
+		}
+		if owner, ok := m.lastDec.Host(r.Lease.Owner.Host); ok && a.Kind == reconcile.TakeAndStart && m.cfg.Observe != nil && owner.ID != m.cfg.Host {
+			m.cfg.Observe.FailedOver(owner.Stale)
+		}
+		return nil
 
 	case reconcile.CompleteMigration, reconcile.ClearMigration:
 		lease, err := m.currentLease(ctx, r.Index, a.Expect, true)

@@ -4,7 +4,8 @@
 // another client. It links nothing but the standard library, so the CLI
 // stays free of cgo and libvirt.
 //
-// Endpoints (all JSON; errors are {"error": "...", "hint": "...", "class":
+// Endpoints (docs/openapi.json describes each, and a test of cmd/wingmand
+// keeps it equal to the routes it serves; all JSON; errors are {"error": "...", "hint": "...", "class":
 // "..."} with a 4xx/5xx status; errors.Is(err, ErrNotFound) and the other
 // classes work on the client's errors, whichever host acted):
 //
@@ -27,6 +28,9 @@
 //	GET  /v1/hosts/{name-or-id}/evacuation  Evacuation (progress of maintenance enter)
 //	GET  /v1/hosts/{name-or-id}/evacuation-plan  EvacuationPlan (what maintenance would move where)
 //	GET  /v1/events?since=RFC3339&limit=N []Event
+//
+// Router serves them: bodies and query parameters are strict, a body has a
+// read deadline, and an unknown path or method answers the one error shape.
 //
 // A request about a VM or host that another host must carry out (the VM's
 // owner, the host whose libvirt has a domain to protect, the host entering

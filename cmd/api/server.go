@@ -52,24 +52,12 @@ func ListenTLS(addr string, files TLSFiles) (net.Listener, error) {
 	return tls.Listen("tcp", addr, cfg)
 }
 
-// QueryBool reads r's optional boolean query parameter name ("1",
-// "true", ...); an ErrInvalid that says what to send when it is not one.
-func QueryBool(r *http.Request, name string) (bool, error) {
-	s := r.URL.Query().Get(name)
-	if s == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return false, Fail(ErrInvalid, fmt.Sprintf("use ?%s=1", name), "query parameter %s=%q: not a boolean", name, s)
-	}
-	return b, nil
-}
-
 // Serve serves h on l until ctx ends, then shuts down, giving requests in
 // flight 5 s.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Headers within 10 s; a body within the Router's BodyTimeout; an idle
+	// keep-alive connection is closed after 2 minutes.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -44,15 +44,24 @@ func load(f TLSFiles) (tls.Certificate, *x509.CertPool, error) {
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("load certificate %s and key %s: %w", f.Cert, f.Key, err)
 	}
-	pem, err := os.ReadFile(f.CA)
+	pool, err := CAPool(f.CA)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("read CA certificate: %w", err)
+		return tls.Certificate{}, nil, err
+	}
+	return cert, pool, nil
+}
+
+// CAPool reads the PEM certificates of the CA file at path.
+func CAPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return tls.Certificate{}, nil, fmt.Errorf("%s holds no PEM certificate", f.CA)
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
-	return cert, pool, nil
+	return pool, nil
 }
 
 // NewTLSClient returns a client for a daemon's mutual-TLS listener at

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -71,14 +72,7 @@ func TestEventsFollow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	late := api.Event{Time: fakeNow.Add(5 * time.Second), Host: 3, HostName: "kvm3", Seq: 12, Severity: "info", Kind: "host.joined", Message: "kvm3 joined, generation 10"}
-	d.onEvents = func(call int) {
-		switch call {
-		case 2:
-			d.events = append(d.events, late)
-		case 4:
-			cancel()
-		}
-	}
+	d.feedOnce(cancel, late)
 	s := session{args: []string{"events", "--follow", "--since", "30m"}}
 	code, out, errOut := d.exec(t, ctx, s)
 	if code != exitOK {
@@ -86,26 +80,56 @@ func TestEventsFollow(t *testing.T) {
 	}
 	checkGolden(t, filepath.Join("testdata", "events_follow.golden"), d.transcript(s, code, out, errOut))
 
-	// With --json, one event a line.
+	// Without --since or --limit, following starts after the newest
+	// event: nothing old is printed, only what comes, in order, once.
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	d.events, d.calls = append([]api.Event(nil), fakeEvents...), 0
+	newer := api.Event{Time: fakeNow.Add(9 * time.Second), Host: 1, HostName: "kvm1", Seq: 50, Severity: "info", Kind: "vm.migrated", VM: "web1", Message: "web1 moved"}
+	d.feedOnce(cancel, newer, late) // one poll brings two, out of order
+	_, out, _ = d.exec(t, ctx, session{args: []string{"events", "--follow", "--json"}})
+	if got := jsonKinds(t, out); !slices.Equal(got, []string{"host.joined", "vm.migrated"}) {
+		t.Errorf("follow --json printed %v, want only the two new events, oldest first", got)
+	}
+
+	// --limit N prints the newest N, then only new events: the events it
+	// left out are not printed by the polls that reach back over them.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	d.events, d.calls = append([]api.Event(nil), fakeEvents...), 0
+	d.feedOnce(cancel, late)
+	_, out, _ = d.exec(t, ctx, session{args: []string{"events", "--follow", "--json", "--limit", "2"}})
+	if got := jsonKinds(t, out); !slices.Equal(got, []string{"lease.taken", "vm.restarted", "host.joined"}) {
+		t.Errorf("follow --limit 2 printed %v, want the newest two, then the new one", got)
+	}
+}
+
+// feedOnce makes d add evs to its log before its second answer to events,
+// and interrupt the client (cancel) before its fourth.
+func (d *fakeDaemon) feedOnce(cancel func(), evs ...api.Event) {
 	d.onEvents = func(call int) {
-		if call == 2 {
+		switch call {
+		case 2:
+			d.events = append(d.events, evs...)
+		case 4:
 			cancel()
 		}
 	}
-	_, out, _ = d.exec(t, ctx, session{args: []string{"events", "--follow", "--json"}})
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	for _, l := range lines {
+}
+
+// jsonKinds are the kinds of the events out prints, one JSON object a line.
+func jsonKinds(t *testing.T, out string) []string {
+	t.Helper()
+	var kinds []string
+	for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
 		var e api.Event
 		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Kind == "" {
-			t.Errorf("follow --json line %q: %v", l, err)
+			t.Errorf("line %q is not an event: %v", l, err)
+			continue
 		}
+		kinds = append(kinds, e.Kind)
 	}
-	if len(lines) != len(fakeEvents) {
-		t.Errorf("follow --json printed %d lines, want %d", len(lines), len(fakeEvents))
-	}
+	return kinds
 }
 
 // TestSpinner: on a terminal, progress redraws one line until stopped and

@@ -32,8 +32,11 @@ with a column of the time since its first event. Times are the writing
 host's clock.
 
 --since takes a duration back from the daemon's clock (10m, 2h) or an
-RFC 3339 time. --follow keeps polling every second and prints new events
-until interrupted; with --json it prints one JSON object a line.`,
+RFC 3339 time; --limit keeps the newest N. --follow keeps polling every
+second and prints each new event once, until interrupted; it starts after
+the newest event, or, with --since or --limit, prints those first. With
+--json it prints one JSON object a line. An event that reaches the LUN
+late with an older time (another host's clock) is printed when it comes.`,
 	nargs: [2]int{0, 0},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		follow := fs.BoolP("follow", "f", false, "keep printing new events")
@@ -48,71 +51,117 @@ until interrupted; with --json it prints one JSON object a line.`,
 			if err != nil {
 				return err
 			}
+			if *follow {
+				return followEvents(ctx, s, c, from, *limit, *since != "" || *limit > 0, *asJSON)
+			}
 			evs, err := c.Events(ctx, from, *limit)
 			if err != nil {
 				return daemonErr(err, "", "")
 			}
 			sortEvents(evs)
-			p := &eventPrinter{w: s.out, json: *asJSON, follow: *follow}
+			p := &eventPrinter{w: s.out, json: *asJSON}
 			if err := p.resolveNames(ctx, c, evs); err != nil {
 				return err
 			}
-			if !*follow {
-				if *asJSON {
-					if evs == nil {
-						evs = []api.Event{}
-					}
-					return writeJSON(s.out, evs)
+			if *asJSON {
+				if evs == nil {
+					evs = []api.Event{}
 				}
-				if len(evs) == 0 {
-					fmt.Fprintln(s.errOut, "no events")
-				}
-				p.print(evs)
-				return nil
+				return writeJSON(s.out, evs)
 			}
-			seen := map[[2]uint64]time.Time{} // (host, seq) -> event time
-			newest := from
-			for {
-				var fresh []api.Event
-				for _, e := range evs {
-					k := [2]uint64{uint64(e.Host), e.Seq}
-					if _, ok := seen[k]; !ok {
-						seen[k] = e.Time
-						fresh = append(fresh, e)
-					}
-					if e.Time.After(newest) {
-						newest = e.Time
-					}
-				}
-				for k, t := range seen {
-					if t.Before(newest.Add(-2 * followOverlap)) {
-						delete(seen, k) // older than any later poll reaches
-					}
-				}
-				if err := p.resolveNames(ctx, c, fresh); err != nil {
-					return err
-				}
-				p.print(fresh)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(pollEvery):
-				}
-				q := time.Time{}
-				if !newest.IsZero() {
-					q = newest.Add(-followOverlap)
-				}
-				evs, err = c.Events(ctx, q, 0)
-				if ctx.Err() != nil {
-					return nil
-				}
-				if err != nil {
-					return daemonErr(err, "", "")
-				}
-				sortEvents(evs)
+			if len(evs) == 0 {
+				fmt.Fprintln(s.errOut, "no events")
 			}
+			p.print(evs)
+			return nil
 		})
 	},
+}
+
+// followEvents prints the events after from (the newest limit of them;
+// none unless show: following starts after the newest event), then every
+// new event as it comes, until ctx ends.
+func followEvents(ctx context.Context, s stdio, c *api.Client, from time.Time, limit int, show, asJSON bool) error {
+	// Every event there is now is known, printed or not: a later poll
+	// that reaches back over it must not print it.
+	evs, err := c.Events(ctx, from, 0)
+	if err != nil {
+		return daemonErr(err, "", "")
+	}
+	sortEvents(evs)
+	f := &eventFollower{seen: map[eventKey]time.Time{}, newest: from}
+	f.fresh(evs)
+	if !show {
+		evs = nil
+	}
+	if limit > 0 && len(evs) > limit {
+		evs = evs[len(evs)-limit:]
+	}
+	p := &eventPrinter{w: s.out, json: asJSON}
+	for {
+		if err := p.resolveNames(ctx, c, evs); err != nil {
+			return err
+		}
+		p.print(evs)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pollEvery):
+		}
+		evs, err = c.Events(ctx, f.next(), 0)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return daemonErr(err, "", "")
+		}
+		sortEvents(evs)
+		evs = f.fresh(evs)
+	}
+}
+
+// eventKey names one event: its host and its sequence number there.
+type eventKey struct {
+	host int
+	seq  uint64
+}
+
+// eventFollower remembers the events --follow knows (printed, or there
+// before it began), so that overlapping polls print each new event once.
+type eventFollower struct {
+	seen   map[eventKey]time.Time // event -> its time
+	newest time.Time
+}
+
+// fresh returns the events of evs (sorted) not known before, and knows them.
+func (f *eventFollower) fresh(evs []api.Event) []api.Event {
+	var out []api.Event
+	for _, e := range evs {
+		k := eventKey{e.Host, e.Seq}
+		if _, ok := f.seen[k]; ok {
+			continue
+		}
+		f.seen[k] = e.Time
+		out = append(out, e)
+		if e.Time.After(f.newest) {
+			f.newest = e.Time
+		}
+	}
+	for k, t := range f.seen {
+		if t.Before(f.newest.Add(-2 * followOverlap)) {
+			delete(f.seen, k) // older than any later poll reaches
+		}
+	}
+	return out
+}
+
+// next is where the next poll starts: followOverlap before the newest
+// event known, for a late event that carries an older time.
+func (f *eventFollower) next() time.Time {
+	if f.newest.IsZero() {
+		return time.Time{}
+	}
+	return f.newest.Add(-followOverlap)
 }
 
 // sinceTime parses --since: empty, a duration back from the daemon's clock
@@ -150,12 +199,11 @@ func sortEvents(evs []api.Event) {
 // eventPrinter prints events as timelines; it keeps the current timeline
 // across calls so --follow continues it.
 type eventPrinter struct {
-	w      io.Writer
-	json   bool
-	follow bool
-	names  map[int]string // host id -> name, for events that lack one and for subjects
-	start  time.Time      // first event of the current timeline
-	last   time.Time
+	w     io.Writer
+	json  bool
+	names map[int]string // host id -> name, for events that lack one and for subjects
+	start time.Time      // first event of the current timeline
+	last  time.Time
 }
 
 // resolveNames fetches the host list once if an event names a host only by id.

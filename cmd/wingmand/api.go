@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,46 +22,17 @@ import (
 // table on the host that must act.
 type apiServer struct{ *Daemon }
 
-// route serves pattern with fn: its answer as JSON, or its error with the
-// status, hint and class of the error's class.
-func route(mux *http.ServeMux, pattern string, fn func(r *http.Request) (any, error)) {
-	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		out, err := fn(r)
-		w.Header().Set("Content-Type", "application/json")
-		if err != nil {
-			status, body := api.ErrorBody(apiview.Classify(err))
-			w.WriteHeader(status)
-			json.NewEncoder(w).Encode(body)
-			return
-		}
-		json.NewEncoder(w).Encode(out)
-	})
-}
-
-// post serves a POST with a JSON body Req (none: the zero Req, unless
-// required; hint says what to send). The request runs to its end even if
-// the client goes away: an interrupted CLI must not abort a migration half
-// way.
-func post[Req any](mux *http.ServeMux, pattern, hint string, required bool, fn func(context.Context, *http.Request, Req) (any, error)) {
-	route(mux, pattern, func(r *http.Request) (any, error) {
-		var req Req
-		if r.ContentLength != 0 || required {
-			if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20)).Decode(&req); err != nil {
-				return nil, api.Fail(api.ErrInvalid, hint, "decode request: %v", err)
-			}
-		}
-		return fn(context.WithoutCancel(r.Context()), r, req)
-	})
-}
-
 // Handler returns the API's HTTP handler.
-func (d apiServer) Handler() http.Handler {
-	mux := http.NewServeMux()
-	route(mux, "GET /v1/status", func(r *http.Request) (any, error) { return d.apiStatus(r.Context()) })
-	route(mux, "GET /v1/hosts", func(r *http.Request) (any, error) { return d.apiHosts(r.Context()) })
-	route(mux, "GET /v1/hosts/{host}", func(r *http.Request) (any, error) { return d.apiHost(r.Context(), r.PathValue("host")) })
-	route(mux, "GET /v1/vms", func(r *http.Request) (any, error) { return d.apiVMs(r.Context()) })
-	route(mux, "GET /v1/vms/{vm}", func(r *http.Request) (any, error) {
+func (d apiServer) Handler() http.Handler { return d.router() }
+
+// router is the API's route table, which the OpenAPI test lists.
+func (d apiServer) router() *api.Router {
+	rt := api.NewRouter(apiview.Classify)
+	rt.Handle("GET /v1/status", func(r *http.Request) (any, error) { return d.apiStatus(r.Context()) })
+	rt.Handle("GET /v1/hosts", func(r *http.Request) (any, error) { return d.apiHosts(r.Context()) })
+	rt.Handle("GET /v1/hosts/{host}", func(r *http.Request) (any, error) { return d.apiHost(r.Context(), r.PathValue("host")) })
+	rt.Handle("GET /v1/vms", func(r *http.Request) (any, error) { return d.apiVMs(r.Context()) })
+	rt.Handle("GET /v1/vms/{vm}", func(r *http.Request) (any, error) {
 		withQMP, err := api.QueryBool(r, "qmp")
 		if err != nil {
 			return nil, err
@@ -73,38 +43,37 @@ func (d apiServer) Handler() http.Handler {
 		}
 		v.QMP = d.vmQMP(r.Context(), v)
 		return v, nil
-	})
-	route(mux, "GET /v1/events", func(r *http.Request) (any, error) { return d.apiEvents(r) })
-	const body = "send a JSON body"
-	post(mux, "POST /v1/vms/{vm}/protect", body, false, func(ctx context.Context, r *http.Request, req api.ProtectRequest) (any, error) {
+	}, "qmp")
+	rt.Handle("GET /v1/events", func(r *http.Request) (any, error) { return d.apiEvents(r) }, "since", "limit")
+	api.Post(rt, "POST /v1/vms/{vm}/protect", `send {"policy": {"priority": "high"}, "force": false}`, false, func(ctx context.Context, r *http.Request, req api.ProtectRequest) (any, error) {
 		return d.protectVM(ctx, r.PathValue("vm"), req)
 	})
-	post(mux, "POST /v1/vms/{vm}/policy", body, false, func(ctx context.Context, r *http.Request, req api.ProtectRequest) (any, error) {
+	api.Post(rt, "POST /v1/vms/{vm}/policy", `send {"policy": {...}} with the fields of the policy to change`, false, func(ctx context.Context, r *http.Request, req api.ProtectRequest) (any, error) {
 		return onOwner(ctx, d, d.ops.policy, r.PathValue("vm"), req)
 	})
 	for _, op := range []*forward.Op[none, none]{d.ops.unprotect, d.ops.start, d.ops.stop} {
-		post(mux, "POST /v1/vms/{vm}/"+op.Name(), body, false, func(ctx context.Context, r *http.Request, req none) (any, error) {
+		api.Post(rt, "POST /v1/vms/{vm}/"+op.Name(), "send no body, or {}", false, func(ctx context.Context, r *http.Request, req none) (any, error) {
 			return onOwner(ctx, d, op, r.PathValue("vm"), req)
 		})
 	}
-	post(mux, "POST /v1/vms/{vm}/migrate", body, false, func(ctx context.Context, r *http.Request, req api.MigrateRequest) (any, error) {
+	api.Post(rt, "POST /v1/vms/{vm}/migrate", `send {"target": "HOST"} or {}`, false, func(ctx context.Context, r *http.Request, req api.MigrateRequest) (any, error) {
 		return onOwner(ctx, d, d.ops.migrate, r.PathValue("vm"), req)
 	})
-	post(mux, "POST /v1/hosts/{host}/maintenance", `send {"enter": true|false}`, true, func(ctx context.Context, r *http.Request, req api.MaintenanceRequest) (any, error) {
+	api.Post(rt, "POST /v1/hosts/{host}/maintenance", `send {"enter": true|false}`, true, func(ctx context.Context, r *http.Request, req api.MaintenanceRequest) (any, error) {
 		return onHost(ctx, d, d.ops.maintenance, r.PathValue("host"), req)
 	})
-	post(mux, "POST /v1/hosts/{host}/exec", `send {"command": "apt-get -y upgrade", "timeout_ns": 1800000000000}`, false, d.apiExec)
-	post(mux, "POST /v1/hosts/{host}/reboot", `send {"exit_maintenance": true, "failback": true}`, false, d.apiReboot)
-	route(mux, "GET /v1/hosts/{host}/evacuation", func(r *http.Request) (any, error) {
+	api.Post(rt, "POST /v1/hosts/{host}/exec", `send {"command": "apt-get -y upgrade", "timeout_ns": 1800000000000}`, false, d.apiExec)
+	api.Post(rt, "POST /v1/hosts/{host}/reboot", `send {"exit_maintenance": true, "failback": true}`, false, d.apiReboot)
+	rt.Handle("GET /v1/hosts/{host}/evacuation", func(r *http.Request) (any, error) {
 		return onHost(r.Context(), d, d.ops.evacuation, r.PathValue("host"), none{})
 	})
-	route(mux, "GET /v1/hosts/{host}/evacuation-plan", func(r *http.Request) (any, error) {
+	rt.Handle("GET /v1/hosts/{host}/evacuation-plan", func(r *http.Request) (any, error) {
 		return d.apiEvacuationPlan(r.Context(), r.PathValue("host"))
 	})
-	post(mux, "POST /v1/hosts/{host}/fence", `send {"test": true|false}`, true, func(_ context.Context, r *http.Request, req api.FenceRequest) (any, error) {
+	api.Post(rt, "POST /v1/hosts/{host}/fence", `send {"test": true|false}`, true, func(_ context.Context, r *http.Request, req api.FenceRequest) (any, error) {
 		return d.fence(r.Context(), r.PathValue("host"), req)
 	})
-	post(mux, "POST /v1/drill", `send {"host": "NAME", "live": true|false}`, false, func(ctx context.Context, _ *http.Request, req api.DrillRequest) (any, error) {
+	api.Post(rt, "POST /v1/drill", `send {"host": "NAME", "live": true|false}`, false, func(ctx context.Context, _ *http.Request, req api.DrillRequest) (any, error) {
 		// A live drill runs to its end, cleanup included: no throwaway
 		// guest is left behind.
 		ctx, cancel := context.WithTimeout(ctx, drill.Timeout)
@@ -112,7 +81,7 @@ func (d apiServer) Handler() http.Handler {
 		rep, err := d.drills.Run(ctx, drill.Request(req))
 		return apiview.DrillReport(rep), err
 	})
-	return mux
+	return rt
 }
 
 // ServeTLS serves the API on a mutual-TLS listener at addr until ctx ends.
@@ -222,20 +191,20 @@ func (d apiServer) apiVM(ctx context.Context, s string) (api.VM, error) {
 }
 
 func (d apiServer) apiEvents(r *http.Request) ([]api.Event, error) {
-	var since time.Time
-	if s := r.URL.Query().Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return nil, api.Fail(api.ErrInvalid, "use RFC 3339, e.g. 2026-01-02T15:04:05Z", "since %q: %v", s, err)
-		}
-		since = t
+	since, err := api.QueryTime(r, "since")
+	if err != nil {
+		return nil, err
+	}
+	limit, err := api.QueryLimit(r, "limit")
+	if err != nil {
+		return nil, err
 	}
 	evs, err := d.lun.ReadEvents(r.Context(), since)
 	if err != nil {
 		return nil, err
 	}
-	if n, _ := strconv.Atoi(r.URL.Query().Get("limit")); n > 0 && len(evs) > n {
-		evs = evs[len(evs)-n:]
+	if limit > 0 && len(evs) > limit {
+		evs = evs[len(evs)-limit:]
 	}
 	recs, _ := d.lun.ReadVMs(r.Context())
 	return apiview.Events(evs, d.slotNames(), recs), nil

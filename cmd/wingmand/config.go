@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/wingmanha/wingman/cmd/internal/metrics"
 	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
@@ -32,12 +33,12 @@ type Config struct {
 	// StateDir holds the lock file and serf's snapshot.
 	StateDir string `toml:"state_dir"`
 
-	Libvirt  LibvirtConfig  `toml:"libvirt"`
-	Serf     SerfConfig     `toml:"serf"`
-	API      APIConfig      `toml:"api"`
-	Watchdog WatchdogConfig `toml:"watchdog"`
-	Shutdown ShutdownConfig `toml:"shutdown"`
-	Metrics  MetricsConfig  `toml:"metrics"`
+	Libvirt  LibvirtConfig          `toml:"libvirt"`
+	Serf     SerfConfig             `toml:"serf"`
+	API      APIConfig              `toml:"api"`
+	Watchdog WatchdogConfig         `toml:"watchdog"`
+	Shutdown ShutdownConfig         `toml:"shutdown"`
+	Metrics  metrics.ListenerConfig `toml:"metrics"`
 	// Maintenance configures what a rolling update may do on this host.
 	Maintenance MaintenanceConfig `toml:"maintenance"`
 	// Placement is how far this host may be filled with protected VMs.
@@ -177,13 +178,6 @@ type FailoverConfig struct {
 	// agent of an earlier tier's VM whose policy says wait-guest-agent,
 	// counted from when that VM was taken (default 5m, 10s to 1h).
 	GuestAgentWait duration `toml:"guest_agent_wait"`
-}
-
-// MetricsConfig configures the Prometheus endpoint.
-type MetricsConfig struct {
-	// Listen is host:port for GET /metrics; empty: no listener. Bind it to
-	// the management network only: it is not authenticated.
-	Listen string `toml:"listen"`
 }
 
 // FenceConfig is one host's fence agent.
@@ -340,10 +334,8 @@ func (c *Config) Validate() error {
 	if c.Placement.ReservedMemoryMiB > 1<<30 {
 		bad("placement.reserved_memory_mib", "%d: more than any host has; use MiB, like 2048", c.Placement.ReservedMemoryMiB)
 	}
-	if c.Metrics.Listen != "" {
-		if _, _, err := splitHostPort(c.Metrics.Listen); err != nil {
-			bad("metrics.listen", "%v", err)
-		}
+	for _, p := range c.Metrics.Problems() {
+		bad("metrics."+p.Key, "%s", p.Msg)
 	}
 	for h, f := range c.Fence {
 		if f.Agent == "" {

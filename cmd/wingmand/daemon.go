@@ -16,6 +16,7 @@ import (
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/cmd/internal/apiview"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
+	"github.com/wingmanha/wingman/cmd/internal/metrics"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/quorum/fence"
@@ -60,10 +61,11 @@ type Daemon struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
-	ops    *ops              // the API's operations, run on the host that must act
-	maint  *maintenance.Host // maintenance, evacuation, rolling update, freeze
-	drills *drill.Runner     // drills and the disk checks of protect
-	disks  *drill.DiskWatch  // the protected VMs' disks this host cannot reach
+	ops     *ops              // the API's operations, run on the host that must act
+	metrics *metrics.Metrics  // Prometheus: read at each scrape, observed by the LUN and the VM manager
+	maint   *maintenance.Host // maintenance, evacuation, rolling update, freeze
+	drills  *drill.Runner     // drills and the disk checks of protect
+	disks   *drill.DiskWatch  // the protected VMs' disks this host cannot reach
 
 	mu           sync.Mutex
 	renewLatency heartbeat.RenewLatency
@@ -86,6 +88,7 @@ func (d *Daemon) status(format string, a ...any) {
 // heartbeat loop, watchdog. It returns when the host has joined.
 func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string)) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, log: log, notify: notify, started: time.Now(), decisions: make(chan quorum.Decision, 1)}
+	d.metrics = metrics.New(version, apiServer{d}.metricsSnapshot)
 	ok := false
 	defer func() {
 		if !ok {
@@ -102,7 +105,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		return nil, fmt.Errorf("heartbeat LUN: %w", err)
 	}
 	faulty := lunDevice(dev, cfg.StateDir, d.log) // as it is, except in the test cluster's build
-	lun, err := storage.Open(ctx, faulty, storage.OpenOptions{ClusterName: cfg.Cluster})
+	lun, err := storage.Open(ctx, faulty, storage.OpenOptions{ClusterName: cfg.Cluster, ObserveIO: d.metrics.ObserveIO})
 	if err != nil {
 		faulty.Close()
 		return nil, fmt.Errorf("heartbeat LUN: %w", err)
@@ -145,7 +148,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		return d.drills.CheckDisksOn(ctx, host, disks)
 	}
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, Reconcile: rcfg,
-		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn}, lun, d.hv, d.events)
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn, Observe: d.metrics}, lun, d.hv, d.events)
 	if err != nil {
 		return nil, err
 	}

@@ -11,9 +11,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/storage"
@@ -247,12 +253,18 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	waitFor(t, "web1 running again", func() bool { v, _ := a.client.VM(ctx, "web1"); return v.State == "running" && !v.Stopped })
-	rec := httptest.NewRecorder()
-	apiServer{a.d}.metricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	for _, want := range []string{"wingman_quorate 1", `wingman_host_state{host="kvm2",state="alive"} 1`, "wingman_heartbeat_renew_seconds", `wingman_events_total{kind="desired-stopped"}`,
-		"wingman_lun_reads_total ", "wingman_lun_writes_total ", "wingman_events_dropped_total 0"} {
-		if !strings.Contains(rec.Body.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())
+	m := scrape(t, a.d)
+	for _, want := range []string{`wingman_quorate 1`, `wingman_host_state{host="kvm2",state="alive"} 1`, `wingman_events_total{kind="desired-stopped"} 1`,
+		`wingman_vm_state{state="running",uuid="` + v.UUID + `",vm="web1"} 1`, `wingman_events_dropped_total 0`,
+		`wingman_lun_io_errors_total{op="write"} 0`, `wingman_build_info{goversion="` + runtime.Version() + `",version="dev"} 1`} {
+		if !slices.Contains(m, want) {
+			t.Errorf("metrics lack %s:\n%s", want, strings.Join(m, "\n"))
+		}
+	}
+	for _, name := range []string{"wingman_heartbeat_renew_seconds ", `wingman_lun_io_operations_total{op="read"} `,
+		`wingman_lun_io_duration_seconds_count{op="write"} `, "go_goroutines ", "process_resident_memory_bytes "} {
+		if !slices.ContainsFunc(m, func(s string) bool { return strings.HasPrefix(s, name) && !strings.HasSuffix(s, " 0") }) {
+			t.Errorf("metrics lack a non-zero %s:\n%s", name, strings.Join(m, "\n"))
 		}
 	}
 	evs, err := b.client.Events(ctx, time.Time{}, 0)
@@ -270,6 +282,47 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 	if !errors.As(err, &re) || re.Status != 400 || !strings.Contains(err.Error(), "priority") {
 		t.Errorf("bad priority: %v", err)
 	}
+}
+
+// scrape reads d's metrics as Prometheus does and returns each sample as
+// `name{labels} value`, labels sorted.
+func scrape(t *testing.T, d *Daemon) []string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	d.metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	var out []string
+	for name, f := range fams {
+		for _, m := range f.Metric {
+			var labels []string
+			for _, l := range m.Label {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			slices.Sort(labels)
+			ls := ""
+			if len(labels) > 0 {
+				ls = "{" + strings.Join(labels, ",") + "}"
+			}
+			var v float64
+			switch {
+			case m.Gauge != nil:
+				v = m.Gauge.GetValue()
+			case m.Counter != nil:
+				v = m.Counter.GetValue()
+			case m.Histogram != nil:
+				out = append(out, fmt.Sprintf("%s_count%s %d", name, ls, m.Histogram.GetSampleCount()))
+				continue
+			default:
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s%s %s", name, ls, strconv.FormatFloat(v, 'g', -1, 64)))
+		}
+	}
+	return out
 }
 
 func TestCrashedDaemonIsDeclaredDeadAndItsVMRestartsElsewhere(t *testing.T) {
@@ -300,6 +353,9 @@ func TestCrashedDaemonIsDeclaredDeadAndItsVMRestartsElsewhere(t *testing.T) {
 		return err == nil && v.Owner == 2 && v.State == "running"
 	})
 	t.Logf("failover took %v (D = %v)", time.Since(crashed).Round(time.Millisecond), testTimings().Dead)
+	if m := scrape(t, b.d); !slices.Contains(m, "wingman_failover_duration_seconds_count 1") {
+		t.Errorf("host 2's metrics lack the failover of web1:\n%s", strings.Join(m, "\n"))
+	}
 	a.d.closeAll()
 	a.stop = func() {}
 }
@@ -352,6 +408,9 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\ncpu_overcommit = \"lots\"\n", "cpu_overcommit"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[failover]\nguest_agent_wait = \"1s\"\n", "failover.guest_agent_wait: 1s: use 10s to 1h0m0s"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[failover]\nguest_agent_wait = \"forever\"\n", "not a duration"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nlisten = \"127.0.0.1:9477\"\nbasic_auth_user = \"p\"\n", "metrics.basic_auth_user: basic_auth_user and basic_auth_password_file go together"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nlisten = \"127.0.0.1:9477\"\ntls_cert = \"/no/cert.pem\"\ntls_key = \"/no/key.pem\"\n", "metrics.tls_cert: stat /no/cert.pem"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nbasic_auth_password = \"x\"\n", "unknown key metrics.basic_auth_password"},
 	} {
 		p := write(tc.body)
 		cfg, err := LoadConfig(p, false)

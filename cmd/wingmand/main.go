@@ -131,7 +131,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	if cfg.Metrics.Listen != "" {
-		if err := d.serveMetrics(apiCtx, cfg.Metrics.Listen); err != nil {
+		if _, err := d.metrics.Serve(apiCtx, cfg.Metrics); err != nil {
 			log.Error("metrics", "err", err)
 		}
 	}

@@ -212,14 +212,12 @@ func (d apiServer) protect(ctx context.Context, name string, rp vm.RecordPolicy,
 
 // setPolicy changes the fields of a protected VM's policy that req gives.
 func (d apiServer) setPolicy(ctx context.Context, name string, req api.ProtectRequest) (api.VM, error) {
-	_, rp, err := d.vms.Find(ctx, name)
+	_, err := d.vms.SetPolicy(ctx, name, func(rp vm.RecordPolicy) (vm.RecordPolicy, error) {
+		var err error
+		rp.Policy, err = apiview.ApplyPolicy(rp.Policy, req.Policy)
+		return rp, err
+	})
 	if err != nil {
-		return api.VM{}, err
-	}
-	if rp.Policy, err = apiview.ApplyPolicy(rp.Policy, req.Policy); err != nil {
-		return api.VM{}, err
-	}
-	if err := d.vms.SetPolicy(ctx, name, rp); err != nil {
 		return api.VM{}, err
 	}
 	return d.apiVM(ctx, name)

@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +200,93 @@ func TestProtectThroughAnotherHostGoesToTheDomainsHost(t *testing.T) {
 	_, err = b.client.Protect(ctx, "nope", api.ProtectRequest{})
 	if !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("protect nope through kvm2 = %v, want api.ErrNotFound", err)
+	}
+}
+
+// TestConcurrentPolicyChangesAllLand: eight policy changes at once, each
+// of another field, all answer 200 and all land. The policy used to be
+// read before the VM manager's lock and written under it, so the last
+// writer undid the others' changes while every request answered 200.
+func TestConcurrentPolicyChangesAllLand(t *testing.T) {
+	a := startDaemon(t, testConfig(t, formatLUN(t), "kvm1", 1, nil, freePort(t)))
+	ctx := context.Background()
+	if _, err := a.client.Protect(ctx, "web1", api.ProtectRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 10 {
+		n := round + 1
+		want := api.Policy{Priority: strconv.Itoa(n), Restart: []string{"always", "on-failure"}[n%2], RestartMax: n,
+			RestartWindow: time.Duration(n) * time.Minute, AntiAffinity: fmt.Sprint("group", n), PreferredHosts: []string{"kvm1"},
+			StartOrder: n, StartDelay: time.Duration(n) * time.Second}
+		changes := []api.Policy{{Priority: want.Priority}, {Restart: want.Restart}, {RestartMax: n}, {RestartWindow: want.RestartWindow},
+			{AntiAffinity: want.AntiAffinity}, {PreferredHosts: want.PreferredHosts}, {StartOrder: n}, {StartDelay: want.StartDelay}}
+		var wg sync.WaitGroup
+		for _, p := range changes {
+			wg.Go(func() {
+				if _, err := a.client.SetPolicy(ctx, "web1", api.ProtectRequest{Policy: p}); err != nil {
+					t.Errorf("round %d: set %+v: %v", round, p, err)
+				}
+			})
+		}
+		wg.Wait()
+		v, err := a.client.VM(ctx, "web1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := v.Policy
+		got.Isolation, got.WaitGuestAgent = "", false
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: policy after eight concurrent changes\n got %+v\nwant %+v", round, got, want)
+		}
+	}
+}
+
+// TestDaemonAPIIsStrict: the daemon's own socket refuses a misspelt policy
+// field (it used to answer 200 and change nothing), answers an unknown
+// path and a wrong method in the one error shape, and refuses a limit
+// that is not a positive integer.
+func TestDaemonAPIIsStrict(t *testing.T) {
+	a := startDaemon(t, testConfig(t, formatLUN(t), "kvm1", 1, nil, freePort(t)))
+	ctx := context.Background()
+	if _, err := a.client.Protect(ctx, "web1", api.ProtectRequest{Policy: api.Policy{Priority: "high"}}); err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", a.d.cfg.API.Socket)
+	}}}
+	send := func(method, path, body string) (int, http.Header, api.Error) {
+		req, _ := http.NewRequest(method, "http://wingmand"+path, strings.NewReader(body))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e api.Error
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, resp.Header, e
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+		class, msg         string
+	}{
+		{"POST", "/v1/vms/web1/policy", `{"policy": {"priorty": "low"}}`, 400, "invalid", `unknown field "priorty"`},
+		{"POST", "/v1/vms/web1/policy", `{"policy": {"priority": "low"}}{}`, 400, "invalid", "more than one JSON value"},
+		{"GET", "/v1/vm", "", 404, "not-found", "no route GET /v1/vm"},
+		{"DELETE", "/v1/vms/web1", "", 405, "invalid", "method not allowed"},
+		{"GET", "/v1/events?limit=x", "", 400, "invalid", "not a positive integer"},
+		{"GET", "/v1/events?since=yesterday", "", 400, "invalid", "not a time"},
+	} {
+		status, hdr, e := send(tc.method, tc.path, tc.body)
+		if status != tc.status || e.Class != tc.class || !strings.Contains(e.Error, tc.msg) || e.Hint == "" {
+			t.Errorf("%s %s %s: %d %+v, want %d %s %q with a hint", tc.method, tc.path, tc.body, status, e, tc.status, tc.class, tc.msg)
+		}
+		if status == 405 && hdr.Get("Allow") != "GET" {
+			t.Errorf("405 with Allow %q, want GET", hdr.Get("Allow"))
+		}
+	}
+	if v, err := a.client.VM(ctx, "web1"); err != nil || v.Policy.Priority != "high" {
+		t.Errorf("after the refused changes web1 is %+v (%v), want priority high", v.Policy, err)
 	}
 }

@@ -2,8 +2,6 @@ package heartbeat
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -16,25 +14,9 @@ import (
 // The guests must be gone before that write is even tried: a hung LUN would
 // otherwise keep them running for io_timeout after F.
 func TestSelfFenceDestroysBeforeItReports(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "lun.img")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dev, err := storage.OpenFile(path)
-	if err != nil {
-		t.Skipf("skipping: no O_DIRECT here: %v", err)
-	}
+	lun, faults := storagetest.FaultLUN(t, "kvm1", storage.FormatOptions{ClusterName: "hb", Timings: testTimings(),
+		Geometry: storage.Geometry{MaxHosts: 2, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}})
 	ctx := context.Background()
-	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "hb", Timings: testTimings(),
-		Geometry: storage.Geometry{MaxHosts: 2, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	faults := storagetest.NewController()
-	lun, err := storage.Open(ctx, faults.Device("kvm1", dev), storage.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lun.Close()
 	slot, err := lun.AcquireSlot(ctx, storage.AcquireOptions{HostName: "kvm1", HostID: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package apiview
 
 import (
 	"cmp"
+	"context"
 	"errors"
 
 	"github.com/wingmanha/wingman/cmd/api"
@@ -19,10 +20,15 @@ var classes = []struct {
 }{
 	{api.ErrNotFound, []error{vm.ErrNotFound, storage.ErrNotFound, hypervisor.ErrNotFound}},
 	{api.ErrNoQuorum, []error{vm.ErrNoQuorum}},
-	{api.ErrConflict, []error{vm.ErrNotOwner, vm.ErrDiskUnreachable, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrNoFreeVMRecord,
+	{api.ErrConflict, []error{vm.ErrNotOwner, vm.ErrDiskUnreachable, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrConflict, storage.ErrNoFreeVMRecord,
 		hypervisor.ErrNotRunning, hypervisor.ErrAlreadyRunning, hypervisor.ErrNoMigration}},
 	{api.ErrInvalid, []error{plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML}},
-	{api.ErrUnavailable, []error{storage.ErrIOTimeout, hypervisor.ErrConnection, hypervisor.ErrClosed, hypervisor.ErrDestinationUnreachable}},
+	// A write refused because an earlier one to the same block is still in
+	// flight (it outlived io_timeout), and a record read torn while its
+	// owner rewrote it, are the storage path's state, not a bug: they
+	// answered 500 during bursts of concurrent policy changes.
+	{api.ErrUnavailable, []error{storage.ErrIOTimeout, storage.ErrIOPending, storage.ErrCorrupt,
+		hypervisor.ErrConnection, hypervisor.ErrClosed, hypervisor.ErrDestinationUnreachable, context.DeadlineExceeded}},
 }
 
 // Classify gives an error of the library packages its api class (and a

@@ -1,6 +1,7 @@
 package apiview
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -34,6 +35,9 @@ func TestClassifyKeepsTheStatusesAndHints(t *testing.T) {
 		{fmt.Errorf("protect: %w", vm.ErrUnsafeDisk), api.ErrInvalid, 400, ""},
 		{fmt.Errorf("policy: %w", plan.ErrInvalidPolicy), api.ErrInvalid, 400, ""},
 		{fmt.Errorf("libvirt: %w", hypervisor.ErrConnection), api.ErrUnavailable, 502, ""},
+		{fmt.Errorf("write config: %w", &storage.BlockError{What: "VM record 0 config B", Err: storage.ErrIOPending}), api.ErrUnavailable, 502, ""},
+		{fmt.Errorf("read: %w", &storage.BlockError{What: "VM record 0 config A", Err: storage.ErrCorrupt}), api.ErrUnavailable, 502, ""},
+		{fmt.Errorf("ask: %w", context.DeadlineExceeded), api.ErrUnavailable, 502, ""},
 		{api.Fail(api.ErrConflict, "h", "already classed"), api.ErrConflict, 409, "h"},
 		{errors.New("something else"), nil, 500, ""},
 	} {
