@@ -26,6 +26,7 @@ import (
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/maintenance"
+	"github.com/wingmanha/wingman/vm/notify"
 	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
@@ -53,8 +54,8 @@ type Daemon struct {
 	guard   *watchdog.Guard
 	fencer  *fence.ByName
 
-	started time.Time
-	notify  func(state string) // systemd sd_notify
+	started  time.Time
+	sdNotify func(state string) // systemd sd_notify
 
 	decisions chan quorum.Decision
 	cancel    context.CancelFunc
@@ -64,6 +65,7 @@ type Daemon struct {
 	maint  *maintenance.Host // maintenance, evacuation, rolling update, freeze
 	drills *drill.Runner     // drills and the disk checks of protect
 	disks  *drill.DiskWatch  // the protected VMs' disks this host cannot reach
+	notify *notify.Service   // notifications: incidents (as coordinator) and warnings
 
 	mu           sync.Mutex
 	renewLatency heartbeat.RenewLatency
@@ -77,15 +79,15 @@ type Daemon struct {
 func (d *Daemon) status(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	d.log.Info(msg)
-	if d.notify != nil {
-		d.notify("STATUS=" + msg)
+	if d.sdNotify != nil {
+		d.sdNotify("STATUS=" + msg)
 	}
 }
 
 // Start brings the daemon up: lock, LUN, libvirt, slot, serf, VM manager,
 // heartbeat loop, watchdog. It returns when the host has joined.
-func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string)) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, notify: notify, started: time.Now(), decisions: make(chan quorum.Decision, 1)}
+func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(string)) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, sdNotify: sdNotify, started: time.Now(), decisions: make(chan quorum.Decision, 1)}
 	ok := false
 	defer func() {
 		if !ok {
@@ -157,6 +159,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		ParallelMigrations: cfg.Maintenance.ParallelMigrations, ColdMove: cfg.Maintenance.OnMigrationFailure == "cold-move",
 		AllowExec: cfg.Maintenance.AllowExec, ExecTimeout: cfg.Maintenance.ExecTimeout.Duration, RebootCommand: cfg.Maintenance.RebootCommand,
 		Log: d.log}, d.vms, lun, d.hv, clusterView{d}, d)
+	d.notify, err = notify.NewService(notify.ServiceConfig{Cluster: d.hdr.ClusterName, HostName: cfg.HostName, HostID: self, Log: d.log},
+		storage.NewClusterRecords(lun), lun, clusterView{d}, d, d.notifyChecks)
+	if err != nil {
+		return nil, err
+	}
 
 	d.guard = watchdog.NewGuard(time.Now)
 	hbTick, vmTick := d.guard.Loop("heartbeat"), d.guard.LoopWithin("vm-manager", vmLoopMaxAge)
@@ -223,7 +230,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(5)
+	d.wg.Add(6)
+	go func() {
+		defer d.wg.Done()
+		d.notify.Run(runCtx) // its own goroutine: a hanging target never reaches the heartbeat
+	}()
 	go func() {
 		defer d.wg.Done()
 		d.loopEvs.Run(runCtx) // the heartbeat never waits on an event write
@@ -359,8 +370,8 @@ func (d *Daemon) startFencing() error {
 type petter struct{ d *Daemon }
 
 func (p petter) Pet() error {
-	if p.d.notify != nil {
-		p.d.notify("WATCHDOG=1")
+	if p.d.sdNotify != nil {
+		p.d.sdNotify("WATCHDOG=1")
 	}
 	return p.d.wd.Pet()
 }
@@ -423,6 +434,19 @@ func (d *Daemon) warnLimitsOnce(host string, err error) {
 	}
 	d.badLimits[host] = true
 	d.log.Warn("a peer advertises placement limits out of range; planning it with the defaults", "peer", host, "err", err)
+}
+
+// notifyChecks are the warnings this host sends (vm/notify): its own, and
+// the cluster's capacity when it coordinates.
+func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Check {
+	_, worst := d.renewLatency.Get()
+	t := d.hdr.Timings
+	checks := notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware)
+	if !coordinator {
+		return checks
+	}
+	v := apiServer{d}.capacityVerdict(ctx, d.decision())
+	return append(checks, notify.CapacityCheck(v.Survivable, v.Problems))
 }
 
 // migrationURI is host's libvirt URI as seen from here.
