@@ -66,6 +66,18 @@ func QueryBool(r *http.Request, name string) (bool, error) {
 	return b, nil
 }
 
+// EventsQuery reads GET /v1/events's optional parameters: since (RFC 3339)
+// and limit (the newest N; 0: all).
+func EventsQuery(r *http.Request) (since time.Time, limit int, err error) {
+	if s := r.URL.Query().Get("since"); s != "" {
+		if since, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return since, 0, Fail(ErrInvalid, "use RFC 3339, e.g. 2026-01-02T15:04:05Z", "since %q: %v", s, err)
+		}
+	}
+	limit, _ = strconv.Atoi(r.URL.Query().Get("limit"))
+	return since, max(limit, 0), nil
+}
+
 // Serve serves h on l until ctx ends, then shuts down, giving requests in
 // flight 5 s.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {

@@ -118,10 +118,7 @@ func (d apiServer) Handler() http.Handler {
 
 // notifyRoutes serve vm/notify's targets and test messages.
 func (d apiServer) notifyRoutes(mux *http.ServeMux) {
-	route(mux, "GET /v1/notify/targets", func(r *http.Request) (any, error) {
-		ts, err := d.notify.Targets(r.Context())
-		return apiview.NotifyTargets(ts, d.notify.Counts()), err
-	})
+	route(mux, "GET /v1/notify/targets", func(r *http.Request) (any, error) { return apiview.NotifyTargets(d.notify.Targets(r.Context())) })
 	post(mux, "POST /v1/notify/targets", "send a target as `wingman notify add` does", true, func(ctx context.Context, _ *http.Request, req api.NotifyTarget) (any, error) {
 		t, err := apiview.StorageTarget(req)
 		if err == nil {
@@ -244,19 +241,15 @@ func (d apiServer) apiVM(ctx context.Context, s string) (api.VM, error) {
 }
 
 func (d apiServer) apiEvents(r *http.Request) ([]api.Event, error) {
-	var since time.Time
-	if s := r.URL.Query().Get("since"); s != "" {
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return nil, api.Fail(api.ErrInvalid, "use RFC 3339, e.g. 2026-01-02T15:04:05Z", "since %q: %v", s, err)
-		}
-		since = t
+	since, n, err := api.EventsQuery(r)
+	if err != nil {
+		return nil, err
 	}
 	evs, err := d.lun.ReadEvents(r.Context(), since)
 	if err != nil {
 		return nil, err
 	}
-	if n, _ := strconv.Atoi(r.URL.Query().Get("limit")); n > 0 && len(evs) > n {
+	if n > 0 && len(evs) > n {
 		evs = evs[len(evs)-n:]
 	}
 	recs, _ := d.lun.ReadVMs(r.Context())

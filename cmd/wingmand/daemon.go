@@ -27,7 +27,6 @@ import (
 	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/notify"
-	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
@@ -70,9 +69,7 @@ type Daemon struct {
 	mu           sync.Mutex
 	renewLatency heartbeat.RenewLatency
 	names        map[int]string // slot id -> host name, from the last decision
-
-	badLimitsMu sync.Mutex      // its own: capacities runs under the VM manager's lock
-	badLimits   map[string]bool // peers whose placement limits were ignored, warned once
+	badLimits    sync.Map       // peers whose placement limits were ignored, warned once
 }
 
 // status reports what the daemon is doing, to systemd and the log.
@@ -402,38 +399,13 @@ func (d *Daemon) capacities() map[int]vm.Capacity {
 		if m.TagsErr != nil || m.HostID == 0 || m.Tags.MemoryTotalMiB == 0 {
 			continue
 		}
-		c := vm.Capacity{Memory: m.Tags.MemoryTotalMiB << 20, CPUs: m.Tags.CPUs}
-		if m.Tags.CPUOvercommit != 0 {
-			l := plan.Limits{CPUOvercommit: m.Tags.CPUOvercommit, MemoryOvercommit: m.Tags.MemoryOvercommit, ReservedMemory: m.Tags.ReservedMiB << 20,
-				MaxStarts: m.Tags.MaxStarts}
-			// A huge ReservedMiB wraps when shifted: check it before.
-			err := l.Validate()
-			if m.Tags.ReservedMiB > 1<<30 {
-				err = fmt.Errorf("reserved memory %d MiB: more than any host has", m.Tags.ReservedMiB)
-			}
-			if err == nil {
-				c.Limits = &l
-			} else {
-				d.warnLimitsOnce(m.Name, err)
-			}
+		l, err := m.Tags.PlacementLimits()
+		if err != nil && !d.warnedOnce(m.Name) {
+			d.log.Warn("a peer advertises placement limits out of range; planning it with the defaults", "peer", m.Name, "err", err)
 		}
-		out[m.HostID] = c
+		out[m.HostID] = vm.Capacity{Memory: m.Tags.MemoryTotalMiB << 20, CPUs: m.Tags.CPUs, Limits: l}
 	}
 	return out
-}
-
-// warnLimitsOnce logs, once per host, that its advertised limits are ignored.
-func (d *Daemon) warnLimitsOnce(host string, err error) {
-	d.badLimitsMu.Lock()
-	defer d.badLimitsMu.Unlock()
-	if d.badLimits[host] {
-		return
-	}
-	if d.badLimits == nil {
-		d.badLimits = map[string]bool{}
-	}
-	d.badLimits[host] = true
-	d.log.Warn("a peer advertises placement limits out of range; planning it with the defaults", "peer", host, "err", err)
 }
 
 // notifyChecks are the warnings this host sends (vm/notify): its own, and
@@ -447,6 +419,12 @@ func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Ch
 	}
 	v := apiServer{d}.capacityVerdict(ctx, d.decision())
 	return append(checks, notify.CapacityCheck(v.Survivable, v.Problems))
+}
+
+// warnedOnce reports whether host's limits were warned about, and marks them.
+func (d *Daemon) warnedOnce(host string) bool {
+	_, ok := d.badLimits.LoadOrStore(host, true)
+	return ok
 }
 
 // migrationURI is host's libvirt URI as seen from here.

@@ -284,10 +284,23 @@ func (s *Service) Counts() map[string]Count {
 	return out
 }
 
-// Targets returns the targets stored on the LUN.
-func (s *Service) Targets(ctx context.Context) ([]storage.NotifyTarget, error) {
+// TargetStatus is a target and what this host delivered to it.
+type TargetStatus struct {
+	storage.NotifyTarget
+	Count Count
+	Tried bool // this host tried it since it started
+}
+
+// Targets returns the targets stored on the LUN, with this host's counts.
+func (s *Service) Targets(ctx context.Context) ([]TargetStatus, error) {
 	set, err := s.rec.Settings(ctx)
-	return set.Targets, err
+	counts := s.Counts()
+	out := make([]TargetStatus, 0, len(set.Targets))
+	for _, t := range set.Targets {
+		c, tried := counts[t.Name]
+		out = append(out, TargetStatus{NotifyTarget: t, Count: c, Tried: tried})
+	}
+	return out, err
 }
 
 // AddTarget validates t on this host (its secret file must exist here)
@@ -307,10 +320,11 @@ func (s *Service) RemoveTarget(ctx context.Context, name string) error {
 // all at once, and waits for each (one attempt, at most TestTimeout).
 // Each result is also an event and a count.
 func (s *Service) Test(ctx context.Context, name string) ([]TestResult, error) {
-	targets, err := s.Targets(ctx)
+	set, err := s.rec.Settings(ctx)
 	if err != nil {
 		return nil, err
 	}
+	targets := set.Targets
 	if name != "" {
 		i := slices.IndexFunc(targets, func(t storage.NotifyTarget) bool { return t.Name == name })
 		if i < 0 {

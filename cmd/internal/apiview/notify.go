@@ -8,18 +8,19 @@ import (
 
 var severities = map[string]storage.Severity{"": storage.SevInfo, "info": storage.SevInfo, "warning": storage.SevWarning, "error": storage.SevError}
 
-// NotifyTargets are the stored targets with this host's delivery counts.
-func NotifyTargets(ts []storage.NotifyTarget, counts map[string]notify.Count) []api.NotifyTarget {
+// NotifyTargets are the stored targets with this host's delivery counts
+// (and err, as it is).
+func NotifyTargets(ts []notify.TargetStatus, err error) ([]api.NotifyTarget, error) {
 	out := make([]api.NotifyTarget, 0, len(ts))
 	for _, t := range ts {
 		a := api.NotifyTarget{Name: t.Name, Kind: t.Kind, Address: t.Address, From: t.From, To: t.To, User: t.User,
 			SecretFile: t.SecretFile, MinSeverity: t.MinSeverity.String(), Kinds: t.Kinds, Hosts: t.Hosts, Timeout: t.Timeout}
-		if c, ok := counts[t.Name]; ok {
+		if c := t.Count; t.Tried {
 			a.Counts = &api.NotifyCounts{Sent: c.Sent, Failed: c.Failed, GaveUp: c.GaveUp, Retried: c.Retries}
 		}
 		out = append(out, a)
 	}
-	return out
+	return out, err
 }
 
 // StorageTarget is the target to store for a (notify.AddTarget validates
