@@ -3,93 +3,22 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/vm/notify/notifytest"
 )
-
-// inbox is a real SMTP server (go-smtp) on loopback that keeps every mail.
-type inbox struct {
-	mu    sync.Mutex
-	mails []string
-	addr  string
-}
-
-type inboxSession struct{ in *inbox }
-
-func (s inboxSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s inboxSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s inboxSession) Reset()                               {}
-func (s inboxSession) Logout() error                        { return nil }
-func (s inboxSession) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	s.in.mu.Lock()
-	s.in.mails = append(s.in.mails, string(b))
-	s.in.mu.Unlock()
-	return err
-}
-
-func startInbox(t *testing.T) *inbox {
-	in := &inbox{}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return inboxSession{in}, nil }))
-	srv.Domain, srv.ReadTimeout, srv.WriteTimeout = "mx.test", 10*time.Second, 10*time.Second
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.addr = l.Addr().String()
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return in
-}
-
-func (in *inbox) received() []string {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return append([]string(nil), in.mails...)
-}
-
-// hooks is a webhook receiver that keeps every body.
-type hooks struct {
-	mu     sync.Mutex
-	bodies []string
-	srv    *httptest.Server
-}
-
-func startHooks(t *testing.T) *hooks {
-	h := &hooks{}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		h.mu.Lock()
-		h.bodies = append(h.bodies, string(b))
-		h.mu.Unlock()
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-func (h *hooks) received() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.bodies...)
-}
 
 func TestNotifyTargetsThroughTheAPI(t *testing.T) {
 	lun := formatLUN(t)
 	d := startDaemon(t, testConfig(t, lun, "kvm1", 1, nil, freePort(t)))
 	ctx := context.Background()
-	in, wh := startInbox(t), startHooks(t)
-	mail := api.NotifyTarget{Name: "ops", Kind: "mail", Address: in.addr, From: "wingman@lab.example", To: []string{"ops@lab.example"}}
-	for _, tg := range []api.NotifyTarget{mail, {Name: "chat", Kind: "webhook", Address: wh.srv.URL, Kinds: []string{"incident", "resolved"}}} {
+	in, wh := notifytest.ServeMail(t, notifytest.Loopback(t)), notifytest.ServeHooks(t, notifytest.Loopback(t), http.StatusOK)
+	mail := api.NotifyTarget{Name: "ops", Kind: "mail", Address: in.Addr, From: "wingman@lab.example", To: []string{"ops@lab.example"}}
+	for _, tg := range []api.NotifyTarget{mail, {Name: "chat", Kind: "webhook", Address: wh.URL, Kinds: []string{"incident", "resolved"}}} {
 		if _, err := d.client.AddNotifyTarget(ctx, tg); err != nil {
 			t.Fatal(err)
 		}
@@ -100,8 +29,8 @@ func TestNotifyTargetsThroughTheAPI(t *testing.T) {
 	}{
 		{api.NotifyTarget{Name: "x", Kind: "sms", Address: "1234"}, "unknown kind"},
 		{api.NotifyTarget{Name: "x", Kind: "webhook", Address: "ftp://hooks"}, "http:// or https://"},
-		{api.NotifyTarget{Name: "x", Kind: "webhook", Address: wh.srv.URL, SecretFile: "/nonexistent/key"}, "create it on every host"},
-		{api.NotifyTarget{Name: "x", Kind: "webhook", Address: wh.srv.URL, MinSeverity: "loud"}, "use info, warning or error"},
+		{api.NotifyTarget{Name: "x", Kind: "webhook", Address: wh.URL, SecretFile: "/nonexistent/key"}, "create it on every host"},
+		{api.NotifyTarget{Name: "x", Kind: "webhook", Address: wh.URL, MinSeverity: "loud"}, "use info, warning or error"},
 		{mail, "exists"},
 	} {
 		_, err := d.client.AddNotifyTarget(ctx, c.t)
@@ -114,7 +43,7 @@ func TestNotifyTargetsThroughTheAPI(t *testing.T) {
 	if err != nil || len(res) != 2 || !res[0].OK || !res[1].OK {
 		t.Fatalf("test: %+v, %v", res, err)
 	}
-	if m, b := in.received(), wh.received(); len(m) != 1 || len(b) != 1 || !strings.Contains(b[0], `"kind":"test"`) {
+	if m, b := in.Received(), wh.Received(); len(m) != 1 || len(b) != 1 || !strings.Contains(b[0], `"kind":"test"`) {
 		t.Fatalf("mails %q, webhooks %q", m, b)
 	}
 	ts, err := d.client.NotifyTargets(ctx)
@@ -140,12 +69,12 @@ func TestNotifyTargetsThroughTheAPI(t *testing.T) {
 func TestFailoverIsNotifiedOnce(t *testing.T) {
 	a, b := twoDaemons(t)
 	ctx := context.Background()
-	in, wh := startInbox(t), startHooks(t)
-	if _, err := b.client.AddNotifyTarget(ctx, api.NotifyTarget{Name: "ops", Kind: "mail", Address: in.addr, From: "wingman@lab.example",
+	in, wh := notifytest.ServeMail(t, notifytest.Loopback(t)), notifytest.ServeHooks(t, notifytest.Loopback(t), http.StatusOK)
+	if _, err := b.client.AddNotifyTarget(ctx, api.NotifyTarget{Name: "ops", Kind: "mail", Address: in.Addr, From: "wingman@lab.example",
 		To: []string{"ops@lab.example"}, Kinds: []string{"incident", "resolved"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.client.AddNotifyTarget(ctx, api.NotifyTarget{Name: "chat", Kind: "webhook", Address: wh.srv.URL, Kinds: []string{"incident"}}); err != nil {
+	if _, err := a.client.AddNotifyTarget(ctx, api.NotifyTarget{Name: "chat", Kind: "webhook", Address: wh.URL, Kinds: []string{"incident"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.client.Protect(ctx, "web1", api.ProtectRequest{}); err != nil {
@@ -155,18 +84,13 @@ func TestFailoverIsNotifiedOnce(t *testing.T) {
 		in := b.d.loop.Input()
 		return in.Now-in.ReadFreshSince >= in.Timings.Dead
 	})
-	a.d.wd.Close()
-	a.d.cancel()
-	a.d.wg.Wait()
-	a.d.serf.Shutdown()
-	a.d.closeAll()
-	a.stop = func() {}
+	a.crash()
 	waitFor(t, "web1 to run on host 2", func() bool {
 		v, err := b.client.VM(ctx, "web1")
 		return err == nil && v.Owner == 2 && v.State == "running"
 	})
-	waitFor(t, "the mail and the webhook", func() bool { return len(in.received()) > 0 && len(wh.received()) > 0 })
-	mail, hook := in.received()[0], wh.received()[0]
+	waitFor(t, "the mail and the webhook", func() bool { return len(in.Received()) > 0 && len(wh.Received()) > 0 })
+	mail, hook := in.Received()[0], wh.Received()[0]
 	if !strings.Contains(mail, "Subject: [unit] host kvm1 lost: 1 of 1 VMs restarted") || !strings.Contains(mail, "web1") ||
 		!strings.Contains(mail, "started on kvm2") {
 		t.Errorf("mail:\n%s", mail)
@@ -178,7 +102,7 @@ func TestFailoverIsNotifiedOnce(t *testing.T) {
 	if again, err := b.d.notify.IncidentRound(ctx, time.Now()); err != nil || len(again) != 0 {
 		t.Fatalf("another round sent %+v, %v", again, err)
 	}
-	if m, h := in.received(), wh.received(); len(m) != 1 || len(h) != 1 {
+	if m, h := in.Received(), wh.Received(); len(m) != 1 || len(h) != 1 {
 		t.Fatalf("%d mails and %d webhooks, want one each", len(m), len(h))
 	}
 	evs, err := b.client.Events(ctx, time.Time{}, 0)

@@ -3,74 +3,29 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
+	"github.com/wingmanha/wingman/vm/notify/notifytest"
 )
 
-// received keeps what the harness's mail server and webhook receiver got.
-type received struct {
-	mu    sync.Mutex
-	mails []string
-	hooks []string
-}
-
-func (r *received) add(list *[]string, s string) {
-	r.mu.Lock()
-	*list = append(*list, s)
-	r.mu.Unlock()
-}
-
-func (r *received) get() (mails, hooks []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.mails...), append([]string(nil), r.hooks...)
-}
-
-type mailSession struct{ r *received }
-
-func (s mailSession) Mail(string, *smtp.MailOptions) error { return nil }
-func (s mailSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
-func (s mailSession) Reset()                               {}
-func (s mailSession) Logout() error                        { return nil }
-func (s mailSession) Data(in io.Reader) error {
-	b, err := io.ReadAll(in)
-	s.r.add(&s.r.mails, string(b))
-	return err
-}
-
-// notifyReceivers starts a go-smtp server and a webhook receiver in this process, listening in
-// the test network's switch, where every host reaches them, and returns their addresses.
-func notifyReceivers(t *testing.T, e *Env, r *received) (smtpAddr, hookURL string) {
+// notifyReceivers starts a mail server and a webhook receiver in this process, listening in the
+// test network's switch, where every host reaches them.
+func notifyReceivers(t *testing.T, e *Env) (*notifytest.Inbox, *notifytest.Hooks) {
 	t.Helper()
-	ml, err := e.C.ListenSwitch(0)
-	if err != nil {
-		t.Fatal(err)
+	var ls [2]net.Listener
+	for i := range ls {
+		l, err := e.C.ListenSwitch(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls[i] = l
 	}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return mailSession{r}, nil }))
-	srv.Domain, srv.ReadTimeout, srv.WriteTimeout = "mx.test", 10*time.Second, 10*time.Second
-	go srv.Serve(ml)
-	t.Cleanup(func() { srv.Close() })
-	hl, err := e.C.ListenSwitch(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		r.add(&r.hooks, string(b))
-	}))
-	hs.Listener.Close()
-	hs.Listener = hl
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return ml.Addr().String(), "http://" + hl.Addr().String() + "/wingman"
+	return notifytest.ServeMail(t, ls[0]), notifytest.ServeHooks(t, ls[1], http.StatusOK)
 }
 
 // TestNotifyFailover: a host loses power; the coordinator sends one mail and one webhook naming
@@ -80,11 +35,10 @@ func notifyReceivers(t *testing.T, e *Env, r *received) (smtpAddr, hookURL strin
 func TestNotifyFailover(t *testing.T) {
 	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "high"}, "nf")
 	h1, h2, h3 := e.Hosts()[0], e.Hosts()[1], e.Hosts()[2]
-	var r received
-	smtpAddr, hookURL := notifyReceivers(t, e, &r)
+	inbox, hook := notifyReceivers(t, e)
 	for _, tg := range []NotifyTarget{
-		{Name: "ops", Kind: "mail", Address: smtpAddr, From: "wingman@lab.example", To: []string{"ops@lab.example"}, Kinds: []string{"incident", "resolved"}},
-		{Name: "chat", Kind: "webhook", Address: hookURL, Kinds: []string{"incident", "resolved"}},
+		{Name: "ops", Kind: "mail", Address: inbox.Addr, From: "wingman@lab.example", To: []string{"ops@lab.example"}, Kinds: []string{"incident", "resolved"}},
+		{Name: "chat", Kind: "webhook", Address: hook.URL, Kinds: []string{"incident", "resolved"}},
 	} {
 		if _, err := e.Client(h3).AddNotifyTarget(ctx, tg); err != nil {
 			t.Fatal(err)
@@ -94,9 +48,8 @@ func TestNotifyFailover(t *testing.T) {
 	if res, err := e.Client(h2).NotifyTest(ctx, ""); err != nil || len(res) != 2 || !res[0].OK || !res[1].OK {
 		t.Fatalf("test notification from %s: %+v, %v", h2.Name(), res, err)
 	}
-	r.mu.Lock()
-	r.mails, r.hooks = nil, nil
-	r.mu.Unlock()
+	tm, th := len(inbox.Received()), len(hook.Received()) // the test messages
+	get := func() ([]string, []string) { return inbox.Received()[tm:], hook.Received()[th:] }
 
 	if err := e.PowerOff(h1); err != nil {
 		t.Fatal(err)
@@ -106,12 +59,12 @@ func TestNotifyFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := func(n int) func() (bool, error) {
-		return func() (bool, error) { m, h := r.get(); return len(m) >= n && len(h) >= n, nil }
+		return func() (bool, error) { m, h := get(); return len(m) >= n && len(h) >= n, nil }
 	}
 	if err := Poll(ctx, 60*time.Second, 200*time.Millisecond, want(1)); err != nil {
 		t.Fatalf("no mail and webhook after the failover: %v", err)
 	}
-	mails, hooks := r.get()
+	mails, hooks := get()
 	t.Logf("mail:\n%s", mails[0])
 	var body struct {
 		Kind, Sender string
@@ -156,7 +109,7 @@ func TestNotifyFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	observe(12 * time.Second) // two rounds of the notifications (every 5 s)
-	if m, h := r.get(); len(m) != 1 || len(h) != 1 {
+	if m, h := get(); len(m) != 1 || len(h) != 1 {
 		t.Fatalf("after a restart of %s's wingmand: %d mails and %d webhooks, want 1 each", coord.Name(), len(m), len(h))
 	}
 
@@ -168,7 +121,7 @@ func TestNotifyFailover(t *testing.T) {
 		t.Fatalf("no resolved message: %v", err)
 	}
 	observe(12 * time.Second)
-	mails, hooks = r.get()
+	mails, hooks = get()
 	if len(mails) != 2 || len(hooks) != 2 || !strings.Contains(mails[1], "X-Wingman-Kind: resolved") || !strings.Contains(hooks[1], `"kind":"resolved"`) {
 		t.Fatalf("after %s returned: %d mails, %d webhooks, want the incident and one resolved each:\n%s", h1.Name(), len(mails), len(hooks),
 			strings.Join(append(mails, hooks...), "\n----\n"))
