@@ -122,6 +122,15 @@ type Device struct {
 	closed    chan struct{} // closed by Close: ends this device's hung I/Os
 }
 
+// Grow grows the wrapped device when it can (a file LUN grows to hold the
+// cluster-records area); the caller checks Size afterwards.
+func (d *Device) Grow(size int64) error {
+	if g, ok := d.Device.(interface{ Grow(int64) error }); ok {
+		return g.Grow(size)
+	}
+	return nil
+}
+
 // Close ends this device's hung I/Os (they fail with os.ErrClosed) and
 // closes the wrapped device.
 func (d *Device) Close() error {

@@ -75,6 +75,16 @@ func TestNoFaultPassesThrough(t *testing.T) {
 	}
 }
 
+// A file LUN behind the fault device still grows for the cluster-records
+// area (the test cluster's wingmand stores its notification targets there).
+func TestGrowPassesThrough(t *testing.T) {
+	fd := fileDevice(t)
+	d := storagetest.NewController().Device("h", fd)
+	if err := d.Grow(32 * bs); err != nil || d.Size() != 32*bs || fd.Size() != 32*bs {
+		t.Fatalf("grow: %v, size %d", err, d.Size())
+	}
+}
+
 func TestEIOByBlockAndCount(t *testing.T) {
 	fd := fileDevice(t)
 	c := storagetest.NewController()
