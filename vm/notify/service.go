@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -200,32 +199,14 @@ func (s *Service) WarningRound(ctx context.Context, now time.Time) ([]Notificati
 	if err != nil || len(set.Targets) == 0 {
 		return nil, err
 	}
-	for {
-		led, err := s.rec.Incidents(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("notify: read incident ledger: %w", err)
-		}
+	return claimThenSend(ctx, s.rec, s.cfg.HostID, "warnings", set.Targets, s.sender, func(led storage.IncidentLedger) (storage.IncidentLedger, []Notification) {
 		steps := DueWarnings(checks, led, s.cfg.HostID, now, s.cfg.Repeat, s.cfg.Hold)
-		if len(steps) == 0 {
-			return nil, nil
-		}
-		if _, err := s.rec.WriteIncidents(ctx, s.cfg.HostID, RecordWarnings(led, steps)); err != nil {
-			if errors.Is(err, storage.ErrConflict) && ctx.Err() == nil {
-				continue
-			}
-			return nil, fmt.Errorf("notify: claim %d warnings in the incident ledger (nothing sent): %w", len(steps), err)
-		}
-		var out []Notification
-		var errs []error
+		ns := make([]Notification, 0, len(steps))
 		for _, st := range steps {
-			n := ForWarning(st, s.cfg.Cluster, s.cfg.HostName)
-			if err := s.sender.Send(set.Targets, n); err != nil {
-				errs = append(errs, err)
-			}
-			out = append(out, n)
+			ns = append(ns, ForWarning(st, s.cfg.Cluster, s.cfg.HostName))
 		}
-		return out, errors.Join(errs...)
-	}
+		return RecordWarnings(led, steps), ns
+	})
 }
 
 // track gives each check the time its state began, as this host saw it.
