@@ -30,6 +30,10 @@ func (c lanSwitch) startSwitch(ctx context.Context) error {
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
 		{"link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"},
+		// A fixed MAC: a bridge otherwise takes the lowest of its ports', and when that host
+		// powers off, ClientAddr moves to another MAC that the hosts' ARP caches do not know for
+		// up to a minute (seen as timeouts to the harness's servers, ListenSwitch).
+		{"link", "set", "br0", "address", switchMAC},
 		{"link", "set", "br0", "up"},
 		{"addr", "add", c.ClientAddr().String() + "/" + strconv.Itoa(c.cfg.Subnet.Bits()), "dev", "br0"},
 	} {
@@ -39,6 +43,9 @@ func (c lanSwitch) startSwitch(ctx context.Context) error {
 	}
 	return nil
 }
+
+// switchMAC is the switch's own MAC on br0 (locally administered).
+const switchMAC = "02:77:00:00:00:fe"
 
 // ClientAddr is the switch's own address on the test network, the last one of Config.Subnet:
 // where the guests' users are (DialSwitch).
