@@ -223,3 +223,27 @@ func (c *Client) EvacuationPlan(ctx context.Context, nameOrID string) (Evacuatio
 	var p EvacuationPlan
 	return p, c.do(ctx, http.MethodGet, "/v1/hosts/"+esc(nameOrID)+"/evacuation-plan", nil, &p)
 }
+
+// NotifyTargets returns the notification targets, with this host's counts.
+func (c *Client) NotifyTargets(ctx context.Context) ([]NotifyTarget, error) {
+	var t []NotifyTarget
+	return t, c.do(ctx, http.MethodGet, "/v1/notify/targets", nil, &t)
+}
+
+// AddNotifyTarget adds a notification target; the daemon validates it.
+func (c *Client) AddNotifyTarget(ctx context.Context, t NotifyTarget) (NotifyTarget, error) {
+	var out NotifyTarget
+	return out, c.do(ctx, http.MethodPost, "/v1/notify/targets", t, &out)
+}
+
+// RemoveNotifyTarget removes the notification target named name.
+func (c *Client) RemoveNotifyTarget(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/notify/targets/"+esc(name), nil, nil)
+}
+
+// NotifyTest sends a test notification to one target, or to every target
+// when target is "", and returns what happened at each.
+func (c *Client) NotifyTest(ctx context.Context, target string) ([]NotifyTestResult, error) {
+	var r []NotifyTestResult
+	return r, c.do(ctx, http.MethodPost, "/v1/notify/test", NotifyTestRequest{Target: target}, &r)
+}

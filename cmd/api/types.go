@@ -304,3 +304,46 @@ type EvacuationMove struct {
 	VM string `json:"vm"`
 	To string `json:"to"`
 }
+
+// NotifyTarget is a notification target, stored cluster-wide on the LUN
+// (docs/NOTIFICATIONS.md). Secrets stay in files on every host: only the
+// file's path travels.
+type NotifyTarget struct {
+	Name        string        `json:"name"`
+	Kind        string        `json:"kind"`    // "mail", "webhook", "exec"
+	Address     string        `json:"address"` // SMTP host:port, webhook URL, or program path
+	From        string        `json:"from,omitempty"`
+	To          []string      `json:"to,omitempty"`
+	User        string        `json:"user,omitempty"`
+	SecretFile  string        `json:"secret_file,omitempty"`  // SMTP password or webhook key, on every host
+	MinSeverity string        `json:"min_severity,omitempty"` // "info" (default), "warning", "error"
+	Kinds       []string      `json:"kinds,omitempty"`        // incident, resolved, warning, cleared; empty: all
+	Hosts       []string      `json:"hosts,omitempty"`        // only about these hosts; empty: all
+	Timeout     time.Duration `json:"timeout_ns,omitempty"`   // one attempt; 0: the kind's default
+	// Counts are the answering host's deliveries since its wingmand started
+	// (GET only).
+	Counts *NotifyCounts `json:"counts,omitempty"`
+}
+
+// NotifyCounts are the deliveries to one target by one host.
+type NotifyCounts struct {
+	Sent    uint64 `json:"sent"`
+	Failed  uint64 `json:"failed"`  // attempts that failed
+	GaveUp  uint64 `json:"gave_up"` // notifications never delivered
+	Retried uint64 `json:"retried"`
+}
+
+// NotifyTestRequest sends a test notification to one target (Target) or,
+// with none named, to every target.
+type NotifyTestRequest struct {
+	Target string `json:"target,omitempty"`
+}
+
+// NotifyTestResult is what a test notification did at one target.
+type NotifyTestResult struct {
+	Target string        `json:"target"`
+	Kind   string        `json:"kind"`
+	OK     bool          `json:"ok"`
+	Error  string        `json:"error,omitempty"`
+	Took   time.Duration `json:"took_ns"`
+}

@@ -466,6 +466,7 @@ func (d *fakeDaemon) mux() http.Handler {
 		}
 		reply(w, 200, api.FenceResult{Host: h.Name, Mailbox: "not acknowledged", Agent: "ipmi: powered off", Duration: 6200 * time.Millisecond})
 	})
+	d.notifyRoutes(m)
 	m.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		var since time.Time
 		if s := r.URL.Query().Get("since"); s != "" {
@@ -504,5 +505,52 @@ func recordRequests(d *fakeDaemon, next http.Handler) http.Handler {
 		d.requests = append(d.requests, line)
 		d.mu.Unlock()
 		next.ServeHTTP(w, r)
+	})
+}
+
+var fakeTargets = []api.NotifyTarget{
+	{Name: "ops", Kind: "mail", Address: "smtp.clinic.example:587", From: "wingman@clinic.example", To: []string{"ops@clinic.example"},
+		User: "wingman", SecretFile: "/etc/wingman/secrets/smtp.pass", MinSeverity: "info", Counts: &api.NotifyCounts{Sent: 2}},
+	{Name: "chat", Kind: "webhook", Address: "https://chat.clinic.example/hooks/wingman", MinSeverity: "warning", Kinds: []string{"incident", "resolved"},
+		Counts: &api.NotifyCounts{Sent: 1, Failed: 3, GaveUp: 1, Retried: 2}},
+	{Name: "pager", Kind: "exec", Address: "/usr/local/bin/page-oncall", MinSeverity: "error", Hosts: []string{"kvm1"}},
+}
+
+// notifyRoutes answer as wingmand does: a target is refused with the
+// daemon's message and hint.
+func (d *fakeDaemon) notifyRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET /v1/notify/targets", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeTargets) })
+	m.HandleFunc("POST /v1/notify/targets", func(w http.ResponseWriter, r *http.Request) {
+		var t api.NotifyTarget
+		json.NewDecoder(r.Body).Decode(&t)
+		switch {
+		case t.SecretFile == "/nonexistent/key":
+			reply(w, 400, api.Error{Class: "invalid", Error: `target "` + t.Name + `": invalid notification target: secret file: open /nonexistent/key: no such file or directory; create it on every host (mode 0600)`})
+		case strings.HasPrefix(t.Address, "ftp:"):
+			reply(w, 400, api.Error{Class: "invalid", Error: `target "` + t.Name + `": invalid notification target: webhook URL "` + t.Address + `": give an absolute http:// or https:// URL`})
+		default:
+			reply(w, 200, t)
+		}
+	})
+	m.HandleFunc("DELETE /v1/notify/targets/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if n := r.PathValue("name"); n != "chat" {
+			reply(w, 404, api.Error{Class: "not-found", Error: `target "` + n + `": no such notification target (targets: ops, chat, pager); see ` + "`wingman notify list`"})
+			return
+		}
+		reply(w, 200, struct{}{})
+	})
+	m.HandleFunc("POST /v1/notify/test", func(w http.ResponseWriter, r *http.Request) {
+		var req api.NotifyTestRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		all := []api.NotifyTestResult{{Target: "ops", Kind: "mail", OK: true, Took: 420 * time.Millisecond},
+			{Target: "chat", Kind: "webhook", OK: true, Took: 95 * time.Millisecond},
+			{Target: "pager", Kind: "exec", Error: `hook /usr/local/bin/page-oncall exited with 1: "pager API down"`, Took: 12 * time.Millisecond}}
+		for _, x := range all {
+			if x.Target == req.Target {
+				reply(w, 200, []api.NotifyTestResult{x})
+				return
+			}
+		}
+		reply(w, 200, all)
 	})
 }

@@ -81,7 +81,27 @@ func (d apiServer) router() *api.Router {
 		rep, err := d.drills.Run(ctx, drill.Request(req))
 		return apiview.DrillReport(rep), err
 	})
+	d.notifyRoutes(rt)
 	return rt
+}
+
+// notifyRoutes serve vm/notify's targets and test messages.
+func (d apiServer) notifyRoutes(rt *api.Router) {
+	rt.Handle("GET /v1/notify/targets", func(r *http.Request) (any, error) { return apiview.NotifyTargets(d.notify.Targets(r.Context())) })
+	api.Post(rt, "POST /v1/notify/targets", "send a target as `wingman notify add` does", true, func(ctx context.Context, _ *http.Request, req api.NotifyTarget) (any, error) {
+		t, err := apiview.StorageTarget(req)
+		if err == nil {
+			err = d.notify.AddTarget(ctx, t)
+		}
+		return req, err
+	})
+	rt.Handle("DELETE /v1/notify/targets/{name}", func(r *http.Request) (any, error) {
+		return none{}, d.notify.RemoveTarget(r.Context(), r.PathValue("name"))
+	})
+	api.Post(rt, "POST /v1/notify/test", `send {"target": "NAME"}, or nothing for every target`, false, func(ctx context.Context, _ *http.Request, req api.NotifyTestRequest) (any, error) {
+		res, err := d.notify.Test(ctx, req.Target)
+		return apiview.NotifyTests(res), err
+	})
 }
 
 // ServeTLS serves the API on a mutual-TLS listener at addr until ctx ends.

@@ -27,7 +27,7 @@ import (
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/maintenance"
-	"github.com/wingmanha/wingman/vm/plan"
+	"github.com/wingmanha/wingman/vm/notify"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
@@ -54,8 +54,8 @@ type Daemon struct {
 	guard   *watchdog.Guard
 	fencer  *fence.ByName
 
-	started time.Time
-	notify  func(state string) // systemd sd_notify
+	started  time.Time
+	sdNotify func(state string) // systemd sd_notify
 
 	decisions chan quorum.Decision
 	cancel    context.CancelFunc
@@ -66,28 +66,27 @@ type Daemon struct {
 	maint   *maintenance.Host // maintenance, evacuation, rolling update, freeze
 	drills  *drill.Runner     // drills and the disk checks of protect
 	disks   *drill.DiskWatch  // the protected VMs' disks this host cannot reach
+	notify  *notify.Service   // notifications: incidents (as coordinator) and warnings
 
 	mu           sync.Mutex
 	renewLatency heartbeat.RenewLatency
 	names        map[int]string // slot id -> host name, from the last decision
-
-	badLimitsMu sync.Mutex      // its own: capacities runs under the VM manager's lock
-	badLimits   map[string]bool // peers whose placement limits were ignored, warned once
+	badLimits    sync.Map       // peers whose placement limits were ignored, warned once
 }
 
 // status reports what the daemon is doing, to systemd and the log.
 func (d *Daemon) status(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
 	d.log.Info(msg)
-	if d.notify != nil {
-		d.notify("STATUS=" + msg)
+	if d.sdNotify != nil {
+		d.sdNotify("STATUS=" + msg)
 	}
 }
 
 // Start brings the daemon up: lock, LUN, libvirt, slot, serf, VM manager,
 // heartbeat loop, watchdog. It returns when the host has joined.
-func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string)) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, notify: notify, started: time.Now(), decisions: make(chan quorum.Decision, 1)}
+func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(string)) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, sdNotify: sdNotify, started: time.Now(), decisions: make(chan quorum.Decision, 1)}
 	d.metrics = metrics.New(version, apiServer{d}.metricsSnapshot)
 	ok := false
 	defer func() {
@@ -160,6 +159,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 		ParallelMigrations: cfg.Maintenance.ParallelMigrations, ColdMove: cfg.Maintenance.OnMigrationFailure == "cold-move",
 		AllowExec: cfg.Maintenance.AllowExec, ExecTimeout: cfg.Maintenance.ExecTimeout.Duration, RebootCommand: cfg.Maintenance.RebootCommand,
 		Log: d.log}, d.vms, lun, d.hv, clusterView{d}, d)
+	d.notify, err = notify.NewService(notify.ServiceConfig{Cluster: d.hdr.ClusterName, HostName: cfg.HostName, HostID: self, Log: d.log,
+		OnResult: func(r notify.Result) { d.metrics.Notified(r.Target, r.Kind, r.Err) }},
+		storage.NewClusterRecords(lun), lun, clusterView{d}, d, d.notifyChecks)
+	if err != nil {
+		return nil, err
+	}
 
 	d.guard = watchdog.NewGuard(time.Now)
 	hbTick, vmTick := d.guard.Loop("heartbeat"), d.guard.LoopWithin("vm-manager", vmLoopMaxAge)
@@ -226,7 +231,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, notify func(string
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(5)
+	d.wg.Add(6)
+	go func() {
+		defer d.wg.Done()
+		d.notify.Run(runCtx) // its own goroutine: a hanging target never reaches the heartbeat
+	}()
 	go func() {
 		defer d.wg.Done()
 		d.loopEvs.Run(runCtx) // the heartbeat never waits on an event write
@@ -362,8 +371,8 @@ func (d *Daemon) startFencing() error {
 type petter struct{ d *Daemon }
 
 func (p petter) Pet() error {
-	if p.d.notify != nil {
-		p.d.notify("WATCHDOG=1")
+	if p.d.sdNotify != nil {
+		p.d.sdNotify("WATCHDOG=1")
 	}
 	return p.d.wd.Pet()
 }
@@ -394,38 +403,32 @@ func (d *Daemon) capacities() map[int]vm.Capacity {
 		if m.TagsErr != nil || m.HostID == 0 || m.Tags.MemoryTotalMiB == 0 {
 			continue
 		}
-		c := vm.Capacity{Memory: m.Tags.MemoryTotalMiB << 20, CPUs: m.Tags.CPUs}
-		if m.Tags.CPUOvercommit != 0 {
-			l := plan.Limits{CPUOvercommit: m.Tags.CPUOvercommit, MemoryOvercommit: m.Tags.MemoryOvercommit, ReservedMemory: m.Tags.ReservedMiB << 20,
-				MaxStarts: m.Tags.MaxStarts}
-			// A huge ReservedMiB wraps when shifted: check it before.
-			err := l.Validate()
-			if m.Tags.ReservedMiB > 1<<30 {
-				err = fmt.Errorf("reserved memory %d MiB: more than any host has", m.Tags.ReservedMiB)
-			}
-			if err == nil {
-				c.Limits = &l
-			} else {
-				d.warnLimitsOnce(m.Name, err)
-			}
+		l, err := m.Tags.PlacementLimits()
+		if err != nil && !d.warnedOnce(m.Name) {
+			d.log.Warn("a peer advertises placement limits out of range; planning it with the defaults", "peer", m.Name, "err", err)
 		}
-		out[m.HostID] = c
+		out[m.HostID] = vm.Capacity{Memory: m.Tags.MemoryTotalMiB << 20, CPUs: m.Tags.CPUs, Limits: l}
 	}
 	return out
 }
 
-// warnLimitsOnce logs, once per host, that its advertised limits are ignored.
-func (d *Daemon) warnLimitsOnce(host string, err error) {
-	d.badLimitsMu.Lock()
-	defer d.badLimitsMu.Unlock()
-	if d.badLimits[host] {
-		return
+// notifyChecks are the warnings this host sends (vm/notify): its own, and
+// the cluster's capacity when it coordinates.
+func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Check {
+	_, worst := d.renewLatency.Get()
+	t := d.hdr.Timings
+	checks := notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware)
+	if !coordinator {
+		return checks
 	}
-	if d.badLimits == nil {
-		d.badLimits = map[string]bool{}
-	}
-	d.badLimits[host] = true
-	d.log.Warn("a peer advertises placement limits out of range; planning it with the defaults", "peer", host, "err", err)
+	v := apiServer{d}.capacityVerdict(ctx, d.decision())
+	return append(checks, notify.CapacityCheck(v.Survivable, v.Problems))
+}
+
+// warnedOnce reports whether host's limits were warned about, and marks them.
+func (d *Daemon) warnedOnce(host string) bool {
+	_, ok := d.badLimits.LoadOrStore(host, true)
+	return ok
 }
 
 // migrationURI is host's libvirt URI as seen from here.

@@ -159,6 +159,17 @@ func startDaemon(t *testing.T, cfg Config) *testDaemon {
 	return td
 }
 
+// crash stops the daemon as a SIGKILL would: nothing is released or
+// written, its software watchdog dies with it.
+func (td *testDaemon) crash() {
+	td.d.wd.Close()
+	td.d.cancel()
+	td.d.wg.Wait()
+	td.d.serf.Shutdown()
+	td.d.closeAll()
+	td.stop = func() {}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -436,12 +447,7 @@ func TestRestartedDaemonResumesItsSlotAtOnce(t *testing.T) {
 	cfg := a.d.cfg
 	gen := a.d.slot.Generation()
 	// wingmand dies (SIGKILL): nothing is released, the guests keep running.
-	a.d.wd.Close()
-	a.d.cancel()
-	a.d.wg.Wait()
-	a.d.serf.Shutdown()
-	a.d.closeAll()
-	a.stop = func() {}
+	a.crash()
 	start := time.Now()
 	a2 := startDaemon(t, cfg)
 	if took := time.Since(start); took >= testTimings().Dead {

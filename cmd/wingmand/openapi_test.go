@@ -33,7 +33,8 @@ const openAPIPath, openAPIName = "../../docs/openapi.json", "docs/openapi.json"
 // openAPITypes are the types the document's schemas describe.
 var openAPITypes = []any{api.Status{}, api.Host{}, api.VM{}, api.Event{}, api.Error{}, api.ProtectRequest{}, api.ProtectResult{},
 	api.MigrateRequest{}, api.MigrateResult{}, api.MaintenanceRequest{}, api.FenceRequest{}, api.FenceResult{}, api.ExecRequest{},
-	api.ExecResult{}, api.RebootRequest{}, api.RebootResult{}, api.Evacuation{}, api.EvacuationPlan{}, api.DrillRequest{}, api.DrillReport{}}
+	api.ExecResult{}, api.RebootRequest{}, api.RebootResult{}, api.Evacuation{}, api.EvacuationPlan{}, api.DrillRequest{}, api.DrillReport{},
+	api.NotifyTarget{}, api.NotifyTestRequest{}, api.NotifyTestResult{}}
 
 type openAPIDoc struct {
 	OpenAPI    string                                 `json:"openapi"`

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,11 +40,7 @@ type ops struct {
 	domain                 *forward.Op[none, domainHere] // registered by the wiring: it asks libvirt
 }
 
-// domainHere is whether a host's libvirt defines a domain, and runs it.
-type domainHere struct {
-	Defined bool `json:"defined"`
-	Running bool `json:"running"`
-}
+type domainHere = apiview.DomainHere
 
 // register adds the API's operations to t.
 func (d apiServer) register(t *forward.Table) *ops {
@@ -169,21 +164,7 @@ func (d apiServer) domainHost(ctx context.Context, name string) (int, error) {
 		wg.Go(func() { found[i], _ = d.ops.domain.Call(ctx, h.ID, name, none{}) }) // a host that does not answer has not got it
 	}
 	wg.Wait()
-	var running, defined []string
-	host := self
-	for i, f := range found {
-		switch {
-		case f.Running:
-			running, host = append(running, peers[i].Name), peers[i].ID
-		case f.Defined && len(running) == 0:
-			defined, host = append(defined, peers[i].Name), peers[i].ID
-		}
-	}
-	if len(running) > 1 || (len(running) == 0 && len(defined) > 1) {
-		return 0, api.Fail(api.ErrConflict, "protect it through the API of the host that must run it",
-			"domain %q is on several hosts (running on %s; defined on %s)", name, strings.Join(running, ", "), strings.Join(defined, ", "))
-	}
-	return host, nil
+	return apiview.DomainHost(name, self, peers, found)
 }
 
 // protect protects the local domain, checking its disks, and says what the

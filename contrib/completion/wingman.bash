@@ -24,6 +24,10 @@ _wingman_flag_takes_value() {
     "maintenance exit|-c"|"maintenance exit|--connect") return 0 ;;
     "maintenance status|-c"|"maintenance status|--connect") return 0 ;;
     "migrate|-c"|"migrate|--connect") return 0 ;;
+    "notify add|--kind"|"notify add|--address"|"notify add|--from"|"notify add|--to"|"notify add|--user"|"notify add|--password-file"|"notify add|--key-file"|"notify add|--min-severity"|"notify add|--kinds"|"notify add|--hosts"|"notify add|--timeout"|"notify add|-c"|"notify add|--connect") return 0 ;;
+    "notify list|-c"|"notify list|--connect") return 0 ;;
+    "notify remove|-c"|"notify remove|--connect") return 0 ;;
+    "notify test|-c"|"notify test|--connect") return 0 ;;
     "protect|--priority"|"protect|--restart"|"protect|--restart-max"|"protect|--restart-window"|"protect|--anti-affinity"|"protect|--prefer"|"protect|--start-order"|"protect|--start-delay"|"protect|--isolation"|"protect|-c"|"protect|--connect") return 0 ;;
     "rolling-update|--exec"|"rolling-update|--hosts"|"rolling-update|--timeout"|"rolling-update|--reboot-timeout"|"rolling-update|-c"|"rolling-update|--connect") return 0 ;;
     "set-policy|--priority"|"set-policy|--restart"|"set-policy|--restart-max"|"set-policy|--restart-window"|"set-policy|--anti-affinity"|"set-policy|--prefer"|"set-policy|--start-order"|"set-policy|--start-delay"|"set-policy|--isolation"|"set-policy|-c"|"set-policy|--connect") return 0 ;;
@@ -39,6 +43,11 @@ _wingman_flag_value() {
     case "$1|$2" in
     "keygen|--bytes") COMPREPLY=($(compgen -W "16 24 32" -- "$cur")) ;;
     "lun format|--profile") COMPREPLY=($(compgen -W "default fast" -- "$cur")) ;;
+    "notify add|--kind") COMPREPLY=($(compgen -W "mail webhook exec" -- "$cur")) ;;
+    "notify add|--password-file") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "notify add|--key-file") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "notify add|--min-severity") COMPREPLY=($(compgen -W "info warning error" -- "$cur")) ;;
+    "notify add|--hosts") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "protect|--priority") COMPREPLY=($(compgen -W "high medium low" -- "$cur")) ;;
     "protect|--restart") COMPREPLY=($(compgen -W "always on-failure never" -- "$cur")) ;;
     "protect|--prefer") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
@@ -64,7 +73,7 @@ _wingman() {
         esac
         if [[ -z $cmd ]]; then
             cmd=$w
-        elif [[ $cmd != *" "* ]] && [[ " completion lun maintenance " == *" $cmd "* ]]; then
+        elif [[ $cmd != *" "* ]] && [[ " completion lun maintenance notify " == *" $cmd "* ]]; then
             cmd="$cmd $w"
         else
             ((nargs++))
@@ -77,12 +86,13 @@ _wingman() {
     fi
     case "$cmd" in
     "")
-        COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect rolling-update set-policy start status stop unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
-    help) COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate protect rolling-update set-policy start status stop unprotect version" -- "$cur")); return ;;
+    notify) COMPREPLY=($(compgen -W "add list remove test" -- "$cur")); return ;;
+    help) COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop unprotect version" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         case "$cmd" in
@@ -104,6 +114,10 @@ _wingman() {
         "maintenance status") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "man") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
         "migrate") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "notify add") COMPREPLY=($(compgen -W "-h --help --kind --address --from --to --user --password-file --key-file --min-severity --kinds --hosts --timeout --json -c --connect" -- "$cur")) ;;
+        "notify list") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "notify remove") COMPREPLY=($(compgen -W "-h --help -c --connect" -- "$cur")) ;;
+        "notify test") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "protect") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --force --json -c --connect" -- "$cur")) ;;
         "rolling-update") COMPREPLY=($(compgen -W "-h --help --exec --hosts --reboot --all --dry-run --timeout --reboot-timeout -c --connect" -- "$cur")) ;;
         "set-policy") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --json -c --connect" -- "$cur")) ;;

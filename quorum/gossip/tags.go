@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+
+	"github.com/wingmanha/wingman/vm/plan"
 )
 
 // MaxTagBytes is serf's limit on a member's encoded tags (memberlist's node
@@ -191,4 +193,22 @@ func encodedTagSize(m map[string]string) (int, error) {
 		return 0, fmt.Errorf("encode tags: %w", err)
 	}
 	return buf.Len(), nil
+}
+
+// PlacementLimits are the limits the tags advertise: nil when they
+// advertise none (peers plan the host with their defaults), an error when
+// they are out of range.
+func (t Tags) PlacementLimits() (*plan.Limits, error) {
+	if t.CPUOvercommit == 0 {
+		return nil, nil
+	}
+	// A huge ReservedMiB wraps when shifted: check it before.
+	if t.ReservedMiB > 1<<30 {
+		return nil, fmt.Errorf("reserved memory %d MiB: more than any host has", t.ReservedMiB)
+	}
+	l := plan.Limits{CPUOvercommit: t.CPUOvercommit, MemoryOvercommit: t.MemoryOvercommit, ReservedMemory: t.ReservedMiB << 20, MaxStarts: t.MaxStarts}
+	if err := l.Validate(); err != nil {
+		return nil, err
+	}
+	return &l, nil
 }

@@ -118,3 +118,18 @@ func FuzzDecodeTags(f *testing.F) {
 		}
 	})
 }
+
+func TestPlacementLimits(t *testing.T) {
+	if l, err := (Tags{}).PlacementLimits(); l != nil || err != nil {
+		t.Fatalf("no limits advertised: %+v, %v", l, err)
+	}
+	l, err := Tags{CPUOvercommit: 4, MemoryOvercommit: 1, ReservedMiB: 2048, MaxStarts: 4}.PlacementLimits()
+	if err != nil || l.ReservedMemory != 2048<<20 || l.MaxStarts != 4 {
+		t.Fatalf("limits %+v, %v", l, err)
+	}
+	for _, bad := range []Tags{{CPUOvercommit: 4, MemoryOvercommit: 1, ReservedMiB: 1 << 40, MaxStarts: 4}, {CPUOvercommit: -1, MemoryOvercommit: 1, MaxStarts: 4}} {
+		if l, err := bad.PlacementLimits(); err == nil {
+			t.Errorf("%+v: limits %+v accepted", bad, l)
+		}
+	}
+}

@@ -75,6 +75,21 @@ func TestNoFaultPassesThrough(t *testing.T) {
 	}
 }
 
+// A file LUN behind the test cluster's fault file still grows for the
+// cluster-records area (its wingmand stores notification targets there);
+// a bare fault device stands for a block device and does not.
+func TestGrowPassesThroughTheFaultFile(t *testing.T) {
+	fd := fileDevice(t)
+	fc := storagetest.ControlFromFile(fd, filepath.Join(t.TempDir(), "lun-fault"), time.Hour, nil)
+	defer fc.Close()
+	if err := fc.Grow(32 * bs); err != nil || fc.Size() != 32*bs || fd.Size() != 32*bs {
+		t.Fatalf("grow: %v, size %d", err, fc.Size())
+	}
+	if _, ok := any(storagetest.NewController().Device("h", fd)).(interface{ Grow(int64) error }); ok {
+		t.Error("a bare fault device can grow; the storage tests need it to stand for a block device")
+	}
+}
+
 func TestEIOByBlockAndCount(t *testing.T) {
 	fd := fileDevice(t)
 	c := storagetest.NewController()

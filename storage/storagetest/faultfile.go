@@ -234,6 +234,18 @@ func writeAtomic(path, text string) error {
 	return os.Rename(tmp, path)
 }
 
+// Grow grows the wrapped device when it can: the test cluster's file LUN
+// grows to hold the cluster-records area, as a file LUN does in
+// production. (A Device from a Controller has no Grow: the storage tests
+// use it to stand for a block device, which cannot grow.) The caller
+// checks Size afterwards.
+func (fc *FileControlled) Grow(size int64) error {
+	if g, ok := fc.Device.Device.(interface{ Grow(int64) error }); ok {
+		return g.Grow(size)
+	}
+	return nil
+}
+
 // Stats are the device's counters.
 func (fc *FileControlled) Stats() Stats { return fc.c.Stats(fileHost) }
 

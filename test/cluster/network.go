@@ -30,6 +30,10 @@ func (c lanSwitch) startSwitch(ctx context.Context) error {
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
 		{"link", "add", "br0", "type", "bridge", "stp_state", "0", "forward_delay", "0"},
+		// A fixed MAC: a bridge otherwise takes the lowest of its ports', and when that host
+		// powers off, ClientAddr moves to another MAC that the hosts' ARP caches do not know for
+		// up to a minute (seen as timeouts to the harness's servers, ListenSwitch).
+		{"link", "set", "br0", "address", switchMAC},
 		{"link", "set", "br0", "up"},
 		{"addr", "add", c.ClientAddr().String() + "/" + strconv.Itoa(c.cfg.Subnet.Bits()), "dev", "br0"},
 	} {
@@ -39,6 +43,9 @@ func (c lanSwitch) startSwitch(ctx context.Context) error {
 	}
 	return nil
 }
+
+// switchMAC is the switch's own MAC on br0 (locally administered).
+const switchMAC = "02:77:00:00:00:fe"
 
 // ClientAddr is the switch's own address on the test network, the last one of Config.Subnet:
 // where the guests' users are (DialSwitch).
@@ -70,36 +77,52 @@ func GuestMAC(n int) string { return fmt.Sprintf("52:54:00:77:%02x:%02x", n>>8&0
 // as a user on the LAN reaches a guest, whichever host runs it. The harness itself stays in the
 // root namespace: only the socket is made in the switch's, on a thread that then exits.
 func (c *Cluster) DialSwitch(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+	return inSwitch(c, "dial "+addr+" from the switch", func() (net.Conn, error) {
+		d := net.Dialer{Timeout: timeout}
+		return d.DialContext(ctx, "tcp", addr)
+	})
+}
+
+// ListenSwitch listens on ClientAddr:port (0: any free port) in the switch's network namespace:
+// a server of the harness (a mail server, a webhook receiver) that every host reaches on the
+// test network, as a server on the LAN. Only the socket is in the switch's namespace; serve it
+// from any goroutine. It goes away with the cluster.
+func (c *Cluster) ListenSwitch(port int) (net.Listener, error) {
+	addr := net.JoinHostPort(c.ClientAddr().String(), strconv.Itoa(port))
+	return inSwitch(c, "listen on "+addr+" in the switch", func() (net.Listener, error) { return net.Listen("tcp", addr) })
+}
+
+// inSwitch runs fn on a thread in the switch's network namespace. The thread is never unlocked:
+// it ends with its goroutine, so no other goroutine ever runs in the switch's namespace.
+func inSwitch[T any](c *Cluster, what string, fn func() (T, error)) (T, error) {
+	var zero T
 	if c.sw == nil {
-		return nil, fmt.Errorf("dial %s from the switch: the cluster is closed", addr)
+		return zero, fmt.Errorf("%s: the cluster is closed", what)
 	}
 	type result struct {
-		conn net.Conn
-		err  error
+		v   T
+		err error
 	}
 	ch := make(chan result, 1)
 	pid := c.sw.Process.Pid
 	go func() {
-		// Never unlocked: the goroutine's thread ends with it, so no other goroutine ever runs
-		// in the switch's namespace.
 		runtime.LockOSThread()
 		fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			ch <- result{err: fmt.Errorf("dial %s from the switch: %w", addr, err)}
+			ch <- result{err: fmt.Errorf("%s: %w", what, err)}
 			return
 		}
 		err = unix.Setns(fd, unix.CLONE_NEWNET)
 		unix.Close(fd)
 		if err != nil {
-			ch <- result{err: fmt.Errorf("dial %s from the switch: setns: %w", addr, err)}
+			ch <- result{err: fmt.Errorf("%s: setns: %w", what, err)}
 			return
 		}
-		d := net.Dialer{Timeout: timeout}
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		ch <- result{conn, err}
+		v, err := fn()
+		ch <- result{v, err}
 	}()
 	r := <-ch
-	return r.conn, r.err
+	return r.v, r.err
 }
 
 // SwitchPID is the PID of the process holding the switch's network namespace (while the cluster runs),

@@ -21,6 +21,7 @@ type (
 	Error              = api.Error
 	Client             = api.Client
 	RemoteError        = api.RemoteError
+	NotifyTarget       = api.NotifyTarget
 )
 
 // NewClient returns a client for a wingmand socket.

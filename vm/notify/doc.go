@@ -16,7 +16,13 @@
 //     host);
 //   - Sender, which delivers in the background with a bounded queue, retries
 //     with exponential backoff and a rate limit per target, and reports
-//     every attempt through a callback.
+//     every attempt through a callback;
+//   - DueWarnings, the pure rule of the proactive warnings (new, repeated,
+//     cleared), claimed in the same ledger;
+//   - Service, which runs all of it on one host from small interfaces (the
+//     LUN's records and events, the cluster's decision, an event writer):
+//     the incident rounds as coordinator, the warnings this host owns,
+//     test messages, targets, and a count per target.
 //
 // What it must never do: block its caller (the heartbeat, the VM manager,
 // a failover) on a target, send from a host that is not the coordinator,

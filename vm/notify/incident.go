@@ -16,6 +16,18 @@ import (
 // incident is sent even if some VMs are neither started nor given up.
 const DefaultSettleBound = 5 * time.Minute
 
+// PlanSkew is how long before a declaration another host may already have
+// planned a VM of the lost host: every host judges the heartbeats itself
+// and acts on its own verdict, and the coordinator's "declared-dead"
+// event may be written after a faster host's "planned". Without an
+// inventory of the lost host, such a VM belongs to the incident.
+const PlanSkew = 5 * time.Second
+
+// SettleQuiet is how long an incident whose VMs all started or failed
+// waits for more VM events before it settles: a slower host may not have
+// written the "planned" event of a VM it takes over yet.
+const SettleQuiet = 3 * time.Second
+
 // Facts is everything the summarizer reads: the same on every host that
 // reads the same LUN, so every host computes the same incidents and ids.
 type Facts struct {
@@ -119,7 +131,8 @@ func Summarize(f Facts) []Incident {
 		first time.Time
 		how   string
 	}
-	hints := map[int]*hint{} // how each loss began, before its declaration
+	hints := map[int]*hint{}  // how each loss began, before its declaration
+	var early []storage.Event // "planned" events no open incident took, for a declaration just after
 	for _, e := range evs {
 		if inc := openFor(open, e); inc != nil {
 			// The lost host writes again, or another host says it is back.
@@ -163,8 +176,14 @@ func Summarize(f Facts) []Incident {
 			}
 			open[e.Subject] = inc
 			out = append(out, inc)
+			if _, known := f.LostVMs[e.Subject]; !known {
+				adoptEarly(f, inc, early)
+			}
+			early = nil
 		case e.VM != (storage.UUID{}):
-			applyVM(f, open, e)
+			if !applyVM(f, open, e) && e.Kind == "planned" {
+				early = append(early, e)
+			}
 		}
 	}
 	for _, inc := range out {
@@ -202,8 +221,23 @@ func howOf(kind string) string {
 	return ""
 }
 
-// applyVM records a VM event in the open incident the VM belongs to.
-func applyVM(f Facts, open map[int]*Incident, e storage.Event) {
+// adoptEarly gives inc (a new incident without inventory) the VMs planned
+// within PlanSkew before its declaration.
+func adoptEarly(f Facts, inc *Incident, early []storage.Event) {
+	for _, e := range early {
+		if inc.Declared.Sub(e.Time) > PlanSkew {
+			continue // too old for any later declaration
+		}
+		if slices.ContainsFunc(inc.VMs, func(v VMOutcome) bool { return v.UUID == e.VM }) {
+			continue
+		}
+		inc.VMs = append(inc.VMs, VMOutcome{UUID: e.VM, Name: vmName(f.VMNames, e.VM), State: VMPending, Host: hostName(f.HostNames, e.Host)})
+	}
+}
+
+// applyVM records a VM event in the open incident the VM belongs to, and
+// reports whether one took it.
+func applyVM(f Facts, open map[int]*Incident, e storage.Event) bool {
 	var inc *Incident
 	var vm *VMOutcome
 	for _, o := range open {
@@ -227,7 +261,7 @@ func applyVM(f Facts, open map[int]*Incident, e storage.Event) {
 		}
 	}
 	if vm == nil || e.Time.Before(inc.Declared) || vm.State == VMStarted {
-		return
+		return vm != nil
 	}
 	switch e.Kind {
 	case "lease-acquired", "planned":
@@ -239,6 +273,7 @@ func applyVM(f Facts, open map[int]*Incident, e storage.Event) {
 	case "failed", "given-up", "start-failed":
 		vm.State, vm.Host, vm.At, vm.Took, vm.Message = VMFailed, hostName(f.HostNames, e.Host), e.Time, e.Time.Sub(inc.Declared), e.Message
 	}
+	return true
 }
 
 // settle decides whether inc is complete enough to be sent.
@@ -253,7 +288,7 @@ func settle(inc *Incident, now time.Time, bound time.Duration) {
 		}
 	}
 	switch {
-	case done:
+	case done && (!now.Before(last.Add(SettleQuiet)) || inc.Resolved):
 		inc.Settled, inc.SettledAt = true, last
 	case !now.Before(inc.Declared.Add(bound)) || inc.Resolved:
 		inc.Settled, inc.SettledAt = true, inc.Declared.Add(bound)

@@ -89,34 +89,43 @@ type Ledger interface {
 // re-reads and claims what is still due.
 func Round(ctx context.Context, led Ledger, me int, facts Facts, horizon time.Duration, cluster, sender string,
 	targets []storage.NotifyTarget, s *Sender) ([]Notification, error) {
+	incs := Summarize(facts)
+	return claimThenSend(ctx, led, me, "notifications", targets, s, func(cur storage.IncidentLedger) (storage.IncidentLedger, []Notification) {
+		next, ns := cur, []Notification(nil)
+		for _, d := range Due(incs, cur, facts.Now, horizon) {
+			next, _ = Claim(next, d.Incident.ID, d.Stage, me, facts.Now)
+			ns = append(ns, ForIncident(d.Incident, d.Kind, cluster, sender))
+		}
+		return next, ns
+	})
+}
+
+// claimThenSend reads the ledger, asks due what is due and the ledger that
+// records its claims, writes that ledger by compare-and-swap (from a fresh
+// read again after a conflict) and only then queues the notifications.
+func claimThenSend(ctx context.Context, led Ledger, me int, what string, targets []storage.NotifyTarget, s *Sender,
+	due func(storage.IncidentLedger) (storage.IncidentLedger, []Notification)) ([]Notification, error) {
 	for {
 		cur, err := led.Incidents(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("notify: read incident ledger: %w", err)
 		}
-		due := Due(Summarize(facts), cur, facts.Now, horizon)
-		if len(due) == 0 {
+		next, ns := due(cur)
+		if len(ns) == 0 {
 			return nil, nil
-		}
-		next := cur
-		for _, d := range due {
-			next, _ = Claim(next, d.Incident.ID, d.Stage, me, facts.Now)
 		}
 		if _, err := led.WriteIncidents(ctx, me, next); err != nil {
 			if errors.Is(err, storage.ErrConflict) && ctx.Err() == nil {
 				continue
 			}
-			return nil, fmt.Errorf("notify: claim %d notifications in the incident ledger (nothing sent): %w", len(due), err)
+			return nil, fmt.Errorf("notify: claim %d %s in the incident ledger (nothing sent): %w", len(ns), what, err)
 		}
-		var sent []Notification
 		var errs []error
-		for _, d := range due {
-			n := ForIncident(d.Incident, d.Kind, cluster, sender)
+		for _, n := range ns {
 			if err := s.Send(targets, n); err != nil {
 				errs = append(errs, err)
 			}
-			sent = append(sent, n)
 		}
-		return sent, errors.Join(errs...)
+		return ns, errors.Join(errs...)
 	}
 }

@@ -26,6 +26,7 @@ type Notification struct {
 	Summary  string           `json:"summary"`
 	Text     string           `json:"text"` // the mail's body; chat tools show "text" as is
 	Incident *IncidentPayload `json:"incident,omitempty"`
+	Warning  *WarningPayload  `json:"warning,omitempty"` // for KindWarning and KindCleared
 
 	sev      storage.Severity
 	hostName string // the lost host, for the target rules
@@ -54,6 +55,16 @@ type VMPayload struct {
 	Started time.Time `json:"started,omitzero"`
 	TookMS  int64     `json:"took_ms"`
 	Message string    `json:"message,omitempty"`
+}
+
+// WarningPayload is the warning part of a notification.
+type WarningPayload struct {
+	Key    string    `json:"key"`            // capacity, latency, watchdog
+	Host   string    `json:"host,omitempty"` // the host it is about; absent for the cluster
+	Title  string    `json:"title"`
+	Text   string    `json:"text,omitempty"` // what is wrong and what to do (absent once cleared)
+	Since  time.Time `json:"since"`          // when it appeared (or cleared)
+	Repeat bool      `json:"repeat,omitempty"`
 }
 
 // SeverityLevel returns the notification's severity.

@@ -49,8 +49,8 @@ func Validate(t storage.NotifyTarget) error {
 		return bad("minimum severity %v: use info, warning or error", t.MinSeverity)
 	}
 	for _, k := range t.Kinds {
-		if k != KindIncident && k != KindResolved {
-			return bad("event kind %q: use %s or %s (warnings come later)", k, KindIncident, KindResolved)
+		if k != KindIncident && k != KindResolved && k != KindWarning && k != KindCleared {
+			return bad("event kind %q: use %s, %s, %s or %s", k, KindIncident, KindResolved, KindWarning, KindCleared)
 		}
 	}
 	switch t.Kind {
@@ -127,13 +127,19 @@ func Wants(t storage.NotifyTarget, n Notification) bool {
 	}
 	// A "resolved" message (info) follows its incident: it passes the
 	// severity rule, so whoever heard of the loss hears that it is over.
-	if n.sev < t.MinSeverity && n.Kind != KindResolved {
+	// Likewise a "cleared" message goes wherever its warning went.
+	sev := n.sev
+	if n.Kind == KindCleared {
+		sev = storage.SevWarning
+	}
+	if sev < t.MinSeverity && n.Kind != KindResolved {
 		return false
 	}
 	if len(t.Kinds) > 0 && !slices.Contains(t.Kinds, n.Kind) {
 		return false
 	}
-	return len(t.Hosts) == 0 || slices.Contains(t.Hosts, n.hostName)
+	// A cluster-wide warning is about no host: every target hears it.
+	return len(t.Hosts) == 0 || n.hostName == "" && n.Warning != nil || slices.Contains(t.Hosts, n.hostName)
 }
 
 // AddTarget adds t to s after Validate, refusing a second target of the

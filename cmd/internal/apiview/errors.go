@@ -9,6 +9,7 @@ import (
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
+	"github.com/wingmanha/wingman/vm/notify"
 	"github.com/wingmanha/wingman/vm/plan"
 )
 
@@ -18,11 +19,11 @@ var classes = []struct {
 	class error
 	errs  []error
 }{
-	{api.ErrNotFound, []error{vm.ErrNotFound, storage.ErrNotFound, hypervisor.ErrNotFound}},
+	{api.ErrNotFound, []error{vm.ErrNotFound, storage.ErrNotFound, hypervisor.ErrNotFound, notify.ErrNoTarget}},
 	{api.ErrNoQuorum, []error{vm.ErrNoQuorum}},
 	{api.ErrConflict, []error{vm.ErrNotOwner, vm.ErrDiskUnreachable, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrConflict, storage.ErrNoFreeVMRecord,
 		hypervisor.ErrNotRunning, hypervisor.ErrAlreadyRunning, hypervisor.ErrNoMigration}},
-	{api.ErrInvalid, []error{plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML}},
+	{api.ErrInvalid, []error{plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML, notify.ErrInvalidTarget}},
 	// A write refused because an earlier one to the same block is still in
 	// flight (it outlived io_timeout), and a record read torn while its
 	// owner rewrote it, are the storage path's state, not a bug: they

@@ -235,3 +235,31 @@ func ResolveHost(dec quorum.Decision, s string) (quorum.Host, error) {
 	}
 	return quorum.Host{}, api.Fail(api.ErrNotFound, "", "no host named %q: hosts are %s", s, strings.Join(names, ", "))
 }
+
+// DomainHere is whether a host's libvirt defines a domain, and runs it.
+type DomainHere struct {
+	Defined bool `json:"defined"`
+	Running bool `json:"running"`
+}
+
+// DomainHost is the host to protect the unprotected domain name on, from
+// what the peers answered (found[i] is peers[i]'s): the one host that runs
+// it or, if none runs it, the one that defines it; self if none has it.
+// Several are a conflict.
+func DomainHost(name string, self int, peers []quorum.Host, found []DomainHere) (int, error) {
+	var running, defined []string
+	host := self
+	for i, f := range found {
+		switch {
+		case f.Running:
+			running, host = append(running, peers[i].Name), peers[i].ID
+		case f.Defined && len(running) == 0:
+			defined, host = append(defined, peers[i].Name), peers[i].ID
+		}
+	}
+	if len(running) > 1 || (len(running) == 0 && len(defined) > 1) {
+		return 0, api.Fail(api.ErrConflict, "protect it through the API of the host that must run it",
+			"domain %q is on several hosts (running on %s; defined on %s)", name, strings.Join(running, ", "), strings.Join(defined, ", "))
+	}
+	return host, nil
+}

@@ -86,9 +86,9 @@ func New(version string, snapshot func() Snapshot) *Metrics {
 			Help:    "Duration of each I/O to the heartbeat LUN, failed ones included (a timed-out one counts io_timeout).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 15)}, []string{"op"}),
 		notifySent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wingman_notifications_sent_total",
-			Help: "Notifications this host delivered, by target and kind."}, []string{"target", "kind"}),
+			Help: "Notifications this host delivered, by target and the target's kind (mail, webhook, exec)."}, []string{"target", "kind"}),
 		notifyFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wingman_notifications_failed_total",
-			Help: "Notification deliveries that failed (each attempt), by target and kind."}, []string{"target", "kind"}),
+			Help: "Notification delivery attempts that failed, by target and the target's kind (mail, webhook, exec)."}, []string{"target", "kind"}),
 		quorate:       desc("quorate", "1 if this host's partition is quorate."),
 		mayRun:        desc("may_run_vms", "1 if this host may run protected VMs (fresh heartbeat or network lease)."),
 		coordinator:   desc("coordinator_host_id", "Slot id of the coordinator (0: none)."),
@@ -129,10 +129,8 @@ func (m *Metrics) ObserveIO(write bool, took time.Duration, _ error) {
 	m.lunLatency.WithLabelValues(opName(write)).Observe(took.Seconds())
 }
 
-// Notified counts one delivery of a notification of kind (incident,
-// resolved, warning, test, ...) to target (its configured name): sent when
-// err is nil, failed otherwise. The notification runner takes it as a
-// plain func(target, kind string, err error).
+// Notified counts one delivery attempt to target (its configured name) of
+// kind (mail, webhook, exec): sent when err is nil, failed otherwise.
 func (m *Metrics) Notified(target, kind string, err error) {
 	if err != nil {
 		m.notifyFailed.WithLabelValues(target, kind).Inc()
