@@ -194,12 +194,14 @@ func (s *Service) IncidentRound(ctx context.Context, now time.Time) ([]Notificat
 // (DueWarnings): its own, and the cluster-wide ones if it is the
 // coordinator. It claims them in the ledger first, as Round does.
 func (s *Service) WarningRound(ctx context.Context, now time.Time) ([]Notification, error) {
-	_, coord := s.coordinator()
-	checks := s.track(s.checks(ctx, coord), now)
+	// Targets first: the checks cost LUN reads (the capacity check reads
+	// every VM record), which a cluster without targets need not pay.
 	set, err := s.rec.Settings(ctx)
 	if err != nil || len(set.Targets) == 0 {
 		return nil, err
 	}
+	_, coord := s.coordinator()
+	checks := s.track(s.checks(ctx, coord), now)
 	return claimThenSend(ctx, s.rec, s.cfg.HostID, "warnings", set.Targets, s.sender, func(led storage.IncidentLedger) (storage.IncidentLedger, []Notification) {
 		steps := DueWarnings(checks, led, s.cfg.HostID, now, s.cfg.Repeat, s.cfg.Hold)
 		ns := make([]Notification, 0, len(steps))
