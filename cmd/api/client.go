@@ -52,11 +52,16 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // NewClient returns a client for the daemon listening on a unix socket.
 func NewClient(socket string) *Client {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	return &Client{base: "http://wingmand", hc: &http.Client{Transport: UnixTransport(socket)}, what: socket}
+}
+
+// UnixTransport is an HTTP transport that reaches the daemon's unix socket
+// whatever the request's host (the client's, and `wingman ui`'s proxy).
+func UnixTransport(socket string) *http.Transport {
+	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", socket)
 	}}
-	return &Client{base: "http://wingmand", hc: &http.Client{Transport: tr}, what: socket}
 }
 
 // NewHTTPClient returns a client for a daemon at base (for tests).
@@ -222,4 +227,10 @@ func (c *Client) Reboot(ctx context.Context, nameOrID string, r RebootRequest) (
 func (c *Client) EvacuationPlan(ctx context.Context, nameOrID string) (EvacuationPlan, error) {
 	var p EvacuationPlan
 	return p, c.do(ctx, http.MethodGet, "/v1/hosts/"+esc(nameOrID)+"/evacuation-plan", nil, &p)
+}
+
+// Incidents returns the failovers the LUN's events tell, oldest first.
+func (c *Client) Incidents(ctx context.Context) ([]Incident, error) {
+	var x []Incident
+	return x, c.do(ctx, http.MethodGet, "/v1/incidents", nil, &x)
 }

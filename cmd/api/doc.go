@@ -27,6 +27,7 @@
 //	GET  /v1/hosts/{name-or-id}/evacuation  Evacuation (progress of maintenance enter)
 //	GET  /v1/hosts/{name-or-id}/evacuation-plan  EvacuationPlan (what maintenance would move where)
 //	GET  /v1/events?since=RFC3339&limit=N []Event
+//	GET  /v1/incidents                   []Incident (each failover's timeline)
 //
 // A request about a VM or host that another host must carry out (the VM's
 // owner, the host whose libvirt has a domain to protect, the host entering

@@ -26,6 +26,7 @@ func init() {
 		eventsCmd,
 		fenceCmd,
 		drillCmd,
+		uiCmd,
 		lunFormatCmd,
 		lunDumpCmd,
 		lunVerifyCmd,

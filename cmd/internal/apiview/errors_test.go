@@ -32,6 +32,7 @@ func TestClassifyKeepsTheStatusesAndHints(t *testing.T) {
 		{vm.Refuse(vm.ErrForbidden, "set allow_exec", "exec is off"), api.ErrForbidden, 403, "set allow_exec"},
 		{vm.Refuse(vm.ErrInvalid, "name a host", "no room"), api.ErrInvalid, 400, "name a host"},
 		{fmt.Errorf("protect: %w", vm.ErrUnsafeDisk), api.ErrInvalid, 400, ""},
+		{fmt.Errorf("protect: %w", vm.ErrDiskUnreachable), api.ErrConflict, 409, hints[vm.ErrDiskUnreachable]},
 		{fmt.Errorf("policy: %w", plan.ErrInvalidPolicy), api.ErrInvalid, 400, ""},
 		{fmt.Errorf("libvirt: %w", hypervisor.ErrConnection), api.ErrUnavailable, 502, ""},
 		{api.Fail(api.ErrConflict, "h", "already classed"), api.ErrConflict, 409, "h"},
