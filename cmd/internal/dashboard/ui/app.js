@@ -164,8 +164,9 @@ function renderIncident(inc) {
   };
   const started = inc.vms.filter((v) => v.state === "started");
   const last = started.reduce((m, v) => Math.max(m, t(v.at)), 0);
-  const title = `${inc.host} lost at ${clock(lost)}: declared dead (${inc.how}) after ${secs(declared - start)}` +
-    (inc.vms.length ? `, ${started.length} of ${inc.vms.length} VMs back` + (last ? ` after ${secs(last - start)}` : "") : "") +
+  const title = `${inc.host} lost: ${hb !== null && hb < lost ? "last heartbeat seen" : "first sign"} ${clock(start)}, ` +
+    `declared dead (${inc.how}) ${rel(declared)}` +
+    (inc.vms.length ? `, ${started.length} of ${inc.vms.length} VMs running again` + (last ? ` ${rel(last)}` : "") : "") +
     (inc.resolved ? `; ${inc.host} came back at ${clock(t(inc.resolved_at))}` : "");
   const hostTrack = el("div", { class: "track" }, bar("", start, declared),
     hb !== null && hb < lost ? mark("heartbeat", hb, "last heartbeat seen") : null,
