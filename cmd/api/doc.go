@@ -29,6 +29,9 @@
 //	GET  /v1/events?since=RFC3339&limit=N []Event
 //	GET  /v1/incidents                   []Incident (each failover's timeline)
 //
+// The mutual-TLS listener also serves the web dashboard under /ui/ (see
+// cmd/internal/dashboard); `wingman ui` serves it on 127.0.0.1.
+//
 // A request about a VM or host that another host must carry out (the VM's
 // owner, the host whose libvirt has a domain to protect, the host entering
 // maintenance) is forwarded by the daemon to that host alone.

@@ -128,6 +128,11 @@ func (b *Browser) Screenshot(name string) (string, error) {
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return "", err
 	}
+	// Two animation frames: the page has painted what its DOM holds now
+	// (on a loaded machine the compositor was seen seconds behind).
+	if _, err := Eval[bool](b, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`); err != nil {
+		return "", fmt.Errorf("screenshot %s: wait for a paint: %w", name, err)
+	}
 	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
