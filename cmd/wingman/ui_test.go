@@ -87,7 +87,7 @@ func TestDashboardInChromium(t *testing.T) {
 	if loc, err := browser.Eval[string](b, "location.href"); err != nil || strings.Contains(loc, "token") {
 		t.Errorf("the page's address %q (%v) still has the token", loc, err)
 	}
-	text := func(sel string) string { return `(document.querySelector('` + sel + `') || {}).innerText || ""` }
+	text := browser.Text
 	wait("kvm3 dead, kvm1 alive", text(`#hosts tr[data-host="kvm3"] .state`)+` === "dead" && `+text(`#hosts tr[data-host="kvm1"] .state`)+` === "alive"`)
 	wait("kvm2 the coordinator", text(`#hosts tr[data-host="kvm2"] .name`)+`.includes("coordinator") && `+text("#coordinator")+`.includes("kvm2")`)
 	wait("quorum and a warning", text("#quorum")+`.includes("quorate") && `+text("#warnings")+`.includes("kvm3 is dead")`)
@@ -123,8 +123,8 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("kvm1 in maintenance", text("#banner")+`.includes("kvm1 is entering maintenance") && `+text(`#hosts tr[data-host="kvm1"] .state`)+` === "maintenance"`)
-	if !slices.Contains(d.takeRequests(), `POST /v1/hosts/kvm1/maintenance {"enter":true,"no_wait":true}`) {
-		t.Error("the confirmed maintenance did not reach the daemon")
+	if got := d.takeRequests(); !slices.Contains(got, `POST /v1/hosts/kvm1/maintenance {"enter":true,"no_wait":true}`) {
+		t.Errorf("the confirmed maintenance did not reach the daemon; it got:\n%s", strings.Join(got, "\n"))
 	}
 	if _, err := b.Screenshot("dashboard"); err != nil {
 		t.Error(err)

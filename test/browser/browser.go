@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -103,11 +105,18 @@ func (b *Browser) Wait(what, cond string, timeout time.Duration, show string) er
 	if err == nil {
 		return nil
 	}
-	seen, _ := Eval[string](b, fmt.Sprintf(`(document.querySelector(%q) || {}).innerText || "(nothing)"`, show))
+	seen, _ := Eval[string](b, Text(show)+` || "(nothing)"`)
 	if errors.Is(err, chromedp.ErrPollingTimeout) {
 		err = fmt.Errorf("not within %v", timeout)
 	}
 	return fmt.Errorf("wait for %s: %w; the page's %s shows:\n%s", what, err, show, seen)
+}
+
+// Text is a JavaScript expression for the text of the first element that
+// the CSS selector sel matches, "" when none does; parenthesized, so that
+// Text(sel)+".includes(...)" means what it says.
+func Text(sel string) string {
+	return fmt.Sprintf(`((document.querySelector(%q) || {}).innerText || "")`, sel)
 }
 
 // Eval evaluates a JavaScript expression on the page (awaiting a promise)
@@ -128,14 +137,7 @@ func (b *Browser) Screenshot(name string) (string, error) {
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return "", err
 	}
-	// Two animation frames: the page has painted what its DOM holds now
-	// (on a loaded machine the compositor was seen seconds behind).
-	if _, err := Eval[bool](b, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`); err != nil {
-		return "", fmt.Errorf("screenshot %s: wait for a paint: %w", name, err)
-	}
-	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	png, err := b.capture()
 	if err != nil {
 		return "", fmt.Errorf("screenshot %s: %w", name, err)
 	}
@@ -145,4 +147,23 @@ func (b *Browser) Screenshot(name string) (string, error) {
 	}
 	b.t.Logf("screenshot: %s", p)
 	return p, nil
+}
+
+// capture takes a PNG of the whole page as Puppeteer does: the viewport
+// set to the page's size, two animation frames, then the viewport.
+func (b *Browser) capture() ([]byte, error) {
+	ctx, cancel := context.WithTimeout(b.Ctx, 30*time.Second)
+	defer cancel()
+	size, err := chromedp.Run(ctx, chromedp.Evaluate[[2]int64](`[document.documentElement.clientWidth, document.documentElement.scrollHeight]`))
+	if err != nil {
+		return nil, fmt.Errorf("read the page's size: %w", err)
+	}
+	if _, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: size[0], Height: size[1], DeviceScaleFactor: 1}); err != nil {
+		return nil, fmt.Errorf("set the viewport to %dx%d: %w", size[0], size[1], err)
+	}
+	defer chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise)); err != nil {
+		return nil, fmt.Errorf("wait for a paint: %w", err)
+	}
+	return chromedp.Run(ctx, chromedp.CaptureScreenshot())
 }

@@ -29,7 +29,7 @@ func TestDashboard(t *testing.T) {
 	if err := b.Do(30*time.Second, chromedp.Navigate(startUI(t, ctx, h3))); err != nil {
 		t.Fatal(err)
 	}
-	text := func(sel string) string { return `(document.querySelector('` + sel + `') || {}).innerText || ""` }
+	text := browser.Text
 	wait := func(what, cond string, timeout time.Duration) {
 		t.Helper()
 		if err := b.Wait(what, cond, timeout, "main"); err != nil {
@@ -85,7 +85,16 @@ func TestDashboard(t *testing.T) {
 	}
 	checkWatch(t, w)
 	row := `#hosts tr[data-host="` + target.Name() + `"]`
-	wait(target.Name()+" in maintenance, empty", text(row+" .state")+` === "maintenance" && `+text(row+" .vms")+` === "0"`, 30*time.Second)
+	rest := h2
+	if target == h2 {
+		rest = h3
+	}
+	onRest := []string{text(row+" .state") + ` === "maintenance" && ` + text(row+" .vms") + ` === "0"`}
+	for _, g := range guests {
+		vm := `#vms tr[data-vm="` + g.Name + `"]`
+		onRest = append(onRest, text(vm+" .host")+` === "`+rest.Name()+`" && `+text(vm+" .state")+`.startsWith("running")`)
+	}
+	wait(target.Name()+" in maintenance, every guest running on "+rest.Name(), strings.Join(onRest, " && "), 30*time.Second)
 	screenshot(t, b, "dashboard-maintenance")
 	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("the page reported problems:\n%s", strings.Join(p, "\n"))
