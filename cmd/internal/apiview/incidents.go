@@ -33,19 +33,21 @@ func Incidents(evs []storage.Event, names map[int]string, recs []storage.VMRecor
 		}
 		for _, v := range inc.VMs {
 			ai.VMs = append(ai.VMs, api.IncidentVM{Name: v.Name, UUID: v.UUID.String(), State: v.State, Host: v.Host,
-				Planned: planned(evs, v.UUID, inc.Declared, v.At), At: v.At, Took: v.Took, Message: v.Message})
+				Planned: planned(evs, v.UUID, inc.Declared.Add(-dead), v.At), At: v.At, Took: v.Took, Message: v.Message})
 		}
 		out = append(out, ai)
 	}
 	return out
 }
 
-// planned is when the VM id was first planned for a restart between the
-// declaration and its start at (zero: no bound), or zero if it was not.
-func planned(evs []storage.Event, id storage.UUID, declared, at time.Time) time.Time {
+// planned is when the VM id was first planned for a restart between from
+// and its start at (zero: no bound), or zero if it was not. Every host
+// judges a lost host itself: the host that restarts a VM may plan it just
+// before the coordinator writes its declaration, so from is D before it.
+func planned(evs []storage.Event, id storage.UUID, from, at time.Time) time.Time {
 	var first time.Time
 	for _, e := range evs {
-		in := !e.Time.Before(declared) && (at.IsZero() || !e.Time.After(at))
+		in := !e.Time.Before(from) && (at.IsZero() || !e.Time.After(at))
 		if e.Kind == "planned" && e.VM == id && in && (first.IsZero() || e.Time.Before(first)) {
 			first = e.Time
 		}
