@@ -6,10 +6,12 @@ PKGS      := ./...
 # Integration tests (real libvirtd, namespaces, loop devices) need root; they skip with a message otherwise.
 TESTFLAGS ?= -count=1 -timeout 25m
 
+# chromium: the web dashboard's browser tests (headless, driven by chromedp).
 DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs groff-base adduser \
-	libglib2.0-0 libnuma1 libudev1
+	libglib2.0-0 libnuma1 libudev1 \
+	chromium
 
 .PHONY: all deps setup build deb test test-short lint bench demo e2e sim clean
 

@@ -52,11 +52,16 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // NewClient returns a client for the daemon listening on a unix socket.
 func NewClient(socket string) *Client {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	return &Client{base: "http://wingmand", hc: &http.Client{Transport: UnixTransport(socket)}, what: socket}
+}
+
+// UnixTransport is an HTTP transport that reaches the daemon's unix socket
+// whatever the request's host (the client's, and `wingman ui`'s proxy).
+func UnixTransport(socket string) *http.Transport {
+	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", socket)
 	}}
-	return &Client{base: "http://wingmand", hc: &http.Client{Transport: tr}, what: socket}
 }
 
 // NewHTTPClient returns a client for a daemon at base (for tests).
@@ -246,4 +251,10 @@ func (c *Client) RemoveNotifyTarget(ctx context.Context, name string) error {
 func (c *Client) NotifyTest(ctx context.Context, target string) ([]NotifyTestResult, error) {
 	var r []NotifyTestResult
 	return r, c.do(ctx, http.MethodPost, "/v1/notify/test", NotifyTestRequest{Target: target}, &r)
+}
+
+// Incidents returns the failovers the LUN's events tell, oldest first.
+func (c *Client) Incidents(ctx context.Context) ([]Incident, error) {
+	var x []Incident
+	return x, c.do(ctx, http.MethodGet, "/v1/incidents", nil, &x)
 }

@@ -28,6 +28,10 @@
 //	GET  /v1/hosts/{name-or-id}/evacuation  Evacuation (progress of maintenance enter)
 //	GET  /v1/hosts/{name-or-id}/evacuation-plan  EvacuationPlan (what maintenance would move where)
 //	GET  /v1/events?since=RFC3339&limit=N []Event
+//	GET  /v1/incidents                   []Incident (each failover's timeline)
+//
+// The mutual-TLS listener also serves the web dashboard under /ui/ (see
+// cmd/internal/dashboard); `wingman ui` serves it on 127.0.0.1.
 //
 // Router serves them: bodies and query parameters are strict, a body has a
 // read deadline, and an unknown path or method answers the one error shape.

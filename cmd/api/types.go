@@ -347,3 +347,43 @@ type NotifyTestResult struct {
 	Error  string        `json:"error,omitempty"`
 	Took   time.Duration `json:"took_ns"`
 }
+
+// Incident is one lost host and what became of its protected VMs: a
+// failover's timeline, as every host computes it from the LUN's events
+// (GET /v1/incidents, oldest first).
+type Incident struct {
+	ID     string `json:"id"` // stable: the same on every host and across restarts
+	Host   string `json:"host"`
+	HostID int    `json:"host_id"`
+	// Lost is the first sign of the loss: a suspicion, a poison pill or a
+	// fence; the declaration itself when there was none.
+	Lost time.Time `json:"lost"`
+	// LastHeartbeat, for a host declared dead by its heartbeat, is when
+	// the declaring host last saw that heartbeat change: D before the
+	// declaration.
+	LastHeartbeat time.Time    `json:"last_heartbeat,omitzero"`
+	Declared      time.Time    `json:"declared"`
+	How           string       `json:"how"` // heartbeat, fenced, isolated or left
+	Reason        string       `json:"reason"`
+	VMs           []IncidentVM `json:"vms"`
+	// Settled: every VM started or was given up, or the settle bound
+	// passed.
+	Settled    bool      `json:"settled"`
+	SettledAt  time.Time `json:"settled_at,omitzero"`
+	Resolved   bool      `json:"resolved"` // the host came back
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+	Severity   string    `json:"severity"` // warning when every VM came back, else error
+}
+
+// IncidentVM is one VM of a lost host in its failover.
+type IncidentVM struct {
+	Name    string    `json:"name"`
+	UUID    string    `json:"uuid"`
+	State   string    `json:"state"`          // pending, started or failed
+	Host    string    `json:"host,omitempty"` // where it runs now (or was tried)
+	Planned time.Time `json:"planned,omitzero"`
+	At      time.Time `json:"at,omitzero"` // when it started (or failed)
+	// Took is the time from the declaration to At.
+	Took    time.Duration `json:"took_ns,omitempty"`
+	Message string        `json:"message,omitempty"` // why it failed
+}

@@ -30,6 +30,7 @@ func init() {
 		notifyListCmd,
 		notifyRemoveCmd,
 		notifyTestCmd,
+		uiCmd,
 		lunFormatCmd,
 		lunDumpCmd,
 		lunVerifyCmd,

@@ -26,14 +26,9 @@ type daemonFunc func(ctx context.Context, s stdio, c *api.Client, args []string)
 // builds the client and turns transport failures into a message that says
 // what to do. Every daemon command is built with it.
 func withDaemon(fs *pflag.FlagSet, body daemonFunc) func(context.Context, stdio, []string) error {
-	socket := fs.StringP("connect", "c", api.DefaultSocket, "wingmand's unix `SOCKET`, or https://HOST:PORT of its mutual-TLS listener (or set "+socketEnv+")")
+	connect := connectFlag(fs)
 	return func(ctx context.Context, s stdio, args []string) error {
-		path := *socket
-		if !fs.Changed("connect") {
-			if env := os.Getenv(socketEnv); env != "" {
-				path = env
-			}
-		}
+		path := connect()
 		var c *api.Client
 		if addr, ok := strings.CutPrefix(path, "https://"); ok {
 			// A remote daemon: mutual TLS with this user's certificate.
@@ -54,6 +49,19 @@ func withDaemon(fs *pflag.FlagSet, body daemonFunc) func(context.Context, stdio,
 			return explainUnreachable(path, dialErr, err)
 		}
 		return err
+	}
+}
+
+// connectFlag registers -c/--connect on fs; the function it returns is
+// the daemon's address: the flag's, else $WINGMAN_SOCKET's, else the
+// default socket.
+func connectFlag(fs *pflag.FlagSet) func() string {
+	socket := fs.StringP("connect", "c", api.DefaultSocket, "wingmand's unix `SOCKET`, or https://HOST:PORT of its mutual-TLS listener (or set "+socketEnv+")")
+	return func() string {
+		if env := os.Getenv(socketEnv); env != "" && !fs.Changed("connect") {
+			return env
+		}
+		return *socket
 	}
 }
 

@@ -490,8 +490,16 @@ func (d *fakeDaemon) mux() http.Handler {
 		}
 		reply(w, 200, out)
 	})
+	m.HandleFunc("GET /v1/incidents", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeIncidents) })
 	return recordRequests(d, m)
 }
+
+// fakeIncidents is kvm3's loss as fakeEvents tell it.
+var fakeIncidents = []api.Incident{{ID: "inc-5e0b8c1d2a3f4e5d6c7b8a90", Host: "kvm3", HostID: 3, Lost: fakeNow.Add(-20 * time.Minute),
+	LastHeartbeat: fakeNow.Add(-20*time.Minute - 4*time.Second), Declared: fakeNow.Add(-20*time.Minute + 8*time.Second), How: "heartbeat",
+	Reason: "kvm3 dead: no heartbeat for 12s", Settled: true, SettledAt: fakeNow.Add(-20*time.Minute + 14200*time.Millisecond), Severity: "warning",
+	VMs: []api.IncidentVM{{Name: "web2", UUID: "6f1c2a9e-0000-4000-8000-000000000006", State: "started", Host: "kvm1",
+		Planned: fakeNow.Add(-20*time.Minute + 9800*time.Millisecond), At: fakeNow.Add(-20*time.Minute + 14200*time.Millisecond), Took: 6200 * time.Millisecond}}}}
 
 func recordRequests(d *fakeDaemon, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -69,7 +69,7 @@ func TestBashCompletion(t *testing.T) {
 		line string // the words typed; the last one is being completed
 		want string
 	}{
-		{"wingman ", "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop unprotect version help -c --connect --json -h --help -V --version"},
+		{"wingman ", "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version"},
 		{"wingman -", "-c --connect --json -h --help -V --version"},
 		{"wingman mai", "maintenance"},
 		{"wingman maintenance e", "enter exit"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/cmd/internal/apiview"
+	"github.com/wingmanha/wingman/cmd/internal/dashboard"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/quorum/heartbeat"
@@ -45,6 +46,7 @@ func (d apiServer) router() *api.Router {
 		return v, nil
 	}, "qmp")
 	rt.Handle("GET /v1/events", func(r *http.Request) (any, error) { return d.apiEvents(r) }, "since", "limit")
+	rt.Handle("GET /v1/incidents", func(r *http.Request) (any, error) { return d.apiIncidents(r.Context()) })
 	api.Post(rt, "POST /v1/vms/{vm}/protect", `send {"policy": {"priority": "high"}, "force": false}`, false, func(ctx context.Context, r *http.Request, req api.ProtectRequest) (any, error) {
 		return d.protectVM(ctx, r.PathValue("vm"), req)
 	})
@@ -110,7 +112,7 @@ func (d *Daemon) ServeTLS(ctx context.Context, addr string, files api.TLSFiles) 
 	if err != nil {
 		return nil, fmt.Errorf("api.tls_listen %s: %w", addr, err)
 	}
-	go d.Serve(ctx, l)
+	go api.Serve(ctx, l, dashboard.ForTLS(apiServer{d}.Handler())) // the client certificate is the authority
 	return l.Addr(), nil
 }
 
@@ -228,4 +230,14 @@ func (d apiServer) apiEvents(r *http.Request) ([]api.Event, error) {
 	}
 	recs, _ := d.lun.ReadVMs(r.Context())
 	return apiview.Events(evs, d.slotNames(), recs), nil
+}
+
+// apiIncidents are the failovers that every host's events on the LUN tell.
+func (d apiServer) apiIncidents(ctx context.Context) ([]api.Incident, error) {
+	evs, err := d.lun.ReadEvents(ctx, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	recs, _ := d.lun.ReadVMs(ctx)
+	return apiview.Incidents(evs, d.slotNames(), recs, d.hdr.Timings.Dead, time.Now()), nil
 }

@@ -171,24 +171,11 @@ func (d apiServer) domainHost(ctx context.Context, name string) (int, error) {
 // other hosts answered.
 func (d apiServer) protect(ctx context.Context, name string, rp vm.RecordPolicy, opts vm.ProtectOptions) (api.ProtectResult, error) {
 	rep, err := d.vms.Protect(ctx, d.decision(), name, rp, opts)
-	switch {
-	case errors.Is(err, vm.ErrUnsafeDisk):
-		return api.ProtectResult{}, &api.Failure{Class: api.ErrInvalid, Err: err}
-	case errors.Is(err, vm.ErrDiskUnreachable):
-		return api.ProtectResult{}, &api.Failure{Class: api.ErrConflict, Err: err,
-			Hint: "or protect it anyway with --force: those hosts then cannot start it after a failure, and 'wingman drill' reports it until they can"}
-	case err != nil:
-		return api.ProtectResult{}, err
+	if err != nil {
+		return api.ProtectResult{}, err // apiview.Classify gives it its class and hint
 	}
 	v, err := d.apiVM(ctx, name)
-	if err != nil {
-		return api.ProtectResult{}, err
-	}
-	res := api.ProtectResult{VM: v, DisksReached: rep.Reached, DisksUnreachable: rep.Unreachable}
-	for _, u := range rep.Unchecked {
-		res.DisksUnchecked = append(res.DisksUnchecked, api.HostNote{Host: u.Host, Reason: u.Reason})
-	}
-	return res, nil
+	return apiview.ProtectResult(v, rep), err
 }
 
 // setPolicy changes the fields of a protected VM's policy that req gives.

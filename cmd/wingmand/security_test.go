@@ -5,11 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,6 +83,33 @@ func TestRemoteAPIRequiresMutualTLS(t *testing.T) {
 	noCert.Certificates = nil
 	if _, err := api.NewTLSClient(addr.String(), noCert).Status(ctx); err == nil {
 		t.Error("a client without a certificate was accepted")
+	}
+	// The dashboard and the incidents it draws, for the certificate only;
+	// a cross-origin browser request is refused.
+	get := func(cfg *tls.Config, method, path string, header ...string) (int, string, error) {
+		req, _ := http.NewRequestWithContext(ctx, method, "https://"+addr.String()+path, strings.NewReader(`{"enter": true}`))
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}).Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Security-Policy") + "\n" + string(b), nil
+	}
+	if code, body, err := get(good, "GET", "/ui/"); err != nil || code != 200 || !strings.Contains(body, `src="app.js"`) || !strings.Contains(body, "frame-ancestors 'none'") {
+		t.Errorf("GET /ui/ with a certificate: %d %v\n%s", code, err, body)
+	}
+	if code, body, err := get(good, "GET", "/v1/incidents"); err != nil || code != 200 || strings.TrimSpace(body[strings.Index(body, "\n")+1:]) != "[]" {
+		t.Errorf("GET /v1/incidents of a cluster that lost nothing: %d %v %q", code, err, body)
+	}
+	if code, _, err := get(good, "POST", "/v1/hosts/kvm1/maintenance", "Origin", "https://evil.example", "Content-Type", "application/json"); err != nil || code != 403 {
+		t.Errorf("cross-origin POST with a certificate: %d %v, want 403", code, err)
+	}
+	if _, _, err := get(noCert, "GET", "/ui/"); err == nil {
+		t.Error("the dashboard answered a client without a certificate")
 	}
 	// Plain HTTP on the TLS port gets nothing either.
 	if _, err := api.NewHTTPClient("http://"+addr.String(), nil).Status(ctx); err == nil {

@@ -34,6 +34,7 @@ _wingman_flag_takes_value() {
     "start|-c"|"start|--connect") return 0 ;;
     "status|-c"|"status|--connect") return 0 ;;
     "stop|-c"|"stop|--connect") return 0 ;;
+    "ui|--port"|"ui|-c"|"ui|--connect") return 0 ;;
     "unprotect|-c"|"unprotect|--connect") return 0 ;;
     esac
     return 1
@@ -86,13 +87,13 @@ _wingman() {
     fi
     case "$cmd" in
     "")
-        COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
     completion) COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
     notify) COMPREPLY=($(compgen -W "add list remove test" -- "$cur")); return ;;
-    help) COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop unprotect version" -- "$cur")); return ;;
+    help) COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         case "$cmd" in
@@ -124,6 +125,7 @@ _wingman() {
         "start") COMPREPLY=($(compgen -W "-h --help -c --connect" -- "$cur")) ;;
         "status") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "stop") COMPREPLY=($(compgen -W "-h --help -c --connect" -- "$cur")) ;;
+        "ui") COMPREPLY=($(compgen -W "-h --help --port -c --connect" -- "$cur")) ;;
         "unprotect") COMPREPLY=($(compgen -W "-h --help -c --connect" -- "$cur")) ;;
         "version") COMPREPLY=($(compgen -W "-h --help --json" -- "$cur")) ;;
         esac

@@ -48,9 +48,14 @@ func Classify(err error) error {
 	for _, c := range classes {
 		for _, e := range c.errs {
 			if errors.Is(err, e) {
-				return &api.Failure{Class: c.class, Err: err}
+				return &api.Failure{Class: c.class, Err: err, Hint: hints[e]}
 			}
 		}
 	}
 	return err
+}
+
+// hints say what to do about a sentinel error, where its message does not.
+var hints = map[error]string{
+	vm.ErrDiskUnreachable: "or protect it anyway with --force: those hosts then cannot start it after a failure, and 'wingman drill' reports it until they can",
 }

@@ -33,6 +33,7 @@ func TestClassifyKeepsTheStatusesAndHints(t *testing.T) {
 		{vm.Refuse(vm.ErrForbidden, "set allow_exec", "exec is off"), api.ErrForbidden, 403, "set allow_exec"},
 		{vm.Refuse(vm.ErrInvalid, "name a host", "no room"), api.ErrInvalid, 400, "name a host"},
 		{fmt.Errorf("protect: %w", vm.ErrUnsafeDisk), api.ErrInvalid, 400, ""},
+		{fmt.Errorf("protect: %w", vm.ErrDiskUnreachable), api.ErrConflict, 409, hints[vm.ErrDiskUnreachable]},
 		{fmt.Errorf("policy: %w", plan.ErrInvalidPolicy), api.ErrInvalid, 400, ""},
 		{fmt.Errorf("libvirt: %w", hypervisor.ErrConnection), api.ErrUnavailable, 502, ""},
 		{fmt.Errorf("write config: %w", &storage.BlockError{What: "VM record 0 config B", Err: storage.ErrIOPending}), api.ErrUnavailable, 502, ""},

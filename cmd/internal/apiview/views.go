@@ -129,6 +129,16 @@ func Events(evs []storage.Event, names map[int]string, recs []storage.VMRecord) 
 	return out
 }
 
+// ProtectResult is the protected VM v and what Protect learnt from the
+// other hosts about its disks.
+func ProtectResult(v api.VM, rep vm.ProtectReport) api.ProtectResult {
+	res := api.ProtectResult{VM: v, DisksReached: rep.Reached, DisksUnreachable: rep.Unreachable}
+	for _, u := range rep.Unchecked {
+		res.DisksUnchecked = append(res.DisksUnchecked, api.HostNote{Host: u.Host, Reason: u.Reason})
+	}
+	return res
+}
+
 // QMP is QEMU's view of a domain of host, or why it could not be read.
 func QMP(host string, q hypervisor.QMPDiagnostics, err error) api.QMPDiagnostics {
 	out := api.QMPDiagnostics{Host: host}
