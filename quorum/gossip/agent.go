@@ -131,6 +131,13 @@ type Agent struct {
 	joinErr      error         // set before joinDone is closed
 	wg           sync.WaitGroup
 
+	// queryMu serializes serf.Query: serf stamps a query with its query
+	// clock's time and only advances the clock inside Query, so two queries
+	// sent at once can carry the same time, under which serf files their
+	// answers: the first one's answers are then dropped ("query reply ID
+	// mismatch") and it waits out its whole timeout.
+	queryMu sync.Mutex
+
 	mu       sync.Mutex
 	tags     Tags
 	subs     map[chan struct{}]struct{}

@@ -422,6 +422,46 @@ func TestSnapshotRejoin(t *testing.T) {
 }
 
 // Ask reaches the one host it names: no other member runs its handler.
+// Asks sent at once each get their own answer. serf stamps each query with
+// its query clock and advanced the clock only inside Query: two queries
+// sent at once shared a time, and the first one's answer was dropped
+// ("query reply ID mismatch") until its timeout. Seen as a forwarded live
+// migration that never answered while another ran.
+func TestConcurrentAsksAllAnswered(t *testing.T) {
+	t.Parallel()
+	agents := startCluster(t, 2, newKey(t), nil)
+	waitConverged(t, agents)
+	const n = 8
+	arrived, release := make(chan struct{}, n), make(chan struct{})
+	if err := agents[1].HandleQuery("work", func(from string, p []byte) ([]byte, error) {
+		arrived <- struct{}{}
+		<-release // every ask is in flight before any answers
+		return p, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			want := fmt.Sprint("ask ", i)
+			got, err := agents[0].Ask(context.Background(), 2, "work", []byte(want), 5*time.Second)
+			if err == nil && string(got) != want {
+				err = fmt.Errorf("answer %q, want %q", got, want)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		<-arrived
+	}
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func TestAskRunsOnlyTheNamedHost(t *testing.T) {
 	t.Parallel()
 	agents := startCluster(t, 3, newKey(t), nil)

@@ -164,7 +164,7 @@ func (a *Agent) Query(ctx context.Context, name string, payload []byte, timeout 
 	if timeout > 0 {
 		params.Timeout = timeout
 	}
-	qr, err := a.serf.Query(name, payload, params)
+	qr, err := a.sendQuery(name, payload, params)
 	if err != nil {
 		return nil, fmt.Errorf("query %q: %w", name, err)
 	}
@@ -214,7 +214,7 @@ func (a *Agent) Ask(ctx context.Context, host int, name string, payload []byte, 
 	if timeout > 0 {
 		params.Timeout = timeout
 	}
-	qr, err := a.serf.Query(name, payload, params)
+	qr, err := a.sendQuery(name, payload, params)
 	if err != nil {
 		return nil, fmt.Errorf("ask %s (host %d) %q: %w", node, host, name, err)
 	}
@@ -236,4 +236,11 @@ func (a *Agent) Ask(ctx context.Context, host int, name string, payload []byte, 
 			return nil, fmt.Errorf("ask %s (host %d) %q: %w", node, host, name, ErrShutdown)
 		}
 	}
+}
+
+// sendQuery sends a serf query, one at a time (see Agent.queryMu).
+func (a *Agent) sendQuery(name string, payload []byte, params *serf.QueryParam) (*serf.QueryResponse, error) {
+	a.queryMu.Lock()
+	defer a.queryMu.Unlock()
+	return a.serf.Query(name, payload, params)
 }
