@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/storage"
 )
 
@@ -221,13 +222,8 @@ type (
 		SizeBytes   int64       `json:"size_bytes"`
 		Timings     timingsJSON `json:"timings"`
 	}
-	timingsJSON struct { // nanoseconds, as the API's durations
-		Renew        time.Duration `json:"renew_ns"`
-		IOTimeout    time.Duration `json:"io_timeout_ns"`
-		SelfFence    time.Duration `json:"self_fence_ns"`
-		Watchdog     time.Duration `json:"watchdog_ns"`
-		Dead         time.Duration `json:"dead_ns"`
-		PowerFence   time.Duration `json:"power_fence_ns"`
+	timingsJSON struct { // the API's timings, with the path failover the header holds too
+		api.Timings
 		PathFailover time.Duration `json:"path_failover_ns"`
 	}
 	slotJSON struct {
@@ -288,8 +284,8 @@ func headerJSON(path string, h storage.Header) hdrJSON {
 		Created: h.Created.UTC(), SectorSize: h.SectorSize, MaxHosts: h.Geometry.MaxHosts, MaxVMs: h.Geometry.MaxVMs,
 		EventBlocks: h.Geometry.EventBlocks, ConfigBlks: h.Geometry.ConfigBlks, MaxXML: h.Geometry.MaxXML(0),
 		SizeBytes: h.Geometry.Size(),
-		Timings: timingsJSON{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence,
-			Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence, PathFailover: t.PathFailover}}
+		Timings: timingsJSON{Timings: api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence,
+			Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence}, PathFailover: t.PathFailover}}
 }
 
 // readDump reads everything `lun dump` shows. Damaged records become
