@@ -22,13 +22,17 @@ import (
 )
 
 // MaxSize bounds a configuration file: the example, every key commented,
-// is 7 KB.
-const MaxSize = 1 << 20
+// is 8 KB. Even within MaxDepth the TOML library allocates hundreds of
+// bytes per byte of nested input (780 MB for 1 MiB at depth 14).
+const MaxSize = 64 << 10
 
 // MaxDepth bounds how deep a key is nested: the parts of a table header,
 // the dotted parts of keys and the inline tables and arrays of a value,
 // added up. wingman.toml needs 3 ([fence.HOST.params]).
-const MaxDepth = 16
+const MaxDepth = 8
+
+// maxUnknown is how many unknown keys an error names.
+const maxUnknown = 10
 
 // ErrTooLarge is wrapped by the error for a file over MaxSize, and
 // ErrTooDeep by the one for a key nested deeper than MaxDepth.
@@ -63,9 +67,12 @@ func Decode(path string, v any) error {
 		return fmt.Errorf("%s: %w; check the value's type (%s)", path, err, doc)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
+		var keys []string
+		for _, k := range und[:min(len(und), maxUnknown)] {
+			keys = append(keys, k.String())
+		}
+		if len(und) > maxUnknown {
+			keys = append(keys, fmt.Sprintf("and %d more", len(und)-maxUnknown))
 		}
 		return fmt.Errorf("%s: unknown key %s; check the spelling (%s)", path, strings.Join(keys, ", "), doc)
 	}

@@ -2,6 +2,7 @@ package configfile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -134,8 +135,21 @@ func TestHostileInputIsRefusedCheaply(t *testing.T) {
 			t.Errorf("%d bytes of nesting cost %d MB", len(body), used>>20)
 		}
 	}
-	p := write(t, "cluster = \"c\"\n"+strings.Repeat("# padding\n", MaxSize/10))
+	// Within the bounds the worst is keys as deep as allowed, side by side:
+	// the library's cost stays in tens of MB, and the error names ten keys.
+	var b strings.Builder
+	for i := 0; b.Len() < MaxSize-100; i++ {
+		fmt.Fprintf(&b, "k%d = %s1%s\n", i, strings.Repeat("{a=", MaxDepth-1), strings.Repeat("}", MaxDepth-1))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	var c testConfig
+	err := Decode(write(t, b.String()), &c)
+	runtime.ReadMemStats(&after)
+	if used := after.TotalAlloc - before.TotalAlloc; used > 64<<20 || err == nil || len(err.Error()) > 1000 || !strings.Contains(err.Error(), "more; check the spelling") {
+		t.Errorf("%d bytes of keys %d deep: %d MB, error %.300s", b.Len(), MaxDepth-1, used>>20, err)
+	}
+	p := write(t, "cluster = \"c\"\n"+strings.Repeat("# padding\n", MaxSize/10))
 	if err := Decode(p, &c); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), p) {
 		t.Errorf("a file over %d bytes: %v, want ErrTooLarge", MaxSize, err)
 	}
