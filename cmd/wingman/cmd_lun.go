@@ -154,8 +154,9 @@ var lunVerifyCmd = command{
 	args:    "PATH",
 	summary: "check every record of a heartbeat LUN and report damage (exit code 3)",
 	help: `Reads the header, every heartbeat slot, mailbox, VM record and event ring
-(opening the LUN read-only) and checks magic, version and CRC32C. Prints one line per damaged record with its
-block and what to do; exits 3 when it found any, 0 when the LUN is sound.`,
+(opening the LUN read-only) and checks magic, version and CRC32C. Prints one
+line per damaged record with its block and what to do; exits 3 when it found
+any, 0 when the LUN is sound.`,
 	nargs: [2]int{1, 1},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON")
