@@ -31,25 +31,37 @@ type Device interface {
 
 // FileDevice is a block device or regular file opened with O_DIRECT|O_SYNC.
 type FileDevice struct {
-	f      *os.File
-	path   string
-	size   int64
-	sector int
-	block  bool // a block device, not a regular file
+	f        *os.File
+	path     string
+	size     int64
+	sector   int
+	block    bool // a block device, not a regular file
+	readOnly bool // opened for reading only: writes fail with ErrReadOnly
 }
 
 // OpenFile opens path for direct, synchronous I/O and detects its sector
 // size: BLKSSZGET for a block device, statx's direct-I/O alignment for a
 // regular file.
 func OpenFile(path string) (*FileDevice, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_DIRECT|unix.O_SYNC, 0)
+	return openFile(path, os.O_RDWR)
+}
+
+// OpenFileReadOnly opens path as OpenFile does, for reading only: every
+// write fails with ErrReadOnly. Tools that only read a LUN use it, so that
+// they never hold it open for writing.
+func OpenFileReadOnly(path string) (*FileDevice, error) {
+	return openFile(path, os.O_RDONLY)
+}
+
+func openFile(path string, mode int) (*FileDevice, error) {
+	f, err := os.OpenFile(path, mode|unix.O_DIRECT|unix.O_SYNC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EINVAL) {
 			return nil, fmt.Errorf("open %s with O_DIRECT: %w: the filesystem does not support direct I/O (tmpfs?); use a block device or a file on ext4/xfs", path, err)
 		}
 		return nil, fmt.Errorf("open lun %s: %w", path, err)
 	}
-	d := &FileDevice{f: f, path: path}
+	d := &FileDevice{f: f, path: path, readOnly: mode == os.O_RDONLY}
 	if err := d.probe(); err != nil {
 		f.Close()
 		return nil, err
@@ -93,12 +105,18 @@ func (d *FileDevice) probe() error {
 	return nil
 }
 
-func (d *FileDevice) ReadAt(p []byte, off int64) (int, error)  { return d.f.ReadAt(p, off) }
-func (d *FileDevice) WriteAt(p []byte, off int64) (int, error) { return d.f.WriteAt(p, off) }
-func (d *FileDevice) Size() int64                              { return d.size }
-func (d *FileDevice) SectorSize() int                          { return d.sector }
-func (d *FileDevice) Path() string                             { return d.path }
-func (d *FileDevice) Close() error                             { return d.f.Close() }
+func (d *FileDevice) ReadAt(p []byte, off int64) (int, error) { return d.f.ReadAt(p, off) }
+func (d *FileDevice) Size() int64                             { return d.size }
+func (d *FileDevice) SectorSize() int                         { return d.sector }
+func (d *FileDevice) Path() string                            { return d.path }
+func (d *FileDevice) Close() error                            { return d.f.Close() }
+
+func (d *FileDevice) WriteAt(p []byte, off int64) (int, error) {
+	if d.readOnly {
+		return 0, fmt.Errorf("write to lun %s: %w", d.path, ErrReadOnly)
+	}
+	return d.f.WriteAt(p, off)
+}
 
 // IsBlockDevice reports whether the device is a block device.
 func (d *FileDevice) IsBlockDevice() bool { return d.block }
@@ -107,6 +125,9 @@ func (d *FileDevice) IsBlockDevice() bool { return d.block }
 func (d *FileDevice) Grow(size int64) error {
 	if d.block || size <= d.size {
 		return nil
+	}
+	if d.readOnly {
+		return fmt.Errorf("grow lun %s: %w", d.path, ErrReadOnly)
 	}
 	if err := d.f.Truncate(size); err != nil {
 		return fmt.Errorf("grow %s to %d bytes: %w", d.path, size, err)

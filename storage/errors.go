@@ -31,6 +31,13 @@ var (
 	ErrConflict       = errors.New("changed by another host since it was read")
 )
 
+// ErrReadOnly is the class of a write to a LUN opened read-only, and
+// ErrAlreadyProtected of protecting a VM that a record holds already.
+var (
+	ErrReadOnly         = errors.New("LUN opened read-only")
+	ErrAlreadyProtected = errors.New("VM is already protected")
+)
+
 // BlockError reports a problem with one block of the LUN.
 type BlockError struct {
 	Path  string // device or file path

@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // formatIOTimeout bounds each I/O while formatting or reading the header,
@@ -25,8 +27,8 @@ type FormatOptions struct {
 // device that holds recognisable data unless opts.Force is set.
 func Format(ctx context.Context, dev Device, opts FormatOptions) (*Header, error) {
 	path := dev.Path()
-	if opts.ClusterName == "" || len(opts.ClusterName) > 63 {
-		return nil, fmt.Errorf("format %s: %w: cluster name must be 1..63 bytes", path, ErrInvalid)
+	if err := CheckClusterName(opts.ClusterName); err != nil {
+		return nil, fmt.Errorf("format %s: %w", path, err)
 	}
 	if opts.Geometry == (Geometry{}) {
 		opts.Geometry = DefaultGeometry()
@@ -45,6 +47,9 @@ func Format(ctx context.Context, dev Device, opts FormatOptions) (*Header, error
 	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("format %s: %w", path, err) // nothing written
 	}
 	need := opts.Geometry.Size()
 	if g, ok := dev.(interface{ Grow(int64) error }); ok && dev.Size() < need {
@@ -85,6 +90,18 @@ func Format(ctx context.Context, dev Device, opts FormatOptions) (*Header, error
 	return h, nil
 }
 
+// CheckClusterName checks a cluster name for a new LUN: 1 to 63 bytes, no
+// control characters (the name is shown in every message about the LUN).
+func CheckClusterName(name string) error {
+	if name == "" || len(name) > 63 {
+		return fmt.Errorf("cluster name %q has %d bytes; give 1 to 63: %w", name, len(name), ErrInvalid)
+	}
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		return fmt.Errorf("cluster name %q has control characters; use letters, digits and punctuation: %w", name, ErrInvalid)
+	}
+	return nil
+}
+
 // refuseData fails with ErrHasData when the start of the device holds
 // anything recognisable and force is not set.
 func refuseData(ctx context.Context, dev Device, force bool) error {
@@ -114,6 +131,9 @@ type OpenOptions struct {
 	// a write or a read, how long it took (until io_timeout when it timed
 	// out) and its error. It must not block; metrics hang on it.
 	ObserveIO func(write bool, took time.Duration, err error)
+	// ReadOnly makes OpenPath open the device for reading only (see
+	// OpenFileReadOnly): for tools that only read, such as lun dump.
+	ReadOnly bool
 }
 
 // LUN is an opened, verified heartbeat LUN.
@@ -153,7 +173,11 @@ func Open(ctx context.Context, dev Device, opts OpenOptions) (*LUN, error) {
 
 // OpenPath opens the device at path and then the LUN on it.
 func OpenPath(ctx context.Context, path string, opts OpenOptions) (*LUN, error) {
-	dev, err := OpenFile(path)
+	open := OpenFile
+	if opts.ReadOnly {
+		open = OpenFileReadOnly
+	}
+	dev, err := open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -359,6 +359,7 @@ func TestFormatOptionsValidated(t *testing.T) {
 	}{
 		{"no name", storage.FormatOptions{}, storage.ErrInvalid},
 		{"long name", storage.FormatOptions{ClusterName: strings.Repeat("x", 64)}, storage.ErrInvalid},
+		{"control characters", storage.FormatOptions{ClusterName: "c\x1b[2J"}, storage.ErrInvalid},
 		{"bad geometry", storage.FormatOptions{ClusterName: "c", Geometry: storage.Geometry{MaxHosts: 256, MaxVMs: 1, EventBlocks: 1, ConfigBlks: 2}}, storage.ErrBadGeometry},
 		{"unsafe timings", storage.FormatOptions{ClusterName: "c", Timings: unsafe}, storage.ErrUnsafeTimings},
 	} {
@@ -381,6 +382,43 @@ func TestOpenRejectsTruncatedLUN(t *testing.T) {
 	_, err := storage.OpenPath(testCtx(t), path, storage.OpenOptions{})
 	if !errors.Is(err, storage.ErrTooSmall) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("got %v, want ErrTooSmall naming %s", err, path)
+	}
+}
+
+// A LUN opened read-only reads like any other, and every write fails with
+// ErrReadOnly before it reaches the device.
+func TestOpenReadOnly(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{})
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := storage.OpenPath(ctx, path, storage.OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.ReadSlots(ctx); err != nil {
+		t.Errorf("read slots: %v", err)
+	}
+	cfg := storage.VMConfig{UUID: storage.NewUUID(), Name: "web", XML: []byte("<domain/>")}
+	if _, _, err := l.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, cfg); !errors.Is(err, storage.ErrReadOnly) {
+		t.Errorf("protect through a read-only LUN: %v, want ErrReadOnly", err)
+	}
+	dev, err := storage.OpenFileReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if _, err := dev.WriteAt(make([]byte, storage.BlockSize), 0); !errors.Is(err, storage.ErrReadOnly) {
+		t.Errorf("write: %v, want ErrReadOnly", err)
+	}
+	if err := dev.Grow(dev.Size() + storage.BlockSize); !errors.Is(err, storage.ErrReadOnly) {
+		t.Errorf("grow: %v, want ErrReadOnly", err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("the read-only LUN changed")
 	}
 }
 

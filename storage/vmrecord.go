@@ -276,7 +276,7 @@ func (l *LUN) ProtectVM(ctx context.Context, me Owner, cfg VMConfig) (int, Lease
 	recs, errs := l.ReadVMs(ctx)
 	for _, r := range recs {
 		if r.Protected() && r.Config.UUID == cfg.UUID {
-			return -1, LeaseState{}, fmt.Errorf("protect VM %q: %w: VM %s is already protected in record %d", cfg.Name, ErrInvalid, cfg.UUID, r.Index)
+			return -1, LeaseState{}, fmt.Errorf("protect VM %q: %w", cfg.Name, ErrAlreadyProtected)
 		}
 	}
 	if len(errs) > 0 {

@@ -61,8 +61,8 @@ func TestVMRecordLifecycle(t *testing.T) {
 	if _, err := h2.FindVM(ctx, storage.NewUUID()); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown uuid: %v", err)
 	}
-	if _, _, err := h2.ProtectVM(ctx, other, cfg); !errors.Is(err, storage.ErrInvalid) {
-		t.Errorf("protecting it twice: %v", err)
+	if _, _, err := h2.ProtectVM(ctx, other, cfg); !errors.Is(err, storage.ErrAlreadyProtected) || strings.Contains(err.Error(), "record") {
+		t.Errorf("protecting it twice: %v, want ErrAlreadyProtected without record numbers", err)
 	}
 	big := cfg
 	big.UUID, big.XML = storage.NewUUID(), make([]byte, smallGeometry().MaxXML(0)+1)

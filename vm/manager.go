@@ -332,6 +332,9 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 	if err != nil {
 		return ProtectReport{}, fmt.Errorf("protect %q: domain uuid %q: %w", d.Name, d.UUID, err)
 	}
+	if r, err := m.lun.FindVM(ctx, id); err == nil && r.Protected() {
+		return ProtectReport{}, alreadyProtected(d.Name) // before asking the other hosts about its disks
+	}
 	xml, err := m.hv.DomainXML(ctx, d.Name)
 	if err != nil {
 		return ProtectReport{}, fmt.Errorf("protect %q: %w", d.Name, err)
@@ -362,6 +365,9 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 	// would look stalled to the watchdog. A step that runs meanwhile sees the
 	// VM unprotected (it leaves it alone) or protected and owned here.
 	idx, _, err := m.lun.ProtectVM(ctx, me, storage.VMConfig{UUID: id, Name: d.Name, Policy: pol, XML: []byte(xml)})
+	if errors.Is(err, storage.ErrAlreadyProtected) {
+		return rep, alreadyProtected(d.Name) // by another request meanwhile
+	}
 	if err != nil {
 		return rep, fmt.Errorf("protect %q: %w", d.Name, err)
 	}
@@ -387,6 +393,12 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 	}
 	writeEvent(ctx, m.events, sev, "protected", id, 0, "%s", msg)
 	return rep, nil
+}
+
+// alreadyProtected refuses to protect a VM twice; its policy changes with
+// set-policy. It says nothing of the record that holds it.
+func alreadyProtected(name string) error {
+	return Refuse(ErrConflict, fmt.Sprintf("to change its policy, use 'wingman set-policy %s'", name), "%s is already protected", name)
 }
 
 // ownedRecord finds nameOrUUID and checks this host owns it.

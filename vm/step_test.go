@@ -198,6 +198,22 @@ func TestProtectRefusedAfterSelfFence(t *testing.T) {
 	}
 }
 
+// A second protect says the VM is protected and how to change its policy,
+// with no record number or other internals of the LUN.
+func TestProtectTwiceSaysAlreadyProtected(t *testing.T) {
+	m, hv, _ := failoverFixture(t, 0)
+	close(hv.hold)
+	pol := vm.RecordPolicy{Policy: plan.DefaultPolicy()}
+	if _, err := m.Protect(context.Background(), quorum.Decision{}, "test", pol, vm.ProtectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.Protect(context.Background(), quorum.Decision{}, "test", pol, vm.ProtectOptions{})
+	var rf *vm.Refusal
+	if !errors.Is(err, vm.ErrConflict) || !errors.As(err, &rf) || err.Error() != "test is already protected" || !strings.Contains(rf.Hint, "wingman set-policy test") {
+		t.Errorf("second protect: %v (%+v), want a conflict saying test is already protected, with a hint", err, rf)
+	}
+}
+
 // TestSlowStartIsProgress: while a failover start waits in libvirt and
 // libvirtd answers, the step reports progress through the context, so that
 // the VM manager's watchdog guard does not fence a host that is merely slow

@@ -302,12 +302,15 @@ stderr.
 
 Without a command, on a terminal, wingman starts an interactive shell with
 the prompt "wingman# " that runs the same commands; help lists them, quit,
-exit or Ctrl-D leave. Ctrl-C cancels the running command only.`)
+exit or Ctrl-D leave. Ctrl-C cancels the running command only, and at the
+prompt drops the line typed so far. Lines can be edited (arrows, Home, End,
+Ctrl-A, Ctrl-E, Ctrl-K, Ctrl-U, Ctrl-W), and Up and Down recall the
+session's earlier lines.`)
 	p(".SH GLOBAL OPTIONS\n.TP\n\\fB\\-c\\fR, \\fB\\-\\-connect\\fR \\fISOCKET\\fR\n")
 	p("The socket of wingmand (default %s, or $%s).\n", roff(api.DefaultSocket), socketEnv)
 	p(".TP\n\\fB\\-\\-json\\fR\nJSON output, for the commands that have it.\n")
 	p(".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nThe list of commands; after a command, its flags.\n")
-	p(".TP\n\\fB\\-V\\fR, \\fB\\-\\-version\\fR\nThe version of this tool.\n")
+	p(".TP\n\\fB\\-v\\fR, \\fB\\-V\\fR, \\fB\\-\\-version\\fR\nThe version of this tool.\n")
 	p(".SH COMMANDS\n")
 	for _, c := range sortedCommands() {
 		syn := "wingman " + c.name + " [flags]"

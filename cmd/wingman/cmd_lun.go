@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/storage"
 )
 
@@ -46,6 +47,9 @@ wingmand uses: stop the daemon on every host first.`,
 			if *cluster == "" {
 				return usagef("--cluster is required: name the cluster this LUN belongs to")
 			}
+			if err := storage.CheckClusterName(*cluster); err != nil {
+				return usagef("--cluster: %v", err)
+			}
 			t, err := storage.TimingsProfile(*profile)
 			if err != nil {
 				return usagef("--profile: %v", err)
@@ -59,13 +63,16 @@ wingmand uses: stop the daemon on every host first.`,
 			if err := t.Validate(); err != nil {
 				return fmt.Errorf("%w; choose --profile default or raise the SAN path failover setting", err)
 			}
-			dev, err := openOrCreate(path)
+			dev, created, err := openOrCreate(path)
 			if err != nil {
 				return err
 			}
 			defer dev.Close()
 			h, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: *cluster, Geometry: g, Timings: t, Force: *force})
 			if err != nil {
+				if created {
+					os.Remove(path) // it holds no LUN: leave nothing behind
+				}
 				return err
 			}
 			if *asJSON {
@@ -80,45 +87,48 @@ wingmand uses: stop the daemon on every host first.`,
 }
 
 // openOrCreate opens a LUN device, creating a regular file when nothing
-// exists at path yet. It never creates anything under /dev, where a missing
-// path means a mistyped device name.
-func openOrCreate(path string) (*storage.FileDevice, error) {
-	_, err := os.Stat(path)
+// exists at path yet (created says so). It never creates anything under
+// /dev, where a missing path means a mistyped device name.
+func openOrCreate(path string) (dev *storage.FileDevice, created bool, err error) {
+	_, err = os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		abs, _ := filepath.Abs(path)
 		if strings.HasPrefix(abs, "/dev/") {
-			return nil, fmt.Errorf("%s does not exist: check the device name (ls -l /dev/disk/by-id/)", path)
+			return nil, false, fmt.Errorf("%s does not exist: check the device name (ls -l /dev/disk/by-id/)", path)
 		}
 		f, cerr := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 		if cerr != nil {
-			return nil, fmt.Errorf("create LUN file %s: %w", path, cerr)
+			return nil, false, fmt.Errorf("create LUN file %s: %w", path, cerr)
 		}
 		f.Close()
-		dev, oerr := storage.OpenFile(path)
-		if oerr != nil {
+		dev, err = storage.OpenFile(path)
+		if err != nil {
 			os.Remove(path)
-			return nil, oerr
+			return nil, false, err
 		}
-		return dev, nil
+		return dev, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lun %s: %w", path, err)
+		return nil, false, fmt.Errorf("lun %s: %w", path, err)
 	}
-	return storage.OpenFile(path)
+	dev, err = storage.OpenFile(path)
+	return dev, false, err
 }
 
 var lunDumpCmd = command{
 	name:    "lun dump",
 	args:    "PATH",
 	summary: "show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events",
-	help: `Reads the LUN and prints what it holds. It only reads; it is safe on a LUN
-that running hosts use. Sequences of live hosts change between two dumps.`,
+	help: `Reads the LUN and prints what it holds. It only reads (it opens the LUN
+read-only); it is safe on a LUN that running hosts use. Sequences of live
+hosts change between two dumps. In --json, durations are integer
+nanoseconds in fields named *_ns, as everywhere in wingman's JSON.`,
 	nargs: [2]int{1, 1},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON (stable field names, for scripts)")
 		events := fs.Int("events", 20, "show the newest N events (0: none, -1: all)")
 		return func(ctx context.Context, s stdio, args []string) error {
-			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{})
+			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{ReadOnly: true})
 			if err != nil {
 				return err
 			}
@@ -143,14 +153,15 @@ var lunVerifyCmd = command{
 	name:    "lun verify",
 	args:    "PATH",
 	summary: "check every record of a heartbeat LUN and report damage (exit code 3)",
-	help: `Reads the header, every heartbeat slot, mailbox, VM record and event ring and
-checks magic, version and CRC32C. Prints one line per damaged record with its
-block and what to do; exits 3 when it found any, 0 when the LUN is sound.`,
+	help: `Reads the header, every heartbeat slot, mailbox, VM record and event ring
+(opening the LUN read-only) and checks magic, version and CRC32C. Prints one
+line per damaged record with its block and what to do; exits 3 when it found
+any, 0 when the LUN is sound.`,
 	nargs: [2]int{1, 1},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON")
 		return func(ctx context.Context, s stdio, args []string) error {
-			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{})
+			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{ReadOnly: true})
 			if err != nil {
 				return err
 			}
@@ -212,14 +223,9 @@ type (
 		SizeBytes   int64       `json:"size_bytes"`
 		Timings     timingsJSON `json:"timings"`
 	}
-	timingsJSON struct {
-		Renew        string `json:"renew"`
-		IOTimeout    string `json:"io_timeout"`
-		SelfFence    string `json:"self_fence"`
-		Watchdog     string `json:"watchdog"`
-		Dead         string `json:"dead"`
-		PowerFence   string `json:"power_fence"`
-		PathFailover string `json:"path_failover"`
+	timingsJSON struct { // the API's timings, with the path failover the header holds too
+		api.Timings
+		PathFailover time.Duration `json:"path_failover_ns"`
 	}
 	slotJSON struct {
 		Host        int       `json:"host"`
@@ -279,8 +285,8 @@ func headerJSON(path string, h storage.Header) hdrJSON {
 		Created: h.Created.UTC(), SectorSize: h.SectorSize, MaxHosts: h.Geometry.MaxHosts, MaxVMs: h.Geometry.MaxVMs,
 		EventBlocks: h.Geometry.EventBlocks, ConfigBlks: h.Geometry.ConfigBlks, MaxXML: h.Geometry.MaxXML(0),
 		SizeBytes: h.Geometry.Size(),
-		Timings: timingsJSON{Renew: t.Renew.String(), IOTimeout: t.IOTimeout.String(), SelfFence: t.SelfFence.String(),
-			Watchdog: t.Watchdog.String(), Dead: t.Dead.String(), PowerFence: t.PowerFence.String(), PathFailover: t.PathFailover.String()}}
+		Timings: timingsJSON{Timings: api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence,
+			Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence}, PathFailover: t.PathFailover}}
 }
 
 // readDump reads everything `lun dump` shows. Damaged records become

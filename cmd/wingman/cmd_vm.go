@@ -513,11 +513,64 @@ is, but Wingman no longer restarts it when its host fails.`,
 		return vm + " is no longer protected: it keeps running, and Wingman will not restart it after a failure"
 	})
 
-var startCmd = simpleVMCmd("start", "start a protected VM (and end its stopped state)",
-	`Starts the VM on the host the planner chooses and clears the stopped state
-that 'wingman stop' set, so failover restarts it again.`,
-	(*api.Client).Start,
-	func(vm string) string { return vm + " started; failover restarts it again" })
+var startCmd = command{
+	name:    "start",
+	args:    "VM",
+	summary: "start a protected VM (and end its stopped state), and wait until it runs",
+	help: `Starts the VM on the host the planner chooses and clears the stopped state
+that 'wingman stop' set, so failover restarts it again. Like 'virsh start',
+it returns once the VM runs (or fails after --timeout, while the daemon
+keeps trying); --no-wait returns once the daemon accepted the request.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the VM to run")
+		noWait := fs.Bool("no-wait", false, "return once the daemon accepted the request")
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			if *timeout <= 0 {
+				return usagef("--timeout %s: give a positive duration such as 2m", *timeout)
+			}
+			if err := c.Start(ctx, args[0]); err != nil {
+				return daemonErr(err, "VM", args[0])
+			}
+			if *noWait {
+				fmt.Fprintf(s.out, "%s is starting; failover restarts it again\n", args[0])
+				return nil
+			}
+			stop := progress(s, "starting "+args[0])
+			v, err := waitRunning(ctx, c, args[0], *timeout)
+			stop()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "%s started on %s; failover restarts it again\n", v.Name, vmHost(v))
+			return nil
+		})
+	},
+}
+
+// waitRunning asks the daemon about the VM until it runs, for at most
+// timeout.
+func waitRunning(ctx context.Context, c *api.Client, name string, timeout time.Duration) (api.VM, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		v, err := c.VM(ctx, name)
+		if err != nil {
+			return v, daemonErr(err, "VM", name)
+		}
+		if v.State == "running" && !v.Stopped {
+			return v, nil
+		}
+		if !time.Now().Before(deadline) {
+			return v, fmt.Errorf("%s is not running after %s: it is %s on %s; the daemon keeps trying (see 'wingman dominfo %s' and 'wingman events')",
+				name, humanDuration(timeout), orDash(v.State), vmHost(v), name)
+		}
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("stopped waiting; %s still starts (see 'wingman dominfo %s')", name, name)
+		case <-time.After(pollEvery):
+		}
+	}
+}
 
 var stopCmd = simpleVMCmd("stop", "shut a protected VM down; it stays stopped",
 	`Shuts the VM down and marks it stopped: it stays stopped, on every host and

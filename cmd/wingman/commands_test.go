@@ -138,6 +138,8 @@ func TestDaemonCommands(t *testing.T) {
 		{"set_policy_nothing", session{args: []string{"set-policy", "db1"}}, exitUsage},
 		{"set_policy_clear", session{args: []string{"set-policy", "db1", "--wait-agent=false"}}, exitUsage},
 		{"start", session{args: []string{"start", "batch1"}}, exitOK},
+		{"start_no_wait", session{args: []string{"start", "--no-wait", "batch1"}}, exitOK},
+		{"start_bad_timeout", session{args: []string{"start", "--timeout", "0s", "batch1"}}, exitUsage},
 		{"start_running", session{args: []string{"start", "web1"}}, exitFailed},
 		{"stop", session{args: []string{"stop", "web1"}}, exitOK},
 		{"migrate", session{args: []string{"migrate", "web1", "kvm2"}}, exitOK},
@@ -254,5 +256,27 @@ func TestSocketSelection(t *testing.T) {
 	}
 	if n := len(d.takeRequests()); n != 2 {
 		t.Errorf("daemon saw %d requests, want 2", n)
+	}
+}
+
+// start waits until the VM runs, as virsh start does, asking the daemon
+// again until then; a VM that does not run within --timeout is a failure
+// that says where it is and that the daemon keeps trying.
+func TestStartWaitsUntilTheVMRuns(t *testing.T) {
+	d := startFakeDaemon(t)
+	code, out, errOut := d.exec(t, context.Background(), session{args: []string{"start", "batch1"}})
+	if code != exitOK || out != "batch1 started on kvm1; failover restarts it again\n" {
+		t.Errorf("start: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	want := []string{"POST /v1/vms/batch1/start", "GET /v1/vms/batch1", "GET /v1/vms/batch1"}
+	if got := d.takeRequests(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+	d.mu.Lock()
+	d.stuck = "batch1"
+	d.mu.Unlock()
+	code, _, errOut = d.exec(t, context.Background(), session{args: []string{"start", "--timeout", "20ms", "batch1"}})
+	if code != exitFailed || !strings.Contains(errOut, "batch1 is not running after 20ms: it is shut off on kvm1; the daemon keeps trying") {
+		t.Errorf("start of a VM that does not run: exit %d, stderr %q", code, errOut)
 	}
 }

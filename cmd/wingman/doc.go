@@ -14,7 +14,9 @@
 // over its unix socket: -c/--connect, else $WINGMAN_SOCKET, else
 // /run/wingman/wingman.sock. Data goes to stdout (a table for people, or
 // JSON of the API's types with --json for scripts); diagnostics go to
-// stderr.
+// stderr, their control characters escaped. In all JSON output, `lun dump`
+// included, a duration is an integer of nanoseconds in a field named *_ns.
+// The interactive shell edits lines and recalls earlier ones (Up, Down).
 //
 // Exit codes:
 //

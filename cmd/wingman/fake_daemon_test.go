@@ -37,6 +37,12 @@ type fakeDaemon struct {
 	evacFails  string // a host whose evacuation fails: no target answers
 	onExec     func() // called before each exec answer
 	interrupt  func() // Ctrl-C: cancels the running command
+
+	// Starts: a started VM shows shut off (no longer stopped) to one
+	// question, then running to the next, and is forgotten; stuck never
+	// runs.
+	starting map[string]bool
+	stuck    string
 }
 
 var (
@@ -220,6 +226,17 @@ func (d *fakeDaemon) mux() http.Handler {
 		if !ok {
 			return
 		}
+		d.mu.Lock()
+		if asked, starting := d.starting[v.Name]; starting {
+			v.Stopped, v.Reason = false, ""
+			if asked && v.Name != d.stuck {
+				v.State = "running"
+				delete(d.starting, v.Name)
+			} else {
+				d.starting[v.Name] = true
+			}
+		}
+		d.mu.Unlock()
 		if r.URL.Query().Get("qmp") == "1" {
 			v.QMP = fakeQMP(v)
 		}
@@ -297,6 +314,14 @@ func (d *fakeDaemon) mux() http.Handler {
 			case !ok:
 			case action == "start" && v.State == "running":
 				reply(w, 409, api.Error{Error: v.Name + " is already running on " + v.OwnerName})
+			case action == "start":
+				d.mu.Lock()
+				if d.starting == nil {
+					d.starting = map[string]bool{}
+				}
+				d.starting[v.Name] = false
+				d.mu.Unlock()
+				reply(w, 204, nil)
 			default:
 				reply(w, 204, nil)
 			}

@@ -9,8 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -39,6 +42,7 @@ type stdio struct {
 	terminal    bool             // stdin is a terminal: the shell and confirmations may ask
 	errTerminal bool             // stderr is a terminal: spinners may redraw a line
 	interrupt   <-chan os.Signal // Ctrl-C: cancels the running command (nil in tests)
+	tty         *os.File         // stdin, when it and stderr are terminals: the shell edits lines on it
 }
 
 // input is where a command reads answers; no stdin reads as empty.
@@ -84,6 +88,9 @@ func main() {
 	signal.Notify(intr, os.Interrupt)
 	s := stdio{in: bufio.NewReader(os.Stdin), out: os.Stdout, errOut: os.Stderr,
 		terminal: isTerminal(os.Stdin), errTerminal: isTerminal(os.Stderr), interrupt: intr}
+	if s.terminal && s.errTerminal {
+		s.tty = os.Stdin
+	}
 	code := run(ctx, os.Args[1:], s)
 	stop()
 	os.Exit(code)
@@ -126,7 +133,7 @@ func parseGlobals(argv []string) (globals, []string, error) {
 func run(ctx context.Context, argv []string, s stdio) int {
 	g, rest, err := parseGlobals(argv)
 	if err != nil {
-		fmt.Fprintf(s.errOut, "%s: %v; %s\n", programName, err, helpHintText)
+		fmt.Fprintf(s.errOut, "%s: %s; %s\n", programName, printable(err.Error()), helpHintText)
 		return exitUsage
 	}
 	if len(rest) == 0 {
@@ -165,7 +172,7 @@ func runCommand(parent context.Context, argv []string, s stdio, g globals) int {
 		}
 		printHelp(s.out)
 		return exitOK
-	case "-V", "--version":
+	case "-v", "-V", "--version": // -v as virsh has it
 		argv = []string{"version"}
 	}
 	cmd, rest := lookup(argv)
@@ -175,7 +182,7 @@ func runCommand(parent context.Context, argv []string, s stdio, g globals) int {
 			return exitUsage
 		}
 		if strings.HasPrefix(argv[0], "-") {
-			fmt.Fprintf(s.errOut, "%s: unknown flag %s before the command; %s\n", programName, argv[0], helpHintText)
+			fmt.Fprintf(s.errOut, "%s: unknown flag %s before the command; %s\n", programName, printable(argv[0]), helpHintText)
 			return exitUsage
 		}
 		fmt.Fprintf(s.errOut, "%s: unknown command %q%s; %s\n", programName, strings.Join(prefixWords(argv), " "), suggest(argv), helpHintText)
@@ -197,7 +204,7 @@ func runCommand(parent context.Context, argv []string, s stdio, g globals) int {
 		fs.Set("json", "true")
 	}
 	if err := fs.Parse(rest); err != nil {
-		fmt.Fprintf(s.errOut, "%s %s: %v; run 'wingman help %s'\n", programName, cmd.name, err, cmd.name)
+		fmt.Fprintf(s.errOut, "%s %s: %s; run 'wingman help %s'\n", programName, cmd.name, printable(err.Error()), cmd.name)
 		return exitUsage
 	}
 	if *help {
@@ -213,7 +220,7 @@ func runCommand(parent context.Context, argv []string, s stdio, g globals) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(s.errOut, "%s %s: %v\n", programName, cmd.name, err)
+	fmt.Fprintf(s.errOut, "%s %s: %s\n", programName, cmd.name, printable(err.Error()))
 	var ue *usageError
 	var ee *exitError
 	switch {
@@ -355,5 +362,49 @@ func printCommandHelp(w io.Writer, c *command, fs *pflag.FlagSet) {
 	if c.help != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.help))
 	}
-	fmt.Fprintf(w, "\nFlags:\n%s", fs.FlagUsages())
+	fmt.Fprintf(w, "\nFlags:\n%s", flagUsages(fs))
+}
+
+// flagUsages is fs's list of flags, a boolean flag shown as --name: it
+// takes no value (pflag shows --name[=true|false]).
+func flagUsages(fs *pflag.FlagSet) string {
+	shown := pflag.NewFlagSet(fs.Name(), pflag.ContinueOnError)
+	shown.SortFlags = fs.SortFlags
+	fs.VisitAll(func(f *pflag.Flag) {
+		g := *f
+		if f.Value.Type() == "bool" {
+			g.Value = plainBool{f.Value}
+		}
+		shown.AddFlag(&g)
+	})
+	return shown.FlagUsages()
+}
+
+// plainBool is a boolean flag's value without IsBoolFlag, the method that
+// makes pflag's usage show [=true|false]; its NoOptDefVal still lets
+// --name alone set it.
+type plainBool struct{ pflag.Value }
+
+// printable escapes the control and format characters of s, but for
+// newlines and tabs, as Go quotes them (\x1b, \u202e): a name typed on the
+// command line, or read from the daemon or a LUN, must not drive the
+// terminal (move the cursor, retitle the window, hide what follows). A
+// byte that is not UTF-8 becomes U+FFFD.
+func printable(s string) string {
+	bad := func(r rune) bool {
+		return r != '\n' && r != '\t' && (unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError)
+	}
+	if !strings.ContainsFunc(s, bad) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if bad(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -5,11 +5,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // wingman runs one command line in-process and returns exit code, stdout and stderr.
@@ -45,7 +50,7 @@ func TestFormatThenDumpJSON(t *testing.T) {
 		t.Fatalf("dump --json is not JSON: %v\n%s", err, out)
 	}
 	h := d.Header
-	if h.ClusterName != "clinic" || h.MaxHosts != 4 || h.MaxVMs != 8 || h.Version != 1 || h.Timings.Dead != "12s" {
+	if h.ClusterName != "clinic" || h.MaxHosts != 4 || h.MaxVMs != 8 || h.Version != 1 || h.Timings.Dead != 12*time.Second {
 		t.Errorf("header = %+v", h)
 	}
 	if len(d.Slots) != 0 || len(d.VMs) != 0 || len(d.Problems) != 0 {
@@ -67,7 +72,7 @@ func TestFormatFastProfile(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Header.Timings.Dead != "7.5s" || d.Header.Timings.Renew != "500ms" {
+	if d.Header.Timings.Dead != 7500*time.Millisecond || d.Header.Timings.Renew != 500*time.Millisecond {
 		t.Errorf("fast profile timings = %+v", d.Header.Timings)
 	}
 }
@@ -156,6 +161,157 @@ func TestDumpRejectsNonLUN(t *testing.T) {
 	code, _, errOut = wingman(t, "lun", "dump", filepath.Join(t.TempDir(), "missing"))
 	if code != exitFailed || !strings.Contains(errOut, "no such file") {
 		t.Errorf("dump of a missing path: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// Durations in JSON are nanoseconds in *_ns fields, in lun dump as in the
+// API's types that the other commands print.
+func TestDumpJSONDurationsAreNanoseconds(t *testing.T) {
+	p := lunPath(t)
+	if code, _, e := wingman(t, "lun", "format", "--cluster", "c", "--hosts", "2", "--vms", "1", p); code != exitOK {
+		t.Fatalf("format: %d %s", code, e)
+	}
+	_, out, _ := wingman(t, "lun", "dump", "--json", "--events", "0", p)
+	var raw struct {
+		Header struct {
+			Timings map[string]any `json:"timings"`
+		} `json:"header"`
+	}
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := raw.Header.Timings["dead_ns"].(float64); !ok || time.Duration(v) != 12*time.Second || len(raw.Header.Timings) != 7 {
+		t.Errorf("timings %v, want seven *_ns numbers, dead_ns 12e9", raw.Header.Timings)
+	}
+	for k := range raw.Header.Timings {
+		if !strings.HasSuffix(k, "_ns") {
+			t.Errorf("timing %s is not named *_ns", k)
+		}
+	}
+}
+
+// A bad --cluster is a usage error found before anything is created, and a
+// format that fails leaves no file it created behind.
+func TestFormatFailureLeavesNothing(t *testing.T) {
+	for _, name := range []string{strings.Repeat("c", 64), "c\x1b[2Jx"} {
+		p := lunPath(t)
+		code, _, errOut := wingman(t, "lun", "format", "--cluster", name, p)
+		if code != exitUsage || !strings.Contains(errOut, "--cluster") || strings.Contains(errOut, "\x1b") {
+			t.Errorf("--cluster %q: exit %d, stderr %q; want exit 2 and no raw escape", name, code, errOut)
+		}
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("--cluster %q left %s behind: %v", name, p, err)
+		}
+	}
+	// A format interrupted after the file was created removes it.
+	p := lunPath(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"lun", "format", "--cluster", "c", p}, stdio{out: &out, errOut: &errOut})
+	if code != exitFailed || !strings.Contains(errOut.String(), "context canceled") {
+		t.Errorf("canceled format: exit %d, stderr %q", code, errOut.String())
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed format left %s behind: %v", p, err)
+	}
+	// An existing file is the operator's: a refused format keeps it.
+	if err := os.WriteFile(p, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := wingman(t, "lun", "format", "--cluster", "c", p); code != exitFailed {
+		t.Errorf("format over data: exit %d", code)
+	}
+	if b, err := os.ReadFile(p); err != nil || !strings.HasPrefix(string(b), "precious") {
+		t.Errorf("a refused format changed the operator's file: %q, %v", b, err)
+	}
+}
+
+// lun dump and lun verify open the LUN read-only: the kernel reports each
+// of their opens closed without write access (IN_CLOSE_NOWRITE), never one
+// opened for writing (IN_CLOSE_WRITE, whether or not it wrote).
+func TestDumpAndVerifyOpenReadOnly(t *testing.T) {
+	p := lunPath(t)
+	if code, _, e := wingman(t, "lun", "format", "--cluster", "c", "--hosts", "2", "--vms", "1", p); code != exitOK {
+		t.Fatalf("format: %d %s", code, e)
+	}
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Skipf("inotify: %v", err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, p, unix.IN_CLOSE_WRITE|unix.IN_CLOSE_NOWRITE|unix.IN_MODIFY); err != nil {
+		t.Fatal(err)
+	}
+	// Identical events still unread are merged: read them after each command.
+	events := func() (readOnly, writable int) {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := unix.Read(fd, buf)
+			if n <= 0 || err != nil {
+				return readOnly, writable
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				switch {
+				case ev.Mask&unix.IN_CLOSE_NOWRITE != 0:
+					readOnly++
+				case ev.Mask&(unix.IN_CLOSE_WRITE|unix.IN_MODIFY) != 0:
+					writable++
+				}
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+			}
+		}
+	}
+	for _, args := range [][]string{{"lun", "dump", p}, {"lun", "dump", "--json", p}, {"lun", "verify", p}} {
+		if code, _, e := wingman(t, args...); code != exitOK {
+			t.Fatalf("%s: exit %d, %s", strings.Join(args, " "), code, e)
+		}
+		if readOnly, writable := events(); readOnly != 1 || writable != 0 {
+			t.Errorf("%s: %d read-only opens, %d writable opens or writes; want 1 and 0", strings.Join(args, " "), readOnly, writable)
+		}
+	}
+	// The check itself sees a writable open.
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, writable := events(); writable != 1 {
+		t.Errorf("an open for writing was not seen (%d)", writable)
+	}
+}
+
+// Errors never carry raw control characters to the terminal: a VM name, a
+// path, a flag or a command with an escape sequence is shown escaped.
+func TestErrorsEscapeControlCharacters(t *testing.T) {
+	d := startFakeDaemon(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dominfo", "web\x1b]0;owned\x07"}, `no VM named web\x1b]0;owned\a`},
+		{[]string{"lun", "dump", "/nonexistent/\x1b[2J\u202e.img"}, `/nonexistent/\x1b[2J\u202e.img`},
+		{[]string{"lun", "dump", "--\x1b[31m", "x"}, `unknown flag: --\x1b[31m`},
+		{[]string{"\x1b[31m"}, `unknown command "\x1b[31m"`},
+		{[]string{"-\u009b31m"}, `unknown flag -\u009b31m`},
+	} {
+		code, _, errOut := d.exec(t, context.Background(), session{args: tc.args})
+		if code == exitOK || strings.ContainsAny(errOut, "\x1b\x07\u202e\u009b") || !strings.Contains(errOut, tc.want) {
+			t.Errorf("wingman %q: exit %d, stderr %q; want %s", tc.args, code, errOut, tc.want)
+		}
+	}
+	if got := printable("a\tb\nc\x00d\u202ee\xff"); got != "a\tb\nc\\x00d\\u202ee\ufffd" {
+		t.Errorf("printable = %q", got)
+	}
+}
+
+// -v prints the version, as virsh -v does.
+func TestVersionFlags(t *testing.T) {
+	for _, f := range []string{"-v", "-V", "--version"} {
+		if code, out, _ := wingman(t, f); code != exitOK || !strings.HasPrefix(out, "wingman "+version+" ") {
+			t.Errorf("wingman %s: exit %d, %q", f, code, out)
+		}
 	}
 }
 

@@ -14,14 +14,17 @@ const shellPrompt = "wingman# "
 // stdin and runs each with the command table. help lists the commands;
 // quit, exit or end of input (Ctrl-D) leave. Global flags given to the
 // process apply to every line. The prompt and the banner go to stderr, so
-// stdout holds only the commands' data.
+// stdout holds only the commands' data. On a terminal (s.tty) lines are
+// edited and remembered (see lineEditor).
 func shell(ctx context.Context, s stdio, g globals) int {
 	fmt.Fprintf(s.errOut, "Welcome to wingman %s, the Wingman cluster shell.\n", version)
 	fmt.Fprintf(s.errOut, "Type 'help' for the commands, 'quit' or Ctrl-D to leave.\n\n")
-	in := s.input()
+	readLine := plainLines(s)
+	if s.tty != nil {
+		readLine = newLineEditor(s.tty, s.errOut).readLine
+	}
 	for ctx.Err() == nil {
-		fmt.Fprint(s.errOut, shellPrompt)
-		line, err := in.ReadString('\n')
+		line, err := readLine()
 		if err != nil && line == "" {
 			fmt.Fprintln(s.errOut)
 			if errors.Is(err, io.EOF) {
@@ -48,6 +51,15 @@ func shell(ctx context.Context, s stdio, g globals) int {
 		runCommand(ctx, args, s, g)
 	}
 	return exitOK
+}
+
+// plainLines reads lines from s's input as they come, the prompt on stderr.
+func plainLines(s stdio) func() (string, error) {
+	in := s.input()
+	return func() (string, error) {
+		fmt.Fprint(s.errOut, shellPrompt)
+		return in.ReadString('\n')
+	}
 }
 
 // splitArgs splits a command line like a POSIX shell does, without

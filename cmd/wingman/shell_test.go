@@ -4,10 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 func TestSplitArgs(t *testing.T) {
@@ -81,4 +87,69 @@ func TestNoArgumentsWithoutTerminal(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "Commands:") || !strings.Contains(out, "Exit codes:") || strings.Contains(out, shellPrompt) {
 		t.Errorf("exit %d\n%s", code, out)
 	}
+}
+
+// openPTY opens a pseudo-terminal: what the test writes to master is typed
+// on slave, where the shell reads.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slave.Close() })
+	return master, slave
+}
+
+// TestShellEditsLinesWithHistory types on a real terminal: a line edited
+// with Backspace, the previous line recalled with Up and changed, a line
+// dropped with Ctrl-C, and Ctrl-D to leave. The terminal is raw before any
+// of it is typed, so that the kernel's own line editing cannot be the one
+// that handles the keys; the shell puts it back as it found it.
+func TestShellEditsLinesWithHistory(t *testing.T) {
+	d := startFakeDaemon(t)
+	master, slave := openPTY(t)
+	orig, err := term.MakeRaw(int(slave.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	// Drain the prompts and the echo: a full pty would block the shell.
+	go io.Copy(io.Discard, master)
+	typed := "hostinfo kvm\x7f\x7f\x7fkvm2\r" + // Backspace three times
+		"\x1b[A\x7f1\r" + // Up: "hostinfo kvm2"; Backspace; 1
+		"list --na\x03host-list --name\r" + // Ctrl-C drops "list --na"
+		"\x04" // Ctrl-D on an empty line
+	if _, err := master.Write([]byte(typed)); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	s := stdio{in: bufio.NewReader(slave), out: &out, errOut: slave, terminal: true, errTerminal: true, tty: slave}
+	if code := run(context.Background(), []string{"-c", d.socket}, s); code != exitOK {
+		t.Errorf("shell exit %d", code)
+	}
+	want := []string{"GET /v1/hosts/kvm2", "GET /v1/hosts/kvm1", "GET /v1/hosts"}
+	if got := d.takeRequests(); !reflect.DeepEqual(got, want) {
+		t.Errorf("requests %q, want %q", got, want)
+	}
+	if !strings.Contains(out.String(), "kvm3\n") || !strings.Contains(out.String(), "Name:") {
+		t.Errorf("stdout %q", out.String())
+	}
+	after, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if *after != *before {
+		t.Errorf("the shell left the terminal changed: %+v, was %+v", after, before)
+	}
+	term.Restore(int(slave.Fd()), orig)
 }

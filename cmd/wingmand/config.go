@@ -3,14 +3,17 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/configfile"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
+	"github.com/wingmanha/wingman/quorum/fence"
 	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
@@ -187,17 +190,18 @@ type FenceConfig struct {
 	Timeout duration          `toml:"timeout"`
 }
 
-// duration reads "30s" style values from TOML.
-type duration struct{ time.Duration }
-
-func (d *duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("%q is not a duration (like 30s or 10m)", b)
+// agent is the fence agent's configuration for host.
+func (f FenceConfig) agent(host string, log *slog.Logger) fence.Config {
+	c := fence.DefaultConfig()
+	c.Host, c.Agent, c.Params, c.Logger = host, f.Agent, f.Params, log
+	if f.Timeout.Duration > 0 {
+		c.Timeout = f.Timeout.Duration
 	}
-	d.Duration = v
-	return nil
+	return c
 }
+
+// duration reads "30s" style values from TOML.
+type duration = configfile.Duration
 
 // DefaultConfig returns the defaults of every key.
 func DefaultConfig() Config {
@@ -209,12 +213,12 @@ func DefaultConfig() Config {
 		Serf:     SerfConfig{Bind: "0.0.0.0:7946", Profile: "default"},
 		API:      APIConfig{Socket: "/run/wingman/wingman.sock", Group: "wingman"},
 		Watchdog: WatchdogConfig{Mode: "auto", Device: "/dev/watchdog"},
-		Shutdown: ShutdownConfig{Policy: "migrate", Timeout: duration{10 * time.Minute}},
-		Maintenance: MaintenanceConfig{ParallelMigrations: 2, OnMigrationFailure: "report", AllowExec: true, ExecTimeout: duration{30 * time.Minute},
+		Shutdown: ShutdownConfig{Policy: "migrate", Timeout: duration{Duration: 10 * time.Minute}},
+		Maintenance: MaintenanceConfig{ParallelMigrations: 2, OnMigrationFailure: "report", AllowExec: true, ExecTimeout: duration{Duration: 30 * time.Minute},
 			RebootCommand: "systemctl reboot"},
 		Placement: PlacementConfig{CPUOvercommit: plan.DefaultConfig().CPUOvercommit, MemoryOvercommit: plan.DefaultConfig().MemoryOvercommit,
 			ReservedMemoryMiB: plan.DefaultConfig().ReservedMemory >> 20, ParallelStarts: plan.DefaultConfig().MaxStartsPerHost},
-		Failover: FailoverConfig{GuestAgentWait: duration{reconcile.DefaultConfig().GuestAgentWait}},
+		Failover: FailoverConfig{GuestAgentWait: duration{Duration: reconcile.DefaultConfig().GuestAgentWait}},
 	}
 }
 
@@ -223,30 +227,11 @@ func DefaultConfig() Config {
 func LoadConfig(path string, allowMissing bool) (Config, error) {
 	cfg := DefaultConfig()
 	cfg.path = path
-	b, err := os.ReadFile(path)
+	err := configfile.Decode(path, &cfg)
 	if errors.Is(err, os.ErrNotExist) && allowMissing {
-		cfg.path = "(flags)"
-		return cfg, nil
+		cfg.path, err = "(flags)", nil
 	}
-	if err != nil {
-		return cfg, fmt.Errorf("read configuration: %w", err)
-	}
-	md, err := toml.Decode(string(b), &cfg)
-	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return cfg, fmt.Errorf("%s line %d: %s; fix the syntax (see contrib/wingman.toml)", path, pe.Position.Line, pe.Message)
-		}
-		return cfg, fmt.Errorf("%s: %w; check the value's type (see contrib/wingman.toml)", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return cfg, fmt.Errorf("%s: unknown key %s; check the spelling (every key is documented in contrib/wingman.toml)", path, strings.Join(keys, ", "))
-	}
-	return cfg, nil
+	return cfg, err
 }
 
 // Validate checks every key, saying which file and key is wrong and what to do.
@@ -283,14 +268,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Serf.Keyring == "" && !c.Serf.Insecure {
 		bad("serf.keyring", "is required: gossip must be encrypted; write a key with `wingman keygen` into a keyring file (or set serf.insecure = true on a test network)")
+	} else if _, err := os.Stat(c.Serf.Keyring); c.Serf.Keyring != "" && err != nil {
+		bad("serf.keyring", "%v: write the cluster's key into it (see `wingman keygen`), the same file on every host", err)
 	}
 	switch c.Serf.Profile {
 	case "default", "fast":
 	default:
 		bad("serf.profile", "%q: use default or fast", c.Serf.Profile)
 	}
-	if c.API.Socket == "" {
-		bad("api.socket", "is required")
+	if err := api.CheckSocketPath(c.API.Socket); err != nil {
+		bad("api.socket", "%v", err)
 	}
 	switch c.Watchdog.Mode {
 	case "auto", "device", "software", "file":
@@ -301,6 +288,9 @@ func (c *Config) Validate() error {
 	case "migrate", "failover", "freeze", "keep":
 	default:
 		bad("shutdown.policy", "%q: use migrate, failover, freeze or keep", c.Shutdown.Policy)
+	}
+	if c.Shutdown.Timeout.Duration <= 0 {
+		bad("shutdown.timeout", "%v: must be positive, like 10m", c.Shutdown.Timeout.Duration)
 	}
 	if c.API.TLSListen != "" {
 		if _, _, err := splitHostPort(c.API.TLSListen); err != nil {
@@ -338,8 +328,8 @@ func (c *Config) Validate() error {
 		bad("metrics."+p.Key, "%s", p.Msg)
 	}
 	for h, f := range c.Fence {
-		if f.Agent == "" {
-			bad("fence."+h+".agent", "is required (e.g. fence_ipmilan)")
+		if err := f.agent(h, nil).Validate(); err != nil {
+			bad("fence."+h, "%v", err)
 		}
 	}
 	if len(probs) > 0 {

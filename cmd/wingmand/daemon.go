@@ -350,12 +350,7 @@ func (d *Daemon) startFencing() error {
 	// id, resolved at fence time, so a host that joins later is covered.
 	hosts := map[string]fence.Config{}
 	for name, fc := range d.cfg.Fence {
-		c := fence.DefaultConfig()
-		c.Host, c.Agent, c.Params, c.Logger = name, fc.Agent, fc.Params, d.log
-		if fc.Timeout.Duration > 0 {
-			c.Timeout = fc.Timeout.Duration
-		}
-		hosts[name] = c
+		hosts[name] = fc.agent(name, d.log)
 	}
 	f, err := fence.NewByName(hosts, d.slotNames)
 	if err != nil {

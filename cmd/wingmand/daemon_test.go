@@ -399,6 +399,10 @@ func TestWrongLUNIsAClearError(t *testing.T) {
 
 func TestConfigErrorsNameFileAndKey(t *testing.T) {
 	dir := t.TempDir()
+	shared := filepath.Join(dir, "tmp") // like /tmp
+	if err := os.Mkdir(shared, 0o755); err != nil || os.Chmod(shared, 0o777|os.ModeSticky) != nil {
+		t.Fatal(err)
+	}
 	write := func(body string) string {
 		p := filepath.Join(dir, "wingman.toml")
 		os.WriteFile(p, []byte(body), 0o600)
@@ -410,7 +414,14 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\nprofile = \"slow\"\n", "serf.profile"},
 		{"cluster = \"c\"\nlun = \"/x\"\n", "serf.keyring: is required"},
 		{"lun = \"/x\"\n[serf]\ninsecure = true\n", "cluster: must be"},
-		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[shutdown]\ntimeout = \"soon\"\n", "not a duration"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[shutdown]\ntimeout = \"soon\"\n", "line 6, key shutdown.timeout: \"soon\" is not a duration"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[shutdown]\ntimeout = \"-5s\"\n", "line 6, key shutdown.timeout: \"-5s\" is negative"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[shutdown]\ntimeout = \"0s\"\n", "shutdown.timeout: 0s: must be positive"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\nkeyring = \"/nonexistent/serf.keyring\"\n", "serf.keyring: stat /nonexistent/serf.keyring: no such file"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[fence.kvm2]\nagent = \"fence_wingman_nosuch\"\n", "fence.kvm2: agent /usr/sbin/fence_wingman_nosuch not found"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[api]\nsocket = \"" + shared + "/wingman.sock\"\n", "api.socket: directory " + shared + " is shared"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[api]\nsocket = \"wingman.sock\"\n", "api.socket: \"wingman.sock\" is relative"},
+		{"cluster = \"c\"\nv = " + strings.Repeat("{a=", 1<<14) + "\n", "line 2: configuration nested too deep"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[maintenance]\nparallel_migrations = 0\n", "maintenance.parallel_migrations"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[maintenance]\non_migration_failure = \"cold\"\n", "cold-move"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\ncpu_overcommit = 0.5\n", "placement.cpu_overcommit: 0.5: use 1 to 64"},
@@ -435,6 +446,12 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 	var out bytes.Buffer
 	if code := run([]string{"-f", filepath.Join(dir, "missing.toml")}, &out); code != exitConfig || !strings.Contains(out.String(), "missing.toml") {
 		t.Errorf("missing file: exit %d, %q", code, out.String())
+	}
+	// --check-config refuses what the daemon would: a socket in /tmp.
+	out.Reset()
+	p := write("cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[api]\nsocket = \"" + shared + "/wingman.sock\"\n")
+	if code := run([]string{"--check-config", "-f", p}, &out); code != exitConfig || !strings.Contains(out.String(), "api.socket") {
+		t.Errorf("--check-config of a socket in a shared directory: exit %d, %q", code, out.String())
 	}
 	if code := run([]string{"--bogus"}, &out); code != exitUsage {
 		t.Errorf("bad flag: exit %d", code)

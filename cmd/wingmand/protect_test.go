@@ -197,6 +197,15 @@ func TestProtectThroughAnotherHostGoesToTheDomainsHost(t *testing.T) {
 	if va, err := a.client.VM(ctx, "web1"); err != nil || !va.Protected || va.Owner != 1 {
 		t.Errorf("kvm1 sees web1 as %+v, %v", va, err)
 	}
+	// A second protect, through either host, says so without internals
+	// (forwarded, it names the host that answered).
+	for _, c := range []*api.Client{a.client, b.client} {
+		_, err = c.Protect(ctx, "web1", api.ProtectRequest{})
+		var re *api.RemoteError
+		if !errors.Is(err, api.ErrConflict) || !errors.As(err, &re) || !strings.HasSuffix(re.Err.Error, "web1 is already protected") || strings.Contains(re.Err.Error, "record") || !strings.Contains(re.Err.Hint, "set-policy") {
+			t.Errorf("second protect of web1 = %v, want a conflict: web1 is already protected", err)
+		}
+	}
 	_, err = b.client.Protect(ctx, "nope", api.ProtectRequest{})
 	if !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("protect nope through kvm2 = %v, want api.ErrNotFound", err)

@@ -31,7 +31,7 @@ _wingman_flag_takes_value() {
     "protect|--priority"|"protect|--restart"|"protect|--restart-max"|"protect|--restart-window"|"protect|--anti-affinity"|"protect|--prefer"|"protect|--start-order"|"protect|--start-delay"|"protect|--isolation"|"protect|-c"|"protect|--connect") return 0 ;;
     "rolling-update|--exec"|"rolling-update|--hosts"|"rolling-update|--timeout"|"rolling-update|--reboot-timeout"|"rolling-update|-c"|"rolling-update|--connect") return 0 ;;
     "set-policy|--priority"|"set-policy|--restart"|"set-policy|--restart-max"|"set-policy|--restart-window"|"set-policy|--anti-affinity"|"set-policy|--prefer"|"set-policy|--start-order"|"set-policy|--start-delay"|"set-policy|--isolation"|"set-policy|-c"|"set-policy|--connect") return 0 ;;
-    "start|-c"|"start|--connect") return 0 ;;
+    "start|--timeout"|"start|-c"|"start|--connect") return 0 ;;
     "status|-c"|"status|--connect") return 0 ;;
     "stop|-c"|"stop|--connect") return 0 ;;
     "ui|--port"|"ui|-c"|"ui|--connect") return 0 ;;
@@ -122,7 +122,7 @@ _wingman() {
         "protect") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --force --json -c --connect" -- "$cur")) ;;
         "rolling-update") COMPREPLY=($(compgen -W "-h --help --exec --hosts --reboot --all --dry-run --timeout --reboot-timeout -c --connect" -- "$cur")) ;;
         "set-policy") COMPREPLY=($(compgen -W "-h --help --priority --restart --restart-max --restart-window --anti-affinity --prefer --start-order --start-delay --wait-agent --isolation --json -c --connect" -- "$cur")) ;;
-        "start") COMPREPLY=($(compgen -W "-h --help -c --connect" -- "$cur")) ;;
+        "start") COMPREPLY=($(compgen -W "-h --help --timeout --no-wait -c --connect" -- "$cur")) ;;
         "status") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "stop") COMPREPLY=($(compgen -W "-h --help -c --connect" -- "$cur")) ;;
         "ui") COMPREPLY=($(compgen -W "-h --help --port -c --connect" -- "$cur")) ;;
