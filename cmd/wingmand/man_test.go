@@ -212,7 +212,10 @@ func configKeys(t reflect.Type, prefix []string) [][]string {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		if !f.IsExported() || name == "-" || name == "" {
+		if name == "" {
+			name = f.Name // how the TOML decoder matches a field without a tag
+		}
+		if !f.IsExported() || name == "-" {
 			continue
 		}
 		out = append(out, configKeys(f.Type, append(slices.Clip(prefix), name))...)

@@ -35,7 +35,10 @@ type Key struct {
 
 var (
 	tableLine = regexp.MustCompile(`^\[([A-Za-z0-9_.-]+)\]$`)
-	keyLine   = regexp.MustCompile(`^([A-Za-z0-9_-]+)\s*=\s*\S`)
+	// keyLine is a key and a whole value (string, boolean, number, array,
+	// inline table), so that prose such as "allow_exec = false to forbid
+	// ..." in a comment is not taken for a key.
+	keyLine = regexp.MustCompile(`^([A-Za-z0-9_-]+)\s*=\s*("[^"]*"|'[^']*'|true|false|[-+]?[0-9][0-9_.eE:+-]*|\[.*\]|\{.*\})\s*(#.*)?$`)
 )
 
 // ParseExample reads a commented example configuration. It is an error for
