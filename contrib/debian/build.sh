@@ -146,7 +146,8 @@ if command -v dpkg-shlibdeps >/dev/null; then
 	mkdir "$tmp/debian"
 	printf 'Source: wingman\n\nPackage: wingman\nArchitecture: amd64\n' > "$tmp/debian/control"
 	abs=$(cd "$root" && pwd)
-	out=$(cd "$tmp" && dpkg-shlibdeps -O -e"$abs/usr/sbin/wingmand" -e"$abs/usr/bin/wingman")
+	# wingman (no cgo) needs no library, only the dynamic loader of libc6.
+	out=$(cd "$tmp" && dpkg-shlibdeps -O -e"$abs/usr/sbin/wingmand")
 	rm -rf "$tmp"
 	shlibs=${out#shlibs:Depends=}
 fi
