@@ -10,36 +10,83 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// The zsh and fish completion scripts, generated from the command table like
-// the bash one and committed beside it (contrib/completion/wingman.zsh and
-// wingman.fish; TestGeneratedFilesUpToDate keeps them up to date). All three
-// parse the words typed the same way: the command (one word, or a group and
+// The completion scripts for bash (bashCompletion), zsh and fish, generated
+// from the command table and committed under contrib/completion
+// (TestGeneratedFilesUpToDate keeps them up to date). All three parse the
+// words typed the same way: the command (one word, or a group and
 // its subcommand), the flags that take a value, and the count of arguments.
 
-var completionZshCmd = command{
-	name:    "completion zsh",
-	summary: "print a zsh completion script",
-	help: `Prints a zsh completion script for commands, subcommands, flags, flag
+var (
+	completionBashCmd = completionCommand("bash", "/usr/share/bash-completion/completions/wingman",
+		" with: source <(wingman completion bash)", bashCompletion)
+	completionZshCmd = completionCommand("zsh", "/usr/share/zsh/vendor-completions/_wingman",
+		", after compinit, with: source <(wingman completion zsh)", zshCompletion)
+	completionFishCmd = completionCommand("fish", "/usr/share/fish/vendor_completions.d/wingman.fish",
+		" with: wingman completion fish | source", fishCompletion)
+)
+
+// completionCommand is `wingman completion SHELL`: it prints the script,
+// to install at path; try says how to try it without installing it.
+func completionCommand(shell, path, try string, script func() []byte) command {
+	return command{
+		name:    "completion " + shell,
+		summary: "print a " + shell + " completion script",
+		help: fmt.Sprintf(`Prints a %s completion script for commands, subcommands, flags, flag
 values, and the names of VMs and hosts (asked from wingmand). Install it with
 
-  wingman completion zsh > /usr/share/zsh/vendor-completions/_wingman
+  wingman completion %s > %s
 
-or try it, after compinit, with: source <(wingman completion zsh)`,
-	nargs: [2]int{0, 0},
-	bind:  printScript(zshCompletion),
+or try it%s`, shell, shell, path, try),
+		nargs: [2]int{0, 0},
+		bind:  printScript(script),
+	}
 }
 
-var completionFishCmd = command{
-	name:    "completion fish",
-	summary: "print a fish completion script",
-	help: `Prints a fish completion script for commands, subcommands, flags, flag
-values, and the names of VMs and hosts (asked from wingmand). Install it with
+// takesValueCase is the case of _wingman_flag_takes_value (bash and zsh)
+// that matches the flags of command name that take a value, or "".
+func takesValueCase(name string, fs *pflag.FlagSet) string {
+	var pats []string
+	for _, f := range flagWords(fs, true) {
+		pats = append(pats, fmt.Sprintf("%q", name+"|"+f))
+	}
+	if len(pats) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("    %s) return 0 ;;\n", strings.Join(pats, "|"))
+}
 
-  wingman completion fish > /usr/share/fish/vendor_completions.d/wingman.fish
+// flagValueCase is the case of _wingman_flag_value (bash and zsh) that
+// runs action to complete the value of command name's flag f.
+func flagValueCase(name string, f *pflag.Flag, action string) string {
+	pats := []string{fmt.Sprintf("%q", name+"|--"+f.Name)}
+	if f.Shorthand != "" {
+		pats = append(pats, fmt.Sprintf("%q", name+"|-"+f.Shorthand))
+	}
+	return fmt.Sprintf("    %s) %s ;;\n", strings.Join(pats, "|"), action)
+}
 
-or try it with: wingman completion fish | source`,
-	nargs: [2]int{0, 0},
-	bind:  printScript(fishCompletion),
+// wordLoop is the loop of _wingman (bash and zsh) over the words before the
+// one being completed: it finds the command, the group's subcommand, the
+// flags that take a value, and counts the arguments. words is the array,
+// first its first word after wingman, current the index of the word being
+// completed.
+func wordLoop(words string, first int, current string) string {
+	return fmt.Sprintf(`    for ((i = %d; i < %s; i++)); do
+        w=${%s[i]}
+        if ((skip)); then skip=0; continue; fi
+        case "$w" in
+        -c|--connect) skip=1; _wingman_connect=${%s[i+1]}; continue ;;
+        -*) _wingman_flag_takes_value "$cmd" "$w" && skip=1; continue ;;
+        esac
+        if [[ -z $cmd ]]; then
+            cmd=$w
+        elif [[ $cmd != *" "* ]] && [[ " %s " == *" $cmd "* ]]; then
+            cmd="$cmd $w"
+        else
+            ((nargs++))
+        fi
+    done
+`, first, current, words, words, strings.Join(groups(), " "))
 }
 
 func printScript(script func() []byte) func(*pflag.FlagSet) func(context.Context, stdio, []string) error {
@@ -178,24 +225,14 @@ _wingman_flag_takes_value() {
 	var values, positional, flags []string
 	for _, c := range sortedCommands() {
 		fs := flagSetFor(c)
-		var pats []string
-		for _, f := range flagWords(fs, true) {
-			pats = append(pats, fmt.Sprintf("%q", c.name+"|"+f))
-		}
-		if len(pats) > 0 {
-			p("    %s) return 0 ;;\n", strings.Join(pats, "|"))
-		}
+		p("%s", takesValueCase(c.name, fs))
 		fs.VisitAll(func(f *pflag.Flag) {
 			kind, choices := valueCompletion(f)
 			action := map[int]string{valueChoices: "compadd -- " + strings.Join(choices, " "), valueHosts: "_wingman_names host-list", valueFiles: "_files"}[kind]
 			if action == "" || f.Name == "connect" {
 				return
 			}
-			pats := []string{fmt.Sprintf("%q", c.name+"|--"+f.Name)}
-			if f.Shorthand != "" {
-				pats = append(pats, fmt.Sprintf("%q", c.name+"|-"+f.Shorthand))
-			}
-			values = append(values, fmt.Sprintf("    %s) %s ;;\n", strings.Join(pats, "|"), action))
+			values = append(values, flagValueCase(c.name, f, action))
 		})
 		for i, k := range argKinds(c.args) {
 			if action := argAction(k, "zsh"); action != "" {
@@ -219,22 +256,7 @@ _wingman() {
     local cmd="" w i skip=0 nargs=0
     local -a opts
     _wingman_connect=""
-    for ((i = 2; i < CURRENT; i++)); do
-        w=${words[i]}
-        if ((skip)); then skip=0; continue; fi
-        case "$w" in
-        -c|--connect) skip=1; _wingman_connect=${words[i+1]}; continue ;;
-        -*) _wingman_flag_takes_value "$cmd" "$w" && skip=1; continue ;;
-        esac
-        if [[ -z $cmd ]]; then
-            cmd=$w
-        elif [[ $cmd != *" "* ]] && [[ " %s " == *" $cmd "* ]]; then
-            cmd="$cmd $w"
-        else
-            ((nargs++))
-        fi
-    done
-    if ((skip)); then
+%s    if ((skip)); then
         _wingman_flag_value "$cmd" "$prev"
         return
     fi
@@ -248,7 +270,7 @@ _wingman() {
             _describe -t commands 'wingman command' opts
         fi
         return ;;
-`, strings.Join(values, ""), strings.Join(groups(), " "), zshPairs(globalPairs()), zshPairs(topDescriptions()))
+`, strings.Join(values, ""), wordLoop("words", 2, "CURRENT"), zshPairs(globalPairs()), zshPairs(topDescriptions()))
 	for _, g := range groups() {
 		p("    %s) opts=%s; _describe -t commands %s opts; return ;;\n", g, zshPairs(subDescriptions(g)), zshQuote(g+" command"))
 	}

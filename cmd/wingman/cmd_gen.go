@@ -19,24 +19,6 @@ import (
 // contrib/man/wingman.1); TestGeneratedFilesUpToDate fails when the command
 // table changed without them, and rewrites them with -update.
 
-var completionBashCmd = command{
-	name:    "completion bash",
-	summary: "print a bash completion script",
-	help: `Prints a bash completion script for commands, subcommands, flags, flag
-values, and the names of VMs and hosts (asked from wingmand). Install it with
-
-  wingman completion bash > /usr/share/bash-completion/completions/wingman
-
-or try it with: source <(wingman completion bash)`,
-	nargs: [2]int{0, 0},
-	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
-		return func(_ context.Context, s stdio, _ []string) error {
-			_, err := s.out.Write(bashCompletion())
-			return err
-		}
-	},
-}
-
 var manCmd = command{
 	name:    "man",
 	args:    "DIR",
@@ -137,13 +119,7 @@ _wingman_flag_takes_value() {
 	var values, positional []string
 	for _, c := range sortedCommands() {
 		fs := flagSetFor(c)
-		var pats []string
-		for _, f := range flagWords(fs, true) {
-			pats = append(pats, fmt.Sprintf("%q", c.name+"|"+f))
-		}
-		if len(pats) > 0 {
-			p("    %s) return 0 ;;\n", strings.Join(pats, "|"))
-		}
+		p("%s", takesValueCase(c.name, fs))
 		fs.VisitAll(func(f *pflag.Flag) {
 			var action string
 			switch kind, choices := valueCompletion(f); {
@@ -158,11 +134,7 @@ _wingman_flag_takes_value() {
 			default:
 				return
 			}
-			pats := []string{fmt.Sprintf("%q", c.name+"|--"+f.Name)}
-			if f.Shorthand != "" {
-				pats = append(pats, fmt.Sprintf("%q", c.name+"|-"+f.Shorthand))
-			}
-			values = append(values, fmt.Sprintf("    %s) %s ;;\n", strings.Join(pats, "|"), action))
+			values = append(values, flagValueCase(c.name, f, action))
 		})
 		for i, k := range argKinds(c.args) {
 			var action string
@@ -195,22 +167,7 @@ _wingman() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local cmd="" w i skip=0 nargs=0
     _wingman_connect=""
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        w=${COMP_WORDS[i]}
-        if ((skip)); then skip=0; continue; fi
-        case "$w" in
-        -c|--connect) skip=1; _wingman_connect=${COMP_WORDS[i+1]}; continue ;;
-        -*) _wingman_flag_takes_value "$cmd" "$w" && skip=1; continue ;;
-        esac
-        if [[ -z $cmd ]]; then
-            cmd=$w
-        elif [[ $cmd != *" "* ]] && [[ " %s " == *" $cmd "* ]]; then
-            cmd="$cmd $w"
-        else
-            ((nargs++))
-        fi
-    done
-    COMPREPLY=()
+%s    COMPREPLY=()
     if ((skip)); then
         _wingman_flag_value "$cmd" "$prev"
         return
@@ -219,7 +176,7 @@ _wingman() {
     "")
         COMPREPLY=($(compgen -W "%s -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
-`, strings.Join(values, ""), strings.Join(groups(), " "), strings.Join(topWords(), " "))
+`, strings.Join(values, ""), wordLoop("COMP_WORDS", 1, "COMP_CWORD"), strings.Join(topWords(), " "))
 	for _, g := range groups() {
 		p("    %s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", g, strings.Join(subcommands(g), " "))
 	}
