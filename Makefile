@@ -7,11 +7,12 @@ PKGS      := ./...
 TESTFLAGS ?= -count=1 -timeout 25m
 
 # chromium: the web dashboard's browser tests (headless, driven by chromedp).
+# lintian: test/deb checks the built package; zsh, fish: the completion tests.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs groff-base adduser \
 	libglib2.0-0 libnuma1 libudev1 \
-	chromium
+	chromium lintian zsh fish
 
 .PHONY: all deps setup build deb test test-short lint bench demo e2e sim clean
 
@@ -48,7 +49,8 @@ build:
 test: setup lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
-# deb builds the Debian package (binaries, systemd unit, config, completion, man page) into bin/.
+# deb builds the Debian package (PIE binaries, systemd unit, config, completion for bash, zsh and
+# fish, man pages, changelog, copyright) into bin/; test/deb runs lintian on it.
 deb:
 	@bash contrib/debian/build.sh
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,29 +12,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/manpage"
 )
 
 // Both generated files are committed (contrib/completion/wingman.bash,
 // contrib/man/wingman.1); TestGeneratedFilesUpToDate fails when the command
 // table changed without them, and rewrites them with -update.
-
-var completionBashCmd = command{
-	name:    "completion bash",
-	summary: "print a bash completion script",
-	help: `Prints a bash completion script for commands, subcommands, flags, flag
-values, and the names of VMs and hosts (asked from wingmand). Install it with
-
-  wingman completion bash > /usr/share/bash-completion/completions/wingman
-
-or try it with: source <(wingman completion bash)`,
-	nargs: [2]int{0, 0},
-	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
-		return func(_ context.Context, s stdio, _ []string) error {
-			_, err := s.out.Write(bashCompletion())
-			return err
-		}
-	},
-}
 
 var manCmd = command{
 	name:    "man",
@@ -137,30 +119,22 @@ _wingman_flag_takes_value() {
 	var values, positional []string
 	for _, c := range sortedCommands() {
 		fs := flagSetFor(c)
-		var pats []string
-		for _, f := range flagWords(fs, true) {
-			pats = append(pats, fmt.Sprintf("%q", c.name+"|"+f))
-		}
-		if len(pats) > 0 {
-			p("    %s) return 0 ;;\n", strings.Join(pats, "|"))
-		}
+		p("%s", takesValueCase(c.name, fs))
 		fs.VisitAll(func(f *pflag.Flag) {
 			var action string
-			switch {
-			case f.Annotations[annValues] != nil:
-				action = fmt.Sprintf(`COMPREPLY=($(compgen -W "%s" -- "$cur"))`, strings.Join(f.Annotations[annValues], " "))
-			case f.Annotations[annHosts] != nil:
+			switch kind, choices := valueCompletion(f); {
+			case f.Name == "connect": // completed for every command below
+				return
+			case kind == valueChoices:
+				action = fmt.Sprintf(`COMPREPLY=($(compgen -W "%s" -- "$cur"))`, strings.Join(choices, " "))
+			case kind == valueHosts:
 				action = `COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur"))`
-			case f.Annotations[annFiles] != nil:
+			case kind == valueFiles:
 				action = `COMPREPLY=($(compgen -f -- "$cur"))`
 			default:
 				return
 			}
-			pats := []string{fmt.Sprintf("%q", c.name+"|--"+f.Name)}
-			if f.Shorthand != "" {
-				pats = append(pats, fmt.Sprintf("%q", c.name+"|-"+f.Shorthand))
-			}
-			values = append(values, fmt.Sprintf("    %s) %s ;;\n", strings.Join(pats, "|"), action))
+			values = append(values, flagValueCase(c.name, f, action))
 		})
 		for i, k := range argKinds(c.args) {
 			var action string
@@ -193,22 +167,7 @@ _wingman() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local cmd="" w i skip=0 nargs=0
     _wingman_connect=""
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        w=${COMP_WORDS[i]}
-        if ((skip)); then skip=0; continue; fi
-        case "$w" in
-        -c|--connect) skip=1; _wingman_connect=${COMP_WORDS[i+1]}; continue ;;
-        -*) _wingman_flag_takes_value "$cmd" "$w" && skip=1; continue ;;
-        esac
-        if [[ -z $cmd ]]; then
-            cmd=$w
-        elif [[ $cmd != *" "* ]] && [[ " %s " == *" $cmd "* ]]; then
-            cmd="$cmd $w"
-        else
-            ((nargs++))
-        fi
-    done
-    COMPREPLY=()
+%s    COMPREPLY=()
     if ((skip)); then
         _wingman_flag_value "$cmd" "$prev"
         return
@@ -217,7 +176,7 @@ _wingman() {
     "")
         COMPREPLY=($(compgen -W "%s -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
-`, strings.Join(values, ""), strings.Join(groups(), " "), strings.Join(topWords(), " "))
+`, strings.Join(values, ""), wordLoop("COMP_WORDS", 1, "COMP_CWORD"), strings.Join(topWords(), " "))
 	for _, g := range groups() {
 		p("    %s) COMPREPLY=($(compgen -W %q -- \"$cur\")); return ;;\n", g, strings.Join(subcommands(g), " "))
 	}
@@ -241,57 +200,18 @@ complete -F _wingman wingman
 	return b.Bytes()
 }
 
-// roff escapes text for troff: backslashes, hyphens (which troff would
-// otherwise render as typographic hyphens) and control characters at the
-// start of a line.
-func roff(s string) string {
-	s = strings.ReplaceAll(s, `\`, `\e`)
-	s = strings.ReplaceAll(s, "-", `\-`)
-	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {
-		s = `\&` + s
-	}
-	return s
-}
-
-// roffText renders help paragraphs: plain ones are filled, ones with
-// indented lines (lists, examples) are kept as they are.
-func roffText(w io.Writer, text string) {
-	for _, para := range strings.Split(strings.TrimSpace(text), "\n\n") {
-		lines := strings.Split(para, "\n")
-		verbatim := false
-		for _, l := range lines {
-			verbatim = verbatim || strings.HasPrefix(l, " ")
-		}
-		fmt.Fprintln(w, ".PP")
-		if verbatim {
-			fmt.Fprintln(w, ".nf")
-			for _, l := range lines {
-				fmt.Fprintln(w, roff(l))
-			}
-			fmt.Fprintln(w, ".fi")
-			continue
-		}
-		for _, l := range lines {
-			fmt.Fprintln(w, roff(strings.TrimSpace(l)))
-		}
-	}
-}
-
 func manPage() []byte {
 	var b bytes.Buffer
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	p(`.\" Generated by 'wingman man' from the command table; do not edit.
-.TH WINGMAN 1 "" "Wingman" "Wingman Manual"
-.SH NAME
-wingman \- manage a Wingman KVM failover cluster
-.SH SYNOPSIS
+	manpage.Header(&b, "wingman", "1", "'wingman man' from the command table", "manage a Wingman KVM failover cluster")
+	p(`.SH SYNOPSIS
 .B wingman
 [\fB\-c\fR \fISOCKET\fR] [\fB\-\-json\fR] \fICOMMAND\fR [\fIflags\fR] [\fIargs\fR]
 .br
 .B wingman
 .SH DESCRIPTION
 `)
-	roffText(&b, `wingman is the operator's tool for a Wingman cluster, in the style of virsh.
+	manpage.Text(&b, `wingman is the operator's tool for a Wingman cluster, in the style of virsh.
 Every command except lun, keygen, completion and man talks to the wingmand
 daemon of this host over its unix socket; the daemon forwards what another
 host must do.
@@ -307,7 +227,7 @@ prompt drops the line typed so far. Lines can be edited (arrows, Home, End,
 Ctrl-A, Ctrl-E, Ctrl-K, Ctrl-U, Ctrl-W), and Up and Down recall the
 session's earlier lines.`)
 	p(".SH GLOBAL OPTIONS\n.TP\n\\fB\\-c\\fR, \\fB\\-\\-connect\\fR \\fISOCKET\\fR\n")
-	p("The socket of wingmand (default %s, or $%s).\n", roff(api.DefaultSocket), socketEnv)
+	p("The socket of wingmand (default %s, or $%s).\n", manpage.Escape(api.DefaultSocket), socketEnv)
 	p(".TP\n\\fB\\-\\-json\\fR\nJSON output, for the commands that have it.\n")
 	p(".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nThe list of commands; after a command, its flags.\n")
 	p(".TP\n\\fB\\-v\\fR, \\fB\\-V\\fR, \\fB\\-\\-version\\fR\nThe version of this tool.\n")
@@ -317,37 +237,17 @@ session's earlier lines.`)
 		if c.args != "" {
 			syn += " " + c.args
 		}
-		p(".SS \"%s\"\n%s.\n", roff(syn), roff(c.summary))
+		p(".SS \"%s\"\n%s.\n", manpage.Escape(syn), manpage.Escape(c.summary))
 		if c.help != "" {
-			roffText(&b, c.help)
+			manpage.Text(&b, c.help)
 		}
-		fs := flagSetFor(c)
-		fs.VisitAll(func(f *pflag.Flag) {
-			if f.Name == "help" {
-				return
-			}
-			p(".TP\n")
-			if f.Shorthand != "" {
-				p("\\fB\\-%s\\fR, ", roff(f.Shorthand))
-			}
-			p("\\fB\\-\\-%s\\fR", roff(f.Name))
-			varname, usage := pflag.UnquoteUsage(f)
-			if varname != "" {
-				p(" \\fI%s\\fR", roff(strings.ToUpper(varname)))
-			}
-			switch f.DefValue {
-			case "", "0", "false", "[]", "0s":
-			default:
-				usage += " (default " + f.DefValue + ")"
-			}
-			p("\n%s\n", roff(usage))
-		})
+		manpage.Flags(&b, flagSetFor(c))
 	}
 	p(".SH EXIT STATUS\n")
 	lines := strings.Split(strings.TrimSpace(exitCodesText), "\n")[1:]
 	for _, l := range lines {
 		code, text, _ := strings.Cut(strings.TrimSpace(l), "  ")
-		p(".TP\n.B %s\n%s\n", code, roff(strings.TrimSpace(text)))
+		p(".TP\n.B %s\n%s\n", code, manpage.Escape(strings.TrimSpace(text)))
 	}
 	p(`.SH ENVIRONMENT
 .TP
@@ -360,6 +260,6 @@ wingmand's socket, for root and the members of group wingman.
 .SH SEE ALSO
 .BR wingmand (8),
 .BR virsh (1)
-`, socketEnv, roff(api.DefaultSocket))
+`, socketEnv, manpage.Escape(api.DefaultSocket))
 	return b.Bytes()
 }

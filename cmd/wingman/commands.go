@@ -37,6 +37,8 @@ func init() {
 		keygenCmd,
 		versionCmd,
 		completionBashCmd,
+		completionZshCmd,
+		completionFishCmd,
 		manCmd,
 	}
 }

@@ -30,25 +30,31 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 
-func run(args []string, stderr io.Writer) int {
+// flagSet is wingmand's command line; wingmand(8) is generated from it.
+func flagSet() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("wingmand", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.SortFlags = false
-	configPath := fs.StringP("config", "f", DefaultConfigPath, "configuration file")
-	lun := fs.String("lun", "", "heartbeat LUN (overrides lun)")
-	cluster := fs.String("cluster", "", "cluster name (overrides cluster)")
-	hostName := fs.String("host-name", "", "this host's name (overrides host_name)")
-	hostID := fs.Int("host-id", -1, "this host's slot 1..255 (overrides host_id)")
-	stateDir := fs.String("state-dir", "", "state directory (overrides state_dir)")
-	libvirtURI := fs.String("libvirt-uri", "", "local libvirt URI (overrides libvirt.uri)")
-	bind := fs.String("bind", "", "serf bind address host:port (overrides serf.bind)")
-	join := fs.StringSlice("join", nil, "serf addresses to join (overrides serf.join)")
-	keyring := fs.String("keyring", "", "serf keyring file (overrides serf.keyring)")
-	socket := fs.String("socket", "", "API socket (overrides api.socket)")
-	watchdogMode := fs.String("watchdog", "", "watchdog mode: auto, device, software (overrides watchdog.mode)")
-	checkOnly := fs.Bool("check-config", false, "validate the configuration and exit")
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.StringP("config", "f", DefaultConfigPath, "the configuration `FILE` (wingman.toml(5))")
+	fs.String("lun", "", "the heartbeat LUN, a shared block `DEVICE` (overrides lun)")
+	fs.String("cluster", "", "the cluster `NAME` (overrides cluster)")
+	fs.String("host-name", "", "this host's `NAME` (overrides host_name)")
+	fs.Int("host-id", 0, "this host's `SLOT` on the LUN, 1..255 (overrides host_id)")
+	fs.String("state-dir", "", "the state `DIR` (overrides state_dir)")
+	fs.String("libvirt-uri", "", "the local libvirt `URI` (overrides libvirt.uri)")
+	fs.String("bind", "", "serf's bind address `HOST:PORT` (overrides serf.bind)")
+	fs.StringSlice("join", nil, "serf addresses to join, `HOST:PORT,...` (overrides serf.join)")
+	fs.String("keyring", "", "serf's keyring `FILE` (overrides serf.keyring)")
+	fs.String("socket", "", "the API socket's `PATH` (overrides api.socket)")
+	fs.String("watchdog", "", "the watchdog `MODE`: auto, device, software (overrides watchdog.mode)")
+	fs.Bool("check-config", false, "validate the configuration and exit")
+	fs.Bool("version", false, "print the version and exit")
+	fs.String("log-level", "info", "the `LEVEL` of log messages: debug, info, warn or error")
+	return fs
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flagSet()
+	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
@@ -56,47 +62,49 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wingmand: %v; see wingmand --help\n", err)
 		return exitUsage
 	}
-	if *showVersion {
+	if v, _ := fs.GetBool("version"); v {
 		fmt.Fprintf(stderr, "wingmand %s\n", version)
 		return exitOK
 	}
-	cfg, err := LoadConfig(*configPath, fs.Changed("lun") || !fs.Changed("config"))
+	configPath, _ := fs.GetString("config")
+	cfg, err := LoadConfig(configPath, fs.Changed("lun") || !fs.Changed("config"))
 	if err != nil {
 		fmt.Fprintf(stderr, "wingmand: %v\n", err)
 		return exitConfig
 	}
-	set := func(name string, dst *string, v string) {
+	set := func(name string, dst *string) {
 		if fs.Changed(name) {
-			*dst = v
+			*dst, _ = fs.GetString(name)
 		}
 	}
-	set("lun", &cfg.LUN, *lun)
-	set("cluster", &cfg.Cluster, *cluster)
-	set("host-name", &cfg.HostName, *hostName)
-	set("state-dir", &cfg.StateDir, *stateDir)
-	set("libvirt-uri", &cfg.Libvirt.URI, *libvirtURI)
-	set("bind", &cfg.Serf.Bind, *bind)
-	set("keyring", &cfg.Serf.Keyring, *keyring)
-	set("socket", &cfg.API.Socket, *socket)
-	set("watchdog", &cfg.Watchdog.Mode, *watchdogMode)
+	set("lun", &cfg.LUN)
+	set("cluster", &cfg.Cluster)
+	set("host-name", &cfg.HostName)
+	set("state-dir", &cfg.StateDir)
+	set("libvirt-uri", &cfg.Libvirt.URI)
+	set("bind", &cfg.Serf.Bind)
+	set("keyring", &cfg.Serf.Keyring)
+	set("socket", &cfg.API.Socket)
+	set("watchdog", &cfg.Watchdog.Mode)
 	if fs.Changed("host-id") {
-		cfg.HostID = *hostID
+		cfg.HostID, _ = fs.GetInt("host-id")
 	}
 	if fs.Changed("join") {
-		cfg.Serf.Join = *join
+		cfg.Serf.Join, _ = fs.GetStringSlice("join")
 	}
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "wingmand: invalid configuration: %v\n", err)
 		return exitConfig
 	}
-	if *checkOnly {
+	if v, _ := fs.GetBool("check-config"); v {
 		fmt.Fprintf(stderr, "%s: configuration is valid\n", cfg.path)
 		return exitOK
 	}
 
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "wingmand: --log-level %q: use debug, info, warn or error\n", *logLevel)
+	logLevel, _ := fs.GetString("log-level")
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		fmt.Fprintf(stderr, "wingmand: --log-level %q: use debug, info, warn or error\n", logLevel)
 		return exitUsage
 	}
 	log := newLogger(stderr, level)

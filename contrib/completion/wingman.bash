@@ -89,7 +89,7 @@ _wingman() {
     "")
         COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
-    completion) COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
+    completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
     notify) COMPREPLY=($(compgen -W "add list remove test" -- "$cur")); return ;;
@@ -98,6 +98,8 @@ _wingman() {
     if [[ $cur == -* ]]; then
         case "$cmd" in
         "completion bash") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
+        "completion fish") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
+        "completion zsh") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
         "dominfo") COMPREPLY=($(compgen -W "-h --help --qmp --json -c --connect" -- "$cur")) ;;
         "drill") COMPREPLY=($(compgen -W "-h --help --live --json -c --connect" -- "$cur")) ;;
         "events") COMPREPLY=($(compgen -W "-h --help -f --follow --since --limit --json -c --connect" -- "$cur")) ;;
