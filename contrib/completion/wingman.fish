@@ -55,7 +55,7 @@ function __wingman_flag_takes_value
             return 0
         case 'set-policy|--priority' 'set-policy|--restart' 'set-policy|--restart-max' 'set-policy|--restart-window' 'set-policy|--anti-affinity' 'set-policy|--prefer' 'set-policy|--start-order' 'set-policy|--start-delay' 'set-policy|--isolation' 'set-policy|-c' 'set-policy|--connect'
             return 0
-        case 'start|-c' 'start|--connect'
+        case 'start|--timeout' 'start|-c' 'start|--connect'
             return 0
         case 'status|-c' 'status|--connect'
             return 0
@@ -138,7 +138,7 @@ complete -c wingman -n '__wingman_is ""' -a notify -d 'add, list, remove, test'
 complete -c wingman -n '__wingman_is ""' -a protect -d 'protect a VM: restart it on another host when its host fails'
 complete -c wingman -n '__wingman_is ""' -a rolling-update -d 'patch the cluster one host at a time: evacuate, run a command, reboot, take VMs back'
 complete -c wingman -n '__wingman_is ""' -a set-policy -d 'change the failover policy of a protected VM'
-complete -c wingman -n '__wingman_is ""' -a start -d 'start a protected VM (and end its stopped state)'
+complete -c wingman -n '__wingman_is ""' -a start -d 'start a protected VM (and end its stopped state), and wait until it runs'
 complete -c wingman -n '__wingman_is ""' -a status -d 'show the cluster: quorum, coordinator, LUN health, timings, capacity, hosts'
 complete -c wingman -n '__wingman_is ""' -a stop -d 'shut a protected VM down; it stays stopped'
 complete -c wingman -n '__wingman_is ""' -a ui -d 'serve the web dashboard on 127.0.0.1 for one browser'
@@ -176,7 +176,7 @@ complete -c wingman -n '__wingman_is help' -a notify -d 'add, list, remove, test
 complete -c wingman -n '__wingman_is help' -a protect -d 'protect a VM: restart it on another host when its host fails'
 complete -c wingman -n '__wingman_is help' -a rolling-update -d 'patch the cluster one host at a time: evacuate, run a command, reboot, take VMs back'
 complete -c wingman -n '__wingman_is help' -a set-policy -d 'change the failover policy of a protected VM'
-complete -c wingman -n '__wingman_is help' -a start -d 'start a protected VM (and end its stopped state)'
+complete -c wingman -n '__wingman_is help' -a start -d 'start a protected VM (and end its stopped state), and wait until it runs'
 complete -c wingman -n '__wingman_is help' -a status -d 'show the cluster: quorum, coordinator, LUN health, timings, capacity, hosts'
 complete -c wingman -n '__wingman_is help' -a stop -d 'shut a protected VM down; it stays stopped'
 complete -c wingman -n '__wingman_is help' -a ui -d 'serve the web dashboard on 127.0.0.1 for one browser'
@@ -325,6 +325,8 @@ complete -c wingman -n '__wingman_is \'set-policy\'' -l json -d 'print JSON (the
 complete -c wingman -n '__wingman_is \'set-policy\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
 complete -c wingman -n '__wingman_arg \'set-policy\' 0' -a '(__wingman_names list --all)'
 complete -c wingman -n '__wingman_is \'start\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'start\'' -l timeout -x -d 'how long to wait for the VM to run'
+complete -c wingman -n '__wingman_is \'start\'' -l no-wait -d 'return once the daemon accepted the request'
 complete -c wingman -n '__wingman_is \'start\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
 complete -c wingman -n '__wingman_arg \'start\' 0' -a '(__wingman_names list --all)'
 complete -c wingman -n '__wingman_is \'status\'' -s h -l help -d 'show this help'
