@@ -61,7 +61,7 @@ func (c rebooter) checkRebootRequest(h *Host) {
 func (c rebooter) reboot(h *Host, opts WingmandOptions) error {
 	fmt.Fprintf(os.Stderr, "test cluster: %s's wingmand asked for a reboot\n", h.name)
 	if h.WingmandRunning() {
-		if err := h.ShutdownWingmand(3*time.Minute); err != nil {
+		if err := h.ShutdownWingmand(3 * time.Minute); err != nil {
 			return err
 		}
 	}
