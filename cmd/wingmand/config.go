@@ -14,6 +14,7 @@ import (
 	"github.com/wingmanha/wingman/cmd/internal/configfile"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
 	"github.com/wingmanha/wingman/quorum/fence"
+	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
@@ -112,17 +113,18 @@ type WatchdogConfig struct {
 	Device string `toml:"device"`
 }
 
-// ShutdownConfig says what happens to this host's VMs when wingmand stops.
+// ShutdownConfig says what happens to this host's VMs when the host itself
+// shuts down or reboots. A stop of wingmand alone (restart, upgrade) leaves
+// them running here, whatever the policy (vm/maintenance's PlanStop).
 type ShutdownConfig struct {
 	// Policy is "migrate" (live-migrate every protected VM away, then leave
 	// the cluster; default), "failover" (shut the VMs down and release them
 	// so other hosts start them, then leave), "freeze" (shut them down and
 	// keep them stopped, so that no other host starts them, and start them
 	// again here when wingmand comes back: for a short planned reboot of a
-	// host whose VMs need not move), or "keep" (leave the VMs
-	// running and stop without leaving, for a quick daemon restart; the
-	// hardware watchdog stays armed and resets the host if wingmand is not
-	// back in time. Without a hardware watchdog, keep acts as failover).
+	// host whose VMs need not move), or "keep" (leave them: they stop with
+	// the host and the others restart them once it is declared dead; needs a
+	// hardware watchdog, else acts as failover).
 	Policy string `toml:"policy"`
 	// Timeout bounds the evacuation (default 10m).
 	Timeout duration `toml:"timeout"`
@@ -284,10 +286,8 @@ func (c *Config) Validate() error {
 	default:
 		bad("watchdog.mode", "%q: use auto, device or software", c.Watchdog.Mode)
 	}
-	switch c.Shutdown.Policy {
-	case "migrate", "failover", "freeze", "keep":
-	default:
-		bad("shutdown.policy", "%q: use migrate, failover, freeze or keep", c.Shutdown.Policy)
+	if _, err := maintenance.ParseShutdownPolicy(c.Shutdown.Policy); err != nil {
+		bad("shutdown.policy", "%v", err)
 	}
 	if c.Shutdown.Timeout.Duration <= 0 {
 		bad("shutdown.timeout", "%v: must be positive, like 10m", c.Shutdown.Timeout.Duration)

@@ -17,6 +17,7 @@ import (
 	"github.com/wingmanha/wingman/cmd/internal/apiview"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
+	"github.com/wingmanha/wingman/cmd/internal/systemd"
 	"github.com/wingmanha/wingman/hypervisor"
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/quorum/fence"
@@ -522,36 +523,30 @@ func (d *Daemon) watchdogExpired() {
 	os.Exit(70)
 }
 
-// Stop applies the shutdown policy and releases everything.
+// Stop applies the shutdown policy when the host itself goes down; when
+// only wingmand stops (restart, upgrade) the guests stay here, protected,
+// for the next wingmand (vm/maintenance's PlanStop).
 func (d *Daemon) Stop(ctx context.Context) error {
-	policy := d.cfg.Shutdown.Policy
-	d.status("stopping (shutdown policy %s)", policy)
-	var err error
-	switch policy {
-	case "migrate":
-		err = d.maint.Evacuate(ctx, false)
-		if err != nil {
-			d.log.Error("evacuation incomplete; VMs left here fail over once this host is declared dead", "err", err)
+	down, why := maintenance.StopCause(ctx, filepath.Join(filepath.Dir(d.cfg.API.Socket), maintenance.HostShutdownFile), systemd.Manager{})
+	t := d.hdr.Timings
+	plan := maintenance.PlanStop(maintenance.StopInput{Policy: maintenance.ShutdownPolicy(d.cfg.Shutdown.Policy), HostDown: down,
+		HardwareWatchdog: d.wd != nil && d.wd.Kind() != watchdog.KindSoftware, Host: d.cfg.HostName,
+		Resume: heartbeat.ResumeWindow(t), Watchdog: t.Watchdog, Dead: t.Dead})
+	d.status("stopping (%s): %s", why, plan.Reason)
+	if plan.Notice != "" {
+		level := slog.LevelInfo
+		if plan.Warn {
+			level = slog.LevelWarn
 		}
-	case "failover":
-		err = d.vms.ReleaseAll(ctx, "wingmand stopped with shutdown policy failover")
-	case "freeze":
-		err = d.maint.Freeze(ctx)
-	case "keep":
-		if d.wd != nil && d.wd.Kind() == watchdog.KindSoftware {
-			// Without a hardware watchdog nothing would stop these VMs if
-			// wingmand does not come back before the others declare this
-			// host dead and restart them: hand them over instead.
-			d.log.Error("shutdown policy keep needs a hardware watchdog; releasing the VMs instead")
-			err = d.vms.ReleaseAll(ctx, "wingmand stopped (policy keep, but no hardware watchdog)")
-			policy = "failover"
-		}
+		d.log.Log(ctx, level, plan.Notice)
+		d.event(storage.SevInfo, "stopping", d.slot.HostID(), "wingmand stopping, guests stay: restart within %v", plan.Window)
 	}
+	err := d.maint.ApplyStop(ctx, plan)
 	if d.cancel != nil {
 		d.cancel()
 	}
 	d.wg.Wait()
-	if policy != "keep" && err == nil {
+	if plan.Leave && err == nil {
 		rctx, cancel := context.WithTimeout(context.Background(), 2*d.hdr.Timings.IOTimeout+time.Second)
 		if rerr := d.slot.Release(rctx, storage.SlotLeft); rerr != nil {
 			d.log.Warn("could not write left to the heartbeat slot", "err", rerr)
@@ -564,7 +559,7 @@ func (d *Daemon) Stop(ctx context.Context) error {
 			cancel()
 		}
 	}
-	if policy == "keep" && d.wd != nil && d.wd.Kind() != watchdog.KindSoftware {
+	if plan.KeepWatchdogArmed {
 		// Leave the hardware watchdog armed: if wingmand is not back in
 		// time, it resets the host before others restart its VMs.
 		d.wd = nil
@@ -666,7 +661,7 @@ func (d *Daemon) resumeIncarnation(ctx context.Context) uint64 {
 		return 0
 	}
 	t := d.hdr.Timings
-	if age >= 0 && age < t.SelfFence-t.Renew {
+	if age >= 0 && age < heartbeat.ResumeWindow(t) {
 		d.status("resuming after a restart: the last heartbeat was written %v ago", age.Round(time.Millisecond))
 		return inc
 	}

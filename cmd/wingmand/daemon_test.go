@@ -23,6 +23,7 @@ import (
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
 )
 
@@ -168,6 +169,17 @@ func (td *testDaemon) crash() {
 	td.d.serf.Shutdown()
 	td.d.closeAll()
 	td.stop = func() {}
+}
+
+// shutdown stops the daemon as its host's shutdown or reboot does: the
+// host-shutdown file tells it the host is going down (no systemd here to
+// ask), so its shutdown policy runs.
+func (td *testDaemon) shutdown(t *testing.T) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(filepath.Dir(td.d.cfg.API.Socket), maintenance.HostShutdownFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	td.stop()
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -493,7 +505,7 @@ func TestFreezePolicyKeepsVMsStoppedUntilTheHostIsBack(t *testing.T) {
 	}
 	cfg := a.d.cfg
 	a.d.cfg.Shutdown.Policy = "freeze"
-	a.stop()
+	a.shutdown(t)
 	v, err := b.client.VM(ctx, "web1")
 	if err != nil || !v.Stopped {
 		t.Fatalf("after a freeze web1 is %+v (%v), want stopped", v, err)
@@ -522,8 +534,6 @@ func TestMaintenanceSurvivesARestart(t *testing.T) {
 		t.Fatalf("enter maintenance: %v", err)
 	}
 	cfg := a.d.cfg
-	cfg.Shutdown.Policy = "keep"
-	a.d.cfg.Shutdown.Policy = "keep"
 	a.stop()
 	cfg.Serf.Bind = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	a2 := startDaemon(t, cfg)

@@ -17,8 +17,10 @@
 //   - protected VMs, their commands, failover and evacuation moves, the
 //     VM list: vm (vm.Manager, vm.List; decisions in vm/reconcile, vm/plan);
 //   - maintenance mode, the evacuation's progress, abort and failback, the
-//     rolling update's exec, reboot and rejoin, the freeze shutdown policy,
-//     an operator's live migration: vm/maintenance;
+//     rolling update's exec, reboot and rejoin, what a stop does with the
+//     guests (nothing unless the host goes down, which cmd/internal/systemd
+//     asks systemd; then shutdown.policy), an operator's live migration:
+//     vm/maintenance;
 //   - failover drills, the disk checks protect asks of the other hosts, the
 //     watch over disks this host cannot reach: vm/drill;
 //   - host states, quorum, leases, poison pills and self-fencing:

@@ -196,7 +196,7 @@ func TestRebootThenLeaveMaintenanceByItself(t *testing.T) {
 
 	// The "reboot": wingmand stops and starts again with the same state.
 	cfg := b.d.cfg
-	b.stop()
+	b.shutdown(t)
 	cfg.Serf.Bind = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	startDaemon(t, cfg)
 	waitFor(t, "kvm2 out of maintenance by itself", func() bool {

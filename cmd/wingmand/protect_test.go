@@ -116,8 +116,8 @@ func TestProtectAsksTheOtherHostsOverSerf(t *testing.T) {
 		t.Errorf("protect many1 = %v, want disk vdr missing on kvm2", err)
 	}
 
-	// kvm2 leaves: protect goes on without it and says so.
-	b.stop()
+	// kvm2 leaves (its host shuts down): protect goes on without it and says so.
+	b.shutdown(t)
 	waitFor(t, "kvm1 to see kvm2 gone", func() bool {
 		h, err := a.client.Host(ctx, "kvm2")
 		return err == nil && h.State != "alive"

@@ -5,7 +5,16 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/wingmanha/wingman/storage"
 )
+
+// ResumeWindow is how old the last heartbeat write of the previous daemon
+// may be for a restarted one to resume its slot and keep the guests: less
+// than F - R, so that the first write of the new daemon lands before F, when
+// the old one would have self-fenced. A restart (stop and start) of wingmand
+// must fit in it.
+func ResumeWindow(t storage.Timings) time.Duration { return t.SelfFence - t.Renew }
 
 // ResumeFile is the path of the proof that lets a restarted daemon take
 // its heartbeat slot back at once: when it can prove that the previous

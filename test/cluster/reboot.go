@@ -10,9 +10,9 @@ import (
 
 // A reboot in the test cluster must not reboot the machine: each host's wingmand gets
 // maintenance.reboot_command = "touch <RebootRequestFile>", and the harness's BMC loop, seeing
-// the file, plays the host's systemd and firmware: it stops wingmand (SIGTERM: its shutdown
-// policy runs, as `systemctl reboot` stops services), powers the host off and on, and starts
-// wingmand again with the options it last had.
+// the file, plays the host's systemd and firmware: it stops wingmand telling it the host goes
+// down (Host.ShutdownWingmand: its shutdown policy runs, as under `systemctl reboot`), powers the
+// host off and on, and starts wingmand again with the options it last had.
 
 // RebootRequestFile is the file through which the host's wingmand asks the harness to reboot it.
 func (h *Host) RebootRequestFile() string { return filepath.Join(h.dir, "reboot-request") }
@@ -61,7 +61,7 @@ func (c rebooter) checkRebootRequest(h *Host) {
 func (c rebooter) reboot(h *Host, opts WingmandOptions) error {
 	fmt.Fprintf(os.Stderr, "test cluster: %s's wingmand asked for a reboot\n", h.name)
 	if h.WingmandRunning() {
-		if err := c.StopWingmand(h, 3*time.Minute); err != nil {
+		if err := h.ShutdownWingmand(3 * time.Minute); err != nil {
 			return err
 		}
 	}

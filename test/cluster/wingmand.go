@@ -18,6 +18,7 @@ import (
 
 	"github.com/wingmanha/wingman/quorum/gossip"
 	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/vm/maintenance"
 )
 
 // WingmanClusterName is the cluster name of the heartbeat LUN that the harness formats.
@@ -37,7 +38,8 @@ type WingmandOptions struct {
 	// files like a BMC and powers the host off when one says OFF, then writes ON again at the
 	// next PowerOn. The agent's kill_pid cannot reach a process of another host's PID namespace.
 	Fence bool
-	// ShutdownPolicy is shutdown.policy (migrate, failover, keep); "" means migrate.
+	// ShutdownPolicy is shutdown.policy (migrate, failover, freeze, keep); "" means migrate. It
+	// applies at Host.ShutdownWingmand and at a reboot, not at StopWingmand.
 	ShutdownPolicy string
 	// LogLevel is wingmand's --log-level; "" means debug.
 	LogLevel string
@@ -363,9 +365,21 @@ func (h *Host) WingmandPID() int {
 	return 0
 }
 
-// StopWingmand sends SIGTERM to h's wingmand (which applies its shutdown policy) and waits
-// until it has exited, at most timeout.
+// StopWingmand sends SIGTERM to h's wingmand and waits until it has exited, at most timeout.
+// Only the service stops (a restart, an upgrade): the guests stay, and shutdown.policy does not
+// apply, since no systemd here says the host is going down (see Host.ShutdownWingmand).
 func (c *Cluster) StopWingmand(h *Host, timeout time.Duration) error {
+	return h.signalWingmand(syscall.SIGTERM, timeout)
+}
+
+// ShutdownWingmand stops h's wingmand as the host's own shutdown or reboot does: the
+// host-shutdown file in its runtime directory (maintenance.HostShutdownFile, which stands in for
+// systemd's shutdown job here) tells it the host is going down, so its shutdown policy runs; then
+// SIGTERM, and a wait of at most timeout.
+func (h *Host) ShutdownWingmand(timeout time.Duration) error {
+	if err := os.WriteFile(filepath.Join(h.WingmanDir(), maintenance.HostShutdownFile), nil, 0o600); err != nil {
+		return fmt.Errorf("shut down wingmand on %s: %w", h.name, err)
+	}
 	return h.signalWingmand(syscall.SIGTERM, timeout)
 }
 

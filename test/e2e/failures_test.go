@@ -340,18 +340,18 @@ func TestIsolationStop(t *testing.T) {
 	}
 }
 
-// qemuOf reports which of guests have a QEMU process on h.
-func qemuOf(t *testing.T, h *cluster.Host, guests []Guest) map[string]bool {
+// qemuOf finds the QEMU processes of guests on h: guest name to PID, for those that have one.
+func qemuOf(t *testing.T, h *cluster.Host, guests []Guest) map[string]int {
 	t.Helper()
 	procs, err := h.Processes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]bool{}
+	out := map[string]int{}
 	for _, p := range procs {
 		for _, g := range guests {
 			if strings.Contains(p.Cmdline, "guest="+g.Name+",") {
-				out[g.Name] = true
+				out[g.Name] = p.PID
 			}
 		}
 	}

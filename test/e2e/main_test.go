@@ -12,7 +12,7 @@ import (
 )
 
 // fullEnv is set by `make e2e`: run every scenario. Without it only the fast subset runs (make
-// test): power loss, daemon crash, live migration.
+// test): power loss, daemon crash, daemon restart, live migration.
 const fullEnv = "WINGMAN_E2E_ALL"
 
 func full(t *testing.T) {

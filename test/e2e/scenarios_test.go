@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"maps"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,6 +70,67 @@ func TestDaemonCrash(t *testing.T) {
 	observe(8 * time.Second) // past D (7.5 s) after the crash: nothing moves
 	checkWatch(t, w)
 	placedOn(t, e, guests, h1.Name())
+}
+
+// TestDaemonRestart: wingmand is stopped cleanly (SIGTERM, as `systemctl restart` and a package
+// upgrade do) and started again. The host is not going down, so shutdown.policy (migrate here)
+// does not apply: each guest keeps its QEMU process, stays protected and owned by its host under
+// the same lease, the host resumes its generation, and nothing fails over.
+func TestDaemonRestart(t *testing.T) {
+	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 2, Policy{Priority: "high"}, "dr")
+	h1, h2 := e.Hosts()[0], e.Hosts()[1]
+	pids := qemuOf(t, h1, guests)
+	if len(pids) != len(guests) {
+		t.Fatalf("QEMU runs on %s for %v, want all %d guests", h1.Name(), pids, len(guests))
+	}
+	before := map[string]VM{}
+	for _, g := range guests {
+		v, err := e.Client(h2).VM(ctx, g.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[g.Name] = v
+	}
+	host, err := e.Client(h2).Host(ctx, h1.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
+	t0 := time.Now()
+	if err := e.C.StopWingmand(h1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.C.StartWingmand(ctx, h1, e.WingmandOptions()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wingmand of %s stopped and started again in %v", h1.Name(), time.Since(t0).Round(time.Millisecond))
+	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
+		t.Fatal(err)
+	}
+	observe(fastD + time.Second) // past D after the stop: nothing moves
+	checkWatch(t, w)
+	placedOn(t, e, guests, h1.Name())
+	if after := qemuOf(t, h1, guests); !maps.Equal(after, pids) {
+		t.Errorf("QEMU processes on %s were %v before the restart, %v after", h1.Name(), pids, after)
+	}
+	for _, g := range guests {
+		v, err := e.Client(h2).VM(ctx, g.Name)
+		if err != nil || !v.Protected || v.OwnerName != h1.Name() || v.LeaseEpoch != before[g.Name].LeaseEpoch {
+			t.Errorf("%s after the restart: %+v (%v), want protected, owned by %s at lease epoch %d", g.Name, v, err, h1.Name(), before[g.Name].LeaseEpoch)
+		}
+	}
+	if h, err := e.Client(h2).Host(ctx, h1.Name()); err != nil || h.Generation != host.Generation {
+		t.Errorf("%s after the restart: generation %d (%v), want %d resumed", h1.Name(), h.Generation, err, host.Generation)
+	}
+	evs := eventsSince(t, ctx, e, h2, t0)
+	for _, kind := range []string{"declared-dead", "left", "released", "migration-started", "evacuated", "destroyed-stale-copy", "self-fenced"} {
+		if n := countKind(evs, kind, false); n > 0 {
+			t.Errorf("%d %s events after a restart of wingmand", n, kind)
+		}
+	}
+	if b, _ := os.ReadFile(h1.WingmandLog()); !strings.Contains(string(b), "wingmand stopping, guests stay; restart within 2.5s or host "+h1.Name()+" is declared dead") {
+		t.Errorf("%s's log does not bound the restart: %s", h1.Name(), h1.WingmandLog())
+	}
 }
 
 // TestLiveMigration: a live migration requested through another host's API (forwarded to the

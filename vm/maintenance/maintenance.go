@@ -25,6 +25,7 @@ type VMs interface {
 	Stop(ctx context.Context, nameOrUUID string) error
 	EvacuationPlan(ctx context.Context, dec quorum.Decision) (moves []vm.Move, unplaced []string, err error)
 	Migrate(ctx context.Context, nameOrUUID string, target int) (hypervisor.MigrationResult, error)
+	ReleaseAll(ctx context.Context, reason string) error
 }
 
 // Records reads the LUN's VM records (*storage.LUN).

@@ -24,6 +24,7 @@ type fakeVMs struct {
 	evacuated []vm.EvacuateOptions
 	plan      []vm.Move // what EvacuationPlan answers
 	migrated  []string  // "name->host" of each Migrate
+	released  []string  // the reason of each ReleaseAll
 }
 
 func (f *fakeVMs) Evacuate(_ context.Context, _ quorum.Decision, opts vm.EvacuateOptions) error {
@@ -50,6 +51,12 @@ func (f *fakeVMs) Migrate(_ context.Context, name string, target int) (hyperviso
 	defer f.mu.Unlock()
 	f.migrated = append(f.migrated, fmt.Sprintf("%s->%d", name, target))
 	return hypervisor.MigrationResult{Wall: time.Second, Downtime: 20 * time.Millisecond, DataTransferred: 1 << 20}, nil
+}
+func (f *fakeVMs) ReleaseAll(_ context.Context, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.released = append(f.released, reason)
+	return nil
 }
 func (f *fakeVMs) Start(context.Context, string) error { return nil }
 func (f *fakeVMs) Stop(context.Context, string) error  { return nil }
