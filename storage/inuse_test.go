@@ -11,17 +11,7 @@ import (
 // next full scan, and scans in full again after a failed read.
 func TestInUseReadsTheRecordsInUse(t *testing.T) {
 	ctx := testCtx(t)
-	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
-	fd, err := storage.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := &countingDevice{Device: fd}
-	l, err := storage.Open(ctx, dev, storage.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, dev := countingLUN(t)
 	me := storage.Owner{Host: 1, Gen: 1, Nonce: 1}
 	protect := func(name string) int {
 		idx, _, err := l.ProtectVM(ctx, me, storage.VMConfig{UUID: storage.NewUUID(), Name: name, XML: []byte("<domain/>")})

@@ -387,6 +387,22 @@ func (d *hookDevice) ReadAt(p []byte, off int64) (int, error) {
 	return d.Device.ReadAt(p, off)
 }
 
+// countingLUN is a LUN on a fresh file behind a countingDevice; the test's
+// cleanup closes it.
+func countingLUN(t *testing.T) (*storage.LUN, *countingDevice) {
+	fd, err := storage.OpenFile(lunFile(t, storage.FormatOptions{Timings: testTimings()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := &countingDevice{Device: fd}
+	l, err := storage.Open(testCtx(t), dev, storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, dev
+}
+
 func (d *countingDevice) setFail(fail bool) {
 	d.mu.Lock()
 	d.fail = fail
@@ -453,17 +469,7 @@ func (d *countingDevice) ReadAt(p []byte, off int64) (int, error) {
 // at the default 256 records that is 256 fewer I/Os each time.
 func TestReadVMsSkipsLeasesOfBlankRecords(t *testing.T) {
 	ctx := testCtx(t)
-	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
-	fd, err := storage.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := &countingDevice{Device: fd}
-	l, err := storage.Open(ctx, dev, storage.OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, dev := countingLUN(t)
 	if _, _, err := l.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: storage.NewUUID(), Name: "vm0", XML: []byte("<domain/>")}); err != nil {
 		t.Fatal(err)
 	}
