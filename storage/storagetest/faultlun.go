@@ -9,11 +9,9 @@ import (
 	"github.com/wingmanha/wingman/storage"
 )
 
-// FaultLUN formats a LUN file in a temporary directory with opts and opens
-// it for host through a fault device of a new Controller. It skips the
-// test where the directory has no O_DIRECT. At the test's end the hung
-// I/Os are released and the LUN closed.
-func FaultLUN(t testing.TB, host string, opts storage.FormatOptions) (*storage.LUN, *Controller) {
+// LUNFile formats a LUN file in a temporary directory with opts and
+// returns its path. It skips the test where the directory has no O_DIRECT.
+func LUNFile(t testing.TB, opts storage.FormatOptions) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "lun.img")
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
@@ -21,15 +19,26 @@ func FaultLUN(t testing.TB, host string, opts storage.FormatOptions) (*storage.L
 	}
 	dev, err := storage.OpenFile(path)
 	if err != nil {
-		t.Skipf("skipping: no O_DIRECT here: %v", err)
+		t.Skipf("skipping: no O_DIRECT in %s: %v", filepath.Dir(path), err)
 	}
-	ctx := context.Background()
-	if _, err := storage.Format(ctx, dev, opts); err != nil {
-		dev.Close()
+	defer dev.Close()
+	if _, err := storage.Format(context.Background(), dev, opts); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// FaultLUN formats a LUN file (LUNFile) and opens it for host through a
+// fault device of a new Controller. At the test's end the hung I/Os are
+// released and the LUN closed.
+func FaultLUN(t testing.TB, host string, opts storage.FormatOptions) (*storage.LUN, *Controller) {
+	t.Helper()
+	dev, err := storage.OpenFile(LUNFile(t, opts))
+	if err != nil {
 		t.Fatal(err)
 	}
 	c := NewController()
-	lun, err := storage.Open(ctx, c.Device(host, dev), storage.OpenOptions{})
+	lun, err := storage.Open(context.Background(), c.Device(host, dev), storage.OpenOptions{})
 	if err != nil {
 		dev.Close()
 		t.Fatal(err)

@@ -5,12 +5,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wingmanha/wingman/storage"
+	"github.com/wingmanha/wingman/storage/storagetest"
 )
 
 func TestDueAndClaim(t *testing.T) {
@@ -52,23 +52,11 @@ func TestDueAndClaim(t *testing.T) {
 // testLUN formats a small LUN file as a host would see it.
 func testLUN(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "lun.img")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dev, err := storage.OpenFile(path)
-	if err != nil {
-		t.Skipf("skipping: no O_DIRECT in %s: %v", filepath.Dir(path), err)
-	}
-	defer dev.Close()
 	tm := storage.Timings{Renew: 10 * time.Millisecond, IOTimeout: 200 * time.Millisecond,
 		SelfFence: 210 * time.Millisecond, Watchdog: 10 * time.Millisecond}
 	tm.Dead = tm.MinDead()
 	g := storage.Geometry{MaxHosts: 4, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}
-	if _, err := storage.Format(context.Background(), dev, storage.FormatOptions{ClusterName: "lab", Geometry: g, Timings: tm}); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return storagetest.LUNFile(t, storage.FormatOptions{ClusterName: "lab", Geometry: g, Timings: tm})
 }
 
 func openRecords(t *testing.T, path string) *storage.ClusterRecords {
