@@ -32,11 +32,8 @@ const (
 	OnFailureColdMove = "cold-move"
 )
 
-// Bounds of maintenance.parallel_migrations and maintenance.exec_timeout.
-const (
-	MaxParallelMigrations = 16
-	MaxExecTimeout        = 24 * time.Hour
-)
+// MaxParallelMigrations bounds maintenance.parallel_migrations.
+const MaxParallelMigrations = 16
 
 // Defaults returns the default of every cluster-wide key.
 func Defaults() Values {
@@ -103,7 +100,7 @@ var keys = []Key{
 			}
 			return nil
 		}},
-	{Name: "maintenance.exec_timeout", Summary: "the time limit of a rolling update's command when the caller gives none (up to 24h, default 30m)",
+	{Name: "maintenance.exec_timeout", Summary: "the time limit of a rolling update's command when the caller gives none (positive, default 30m)",
 		Why: "the host whose API receives `wingman rolling-update` gives its own value to every host's command",
 		get: func(v Values) string { return FormatDuration(v.ExecTimeout) },
 		parse: func(v *Values, s string) (err error) {
@@ -111,8 +108,8 @@ var keys = []Key{
 			return err
 		},
 		check: func(v Values) error {
-			if t := v.ExecTimeout; t <= 0 || t > MaxExecTimeout {
-				return fmt.Errorf("%v: must be positive and at most %v, like 30m", FormatDuration(t), FormatDuration(MaxExecTimeout))
+			if t := v.ExecTimeout; t <= 0 {
+				return fmt.Errorf("%v: must be positive, like 30m", FormatDuration(t))
 			}
 			return nil
 		}},

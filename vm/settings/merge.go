@@ -2,6 +2,7 @@ package settings
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wingmanha/wingman/storage"
@@ -16,9 +17,9 @@ const (
 
 // File is what this host's wingman.toml says of the cluster-wide keys.
 type File struct {
-	Path   string          // for messages
-	Values Values          // the file's values over the defaults
-	Set    map[string]bool // the keys the file itself sets
+	Path   string   // for messages
+	Values Values   // the file's values over the defaults
+	Keys   []string // the keys the file itself sets (of every section)
 }
 
 // Entry is one key as a host applies it.
@@ -27,9 +28,11 @@ type Entry struct {
 	Value string // what this host applies
 	// Source is SourceCluster, SourceFile or SourceDefault.
 	Source string
-	// Host and Wall are who set the cluster's value and when (Source cluster).
-	Host int
-	Wall time.Time
+	// Host and Wall are who set the cluster's value and when (Source
+	// cluster); HostName is Host's name, where the Service knows it.
+	Host     int
+	HostName string
+	Wall     time.Time
 	// File is the value this host's wingman.toml sets ("": it sets none).
 	File string
 	// Default is the key's default.
@@ -45,6 +48,10 @@ type View struct {
 	Generation uint64
 	Entries    []Entry // every key of this build, then stored keys it does not know
 	Values     Values  // what the host applies
+	// Host and Warnings, filled in by the Service: the host whose view it
+	// is, and the conflicts of its wingman.toml with the cluster.
+	Host     string
+	Warnings []string
 }
 
 // Merge is the view of a host whose file says file when the settings
@@ -59,7 +66,7 @@ func Merge(file File, stored storage.ClusterSettings) View {
 	}
 	for _, k := range keys {
 		e := Entry{Key: k.Name, Source: SourceDefault, Default: k.Default()}
-		if file.Set[k.Name] {
+		if slices.Contains(file.Keys, k.Name) {
 			e.File = k.get(file.Values)
 			e.Source = SourceFile
 			_ = k.parse(&v.Values, e.File) // the file passed --check-config

@@ -1,6 +1,7 @@
 package settings
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,8 @@ type Config struct {
 	HostName string
 	HostID   int
 	File     File
+	// HostNames names the hosts that set values (optional).
+	HostNames func() map[int]string
 	// Every is how often Run reads the record (default DefaultEvery): a
 	// change made on another host applies here within it.
 	Every time.Duration
@@ -67,8 +70,7 @@ func NewService(cfg Config, rec Records, rep Reporter) *Service {
 	return &Service{cfg: cfg, rec: rec, rep: rep, view: Merge(cfg.File, storage.ClusterSettings{})}
 }
 
-// Run refreshes the view every Every until ctx ends; a failed read keeps
-// the last view (and is logged).
+// Run refreshes the view every Every until ctx ends.
 func (s *Service) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Every)
 	defer t.Stop()
@@ -78,18 +80,20 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.Every)
-			if _, err := s.Refresh(rctx); err != nil && ctx.Err() == nil {
-				s.cfg.Log.Warn("cluster settings not read; keeping the last ones", "err", err)
-			}
+			s.Refresh(rctx)
 			cancel()
 		}
 	}
 }
 
-// Refresh reads the record and applies it.
+// Refresh reads the record and applies it. A failed read keeps the last
+// view (at the start: the file's values), and is logged.
 func (s *Service) Refresh(ctx context.Context) (View, error) {
 	stored, err := s.rec.Settings(ctx)
 	if err != nil {
+		if ctx.Err() == nil {
+			s.cfg.Log.Warn("cluster settings not read; keeping the last ones", "err", err)
+		}
 		return s.View(), err
 	}
 	return s.apply(stored), nil
@@ -107,10 +111,11 @@ func (s *Service) apply(stored storage.ClusterSettings) View {
 		s.view = v
 	}
 	s.mu.Unlock()
+	v = s.named(v)
 	if v.Values != old.Values {
 		s.cfg.Log.Info("cluster settings applied", "generation", v.Generation, "values", fmt.Sprintf("%+v", v.Values))
 	}
-	for _, w := range v.Conflicts(s.cfg.HostName, s.cfg.File.Path) {
+	for _, w := range v.Warnings {
 		if !slices.Contains(old.Conflicts(s.cfg.HostName, s.cfg.File.Path), w) {
 			s.cfg.Log.Warn(w)
 		}
@@ -122,7 +127,24 @@ func (s *Service) apply(stored storage.ClusterSettings) View {
 func (s *Service) View() View {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.view
+	return s.named(s.view)
+}
+
+// named fills in the view's host, its warnings and the names of the hosts
+// that set values.
+func (s *Service) named(v View) View {
+	v.Host, v.Warnings = s.cfg.HostName, v.Conflicts(s.cfg.HostName, s.cfg.File.Path)
+	var names map[int]string
+	if s.cfg.HostNames != nil {
+		names = s.cfg.HostNames()
+	}
+	v.Entries = slices.Clone(v.Entries)
+	for i, e := range v.Entries {
+		if e.Source == SourceCluster {
+			v.Entries[i].HostName = cmp.Or(names[e.Host], fmt.Sprintf("host %d", e.Host))
+		}
+	}
+	return v
 }
 
 // Values are the values this host applies now.
@@ -138,9 +160,7 @@ func (s *Service) Maintenance() maintenance.Defaults {
 }
 
 // Warnings are the conflicts of this host's wingman.toml with the cluster.
-func (s *Service) Warnings() []string {
-	return s.View().Conflicts(s.cfg.HostName, s.cfg.File.Path)
-}
+func (s *Service) Warnings() []string { return s.View().Warnings }
 
 // Check is the warning notification of those conflicts (vm/notify).
 func (s *Service) Check() notify.Check {
@@ -218,8 +238,9 @@ func (s *Service) change(ctx context.Context, k Key, edit func(vals []storage.Cl
 		return nil
 	})
 	if errors.Is(err, errUnchanged) {
-		e, _ := before.Entry(k.Name)
-		return e, s.apply(stored), nil
+		v := s.apply(stored)
+		e, _ := v.Entry(k.Name)
+		return e, v, nil
 	}
 	if err != nil {
 		return Entry{}, View{}, fmt.Errorf("change cluster setting %s: %w", k.Name, err)

@@ -49,7 +49,7 @@ func hostsOn(t *testing.T) (kvm1, kvm2 *Service, lun *storage.LUN) {
 	fileWait := Defaults()
 	fileWait.GuestAgentWait = time.Minute
 	kvm1, lun = open(1, File{Path: "/etc/wingman/wingman.toml", Values: Defaults()})
-	kvm2, _ = open(2, File{Path: "/etc/wingman/wingman.toml", Values: fileWait, Set: map[string]bool{"failover.guest_agent_wait": true}})
+	kvm2, _ = open(2, File{Path: "/etc/wingman/wingman.toml", Values: fileWait, Keys: []string{"failover.guest_agent_wait"}})
 	return kvm1, kvm2, lun
 }
 
