@@ -54,8 +54,9 @@ type Service struct {
 	rec Records
 	rep Reporter
 
-	mu   sync.Mutex
-	view View
+	mu      sync.Mutex
+	view    View
+	lastErr string // the last failed read's error, logged once
 }
 
 // NewService returns the service of the host cfg names, its view the
@@ -90,8 +91,15 @@ func (s *Service) Run(ctx context.Context) {
 // view (at the start: the file's values), and is logged.
 func (s *Service) Refresh(ctx context.Context) (View, error) {
 	stored, err := s.rec.Settings(ctx)
+	s.mu.Lock()
+	again := err != nil && err.Error() == s.lastErr
+	s.lastErr = ""
 	if err != nil {
-		if ctx.Err() == nil {
+		s.lastErr = err.Error()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		if !again && ctx.Err() == nil { // a LUN without the records' room would say so every round
 			s.cfg.Log.Warn("cluster settings not read; keeping the last ones", "err", err)
 		}
 		return s.View(), err
@@ -126,8 +134,9 @@ func (s *Service) apply(stored storage.ClusterSettings) View {
 // View is the last view.
 func (s *Service) View() View {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.named(s.view)
+	v := s.view
+	s.mu.Unlock()
+	return s.named(v)
 }
 
 // named fills in the view's host, its warnings and the names of the hosts

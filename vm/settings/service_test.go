@@ -148,3 +148,24 @@ func TestSetRefusesBadInput(t *testing.T) {
 		t.Fatalf("after refusals the record is at generation %d, %v", v.Generation, err)
 	}
 }
+
+// failingRecords is a settings record that cannot be read.
+type failingRecords struct{ Records }
+
+func (failingRecords) Settings(context.Context) (storage.ClusterSettings, error) {
+	return storage.ClusterSettings{}, storage.ErrTooSmall
+}
+
+// A read that fails keeps the last values: at the start, the file's.
+func TestRefreshFailureKeepsTheLastValues(t *testing.T) {
+	_, kvm2, _ := hostsOn(t)
+	s := NewService(kvm2.cfg, failingRecords{kvm2.rec}, kvm2.rep)
+	for range 2 {
+		if _, err := s.Refresh(context.Background()); !errors.Is(err, storage.ErrTooSmall) {
+			t.Fatalf("got %v", err)
+		}
+		if s.GuestAgentWait() != time.Minute || s.Maintenance().ParallelMigrations != 2 {
+			t.Fatalf("after a failed read: %+v", s.Values())
+		}
+	}
+}
