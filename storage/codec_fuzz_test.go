@@ -175,7 +175,8 @@ func FuzzDecodeSettings(f *testing.F) {
 		{Name: "ops", Kind: "mail", Address: "smtp.example.com:587", To: []string{"a@example.com", ""}, SecretFile: "/etc/wingman/smtp.pass",
 			MinSeverity: SevWarning, Kinds: []string{"incident"}, Hosts: []string{"kvm1"}, Timeout: 5 * time.Second},
 		{Name: "hook", Kind: "exec", Address: "/usr/local/bin/page", unknown: []settingsField{{tag: 200, data: []byte("x")}}}},
-		unknown: []settingsSection{{tag: 9, data: []byte("guest_agent_wait=30s")}}}
+		Values:  []ClusterValue{{Key: "failover.guest_agent_wait", Value: "30s", Host: 2, Wall: time.Unix(0, 1700000000123456780)}},
+		unknown: []settingsSection{{tag: 9, data: []byte("newer=1")}}}
 	b, err := encodeSettings(&s)
 	if err != nil {
 		f.Fatal(err)

@@ -12,8 +12,8 @@
 //	from the next 1 MiB boundary: the cluster-records area (below)
 //
 // The cluster-records area holds the values every host must see alike and
-// any host may change: the cluster settings record (notification targets
-// today; more sections later) and the incident ledger (which notifications
+// any host may change: the cluster settings record (notification targets,
+// the cluster-wide keys of `wingman config`; more sections later) and the incident ledger (which notifications
 // were claimed, so none is sent twice). It lies after format v1's last
 // block, which v1 daemons never read or write, so it needs no new format
 // version and old and new daemons run side by side. A LUN too small for it
@@ -33,7 +33,7 @@
 // Ballots carry the cluster UUID and the header's creation time: leftovers of
 // an earlier format of the device read as never written, while a damaged
 // ballot of this cluster is an error, never empty. The settings record is a
-// list of tagged sections and its targets lists of tagged fields; what this
+// list of tagged sections and its targets and values lists of tagged fields; what this
 // build does not know it keeps and writes back unchanged. Secrets never go on
 // the LUN: a target names a file that each host holds.
 //

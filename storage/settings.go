@@ -13,10 +13,12 @@ import (
 // on every host (DESIGN.md, sources of truth). Host-specific keys, and the
 // secrets that targets refer to, stay in each host's wingman.toml and files.
 //
-// The record is a list of tagged sections. A section this build does not
-// know (added by a newer wingman, such as failover or maintenance defaults)
-// is kept verbatim and written back unchanged, so an older host editing the
-// notification targets never drops a newer host's settings.
+// The record is a list of tagged sections: the notification targets (1),
+// the cluster-wide keys (2, since the values were added; a build before
+// them keeps the section as unknown). A section this build does not know
+// (added by a newer wingman) is kept verbatim and written back unchanged,
+// so an older host editing the notification targets never drops a newer
+// host's settings.
 type ClusterSettings struct {
 	// Generation is the compare-and-swap generation: 0 for a LUN whose
 	// settings were never written. WriteSettings succeeds only if the
@@ -26,8 +28,22 @@ type ClusterSettings struct {
 	Wall       time.Time // writer's clock, for display only
 
 	Targets []NotifyTarget
+	// Values are the cluster-wide keys set for the whole cluster
+	// (`wingman config set`); a key without an entry has its default.
+	Values []ClusterValue
 
 	unknown []settingsSection
+}
+
+// ClusterValue is one cluster-wide key as stored: its name and value as
+// text, and who set it when. What the keys are, and which values are
+// valid, belongs to vm/settings; storage checks only that it fits.
+type ClusterValue struct {
+	Key, Value string
+	Host       int       // the host whose wingmand wrote it
+	Wall       time.Time // that host's clock, for display only
+
+	unknown []settingsField
 }
 
 // NotifyTarget is one notification target, as stored. Its meaning (which
@@ -62,6 +78,7 @@ type settingsField struct {
 const (
 	settingsHdrLen  = 40
 	secTargets      = 1
+	secValues       = 2
 	maxSettingsStr  = 1024
 	maxSettingsList = 64
 )
@@ -81,6 +98,14 @@ const (
 	tfKinds
 	tfHosts
 	tfTimeout
+)
+
+// Value field tags, as for targets.
+const (
+	vfKey uint8 = iota + 1
+	vfValue
+	vfHost
+	vfWall
 )
 
 type fieldWriter struct{ b []byte }
@@ -145,18 +170,52 @@ func (t *NotifyTarget) encode() []byte {
 	return w.b
 }
 
-func decodeTarget(b []byte) (NotifyTarget, error) {
-	var t NotifyTarget
+// eachField calls fn with every field of one entry (a target, a value):
+// a tag, a 16-bit length and the bytes.
+func eachField(b []byte, what string, fn func(tag uint8, v []byte) error) error {
 	for len(b) > 0 {
 		if len(b) < 3 {
-			return t, fmt.Errorf("%w: truncated target field", ErrCorrupt)
+			return fmt.Errorf("%w: truncated %s field", ErrCorrupt, what)
 		}
 		tag, n := b[0], int(le.Uint16(b[1:]))
 		if len(b) < 3+n {
-			return t, fmt.Errorf("%w: target field %d of %d bytes runs past its target", ErrCorrupt, tag, n)
+			return fmt.Errorf("%w: %s field %d of %d bytes runs past its %s", ErrCorrupt, what, tag, n, what)
 		}
-		v := b[3 : 3+n]
+		if tag == 0 {
+			return fmt.Errorf("%w: %s field tag 0", ErrCorrupt, what)
+		}
+		if err := fn(tag, b[3:3+n]); err != nil {
+			return err
+		}
 		b = b[3+n:]
+	}
+	return nil
+}
+
+// eachEntry calls fn with every entry of a section: a 32-bit length and
+// the entry's fields.
+func eachEntry(data []byte, what string, fn func([]byte) error) error {
+	for len(data) > 0 {
+		if len(data) < 4 || int(le.Uint32(data)) > len(data)-4 {
+			return fmt.Errorf("%w: truncated %s", ErrCorrupt, what)
+		}
+		n := int(le.Uint32(data))
+		if err := fn(data[4 : 4+n]); err != nil {
+			return err
+		}
+		data = data[4+n:]
+	}
+	return nil
+}
+
+// appendEntry appends an entry of a section.
+func appendEntry(sec, e []byte) []byte {
+	return append(le.AppendUint32(sec, uint32(len(e))), e...)
+}
+
+func decodeTarget(b []byte) (NotifyTarget, error) {
+	var t NotifyTarget
+	err := eachField(b, "target", func(tag uint8, v []byte) error {
 		switch tag {
 		case tfName:
 			t.Name = string(v)
@@ -173,8 +232,8 @@ func decodeTarget(b []byte) (NotifyTarget, error) {
 		case tfSecretFile:
 			t.SecretFile = string(v)
 		case tfMinSeverity:
-			if n != 1 {
-				return t, fmt.Errorf("%w: severity field of %d bytes", ErrCorrupt, n)
+			if len(v) != 1 {
+				return fmt.Errorf("%w: severity field of %d bytes", ErrCorrupt, len(v))
 			}
 			t.MinSeverity = Severity(v[0])
 		case tfKinds:
@@ -182,18 +241,67 @@ func decodeTarget(b []byte) (NotifyTarget, error) {
 		case tfHosts:
 			t.Hosts = append(t.Hosts, string(v))
 		case tfTimeout:
-			if n != 8 {
-				return t, fmt.Errorf("%w: timeout field of %d bytes", ErrCorrupt, n)
+			if len(v) != 8 {
+				return fmt.Errorf("%w: timeout field of %d bytes", ErrCorrupt, len(v))
 			}
 			t.Timeout = time.Duration(le.Uint64(v))
 		default:
-			if tag == 0 {
-				return t, fmt.Errorf("%w: target field tag 0", ErrCorrupt)
-			}
 			t.unknown = append(t.unknown, settingsField{tag: tag, data: bytes.Clone(v)})
 		}
+		return nil
+	})
+	return t, err
+}
+
+func (v *ClusterValue) check() error {
+	if v.Key == "" || len(v.Key) > maxSettingsStr || len(v.Value) > maxSettingsStr {
+		return fmt.Errorf("%w: cluster setting %.40q: a key of 1 to %d bytes and a value of at most %d", ErrTooLarge, v.Key, maxSettingsStr, maxSettingsStr)
 	}
-	return t, nil
+	if v.Host < 0 || v.Host > 0xffff {
+		return fmt.Errorf("%w: cluster setting %q: host %d", ErrInvalid, v.Key, v.Host)
+	}
+	return nil
+}
+
+func (v *ClusterValue) encode() []byte {
+	w := &fieldWriter{}
+	w.raw(vfKey, v.Key)
+	w.raw(vfValue, v.Value)
+	w.raw(vfHost, string(le.AppendUint16(nil, uint16(v.Host))))
+	w.raw(vfWall, string(le.AppendUint64(nil, uint64(v.Wall.UnixNano()))))
+	for _, f := range v.unknown {
+		w.raw(f.tag, string(f.data))
+	}
+	return w.b
+}
+
+func decodeValue(b []byte) (ClusterValue, error) {
+	var cv ClusterValue
+	err := eachField(b, "cluster setting", func(tag uint8, v []byte) error {
+		switch tag {
+		case vfKey:
+			cv.Key = string(v)
+		case vfValue:
+			cv.Value = string(v)
+		case vfHost:
+			if len(v) != 2 {
+				return fmt.Errorf("%w: cluster setting host field of %d bytes", ErrCorrupt, len(v))
+			}
+			cv.Host = int(le.Uint16(v))
+		case vfWall:
+			if len(v) != 8 {
+				return fmt.Errorf("%w: cluster setting time field of %d bytes", ErrCorrupt, len(v))
+			}
+			cv.Wall = time.Unix(0, int64(le.Uint64(v)))
+		default:
+			cv.unknown = append(cv.unknown, settingsField{tag: tag, data: bytes.Clone(v)})
+		}
+		return nil
+	})
+	if err == nil && cv.Key == "" {
+		err = fmt.Errorf("%w: cluster setting without a key", ErrCorrupt)
+	}
+	return cv, err
 }
 
 // encodeSettings returns the record: a header (magic, version, length,
@@ -201,16 +309,24 @@ func decodeTarget(b []byte) (NotifyTarget, error) {
 // 16-bit tag, a 32-bit length and the bytes.
 func encodeSettings(s *ClusterSettings) ([]byte, error) {
 	b := make([]byte, settingsHdrLen, 1024)
-	var tg []byte
+	var tg, vals []byte
 	for i := range s.Targets {
 		if err := s.Targets[i].check(); err != nil {
 			return nil, err
 		}
-		e := s.Targets[i].encode()
-		tg = le.AppendUint32(tg, uint32(len(e)))
-		tg = append(tg, e...)
+		tg = appendEntry(tg, s.Targets[i].encode())
 	}
-	sections := append([]settingsSection{{tag: secTargets, data: tg}}, s.unknown...)
+	sections := []settingsSection{{tag: secTargets, data: tg}}
+	if len(s.Values) > 0 { // a cluster that sets none keeps the record as older builds wrote it
+		for i := range s.Values {
+			if err := s.Values[i].check(); err != nil {
+				return nil, err
+			}
+			vals = appendEntry(vals, s.Values[i].encode())
+		}
+		sections = append(sections, settingsSection{tag: secValues, data: vals})
+	}
+	sections = append(sections, s.unknown...)
 	for _, sec := range sections {
 		b = le.AppendUint16(b, sec.tag)
 		b = le.AppendUint32(b, uint32(len(sec.data)))
@@ -227,6 +343,10 @@ func encodeSettings(s *ClusterSettings) ([]byte, error) {
 	le.PutUint32(b[24:], crc32c(b))
 	return b, nil
 }
+
+// readsValues is false only in tests that play a build from before the
+// values section, which keeps it as a section it does not know.
+var readsValues = true
 
 // decodeSettings parses a settings record. An empty b is a LUN whose
 // settings were never written.
@@ -261,21 +381,25 @@ func decodeSettings(b []byte) (ClusterSettings, error) {
 		}
 		data := rest[6 : 6+n]
 		rest = rest[6+n:]
-		if tag != secTargets {
+		var err error
+		switch {
+		case tag == secTargets:
+			err = eachEntry(data, "notification target", func(e []byte) error {
+				t, err := decodeTarget(e)
+				s.Targets = append(s.Targets, t)
+				return err
+			})
+		case tag == secValues && readsValues:
+			err = eachEntry(data, "cluster setting", func(e []byte) error {
+				v, err := decodeValue(e)
+				s.Values = append(s.Values, v)
+				return err
+			})
+		default:
 			s.unknown = append(s.unknown, settingsSection{tag: tag, data: bytes.Clone(data)})
-			continue
 		}
-		for len(data) > 0 {
-			if len(data) < 4 || int(le.Uint32(data)) > len(data)-4 {
-				return s, fmt.Errorf("%w: truncated notification target", ErrCorrupt)
-			}
-			n := int(le.Uint32(data))
-			t, err := decodeTarget(data[4 : 4+n])
-			if err != nil {
-				return s, err
-			}
-			s.Targets = append(s.Targets, t)
-			data = data[4+n:]
+		if err != nil {
+			return s, err
 		}
 	}
 	return s, nil
@@ -341,7 +465,7 @@ func (c *ClusterRecords) UpdateSettings(ctx context.Context, me int, change func
 		if err != nil {
 			return s, err
 		}
-		s.Targets = slices.Clone(s.Targets)
+		s.Targets, s.Values = slices.Clone(s.Targets), slices.Clone(s.Values)
 		if err := change(&s); err != nil {
 			return s, err
 		}

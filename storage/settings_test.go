@@ -340,3 +340,35 @@ func TestSettingsLateAndTornWrites(t *testing.T) {
 	}
 	check(3, "base", "from-2", "after")
 }
+
+// The cluster-wide keys go through the LUN with who set them and when, and
+// a change of the targets on another host keeps them.
+func TestSettingsValuesRoundTrip(t *testing.T) {
+	path := lunFile(t, storage.FormatOptions{})
+	a, b := storage.NewClusterRecords(openLUN(t, path)), storage.NewClusterRecords(openLUN(t, path))
+	ctx := testCtx(t)
+	when := time.Unix(1700000000, 0)
+	vals := []storage.ClusterValue{{Key: "failover.guest_agent_wait", Value: "1m", Host: 1, Wall: when}}
+	w, err := a.UpdateSettings(ctx, 1, func(s *storage.ClusterSettings) error { s.Values = vals; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.UpdateSettings(ctx, 2, func(s *storage.ClusterSettings) error {
+		s.Targets = append(s.Targets, mailTarget("ops"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Generation != w.Generation+1 || got.Writer != 2 || len(got.Targets) != 1 || len(got.Values) != 1 ||
+		got.Values[0].Key != vals[0].Key || got.Values[0].Value != "1m" || got.Values[0].Host != 1 || !got.Values[0].Wall.Equal(when) {
+		t.Fatalf("read %+v, want generation %d by host 2 with the value %+v and one target", got, w.Generation+1, vals[0])
+	}
+	long := storage.ClusterValue{Key: "k", Value: strings.Repeat("x", 2000)}
+	if _, err := a.WriteSettings(ctx, 1, storage.ClusterSettings{Generation: got.Generation, Values: []storage.ClusterValue{long}}); !errors.Is(err, storage.ErrTooLarge) {
+		t.Fatalf("a 2000-byte value: got %v, want ErrTooLarge", err)
+	}
+}

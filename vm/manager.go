@@ -111,6 +111,10 @@ type Config struct {
 	Gen  uint64
 	// Reconcile tunes the decisions (placement, start retries).
 	Reconcile reconcile.Config
+	// GuestAgentWait, if set, gives Reconcile.GuestAgentWait at every
+	// step: the cluster-wide value (vm/settings), which changes without a
+	// restart.
+	GuestAgentWait func() time.Duration
 	// Capacity returns every host's capacity; nil: every host counts as
 	// 1 TiB and 1024 CPUs (placement then only spreads).
 	Capacity func() map[int]Capacity

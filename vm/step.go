@@ -239,6 +239,9 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 		Verdicts: dec.Verdicts, Config: m.cfg.Reconcile,
 		History: make(map[string]reconcile.History, len(m.history)), MigratingOut: make(map[string]bool, len(m.outgoing)),
 	}
+	if m.cfg.GuestAgentWait != nil {
+		in.Config.GuestAgentWait = m.cfg.GuestAgentWait()
+	}
 	var caps map[int]Capacity
 	if m.cfg.Capacity != nil {
 		caps = m.cfg.Capacity()

@@ -79,7 +79,7 @@ func failoverFixture(t *testing.T, n int) (*vm.Manager, *heldStarts, quorum.Deci
 
 // policyFixture is failoverFixture with one VM per policy; wrap, if set,
 // wraps the held connection (to add a guest agent, say).
-func policyFixture(t *testing.T, pols []plan.Policy, wrap func(*heldStarts) vm.Hypervisor) (*vm.Manager, *heldStarts, quorum.Decision, *storage.LUN) {
+func policyFixture(t *testing.T, pols []plan.Policy, wrap func(*heldStarts) vm.Hypervisor, edit ...func(*vm.Config)) (*vm.Manager, *heldStarts, quorum.Decision, *storage.LUN) {
 	t.Helper()
 	n := len(pols)
 	lun := freshLUN(t, "steps", storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2})
@@ -97,7 +97,11 @@ func policyFixture(t *testing.T, pols []plan.Policy, wrap func(*heldStarts) vm.H
 	if wrap != nil {
 		h = wrap(hv)
 	}
-	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1, Capacity: caps}, lun, h, nil)
+	cfg := vm.Config{Host: 2, Gen: 1, Capacity: caps}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	m, err := vm.NewManager(cfg, lun, h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +316,40 @@ func TestTierWaitsForGuestAgent(t *testing.T) {
 	waitGuestUp(t, lun, 1)
 	if k := step(); k["steps-02"] != reconcile.TakeAndStart {
 		t.Fatalf("after the agent answered: %v; want the application started", k)
+	}
+}
+
+// TestGuestAgentWaitChangesWithoutRestart: the wait for the database's
+// agent, which never answers, is read at every step (the cluster-wide
+// failover.guest_agent_wait): shortened while the application waits, it
+// lets the application start at the next step.
+func TestGuestAgentWaitChangesWithoutRestart(t *testing.T) {
+	db, app := plan.DefaultPolicy(), plan.DefaultPolicy()
+	db.WaitGuestAgent = true
+	app.StartOrder = 1
+	wait := time.Hour
+	m, hv, dec, _ := policyFixture(t, []plan.Policy{db, app}, func(h *heldStarts) vm.Hypervisor {
+		return &agentGate{heldStarts: h, ready: make(chan struct{})} // the agent never answers
+	}, func(c *vm.Config) { c.GuestAgentWait = func() time.Duration { return wait } })
+	close(hv.hold)
+	ctx := context.Background()
+	t0 := time.Now()
+	step := func(at time.Duration) map[string]reconcile.Kind {
+		t.Helper()
+		acts, err := m.Step(ctx, dec, t0.Add(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kinds(acts)
+	}
+	step(0)           // takes the database
+	step(time.Second) // sees it held from here on
+	if k := step(31 * time.Second); k["steps-02"] != reconcile.Wait {
+		t.Fatalf("30s after the database was taken, waiting up to 1h: %v; want the application waiting", k)
+	}
+	wait = 10 * time.Second
+	if k := step(32 * time.Second); k["steps-02"] != reconcile.TakeAndStart {
+		t.Fatalf("after the wait was shortened to 10s, 31s after the database was taken: %v; want the application started", k)
 	}
 }
 

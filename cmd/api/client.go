@@ -258,3 +258,28 @@ func (c *Client) Incidents(ctx context.Context) ([]Incident, error) {
 	var x []Incident
 	return x, c.do(ctx, http.MethodGet, "/v1/incidents", nil, &x)
 }
+
+// ClusterSettings returns the cluster-wide keys.
+func (c *Client) ClusterSettings(ctx context.Context) (ClusterSettings, error) {
+	var s ClusterSettings
+	return s, c.do(ctx, http.MethodGet, "/v1/config", nil, &s)
+}
+
+// ClusterSetting returns one cluster-wide key (the only entry of Settings).
+func (c *Client) ClusterSetting(ctx context.Context, key string) (ClusterSettings, error) {
+	var s ClusterSettings
+	return s, c.do(ctx, http.MethodGet, "/v1/config/"+esc(key), nil, &s)
+}
+
+// SetClusterSetting sets a cluster-wide key for every host; the daemon
+// checks the key and the value.
+func (c *Client) SetClusterSetting(ctx context.Context, key, value string) (ClusterSettings, error) {
+	var s ClusterSettings
+	return s, c.do(ctx, http.MethodPut, "/v1/config/"+esc(key), ConfigSetRequest{Value: value}, &s)
+}
+
+// UnsetClusterSetting takes a cluster-wide key back to its default.
+func (c *Client) UnsetClusterSetting(ctx context.Context, key string) (ClusterSettings, error) {
+	var s ClusterSettings
+	return s, c.do(ctx, http.MethodDelete, "/v1/config/"+esc(key), nil, &s)
+}

@@ -387,3 +387,37 @@ type IncidentVM struct {
 	Took    time.Duration `json:"took_ns,omitempty"`
 	Message string        `json:"message,omitempty"` // why it failed
 }
+
+// ClusterSettings are the cluster-wide keys (`wingman config list`), stored
+// on the heartbeat LUN, as the answering host applies them. A change by
+// `wingman config set` applies on every host within 10 s, without a restart.
+type ClusterSettings struct {
+	Host       string           `json:"host"`       // the host that answered
+	Generation uint64           `json:"generation"` // of the settings record: every change adds one
+	Settings   []ClusterSetting `json:"settings"`
+	// Warnings are the answering host's wingman.toml setting a key to
+	// another value than the cluster's.
+	Warnings []string `json:"warnings"`
+}
+
+// ClusterSetting is one cluster-wide key.
+type ClusterSetting struct {
+	Key   string `json:"key"`
+	Value string `json:"value"` // what the answering host applies
+	// Source is "cluster" (set with `wingman config set`), "file" (the
+	// answering host's wingman.toml, the cluster setting none) or "default".
+	Source  string    `json:"source"`
+	SetBy   string    `json:"set_by,omitempty"` // the host that set the cluster's value
+	SetAt   time.Time `json:"set_at,omitzero"`  // when, by that host's clock
+	File    string    `json:"file,omitempty"`   // the answering host's wingman.toml value, if it sets one
+	Default string    `json:"default"`
+	Summary string    `json:"summary,omitempty"` // what it does, its range
+	// Ignored says why a value on the LUN is not applied (a newer
+	// wingman's key or range): upgrade the answering host.
+	Ignored string `json:"ignored,omitempty"`
+}
+
+// ConfigSetRequest sets a cluster-wide key (PUT /v1/config/{key}).
+type ConfigSetRequest struct {
+	Value string `json:"value"`
+}

@@ -84,6 +84,12 @@ func (d apiServer) router() *api.Router {
 		return apiview.DrillReport(rep), err
 	})
 	d.notifyRoutes(rt)
+	rt.Handle("GET /v1/config", func(r *http.Request) (any, error) { return apiview.ClusterSettings(d.config.List(r.Context())) })
+	rt.Handle("GET /v1/config/{key}", apiview.OnSettingKey(d.config.Get))
+	api.Post(rt, "PUT /v1/config/{key}", `send {"value": "5m"}`, true, func(ctx context.Context, r *http.Request, req api.ConfigSetRequest) (any, error) {
+		return apiview.ClusterSetting(d.config.Set(ctx, r.PathValue("key"), req.Value))
+	})
+	rt.Handle("DELETE /v1/config/{key}", apiview.OnSettingKey(d.config.Unset))
 	return rt
 }
 
@@ -167,7 +173,7 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 		LUN: api.LUNHealth{Path: d.cfg.LUN, LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
 			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now, Reads: io.Reads, Writes: io.Writes},
 		Timings:  api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence},
-		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: d.warnings(dec, worst)}
+		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: append(d.warnings(dec, worst), d.config.Warnings()...)}
 	s.Capacity = d.capacityVerdict(ctx, dec)
 	if !s.Capacity.Survivable {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("N+%d capacity lost: %s", s.Capacity.K, strings.Join(s.Capacity.Problems, "; ")))

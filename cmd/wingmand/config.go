@@ -16,7 +16,7 @@ import (
 	"github.com/wingmanha/wingman/quorum/fence"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
-	"github.com/wingmanha/wingman/vm/reconcile"
+	"github.com/wingmanha/wingman/vm/settings"
 )
 
 // DefaultConfigPath is where wingmand reads its configuration.
@@ -52,7 +52,8 @@ type Config struct {
 	// Fence maps host names to their fence agents (optional).
 	Fence map[string]FenceConfig `toml:"fence"`
 
-	path string // the file it was read from, for messages
+	path string   // the file it was read from, for messages
+	keys []string // the keys the file sets
 }
 
 // LibvirtConfig says how to reach libvirt.
@@ -130,8 +131,8 @@ type ShutdownConfig struct {
 	Timeout duration `toml:"timeout"`
 }
 
-// MaintenanceConfig says what `wingman rolling-update` may do on this host
-// while it is in maintenance and holds no protected VM.
+// MaintenanceConfig says how this host is emptied and what a rolling update
+// may do on it; the cluster's values override the cluster-wide keys.
 type MaintenanceConfig struct {
 	// ParallelMigrations is how many live migrations an evacuation runs at
 	// once (default 2, 1 to 16). More empties a host sooner but shares the
@@ -176,8 +177,8 @@ func (p PlacementConfig) Limits() plan.Limits {
 		MaxStarts: p.ParallelStarts}
 }
 
-// FailoverConfig tunes the order of failover starts. Set it alike on every
-// host: each host applies its own value to the starts it makes.
+// FailoverConfig tunes the order of failover starts. A cluster-wide key:
+// the cluster's value (wingman config set) overrides it (vm/settings).
 type FailoverConfig struct {
 	// GuestAgentWait bounds how long a later start tier waits for the guest
 	// agent of an earlier tier's VM whose policy says wait-guest-agent,
@@ -208,6 +209,7 @@ type duration = configfile.Duration
 // DefaultConfig returns the defaults of every key.
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
+	cw := settings.Defaults() // the cluster-wide keys' (vm/settings)
 	return Config{
 		HostName: host,
 		StateDir: "/var/lib/wingman",
@@ -216,11 +218,11 @@ func DefaultConfig() Config {
 		API:      APIConfig{Socket: "/run/wingman/wingman.sock", Group: "wingman"},
 		Watchdog: WatchdogConfig{Mode: "auto", Device: "/dev/watchdog"},
 		Shutdown: ShutdownConfig{Policy: "migrate", Timeout: duration{Duration: 10 * time.Minute}},
-		Maintenance: MaintenanceConfig{ParallelMigrations: 2, OnMigrationFailure: "report", AllowExec: true, ExecTimeout: duration{Duration: 30 * time.Minute},
-			RebootCommand: "systemctl reboot"},
+		Maintenance: MaintenanceConfig{ParallelMigrations: cw.ParallelMigrations, OnMigrationFailure: cw.OnMigrationFailure, AllowExec: true,
+			ExecTimeout: duration{Duration: cw.ExecTimeout}, RebootCommand: "systemctl reboot"},
 		Placement: PlacementConfig{CPUOvercommit: plan.DefaultConfig().CPUOvercommit, MemoryOvercommit: plan.DefaultConfig().MemoryOvercommit,
 			ReservedMemoryMiB: plan.DefaultConfig().ReservedMemory >> 20, ParallelStarts: plan.DefaultConfig().MaxStartsPerHost},
-		Failover: FailoverConfig{GuestAgentWait: duration{Duration: reconcile.DefaultConfig().GuestAgentWait}},
+		Failover: FailoverConfig{GuestAgentWait: duration{Duration: cw.GuestAgentWait}},
 	}
 }
 
@@ -232,6 +234,8 @@ func LoadConfig(path string, allowMissing bool) (Config, error) {
 	err := configfile.Decode(path, &cfg)
 	if errors.Is(err, os.ErrNotExist) && allowMissing {
 		cfg.path, err = "(flags)", nil
+	} else if err == nil {
+		cfg.keys, err = configfile.Keys(path)
 	}
 	return cfg, err
 }
@@ -300,15 +304,6 @@ func (c *Config) Validate() error {
 			bad("api.tls_listen", "needs api.tls_cert, api.tls_key and api.tls_client_ca: remote access requires mutual TLS")
 		}
 	}
-	if p := c.Maintenance.ParallelMigrations; p < 1 || p > 16 {
-		bad("maintenance.parallel_migrations", "%d: must be 1 to 16 (default 2)", p)
-	}
-	if f := c.Maintenance.OnMigrationFailure; f != "report" && f != "cold-move" {
-		bad("maintenance.on_migration_failure", "%q: use \"report\" (leave the VM and report it) or \"cold-move\" (shut it down for another host to start)", f)
-	}
-	if c.Maintenance.ExecTimeout.Duration <= 0 {
-		bad("maintenance.exec_timeout", "%v: must be positive, like 30m", c.Maintenance.ExecTimeout.Duration)
-	}
 	if !(c.Placement.CPUOvercommit >= 1 && c.Placement.CPUOvercommit <= 64) {
 		bad("placement.cpu_overcommit", "%v: use 1 to 64 vCPUs per logical CPU (default 4)", c.Placement.CPUOvercommit)
 	}
@@ -318,11 +313,11 @@ func (c *Config) Validate() error {
 	if p := c.Placement.ParallelStarts; p < 1 || p > 64 {
 		bad("placement.parallel_starts", "%d: must be 1 to 64 (default 16)", p)
 	}
-	if w := c.Failover.GuestAgentWait.Duration; w < reconcile.MinGuestAgentWait || w > reconcile.MaxGuestAgentWait {
-		bad("failover.guest_agent_wait", "%v: use %v to %v (default 5m)", w, reconcile.MinGuestAgentWait, reconcile.MaxGuestAgentWait)
-	}
 	if c.Placement.ReservedMemoryMiB > 1<<30 {
 		bad("placement.reserved_memory_mib", "%d: more than any host has; use MiB, like 2048", c.Placement.ReservedMemoryMiB)
+	}
+	for _, p := range c.clusterFile().Values.Problems() {
+		bad(p.Key, "%s", p.Msg)
 	}
 	for _, p := range c.Metrics.Problems() {
 		bad("metrics."+p.Key, "%s", p.Msg)
@@ -336,6 +331,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%s: %s", c.path, strings.Join(probs, "; "))
 	}
 	return nil
+}
+
+// clusterFile is what the file says of the cluster-wide keys, which the
+// cluster's values override (vm/settings).
+func (c *Config) clusterFile() settings.File {
+	return settings.File{Path: c.path, Keys: c.keys, Values: settings.Values{GuestAgentWait: c.Failover.GuestAgentWait.Duration,
+		ParallelMigrations: c.Maintenance.ParallelMigrations, OnMigrationFailure: c.Maintenance.OnMigrationFailure, ExecTimeout: c.Maintenance.ExecTimeout.Duration}}
 }
 
 func splitHostPort(s string) (string, int, error) {

@@ -29,7 +29,7 @@ import (
 	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/notify"
-	"github.com/wingmanha/wingman/vm/reconcile"
+	"github.com/wingmanha/wingman/vm/settings"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -68,6 +68,7 @@ type Daemon struct {
 	drills  *drill.Runner     // drills and the disk checks of protect
 	disks   *drill.DiskWatch  // the protected VMs' disks this host cannot reach
 	notify  *notify.Service   // notifications: incidents (as coordinator) and warnings
+	config  *settings.Service // the cluster-wide keys: the LUN's values over wingman.toml's
 
 	mu           sync.Mutex
 	renewLatency heartbeat.RenewLatency
@@ -142,12 +143,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 		return nil, err
 	}
 
-	rcfg := reconcile.DefaultConfig()
-	rcfg.GuestAgentWait = cfg.Failover.GuestAgentWait.Duration
+	d.config = settings.NewService(settings.Config{HostName: cfg.HostName, HostID: self, File: cfg.clusterFile(), HostNames: d.slotNames, Log: d.log},
+		storage.NewClusterRecords(lun), d)
+	d.config.Refresh(ctx) // a failure is logged: the file's values apply until Run reads the LUN
 	checkDisksOn := func(ctx context.Context, host int, disks []hypervisor.DiskSpec) ([]string, error) {
 		return d.drills.CheckDisksOn(ctx, host, disks)
 	}
-	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, Reconcile: rcfg,
+	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, GuestAgentWait: d.config.GuestAgentWait,
 		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn, Observe: d.metrics}, lun, d.hv, d.events)
 	if err != nil {
 		return nil, err
@@ -157,8 +159,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 	d.disks = drill.NewDiskWatch(dcfg, lun, d)
 	d.maint = maintenance.New(maintenance.Config{HostName: cfg.HostName, HostID: self, Generation: d.slot.Generation(),
 		StateDir: cfg.StateDir, ConfigPath: cfg.path, Renew: d.hdr.Timings.Renew, IOTimeout: d.hdr.Timings.IOTimeout,
-		ParallelMigrations: cfg.Maintenance.ParallelMigrations, ColdMove: cfg.Maintenance.OnMigrationFailure == "cold-move",
-		AllowExec: cfg.Maintenance.AllowExec, ExecTimeout: cfg.Maintenance.ExecTimeout.Duration, RebootCommand: cfg.Maintenance.RebootCommand,
+		Defaults: d.config.Maintenance, AllowExec: cfg.Maintenance.AllowExec, RebootCommand: cfg.Maintenance.RebootCommand,
 		Log: d.log}, d.vms, lun, d.hv, clusterView{d}, d)
 	d.notify, err = notify.NewService(notify.ServiceConfig{Cluster: d.hdr.ClusterName, HostName: cfg.HostName, HostID: self, Log: d.log,
 		OnResult: func(r notify.Result) { d.metrics.Notified(r.Target, r.Kind, r.Err) }},
@@ -232,7 +233,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(6)
+	d.wg.Add(7)
+	go func() { defer d.wg.Done(); d.config.Run(runCtx) }()
 	go func() {
 		defer d.wg.Done()
 		d.notify.Run(runCtx) // its own goroutine: a hanging target never reaches the heartbeat
@@ -413,7 +415,7 @@ func (d *Daemon) capacities() map[int]vm.Capacity {
 func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Check {
 	_, worst := d.renewLatency.Get()
 	t := d.hdr.Timings
-	checks := notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware)
+	checks := append(notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware), d.config.Check())
 	if !coordinator {
 		return checks
 	}

@@ -33,7 +33,7 @@ func (d apiServer) apiExec(ctx context.Context, r *http.Request, req api.ExecReq
 		return nil, api.Fail(api.ErrInvalid, "give a positive timeout, or none for the host's maintenance.exec_timeout", "timeout %v is negative", req.Timeout)
 	}
 	if req.Timeout == 0 {
-		req.Timeout = d.cfg.Maintenance.ExecTimeout.Duration
+		req.Timeout = d.config.Values().ExecTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, execTimeout(req))
 	defer cancel()

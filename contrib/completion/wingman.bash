@@ -9,6 +9,10 @@ _wingman_names() {
 
 _wingman_flag_takes_value() {
     case "$1|$2" in
+    "config get|-c"|"config get|--connect") return 0 ;;
+    "config list|-c"|"config list|--connect") return 0 ;;
+    "config set|-c"|"config set|--connect") return 0 ;;
+    "config unset|-c"|"config unset|--connect") return 0 ;;
     "dominfo|-c"|"dominfo|--connect") return 0 ;;
     "drill|-c"|"drill|--connect") return 0 ;;
     "events|--since"|"events|--limit"|"events|-c"|"events|--connect") return 0 ;;
@@ -74,7 +78,7 @@ _wingman() {
         esac
         if [[ -z $cmd ]]; then
             cmd=$w
-        elif [[ $cmd != *" "* ]] && [[ " completion lun maintenance notify " == *" $cmd "* ]]; then
+        elif [[ $cmd != *" "* ]] && [[ " completion config lun maintenance notify " == *" $cmd "* ]]; then
             cmd="$cmd $w"
         else
             ((nargs++))
@@ -87,19 +91,24 @@ _wingman() {
     fi
     case "$cmd" in
     "")
-        COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "completion config dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
+    config) COMPREPLY=($(compgen -W "list get set unset" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
     notify) COMPREPLY=($(compgen -W "add list remove test" -- "$cur")); return ;;
-    help) COMPREPLY=($(compgen -W "completion dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version" -- "$cur")); return ;;
+    help) COMPREPLY=($(compgen -W "completion config dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         case "$cmd" in
         "completion bash") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
         "completion fish") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
         "completion zsh") COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
+        "config get") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "config list") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "config set") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "config unset") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "dominfo") COMPREPLY=($(compgen -W "-h --help --qmp --json -c --connect" -- "$cur")) ;;
         "drill") COMPREPLY=($(compgen -W "-h --help --live --json -c --connect" -- "$cur")) ;;
         "events") COMPREPLY=($(compgen -W "-h --help -f --follow --since --limit --json -c --connect" -- "$cur")) ;;

@@ -11,6 +11,14 @@ end
 
 function __wingman_flag_takes_value
     switch "$argv[1]|$argv[2]"
+        case 'config get|-c' 'config get|--connect'
+            return 0
+        case 'config list|-c' 'config list|--connect'
+            return 0
+        case 'config set|-c' 'config set|--connect'
+            return 0
+        case 'config unset|-c' 'config unset|--connect'
+            return 0
         case 'dominfo|-c' 'dominfo|--connect'
             return 0
         case 'drill|-c' 'drill|--connect'
@@ -97,7 +105,7 @@ function __wingman_state
         end
         if test -z "$cmd"
             set cmd $w
-        else if not string match -q '* *' -- $cmd; and contains -- $cmd completion lun maintenance notify
+        else if not string match -q '* *' -- $cmd; and contains -- $cmd completion config lun maintenance notify
             set cmd "$cmd $w"
         else
             set nargs (math $nargs + 1)
@@ -122,6 +130,7 @@ complete -c wingman -n '__wingman_is ""' -l json -d 'JSON output'
 complete -c wingman -n '__wingman_is ""' -s h -l help -d 'the list of commands'
 complete -c wingman -n '__wingman_is ""' -s V -l version -d 'the version of this tool'
 complete -c wingman -n '__wingman_is ""' -a completion -d 'bash, zsh, fish'
+complete -c wingman -n '__wingman_is ""' -a config -d 'list, get, set, unset'
 complete -c wingman -n '__wingman_is ""' -a dominfo -d 'show a VM: where it runs, its lease and its failover policy'
 complete -c wingman -n '__wingman_is ""' -a drill -d 'failover drill: what if HOST (or each host in turn) were lost now'
 complete -c wingman -n '__wingman_is ""' -a events -d 'show the cluster\'s event log, grouped into failover timelines'
@@ -148,6 +157,10 @@ complete -c wingman -n '__wingman_is ""' -a help -d 'show the commands, or one c
 complete -c wingman -n '__wingman_is completion' -a bash -d 'print a bash completion script'
 complete -c wingman -n '__wingman_is completion' -a zsh -d 'print a zsh completion script'
 complete -c wingman -n '__wingman_is completion' -a fish -d 'print a fish completion script'
+complete -c wingman -n '__wingman_is config' -a list -d 'list the cluster-wide settings, where each value comes from and who set it'
+complete -c wingman -n '__wingman_is config' -a get -d 'print the value of a cluster-wide key'
+complete -c wingman -n '__wingman_is config' -a set -d 'set a cluster-wide key for every host'
+complete -c wingman -n '__wingman_is config' -a unset -d 'take a cluster-wide key back to its default'
 complete -c wingman -n '__wingman_is lun' -a format -d 'format a heartbeat LUN (block device or file on shared storage)'
 complete -c wingman -n '__wingman_is lun' -a dump -d 'show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events'
 complete -c wingman -n '__wingman_is lun' -a verify -d 'check every record of a heartbeat LUN and report damage (exit code 3)'
@@ -160,6 +173,7 @@ complete -c wingman -n '__wingman_is notify' -a list -d 'list the notification t
 complete -c wingman -n '__wingman_is notify' -a remove -d 'remove a notification target'
 complete -c wingman -n '__wingman_is notify' -a test -d 'send a test notification to one target, or to all'
 complete -c wingman -n '__wingman_is help' -a completion -d 'bash, zsh, fish'
+complete -c wingman -n '__wingman_is help' -a config -d 'list, get, set, unset'
 complete -c wingman -n '__wingman_is help' -a dominfo -d 'show a VM: where it runs, its lease and its failover policy'
 complete -c wingman -n '__wingman_is help' -a drill -d 'failover drill: what if HOST (or each host in turn) were lost now'
 complete -c wingman -n '__wingman_is help' -a events -d 'show the cluster\'s event log, grouped into failover timelines'
@@ -185,6 +199,18 @@ complete -c wingman -n '__wingman_is help' -a version -d 'print the version of t
 complete -c wingman -n '__wingman_is \'completion bash\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'completion fish\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'completion zsh\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'config get\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'config get\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'config get\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_is \'config list\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'config list\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'config list\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_is \'config set\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'config set\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'config set\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_is \'config unset\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'config unset\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'config unset\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
 complete -c wingman -n '__wingman_is \'dominfo\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'dominfo\'' -l qmp -d 'also ask QEMU over QMP (libvirt then marks the domain tainted: custom-monitor)'
 complete -c wingman -n '__wingman_is \'dominfo\'' -l json -d 'print JSON (the API\'s types, for scripts)'

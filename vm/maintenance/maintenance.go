@@ -83,7 +83,26 @@ type Config struct {
 	ExecTimeout time.Duration
 	// RebootCommand reboots the host ("": Reboot is refused).
 	RebootCommand string
-	Log           *slog.Logger
+	// Defaults, if set, gives ParallelMigrations, ColdMove and ExecTimeout
+	// at each use instead of the fields above: the cluster-wide values
+	// (vm/settings), which change without a restart.
+	Defaults func() Defaults
+	Log      *slog.Logger
+}
+
+// Defaults are the maintenance settings that are alike on every host.
+type Defaults struct {
+	ParallelMigrations int
+	ColdMove           bool
+	ExecTimeout        time.Duration
+}
+
+// defaults are the maintenance settings to use now.
+func (c Config) defaults() Defaults {
+	if c.Defaults != nil {
+		return c.Defaults()
+	}
+	return Defaults{ParallelMigrations: c.ParallelMigrations, ColdMove: c.ColdMove, ExecTimeout: c.ExecTimeout}
 }
 
 // Host is this host's maintenance. Its methods are safe for concurrent use.
@@ -200,7 +219,7 @@ func (h *Host) Set(ctx context.Context, req Request) error {
 	h.mu.Unlock()
 	// The evacuation shows as running from now on, through the wait, also
 	// to a caller that does not wait.
-	h.evac.start(h.cfg.HostName, h.cfg.ParallelMigrations, time.Now())
+	h.evac.start(h.cfg.HostName, h.cfg.defaults().ParallelMigrations, time.Now())
 	run := func() (err error) {
 		defer func() {
 			h.evac.end(err, time.Now())
@@ -246,13 +265,14 @@ func (h *Host) Evacuation(limit int) Evacuation {
 // domains afterwards), through the VM manager. Its progress shows in
 // Evacuation, also when Set started it.
 func (h *Host) Evacuate(ctx context.Context, all bool) (err error) {
+	def := h.cfg.defaults()
 	if !h.evac.running() {
-		h.evac.start(h.cfg.HostName, h.cfg.ParallelMigrations, time.Now())
+		h.evac.start(h.cfg.HostName, def.ParallelMigrations, time.Now())
 		defer func() { h.evac.end(err, time.Now()) }()
 	}
 	return h.vms.Evacuate(ctx, h.cluster.Decision(), vm.EvacuateOptions{
-		Parallel:    h.cfg.ParallelMigrations,
-		ColdMove:    h.cfg.ColdMove,
+		Parallel:    def.ParallelMigrations,
+		ColdMove:    def.ColdMove,
 		Unprotected: all,
 		Current:     h.cluster.Decision,
 		Planned:     h.evac.planned,

@@ -231,3 +231,20 @@ func TestFailedRebootStaysInMaintenance(t *testing.T) {
 		t.Error("a failed reboot took the host out of maintenance")
 	}
 }
+
+// With Defaults, each evacuation takes the cluster-wide values current
+// when it starts (vm/settings), not those the host was built with.
+func TestEvacuationTakesTheDefaultsOfTheMoment(t *testing.T) {
+	def := Defaults{ParallelMigrations: 5, ColdMove: true, ExecTimeout: time.Hour}
+	h, vms, _, _ := newHost(t, func(c *Config) { c.Defaults = func() Defaults { return def } })
+	if err := h.Evacuate(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	def.ParallelMigrations, def.ColdMove = 1, false
+	if err := h.Evacuate(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if got := vms.evacuated; len(got) != 2 || got[0].Parallel != 5 || !got[0].ColdMove || got[1].Parallel != 1 || got[1].ColdMove {
+		t.Fatalf("evacuations: %+v, want 5 with cold moves, then 1 without", got)
+	}
+}

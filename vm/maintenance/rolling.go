@@ -157,7 +157,7 @@ func (h *Host) Exec(ctx context.Context, req ExecRequest) (ExecResult, error) {
 	}
 	timeout := req.Timeout
 	if timeout <= 0 {
-		timeout = h.cfg.ExecTimeout
+		timeout = h.cfg.defaults().ExecTimeout
 	}
 	h.event(storage.SevInfo, "exec-start", "%s runs %q (time limit %v)", host, req.Command, timeout)
 	cctx, cancel := context.WithTimeout(ctx, timeout)

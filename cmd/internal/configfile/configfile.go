@@ -210,3 +210,28 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	d.Duration = v
 	return nil
 }
+
+// Keys returns the dotted keys of the values the file at path sets, for a
+// caller that must tell a key the file sets from one left at its default.
+// Call it once Decode accepted the file.
+func Keys(path string) ([]string, error) {
+	b, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	if line, err := checkNesting(b, MaxDepth); err != nil {
+		return nil, fmt.Errorf("%s line %d: %w", path, line, err)
+	}
+	var m map[string]any
+	md, err := toml.Decode(string(b), &m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var out []string
+	for _, k := range md.Keys() {
+		if md.Type(k...) != "Hash" {
+			out = append(out, k.String())
+		}
+	}
+	return out, nil
+}

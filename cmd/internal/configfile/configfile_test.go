@@ -154,3 +154,19 @@ func TestHostileInputIsRefusedCheaply(t *testing.T) {
 		t.Errorf("a file over %d bytes: %v, want ErrTooLarge", MaxSize, err)
 	}
 }
+
+// Keys tells the keys a file sets from those it leaves to the defaults.
+func TestKeysAreTheOnesTheFileSets(t *testing.T) {
+	p := write(t, "cluster = \"c\"\n[shutdown]\ntimeout = \"5s\"\n[fence.kvm2]\nagent = \"fence_ipmilan\"\n[fence.kvm2.params]\nip = \"192.0.2.1\"\n")
+	got, err := Keys(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "cluster shutdown.timeout fence.kvm2.agent fence.kvm2.params.ip"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if _, err := Keys(write(t, "v = "+strings.Repeat("[", 20)+strings.Repeat("]", 20)+"\n")); !errors.Is(err, ErrTooDeep) {
+		t.Fatalf("a deep file: %v", err)
+	}
+}

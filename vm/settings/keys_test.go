@@ -1,0 +1,118 @@
+package settings
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wingmanha/wingman/vm"
+)
+
+func TestParse(t *testing.T) {
+	for _, c := range []struct {
+		key, value string
+		want       string // canonical value, or "" when refused
+		class      error  // ErrUnknownKey, ErrPerHost, ErrBadValue
+		says       []string
+	}{
+		{key: "failover.guest_agent_wait", value: "300s", want: "5m"},
+		{key: "failover.guest_agent_wait", value: " 1h0m ", want: "1h"},
+		{key: "failover.guest_agent_wait", value: "90s", want: "1m30s"},
+		{key: "maintenance.parallel_migrations", value: "16", want: "16"},
+		{key: "maintenance.on_migration_failure", value: "cold-move", want: "cold-move"},
+		{key: "maintenance.exec_timeout", value: "2h", want: "2h"},
+
+		{key: "failover.guest_agent_wait", value: "5s", class: ErrBadValue, says: []string{"5s: use 10s to 1h"}},
+		{key: "failover.guest_agent_wait", value: "2h", class: ErrBadValue, says: []string{"use 10s to 1h"}},
+		{key: "failover.guest_agent_wait", value: "five minutes", class: ErrBadValue, says: []string{"not a duration", "5m"}},
+		{key: "maintenance.parallel_migrations", value: "0", class: ErrBadValue, says: []string{"must be 1 to 16"}},
+		{key: "maintenance.parallel_migrations", value: "17", class: ErrBadValue, says: []string{"must be 1 to 16"}},
+		{key: "maintenance.parallel_migrations", value: "2.5", class: ErrBadValue, says: []string{"not a whole number"}},
+		{key: "maintenance.on_migration_failure", value: "migrate", class: ErrBadValue, says: []string{`"report"`, `"cold-move"`}},
+		{key: "maintenance.exec_timeout", value: "-5s", class: ErrBadValue, says: []string{"must be positive"}},
+		{key: "maintenance.exec_timeout", value: "0s", class: ErrBadValue, says: []string{"0s: must be positive"}},
+
+		{key: "shutdown.policy", value: "keep", class: ErrPerHost, says: []string{"per-host and lives in wingman.toml", "shuts down"}},
+		{key: "placement.reserved_memory_mib", value: "2048", class: ErrPerHost, says: []string{"advertises its own limits"}},
+		{key: "fence.kvm2.params.password", value: "x", class: ErrPerHost, says: []string{"credentials"}},
+		{key: "serf.bind", value: "0.0.0.0:7946", class: ErrPerHost},
+		{key: "lun", value: "/dev/sdb", class: ErrPerHost},
+
+		{key: "failover.guest_agent_wiat", value: "1m", class: ErrUnknownKey, says: []string{"did you mean failover.guest_agent_wait?"}},
+		{key: "guest_agent_wait", value: "1m", class: ErrUnknownKey, says: []string{"did you mean failover.guest_agent_wait?"}},
+		{key: "colour", value: "blue", class: ErrUnknownKey, says: []string{`"colour"`}},
+	} {
+		t.Run(c.key+"="+c.value, func(t *testing.T) {
+			_, got, err := Parse(c.key, c.value)
+			if c.class == nil {
+				if err != nil || got != c.want {
+					t.Fatalf("got %q, %v; want %q", got, err, c.want)
+				}
+				return
+			}
+			if !errors.Is(err, c.class) || !errors.Is(err, vm.ErrInvalid) {
+				t.Fatalf("got %q, %v; want a refusal of class %v", got, err, c.class)
+			}
+			var rf *vm.Refusal
+			if !errors.As(err, &rf) || rf.Hint == "" {
+				t.Fatalf("%v: no hint for the operator", err)
+			}
+			for _, s := range c.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("%q does not say %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// An unknown key's refusal lists the keys there are.
+func TestUnknownKeyListsTheKeys(t *testing.T) {
+	_, err := Lookup("colour")
+	var rf *vm.Refusal
+	if !errors.As(err, &rf) {
+		t.Fatalf("got %v", err)
+	}
+	for _, k := range Keys() {
+		if !strings.Contains(rf.Hint, k.Name) {
+			t.Errorf("hint %q does not list %s", rf.Hint, k.Name)
+		}
+	}
+}
+
+// The defaults pass the checks; each key's check names the key and the
+// range, as wingmand --check-config reports it.
+func TestProblems(t *testing.T) {
+	if p := Defaults().Problems(); len(p) != 0 {
+		t.Fatalf("the defaults have problems: %v", p)
+	}
+	bad := Values{GuestAgentWait: time.Second, ParallelMigrations: 99, OnMigrationFailure: "panic", ExecTimeout: -5 * time.Second}
+	got := bad.Problems()
+	if len(got) != len(Keys()) {
+		t.Fatalf("got %d problems, want one per key: %v", len(got), got)
+	}
+	for i, k := range Keys() {
+		if got[i].Key != k.Name || got[i].Msg == "" {
+			t.Errorf("problem %d is %+v, want one about %s", i, got[i], k.Name)
+		}
+	}
+	if !strings.Contains(got[3].Msg, "-5s: must be positive") {
+		t.Errorf("exec_timeout -5s: %q", got[3].Msg)
+	}
+}
+
+// Every key of the table is cluster-wide or per-host, never both.
+func TestKeyTableIsConsistent(t *testing.T) {
+	for _, k := range Keys() {
+		if why, ok := PerHost(k.Name); ok {
+			t.Errorf("%s is both cluster-wide and per-host (%s)", k.Name, why)
+		}
+		if k.Summary == "" || k.Why == "" {
+			t.Errorf("%s: say what it does and why it must be alike", k.Name)
+		}
+		if _, canon, err := Parse(k.Name, k.Default()); err != nil || canon != k.Default() {
+			t.Errorf("%s: its default %q parses to %q, %v", k.Name, k.Default(), canon, err)
+		}
+	}
+}
