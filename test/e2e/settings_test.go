@@ -16,7 +16,6 @@ import (
 // overrides the wingman.toml of a third host, whose status says its file disagrees. Bad keys and
 // values are refused with the reason.
 func TestClusterSettingsSetOnOneHostAppliesOnAll(t *testing.T) {
-	full(t)
 	e := startEnv(t, Options{Profile: "fast"})
 	ctx := ctxFor(t, 4*time.Minute)
 	h1, h2, h3 := e.Hosts()[0], e.Hosts()[1], e.Hosts()[2]
