@@ -127,3 +127,51 @@ func goldenImage(t *testing.T) []byte {
 	}
 	return b
 }
+
+// TestNewSlotFieldsOnlyInZeroBytes: the fields added to the slot record
+// since the golden release lie in bytes that every golden slot holds as
+// zeros, and setting them changes no other byte but the checksum. The
+// previous release's decoder reads fixed offsets and checks the CRC over
+// the whole record, so it reads a slot of this build as it was, ignoring
+// the new fields. A field added later goes into newSlotFields too.
+func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
+	newSlotFields := []struct {
+		name     string
+		from, to int
+		set      func(*SlotRecord)
+	}{
+		{"gossip key", gossipKeyOff, gossipKeyOff + 8, func(r *SlotRecord) { r.GossipKey = 0x0123456789abcdef }},
+	}
+	img := goldenImage(t)
+	hdr, err := decodeHeader("golden", img[:BlockSize])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host := 1; host <= hdr.Geometry.MaxHosts; host++ {
+		b := img[hdr.Geometry.slotBlock(host)*BlockSize:][:BlockSize]
+		if allZero(b) {
+			continue
+		}
+		old, err := decodeSlot(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range newSlotFields {
+			if !allZero(b[f.from:f.to]) {
+				t.Errorf("slot %d: the golden release wrote bytes %d..%d, where the %s field now is", host, f.from, f.to, f.name)
+			}
+			rec := old
+			f.set(&rec)
+			nb := rec.encode()
+			for i := range slotRecLen - 4 {
+				if nb[i] != b[i] && (i < f.from || i >= f.to) {
+					t.Errorf("slot %d: setting the %s field changed byte %d, outside %d..%d", host, f.name, i, f.from, f.to)
+					break
+				}
+			}
+			if back, err := decodeSlot(nb); err != nil || back.GossipKey != rec.GossipKey {
+				t.Errorf("slot %d with the %s field: %+v, %v", host, f.name, back, err)
+			}
+		}
+	}
+}
