@@ -117,3 +117,60 @@ func ModuleRoot() (string, error) {
 		}
 	}
 }
+
+// BuildCommit builds a main package of this module as it was at commit (e.g. "./cmd/wingmand" of
+// the previous release, for a test of a rolling upgrade), once per process, and returns the path
+// of the binary. The commit's tree is taken with `git archive` into a temporary directory (the
+// repository's worktrees and index are left alone) and built there with the same module cache.
+// It fails with ErrPrerequisite when the clone lacks the commit (a shallow clone).
+func BuildCommit(ctx context.Context, commit, pkg string, tags ...string) (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "cat-file", "-e", commit+"^{commit}").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s at %s: %w: the clone does not hold that commit (a shallow clone? fetch with --unshallow): %v %s",
+			pkg, commit, ErrPrerequisite, err, strings.TrimSpace(string(out)))
+	}
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	key := commit + " " + pkg + " " + strings.Join(tags, ",")
+	if r, ok := builds.done[key]; ok {
+		return r.path, r.err
+	}
+	if builds.done == nil {
+		builds.done = map[string]buildResult{}
+	}
+	p, err := buildCommit(ctx, root, commit, pkg, tags)
+	builds.done[key] = buildResult{p, err}
+	return p, err
+}
+
+func buildCommit(ctx context.Context, root, commit, pkg string, tags []string) (string, error) {
+	src, err := os.MkdirTemp("", "wingman-"+commit+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(src)
+	archive := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, commit, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("extract %s: %w: %s", commit, err, strings.TrimSpace(string(out)))
+	}
+	dir := filepath.Join(os.TempDir(), "wingman-test-bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, filepath.Base(pkg)+"-"+commit)
+	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
+	cmd.Dir = src
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s at %s: %w:\n%s", pkg, commit, err, strings.TrimSpace(string(b)))
+	}
+	return out, nil
+}
