@@ -45,10 +45,10 @@ func TestWrongGossipKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	wants := []struct {
-		on        *cluster.Host
-		status    string
-		hostList  string // on kvm3's line
-		fix       string // what to copy where, in the status
+		on       *cluster.Host
+		status   string
+		hostList string // on kvm3's line
+		fix      string // what to copy where, in the status
 	}{
 		{h1, "host kvm3's gossip key differs from the majority's", "gossip key differs from the majority's",
 			"copy " + filepath.Join(e.C.Dir(), "keyring.json") + " from a host with the majority's key (kvm1, kvm2) to kvm3"},
