@@ -160,7 +160,7 @@ func buildCommit(ctx context.Context, root, commit, pkg string, tags []string) (
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, filepath.Base(pkg)+"-"+commit)
+	out := filepath.Join(dir, strings.Join(append([]string{filepath.Base(pkg), commit}, tags...), "-"))
 	args := []string{"build", "-o", out}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
