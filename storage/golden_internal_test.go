@@ -17,7 +17,7 @@ import (
 // release's decoders, which read fixed offsets and check the CRC over the
 // whole record, read a record of this build.
 func TestGoldenLUNReencodes(t *testing.T) {
-	img := goldenImage(t)
+	img := GoldenImage(t)
 	block := func(n int64) []byte { return img[n*BlockSize : (n+1)*BlockSize] }
 	hdr, err := decodeHeader("golden", block(0))
 	if err != nil {
@@ -109,8 +109,8 @@ func TestGoldenLUNReencodes(t *testing.T) {
 	}
 }
 
-// goldenImage is the golden LUN, uncompressed.
-func goldenImage(t *testing.T) []byte {
+// GoldenImage is the golden LUN, uncompressed (exported for golden_test.go).
+func GoldenImage(t *testing.T) []byte {
 	t.Helper()
 	f, err := os.Open("testdata/lun-v1.img.gz")
 	if err != nil {
@@ -142,7 +142,7 @@ func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
 	}{
 		{"gossip key", gossipKeyOff, gossipKeyOff + 8, func(r *SlotRecord) { r.GossipKey = 0x0123456789abcdef }},
 	}
-	img := goldenImage(t)
+	img := GoldenImage(t)
 	hdr, err := decodeHeader("golden", img[:BlockSize])
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -143,19 +142,7 @@ func TestGoldenLUN(t *testing.T) {
 // unpackGoldenLUN writes the golden image to a file that supports O_DIRECT.
 func unpackGoldenLUN(t *testing.T) string {
 	t.Helper()
-	f, err := os.Open(goldenLUN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := storage.GoldenImage(t)
 	dir := t.TempDir()
 	requireDirectIO(t, dir)
 	p := filepath.Join(dir, "lun.img")

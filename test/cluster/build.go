@@ -49,16 +49,20 @@ func BuildBinary(ctx context.Context, pkg string, cgoOff bool, tags ...string) (
 		}
 		return p, nil
 	}
+	return cached(pkg+" "+strings.Join(tags, ","), func() (string, error) { return build(ctx, pkg, name, cgoOff, tags) })
+}
+
+// cached runs a build once per process for each key and returns its result every time.
+func cached(key string, build func() (string, error)) (string, error) {
 	builds.mu.Lock()
 	defer builds.mu.Unlock()
-	key := pkg + " " + strings.Join(tags, ",")
 	if r, ok := builds.done[key]; ok {
 		return r.path, r.err
 	}
 	if builds.done == nil {
 		builds.done = map[string]buildResult{}
 	}
-	p, err := build(ctx, pkg, name, cgoOff, tags)
+	p, err := build()
 	builds.done[key] = buildResult{p, err}
 	return p, err
 }
@@ -132,18 +136,7 @@ func BuildCommit(ctx context.Context, commit, pkg string, tags ...string) (strin
 		return "", fmt.Errorf("build %s at %s: %w: the clone does not hold that commit (a shallow clone? fetch with --unshallow): %v %s",
 			pkg, commit, ErrPrerequisite, err, strings.TrimSpace(string(out)))
 	}
-	builds.mu.Lock()
-	defer builds.mu.Unlock()
-	key := commit + " " + pkg + " " + strings.Join(tags, ",")
-	if r, ok := builds.done[key]; ok {
-		return r.path, r.err
-	}
-	if builds.done == nil {
-		builds.done = map[string]buildResult{}
-	}
-	p, err := buildCommit(ctx, root, commit, pkg, tags)
-	builds.done[key] = buildResult{p, err}
-	return p, err
+	return cached(commit+" "+pkg+" "+strings.Join(tags, ","), func() (string, error) { return buildCommit(ctx, root, commit, pkg, tags) })
 }
 
 func buildCommit(ctx context.Context, root, commit, pkg string, tags []string) (string, error) {
