@@ -37,6 +37,12 @@
 // build does not know it keeps and writes back unchanged. Secrets never go on
 // the LUN: a target names a file that each host holds.
 //
+// Format upgrades: a record of format v1 gains a field only in bytes that
+// the previous release writes as zeros (a v1 reader reads fixed offsets and
+// ignores them; the slot's gossip key fingerprint is one), and the
+// previous release's golden image (testdata/lun-v1.img.gz) must read back,
+// and re-encode byte for byte, with every later build.
+//
 // Every block has one writer at a time, so no write ever clobbers another
 // host's data. Host slots are taken with a delta lease (read, write, wait,
 // re-read, as in sanlock's host_id leases). VM leases use single-disk Disk

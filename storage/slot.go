@@ -80,13 +80,16 @@ type Verdict struct {
 }
 
 // MaxVerdicts is how many dead-host verdicts one slot can carry.
-const MaxVerdicts = (slotRecLen - verdictsOff - 4) / verdictLen
+const MaxVerdicts = (gossipKeyOff - verdictsOff) / verdictLen
 
 const (
 	grantedOff  = 160 // HostSet of hosts granted a network lease (32 bytes)
 	verdictsN   = 192 // count of verdicts (1 byte)
 	verdictsOff = 200 // verdicts: u16 host, u64 generation
 	verdictLen  = 10
+	// gossipKeyOff is the gossip key fingerprint (u64), after the last
+	// verdict, where the first v1 writers left zeros: their readers ignore it.
+	gossipKeyOff = slotRecLen - 4 - 8
 )
 
 // SlotRecord is one host's heartbeat slot.
@@ -106,6 +109,11 @@ type SlotRecord struct {
 	// Verdicts are the hosts this host knows were declared dead (at most
 	// MaxVerdicts; the rest are left out, which only makes others wait).
 	Verdicts []Verdict
+	// GossipKey is the fingerprint of the host's primary gossip key (the
+	// first 8 bytes of its SHA-256, never the key), so that every host can
+	// tell from the LUN which host's key differs. 0: not published (a
+	// wingmand older than the field).
+	GossipKey uint64
 }
 
 // slotRecLen is one sector of a 512-byte-sector device, so the record is
@@ -143,6 +151,7 @@ func (r *SlotRecord) encode() []byte {
 		le.PutUint16(e[o:], uint16(v.HostID))
 		le.PutUint64(e[o+2:], v.Gen)
 	}
+	le.PutUint64(e[gossipKeyOff:], r.GossipKey)
 	sealRecord(e)
 	return b
 }
@@ -166,7 +175,8 @@ func decodeSlot(b []byte) (SlotRecord, error) {
 		HostID: int(le.Uint16(e[8:])), State: SlotState(e[10]),
 		Generation: le.Uint64(e[16:]), Incarnation: le.Uint64(e[24:]), Sequence: le.Uint64(e[32:]),
 		Wall: time.Unix(0, int64(le.Uint64(e[40:]))), HostName: getString(e[48:112]),
-		Ack: MailboxAck{Nonce: le.Uint64(e[144:]), Type: MessageType(e[152]), Result: AckResult(e[153])},
+		Ack:       MailboxAck{Nonce: le.Uint64(e[144:]), Type: MessageType(e[152]), Result: AckResult(e[153])},
+		GossipKey: le.Uint64(e[gossipKeyOff:]),
 	}
 	for i := range r.SerfView {
 		r.SerfView[i] = le.Uint64(e[112+8*i:])
@@ -448,6 +458,13 @@ func (h *Heartbeat) SetGranted(v HostSet) {
 func (h *Heartbeat) SetVerdicts(v []Verdict) {
 	h.mu.Lock()
 	h.rec.Verdicts = append([]Verdict(nil), v[:min(len(v), MaxVerdicts)]...)
+	h.mu.Unlock()
+}
+
+// SetGossipKey sets the gossip key fingerprint written by the next Renew.
+func (h *Heartbeat) SetGossipKey(fingerprint uint64) {
+	h.mu.Lock()
+	h.rec.GossipKey = fingerprint
 	h.mu.Unlock()
 }
 

@@ -70,6 +70,10 @@ type Host struct {
 	CPUs        int    `json:"cpus"`
 	VMs         int    `json:"vms"` // protected VMs it owns
 	Fenceable   bool   `json:"fenceable"`
+	// GossipKey says, when it does not, that the host's gossip key differs
+	// from the cluster's: "differs from the majority's" or "differs from
+	// this host's" (the fingerprints its slot on the LUN publishes).
+	GossipKey string `json:"gossip_key,omitempty"`
 }
 
 // VM is one virtual machine: a protected one (with a record on the LUN) or

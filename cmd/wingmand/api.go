@@ -143,7 +143,9 @@ func (d apiServer) apiHosts(ctx context.Context) ([]api.Host, error) {
 	if d.fencer != nil {
 		fenceable = d.fencer.Fenceable()
 	}
-	return apiview.Hosts(d.decision(), d.serf.Members(), recs, fenceable), nil
+	hosts := apiview.Hosts(d.decision(), d.serf.Members(), recs, fenceable)
+	apiview.MarkGossipKeys(hosts, d.slot.HostID(), d.loop.GossipKeys(), d.serf.AliveSet())
+	return hosts, nil
 }
 
 func (d apiServer) apiHost(ctx context.Context, s string) (api.Host, error) {
@@ -174,6 +176,7 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now, Reads: io.Reads, Writes: io.Writes},
 		Timings:  api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence},
 		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: append(d.warnings(dec, worst), d.config.Warnings()...)}
+	s.Warnings = append(s.Warnings, apiview.GossipKeyWarnings(hosts, s.HostID, d.loop.GossipKeys(), d.serf.AliveSet(), d.cfg.Serf.Keyring)...)
 	s.Capacity = d.capacityVerdict(ctx, dec)
 	if !s.Capacity.Survivable {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("N+%d capacity lost: %s", s.Capacity.K, strings.Join(s.Capacity.Problems, "; ")))

@@ -329,6 +329,7 @@ func (d *Daemon) startSerf(ctx context.Context, self int) error {
 		return fmt.Errorf("serf: %w", err)
 	}
 	d.serf = a
+	d.slot.SetGossipKey(a.KeyFingerprint()) // others tell from the LUN whose key differs
 	return nil
 }
 

@@ -138,6 +138,8 @@ type Agent struct {
 	// mismatch") and it waits out its whole timeout.
 	queryMu sync.Mutex
 
+	keyring *memberlist.Keyring // nil without encryption
+
 	mu       sync.Mutex
 	tags     Tags
 	subs     map[chan struct{}]struct{}
@@ -201,7 +203,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		a.wg.Wait()
 		return nil, fmt.Errorf("start serf on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
-	a.serf = s
+	a.serf, a.keyring = s, sc.MemberlistConfig.Keyring
 	if keys == nil {
 		logger.Warn("gossip is NOT encrypted (Insecure): anyone on the network can join; never use this in production")
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -129,6 +130,9 @@ type Loop struct {
 	node    *quorum.Node
 	rawMail storage.Message // the mailbox as read, to acknowledge
 	kick    chan struct{}   // run a cycle now
+	// gossipKeys are the gossip key fingerprints of the last read of the
+	// slots, for status pages only: no decision reads them.
+	gossipKeys map[int]uint64
 }
 
 // New checks cfg and returns a loop.
@@ -411,11 +415,15 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 		return
 	}
 	raws := make([]quorum.RawSlot, 0, len(views))
+	keys := map[int]uint64{}
 	for _, v := range views {
 		if !v.Used() {
 			continue
 		}
 		r := v.Record
+		if r.State != storage.SlotLeft {
+			keys[v.HostID] = r.GossipKey
+		}
 		raw := quorum.RawSlot{ID: v.HostID, Name: r.HostName, Gen: r.Generation, Seq: r.Sequence,
 			State: quorum.SlotState(r.State), SerfView: quorum.Set(r.SerfView), Granted: quorum.Set(r.Granted),
 			Ack: quorum.Ack{Kind: quorum.MessageKind(r.Ack.Type), Nonce: r.Ack.Nonce, Done: r.Ack.Result == storage.AckDone}}
@@ -425,6 +433,17 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 		raws = append(raws, raw)
 	}
 	l.locked(func(n *quorum.Node) { n.Read(done, raws) })
+	l.mu.Lock()
+	l.gossipKeys = keys
+	l.mu.Unlock()
+}
+
+// GossipKeys are the gossip key fingerprints the hosts published in their
+// slots at the last read (hosts that left are not counted; 0: not published).
+func (l *Loop) GossipKeys() map[int]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.gossipKeys)
 }
 
 // serfView gives the node serf's alive set.

@@ -214,6 +214,7 @@ func (c *cluster) start(id int) {
 		t.Fatal(err)
 	}
 	slot.SetState(storage.SlotAlive) // what the daemon does once it is ready
+	slot.SetGossipKey(0x100 + uint64(id))
 	h := &host{id: id, vms: &vms{}, done: make(chan error, 1)}
 	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun,
 		Serf: member{n: c.net, self: id}, VMs: h.vms, Announce: func() { go c.net.wake(id) },
@@ -274,6 +275,14 @@ func TestHostsSeeEachOtherAndAgreeOnCoordinator(t *testing.T) {
 				c.state(o, 2) == quorum.StateAlive && c.state(o, 3) == quorum.StateAlive
 		})
 	}
+}
+
+func TestLoopKeepsTheGossipKeysOfTheLastRead(t *testing.T) {
+	c := newCluster(t, 2)
+	want := map[int]uint64{1: 0x101, 2: 0x102}
+	waitFor(t, "host 1 to read both hosts' gossip key fingerprints", func() bool {
+		return maps.Equal(c.hosts[1].loop.GossipKeys(), want)
+	})
 }
 
 func TestCrashedHostIsDeclaredDeadAfterD(t *testing.T) {

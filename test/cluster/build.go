@@ -49,16 +49,20 @@ func BuildBinary(ctx context.Context, pkg string, cgoOff bool, tags ...string) (
 		}
 		return p, nil
 	}
+	return cached(pkg+" "+strings.Join(tags, ","), func() (string, error) { return build(ctx, pkg, name, cgoOff, tags) })
+}
+
+// cached runs a build once per process for each key and returns its result every time.
+func cached(key string, build func() (string, error)) (string, error) {
 	builds.mu.Lock()
 	defer builds.mu.Unlock()
-	key := pkg + " " + strings.Join(tags, ",")
 	if r, ok := builds.done[key]; ok {
 		return r.path, r.err
 	}
 	if builds.done == nil {
 		builds.done = map[string]buildResult{}
 	}
-	p, err := build(ctx, pkg, name, cgoOff, tags)
+	p, err := build()
 	builds.done[key] = buildResult{p, err}
 	return p, err
 }
@@ -116,4 +120,50 @@ func ModuleRoot() (string, error) {
 			return "", fmt.Errorf("no go.mod of %s above %s: run from inside the repository (or set WINGMAN_BIN_DIR)", modulePath, dir)
 		}
 	}
+}
+
+// BuildCommit builds a main package of this module as it was at commit (e.g. "./cmd/wingmand" of
+// the previous release, for a test of a rolling upgrade), once per process, and returns the path
+// of the binary. The commit's tree is taken with `git archive` into a temporary directory (the
+// repository's worktrees and index are left alone) and built there with the same module cache.
+// It fails with ErrPrerequisite when the clone lacks the commit (a shallow clone).
+func BuildCommit(ctx context.Context, commit, pkg string, tags ...string) (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "cat-file", "-e", commit+"^{commit}").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s at %s: %w: the clone does not hold that commit (a shallow clone? fetch with --unshallow): %v %s",
+			pkg, commit, ErrPrerequisite, err, strings.TrimSpace(string(out)))
+	}
+	return cached(commit+" "+pkg+" "+strings.Join(tags, ","), func() (string, error) { return buildCommit(ctx, root, commit, pkg, tags) })
+}
+
+func buildCommit(ctx context.Context, root, commit, pkg string, tags []string) (string, error) {
+	src, err := os.MkdirTemp("", "wingman-"+commit+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(src)
+	archive := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, commit, src)
+	if out, err := archive.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("extract %s: %w: %s", commit, err, strings.TrimSpace(string(out)))
+	}
+	dir := filepath.Join(os.TempDir(), "wingman-test-bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, strings.Join(append([]string{filepath.Base(pkg), commit}, tags...), "-"))
+	args := []string{"build", "-o", out}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
+	cmd.Dir = src
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s at %s: %w:\n%s", pkg, commit, err, strings.TrimSpace(string(b)))
+	}
+	return out, nil
 }

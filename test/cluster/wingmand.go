@@ -55,6 +55,12 @@ type WingmandOptions struct {
 	CPUOvercommit float64
 	// GuestAgentWait is failover.guest_agent_wait; 0 leaves wingmand's default (5m).
 	GuestAgentWait time.Duration
+	// Keyring is serf's keyring file; "" is the cluster's (one key for every host). Another
+	// file plays a host configured with the wrong key.
+	Keyring string
+	// Binary is the wingmand binary to run; "" is this tree's build. A build of an older
+	// commit (BuildCommit) plays a host not yet upgraded.
+	Binary string
 }
 
 // wingmanSetup is what every host's wingmand shares: the LUN, the keyring, the binaries.
@@ -198,6 +204,10 @@ func (c *Cluster) writeWingmanConfig(h *Host, o WingmandOptions) (string, error)
 	if policy == "" {
 		policy = "migrate"
 	}
+	keyring := s.keyring
+	if o.Keyring != "" {
+		keyring = o.Keyring
+	}
 	wdMode := "software"
 	if o.HardwareWatchdog {
 		wdMode = "file"
@@ -237,7 +247,7 @@ timeout = "2m"
 [maintenance]
 reboot_command = %[15]q
 `, h.name, WingmanClusterName, s.lun, h.index, filepath.Join(dir, "state"), h.addr, SerfPort,
-		strings.Join(join, ", "), s.keyring, s.profile, h.APISocket(), policy, wdMode, h.WatchdogFile(), h.rebootCommand())
+		strings.Join(join, ", "), keyring, s.profile, h.APISocket(), policy, wdMode, h.WatchdogFile(), h.rebootCommand())
 	if o.CPUOvercommit != 0 {
 		fmt.Fprintf(&b, "\n[placement]\ncpu_overcommit = %g\n", o.CPUOvercommit)
 	}
@@ -296,7 +306,11 @@ func (c *Cluster) StartWingmand(ctx context.Context, h *Host, o WingmandOptions)
 	defer logf.Close()
 	fmt.Fprintf(logf, "=== test cluster: starting wingmand at %s\n", time.Now().Format(time.RFC3339Nano))
 	os.Remove(h.APISocket()) // a stale socket from a killed daemon would answer nothing
-	cmd := h.Command(context.Background(), c.wingman.bin, "--config", cfgPath, "--log-level", o.LogLevel)
+	bin := c.wingman.bin
+	if o.Binary != "" {
+		bin = o.Binary
+	}
+	cmd := h.Command(context.Background(), bin, "--config", cfgPath, "--log-level", o.LogLevel)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := startBound(cmd); err != nil {
 		return fmt.Errorf("start wingmand on %s: %w", h.name, err)

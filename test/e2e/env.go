@@ -44,6 +44,9 @@ type Options struct {
 	CPUOvercommit float64
 	// GuestAgentWait is every wingmand's failover.guest_agent_wait (0: its default, 5m).
 	GuestAgentWait time.Duration
+	// Binaries are the wingmand binaries of some hosts, by host name (cluster.BuildCommit of an
+	// older release: a host not yet upgraded); the others run this tree's build.
+	Binaries map[string]string
 }
 
 // Env is a running cluster with wingmand on every host.
@@ -114,7 +117,9 @@ func (e *Env) StartWingmand(ctx context.Context, hosts ...*cluster.Host) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = e.C.StartWingmand(ctx, h, e.WingmandOptions())
+			o := e.WingmandOptions()
+			o.Binary = e.Opts.Binaries[h.Name()]
+			errs[i] = e.C.StartWingmand(ctx, h, o)
 		}()
 	}
 	wg.Wait()
