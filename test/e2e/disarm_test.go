@@ -32,18 +32,7 @@ func TestDisarmEarlyArmWithCutHost(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("%s never acknowledged the disarm: %v", h1.Name(), err)
 	}
-	if err := e.C.SetLUNFault(h1, "eio"); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.C.Partition(h1); err != nil {
-		t.Fatal(err)
-	}
-	healed := false
-	defer func() {
-		if !healed {
-			e.C.Heal(h1)
-		}
-	}()
+	heal := cutOff(t, ctx, e, h1, "eio")
 	cut := time.Now()
 	observe(2 * time.Second)
 	armed, err := e.Client(h2).Arm(ctx)
@@ -89,19 +78,5 @@ func TestDisarmEarlyArmWithCutHost(t *testing.T) {
 			t.Errorf("no %s event", k)
 		}
 	}
-
-	observe(2 * time.Second)
-	if err := e.C.SetLUNFault(h1, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.C.Heal(h1); err != nil {
-		t.Fatal(err)
-	}
-	healed = true
-	rejoin(t, ctx, e, h1)
-	observe(3 * time.Second)
-	checkWatch(t, w)
-	if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, h1); err != nil {
-		t.Fatal(err)
-	}
+	heal(w, guests)
 }
