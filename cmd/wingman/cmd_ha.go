@@ -85,7 +85,7 @@ lists it as still disarmed until it writes again.`,
 func haLine(h api.HAState) string {
 	var b strings.Builder
 	if h.Disarmed {
-		fmt.Fprintf(&b, "HA DISARMED until %s (%s more) by %s", h.Until.Local().Format("2006-01-02 15:04:05"), humanDuration(h.Remaining.Round(time.Second)), h.By)
+		fmt.Fprintf(&b, "HA DISARMED until %s (%s more) by %s", h.Until.Local().Format("2006-01-02 15:04:05 MST"), humanDuration(h.Remaining.Round(time.Second)), h.By)
 		if h.Reason != "" {
 			fmt.Fprintf(&b, ": %s", h.Reason)
 		}
