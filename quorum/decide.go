@@ -11,11 +11,12 @@ import (
 // this host from in. It is deterministic and does no I/O.
 func Decide(in Input) Decision {
 	t := in.Timings
-	var d Decision
+	d := Decision{Disarm: in.Disarm}
 
-	writeAge := in.Now - in.LastWrite
+	// After a disarm, this host's self-fence clock counts from its re-arm.
+	writeAge := in.Now - max(in.LastWrite, in.Disarm.ExemptEnded)
 	leaseValid := in.Now < in.LeaseUntil
-	d.MayRunVMs = writeAge < t.SelfFence || leaseValid
+	d.MayRunVMs = writeAge < t.SelfFence || leaseValid || in.Disarm.Exempt
 	declared := in.SelfGen != 0 && in.KnownDead[in.Self] == in.SelfGen
 	switch {
 	case declared:
@@ -25,11 +26,15 @@ func Decide(in Input) Decision {
 		d.Actions = append(d.Actions, Action{Kind: ActSelfFence, Host: in.Self, Gen: in.SelfGen,
 			Reason: "the cluster declared this host dead at this generation; rejoin with a new one"})
 	case !d.MayRunVMs:
+		since := ""
+		if in.Disarm.ExemptEnded > in.LastWrite {
+			since = " since HA re-armed"
+		}
 		d.Actions = append(d.Actions, Action{Kind: ActSelfFence, Host: in.Self, Gen: in.SelfGen,
-			Reason: fmt.Sprintf("no completed heartbeat write for %v (F = %v) and no network lease", age(writeAge), t.SelfFence)})
+			Reason: fmt.Sprintf("no completed heartbeat write for %v%s (F = %v) and no network lease", age(writeAge), since, t.SelfFence)})
 	}
 	// A heartbeat write is overdue: keep a network lease ahead of F.
-	if d.MayRunVMs && writeAge >= t.Renew+t.IOTimeout && (!leaseValid || in.LeaseUntil-in.Now < t.SelfFence/2) {
+	if d.MayRunVMs && !in.Disarm.Exempt && writeAge >= t.Renew+t.IOTimeout && (!leaseValid || in.LeaseUntil-in.Now < t.SelfFence/2) {
 		d.Actions = append(d.Actions, Action{Kind: ActRequestLease, Host: in.Self, Gen: in.SelfGen,
 			Reason: fmt.Sprintf("no completed heartbeat write for %v", age(writeAge))})
 	}
@@ -37,7 +42,7 @@ func Decide(in Input) Decision {
 	// The observer may only pronounce others dead while its own view of the
 	// LUN is fresh and has been for D: any grant published for a host in that
 	// time was seen.
-	observerFresh := writeAge < t.SelfFence && in.Now-in.LastRead < t.SelfFence &&
+	observerFresh := in.Now-in.LastWrite < t.SelfFence && in.Now-in.LastRead < t.SelfFence &&
 		in.ReadFreshSince != Never && in.Now-in.ReadFreshSince >= t.Dead
 
 	slots := in.Slots
@@ -118,7 +123,8 @@ func Decide(in Input) Decision {
 	}
 
 	d.Actions = append(d.Actions, mailboxActions(in)...)
-	if d.Coordinator == in.Self && d.Coordinator != 0 {
+	// A disarmed coordinator declares nobody dead and fences nobody.
+	if d.Coordinator == in.Self && d.Coordinator != 0 && !in.Disarm.Disarmed {
 		d.Actions = append(d.Actions, coordinatorActions(in, d)...)
 		for _, a := range d.Actions {
 			if a.Kind == ActDeclareDead && in.KnownDead[a.Host] != a.Gen {
@@ -149,6 +155,21 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	// had the chance to see.
 	stale := max(in.LastRead-s.Changed, 0)
 	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, changed: s.Changed, genSince: s.GenSince, goneAt: Never}
+	// Silence, towards a verdict, counts from this host's re-arm, and for a
+	// peer whose slot says it is disarmed, from the first sight of that
+	// plus the disarm's length and margin: it may not have heard an arm.
+	silentFrom, why := s.Changed, ""
+	if in.ArmedAt > silentFrom {
+		silentFrom, why = in.ArmedAt, "this host re-armed"
+	}
+	if s.Disarmed && s.Disarm.For > 0 {
+		end := s.DisarmSeen + s.Disarm.For + DisarmMargin(s.Disarm.For)
+		if end > silentFrom {
+			silentFrom, why = end, fmt.Sprintf("its disarm for %v ran out here", s.Disarm.For)
+		}
+		h.disarmed = in.LastRead < end
+	}
+	silent := max(in.LastRead-silentFrom, 0)
 	set := func(st HostState, format string, a ...any) Host {
 		h.State, h.Reason = st, format
 		if len(a) > 0 {
@@ -187,6 +208,12 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 		return set(StateDead, "power off confirmed by its fence agent")
 	}
 	grantStale := in.Now - s.GrantSeen
+	if stale >= t.Dead && (silent < t.Dead || in.Disarm.Disarmed) {
+		if in.Disarm.Disarmed {
+			return set(StateSuspect, "heartbeat unchanged for %v; HA is disarmed: no verdict", age(stale))
+		}
+		return set(StateSuspect, "heartbeat unchanged for %v, silent for %v since %s (D = %v)", age(stale), age(silent), why, t.Dead)
+	}
 	if stale >= t.Dead {
 		switch {
 		case grantStale < t.Dead:
@@ -308,6 +335,9 @@ func coordinatorActions(in Input, d Decision) []Action {
 		}
 		if !d.Settled {
 			continue // the partition is still forming: fence nobody yet
+		}
+		if h.disarmed {
+			continue // it may not have heard an arm: it is not fenced
 		}
 		if !agreeUnreachable(in, d, h.ID) {
 			continue // a peer of this partition still sees it: the split is not settled

@@ -48,6 +48,10 @@ type SlotWrite struct {
 	// Announce: the write carries a verdict this host has just declared;
 	// once it has landed, wake the other hosts so that they read it now.
 	Announce bool
+	// Disarm is the newest disarm request this host has seen; Disarmed,
+	// that it is disarmed by it (its acknowledgement).
+	Disarm   Disarm
+	Disarmed bool
 }
 
 // NodeConfig configures a Node.
@@ -97,6 +101,17 @@ type Node struct {
 	haveLast   bool
 	announce   bool // a new verdict awaits its write
 
+	// Disarm (disarm.go): the newest request, when this host first saw it
+	// (its timer), whether that timer was running at the last look, when
+	// it last re-armed, until when an acknowledged disarm exempts this
+	// host from self-fencing, and when the latest exemption ended.
+	disarm      Disarm
+	disarmAt    Mono
+	running     bool
+	armedAt     Mono
+	exemptUntil Mono
+	exemptEnded Mono
+
 	// The latest executed decision (Executed): what the slot publishes,
 	// and what Urgent compares a later decision with.
 	executed     Decision
@@ -117,7 +132,8 @@ func NewNode(cfg NodeConfig, now Mono) *Node {
 		lastWrite: now, lastRead: Never, freshSince: Never, leaseUntil: Never,
 		granted: map[int]Mono{}, failedAt: map[int]Mono{}, aliveAt: map[int]Mono{},
 		pillSent: map[int]sentPill{}, pillAcked: map[int]uint64{}, power: map[int]PowerResult{},
-		powerBusy: map[int]bool{}, declared: map[Verdict]bool{}, isolated: map[uint64]bool{}}
+		powerBusy: map[int]bool{}, declared: map[Verdict]bool{}, isolated: map[uint64]bool{},
+		disarmAt: Never, armedAt: Never, exemptUntil: Never, exemptEnded: Never}
 }
 
 // Read records a read of every slot that completed at done. read holds the
@@ -134,6 +150,7 @@ func (n *Node) Read(done Mono, read []RawSlot) {
 		}
 	}
 	n.slots = n.obs.Update(done, read)
+	n.adoptNewest(done)
 	if n.freshSince == Never || done-n.lastRead > n.t.SelfFence {
 		n.freshSince = done
 	}
@@ -151,6 +168,7 @@ func (n *Node) ReadFailed(done Mono) {
 // (SlotWrite, taken before the write), completed within io_timeout.
 func (n *Node) Wrote(issued Mono, w SlotWrite) {
 	n.lastWrite = max(n.lastWrite, issued)
+	n.disarmAcked(w)
 	if w.Announce {
 		n.announce = false
 	}
@@ -207,7 +225,8 @@ func (n *Node) input(now Mono) Input {
 		LastWrite: n.lastWrite, LastRead: n.lastRead, ReadFreshSince: n.freshSince, ObserverStart: n.obs.Start(),
 		Slots: n.slots, SerfAlive: n.lastAlive, SerfFailedSince: n.failedAt, SerfAliveSince: n.aliveAt,
 		LeaseUntil: n.leaseUntil, GrantedAt: n.granted, Mailbox: n.mailbox, AckedNonce: n.ack.Nonce,
-		PowerFenceable: n.fenceable, Power: n.power, PillAcked: n.pillAcked, KnownDead: n.obs.KnownDead()}
+		PowerFenceable: n.fenceable, Power: n.power, PillAcked: n.pillAcked, KnownDead: n.obs.KnownDead(),
+		Disarm: n.DisarmStatus(now), ArmedAt: n.armedAt}
 	in.SerfAlive.Add(n.self)
 	return in
 }
@@ -365,7 +384,7 @@ func (n *Node) Executed(d Decision) { n.executed, n.haveExecuted = d, true }
 func (n *Node) SlotWrite() SlotWrite {
 	e := &n.executed
 	return SlotWrite{Fenced: n.fenced, SerfView: e.Partition, Granted: e.GrantSet, Verdicts: e.Verdicts,
-		Ack: n.ack, Announce: n.announce}
+		Ack: n.ack, Announce: n.announce, Disarm: e.Disarm.Request, Disarmed: e.Disarm.Disarmed}
 }
 
 // Urgent reports whether decision d, reached on a read between two

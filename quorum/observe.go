@@ -11,6 +11,10 @@ type RawSlot struct {
 	Granted  Set
 	Dead     []Verdict
 	Ack      Ack // the mailbox message the slot's owner last answered
+	// Disarm is the newest disarm request the owner has seen; Disarmed,
+	// that it acknowledges being disarmed by it.
+	Disarm   Disarm
+	Disarmed bool
 }
 
 // Observer turns successive reads of the heartbeat slots into Slots with
@@ -71,7 +75,15 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 		}
 		prev, ok := o.slots.lookup(r.ID)
 		s := Slot{ID: r.ID, Name: r.Name, Gen: r.Gen, Seq: r.Seq, State: r.State, SerfView: r.SerfView,
-			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, GrantSeen: prev.GrantSeen}
+			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, GrantSeen: prev.GrantSeen,
+			Disarm: r.Disarm, Disarmed: r.Disarmed, DisarmSeen: Never}
+		if r.Disarmed {
+			// Its timer started before this acknowledgement landed.
+			s.DisarmSeen = now
+			if ok && prev.Disarmed && prev.Disarm == r.Disarm && prev.Gen == r.Gen {
+				s.DisarmSeen = prev.DisarmSeen
+			}
+		}
 		if !ok || prev.Gen != r.Gen || prev.Seq != r.Seq {
 			s.Changed = now
 		}

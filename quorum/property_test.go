@@ -19,7 +19,7 @@ import (
 // TestRandomFaultSchedules runs the simulator over many random fault
 // schedules (crashes, reboots, partitions, whole-machine freezes, daemon
 // stalls, hung VM destroys, LUN loss and latency, failing power fences, clock
-// drift) and checks
+// drift, disarms and early arms) and checks
 // at every step that no VM runs on two hosts, that a host is declared dead
 // only once it can no longer run VMs, and that coordinators of two network
 // partitions never act within 2R of each other. The schedules run in
@@ -250,7 +250,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 	do("run 5s")
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
-		switch rng.IntN(12) {
+		switch rng.IntN(14) {
 		case 0:
 			do(fmt.Sprintf("crash %d", h.id))
 		case 1:
@@ -322,6 +322,13 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 			} else {
 				do(fmt.Sprintf("libvirt-hang %d", h.id))
 			}
+		case 12:
+			// Disarmed for a while, often followed by cuts (the schedule's
+			// next faults) and sometimes by an early arm (case 13) that
+			// cut-off hosts cannot hear.
+			do(fmt.Sprintf("disarm %d %ds", h.id, 5+rng.IntN(60)))
+		case 13:
+			do(fmt.Sprintf("arm %d", h.id))
 		}
 		if s.violation == "" {
 			do(fmt.Sprintf("run %ds", 1+rng.IntN(25)))

@@ -35,6 +35,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 //	latency H 1500ms   LUN I/O latency of H
 //	boot H             start a crashed host again (new generation)
 //	mail H test        the coordinator sends a test message to H
+//	disarm H 60s [force]  the operator disarms HA on H for 60s (force: may shorten)
+//	arm H              the operator arms HA on H
 //
 // Run with -update to rewrite the expected output.
 func TestScenarios(t *testing.T) {
@@ -308,6 +310,20 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 		s.nonce++
 		s.mail[h[0].id] = Message{Kind: MsgTest, From: 1, ToGen: h[0].gen, Nonce: s.nonce}
 		s.logf("host 1: test message to host %d nonce %d", h[0].id, s.nonce)
+	case "disarm", "arm":
+		h := ids(f[1:2])
+		req := DisarmRequest{Reason: "scenario"}
+		if f[0] == "disarm" {
+			d, perr := time.ParseDuration(arg(2))
+			if perr != nil {
+				return "", s, fmt.Errorf("%q: want disarm HOST DURATION [force]: %v", line, perr)
+			}
+			req.For, req.Force = d, len(f) > 3 && f[3] == "force"
+		}
+		if len(h) == 0 || err != nil {
+			return "", s, fmt.Errorf("%q: want %s HOST", line, f[0])
+		}
+		s.disarm(h[0], req)
 	case "acked":
 		h := ids(f[1:2])
 		if len(h) == 0 {

@@ -25,11 +25,13 @@ type sim struct {
 	log       []string
 	logged    map[string]bool
 	takeover  map[int]uint64 // host -> generation whose VMs were taken over
-	violation string
-	rng       *rand.Rand
-	actors    map[int]time.Duration // coordinator actions: host -> last global time
-	nonce     uint64
-	names     []string // index id: the slot's host name
+	// declaredAt is when each host was last declared dead (global time).
+	declaredAt map[int]time.Duration
+	violation  string
+	rng        *rand.Rand
+	actors     map[int]time.Duration // coordinator actions: host -> last global time
+	nonce      uint64
+	names      []string // index id: the slot's host name
 
 	// Serf reachability as of the last tick (see reachability): pairs
 	// connected then were reachable at reachTick; the others at
@@ -97,7 +99,7 @@ type simHost struct {
 func newSim(n int, t Timings, seed uint64, serfDelay time.Duration) *sim {
 	t.SerfDetect = serfDelay
 	s := &sim{t: t, step: 50 * time.Millisecond, lun: make([]*lunSlot, n+1), mail: map[int]Message{},
-		serfDelay: serfDelay, fenceOK: true, logged: map[string]bool{}, takeover: map[int]uint64{},
+		serfDelay: serfDelay, fenceOK: true, logged: map[string]bool{}, takeover: map[int]uint64{}, declaredAt: map[int]time.Duration{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), actors: map[int]time.Duration{},
 		names: make([]string, n+1), net: make([]netState, n), lastReach: make([]time.Duration, n*n)}
 	for i := 1; i <= n; i++ {
@@ -301,7 +303,7 @@ func (s *sim) cycle(h *simHost) {
 		}
 	}
 	n.Executed(d)
-	n.Events() // the log below says what the scenarios show
+	s.logDisarmEvents(h) // the log below says what else the scenarios show
 	if d.MayRunVMs && !n.Fenced() {
 		h.lastPet = s.now
 	}
@@ -312,7 +314,7 @@ func (s *sim) cycle(h *simHost) {
 		h.seq++
 		w := n.SlotWrite()
 		raw := RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, Seq: h.seq, State: SlotAlive,
-			SerfView: w.SerfView, Granted: w.Granted, Dead: w.Verdicts, Ack: w.Ack}
+			SerfView: w.SerfView, Granted: w.Granted, Dead: w.Verdicts, Ack: w.Ack, Disarm: w.Disarm, Disarmed: w.Disarmed}
 		if w.Fenced {
 			raw.State = SlotFenced
 		}
@@ -418,12 +420,41 @@ func (s *sim) act(h *simHost, a Action) {
 				s.violation = fmt.Sprintf("host %d declared host %d gen %d dead while its VMs still run", h.id, a.Host, a.Gen)
 			}
 			s.takeover[a.Host] = a.Gen
+			s.declaredAt[a.Host] = s.now
 		}
 	}
 	if g := n.PillAcked(a.Host); g != 0 {
 		key := fmt.Sprintf("acked %d %d", a.Host, g)
 		s.once(key, "host %d: pill acknowledged by host %d gen %d", h.id, a.Host, g)
 	}
+}
+
+// logDisarmEvents logs h's node's disarm events and drops the others.
+func (s *sim) logDisarmEvents(h *simHost) {
+	for _, e := range h.node.Events() {
+		if strings.HasPrefix(e.Kind, "ha-") {
+			s.logf("host %d: %s: %s", h.id, e.Kind, e.Message)
+		}
+	}
+}
+
+// disarm runs an operator's `ha disarm` (For > 0) or `ha arm` on host h.
+func (s *sim) disarm(h *simHost, req DisarmRequest) {
+	if !h.up || h.frozen || h.stalled || h.stuck {
+		s.logf("host %d: ha disarm/arm not answered (host down or stalled)", h.id)
+		return
+	}
+	// The simulator models a failover's restarts as taking 10s after the
+	// verdict: a disarm meanwhile is refused.
+	for id, at := range s.declaredAt {
+		if s.now-at < 10*time.Second {
+			req.Failover = fmt.Sprintf("host %d declared dead %.2fs ago, its VMs restarting", id, (s.now - at).Seconds())
+		}
+	}
+	if _, err := h.node.Disarm(h.mono(s.now), req); err != nil {
+		s.logf("host %d: %v", h.id, err)
+	}
+	s.logDisarmEvents(h)
 }
 
 // libvirtBack ends what h's stuck heartbeat loop was doing: libvirt

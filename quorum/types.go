@@ -126,6 +126,13 @@ type Slot struct {
 	// GenSince is when the current generation was first seen (Never for a
 	// host already there when the observer started).
 	GenSince Mono
+	// Disarm is the newest disarm request the slot's owner has seen;
+	// Disarmed, that it acknowledges being disarmed by it.
+	Disarm   Disarm
+	Disarmed bool
+	// DisarmSeen is when the observer first saw the owner acknowledge
+	// being disarmed by Disarm (Never while it is not).
+	DisarmSeen Mono
 }
 
 // Verdict says that host ID was declared dead at generation Gen.
@@ -270,6 +277,12 @@ type Input struct {
 	// (published on the LUN, see Observer.KnownDead). Such a host stays dead
 	// until it rejoins with another generation, and no longer votes.
 	KnownDead map[int]uint64
+
+	// Disarm is this host's disarm state (see disarm.go); ArmedAt is when
+	// it last re-armed (Never: it did not): its peers' silence counts from
+	// then.
+	Disarm  DisarmStatus
+	ArmedAt Mono
 }
 
 // HostState is a host's state as this host computes it.
@@ -313,6 +326,7 @@ type Host struct {
 	changed     Mono // Slot.Changed
 	genSince    Mono // Slot.GenSince
 	goneAt      Mono // when it became gone by other proof than staleness (Never: long ago)
+	disarmed    bool // its slot says it is disarmed, or it may still be: no pill, no power fence
 }
 
 // ActionKind says what an Action asks the adapters to do.
@@ -394,6 +408,9 @@ type Decision struct {
 	// in this host's slot so that a verdict outlives any one host.
 	Verdicts []Verdict
 	Actions  []Action
+	// Disarm is this host's disarm state; publish its request and whether
+	// it is disarmed in this host's slot.
+	Disarm DisarmStatus
 }
 
 // Host returns the computed state of host id.

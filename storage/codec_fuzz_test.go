@@ -24,6 +24,8 @@ func FuzzDecodeSlot(f *testing.F) {
 	rec.SerfView.Add(1)
 	rec.SerfView.Add(255)
 	f.Add(rec.encode()[:slotRecLen])
+	rec.Disarm = SlotDisarm{Gen: 3, By: 1, For: time.Hour, Reason: "SAN work", Disarmed: true}
+	f.Add(rec.encode()[:slotRecLen+disarmRecLen])
 	f.Add([]byte{})
 	f.Add([]byte("WGSL\x01\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"testing"
+	"time"
 )
 
 // TestGoldenLUNReencodes decodes every record of the previous release's
@@ -141,6 +142,9 @@ func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
 		set      func(*SlotRecord)
 	}{
 		{"gossip key", gossipKeyOff, gossipKeyOff + 8, func(r *SlotRecord) { r.GossipKey = 0x0123456789abcdef }},
+		{"disarm", disarmOff, disarmOff + disarmRecLen, func(r *SlotRecord) {
+			r.Disarm = SlotDisarm{Gen: 3, By: 2, For: time.Hour, Reason: "SAN firmware", Disarmed: true}
+		}},
 	}
 	img := GoldenImage(t)
 	hdr, err := decodeHeader("golden", img[:BlockSize])
@@ -169,7 +173,7 @@ func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
 					break
 				}
 			}
-			if back, err := decodeSlot(nb); err != nil || back.GossipKey != rec.GossipKey {
+			if back, err := decodeSlot(nb); err != nil || back.GossipKey != rec.GossipKey || back.Disarm != rec.Disarm {
 				t.Errorf("slot %d with the %s field: %+v, %v", host, f.name, back, err)
 			}
 		}

@@ -114,6 +114,73 @@ type SlotRecord struct {
 	// tell from the LUN which host's key differs. 0: not published (a
 	// wingmand older than the field).
 	GossipKey uint64
+	// Disarm is the newest disarm request this host has seen, with its
+	// acknowledgement (in the block's second sector: see SlotDisarm).
+	Disarm SlotDisarm
+}
+
+// SlotDisarm is a cluster-wide disarm request as a host republishes it,
+// with whether that host is disarmed by it. It lives in its own sealed
+// record in the second 512-byte sector of the slot's block, which readers
+// of the first format ignore (they read the first sector only) and their
+// writers leave zero (no disarm ever seen). Each sector is written
+// atomically, so a torn block write leaves a whole earlier record here.
+type SlotDisarm struct {
+	Gen      uint64        // cluster-wide disarm generation: the highest wins; 0: none
+	By       int           // host id that accepted the command
+	For      time.Duration // how long; 0: an arm
+	Reason   string        // at most MaxDisarmReason bytes
+	Disarmed bool          // the slot's owner is disarmed by this request
+}
+
+// MaxDisarmReason is how many bytes of a disarm's reason a slot carries.
+const MaxDisarmReason = 120
+
+const (
+	disarmOff       = slotRecLen // the second sector of the slot block
+	disarmRecLen    = 512
+	disarmReasonOff = 32
+)
+
+var disarmMagic = []byte("WGSD")
+
+func (d SlotDisarm) encode(e []byte) {
+	clear(e)
+	if d == (SlotDisarm{}) {
+		return // as a first-format writer leaves it
+	}
+	copy(e[0:4], disarmMagic)
+	le.PutUint16(e[4:], FormatVersion)
+	le.PutUint16(e[6:], disarmRecLen)
+	le.PutUint64(e[8:], d.Gen)
+	le.PutUint16(e[16:], uint16(d.By))
+	if d.Disarmed {
+		e[18] = 1
+	}
+	le.PutUint64(e[24:], uint64(d.For))
+	putString(e[disarmReasonOff:disarmReasonOff+MaxDisarmReason], d.Reason)
+	sealRecord(e)
+}
+
+// decodeDisarm parses the disarm record of a slot block; all zero is none.
+// A damaged one is an error, never "no disarm": an observer that missed a
+// peer's "disarmed" could count its silence too soon.
+func decodeDisarm(e []byte) (SlotDisarm, error) {
+	if allZero(e) {
+		return SlotDisarm{}, nil
+	}
+	switch {
+	case !bytes.Equal(e[0:4], disarmMagic):
+		return SlotDisarm{}, fmt.Errorf("%w: not a slot disarm record", ErrCorrupt)
+	case le.Uint16(e[4:]) != FormatVersion:
+		return SlotDisarm{}, fmt.Errorf("%w: slot disarm record version %d", ErrVersion, le.Uint16(e[4:]))
+	case !recordOK(e):
+		return SlotDisarm{}, fmt.Errorf("%w: slot disarm record checksum mismatch (torn write or damaged block)", ErrCorrupt)
+	case e[18] > 1 || int64(le.Uint64(e[24:])) < 0:
+		return SlotDisarm{}, fmt.Errorf("%w: slot disarm record holds impossible values", ErrCorrupt)
+	}
+	return SlotDisarm{Gen: le.Uint64(e[8:]), By: int(le.Uint16(e[16:])), Disarmed: e[18] == 1,
+		For: time.Duration(le.Uint64(e[24:])), Reason: getString(e[disarmReasonOff : disarmReasonOff+MaxDisarmReason])}, nil
 }
 
 // slotRecLen is one sector of a 512-byte-sector device, so the record is
@@ -153,6 +220,7 @@ func (r *SlotRecord) encode() []byte {
 	}
 	le.PutUint64(e[gossipKeyOff:], r.GossipKey)
 	sealRecord(e)
+	r.Disarm.encode(b[disarmOff : disarmOff+disarmRecLen])
 	return b
 }
 
@@ -191,6 +259,10 @@ func decodeSlot(b []byte) (SlotRecord, error) {
 	for i := range n {
 		o := verdictsOff + i*verdictLen
 		r.Verdicts = append(r.Verdicts, Verdict{HostID: int(le.Uint16(e[o:])), Gen: le.Uint64(e[o+2:])})
+	}
+	var err error
+	if r.Disarm, err = decodeDisarm(b[disarmOff : disarmOff+disarmRecLen]); err != nil {
+		return SlotRecord{}, err
 	}
 	return r, nil
 }
@@ -465,6 +537,17 @@ func (h *Heartbeat) SetVerdicts(v []Verdict) {
 func (h *Heartbeat) SetGossipKey(fingerprint uint64) {
 	h.mu.Lock()
 	h.rec.GossipKey = fingerprint
+	h.mu.Unlock()
+}
+
+// SetDisarm sets the disarm request and acknowledgement written by the
+// next renewal. A reason beyond MaxDisarmReason bytes is cut.
+func (h *Heartbeat) SetDisarm(d SlotDisarm) {
+	if len(d.Reason) > MaxDisarmReason {
+		d.Reason = d.Reason[:MaxDisarmReason]
+	}
+	h.mu.Lock()
+	h.rec.Disarm = d
 	h.mu.Unlock()
 }
 

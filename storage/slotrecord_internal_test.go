@@ -1,6 +1,11 @@
 package storage
 
-import "testing"
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
 
 func TestSlotRecordCarriesGrantsAndVerdicts(t *testing.T) {
 	var granted HostSet
@@ -26,5 +31,33 @@ func TestSlotRecordCarriesGrantsAndVerdicts(t *testing.T) {
 	}
 	if MaxVerdicts < 30 {
 		t.Errorf("only %d verdicts fit in a slot", MaxVerdicts)
+	}
+}
+
+// The disarm record lives in the block's second sector: the first sector,
+// all that a first-format reader decodes, is the same with it or without
+// it, and a first-format writer's block (zero there) reads as no disarm.
+func TestSlotDisarmIsInvisibleToTheFirstFormat(t *testing.T) {
+	base := SlotRecord{HostID: 2, State: SlotAlive, Generation: 3, Incarnation: 5, Sequence: 8, HostName: "kvm2"}
+	with := base
+	with.Disarm = SlotDisarm{Gen: 4, By: 1, For: time.Hour, Reason: "SAN firmware upgrade", Disarmed: true}
+	old, cur := base.encode(), with.encode()
+	if !bytes.Equal(old[:slotRecLen], cur[:slotRecLen]) {
+		t.Fatal("the disarm changed the first sector")
+	}
+	if !allZero(old[slotRecLen:]) {
+		t.Fatal("a record without a disarm writes past the first sector")
+	}
+	got, err := decodeSlot(cur)
+	if err != nil || got.Disarm != with.Disarm {
+		t.Fatalf("decoded disarm %+v, %v; want %+v", got.Disarm, err, with.Disarm)
+	}
+	if got, err := decodeSlot(old); err != nil || got.Disarm != (SlotDisarm{}) {
+		t.Fatalf("first-format block: disarm %+v, %v; want none", got.Disarm, err)
+	}
+	// A damaged disarm record is an error, never "no disarm".
+	cur[disarmOff+9] ^= 1
+	if _, err := decodeSlot(cur); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged disarm record: %v, want ErrCorrupt", err)
 	}
 }

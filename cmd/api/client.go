@@ -197,6 +197,18 @@ func (c *Client) Fence(ctx context.Context, nameOrID string, r FenceRequest) (Fe
 	return f, c.do(ctx, http.MethodPost, "/v1/hosts/"+esc(nameOrID)+"/fence", r, &f)
 }
 
+// Disarm disarms HA cluster-wide for r.For (`wingman ha disarm`).
+func (c *Client) Disarm(ctx context.Context, r DisarmRequest) (HAState, error) {
+	var s HAState
+	return s, c.do(ctx, http.MethodPost, "/v1/ha/disarm", r, &s)
+}
+
+// Arm re-arms HA cluster-wide now (`wingman ha arm`).
+func (c *Client) Arm(ctx context.Context) (HAState, error) {
+	var s HAState
+	return s, c.do(ctx, http.MethodPost, "/v1/ha/arm", nil, &s)
+}
+
 // Events returns events newer than since (zero: all), at most limit (0: all).
 func (c *Client) Events(ctx context.Context, since time.Time, limit int) ([]Event, error) {
 	q := url.Values{}

@@ -24,6 +24,36 @@ type Status struct {
 	Capacity CapacityVerdict `json:"capacity"`
 	Warnings []string        `json:"warnings"`
 	Hosts    []Host          `json:"hosts"`
+	// HA says whether failover and fencing are armed (`wingman ha`).
+	HA HAState `json:"ha"`
+}
+
+// DisarmRequest disarms HA cluster-wide for For (`wingman ha disarm`): no
+// failover and no fencing until every host re-arms by itself, or `ha arm`.
+type DisarmRequest struct {
+	For    time.Duration `json:"for_ns"`
+	Reason string        `json:"reason,omitempty"`
+	// Force lets the disarm end sooner than the one running.
+	Force bool `json:"force,omitempty"`
+}
+
+// HAState is whether HA is armed, as the answering host sees it.
+type HAState struct {
+	Disarmed bool `json:"disarmed"`
+	// While disarmed: when this host re-arms by itself (by its own
+	// clock; each host times the disarm from when it first saw it), how
+	// long that is from now, and the request's host, reason, length.
+	Until     time.Time     `json:"until,omitzero"`
+	Remaining time.Duration `json:"remaining_ns,omitempty"`
+	By        string        `json:"by,omitempty"`
+	For       time.Duration `json:"for_ns,omitempty"`
+	Reason    string        `json:"reason,omitempty"`
+	// Generation is the newest disarm request's cluster-wide number (0: none yet).
+	Generation uint64 `json:"generation"`
+	// DisarmedHosts are the hosts whose slots on the LUN say they are
+	// disarmed (a host cut off during an early arm stays so until its own
+	// timer runs out).
+	DisarmedHosts []string `json:"disarmed_hosts,omitempty"`
 }
 
 // LUNHealth is this host's view of the heartbeat LUN.

@@ -152,6 +152,9 @@ func printStatus(w io.Writer, st api.Status) {
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
 	row("cluster", "%s (%s)", st.Cluster, st.ClusterUUID)
 	row("this host", "%s (id %d, generation %d), wingmand %s", st.Host, st.HostID, st.Generation, st.Version)
+	if line := haLine(st.HA); line != "" {
+		row("HA", "%s", line)
+	}
 	q := "no"
 	if st.Quorate {
 		q = "yes"

@@ -19,7 +19,7 @@ var notifyAddCmd = command{
 	help: `Adds a target that is told of every failover (one message once it has
 settled), of the lost host's return ("resolved"), and of proactive warnings
 (N+1 capacity lost, heartbeat LUN latency near the self-fence limit, no
-hardware watchdog, a wingman.toml that disagrees with 'wingman config')
+hardware watchdog, HA disarmed, a wingman.toml that disagrees with 'wingman config')
 when they appear, every 24 hours while they last, and when they clear.
 Targets are stored on the heartbeat LUN: every host sees them.
 docs/NOTIFICATIONS.md describes what each kind receives.

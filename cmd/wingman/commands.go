@@ -25,6 +25,8 @@ func init() {
 		rollingUpdateCmd,
 		eventsCmd,
 		fenceCmd,
+		haDisarmCmd,
+		haArmCmd,
 		drillCmd,
 		notifyAddCmd,
 		notifyListCmd,

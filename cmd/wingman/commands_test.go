@@ -163,6 +163,12 @@ func TestDaemonCommands(t *testing.T) {
 		{"fence_confirmed", session{args: []string{"fence", "kvm3"}, stdin: "yes\n", terminal: true}, exitOK},
 		{"fence_declined", session{args: []string{"fence", "kvm3"}, stdin: "n\n", terminal: true}, exitFailed},
 		{"fence_unknown", session{args: []string{"fence", "--test", "kvm9"}}, exitFailed},
+		{"ha_disarm", session{args: []string{"ha", "disarm", "--for", "3h", "--reason", "SAN firmware"}}, exitOK},
+		{"ha_disarm_shortens", session{args: []string{"ha", "disarm", "--for", "30m"}}, exitFailed},
+		{"ha_disarm_force", session{args: []string{"ha", "disarm", "--for", "30m", "--force"}}, exitOK},
+		{"ha_disarm_failover", session{args: []string{"ha", "disarm", "--for", "3h", "--reason", "busy"}}, exitFailed},
+		{"ha_disarm_too_long", session{args: []string{"ha", "disarm", "--for", "48h"}}, exitUsage},
+		{"ha_arm", session{args: []string{"ha", "arm"}}, exitOK},
 		{"notify_add_mail", session{args: []string{"notify", "add", "ops2", "--kind", "mail", "--address", "smtp.clinic.example:587",
 			"--from", "wingman@clinic.example", "--to", "ops@clinic.example,oncall@clinic.example", "--min-severity", "warning"}}, exitOK},
 		{"notify_add_webhook", session{args: []string{"notify", "add", "chat2", "--kind", "webhook", "--address", "https://chat.clinic.example/h",
@@ -205,6 +211,7 @@ func TestJSONOutput(t *testing.T) {
 		{[]string{"maintenance", "enter", "--json", "--no-wait", "kvm1"}, &api.Host{}},
 		{[]string{"maintenance", "status", "--json", "kvm1"}, &api.Host{}},
 		{[]string{"fence", "--json", "--test", "kvm3"}, &api.FenceResult{}},
+		{[]string{"ha", "disarm", "--json", "--for", "3h"}, &api.HAState{}},
 		{[]string{"events", "--json"}, &[]api.Event{}},
 	} {
 		code, out, errOut := d.exec(t, context.Background(), session{args: tc.args})

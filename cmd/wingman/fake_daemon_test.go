@@ -516,6 +516,24 @@ func (d *fakeDaemon) mux() http.Handler {
 		reply(w, 200, out)
 	})
 	m.HandleFunc("GET /v1/incidents", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, fakeIncidents) })
+	// ha disarm: a failover is in progress for any reason "busy"; a
+	// disarm shorter than 2h "would end sooner" without force.
+	m.HandleFunc("POST /v1/ha/disarm", func(w http.ResponseWriter, r *http.Request) {
+		var req api.DisarmRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		switch {
+		case req.Reason == "busy":
+			reply(w, 409, api.Error{Error: "disarm refused: a failover is in progress (2 VMs of kvm3 not running again yet): wait until 'wingman status' shows it done, then disarm", Class: "conflict"})
+		case req.For < 2*time.Hour && !req.Force:
+			reply(w, 409, api.Error{Error: "disarm refused: HA is disarmed for 1h59m more (by host 2): a disarm for " + req.For.String() + " would end sooner; give a longer duration, or --force to shorten it", Class: "conflict"})
+		default:
+			reply(w, 200, api.HAState{Disarmed: true, Until: fakeNow.Add(req.For), Remaining: req.For, By: "kvm1", For: req.For,
+				Reason: req.Reason, Generation: 4, DisarmedHosts: []string{"kvm1", "kvm2"}})
+		}
+	})
+	m.HandleFunc("POST /v1/ha/arm", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, 200, api.HAState{Generation: 5, DisarmedHosts: []string{"kvm2"}})
+	})
 	return recordRequests(d, m)
 }
 

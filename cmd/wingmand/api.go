@@ -83,6 +83,13 @@ func (d apiServer) router() *api.Router {
 		rep, err := d.drills.Run(ctx, drill.Request(req))
 		return apiview.DrillReport(rep), err
 	})
+	api.Post(rt, "POST /v1/ha/disarm", `send {"for_ns": 3600000000000, "reason": "SAN firmware", "force": false}`, true, func(ctx context.Context, _ *http.Request, req api.DisarmRequest) (any, error) {
+		vms, _ := d.apiVMs(ctx)
+		return apiview.Disarm(d.loop, req, vms, d.decision(), time.Now())
+	})
+	api.Post(rt, "POST /v1/ha/arm", "send no body, or {}", false, func(context.Context, *http.Request, none) (any, error) {
+		return apiview.Arm(d.loop, d.decision(), time.Now())
+	})
 	d.notifyRoutes(rt)
 	rt.Handle("GET /v1/config", func(r *http.Request) (any, error) { return apiview.ClusterSettings(d.config.List(r.Context())) })
 	rt.Handle("GET /v1/config/{key}", apiview.OnSettingKey(d.config.Get))
@@ -175,7 +182,7 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 		LUN: api.LUNHealth{Path: d.cfg.LUN, LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
 			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now, Reads: io.Reads, Writes: io.Writes},
 		Timings:  api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence},
-		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: append(d.warnings(dec, worst), d.config.Warnings()...)}
+		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: append(d.warnings(dec, worst), d.config.Warnings()...), HA: apiview.HA(in, dec, time.Now())}
 	s.Warnings = append(s.Warnings, apiview.GossipKeyWarnings(hosts, s.HostID, d.loop.GossipKeys(), d.serf.AliveSet(), d.cfg.Serf.Keyring)...)
 	s.Capacity = d.capacityVerdict(ctx, dec)
 	if !s.Capacity.Survivable {

@@ -421,7 +421,8 @@ func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Ch
 		return checks
 	}
 	v := apiServer{d}.capacityVerdict(ctx, d.decision())
-	return append(checks, notify.CapacityCheck(v.Survivable, v.Problems))
+	st, left := d.loop.DisarmStatus()
+	return append(checks, notify.CapacityCheck(v.Survivable, v.Problems), notify.DisarmCheck(st, left))
 }
 
 // warnedOnce reports whether host's limits were warned about, and marks them.

@@ -17,6 +17,8 @@ _wingman_flag_takes_value() {
     "drill|-c"|"drill|--connect") return 0 ;;
     "events|--since"|"events|--limit"|"events|-c"|"events|--connect") return 0 ;;
     "fence|-c"|"fence|--connect") return 0 ;;
+    "ha arm|-c"|"ha arm|--connect") return 0 ;;
+    "ha disarm|--for"|"ha disarm|--reason"|"ha disarm|-c"|"ha disarm|--connect") return 0 ;;
     "host-list|-c"|"host-list|--connect") return 0 ;;
     "hostinfo|-c"|"hostinfo|--connect") return 0 ;;
     "keygen|--bytes") return 0 ;;
@@ -78,7 +80,7 @@ _wingman() {
         esac
         if [[ -z $cmd ]]; then
             cmd=$w
-        elif [[ $cmd != *" "* ]] && [[ " completion config lun maintenance notify " == *" $cmd "* ]]; then
+        elif [[ $cmd != *" "* ]] && [[ " completion config ha lun maintenance notify " == *" $cmd "* ]]; then
             cmd="$cmd $w"
         else
             ((nargs++))
@@ -91,14 +93,15 @@ _wingman() {
     fi
     case "$cmd" in
     "")
-        COMPREPLY=($(compgen -W "completion config dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "completion config dominfo drill events fence ha host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
     config) COMPREPLY=($(compgen -W "list get set unset" -- "$cur")); return ;;
+    ha) COMPREPLY=($(compgen -W "disarm arm" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
     notify) COMPREPLY=($(compgen -W "add list remove test" -- "$cur")); return ;;
-    help) COMPREPLY=($(compgen -W "completion config dominfo drill events fence host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version" -- "$cur")); return ;;
+    help) COMPREPLY=($(compgen -W "completion config dominfo drill events fence ha host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         case "$cmd" in
@@ -113,6 +116,8 @@ _wingman() {
         "drill") COMPREPLY=($(compgen -W "-h --help --live --json -c --connect" -- "$cur")) ;;
         "events") COMPREPLY=($(compgen -W "-h --help -f --follow --since --limit --json -c --connect" -- "$cur")) ;;
         "fence") COMPREPLY=($(compgen -W "-h --help --test -y --yes --json -c --connect" -- "$cur")) ;;
+        "ha arm") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "ha disarm") COMPREPLY=($(compgen -W "-h --help --for --reason --force --json -c --connect" -- "$cur")) ;;
         "host-list") COMPREPLY=($(compgen -W "-h --help --name --json -c --connect" -- "$cur")) ;;
         "hostinfo") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "keygen") COMPREPLY=($(compgen -W "-h --help --bytes" -- "$cur")) ;;

@@ -27,6 +27,10 @@ function __wingman_flag_takes_value
             return 0
         case 'fence|-c' 'fence|--connect'
             return 0
+        case 'ha arm|-c' 'ha arm|--connect'
+            return 0
+        case 'ha disarm|--for' 'ha disarm|--reason' 'ha disarm|-c' 'ha disarm|--connect'
+            return 0
         case 'host-list|-c' 'host-list|--connect'
             return 0
         case 'hostinfo|-c' 'hostinfo|--connect'
@@ -105,7 +109,7 @@ function __wingman_state
         end
         if test -z "$cmd"
             set cmd $w
-        else if not string match -q '* *' -- $cmd; and contains -- $cmd completion config lun maintenance notify
+        else if not string match -q '* *' -- $cmd; and contains -- $cmd completion config ha lun maintenance notify
             set cmd "$cmd $w"
         else
             set nargs (math $nargs + 1)
@@ -135,6 +139,7 @@ complete -c wingman -n '__wingman_is ""' -a dominfo -d 'show a VM: where it runs
 complete -c wingman -n '__wingman_is ""' -a drill -d 'failover drill: what if HOST (or each host in turn) were lost now'
 complete -c wingman -n '__wingman_is ""' -a events -d 'show the cluster\'s event log, grouped into failover timelines'
 complete -c wingman -n '__wingman_is ""' -a fence -d 'fence a host (power it off), or test the fence path with --test'
+complete -c wingman -n '__wingman_is ""' -a ha -d 'disarm, arm'
 complete -c wingman -n '__wingman_is ""' -a host-list -d 'list the hosts of the cluster and their state'
 complete -c wingman -n '__wingman_is ""' -a hostinfo -d 'show one host: state, generation, memory, VMs, fencing'
 complete -c wingman -n '__wingman_is ""' -a keygen -d 'generate a gossip encryption key for the cluster'
@@ -161,6 +166,8 @@ complete -c wingman -n '__wingman_is config' -a list -d 'list the cluster-wide s
 complete -c wingman -n '__wingman_is config' -a get -d 'print the value of a cluster-wide key'
 complete -c wingman -n '__wingman_is config' -a set -d 'set a cluster-wide key for every host'
 complete -c wingman -n '__wingman_is config' -a unset -d 'take a cluster-wide key back to its default'
+complete -c wingman -n '__wingman_is ha' -a disarm -d 'stop failover and fencing cluster-wide for a while (network or SAN work)'
+complete -c wingman -n '__wingman_is ha' -a arm -d 're-arm failover and fencing cluster-wide now'
 complete -c wingman -n '__wingman_is lun' -a format -d 'format a heartbeat LUN (block device or file on shared storage)'
 complete -c wingman -n '__wingman_is lun' -a dump -d 'show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events'
 complete -c wingman -n '__wingman_is lun' -a verify -d 'check every record of a heartbeat LUN and report damage (exit code 3)'
@@ -178,6 +185,7 @@ complete -c wingman -n '__wingman_is help' -a dominfo -d 'show a VM: where it ru
 complete -c wingman -n '__wingman_is help' -a drill -d 'failover drill: what if HOST (or each host in turn) were lost now'
 complete -c wingman -n '__wingman_is help' -a events -d 'show the cluster\'s event log, grouped into failover timelines'
 complete -c wingman -n '__wingman_is help' -a fence -d 'fence a host (power it off), or test the fence path with --test'
+complete -c wingman -n '__wingman_is help' -a ha -d 'disarm, arm'
 complete -c wingman -n '__wingman_is help' -a host-list -d 'list the hosts of the cluster and their state'
 complete -c wingman -n '__wingman_is help' -a hostinfo -d 'show one host: state, generation, memory, VMs, fencing'
 complete -c wingman -n '__wingman_is help' -a keygen -d 'generate a gossip encryption key for the cluster'
@@ -233,6 +241,15 @@ complete -c wingman -n '__wingman_is \'fence\'' -s y -l yes -d 'do not ask for c
 complete -c wingman -n '__wingman_is \'fence\'' -l json -d 'print JSON (the API\'s types, for scripts)'
 complete -c wingman -n '__wingman_is \'fence\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
 complete -c wingman -n '__wingman_arg \'fence\' 0' -a '(__wingman_names host-list)'
+complete -c wingman -n '__wingman_is \'ha arm\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'ha arm\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'ha arm\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_is \'ha disarm\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'ha disarm\'' -l for -x -d 'how long HA stays disarmed (1s to 24h)'
+complete -c wingman -n '__wingman_is \'ha disarm\'' -l reason -x -d 'why, shown by status and sent with the notification (at most 100 bytes)'
+complete -c wingman -n '__wingman_is \'ha disarm\'' -l force -d 'let this disarm end sooner than the one running'
+complete -c wingman -n '__wingman_is \'ha disarm\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'ha disarm\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
 complete -c wingman -n '__wingman_is \'host-list\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'host-list\'' -l name -d 'print only the names, one a line'
 complete -c wingman -n '__wingman_is \'host-list\'' -l json -d 'print JSON (the API\'s types, for scripts)'

@@ -26,6 +26,7 @@ type Slot interface {
 	SetSerfView(storage.HostSet)
 	SetGranted(storage.HostSet)
 	SetVerdicts([]storage.Verdict)
+	SetDisarm(storage.SlotDisarm)
 	Ack(storage.Message, storage.AckResult)
 }
 
@@ -430,6 +431,8 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 		for _, vd := range r.Verdicts {
 			raw.Dead = append(raw.Dead, quorum.Verdict{ID: vd.HostID, Gen: vd.Gen})
 		}
+		dm := r.Disarm
+		raw.Disarm, raw.Disarmed = quorum.Disarm{Gen: dm.Gen, By: dm.By, For: dm.For, Reason: dm.Reason}, dm.Disarmed
 		raws = append(raws, raw)
 	}
 	l.locked(func(n *quorum.Node) { n.Read(done, raws) })
@@ -533,6 +536,7 @@ func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
 		vs = append(vs, storage.Verdict{HostID: v.ID, Gen: v.Gen})
 	}
 	l.cfg.Slot.SetVerdicts(vs)
+	l.cfg.Slot.SetDisarm(storage.SlotDisarm{Gen: w.Disarm.Gen, By: w.Disarm.By, For: w.Disarm.For, Reason: w.Disarm.Reason, Disarmed: w.Disarmed})
 	if publish {
 		l.Kick()
 	}
@@ -628,6 +632,29 @@ func (l *Loop) requestLease(ctx context.Context, a quorum.Action) {
 		granters, err := l.cfg.Serf.AskLease(qctx, req)
 		l.locked(func(n *quorum.Node) { n.LeaseAnswered(sent, granters, err) })
 	}()
+}
+
+// Disarm accepts an operator's `ha disarm` (req.For > 0) or `ha arm` on
+// this host (see quorum.Node.Disarm), and runs a cycle at once so that the
+// request reaches the LUN now, not up to R later.
+func (l *Loop) Disarm(req quorum.DisarmRequest) (dm quorum.Disarm, err error) {
+	now := l.cfg.Now()
+	l.locked(func(n *quorum.Node) { dm, err = n.Disarm(now, req) })
+	if err == nil {
+		l.Kick()
+	}
+	return dm, err
+}
+
+// DisarmStatus is this host's disarm state now, with the time left.
+func (l *Loop) DisarmStatus() (quorum.DisarmStatus, time.Duration) {
+	now := l.cfg.Now()
+	var st quorum.DisarmStatus
+	l.locked(func(n *quorum.Node) { st = n.DisarmStatus(now) })
+	if !st.Disarmed {
+		return st, 0
+	}
+	return st, st.Until - now
 }
 
 // GrantLease answers another host's lease request: it grants when this

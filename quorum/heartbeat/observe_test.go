@@ -92,6 +92,7 @@ func (f *fakeSlots) SetVerdicts(v []storage.Verdict) {
 	f.rec.Verdicts = v
 	f.mu.Unlock()
 }
+func (f *fakeSlots) SetDisarm(storage.SlotDisarm)           {}
 func (f *fakeSlots) Ack(storage.Message, storage.AckResult) {}
 
 // counts returns how many renewals and reads of every slot there were.

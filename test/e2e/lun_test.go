@@ -82,18 +82,7 @@ func lunFaultSelfFence(t *testing.T, fault, prefix string) {
 	logAt := logSize(h1)
 
 	t0 := time.Now()
-	if err := e.C.SetLUNFault(h1, fault); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.C.Partition(h1); err != nil {
-		t.Fatal(err)
-	}
-	healed := false
-	defer func() {
-		if !healed {
-			e.C.Heal(h1)
-		}
-	}()
+	heal := cutOff(t, ctx, e, h1, fault)
 
 	// The host's own guests stop: the self-fence.
 	var fenced time.Duration
@@ -158,19 +147,42 @@ func lunFaultSelfFence(t *testing.T, fault, prefix string) {
 	}
 
 	// Heal: the path and the network come back; the fenced host rejoins without its old guests.
-	observe(2 * time.Second)
-	if err := e.C.SetLUNFault(h1, ""); err != nil {
+	heal(w, guests)
+}
+
+// cutOff breaks h's heartbeat LUN path with fault and takes h off the network. The function it
+// returns heals both, waits until h is back in the cluster, then checks the never-two watch w
+// and that every guest runs exactly once; if the test ends before, a cleanup heals the network.
+func cutOff(t *testing.T, ctx context.Context, e *Env, h *cluster.Host, fault string) func(w *Watch, guests []Guest) {
+	t.Helper()
+	if err := e.C.SetLUNFault(h, fault); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.C.Heal(h1); err != nil {
+	if err := e.C.Partition(h); err != nil {
 		t.Fatal(err)
 	}
-	healed = true
-	rejoin(t, ctx, e, h1)
-	observe(3 * time.Second)
-	checkWatch(t, w)
-	if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, h1); err != nil {
-		t.Fatal(err)
+	healed := false
+	t.Cleanup(func() {
+		if !healed {
+			e.C.Heal(h)
+		}
+	})
+	return func(w *Watch, guests []Guest) {
+		t.Helper()
+		observe(2 * time.Second)
+		if err := e.C.SetLUNFault(h, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.C.Heal(h); err != nil {
+			t.Fatal(err)
+		}
+		healed = true
+		rejoin(t, ctx, e, h)
+		observe(3 * time.Second)
+		checkWatch(t, w)
+		if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, h); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -1,12 +1,14 @@
 package notify
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
 )
 
@@ -22,6 +24,7 @@ const (
 	WarnCapacity = "capacity" // cluster-wide: the protected VMs no longer survive the loss of any one host
 	WarnLatency  = "latency"  // host-local: heartbeat LUN latency near the self-fence limit
 	WarnWatchdog = "watchdog" // host-local: no hardware watchdog
+	WarnDisarmed = "disarmed" // cluster-wide: HA disarmed (`wingman ha disarm`)
 )
 
 // Defaults of the warnings.
@@ -157,6 +160,19 @@ func HostChecks(host, latency string, softwareWatchdog bool) []Check {
 		{Key: WarnWatchdog, Host: host, Title: "no hardware watchdog", Active: softwareWatchdog,
 			Text: "A frozen host cannot be reset by the software watchdog alone. Load a watchdog driver (e.g. iTCO_wdt or ipmi_watchdog) and set watchdog.mode in wingman.toml."},
 	}
+}
+
+// DisarmCheck is the cluster-wide condition "HA is disarmed" (st, with
+// left to run on this host's clock): sent when it appears, and "cleared"
+// when the cluster re-arms.
+func DisarmCheck(st quorum.DisarmStatus, left time.Duration) Check {
+	c := Check{Key: WarnDisarmed, Title: "HA disarmed: no failover and no fencing", Active: st.Disarmed}
+	if st.Disarmed {
+		r := st.Request
+		c.Text = fmt.Sprintf("Host %d disarmed HA for %v (%v left): %s\nNo host is failed over or fenced until every host re-arms by itself, or `wingman ha arm`.",
+			r.By, r.For, left.Round(time.Second), cmp.Or(r.Reason, "no reason given"))
+	}
+	return c
 }
 
 // CapacityCheck is the cluster-wide warning condition: the protected VMs

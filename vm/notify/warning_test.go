@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
 )
 
@@ -99,5 +100,16 @@ func TestWarningNotification(t *testing.T) {
 		if !Wants(storage.NotifyTarget{MinSeverity: storage.SevWarning}, m) {
 			t.Fatalf("a warning target does not want %s", m.Kind)
 		}
+	}
+}
+
+func TestDisarmCheckSaysWhoAndHowLong(t *testing.T) {
+	st := quorum.DisarmStatus{Disarmed: true, Request: quorum.Disarm{Gen: 2, By: 3, For: time.Hour, Reason: "SAN firmware"}}
+	c := DisarmCheck(st, 40*time.Minute)
+	if !c.Active || c.Host != "" || !strings.Contains(c.Text, "Host 3 disarmed HA for 1h0m0s (40m0s left): SAN firmware") {
+		t.Errorf("disarmed: %+v", c)
+	}
+	if c := DisarmCheck(quorum.DisarmStatus{}, 0); c.Active || c.Key != WarnDisarmed {
+		t.Errorf("armed: %+v", c)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/hypervisor"
+	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/notify"
@@ -21,9 +22,9 @@ var classes = []struct {
 }{
 	{api.ErrNotFound, []error{vm.ErrNotFound, storage.ErrNotFound, hypervisor.ErrNotFound, notify.ErrNoTarget}},
 	{api.ErrNoQuorum, []error{vm.ErrNoQuorum}},
-	{api.ErrConflict, []error{vm.ErrNotOwner, vm.ErrDiskUnreachable, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrConflict, storage.ErrNoFreeVMRecord,
+	{api.ErrConflict, []error{quorum.ErrDisarmRefused, vm.ErrNotOwner, vm.ErrDiskUnreachable, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrConflict, storage.ErrNoFreeVMRecord,
 		hypervisor.ErrNotRunning, hypervisor.ErrAlreadyRunning, hypervisor.ErrNoMigration}},
-	{api.ErrInvalid, []error{plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML, notify.ErrInvalidTarget}},
+	{api.ErrInvalid, []error{quorum.ErrDisarmInvalid, plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML, notify.ErrInvalidTarget}},
 	// A write refused because an earlier one to the same block is still in
 	// flight (it outlived io_timeout), and a record read torn while its
 	// owner rewrote it, are the storage path's state, not a bug: they

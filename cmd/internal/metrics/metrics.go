@@ -60,6 +60,7 @@ type Metrics struct {
 	renew         *prometheus.Desc
 	renewMax      *prometheus.Desc
 	heartbeatAge  *prometheus.Desc
+	disarmed      *prometheus.Desc
 	events        *prometheus.Desc
 	eventsDropped *prometheus.Desc
 	lunIOs        *prometheus.Desc
@@ -97,6 +98,7 @@ func New(version string, snapshot func() Snapshot) *Metrics {
 		renew:         desc("heartbeat_renew_seconds", "Duration of the last heartbeat renewal (read all slots, write own)."),
 		renewMax:      desc("heartbeat_renew_max_seconds", "Longest heartbeat renewal in the last minute."),
 		heartbeatAge:  desc("heartbeat_age_seconds", "Time since the last completed heartbeat write was issued."),
+		disarmed:      desc("ha_disarmed", "Seconds until this host re-arms HA by itself (wingman ha disarm); 0 while armed."),
 		events:        desc("events_total", "Events this host wrote, by kind (started, declared-dead, migration-completed, ...).", "kind"),
 		eventsDropped: desc("events_dropped_total", "Informational heartbeat events dropped because the LUN took events slower than they came."),
 		lunIOs:        desc("lun_io_operations_total", "I/Os this host issued to the heartbeat LUN (one or more blocks each), by op.", "op"),
@@ -152,7 +154,7 @@ type stateCollector struct{ m *Metrics }
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	m := c.m
 	for _, d := range []*prometheus.Desc{m.quorate, m.mayRun, m.coordinator, m.hostState, m.vmState, m.renew, m.renewMax,
-		m.heartbeatAge, m.events, m.eventsDropped, m.lunIOs, m.lunErrors} {
+		m.heartbeatAge, m.disarmed, m.events, m.eventsDropped, m.lunIOs, m.lunErrors} {
 		ch <- d
 	}
 }
@@ -177,6 +179,11 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.renew, s.Renew.Seconds())
 	gauge(m.renewMax, s.RenewMax.Seconds())
 	gauge(m.heartbeatAge, time.Duration(s.Input.Now-s.Input.LastWrite).Seconds())
+	if dm := s.Input.Disarm; dm.Disarmed {
+		gauge(m.disarmed, time.Duration(dm.Until-s.Input.Now).Seconds())
+	} else {
+		gauge(m.disarmed, 0)
+	}
 	for kind, n := range s.Events {
 		counter(m.events, n, kind)
 	}

@@ -36,7 +36,8 @@ func testMetrics() *Metrics {
 		return Snapshot{
 			Decision: quorum.Decision{Quorate: true, Coordinator: 1, Hosts: []quorum.Host{{ID: 1, Name: "kvm1", State: quorum.StateAlive},
 				{ID: 2, Name: "kvm2", State: quorum.StateDead}}},
-			Input: quorum.Input{Now: 10 * time.Second, LastWrite: 9500 * time.Millisecond},
+			Input: quorum.Input{Now: 10 * time.Second, LastWrite: 9500 * time.Millisecond,
+				Disarm: quorum.DisarmStatus{Disarmed: true, Until: 100 * time.Second}},
 			Renew: 20 * time.Millisecond, RenewMax: 300 * time.Millisecond,
 			Events: map[string]uint64{"started": 2, "declared-dead": 1},
 			LUN:    storage.IOStats{Reads: 40, Writes: 12, ReadErrors: 1},
@@ -109,7 +110,8 @@ func TestScrapeHasTheStateTheDurationsAndTheNotifications(t *testing.T) {
 		t.Errorf("notifications failed = %v", c)
 	}
 	for name, want := range map[string]float64{"wingman_quorate": 1, "wingman_may_run_vms": 0, "wingman_coordinator_host_id": 1,
-		"wingman_heartbeat_renew_seconds": 0.02, "wingman_heartbeat_renew_max_seconds": 0.3, "wingman_heartbeat_age_seconds": 0.5} {
+		"wingman_heartbeat_renew_seconds": 0.02, "wingman_heartbeat_renew_max_seconds": 0.3, "wingman_heartbeat_age_seconds": 0.5,
+		"wingman_ha_disarmed": 90} {
 		if got := one(name).Gauge.GetValue(); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
