@@ -35,9 +35,9 @@ import (
 type markKind uint8
 
 const (
-	markLease     markKind = iota // highest Lver of any ballot of a VM record's lease
-	markConfig                    // highest config sequence of a VM record
-	markRegister                  // highest generation of a register
+	markLease    markKind = iota // highest Lver of any ballot of a VM record's lease
+	markConfig                   // highest config sequence of a VM record
+	markRegister                 // highest generation of a register
 )
 
 type markKey struct {
