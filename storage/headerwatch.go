@@ -1,0 +1,115 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// The header is read with every read of the heartbeat slots: block 0 lies
+// just before slot 1, so the slots' one I/O starts one block earlier and
+// costs no extra read. A header that no longer matches the one read at Open
+// (zeroed by an operator's mistake, overwritten by a format, damaged) is
+// noted; HeaderChanged reports it until a read finds it back, or
+// RestoreHeader writes it back from this handle's copy.
+
+// headerWatch is the header as read at Open and what the latest slot read
+// found in block 0.
+type headerWatch struct {
+	raw []byte // block 0 as read at Open
+
+	mu  sync.Mutex
+	err error // nil: block 0 held raw at the latest read
+}
+
+// note records what block 0 held at a read.
+func (l *LUN) noteHeader(b []byte) {
+	err := l.headerDiff(b)
+	l.hw.mu.Lock()
+	l.hw.err = err
+	l.hw.mu.Unlock()
+}
+
+// HeaderChanged returns why block 0, at the latest read of the heartbeat
+// slots, no longer held the header this handle read at Open (an error of
+// class ErrHeaderChanged), or nil. It does no I/O.
+func (l *LUN) HeaderChanged() error {
+	l.hw.mu.Lock()
+	defer l.hw.mu.Unlock()
+	return l.hw.err
+}
+
+// headerDiff says how block 0 (b) differs from the header read at Open.
+func (l *LUN) headerDiff(b []byte) error {
+	if l.hw.raw != nil && bytes.Equal(b[:headerRecLen], l.hw.raw[:headerRecLen]) {
+		return nil
+	}
+	path := l.dev.Path()
+	h, err := decodeHeader(path, b)
+	if err != nil {
+		return &BlockError{Path: path, Block: 0, What: "header", Err: fmt.Errorf("%w: %w: it now holds %s", ErrHeaderChanged, err, describeBlock0(b, path)),
+			Hint: "this host keeps its VMs and its heartbeat but declares nobody dead and starts nothing; run `wingman lun restore-header` to write back the header this host read at start"}
+	}
+	if !sameHeader(h, &l.hdr) {
+		return &BlockError{Path: path, Block: 0, What: "header", Err: ErrHeaderChanged,
+			Hint: fmt.Sprintf("was cluster %q %s created %s, now %q %s created %s; stop wingmand and check the LUN",
+				l.hdr.ClusterName, l.hdr.ClusterUUID, l.hdr.Created.UTC().Format(time.RFC3339), h.ClusterName, h.ClusterUUID, h.Created.UTC().Format(time.RFC3339))}
+	}
+	return nil
+}
+
+// describeBlock0 says what block 0 holds, for messages.
+func describeBlock0(b []byte, path string) string {
+	r := b[:headerRecLen]
+	switch {
+	case allZero(b[:BlockSize]):
+		return "zeros"
+	case !bytes.Equal(r[0:8], headerMagic[:]):
+		if what := Recognise(b); what != "" {
+			return what
+		}
+		return "data that is not a wingman header"
+	}
+	h, err := decodeHeader(path, b)
+	if err != nil {
+		return "a damaged wingman header"
+	}
+	return fmt.Sprintf("the header of cluster %q %s created %s", h.ClusterName, h.ClusterUUID, h.Created.UTC().Format(time.RFC3339))
+}
+
+// RestoreHeader writes back the header this handle read at Open to block
+// 0, and returns what block 0 held before. It writes nothing when block 0
+// already holds it, and refuses (ErrConflict) when block 0 holds another
+// valid header (another cluster's, or this cluster's with other timings or
+// geometry) unless force: that may be a LUN formatted on purpose.
+func (l *LUN) RestoreHeader(ctx context.Context, force bool) (found string, err error) {
+	path := l.dev.Path()
+	b, err := l.io.read(ctx, 0, BlockSize)
+	if err != nil {
+		return "", fmt.Errorf("restore header of %s: %w", path, err)
+	}
+	found = describeBlock0(b, path)
+	if bytes.Equal(b[:headerRecLen], l.hw.raw[:headerRecLen]) {
+		l.noteHeader(b)
+		return "this cluster's header, intact", nil
+	}
+	if h, derr := decodeHeader(path, b); derr == nil && !force {
+		return found, &BlockError{Path: path, Block: 0, What: "header",
+			Err:  fmt.Errorf("%w: it holds a valid header: cluster %q %s created %s, not this host's cluster %q %s created %s", ErrConflict, h.ClusterName, h.ClusterUUID, h.Created.UTC().Format(time.RFC3339), l.hdr.ClusterName, l.hdr.ClusterUUID, l.hdr.Created.UTC().Format(time.RFC3339)),
+			Hint: "someone may have formatted this LUN for another cluster: check the LUN path on every host; pass --force to overwrite it with this cluster's header"}
+	}
+	if err := l.io.write(ctx, 0, l.hw.raw); err != nil {
+		return found, fmt.Errorf("restore header of %s: %w", path, err)
+	}
+	after, err := l.io.read(ctx, 0, BlockSize)
+	if err != nil {
+		return found, fmt.Errorf("restore header of %s: read back: %w", path, err)
+	}
+	l.noteHeader(after)
+	if err := l.HeaderChanged(); err != nil {
+		return found, fmt.Errorf("restore header of %s: the header read back differs: %w", path, err)
+	}
+	return found, nil
+}
