@@ -270,6 +270,11 @@ type Input struct {
 	// (published on the LUN, see Observer.KnownDead). Such a host stays dead
 	// until it rejoins with another generation, and no longer votes.
 	KnownDead map[int]uint64
+	// HeaderChanged says why the LUN's header no longer matches the one this
+	// host read at start ("" while it does). The host keeps its heartbeat
+	// and its VMs, but its partition is not quorate: it declares nobody
+	// dead and starts nothing until the header is back.
+	HeaderChanged string
 }
 
 // HostState is a host's state as this host computes it.
