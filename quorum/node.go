@@ -92,7 +92,7 @@ type Node struct {
 	declared   map[Verdict]bool
 	isolated   map[uint64]bool // pills whose isolation response was started, by nonce
 	leaseBusy  bool
-	fenced     bool // self-fenced: never run VMs again in this generation
+	fenced     bool   // self-fenced: never run VMs again in this generation
 	header     string // why the LUN header changed ("" while it is the one read at start)
 	last       Decision
 	haveLast   bool

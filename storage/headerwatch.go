@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -49,7 +50,11 @@ func (l *LUN) headerDiff(b []byte) error {
 	path := l.dev.Path()
 	h, err := decodeHeader(path, b)
 	if err != nil {
-		return &BlockError{Path: path, Block: 0, What: "header", Err: fmt.Errorf("%w: %w: it now holds %s", ErrHeaderChanged, err, describeBlock0(b, path)),
+		var be *BlockError
+		if errors.As(err, &be) {
+			err = be.Err // the class, without the hint for a LUN never formatted
+		}
+		return &BlockError{Path: path, Block: 0, What: "header", Err: fmt.Errorf("%w: block 0 now holds %s (%w)", ErrHeaderChanged, describeBlock0(b, path), err),
 			Hint: "this host keeps its VMs and its heartbeat but declares nobody dead and starts nothing; run `wingman lun restore-header` to write back the header this host read at start"}
 	}
 	if !sameHeader(h, &l.hdr) {
