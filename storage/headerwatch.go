@@ -84,37 +84,46 @@ func describeBlock0(b []byte, path string) string {
 	return fmt.Sprintf("the header of cluster %q %s created %s", h.ClusterName, h.ClusterUUID, h.Created.UTC().Format(time.RFC3339))
 }
 
+// HeaderRestore is what RestoreHeader found in block 0 and did.
+type HeaderRestore struct {
+	Found string // what block 0 held: "zeros", "a damaged wingman header", another cluster's header...
+	Wrote bool   // the header was written back (false: block 0 held it already)
+}
+
 // RestoreHeader writes back the header this handle read at Open to block
-// 0, and returns what block 0 held before. It writes nothing when block 0
-// already holds it, and refuses (ErrConflict) when block 0 holds another
-// valid header (another cluster's, or this cluster's with other timings or
-// geometry) unless force: that may be a LUN formatted on purpose.
-func (l *LUN) RestoreHeader(ctx context.Context, force bool) (found string, err error) {
+// 0. It writes nothing when block 0 already holds it, and refuses
+// (ErrConflict) when block 0 holds another valid header (another
+// cluster's, or this cluster's with other timings or geometry) unless
+// force: that may be a LUN formatted on purpose.
+func (l *LUN) RestoreHeader(ctx context.Context, force bool) (HeaderRestore, error) {
 	path := l.dev.Path()
 	b, err := l.io.read(ctx, 0, BlockSize)
 	if err != nil {
-		return "", fmt.Errorf("restore header of %s: %w", path, err)
+		return HeaderRestore{}, fmt.Errorf("restore header of %s: %w", path, err)
 	}
-	found = describeBlock0(b, path)
+	res := HeaderRestore{Found: describeBlock0(b, path)}
 	if bytes.Equal(b[:headerRecLen], l.hw.raw[:headerRecLen]) {
 		l.noteHeader(b)
-		return "this cluster's header, intact", nil
+		res.Found = "this cluster's header, intact"
+		return res, nil
 	}
 	if h, derr := decodeHeader(path, b); derr == nil && !force {
-		return found, &BlockError{Path: path, Block: 0, What: "header",
-			Err:  fmt.Errorf("%w: it holds a valid header: cluster %q %s created %s, not this host's cluster %q %s created %s", ErrConflict, h.ClusterName, h.ClusterUUID, h.Created.UTC().Format(time.RFC3339), l.hdr.ClusterName, l.hdr.ClusterUUID, l.hdr.Created.UTC().Format(time.RFC3339)),
+		return res, &BlockError{Path: path, Block: 0, What: "header",
+			Err: fmt.Errorf("%w: it holds a valid header: cluster %q %s created %s, not this host's cluster %q %s created %s", ErrConflict,
+				h.ClusterName, h.ClusterUUID, h.Created.UTC().Format(time.RFC3339), l.hdr.ClusterName, l.hdr.ClusterUUID, l.hdr.Created.UTC().Format(time.RFC3339)),
 			Hint: "someone may have formatted this LUN for another cluster: check the LUN path on every host; pass --force to overwrite it with this cluster's header"}
 	}
 	if err := l.io.write(ctx, 0, l.hw.raw); err != nil {
-		return found, fmt.Errorf("restore header of %s: %w", path, err)
+		return res, fmt.Errorf("restore header of %s: %w", path, err)
 	}
+	res.Wrote = true
 	after, err := l.io.read(ctx, 0, BlockSize)
 	if err != nil {
-		return found, fmt.Errorf("restore header of %s: read back: %w", path, err)
+		return res, fmt.Errorf("restore header of %s: read back: %w", path, err)
 	}
 	l.noteHeader(after)
 	if err := l.HeaderChanged(); err != nil {
-		return found, fmt.Errorf("restore header of %s: the header read back differs: %w", path, err)
+		return res, fmt.Errorf("restore header of %s: the header read back differs: %w", path, err)
 	}
-	return found, nil
+	return res, nil
 }

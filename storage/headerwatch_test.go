@@ -35,9 +35,9 @@ func TestHeaderChangedUnderARunningHost(t *testing.T) {
 	if !errors.Is(err, storage.ErrHeaderChanged) || !strings.Contains(err.Error(), "zeros") || !strings.Contains(err.Error(), "restore-header") {
 		t.Fatalf("HeaderChanged after zeroing: %v", err)
 	}
-	found, err := l.RestoreHeader(ctx, false)
-	if err != nil || found != "zeros" {
-		t.Fatalf("restore: found %q, %v", found, err)
+	res, err := l.RestoreHeader(ctx, false)
+	if err != nil || res.Found != "zeros" || !res.Wrote {
+		t.Fatalf("restore: %+v, %v", res, err)
 	}
 	if err := l.HeaderChanged(); err != nil {
 		t.Errorf("HeaderChanged after restore: %v", err)
@@ -60,9 +60,9 @@ func TestHeaderChangedUnderARunningHost(t *testing.T) {
 	if err := l.HeaderChanged(); !errors.Is(err, storage.ErrHeaderChanged) || !strings.Contains(err.Error(), `"other"`) {
 		t.Errorf("HeaderChanged with another cluster's header: %v", err)
 	}
-	found, err = l.RestoreHeader(ctx, false)
-	if !errors.Is(err, storage.ErrConflict) || !strings.Contains(found, `cluster "other"`) || !strings.Contains(err.Error(), "--force") {
-		t.Errorf("restore over another cluster's header: found %q, %v", found, err)
+	res, err = l.RestoreHeader(ctx, false)
+	if !errors.Is(err, storage.ErrConflict) || !strings.Contains(res.Found, `cluster "other"`) || !strings.Contains(err.Error(), "--force") || res.Wrote {
+		t.Errorf("restore over another cluster's header: %+v, %v", res, err)
 	}
 	if got := readBlock0(t, path); string(got) != string(foreign) {
 		t.Error("a refused restore wrote the header")
@@ -70,8 +70,8 @@ func TestHeaderChangedUnderARunningHost(t *testing.T) {
 	if _, err := l.RestoreHeader(ctx, true); err != nil || l.HeaderChanged() != nil {
 		t.Errorf("forced restore: %v, header %v", err, l.HeaderChanged())
 	}
-	if found, err := l.RestoreHeader(ctx, false); err != nil || !strings.Contains(found, "intact") {
-		t.Errorf("restore of an intact header: %q, %v", found, err)
+	if res, err := l.RestoreHeader(ctx, false); err != nil || !strings.Contains(res.Found, "intact") || res.Wrote {
+		t.Errorf("restore of an intact header: %+v, %v", res, err)
 	}
 }
 

@@ -191,6 +191,42 @@ any, 0 when the LUN is sound.`,
 	},
 }
 
+var lunRestoreHeaderCmd = command{
+	name:    "lun restore-header",
+	summary: "write the LUN header back from a running wingmand's copy",
+	help: `Asks the wingmand this command talks to for the heartbeat LUN header it
+read when it started, and to write it back to block 0 of the LUN. Use it
+when 'wingman status' warns that the LUN header changed (zeroed by a
+mistaken dd or wipefs, say): until the header is back, every host keeps its
+heartbeat and its VMs, but declares no host dead and starts nothing. Prints
+what block 0 held.
+
+It refuses when block 0 holds another valid header (the LUN of another
+cluster, or this cluster's formatted again): check the LUN path on every
+host first; --force writes over it. Nothing is written when block 0 holds
+this cluster's header already.`,
+	nargs: [2]int{0, 0},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		force := fs.Bool("force", false, "write over another valid header in block 0")
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, _ []string) error {
+			res, err := c.RestoreHeader(ctx, *force)
+			if err != nil {
+				return daemonErr(err, "", "")
+			}
+			if *asJSON {
+				return writeJSON(s.out, res)
+			}
+			if !res.Wrote {
+				fmt.Fprintf(s.out, "block 0 holds %s: nothing written\n", res.Found)
+				return nil
+			}
+			fmt.Fprintf(s.out, "wrote %s's copy of the LUN header back; block 0 held %s\n", res.Host, res.Found)
+			return nil
+		})
+	},
+}
+
 func nonNil(s []string) []string {
 	if s == nil {
 		return []string{}

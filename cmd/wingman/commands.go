@@ -34,6 +34,7 @@ func init() {
 		lunFormatCmd,
 		lunDumpCmd,
 		lunVerifyCmd,
+		lunRestoreHeaderCmd,
 		keygenCmd,
 		versionCmd,
 		completionBashCmd,

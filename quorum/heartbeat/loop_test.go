@@ -502,9 +502,9 @@ func TestZeroedHeaderStopsDecisionsNotHeartbeats(t *testing.T) {
 			t.Errorf("host %d self-fenced while the header was zeroed", id)
 		}
 	}
-	found, err := c.hosts[2].lun.RestoreHeader(context.Background(), false)
-	if err != nil || found != "zeros" {
-		t.Fatalf("restore-header from host 2's copy: found %q, %v", found, err)
+	res, err := c.hosts[2].lun.RestoreHeader(context.Background(), false)
+	if err != nil || res.Found != "zeros" || !res.Wrote {
+		t.Fatalf("restore-header from host 2's copy: %+v, %v", res, err)
 	}
 	for _, id := range []int{1, 2} {
 		waitFor(t, fmt.Sprintf("host %d to see the header back", id), func() bool { return c.hosts[id].sawEvent("lun-header-restored", 0) })

@@ -22,6 +22,7 @@ const (
 	WarnCapacity = "capacity" // cluster-wide: the protected VMs no longer survive the loss of any one host
 	WarnLatency  = "latency"  // host-local: heartbeat LUN latency near the self-fence limit
 	WarnWatchdog = "watchdog" // host-local: no hardware watchdog
+	WarnLUN      = "lun"      // host-local: the LUN's header changed under it, or records it reads are damaged
 )
 
 // Defaults of the warnings.
@@ -157,6 +158,19 @@ func HostChecks(host, latency string, softwareWatchdog bool) []Check {
 		{Key: WarnWatchdog, Host: host, Title: "no hardware watchdog", Active: softwareWatchdog,
 			Text: "A frozen host cannot be reset by the software watchdog alone. Load a watchdog driver (e.g. iTCO_wdt or ipmi_watchdog) and set watchdog.mode in wingman.toml."},
 	}
+}
+
+// LUNCheck is the warning condition of a host's heartbeat LUN: its header
+// no longer the one read at start (header, nil when it is), or records
+// that read damaged (storage.LUN.Damaged).
+func LUNCheck(host string, header error, damaged []string) Check {
+	var text []string
+	if header != nil {
+		text = append(text, header.Error())
+	}
+	text = append(text, damaged...)
+	return Check{Key: WarnLUN, Host: host, Title: "heartbeat LUN header changed or records damaged", Active: len(text) > 0,
+		Text: strings.Join(text, "\n") + "\nUntil it is repaired this host declares nobody dead and starts nothing that depends on it; `wingman lun verify` lists the damage."}
 }
 
 // CapacityCheck is the cluster-wide warning condition: the protected VMs
