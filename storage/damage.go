@@ -110,11 +110,12 @@ func (d *damage) note(what string, err error) {
 // or register that was written and now reads lower, blank or with a bad
 // checksum), one line each with what to do, sorted; empty when none. The
 // daemon shows them as status warnings.
-func (l *LUN) Damaged() []string {
-	l.dmg.mu.Lock()
-	defer l.dmg.mu.Unlock()
-	out := make([]string, 0, len(l.dmg.damaged))
-	for _, s := range l.dmg.damaged {
+func (i Integrity) Damaged() []string {
+	d := &i.l.dmg
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.damaged))
+	for _, s := range d.damaged {
 		out = append(out, s)
 	}
 	slices.Sort(out)
@@ -143,7 +144,7 @@ func (lb leaseBlocks) top() uint64 {
 // was written: its highest instance below least, what was known before
 // the read (the handle's mark, or the epoch the record's config was
 // written at, which only the holder of that epoch writes).
-func (l *LUN) checkLease(idx int, lb leaseBlocks, least uint64, why string) error {
+func checkLease(l *LUN, idx int, lb leaseBlocks, least uint64, why string) error {
 	top := lb.top()
 	if top >= least {
 		l.dmg.raise(markKey{markLease, idx}, top)
@@ -158,7 +159,7 @@ func (l *LUN) checkLease(idx int, lb leaseBlocks, least uint64, why string) erro
 // (nil: blank), show that a written copy was lost: a blank copy beside one
 // with sequence 2 or more (copies alternate, so the other was written), or
 // a newest sequence below least, the handle's mark taken before the read.
-func (l *LUN) checkConfigs(idx int, cfgs [2]*VMConfig, least uint64) error {
+func checkConfigs(l *LUN, idx int, cfgs [2]*VMConfig, least uint64) error {
 	var newest uint64
 	for c := range 2 {
 		if cfgs[c] != nil {
@@ -186,7 +187,7 @@ func (l *LUN) checkConfigs(idx int, cfgs [2]*VMConfig, least uint64) error {
 // record idx if the read (lb) shows it lower than that or gone, and
 // reports whether it did. Only this host writes that block, so putting
 // back what it wrote cannot hide anyone else's ballot.
-func (l *LUN) healOwnBlock(ctx context.Context, idx int, lb leaseBlocks) bool {
+func healOwnBlock(ctx context.Context, l *LUN, idx int, lb leaseBlocks) bool {
 	own, ok := l.dmg.ownBlock(idx)
 	if !ok || own.Host < 1 || own.Host > len(lb) {
 		return false

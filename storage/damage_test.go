@@ -225,7 +225,7 @@ func TestDamagedRecordNeverReadsFree(t *testing.T) {
 			t.Fatalf("record %d after repair: %+v, %v", idx, r.Lease, err)
 		}
 	}
-	if d := warm.Damaged(); len(d) != 0 {
+	if d := warm.Integrity().Damaged(); len(d) != 0 {
 		t.Errorf("Damaged after every record read clean: %v", d)
 	}
 }
@@ -283,8 +283,8 @@ func TestZeroedOwnerLeaseBlock(t *testing.T) {
 		if _, _, err := l.ProtectVM(ctx, storage.Owner{Host: 1, Gen: 1, Nonce: 1}, storage.VMConfig{UUID: storage.NewUUID(), Name: "x"}); err == nil {
 			t.Errorf("%s protects a VM beside a damaged record", name)
 		}
-		if len(l.Damaged()) != 1 {
-			t.Errorf("%s: Damaged() = %v", name, l.Damaged())
+		if len(l.Integrity().Damaged()) != 1 {
+			t.Errorf("%s: Damaged() = %v", name, l.Integrity().Damaged())
 		}
 	}
 	// A host that acquires over it is refused before it writes anything.
@@ -302,7 +302,7 @@ func TestZeroedOwnerLeaseBlock(t *testing.T) {
 		if err != nil || r.Lease.Owner != me || r.Lease.Epoch != lease.Epoch || !r.Lease.Held() {
 			t.Errorf("%s after the heal: %+v, %v", name, r.Lease, err)
 		}
-		if d := l.Damaged(); len(d) != 0 {
+		if d := l.Integrity().Damaged(); len(d) != 0 {
 			t.Errorf("%s: Damaged() after the heal = %v", name, d)
 		}
 	}

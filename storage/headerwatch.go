@@ -26,24 +26,43 @@ type headerWatch struct {
 }
 
 // note records what block 0 held at a read.
-func (l *LUN) noteHeader(b []byte) {
-	err := l.headerDiff(b)
+func noteHeader(l *LUN, b []byte) {
+	err := headerDiff(l, b)
 	l.hw.mu.Lock()
 	l.hw.err = err
 	l.hw.mu.Unlock()
 }
 
+// Integrity is what a LUN handle knows of the LUN's integrity: whether the
+// header is still the one it read at Open (checked with every read of the
+// slots), and which records read damaged (see damage.go).
+type Integrity struct{ l *LUN }
+
+// Integrity returns the handle's view of the LUN's integrity.
+func (l *LUN) Integrity() Integrity { return Integrity{l} }
+
 // HeaderChanged returns why block 0, at the latest read of the heartbeat
 // slots, no longer held the header this handle read at Open (an error of
 // class ErrHeaderChanged), or nil. It does no I/O.
-func (l *LUN) HeaderChanged() error {
-	l.hw.mu.Lock()
-	defer l.hw.mu.Unlock()
-	return l.hw.err
+func (i Integrity) HeaderChanged() error {
+	i.l.hw.mu.Lock()
+	defer i.l.hw.mu.Unlock()
+	return i.l.hw.err
+}
+
+// CheckHeader re-reads the header and fails with ErrHeaderChanged if it no
+// longer matches what Open read: a host must stop trusting a LUN that was
+// reformatted or swapped under it.
+func (i Integrity) CheckHeader(ctx context.Context) error {
+	b, err := i.l.io.read(ctx, 0, BlockSize)
+	if err != nil {
+		return err
+	}
+	return headerDiff(i.l, b)
 }
 
 // headerDiff says how block 0 (b) differs from the header read at Open.
-func (l *LUN) headerDiff(b []byte) error {
+func headerDiff(l *LUN, b []byte) error {
 	if l.hw.raw != nil && bytes.Equal(b[:headerRecLen], l.hw.raw[:headerRecLen]) {
 		return nil
 	}
@@ -95,7 +114,8 @@ type HeaderRestore struct {
 // (ErrConflict) when block 0 holds another valid header (another
 // cluster's, or this cluster's with other timings or geometry) unless
 // force: that may be a LUN formatted on purpose.
-func (l *LUN) RestoreHeader(ctx context.Context, force bool) (HeaderRestore, error) {
+func (i Integrity) RestoreHeader(ctx context.Context, force bool) (HeaderRestore, error) {
+	l := i.l
 	path := l.dev.Path()
 	b, err := l.io.read(ctx, 0, BlockSize)
 	if err != nil {
@@ -103,7 +123,7 @@ func (l *LUN) RestoreHeader(ctx context.Context, force bool) (HeaderRestore, err
 	}
 	res := HeaderRestore{Found: describeBlock0(b, path)}
 	if bytes.Equal(b[:headerRecLen], l.hw.raw[:headerRecLen]) {
-		l.noteHeader(b)
+		noteHeader(l, b)
 		res.Found = "this cluster's header, intact"
 		return res, nil
 	}
@@ -121,8 +141,8 @@ func (l *LUN) RestoreHeader(ctx context.Context, force bool) (HeaderRestore, err
 	if err != nil {
 		return res, fmt.Errorf("restore header of %s: read back: %w", path, err)
 	}
-	l.noteHeader(after)
-	if err := l.HeaderChanged(); err != nil {
+	noteHeader(l, after)
+	if err := i.HeaderChanged(); err != nil {
 		return res, fmt.Errorf("restore header of %s: the header read back differs: %w", path, err)
 	}
 	return res, nil

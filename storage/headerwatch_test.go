@@ -16,8 +16,8 @@ func TestHeaderChangedUnderARunningHost(t *testing.T) {
 	path := lunFile(t, storage.FormatOptions{})
 	l := openLUN(t, path)
 	hb := acquire(t, l, 1, "kvm1")
-	if _, err := hb.Renew(ctx); err != nil || l.HeaderChanged() != nil {
-		t.Fatalf("renew on a sound LUN: %v, header %v", err, l.HeaderChanged())
+	if _, err := hb.Renew(ctx); err != nil || l.Integrity().HeaderChanged() != nil {
+		t.Fatalf("renew on a sound LUN: %v, header %v", err, l.Integrity().HeaderChanged())
 	}
 	before := l.IOStats().Reads
 	if _, err := hb.Renew(ctx); err != nil {
@@ -31,19 +31,19 @@ func TestHeaderChangedUnderARunningHost(t *testing.T) {
 	if _, err := hb.Renew(ctx); err != nil {
 		t.Fatalf("renew with a zeroed header: %v, want the heartbeat to go on", err)
 	}
-	err := l.HeaderChanged()
+	err := l.Integrity().HeaderChanged()
 	if !errors.Is(err, storage.ErrHeaderChanged) || !strings.Contains(err.Error(), "zeros") || !strings.Contains(err.Error(), "restore-header") {
 		t.Fatalf("HeaderChanged after zeroing: %v", err)
 	}
-	res, err := l.RestoreHeader(ctx, false)
+	res, err := l.Integrity().RestoreHeader(ctx, false)
 	if err != nil || res.Found != "zeros" || !res.Wrote {
 		t.Fatalf("restore: %+v, %v", res, err)
 	}
-	if err := l.HeaderChanged(); err != nil {
+	if err := l.Integrity().HeaderChanged(); err != nil {
 		t.Errorf("HeaderChanged after restore: %v", err)
 	}
-	if _, err := hb.Renew(ctx); err != nil || l.HeaderChanged() != nil {
-		t.Errorf("renew after restore: %v, header %v", err, l.HeaderChanged())
+	if _, err := hb.Renew(ctx); err != nil || l.Integrity().HeaderChanged() != nil {
+		t.Errorf("renew after restore: %v, header %v", err, l.Integrity().HeaderChanged())
 	}
 	if _, err := storage.OpenPath(ctx, path, storage.OpenOptions{}); err != nil {
 		t.Errorf("a host that starts after the restore: %v", err)
@@ -57,20 +57,20 @@ func TestHeaderChangedUnderARunningHost(t *testing.T) {
 	if _, err := hb.Renew(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.HeaderChanged(); !errors.Is(err, storage.ErrHeaderChanged) || !strings.Contains(err.Error(), `"other"`) {
+	if err := l.Integrity().HeaderChanged(); !errors.Is(err, storage.ErrHeaderChanged) || !strings.Contains(err.Error(), `"other"`) {
 		t.Errorf("HeaderChanged with another cluster's header: %v", err)
 	}
-	res, err = l.RestoreHeader(ctx, false)
+	res, err = l.Integrity().RestoreHeader(ctx, false)
 	if !errors.Is(err, storage.ErrConflict) || !strings.Contains(res.Found, `cluster "other"`) || !strings.Contains(err.Error(), "--force") || res.Wrote {
 		t.Errorf("restore over another cluster's header: %+v, %v", res, err)
 	}
 	if got := readBlock0(t, path); string(got) != string(foreign) {
 		t.Error("a refused restore wrote the header")
 	}
-	if _, err := l.RestoreHeader(ctx, true); err != nil || l.HeaderChanged() != nil {
-		t.Errorf("forced restore: %v, header %v", err, l.HeaderChanged())
+	if _, err := l.Integrity().RestoreHeader(ctx, true); err != nil || l.Integrity().HeaderChanged() != nil {
+		t.Errorf("forced restore: %v, header %v", err, l.Integrity().HeaderChanged())
 	}
-	if res, err := l.RestoreHeader(ctx, false); err != nil || !strings.Contains(res.Found, "intact") || res.Wrote {
+	if res, err := l.Integrity().RestoreHeader(ctx, false); err != nil || !strings.Contains(res.Found, "intact") || res.Wrote {
 		t.Errorf("restore of an intact header: %+v, %v", res, err)
 	}
 }

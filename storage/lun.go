@@ -215,17 +215,6 @@ func (l *LUN) Path() string { return l.dev.Path() }
 // Close closes the device.
 func (l *LUN) Close() error { return l.dev.Close() }
 
-// CheckHeader re-reads the header and fails with ErrHeaderChanged if it no
-// longer matches what Open read: a host must stop trusting a LUN that was
-// reformatted or swapped under it.
-func (l *LUN) CheckHeader(ctx context.Context) error {
-	b, err := l.io.read(ctx, 0, BlockSize)
-	if err != nil {
-		return err
-	}
-	return l.headerDiff(b)
-}
-
 // checkHost says whether host is a host id of g, for the LUN at path.
 func (g Geometry) checkHost(path string, host int) error {
 	if host < 1 || host > g.MaxHosts {

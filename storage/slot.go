@@ -217,15 +217,15 @@ func (l *LUN) slotView(host int, b []byte) SlotView {
 
 // ReadSlots reads every heartbeat slot, and the header before them, in one
 // I/O. A damaged slot is reported in its SlotView; it does not fail the
-// others. A changed header is noted for HeaderChanged; it fails nothing.
+// others. A changed header is noted for Integrity().HeaderChanged; it fails nothing.
 func (l *LUN) ReadSlots(ctx context.Context) ([]SlotView, error) {
 	g := l.hdr.Geometry
-	// From block 0: the header comes with the slots' I/O (see HeaderChanged).
+	// From block 0: the header comes with the slots' I/O (see Integrity.HeaderChanged).
 	b, err := l.io.read(ctx, 0, (g.MaxHosts+1)*BlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("read heartbeat slots: %w", err)
 	}
-	l.noteHeader(b[:BlockSize])
+	noteHeader(l, b[:BlockSize])
 	views := make([]SlotView, g.MaxHosts)
 	for i := range views {
 		views[i] = l.slotView(i+1, b[(i+1)*BlockSize:(i+2)*BlockSize])

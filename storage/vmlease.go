@@ -167,9 +167,9 @@ func (l *LUN) readLease(ctx context.Context, idx int) (leaseBlocks, error) {
 		return nil, err
 	}
 	if bad == nil {
-		bad = l.checkLease(idx, lb, least, "this host read")
+		bad = checkLease(l, idx, lb, least, "this host read")
 	}
-	if bad != nil && l.healOwnBlock(ctx, idx, lb) {
+	if bad != nil && healOwnBlock(ctx, l, idx, lb) {
 		bad = fmt.Errorf("%w; this host's own block was written back from its copy", bad)
 	}
 	l.dmg.note(fmt.Sprintf("VM record %d lease", idx), bad)

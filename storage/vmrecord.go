@@ -190,7 +190,7 @@ func (l *LUN) readVM(ctx context.Context, idx int, blankLease bool) (VMRecord, e
 		}
 	}
 	if errs[0] == nil && errs[1] == nil {
-		err := l.checkConfigs(idx, cfgs, seen)
+		err := checkConfigs(l, idx, cfgs, seen)
 		l.dmg.note(fmt.Sprintf("VM record %d config", idx), err)
 		if err != nil {
 			return VMRecord{}, err
@@ -202,7 +202,7 @@ func (l *LUN) readVM(ctx context.Context, idx int, blankLease bool) (VMRecord, e
 	}
 	lb, err := l.readLease(ctx, idx)
 	if err == nil && r.Config != nil {
-		err = l.checkLease(idx, lb, r.Config.Epoch, "its config was written at")
+		err = checkLease(l, idx, lb, r.Config.Epoch, "its config was written at")
 		l.dmg.note(fmt.Sprintf("VM record %d lease", idx), err)
 	}
 	if err != nil {

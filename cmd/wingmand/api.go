@@ -101,7 +101,7 @@ func (d apiServer) notifyRoutes(rt *api.Router) {
 		return none{}, d.notify.RemoveTarget(r.Context(), r.PathValue("name"))
 	})
 	api.Post(rt, "POST /v1/lun/restore-header", `send {"force": true} to write over another valid header, or nothing`, false, func(ctx context.Context, _ *http.Request, req api.RestoreHeaderRequest) (any, error) {
-		res, err := d.lun.RestoreHeader(ctx, req.Force)
+		res, err := d.lun.Integrity().RestoreHeader(ctx, req.Force)
 		if res.Wrote {
 			d.onLoopEvent(heartbeat.Event{Kind: "lun-header-written", Subject: d.slot.HostID(), Error: true, Message: "restore-header wrote this host's copy of the LUN header back; block 0 held " + res.Found})
 		}
@@ -187,7 +187,7 @@ func (d apiServer) warnings(dec quorum.Decision, worst time.Duration) []string {
 	t := d.hdr.Timings
 	return apiview.Warnings(apiview.Health{Latency: heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), Watchdog: d.wd.Kind(),
 		WatchdogNote: d.wdNote, LibvirtConnected: d.hv.Connected(), Quorate: dec.Quorate, Members: d.serf.Members(),
-		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Disks: d.disks.Warnings(), LUNHeader: d.lun.HeaderChanged(), LUNDamaged: d.lun.Damaged()})
+		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Disks: d.disks.Warnings(), LUNHeader: d.lun.Integrity().HeaderChanged(), LUNDamaged: d.lun.Integrity().Damaged()})
 }
 
 // capacityVerdict runs admission control: can every protected VM be

@@ -216,7 +216,7 @@ func (c *cluster) start(id int) {
 	}
 	slot.SetState(storage.SlotAlive) // what the daemon does once it is ready
 	h := &host{id: id, lun: lun, vms: &vms{}, done: make(chan error, 1)}
-	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun, Header: lun.HeaderChanged,
+	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun, Header: lun.Integrity().HeaderChanged,
 		Serf: member{n: c.net, self: id}, VMs: h.vms, Announce: func() { go c.net.wake(id) },
 		OnEvent: func(e Event) { h.mu.Lock(); h.events = append(h.events, e); h.mu.Unlock() }})
 	if err != nil {
@@ -502,7 +502,7 @@ func TestZeroedHeaderStopsDecisionsNotHeartbeats(t *testing.T) {
 			t.Errorf("host %d self-fenced while the header was zeroed", id)
 		}
 	}
-	res, err := c.hosts[2].lun.RestoreHeader(context.Background(), false)
+	res, err := c.hosts[2].lun.Integrity().RestoreHeader(context.Background(), false)
 	if err != nil || res.Found != "zeros" || !res.Wrote {
 		t.Fatalf("restore-header from host 2's copy: %+v, %v", res, err)
 	}
