@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -124,9 +125,8 @@ func (i Integrity) Damaged() []string {
 
 // leaseRepairHint says what re-establishes a VM record's lease.
 func leaseRepairHint(idx int) string {
-	return fmt.Sprintf("the VM of record %d keeps running where it runs and is started nowhere else meanwhile; its owner's wingmand rewrites its own block "+
-		"on its next step if it still runs; otherwise restart wingmand on the host that runs the VM, or, if no host runs it, "+
-		"remove and re-protect it (`wingman unprotect`, `wingman protect`) once the storage is checked (dmesg, multipath -ll)", idx)
+	return fmt.Sprintf("the VM of record %d keeps running where it runs and is started nowhere else meanwhile; its owner's wingmand writes its own block back "+
+		"on its next step if it still runs; otherwise run `wingman lun reclaim-lease %d` on the host that runs the VM (after checking the storage: dmesg, multipath -ll)", idx, idx)
 }
 
 // top is the highest instance any ballot of lb names.
@@ -196,4 +196,57 @@ func healOwnBlock(ctx context.Context, l *LUN, idx int, lb leaseBlocks) bool {
 		return false
 	}
 	return l.writeDblock(ctx, idx, own) == nil
+}
+
+// ReclaimLease re-establishes the lease of VM record idx when it reads
+// damaged (see leaseRepairHint), for me, the host that runs its VM: the
+// caller must have checked that the VM's guest runs here (running, given
+// the UUID the record's config names, says so), for nobody else may then
+// hold it. It takes, by Disk Paxos as AcquireLease does, an epoch above
+// every epoch the record shows or this handle read, reading damaged ballot
+// blocks as empty: while the record reads damaged no host acquires it, so
+// nothing a damaged block hid is still being decided. A record that reads
+// clean is refused (ErrInvalid): its lease changes hands the usual way.
+func (i Integrity) ReclaimLease(ctx context.Context, idx int, me Owner, running func(UUID) (bool, error)) (LeaseState, error) {
+	l := i.l
+	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
+		return LeaseState{}, err
+	}
+	what := fmt.Sprintf("reclaim the lease of VM record %d", idx)
+	if _, err := l.ReadVM(ctx, idx); err == nil || !errors.Is(err, ErrCorrupt) {
+		if err != nil {
+			return LeaseState{}, fmt.Errorf("%s: %w", what, err)
+		}
+		return LeaseState{}, fmt.Errorf("%s: %w: the record reads clean; nothing to reclaim", what, ErrInvalid)
+	}
+	var cfg *VMConfig
+	for c := range 2 {
+		if got, err := l.readConfigCopy(ctx, idx, c); err == nil && got != nil && (cfg == nil || got.Seq > cfg.Seq) {
+			cfg = got
+		}
+	}
+	if cfg == nil || cfg.Deleted {
+		return LeaseState{}, fmt.Errorf("%s: %w: no readable config names a protected VM; check the storage, then remove the record's blocks by reformatting or restoring the LUN", what, ErrInvalid)
+	}
+	if ok, err := running(cfg.UUID); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("%w: VM %s (%s) does not run on this host: reclaim it on the host that runs it", ErrInvalid, cfg.Name, cfg.UUID)
+		}
+		return LeaseState{}, fmt.Errorf("%s: %w", what, err)
+	}
+	tolerant := func(ctx context.Context, idx int) (leaseBlocks, error) {
+		lb, _, err := l.readLeaseBlocks(ctx, idx)
+		return lb, err
+	}
+	lb, err := tolerant(ctx, idx)
+	if err != nil {
+		return LeaseState{}, err
+	}
+	floor := max(lb.top(), cfg.Epoch, l.dmg.mark(markKey{markLease, idx}))
+	st, err := acquireLease(ctx, l, idx, floor, me, tolerant, floor)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", what, err)
+	}
+	l.dmg.note(fmt.Sprintf("VM record %d lease", idx), nil)
+	return st, nil
 }

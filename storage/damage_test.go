@@ -362,3 +362,42 @@ func TestZeroedRegisterReadsDamaged(t *testing.T) {
 		t.Errorf("zeroed settings ballots read by the host that wrote them: %v", err)
 	}
 }
+
+// TestReclaimLease: the owner's lease block zeroed and its wingmand
+// restarted (no copy of its block left): the host that runs the VM
+// reclaims the lease at a new epoch, after which every host reads it held
+// by that host. Refused where the VM does not run, and on a clean record.
+func TestReclaimLease(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{})
+	first := openLUN(t, path)
+	idx, _, err := first.ProtectVM(ctx, storage.Owner{Host: 2, Gen: 1, Nonce: 4}, storage.VMConfig{UUID: storage.NewUUID(), Name: "db", XML: domainXML("db", 300)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := openLUN(t, path)
+	if _, err := other.ReadVM(ctx, idx); err != nil {
+		t.Fatal(err)
+	}
+	restarted := openLUN(t, path)
+	if _, err := restarted.Integrity().ReclaimLease(ctx, idx, storage.Owner{Host: 2, Gen: 2, Nonce: 5}, func(storage.UUID) (bool, error) { return true, nil }); !errors.Is(err, storage.ErrInvalid) {
+		t.Errorf("reclaim of a clean record: %v", err)
+	}
+	patchBlock(t, path, leaseBlockOf(t, path, idx, 2), make([]byte, storage.BlockSize))
+	if _, err := restarted.ReadVM(ctx, idx); !errors.Is(err, storage.ErrCorrupt) || !strings.Contains(err.Error(), "reclaim-lease") {
+		t.Fatalf("damaged record: %v, want the reclaim command named", err)
+	}
+	me := storage.Owner{Host: 2, Gen: 2, Nonce: 6}
+	if _, err := restarted.Integrity().ReclaimLease(ctx, idx, me, func(storage.UUID) (bool, error) { return false, nil }); !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), "does not run on this host") {
+		t.Errorf("reclaim where the VM does not run: %v", err)
+	}
+	lease, err := restarted.Integrity().ReclaimLease(ctx, idx, me, func(storage.UUID) (bool, error) { return true, nil })
+	if err != nil || lease.Owner != me || lease.Epoch != 2 || !lease.Held() {
+		t.Fatalf("reclaim: %+v, %v", lease, err)
+	}
+	for name, l := range map[string]*storage.LUN{"restarted": restarted, "other": other, "new": openLUN(t, path)} {
+		if r, err := l.ReadVM(ctx, idx); err != nil || r.Lease.Owner != me || r.Lease.Epoch != 2 {
+			t.Errorf("%s after the reclaim: %+v, %v", name, r.Lease, err)
+		}
+	}
+}

@@ -312,6 +312,13 @@ func (e *LeaseHeldError) Unwrap() error { return ErrLeaseHeld }
 // the caller itself: the lease decides between racing new owners, it does not
 // stop an old one.
 func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner) (LeaseState, error) {
+	return acquireLease(ctx, l, idx, expect, me, l.readLease, 0)
+}
+
+// acquireLease is AcquireLease reading the lease with read; a lease that
+// reads below floor counts as held at epoch floor by an unknown owner (see
+// Integrity.ReclaimLease).
+func acquireLease(ctx context.Context, l *LUN, idx int, expect uint64, me Owner, read func(context.Context, int) (leaseBlocks, error), floor uint64) (LeaseState, error) {
 	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
 		return LeaseState{}, err
 	}
@@ -330,7 +337,7 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 				return LeaseState{}, fmt.Errorf("acquire lease of VM record %d: %w after %d contended attempts", idx, ctx.Err(), attempt)
 			}
 		}
-		lb, err := l.readLease(ctx, idx)
+		lb, err := read(ctx, idx)
 		if err != nil {
 			return LeaseState{}, err
 		}
@@ -338,6 +345,9 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 		top := st.Epoch
 		if st.InProgress {
 			top = st.Epoch + 1
+		}
+		if top < floor {
+			st, top = LeaseState{Epoch: floor, Settled: true}, floor
 		}
 		switch {
 		case top > inst:
@@ -373,7 +383,7 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 		if err := l.writeDblock(ctx, idx, own); err != nil {
 			return LeaseState{}, err
 		}
-		lb, err = l.readLease(ctx, idx)
+		lb, err = read(ctx, idx)
 		if err != nil {
 			return LeaseState{}, err
 		}
@@ -392,7 +402,7 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 		if err := l.writeDblock(ctx, idx, own); err != nil {
 			return LeaseState{}, err
 		}
-		lb, err = l.readLease(ctx, idx)
+		lb, err = read(ctx, idx)
 		if err != nil {
 			return LeaseState{}, err
 		}

@@ -620,6 +620,10 @@ func TestZeroedOwnerLeaseStartsNothingElsewhere(t *testing.T) {
 	if calls, _, _ := hv.snapshot(); calls != 0 {
 		t.Errorf("%d starts over a damaged lease", calls)
 	}
+	// The repair is for the host that runs the guest; it does not run here.
+	if _, err := vm.ReclaimLease(ctx, m, idx); !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), "does not run on this host") {
+		t.Errorf("reclaim on a host that does not run the VM: %v", err)
+	}
 	if k := events.kinds(); !slices.Contains(k, "lun-damaged") {
 		t.Errorf("events %v, want lun-damaged", k)
 	}

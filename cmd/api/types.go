@@ -347,6 +347,19 @@ type RestoreHeaderResult struct {
 	Wrote bool   `json:"wrote"` // false: block 0 held this cluster's header already
 }
 
+// ReclaimLeaseRequest asks the daemon of the host that runs a VM to
+// re-establish the damaged lease of the VM record Record.
+type ReclaimLeaseRequest struct {
+	Record int `json:"record"`
+}
+
+// ReclaimLeaseResult is the lease the daemon now holds.
+type ReclaimLeaseResult struct {
+	Record int    `json:"record"`
+	Host   string `json:"host"`
+	Epoch  uint64 `json:"epoch"`
+}
+
 // NotifyTestRequest sends a test notification to one target (Target) or,
 // with none named, to every target.
 type NotifyTestRequest struct {

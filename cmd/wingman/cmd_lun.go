@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -238,6 +239,40 @@ this cluster's header already.`,
 				return nil
 			}
 			fmt.Fprintf(s.out, "wrote %s's copy of the LUN header back; block 0 held %s\n", res.Host, res.Found)
+			return nil
+		})
+	},
+}
+
+var lunReclaimLeaseCmd = command{
+	name:    "lun reclaim-lease",
+	args:    "RECORD",
+	summary: "re-establish the damaged lease of a VM record, on the host that runs the VM",
+	help: `Asks this host's wingmand to take the lease of VM record RECORD at a new
+epoch, when the lease reads damaged ('wingman status', 'wingman lun verify':
+"lease of VM record RECORD ... zeroed or lost") and the owner's wingmand has
+no copy of its lease block left to write back (it restarted). While a record
+reads damaged no host starts its VM, and the VM managers decide nothing.
+
+Run it on the host whose libvirt runs the VM: the daemon refuses when the
+guest the record names does not run here. Check the storage first (dmesg,
+multipath -ll): damage that comes back needs the storage fixed.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			idx, err := strconv.Atoi(args[0])
+			if err != nil || idx < 0 {
+				return usagef("RECORD %q: give the VM record's number, as 'wingman lun verify' shows it", args[0])
+			}
+			res, err := c.ReclaimLease(ctx, idx)
+			if err != nil {
+				return daemonErr(err, "", "")
+			}
+			if *asJSON {
+				return writeJSON(s.out, res)
+			}
+			fmt.Fprintf(s.out, "VM record %d: lease reclaimed by %s at epoch %d\n", res.Record, res.Host, res.Epoch)
 			return nil
 		})
 	},

@@ -35,6 +35,7 @@ func init() {
 		lunDumpCmd,
 		lunVerifyCmd,
 		lunRestoreHeaderCmd,
+		lunReclaimLeaseCmd,
 		keygenCmd,
 		versionCmd,
 		completionBashCmd,

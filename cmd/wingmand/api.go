@@ -107,6 +107,10 @@ func (d apiServer) notifyRoutes(rt *api.Router) {
 		}
 		return api.RestoreHeaderResult{Host: d.cfg.HostName, Found: res.Found, Wrote: res.Wrote}, err
 	})
+	api.Post(rt, "POST /v1/lun/reclaim-lease", `send {"record": N}`, true, func(ctx context.Context, _ *http.Request, req api.ReclaimLeaseRequest) (any, error) {
+		lease, err := vm.ReclaimLease(ctx, d.vms, req.Record)
+		return api.ReclaimLeaseResult{Record: req.Record, Host: d.cfg.HostName, Epoch: lease.Epoch}, err
+	})
 	api.Post(rt, "POST /v1/notify/test", `send {"target": "NAME"}, or nothing for every target`, false, func(ctx context.Context, _ *http.Request, req api.NotifyTestRequest) (any, error) {
 		res, err := d.notify.Test(ctx, req.Target)
 		return apiview.NotifyTests(res), err
