@@ -401,3 +401,25 @@ func TestReclaimLease(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroedOwnSlotIsRewritten: a zeroed heartbeat slot is damage, not a
+// takeover (an acquirer writes a whole record): its owner's next renewal
+// rewrites it instead of giving the slot up and fencing itself.
+func TestZeroedOwnSlotIsRewritten(t *testing.T) {
+	ctx := testCtx(t)
+	path := lunFile(t, storage.FormatOptions{})
+	l := openLUN(t, path)
+	hb := acquire(t, l, 3, "kvm3")
+	if _, err := hb.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seq := hb.Record().Sequence
+	patchBlock(t, path, 3, make([]byte, storage.BlockSize))
+	if _, err := hb.Renew(ctx); err != nil {
+		t.Fatalf("renew over a zeroed own slot: %v", err)
+	}
+	v, err := openLUN(t, path).ReadSlot(ctx, 3)
+	if err != nil || v.Empty || v.Record.HostName != "kvm3" || v.Record.Sequence != seq+1 {
+		t.Fatalf("slot after the renewal: %+v, %v", v, err)
+	}
+}

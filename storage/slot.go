@@ -506,8 +506,10 @@ func (h *Heartbeat) scan(ctx context.Context, renew bool) ([]SlotView, error) {
 // checkOwn checks that our slot as read, own, still holds what we last
 // wrote, or a write of ours that was thought failed. Caller holds mu.
 func (h *Heartbeat) checkOwn(own SlotView) error {
-	if own.Err != nil {
-		return nil // damaged, not taken: the next renewal rewrites it
+	if own.Err != nil || own.Empty {
+		// Damaged or zeroed, not taken (an acquirer writes a whole record,
+		// never zeros): the next renewal rewrites it.
+		return nil
 	}
 	ours := !own.Empty && own.Record.Incarnation == h.rec.Incarnation
 	switch {

@@ -426,6 +426,11 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 	}
 	raws := make([]quorum.RawSlot, 0, len(views))
 	for _, v := range views {
+		if v.Err != nil || v.Empty {
+			// Damaged or zeroed: a slot the node saw used keeps what it held.
+			raws = append(raws, quorum.RawSlot{ID: v.HostID, Damaged: true})
+			continue
+		}
 		if !v.Used() {
 			continue
 		}
