@@ -105,6 +105,12 @@ func Decide(in Input) Decision {
 			}
 		}
 	}
+	if in.HeaderChanged != "" {
+		// A LUN whose header changed may no longer be the one whose layout
+		// this host knows: keep writing the own slot (nobody falls back on
+		// network leases), but act on nobody else's.
+		d.Quorate, d.Settled = false, false
+	}
 	// The coordinator is chosen "per the LUN": a host whose own reads are
 	// not fresh sees every other host stale and must not elect itself.
 	if d.Quorate && readFresh {

@@ -96,7 +96,8 @@ type Node struct {
 	declared   map[Verdict]bool
 	isolated   map[uint64]bool // pills whose isolation response was started, by nonce
 	leaseBusy  bool
-	fenced     bool // self-fenced: never run VMs again in this generation
+	fenced     bool   // self-fenced: never run VMs again in this generation
+	header     string // why the LUN header changed ("" while it is the one read at start)
 	last       Decision
 	haveLast   bool
 	announce   bool // a new verdict awaits its write
@@ -226,7 +227,8 @@ func (n *Node) input(now Mono) Input {
 		Slots: n.slots, SerfAlive: n.lastAlive, SerfFailedSince: n.failedAt, SerfAliveSince: n.aliveAt,
 		LeaseUntil: n.leaseUntil, GrantedAt: n.granted, Mailbox: n.mailbox, AckedNonce: n.ack.Nonce,
 		PowerFenceable: n.fenceable, Power: n.power, PillAcked: n.pillAcked, KnownDead: n.obs.KnownDead(),
-		Disarm: n.DisarmStatus(now), ArmedAt: n.armedAt}
+		Disarm: n.DisarmStatus(now), ArmedAt: n.armedAt,
+		HeaderChanged: n.header}
 	in.SerfAlive.Add(n.self)
 	return in
 }
@@ -237,6 +239,23 @@ func (n *Node) Input(now Mono) Input {
 	in.SerfFailedSince, in.SerfAliveSince = copyMap(in.SerfFailedSince), copyMap(in.SerfAliveSince)
 	in.GrantedAt, in.Power, in.PillAcked = copyMap(in.GrantedAt), copyMap(in.Power), copyMap(in.PillAcked)
 	return in
+}
+
+// HeaderChanged records what the latest read found of the LUN's header:
+// why it no longer matches the one read at start, or "" when it does.
+// Each change is an event; it reports whether why is a change.
+func (n *Node) HeaderChanged(why string) bool {
+	switch {
+	case why == n.header:
+		return false
+	case why == "":
+		n.emit(Event{Kind: "lun-header-restored", Subject: n.self, Message: "the LUN header is the one read at start again; deciding as usual"})
+	case n.header == "":
+		n.emit(Event{Kind: "lun-header-changed", Subject: n.self, Error: true,
+			Message: why + "; declaring nobody dead, starting nothing: run `wingman lun restore-header`"})
+	}
+	n.header = why
+	return true
 }
 
 // Last returns the latest decision (false before the first).

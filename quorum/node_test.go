@@ -107,3 +107,28 @@ func TestNodeSeesPillAcknowledged(t *testing.T) {
 		t.Errorf("host 3 back since %v, want 9s", in.SerfAliveSince[3])
 	}
 }
+
+// TestDamagedSlotIsNotReleased: a slot that read damaged or zeroed keeps
+// what it held (its owner rewrites it within R), so the host neither
+// vanishes from the decision (its VMs would count as ownerless) nor looks
+// freshly renewed; a slot never read before that reads damaged is left out.
+func TestDamagedSlotIsNotReleased(t *testing.T) {
+	n := threeHosts(t, 20*time.Second)
+	now := 21 * time.Second
+	n.Read(now, []RawSlot{{ID: 1, Gen: 1, Seq: 22, State: SlotAlive}, {ID: 2, Gen: 1, Seq: 22, State: SlotAlive},
+		{ID: 3, Damaged: true}, {ID: 4, Damaged: true}})
+	d := n.Decide(now)
+	h, ok := d.Host(3)
+	if !ok || h.State != StateAlive || h.Gen != 1 {
+		t.Fatalf("host 3 with a zeroed slot: %+v (found %v), want alive at generation 1", h, ok)
+	}
+	if _, ok := d.Host(4); ok || len(d.Hosts) != 3 {
+		t.Fatalf("hosts %+v: a slot never used appeared", d.Hosts)
+	}
+	// Still damaged D later: its heartbeat stayed unchanged, as a dead host's does.
+	later := now + DefaultTimings().Dead + time.Second
+	n.Read(later, []RawSlot{{ID: 1, Gen: 1, Seq: 40, State: SlotAlive}, {ID: 2, Gen: 1, Seq: 40, State: SlotAlive}, {ID: 3, Damaged: true}})
+	if h, _ := n.Decide(later).Host(3); h.State == StateAlive {
+		t.Errorf("host 3 damaged for D: %v, want its heartbeat stale", h.State)
+	}
+}

@@ -15,6 +15,11 @@ type RawSlot struct {
 	// that it acknowledges being disarmed by it.
 	Disarm   Disarm
 	Disarmed bool
+	// Damaged: the slot read damaged or zeroed; only ID is set. A slot that
+	// was read before keeps what it held (its owner rewrites it, or its
+	// heartbeat stays unchanged), for a slot that was written never reads
+	// as released; one never read before is left out.
+	Damaged bool
 }
 
 // Observer turns successive reads of the heartbeat slots into Slots with
@@ -67,6 +72,14 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 	out := make([]Slot, 0, len(read))
 	for i := range read {
 		r := &read[i]
+		if r.Damaged {
+			prev, ok := o.slots.get(r.ID)
+			if !ok {
+				continue
+			}
+			r = &RawSlot{ID: prev.ID, Name: prev.Name, Gen: prev.Gen, Seq: prev.Seq, State: prev.State,
+				SerfView: prev.SerfView, Granted: prev.Granted, Dead: prev.Dead}
+		}
 		if seen.Add(r.ID); !seen.Has(r.ID) {
 			if seenOther == nil {
 				seenOther = map[int]bool{}

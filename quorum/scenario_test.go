@@ -32,6 +32,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 //	pill H GEN         a poison pill for generation GEN appears in H's mailbox
 //	partition 1,2 | 3  network groups; heal joins them again
 //	lun-lost H.. / lun-back H..
+//	header-changed / header-restored   the LUN's header zeroed / written back (every host reads it)
 //	latency H 1500ms   LUN I/O latency of H
 //	boot H             start a crashed host again (new generation)
 //	mail H test        the coordinator sends a test message to H
@@ -288,6 +289,12 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 			h.lunOK = f[0] == "lun-back"
 		}
 		s.logf("LUN %s on %s", strings.TrimPrefix(f[0], "lun-"), strings.Join(f[1:], ","))
+	case "header-changed":
+		s.header = "block 0 holds zeros"
+		s.logf("LUN header zeroed")
+	case "header-restored":
+		s.header = ""
+		s.logf("LUN header restored")
 	case "latency":
 		d, perr := time.ParseDuration(arg(2))
 		if perr != nil {

@@ -22,6 +22,7 @@ type sim struct {
 	mail      map[int]Message
 	serfDelay time.Duration // time for serf to see a host failed
 	fenceOK   bool          // power fence agents confirm
+	header    string        // why the LUN header changed ("": it is the one formatted)
 	log       []string
 	logged    map[string]bool
 	takeover  map[int]uint64 // host -> generation whose VMs were taken over
@@ -276,6 +277,7 @@ func (s *sim) cycle(h *simHost) {
 			}
 		}
 		n.Read(now, s.raws)
+		n.HeaderChanged(s.header)
 	} else {
 		n.ReadFailed(now)
 	}

@@ -283,6 +283,12 @@ type Input struct {
 	// then.
 	Disarm  DisarmStatus
 	ArmedAt Mono
+
+	// HeaderChanged says why the LUN's header no longer matches the one this
+	// host read at start ("" while it does). The host keeps its heartbeat
+	// and its VMs, but its partition is not quorate: it declares nobody
+	// dead and starts nothing until the header is back.
+	HeaderChanged string
 }
 
 // HostState is a host's state as this host computes it.

@@ -141,6 +141,8 @@ type LUN struct {
 	dev Device
 	io  *boundedIO
 	hdr Header
+	dmg damage
+	hw  headerWatch
 }
 
 // Open reads and verifies the header and returns the LUN. It does not take
@@ -168,7 +170,9 @@ func Open(ctx context.Context, dev Device, opts OpenOptions) (*LUN, error) {
 	}
 	bio := newBoundedIO(dev, h.Timings.IOTimeout)
 	bio.observe = opts.ObserveIO
-	return &LUN{dev: dev, io: bio, hdr: *h}, nil
+	l := &LUN{dev: dev, io: bio, hdr: *h}
+	l.hw.raw = b[:BlockSize:BlockSize]
+	return l, nil
 }
 
 // OpenPath opens the device at path and then the LUN on it.
@@ -210,26 +214,6 @@ func (l *LUN) Path() string { return l.dev.Path() }
 
 // Close closes the device.
 func (l *LUN) Close() error { return l.dev.Close() }
-
-// CheckHeader re-reads the header and fails with ErrHeaderChanged if it no
-// longer matches what Open read: a host must stop trusting a LUN that was
-// reformatted or swapped under it.
-func (l *LUN) CheckHeader(ctx context.Context) error {
-	b, err := l.io.read(ctx, 0, BlockSize)
-	if err != nil {
-		return err
-	}
-	h, err := decodeHeader(l.dev.Path(), b)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrHeaderChanged, err)
-	}
-	if !sameHeader(h, &l.hdr) {
-		return &BlockError{Path: l.dev.Path(), Block: 0, What: "header", Err: ErrHeaderChanged,
-			Hint: fmt.Sprintf("was cluster %q %s created %s, now %q %s created %s; stop wingmand and check the LUN",
-				l.hdr.ClusterName, l.hdr.ClusterUUID, l.hdr.Created.UTC().Format(time.RFC3339), h.ClusterName, h.ClusterUUID, h.Created.UTC().Format(time.RFC3339))}
-	}
-	return nil
-}
 
 // checkHost says whether host is a host id of g, for the LUN at path.
 func (g Geometry) checkHost(path string, host int) error {

@@ -49,7 +49,7 @@ func TestFormatOpenRoundTrip(t *testing.T) {
 	if got := string(raw[:8]); got != "WINGMLUN" {
 		t.Errorf("magic %q", got)
 	}
-	if err := l.CheckHeader(testCtx(t)); err != nil {
+	if err := l.Integrity().CheckHeader(testCtx(t)); err != nil {
 		t.Errorf("check unchanged header: %v", err)
 	}
 	if l.Path() != path {
@@ -245,12 +245,12 @@ func TestCheckHeaderAfterReformat(t *testing.T) {
 	if _, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: "one", Geometry: smallGeometry(), Timings: raceTimings(), Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	err = l.CheckHeader(ctx)
+	err = l.Integrity().CheckHeader(ctx)
 	wantBlockErr(t, err, storage.ErrHeaderChanged, path, 0)
 
 	// A header damaged under a running host is a changed header too.
 	flipBit(t, path, 0, 60)
-	if err := l.CheckHeader(ctx); !errors.Is(err, storage.ErrHeaderChanged) || !errors.Is(err, storage.ErrCorrupt) {
+	if err := l.Integrity().CheckHeader(ctx); !errors.Is(err, storage.ErrHeaderChanged) || !errors.Is(err, storage.ErrCorrupt) {
 		t.Fatalf("damaged header: %v", err)
 	}
 }

@@ -205,6 +205,7 @@ func (rg register) ensureRoom() error {
 func (rg register) read(ctx context.Context) (ballots, error) {
 	g, hdr := rg.l.hdr.Geometry, &rg.l.hdr
 	first := g.regBlock(rg.reg, 1, 0)
+	least := rg.l.dmg.mark(markKey{markRegister, rg.reg})
 	b, err := rg.l.io.read(ctx, first*BlockSize, g.MaxHosts*regHostBlocks*BlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", regNames[rg.reg], err)
@@ -227,6 +228,20 @@ func (rg register) read(ctx context.Context) (ballots, error) {
 				"both copies are damaged, which one interrupted write cannot do; check the storage path (dmesg), then restore the LUN or re-enter the settings after clearing these blocks")
 		}
 	}
+	var top uint64
+	for _, b := range bs {
+		if b.set {
+			top = max(top, b.r.Inst)
+		}
+	}
+	if top < least {
+		err := rg.l.blockErr(first, regNames[rg.reg], fmt.Errorf("%w: its ballots reach generation %d but generation %d was read before: ballots were zeroed or lost", ErrCorrupt, top, least),
+			"nothing is written over it; check the storage path (dmesg), then restore the LUN or re-enter the settings")
+		rg.l.dmg.note(regNames[rg.reg], err)
+		return nil, err
+	}
+	rg.l.dmg.raise(markKey{markRegister, rg.reg}, top)
+	rg.l.dmg.note(regNames[rg.reg], nil)
 	return bs, nil
 }
 

@@ -61,7 +61,7 @@ func TestSettingsWriteReadFromAnotherHost(t *testing.T) {
 	}
 	// Format v1 is untouched: the LUN opens and its header checks.
 	l := openLUN(t, path)
-	if err := l.CheckHeader(ctx); err != nil {
+	if err := l.Integrity().CheckHeader(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, errs := l.ReadVMs(ctx); len(errs) > 0 {
@@ -258,7 +258,7 @@ func TestSettingsWithoutRoomSaySo(t *testing.T) {
 	if _, err := storage.NewClusterRecords(l).WriteSettings(ctx, 1, storage.ClusterSettings{Targets: []storage.NotifyTarget{mailTarget("ops")}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := openLUN(t, path).CheckHeader(ctx); err != nil {
+	if err := openLUN(t, path).Integrity().CheckHeader(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

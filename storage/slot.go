@@ -297,17 +297,20 @@ func (l *LUN) slotView(host int, b []byte) SlotView {
 	return v
 }
 
-// ReadSlots reads every heartbeat slot in one I/O. A damaged slot is
-// reported in its SlotView; it does not fail the others.
+// ReadSlots reads every heartbeat slot, and the header before them, in one
+// I/O. A damaged slot is reported in its SlotView; it does not fail the
+// others. A changed header is noted for Integrity().HeaderChanged; it fails nothing.
 func (l *LUN) ReadSlots(ctx context.Context) ([]SlotView, error) {
 	g := l.hdr.Geometry
-	b, err := l.io.read(ctx, g.slotBlock(1)*BlockSize, g.MaxHosts*BlockSize)
+	// From block 0: the header comes with the slots' I/O (see Integrity.HeaderChanged).
+	b, err := l.io.read(ctx, 0, (g.MaxHosts+1)*BlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("read heartbeat slots: %w", err)
 	}
+	noteHeader(l, b[:BlockSize])
 	views := make([]SlotView, g.MaxHosts)
 	for i := range views {
-		views[i] = l.slotView(i+1, b[i*BlockSize:(i+1)*BlockSize])
+		views[i] = l.slotView(i+1, b[(i+1)*BlockSize:(i+2)*BlockSize])
 	}
 	return views, nil
 }
@@ -603,8 +606,10 @@ func (h *Heartbeat) scan(ctx context.Context, renew bool) ([]SlotView, error) {
 // checkOwn checks that our slot as read, own, still holds what we last
 // wrote, or a write of ours that was thought failed. Caller holds mu.
 func (h *Heartbeat) checkOwn(own SlotView) error {
-	if own.Err != nil {
-		return nil // damaged, not taken: the next renewal rewrites it
+	if own.Err != nil || own.Empty {
+		// Damaged or zeroed, not taken (an acquirer writes a whole record,
+		// never zeros): the next renewal rewrites it.
+		return nil
 	}
 	ours := !own.Empty && own.Record.Incarnation == h.rec.Incarnation
 	switch {

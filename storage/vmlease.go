@@ -157,14 +157,38 @@ func (g Geometry) checkVM(path string, idx int) error {
 }
 
 // readLease reads every host's lease block of VM record idx in one I/O.
+// A damaged block, or a lease lower than this host read before, fails it
+// (see damage.go); if the block at fault is this host's own, it is
+// written back from this handle's copy first, and the error says so.
 func (l *LUN) readLease(ctx context.Context, idx int) (leaseBlocks, error) {
+	least := l.dmg.mark(markKey{markLease, idx})
+	lb, bad, err := l.readLeaseBlocks(ctx, idx)
+	if err != nil {
+		return nil, err
+	}
+	if bad == nil {
+		bad = checkLease(l, idx, lb, least, "this host read")
+	}
+	if bad != nil && healOwnBlock(ctx, l, idx, lb) {
+		bad = fmt.Errorf("%w; this host's own block was written back from its copy", bad)
+	}
+	l.dmg.note(fmt.Sprintf("VM record %d lease", idx), bad)
+	if bad != nil {
+		return nil, bad
+	}
+	return lb, nil
+}
+
+// readLeaseBlocks reads and decodes the lease blocks of record idx: err is
+// an I/O failure, bad the first damaged block (the others are decoded).
+func (l *LUN) readLeaseBlocks(ctx context.Context, idx int) (lb leaseBlocks, bad, err error) {
 	g := l.hdr.Geometry
 	first := g.vmLeaseBlock(idx, 1)
 	b, err := l.io.read(ctx, first*BlockSize, g.MaxHosts*BlockSize)
 	if err != nil {
-		return nil, fmt.Errorf("read lease of VM record %d: %w", idx, err)
+		return nil, nil, fmt.Errorf("read lease of VM record %d: %w", idx, err)
 	}
-	lb := make(leaseBlocks, g.MaxHosts)
+	lb = make(leaseBlocks, g.MaxHosts)
 	for i := range lb {
 		d, set, err := decodeDblock(b[i*BlockSize:])
 		if err == nil && set && (d.VM != idx || d.Host != i+1) {
@@ -173,12 +197,15 @@ func (l *LUN) readLease(ctx context.Context, idx int) (leaseBlocks, error) {
 		if err != nil {
 			// A damaged ballot block could hide a higher ballot; acting on a
 			// guess could make two owners, so refuse and say so.
-			return nil, l.blockErr(first+int64(i), fmt.Sprintf("lease block of host %d for VM record %d", i+1, idx), err,
-				fmt.Sprintf("the VM cannot change owner until host %d rewrites it (restart wingmand there) or the record is removed and protected again", i+1))
+			if bad == nil {
+				bad = l.blockErr(first+int64(i), fmt.Sprintf("lease block of host %d for VM record %d", i+1, idx), err,
+					fmt.Sprintf("the VM cannot change owner until host %d rewrites it (restart wingmand there) or the record is removed and protected again", i+1))
+			}
+			continue
 		}
 		lb[i].d, lb[i].set = d, set
 	}
-	return lb, nil
+	return lb, bad, nil
 }
 
 // state summarises the lease blocks: the owner is the value with the highest
@@ -258,6 +285,8 @@ func (l *LUN) writeDblock(ctx context.Context, idx int, d dblock) error {
 	if err := l.io.write(ctx, block*BlockSize, d.encode()); err != nil {
 		return fmt.Errorf("write lease block of host %d for VM record %d: %w", d.Host, idx, err)
 	}
+	l.dmg.wrote(idx, d)
+	l.dmg.raise(markKey{markLease, idx}, d.Lver)
 	return nil
 }
 
@@ -283,6 +312,13 @@ func (e *LeaseHeldError) Unwrap() error { return ErrLeaseHeld }
 // the caller itself: the lease decides between racing new owners, it does not
 // stop an old one.
 func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner) (LeaseState, error) {
+	return acquireLease(ctx, l, idx, expect, me, l.readLease, 0)
+}
+
+// acquireLease is AcquireLease reading the lease with read; a lease that
+// reads below floor counts as held at epoch floor by an unknown owner (see
+// Integrity.ReclaimLease).
+func acquireLease(ctx context.Context, l *LUN, idx int, expect uint64, me Owner, read func(context.Context, int) (leaseBlocks, error), floor uint64) (LeaseState, error) {
 	if err := l.hdr.Geometry.checkVM(l.Path(), idx); err != nil {
 		return LeaseState{}, err
 	}
@@ -301,7 +337,7 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 				return LeaseState{}, fmt.Errorf("acquire lease of VM record %d: %w after %d contended attempts", idx, ctx.Err(), attempt)
 			}
 		}
-		lb, err := l.readLease(ctx, idx)
+		lb, err := read(ctx, idx)
 		if err != nil {
 			return LeaseState{}, err
 		}
@@ -309,6 +345,9 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 		top := st.Epoch
 		if st.InProgress {
 			top = st.Epoch + 1
+		}
+		if top < floor {
+			st, top = LeaseState{Epoch: floor, Settled: true}, floor
 		}
 		switch {
 		case top > inst:
@@ -344,7 +383,7 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 		if err := l.writeDblock(ctx, idx, own); err != nil {
 			return LeaseState{}, err
 		}
-		lb, err = l.readLease(ctx, idx)
+		lb, err = read(ctx, idx)
 		if err != nil {
 			return LeaseState{}, err
 		}
@@ -363,7 +402,7 @@ func (l *LUN) AcquireLease(ctx context.Context, idx int, expect uint64, me Owner
 		if err := l.writeDblock(ctx, idx, own); err != nil {
 			return LeaseState{}, err
 		}
-		lb, err = l.readLease(ctx, idx)
+		lb, err = read(ctx, idx)
 		if err != nil {
 			return LeaseState{}, err
 		}

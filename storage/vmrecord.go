@@ -163,6 +163,7 @@ func (l *LUN) readVM(ctx context.Context, idx int, blankLease bool) (VMRecord, e
 		return VMRecord{}, err
 	}
 	r := VMRecord{Index: idx, newest: -1}
+	seen := l.dmg.mark(markKey{markConfig, idx})
 	var cfgs [2]*VMConfig
 	var errs [2]error
 	for c := range 2 {
@@ -188,15 +189,26 @@ func (l *LUN) readVM(ctx context.Context, idx int, blankLease bool) (VMRecord, e
 			r.Warning = e
 		}
 	}
+	if errs[0] == nil && errs[1] == nil {
+		err := checkConfigs(l, idx, cfgs, seen)
+		l.dmg.note(fmt.Sprintf("VM record %d config", idx), err)
+		if err != nil {
+			return VMRecord{}, err
+		}
+	}
 	if !blankLease && r.Config == nil && errs[0] == nil && errs[1] == nil {
 		r.leaseUnread = true
 		return r, nil
 	}
-	lease, err := l.ReadLease(ctx, idx)
+	lb, err := l.readLease(ctx, idx)
+	if err == nil && r.Config != nil {
+		err = checkLease(l, idx, lb, r.Config.Epoch, "its config was written at")
+		l.dmg.note(fmt.Sprintf("VM record %d lease", idx), err)
+	}
 	if err != nil {
 		return VMRecord{}, err
 	}
-	r.Lease = lease
+	r.Lease = lb.state()
 	return r, nil
 }
 
@@ -260,6 +272,7 @@ func (l *LUN) WriteVMConfig(ctx context.Context, idx int, lease LeaseState, cfg 
 	if err := l.io.write(ctx, l.hdr.Geometry.vmConfigBlock(idx, target)*BlockSize, b); err != nil {
 		return cfg, fmt.Errorf("write config of VM %q: %w", cfg.Name, err)
 	}
+	l.dmg.raise(markKey{markConfig, idx}, cfg.Seq)
 	return cfg, nil
 }
 

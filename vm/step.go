@@ -231,8 +231,10 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	}
 	recs, errs := readRecords(ctx, m.lun, &m.scan, m.rescan.Swap(false), dec, doms, now)
 	if len(errs) > 0 {
+		reportDamage(ctx, m.events, m.noticed, errs)
 		return nil, fmt.Errorf("step: %d VM records unreadable, not deciding on a partial view: %w", len(errs), errors.Join(errs...))
 	}
+	delete(m.noticed, "lun-damage") // read clean: the next damage is news
 	in := reconcile.Input{
 		Now: now, Self: m.cfg.Host, SelfGen: m.cfg.Gen,
 		MayRunVMs: dec.MayRunVMs, Quorate: dec.Quorate,
@@ -312,6 +314,26 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	agentWatcher{m}.watchAgents(snap, doms)
 	agentWatcher{m}.checkAgents(snap, doms)
 	return snap, nil
+}
+
+// reportDamage writes an error event for the first damaged record of errs
+// (a record that was written and now reads damaged, lower or blank), once
+// per distinct damage (noticed remembers it): a step that meets one decides
+// nothing, so no VM is started over it, and the operator must hear why.
+func reportDamage(ctx context.Context, events Events, noticed map[string]string, errs []error) {
+	for _, err := range errs {
+		var be *storage.BlockError
+		if !errors.As(err, &be) || !errors.Is(err, storage.ErrCorrupt) {
+			continue
+		}
+		text := fmt.Sprintf("%s: %v", be.What, be.Err)
+		if noticed["lun-damage"] != text {
+			noticed["lun-damage"] = text
+			writeEvent(ctx, events, storage.SevError, "lun-damaged", storage.UUID{}, 0, "deciding nothing on a damaged LUN (wingman lun verify): %s", text)
+		}
+		return
+	}
+	delete(noticed, "lun-damage")
 }
 
 // notice records a Notice event once per distinct text per VM.

@@ -553,3 +553,92 @@ func freshLUN(t *testing.T, cluster string, g storage.Geometry) *storage.LUN {
 	t.Cleanup(func() { lun.Close() })
 	return lun
 }
+
+// zeroLeaseBlock zeroes, in the LUN file at path, the lease block that
+// host wrote for VM record idx (found by its magic and fields).
+func zeroLeaseBlock(t *testing.T, path string, idx, host int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_SYNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for off := 0; off+storage.BlockSize <= len(b); off += storage.BlockSize {
+		r := b[off:]
+		if string(r[0:4]) == "WGVL" && int(r[8])|int(r[9])<<8 == idx && int(r[12])|int(r[13])<<8 == host {
+			if _, err := f.WriteAt(make([]byte, storage.BlockSize), int64(off)); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no lease block of host %d for record %d", host, idx)
+}
+
+// TestZeroedOwnerLeaseStartsNothingElsewhere is the reported case at the
+// VM manager: the lease block of host 1, which runs the VM, is zeroed.
+// Host 2, whether it read the record before (a running daemon) or not (one
+// that starts now), must not start the VM, even when host 1 is declared
+// dead: the lease's owner is unknown. It says so with an event.
+func TestZeroedOwnerLeaseStartsNothingElsewhere(t *testing.T) {
+	g := storage.Geometry{MaxHosts: 4, MaxVMs: 4, EventBlocks: 8, ConfigBlks: 2}
+	lun := freshLUN(t, "damaged", g)
+	host1, err := storage.OpenPath(context.Background(), lun.Path(), storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host1.Close() // host 1's own handle would write its block back: it is not read again
+	idx := protectTestVM(t, host1, "damaged-01", "00000000-0000-0000-0000-000000000601", plan.DefaultPolicy())
+	hv := &heldStarts{Conn: dialKVM2(t), hold: make(chan struct{})}
+	close(hv.hold)
+	events := &eventList{}
+	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1}, lun, hv, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive := quorum.Decision{Quorate: true, MayRunVMs: true,
+		Hosts: []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateAlive}, {ID: 2, Name: "kvm2", Gen: 1, State: quorum.StateAlive}}}
+	ctx := context.Background()
+	if _, err := m.Step(ctx, alive, time.Now()); err != nil {
+		t.Fatalf("step before the damage: %v", err)
+	}
+	zeroLeaseBlock(t, lun.Path(), idx, 1)
+
+	fresh, err := storage.OpenPath(ctx, lun.Path(), storage.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	m2, err := vm.NewManager(vm.Config{Host: 2, Gen: 1}, fresh, hv, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := alive
+	dead.Hosts = []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateDead}, alive.Hosts[1]}
+	dead.Verdicts = []quorum.Verdict{{ID: 1, Gen: 1}}
+	for name, mgr := range map[string]*vm.Manager{"running": m, "started after the damage": m2} {
+		for _, dec := range []quorum.Decision{alive, dead} {
+			acts, err := mgr.Step(ctx, dec, time.Now())
+			if err == nil || !errors.Is(err, storage.ErrCorrupt) {
+				t.Errorf("%s manager, owner %v: step %v, want it to refuse the damaged record", name, dec.Hosts[0].State, err)
+			}
+			for _, a := range acts {
+				t.Errorf("%s manager, owner %v: action %s %s", name, dec.Hosts[0].State, a.Kind, a.Name)
+			}
+		}
+	}
+	if calls, _, _ := hv.snapshot(); calls != 0 {
+		t.Errorf("%d starts over a damaged lease", calls)
+	}
+	// The repair is for the host that runs the guest; it does not run here.
+	if _, err := vm.ReclaimLease(ctx, m, idx); !errors.Is(err, storage.ErrInvalid) || !strings.Contains(err.Error(), "does not run on this host") {
+		t.Errorf("reclaim on a host that does not run the VM: %v", err)
+	}
+	if len(events.of("lun-damaged")) == 0 {
+		t.Errorf("no lun-damaged event")
+	}
+}

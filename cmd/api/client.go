@@ -265,6 +265,19 @@ func (c *Client) NotifyTest(ctx context.Context, target string) ([]NotifyTestRes
 	return r, c.do(ctx, http.MethodPost, "/v1/notify/test", NotifyTestRequest{Target: target}, &r)
 }
 
+// RestoreHeader asks the daemon to write back the LUN header it read at start.
+func (c *Client) RestoreHeader(ctx context.Context, force bool) (RestoreHeaderResult, error) {
+	var r RestoreHeaderResult
+	return r, c.do(ctx, http.MethodPost, "/v1/lun/restore-header", RestoreHeaderRequest{Force: force}, &r)
+}
+
+// ReclaimLease asks the daemon, on the host that runs the VM, to
+// re-establish the damaged lease of VM record record.
+func (c *Client) ReclaimLease(ctx context.Context, record int) (ReclaimLeaseResult, error) {
+	var r ReclaimLeaseResult
+	return r, c.do(ctx, http.MethodPost, "/v1/lun/reclaim-lease", ReclaimLeaseRequest{Record: record}, &r)
+}
+
 // Incidents returns the failovers the LUN's events tell, oldest first.
 func (c *Client) Incidents(ctx context.Context) ([]Incident, error) {
 	var x []Incident

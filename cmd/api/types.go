@@ -367,6 +367,33 @@ type NotifyCounts struct {
 	Retried uint64 `json:"retried"`
 }
 
+// RestoreHeaderRequest asks a daemon to write back the LUN header it read
+// at start. Force writes it over another valid header.
+type RestoreHeaderRequest struct {
+	Force bool `json:"force,omitempty"`
+}
+
+// RestoreHeaderResult says what block 0 of the LUN held and whether the
+// daemon wrote its copy of the header back.
+type RestoreHeaderResult struct {
+	Host  string `json:"host"`  // the daemon whose copy it is
+	Found string `json:"found"` // what block 0 held: "zeros", "a damaged wingman header", ...
+	Wrote bool   `json:"wrote"` // false: block 0 held this cluster's header already
+}
+
+// ReclaimLeaseRequest asks the daemon of the host that runs a VM to
+// re-establish the damaged lease of the VM record Record.
+type ReclaimLeaseRequest struct {
+	Record int `json:"record"`
+}
+
+// ReclaimLeaseResult is the lease the daemon now holds.
+type ReclaimLeaseResult struct {
+	Record int    `json:"record"`
+	Host   string `json:"host"`
+	Epoch  uint64 `json:"epoch"`
+}
+
 // NotifyTestRequest sends a test notification to one target (Target) or,
 // with none named, to every target.
 type NotifyTestRequest struct {

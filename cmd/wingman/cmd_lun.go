@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -153,17 +154,33 @@ var lunVerifyCmd = command{
 	name:    "lun verify",
 	args:    "PATH",
 	summary: "check every record of a heartbeat LUN and report damage (exit code 3)",
-	help: `Reads the header, every heartbeat slot, mailbox, VM record and event ring
-(opening the LUN read-only) and checks magic, version and CRC32C. Prints one
-line per damaged record with its block and what to do; exits 3 when it found
-any, 0 when the LUN is sound.`,
+	help: `Reads the header, every heartbeat slot, mailbox, VM record (both config
+copies and every host's lease block, of unused records too) and every event
+of every ring (opening the LUN read-only) and checks magic, version and
+CRC32C, and that nothing written reads as never written: a zeroed lease
+block under a config written at a later epoch, a blank config copy beside a
+newer one, a blank ring entry among the ring's last events. Prints one line
+per damaged record with its block and what to do; exits 3 when it found
+any, 0 when the LUN is sound. A damaged or zeroed header in front of intact
+records is damage too (exit 3): write it back with 'wingman lun
+restore-header' while a wingmand still runs.`,
 	nargs: [2]int{1, 1},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON")
 		return func(ctx context.Context, s stdio, args []string) error {
 			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{ReadOnly: true})
 			if err != nil {
-				return err
+				if !headerOverRecords(args[0], err) {
+					return err
+				}
+				if *asJSON {
+					if err := writeJSON(s.out, map[string]any{"path": args[0], "ok": false, "problems": []string{err.Error()}}); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintln(s.out, err)
+				}
+				return &exitError{code: exitDamaged, err: fmt.Errorf("%s: the header is damaged but heartbeat slots follow it: restore it from a running wingmand with 'wingman lun restore-header'", args[0])}
 			}
 			defer l.Close()
 			d, err := readDump(ctx, l, 0)
@@ -179,8 +196,8 @@ any, 0 when the LUN is sound.`,
 					fmt.Fprintln(s.out, p)
 				}
 				if len(d.Problems) == 0 {
-					fmt.Fprintf(s.out, "%s: LUN of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records checked\n",
-						args[0], d.Header.ClusterName, d.Header.MaxHosts, d.Header.MaxHosts, d.Header.MaxVMs)
+					fmt.Fprintf(s.out, "%s: LUN of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records with their leases, %d event rings checked\n",
+						args[0], d.Header.ClusterName, d.Header.MaxHosts, d.Header.MaxHosts, d.Header.MaxVMs, d.Header.MaxHosts)
 				}
 			}
 			if len(d.Problems) > 0 {
@@ -189,6 +206,102 @@ any, 0 when the LUN is sound.`,
 			return nil
 		}
 	},
+}
+
+var lunRestoreHeaderCmd = command{
+	name:    "lun restore-header",
+	summary: "write the LUN header back from a running wingmand's copy",
+	help: `Asks the wingmand this command talks to for the heartbeat LUN header it
+read when it started, and to write it back to block 0 of the LUN. Use it
+when 'wingman status' warns that the LUN header changed (zeroed by a
+mistaken dd or wipefs, say): until the header is back, every host keeps its
+heartbeat and its VMs, but declares no host dead and starts nothing. Prints
+what block 0 held.
+
+It refuses when block 0 holds another valid header (the LUN of another
+cluster, or this cluster's formatted again): check the LUN path on every
+host first; --force writes over it. Nothing is written when block 0 holds
+this cluster's header already.`,
+	nargs: [2]int{0, 0},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		force := fs.Bool("force", false, "write over another valid header in block 0")
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, _ []string) error {
+			res, err := c.RestoreHeader(ctx, *force)
+			if err != nil {
+				return daemonErr(err, "", "")
+			}
+			if *asJSON {
+				return writeJSON(s.out, res)
+			}
+			if !res.Wrote {
+				fmt.Fprintf(s.out, "block 0 holds %s: nothing written\n", res.Found)
+				return nil
+			}
+			fmt.Fprintf(s.out, "wrote %s's copy of the LUN header back; block 0 held %s\n", res.Host, res.Found)
+			return nil
+		})
+	},
+}
+
+var lunReclaimLeaseCmd = command{
+	name:    "lun reclaim-lease",
+	args:    "RECORD",
+	summary: "re-establish the damaged lease of a VM record, on the host that runs the VM",
+	help: `Asks this host's wingmand to take the lease of VM record RECORD at a new
+epoch, when the lease reads damaged ('wingman status', 'wingman lun verify':
+"lease of VM record RECORD ... zeroed or lost") and the owner's wingmand has
+no copy of its lease block left to write back (it restarted). While a record
+reads damaged no host starts its VM, and the VM managers decide nothing.
+
+Run it on the host whose libvirt runs the VM: the daemon refuses when the
+guest the record names does not run here. Check the storage first (dmesg,
+multipath -ll): damage that comes back needs the storage fixed.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			idx, err := strconv.Atoi(args[0])
+			if err != nil || idx < 0 {
+				return usagef("RECORD %q: give the VM record's number, as 'wingman lun verify' shows it", args[0])
+			}
+			res, err := c.ReclaimLease(ctx, idx)
+			if err != nil {
+				return daemonErr(err, "", "")
+			}
+			if *asJSON {
+				return writeJSON(s.out, res)
+			}
+			fmt.Fprintf(s.out, "VM record %d: lease reclaimed by %s at epoch %d\n", res.Record, res.Host, res.Epoch)
+			return nil
+		})
+	},
+}
+
+// headerOverRecords reports whether err, from opening the LUN at path, is
+// about its header (damaged, zeroed, of an unknown version) while the
+// blocks after it hold heartbeat slots: a LUN whose header was lost, not a
+// device that never held one. The slots are looked for with plain reads.
+func headerOverRecords(path string, err error) bool {
+	var be *storage.BlockError
+	if !errors.As(err, &be) || be.Block != 0 || !(errors.Is(err, storage.ErrNotFormatted) || errors.Is(err, storage.ErrCorrupt) || errors.Is(err, storage.ErrVersion)) {
+		return false
+	}
+	f, ferr := os.Open(path)
+	if ferr != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, storage.BlockSize)
+	for blk := int64(1); blk <= storage.MaxHosts; blk++ {
+		if _, err := f.ReadAt(b, blk*storage.BlockSize); err != nil {
+			return false
+		}
+		if string(b[0:4]) == "WGSL" {
+			return true
+		}
+	}
+	return false
 }
 
 func nonNil(s []string) []string {
@@ -276,6 +389,9 @@ type (
 		VM       string    `json:"vm,omitempty"`
 		Subject  int       `json:"subject_host,omitempty"`
 		Message  string    `json:"message"`
+		// Damaged: the ring entry is damaged (Time is zero; Seq the
+		// sequence it should hold, if known); Message says what is wrong.
+		Damaged bool `json:"damaged,omitempty"`
 	}
 )
 
@@ -341,6 +457,14 @@ func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, er
 		if r.Warning != nil {
 			d.Problems = append(d.Problems, r.Warning.Error())
 		}
+		if r.Config == nil { // ReadVMs leaves the lease of a blank record unread
+			var be *storage.BlockError
+			if _, err := l.ReadLease(ctx, r.Index); errors.As(err, &be) {
+				d.Problems = append(d.Problems, err.Error())
+			} else if err != nil {
+				return nil, err
+			}
+		}
 		if !r.Protected() {
 			continue
 		}
@@ -349,6 +473,13 @@ func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, er
 			OwnerGen: r.Lease.Owner.Gen, Epoch: r.Lease.Epoch, Held: r.Lease.Held(), GuestUp: r.Lease.GuestUp, Migration: r.Lease.Migration.Phase.String(),
 			MigTarget: r.Lease.Migration.Target, ConfigSeq: c.Seq, XMLBytes: len(c.XML), Policy: string(c.Policy),
 			Written: c.Wall.UTC(), Writer: c.Writer})
+	}
+	bad, err := l.Integrity().CheckEvents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bad {
+		d.Problems = append(d.Problems, b.Err.Error())
 	}
 	if maxEvents != 0 {
 		evs, err := l.ReadEvents(ctx, time.Time{})
@@ -365,6 +496,14 @@ func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, er
 				ej.VM = e.VM.String()
 			}
 			d.Events = append(d.Events, ej)
+		}
+		for _, b := range bad { // after the readable ones: they have no time
+			msg := b.Err.Error()
+			var be *storage.BlockError
+			if errors.As(b.Err, &be) {
+				msg = fmt.Sprintf("block %d (%s): %v", be.Block, be.What, be.Err)
+			}
+			d.Events = append(d.Events, evJSON{Host: b.Host, Seq: b.Seq, Severity: storage.SevError.String(), Kind: "damaged", Message: msg, Damaged: true})
 		}
 	}
 	return d, nil
@@ -437,7 +576,11 @@ func printDump(w io.Writer, d *dumpJSON) {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "TIME (writer's clock)\tHOST\tSEVERITY\tKIND\tMESSAGE\n")
 		for _, e := range d.Events {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339Nano), e.Host, e.Severity, e.Kind, e.Message)
+			at := e.Time.Format(time.RFC3339Nano)
+			if e.Damaged {
+				at = "(damaged entry)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", at, e.Host, e.Severity, e.Kind, e.Message)
 		}
 		tw.Flush()
 	}

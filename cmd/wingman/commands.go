@@ -40,6 +40,8 @@ func init() {
 		lunFormatCmd,
 		lunDumpCmd,
 		lunVerifyCmd,
+		lunRestoreHeaderCmd,
+		lunReclaimLeaseCmd,
 		keygenCmd,
 		versionCmd,
 		completionBashCmd,

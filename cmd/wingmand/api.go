@@ -113,6 +113,17 @@ func (d apiServer) notifyRoutes(rt *api.Router) {
 	rt.Handle("DELETE /v1/notify/targets/{name}", func(r *http.Request) (any, error) {
 		return none{}, d.notify.RemoveTarget(r.Context(), r.PathValue("name"))
 	})
+	api.Post(rt, "POST /v1/lun/restore-header", `send {"force": true} to write over another valid header, or nothing`, false, func(ctx context.Context, _ *http.Request, req api.RestoreHeaderRequest) (any, error) {
+		res, err := d.lun.Integrity().RestoreHeader(ctx, req.Force)
+		if res.Wrote {
+			d.onLoopEvent(heartbeat.Event{Kind: "lun-header-written", Subject: d.slot.HostID(), Error: true, Message: "restore-header wrote this host's copy of the LUN header back; block 0 held " + res.Found})
+		}
+		return api.RestoreHeaderResult{Host: d.cfg.HostName, Found: res.Found, Wrote: res.Wrote}, err
+	})
+	api.Post(rt, "POST /v1/lun/reclaim-lease", `send {"record": N}`, true, func(ctx context.Context, _ *http.Request, req api.ReclaimLeaseRequest) (any, error) {
+		lease, err := vm.ReclaimLease(ctx, d.vms, req.Record)
+		return api.ReclaimLeaseResult{Record: req.Record, Host: d.cfg.HostName, Epoch: lease.Epoch}, err
+	})
 	api.Post(rt, "POST /v1/notify/test", `send {"target": "NAME"}, or nothing for every target`, false, func(ctx context.Context, _ *http.Request, req api.NotifyTestRequest) (any, error) {
 		res, err := d.notify.Test(ctx, req.Target)
 		return apiview.NotifyTests(res), err
@@ -196,7 +207,7 @@ func (d apiServer) warnings(dec quorum.Decision, worst time.Duration) []string {
 	t := d.hdr.Timings
 	return apiview.Warnings(apiview.Health{Latency: heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), Watchdog: d.wd.Kind(),
 		WatchdogNote: d.wdNote, LibvirtConnected: d.hv.Connected(), Quorate: dec.Quorate, Members: d.serf.Members(),
-		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Disks: d.disks.Warnings()})
+		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Disks: d.disks.Warnings(), LUNHeader: d.lun.Integrity().HeaderChanged(), LUNDamaged: d.lun.Integrity().Damaged()})
 }
 
 // capacityVerdict runs admission control: can every protected VM be

@@ -194,7 +194,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 		Timings: heartbeat.Timings(t, d.serfDetect()),
 		Slot:    latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
 		Watchdog: petter{d}, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), d.loopMaxAge()) },
-		OnDecision: d.onDecision, OnEvent: d.loopEvs.Push, Logger: d.log,
+		OnDecision: d.onDecision, OnEvent: d.loopEvs.Push, Logger: d.log, Header: lun.Integrity().HeaderChanged,
 		Announce: heartbeat.Announcer(d.serf, t.IOTimeout),
 	})
 	if err != nil {
@@ -417,6 +417,7 @@ func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Ch
 	_, worst := d.renewLatency.Get()
 	t := d.hdr.Timings
 	checks := append(notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware), d.config.Check())
+	checks = append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged()))
 	if !coordinator {
 		return checks
 	}

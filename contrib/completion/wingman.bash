@@ -25,6 +25,8 @@ _wingman_flag_takes_value() {
     "list|-c"|"list|--connect") return 0 ;;
     "lun dump|--events") return 0 ;;
     "lun format|--cluster"|"lun format|--hosts"|"lun format|--vms"|"lun format|--profile"|"lun format|--path-failover") return 0 ;;
+    "lun reclaim-lease|-c"|"lun reclaim-lease|--connect") return 0 ;;
+    "lun restore-header|-c"|"lun restore-header|--connect") return 0 ;;
     "maintenance abort|-c"|"maintenance abort|--connect") return 0 ;;
     "maintenance enter|-c"|"maintenance enter|--connect") return 0 ;;
     "maintenance exit|-c"|"maintenance exit|--connect") return 0 ;;
@@ -98,7 +100,7 @@ _wingman() {
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
     config) COMPREPLY=($(compgen -W "list get set unset" -- "$cur")); return ;;
     ha) COMPREPLY=($(compgen -W "disarm arm" -- "$cur")); return ;;
-    lun) COMPREPLY=($(compgen -W "format dump verify" -- "$cur")); return ;;
+    lun) COMPREPLY=($(compgen -W "format dump verify restore-header reclaim-lease" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
     notify) COMPREPLY=($(compgen -W "add list remove test" -- "$cur")); return ;;
     help) COMPREPLY=($(compgen -W "completion config dominfo drill events fence ha host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version" -- "$cur")); return ;;
@@ -124,6 +126,8 @@ _wingman() {
         "list") COMPREPLY=($(compgen -W "-h --help --all --name --json -c --connect" -- "$cur")) ;;
         "lun dump") COMPREPLY=($(compgen -W "-h --help --json --events" -- "$cur")) ;;
         "lun format") COMPREPLY=($(compgen -W "-h --help --cluster --hosts --vms --profile --path-failover --force --json" -- "$cur")) ;;
+        "lun reclaim-lease") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "lun restore-header") COMPREPLY=($(compgen -W "-h --help --force --json -c --connect" -- "$cur")) ;;
         "lun verify") COMPREPLY=($(compgen -W "-h --help --json" -- "$cur")) ;;
         "maintenance abort") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "maintenance enter") COMPREPLY=($(compgen -W "-h --help --all --no-wait --json -c --connect" -- "$cur")) ;;

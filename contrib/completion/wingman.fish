@@ -43,6 +43,10 @@ function __wingman_flag_takes_value
             return 0
         case 'lun format|--cluster' 'lun format|--hosts' 'lun format|--vms' 'lun format|--profile' 'lun format|--path-failover'
             return 0
+        case 'lun reclaim-lease|-c' 'lun reclaim-lease|--connect'
+            return 0
+        case 'lun restore-header|-c' 'lun restore-header|--connect'
+            return 0
         case 'maintenance abort|-c' 'maintenance abort|--connect'
             return 0
         case 'maintenance enter|-c' 'maintenance enter|--connect'
@@ -144,7 +148,7 @@ complete -c wingman -n '__wingman_is ""' -a host-list -d 'list the hosts of the 
 complete -c wingman -n '__wingman_is ""' -a hostinfo -d 'show one host: state, generation, memory, VMs, fencing'
 complete -c wingman -n '__wingman_is ""' -a keygen -d 'generate a gossip encryption key for the cluster'
 complete -c wingman -n '__wingman_is ""' -a list -d 'list protected VMs: host, state, priority'
-complete -c wingman -n '__wingman_is ""' -a lun -d 'format, dump, verify'
+complete -c wingman -n '__wingman_is ""' -a lun -d 'format, dump, verify, restore-header, reclaim-lease'
 complete -c wingman -n '__wingman_is ""' -a maintenance -d 'enter, exit, abort, status'
 complete -c wingman -n '__wingman_is ""' -a man -d 'write the wingman(1) man page into a directory'
 complete -c wingman -n '__wingman_is ""' -a migrate -d 'live-migrate a VM to a host (or one the planner chooses)'
@@ -171,6 +175,8 @@ complete -c wingman -n '__wingman_is ha' -a arm -d 're-arm failover and fencing 
 complete -c wingman -n '__wingman_is lun' -a format -d 'format a heartbeat LUN (block device or file on shared storage)'
 complete -c wingman -n '__wingman_is lun' -a dump -d 'show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events'
 complete -c wingman -n '__wingman_is lun' -a verify -d 'check every record of a heartbeat LUN and report damage (exit code 3)'
+complete -c wingman -n '__wingman_is lun' -a restore-header -d 'write the LUN header back from a running wingmand\'s copy'
+complete -c wingman -n '__wingman_is lun' -a reclaim-lease -d 're-establish the damaged lease of a VM record, on the host that runs the VM'
 complete -c wingman -n '__wingman_is maintenance' -a enter -d 'put a host in maintenance: migrate its VMs away, take no new ones'
 complete -c wingman -n '__wingman_is maintenance' -a exit -d 'end a host\'s maintenance: it takes VMs again'
 complete -c wingman -n '__wingman_is maintenance' -a abort -d 'stop a host\'s evacuation: cancel the migrations in flight, start no more'
@@ -190,7 +196,7 @@ complete -c wingman -n '__wingman_is help' -a host-list -d 'list the hosts of th
 complete -c wingman -n '__wingman_is help' -a hostinfo -d 'show one host: state, generation, memory, VMs, fencing'
 complete -c wingman -n '__wingman_is help' -a keygen -d 'generate a gossip encryption key for the cluster'
 complete -c wingman -n '__wingman_is help' -a list -d 'list protected VMs: host, state, priority'
-complete -c wingman -n '__wingman_is help' -a lun -d 'format, dump, verify'
+complete -c wingman -n '__wingman_is help' -a lun -d 'format, dump, verify, restore-header, reclaim-lease'
 complete -c wingman -n '__wingman_is help' -a maintenance -d 'enter, exit, abort, status'
 complete -c wingman -n '__wingman_is help' -a man -d 'write the wingman(1) man page into a directory'
 complete -c wingman -n '__wingman_is help' -a migrate -d 'live-migrate a VM to a host (or one the planner chooses)'
@@ -278,6 +284,13 @@ complete -c wingman -n '__wingman_is \'lun format\'' -l path-failover -x -d 'the
 complete -c wingman -n '__wingman_is \'lun format\'' -l force -d 'overwrite whatever PATH holds'
 complete -c wingman -n '__wingman_is \'lun format\'' -l json -d 'print the new header as JSON'
 complete -c wingman -n '__wingman_arg \'lun format\' 0' -F
+complete -c wingman -n '__wingman_is \'lun reclaim-lease\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'lun reclaim-lease\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'lun reclaim-lease\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_is \'lun restore-header\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'lun restore-header\'' -l force -d 'write over another valid header in block 0'
+complete -c wingman -n '__wingman_is \'lun restore-header\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'lun restore-header\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
 complete -c wingman -n '__wingman_is \'lun verify\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'lun verify\'' -l json -d 'print JSON'
 complete -c wingman -n '__wingman_arg \'lun verify\' 0' -F

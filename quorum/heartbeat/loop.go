@@ -112,6 +112,10 @@ type Config struct {
 	// Now reads this host's monotonic clock; nil: CLOCK_BOOTTIME since the
 	// loop started (see bootClock).
 	Now func() time.Duration
+	// Header says why the LUN's header, as the latest read of the slots
+	// found it, no longer matches the one read at start, or nil
+	// (*storage.LUN.HeaderChanged: it does no I/O). Nil: not checked.
+	Header func() error
 	// Reads is how many reads of every slot Run makes per R: the renewal's,
 	// and Reads-1 observation passes spread evenly between two renewals
 	// (see Run). 0: by the number of slots in use (see readsPerRenew);
@@ -415,9 +419,24 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 		l.locked(func(n *quorum.Node) { n.ReadFailed(done) })
 		return
 	}
+	why := ""
+	if l.cfg.Header != nil {
+		if err := l.cfg.Header(); err != nil {
+			why = err.Error()
+			var be *storage.BlockError
+			if errors.As(err, &be) {
+				why = be.Err.Error() // what it is, without the path
+			}
+		}
+	}
 	raws := make([]quorum.RawSlot, 0, len(views))
 	keys := map[int]uint64{}
 	for _, v := range views {
+		if v.Err != nil || v.Empty {
+			// Damaged or zeroed: a slot the node saw used keeps what it held.
+			raws = append(raws, quorum.RawSlot{ID: v.HostID, Damaged: true})
+			continue
+		}
 		if !v.Used() {
 			continue
 		}
@@ -435,7 +454,17 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 		raw.Disarm, raw.Disarmed = quorum.Disarm{Gen: dm.Gen, By: dm.By, For: dm.For, Reason: dm.Reason}, dm.Disarmed
 		raws = append(raws, raw)
 	}
-	l.locked(func(n *quorum.Node) { n.Read(done, raws) })
+	changed := false
+	l.locked(func(n *quorum.Node) {
+		n.Read(done, raws)
+		changed = n.HeaderChanged(why)
+	})
+	switch {
+	case changed && why != "":
+		l.log.Error("LUN header changed", "err", l.cfg.Header())
+	case changed:
+		l.log.Warn("LUN header is the one read at start again")
+	}
 	l.mu.Lock()
 	l.gossipKeys = keys
 	l.mu.Unlock()

@@ -145,6 +145,7 @@ func (v *vms) counts() (int, int) {
 
 type host struct {
 	id     int
+	lun    *storage.LUN
 	loop   *Loop
 	vms    *vms
 	cancel context.CancelFunc
@@ -215,8 +216,8 @@ func (c *cluster) start(id int) {
 	}
 	slot.SetState(storage.SlotAlive) // what the daemon does once it is ready
 	slot.SetGossipKey(0x100 + uint64(id))
-	h := &host{id: id, vms: &vms{}, done: make(chan error, 1)}
-	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun,
+	h := &host{id: id, lun: lun, vms: &vms{}, done: make(chan error, 1)}
+	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun, Header: lun.Integrity().HeaderChanged,
 		Serf: member{n: c.net, self: id}, VMs: h.vms, Announce: func() { go c.net.wake(id) },
 		OnEvent: func(e Event) { h.mu.Lock(); h.events = append(h.events, e); h.mu.Unlock() }})
 	if err != nil {
@@ -461,4 +462,61 @@ func TestStorageLatencyBelowTimeoutChangesNothing(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestZeroedHeaderStopsDecisionsNotHeartbeats: the LUN's header zeroed
+// under three running loops. Each notices within a few cycles (an event, a
+// decision that is not quorate), keeps writing its slot (nobody
+// self-fences), and a host that crashes meanwhile is declared dead by
+// nobody. Restoring the header from a host's copy ends it, and then the
+// crashed host is declared dead as usual.
+func TestZeroedHeaderStopsDecisionsNotHeartbeats(t *testing.T) {
+	c := newCluster(t, 3)
+	waitFor(t, "a settled cluster", func() bool {
+		d, ok := c.hosts[1].loop.Decision()
+		return ok && d.Quorate && d.Coordinator == 1 && c.state(1, 3) == quorum.StateAlive
+	})
+	f, err := os.OpenFile(c.path, os.O_RDWR|os.O_SYNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, storage.BlockSize), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	zeroed := time.Now()
+	r := testTimings().Renew
+	for id := 1; id <= 3; id++ {
+		waitFor(t, fmt.Sprintf("host %d to notice the header", id), func() bool {
+			d, ok := c.hosts[id].loop.Decision()
+			return c.hosts[id].sawEvent("lun-header-changed", 0) && ok && !d.Quorate && d.Coordinator == 0
+		})
+		took := time.Since(zeroed)
+		t.Logf("host %d noticed the zeroed header after %v", id, took.Round(time.Millisecond))
+		if took > 5*r {
+			t.Errorf("host %d noticed %v after the header was zeroed, want within 5 R = %v", id, took, 5*r)
+		}
+	}
+	c.crash(3)
+	waitFor(t, "2 D without a verdict", func() bool {
+		for _, id := range []int{1, 2} {
+			if c.hosts[id].sawEvent("declared-dead", 3) {
+				t.Fatalf("host %d declared host 3 dead while the header was zeroed", id)
+			}
+		}
+		return time.Since(zeroed) > 2*testTimings().Dead
+	})
+	for _, id := range []int{1, 2} {
+		if n, _ := c.hosts[id].vms.counts(); n != 0 {
+			t.Errorf("host %d self-fenced while the header was zeroed", id)
+		}
+	}
+	res, err := c.hosts[2].lun.Integrity().RestoreHeader(context.Background(), false)
+	if err != nil || res.Found != "zeros" || !res.Wrote {
+		t.Fatalf("restore-header from host 2's copy: %+v, %v", res, err)
+	}
+	for _, id := range []int{1, 2} {
+		waitFor(t, fmt.Sprintf("host %d to see the header back", id), func() bool { return c.hosts[id].sawEvent("lun-header-restored", 0) })
+	}
+	waitFor(t, "host 1 to declare host 3 dead", func() bool { return c.hosts[1].sawEvent("declared-dead", 3) })
 }

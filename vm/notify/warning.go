@@ -25,6 +25,7 @@ const (
 	WarnLatency  = "latency"  // host-local: heartbeat LUN latency near the self-fence limit
 	WarnWatchdog = "watchdog" // host-local: no hardware watchdog
 	WarnDisarmed = "disarmed" // cluster-wide: HA disarmed (`wingman ha disarm`)
+	WarnLUN      = "lun"      // host-local: the LUN's header changed under it, or records it reads are damaged
 )
 
 // Defaults of the warnings.
@@ -173,6 +174,19 @@ func DisarmCheck(st quorum.DisarmStatus, left time.Duration) Check {
 			r.By, r.For, left.Round(time.Second), cmp.Or(r.Reason, "no reason given"))
 	}
 	return c
+}
+
+// LUNCheck is the warning condition of a host's heartbeat LUN: its header
+// no longer the one read at start (header, nil when it is), or records
+// that read damaged (storage.LUN.Damaged).
+func LUNCheck(host string, header error, damaged []string) Check {
+	var text []string
+	if header != nil {
+		text = append(text, header.Error())
+	}
+	text = append(text, damaged...)
+	return Check{Key: WarnLUN, Host: host, Title: "heartbeat LUN header changed or records damaged", Active: len(text) > 0,
+		Text: strings.Join(text, "\n") + "\nUntil it is repaired this host declares nobody dead and starts nothing that depends on it; `wingman lun verify` lists the damage."}
 }
 
 // CapacityCheck is the cluster-wide warning condition: the protected VMs

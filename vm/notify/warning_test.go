@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +112,23 @@ func TestDisarmCheckSaysWhoAndHowLong(t *testing.T) {
 	}
 	if c := DisarmCheck(quorum.DisarmStatus{}, 0); c.Active || c.Key != WarnDisarmed {
 		t.Errorf("armed: %+v", c)
+	}
+}
+
+// TestLUNCheck: a changed LUN header, or a damaged record, is a host
+// warning that reaches the targets like the others; a sound LUN is none.
+func TestLUNCheck(t *testing.T) {
+	if c := LUNCheck("kvm1", nil, nil); c.Active {
+		t.Fatalf("a sound LUN warns: %+v", c)
+	}
+	c := LUNCheck("kvm1", errors.New("LUN header changed: block 0 now holds zeros; run `wingman lun restore-header`"), []string{"lease of VM record 3: zeroed"})
+	c.Since = base
+	steps := DueWarnings([]Check{c}, storage.IncidentLedger{}, 1, base.Add(2*time.Minute), 0, time.Minute)
+	if len(steps) != 1 {
+		t.Fatalf("steps %+v", steps)
+	}
+	n := ForWarning(steps[0], "lab", "kvm1")
+	if n.Kind != KindWarning || !strings.Contains(n.Text, "restore-header") || !strings.Contains(n.Text, "record 3") {
+		t.Fatalf("notification %+v", n)
 	}
 }

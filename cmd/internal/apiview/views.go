@@ -200,11 +200,21 @@ type Health struct {
 	ClusterUUID      string // this host's LUN's
 	Version          string // this host's wingmand's
 	Disks            []string
+	// LUNHeader is why the LUN's header no longer matches the one read at
+	// start (nil: it does); LUNDamaged the records read damaged.
+	LUNHeader  error
+	LUNDamaged []string
 }
 
 // Warnings are a host's proactive health warnings (before anything fails).
 func Warnings(h Health) []string {
 	var w []string
+	if h.LUNHeader != nil {
+		w = append(w, h.LUNHeader.Error())
+	}
+	for _, d := range h.LUNDamaged {
+		w = append(w, "damaged LUN record: "+d)
+	}
 	if h.Latency != "" {
 		w = append(w, h.Latency)
 	}
