@@ -595,7 +595,7 @@ func (d *fakeDaemon) notifyRoutes(m *http.ServeMux) {
 		json.NewDecoder(r.Body).Decode(&req)
 		all := []api.NotifyTestResult{{Target: "ops", Kind: "mail", OK: true, Took: 420 * time.Millisecond},
 			{Target: "chat", Kind: "webhook", OK: true, Took: 95 * time.Millisecond},
-			{Target: "pager", Kind: "exec", Error: `hook /usr/local/bin/page-oncall exited with 1: "pager API down"`, Took: 12 * time.Millisecond}}
+			{Target: "pager", Kind: "exec", Error: `hook exited with 1 (/usr/local/bin/page-oncall): "pager API down"`, Took: 12 * time.Millisecond}}
 		for _, x := range all {
 			if x.Target == req.Target {
 				reply(w, 200, []api.NotifyTestResult{x})

@@ -222,11 +222,11 @@ func runHook(ctx context.Context, t storage.NotifyTarget, n Notification, body [
 	case err == nil:
 		return nil
 	case ctx.Err() != nil:
-		return fmt.Errorf("hook %s: killed after %v: %w (output: %q)", t.Address, timeoutOf(t), ctx.Err(), out.String())
+		return fmt.Errorf("hook killed after %v (%s): %w (output: %q)", timeoutOf(t), t.Address, ctx.Err(), out.String())
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return fmt.Errorf("hook %s exited with %d: %q", t.Address, ee.ExitCode(), out.String())
+		return fmt.Errorf("hook exited with %d (%s): %q", ee.ExitCode(), t.Address, out.String())
 	}
 	return fmt.Errorf("hook %s: %w", t.Address, err)
 }
