@@ -8,11 +8,13 @@ TESTFLAGS ?= -count=1 -timeout 25m
 
 # chromium: the web dashboard's browser tests (headless, driven by chromedp).
 # lintian: test/deb checks the built package; zsh, fish: the completion tests.
+# debootstrap, systemd-container: test/systemd boots a Debian root with systemd in systemd-nspawn
+# and installs the package there.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs groff-base adduser \
 	libglib2.0-0 libnuma1 libudev1 \
-	chromium lintian zsh fish
+	chromium lintian zsh fish debootstrap systemd-container
 
 .PHONY: all deps setup build deb test test-short lint bench demo e2e sim clean
 

@@ -16,6 +16,7 @@ import (
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/cmd/internal/apiview"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
+	"github.com/wingmanha/wingman/cmd/internal/journallog"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
 	"github.com/wingmanha/wingman/cmd/internal/systemd"
 	"github.com/wingmanha/wingman/hypervisor"
@@ -150,7 +151,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 		return d.drills.CheckDisksOn(ctx, host, disks)
 	}
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, GuestAgentWait: d.config.GuestAgentWait,
-		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn, Observe: d.metrics}, lun, d.hv, d.events)
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn, Observe: d.metrics}, lun, d.hv, journallog.Events{Ring: d.events, Log: d.log})
 	if err != nil {
 		return nil, err
 	}
@@ -491,7 +492,7 @@ func (d *Daemon) Event(sev storage.Severity, kind string, vmID storage.UUID, sub
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*d.hdr.Timings.IOTimeout)
 	defer cancel()
-	if _, err := d.events.Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: vmID, Subject: subject, Message: msg}); err != nil {
+	if _, err := (journallog.Events{Ring: d.events, Log: d.log}).Append(ctx, storage.Event{Severity: sev, Kind: kind, VM: vmID, Subject: subject, Message: msg}); err != nil {
 		d.log.Warn("event not written to the LUN", "kind", kind, "err", err)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,9 +12,9 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/coreos/go-systemd/v22/journal"
 	"github.com/spf13/pflag"
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/journallog"
 )
 
 // Exit codes.
@@ -160,29 +159,11 @@ func run(args []string, stderr io.Writer) int {
 	return exitOK
 }
 
-// newLogger logs to the journal when it runs under systemd, else to stderr.
+// newLogger logs to the journal, each attribute a field, when it runs
+// under systemd, else to stderr.
 func newLogger(stderr io.Writer, level slog.Level) *slog.Logger {
-	if journal.Enabled() && os.Getenv("JOURNAL_STREAM") != "" {
-		return slog.New(slog.NewTextHandler(journalWriter{}, &slog.HandlerOptions{Level: level}))
+	if journallog.Available(os.Getenv("JOURNAL_STREAM")) {
+		return slog.New(journallog.New("wingmand", level, nil))
 	}
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-}
-
-type journalWriter struct{}
-
-func (journalWriter) Write(p []byte) (int, error) {
-	pri := journal.PriInfo
-	switch {
-	case containsLevel(p, "ERROR"):
-		pri = journal.PriErr
-	case containsLevel(p, "WARN"):
-		pri = journal.PriWarning
-	case containsLevel(p, "DEBUG"):
-		pri = journal.PriDebug
-	}
-	return len(p), journal.Send(string(p), pri, map[string]string{"SYSLOG_IDENTIFIER": "wingmand"})
-}
-
-func containsLevel(p []byte, lvl string) bool {
-	return bytes.Contains(p, []byte("level="+lvl))
 }

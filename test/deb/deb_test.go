@@ -274,3 +274,51 @@ func TestMaintainerScripts(t *testing.T) {
 		})
 	}
 }
+
+// TestPrermRefusesRemove: prerm refuses `apt-get remove` while this host
+// owns protected VMs outside maintenance, unless WINGMAN_FORCE_REMOVE=1; a
+// stub wingman answers as the daemon would (test/systemd does it for real).
+func TestPrermRefusesRemove(t *testing.T) {
+	need(t, "sh")
+	for _, tc := range []struct {
+		name        string
+		status      string // the stub's exit status for status and hostinfo
+		vms, maint  string // what hostinfo says
+		force       bool
+		arg         string
+		wantErr     bool
+		wantMessage string
+	}{
+		{"protected VMs here", "0", "2", "no", false, "remove", true, "refusing to remove: this host owns 2 protected VM(s)"},
+		{"forced", "0", "2", "no", true, "remove", false, "WINGMAN_FORCE_REMOVE=1: removing while this host owns 2 protected VM(s)"},
+		{"in maintenance", "0", "2", "yes", false, "remove", false, ""},
+		{"empty host", "0", "0", "no", false, "remove", false, ""},
+		{"wingmand not running", "1", "2", "no", false, "remove", false, ""},
+		{"upgrade", "0", "2", "no", false, "upgrade", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bin := t.TempDir()
+			stub := `#!/bin/sh
+[ "$STUB_STATUS" = 0 ] || { echo "wingman: cannot reach wingmand" >&2; exit 1; }
+case "$1" in
+status) printf 'cluster      clinic (0d5f)\nthis host    kvm1 (id 1, generation 7), wingmand 0.3.0\n' ;;
+hostinfo) [ "$2" = kvm1 ] || exit 1; printf 'Name:          kvm1\nMaintenance:   %s\nProtected VMs: %s\n' "$STUB_MAINT" "$STUB_VMS" ;;
+esac
+`
+			for name, body := range map[string]string{"wingman": stub, "deb-systemd-invoke": "#!/bin/sh\n"} {
+				if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd := exec.Command("sh", filepath.Join(repoRoot(t), "contrib", "debian", "prerm"), tc.arg)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "STUB_STATUS="+tc.status, "STUB_VMS="+tc.vms, "STUB_MAINT="+tc.maint, "WINGMAN_FORCE_REMOVE=")
+			if tc.force {
+				cmd.Env = append(cmd.Env, "WINGMAN_FORCE_REMOVE=1")
+			}
+			out, err := cmd.CombinedOutput()
+			if (err != nil) != tc.wantErr || !strings.Contains(string(out), tc.wantMessage) || (tc.wantMessage == "" && len(out) > 0) {
+				t.Errorf("prerm %s: %v\n%s\nwant error %v and %q", tc.arg, err, out, tc.wantErr, tc.wantMessage)
+			}
+		})
+	}
+}
