@@ -11,25 +11,10 @@ import (
 // level 2, not through the disk rule; the events say so attempt by attempt.
 func TestFenceLevelsFirstHangs(t *testing.T) {
 	full(t)
-	e, ctx, guests := startWithGuests(t, Options{Profile: "fast", Fence: true, FenceLevels: FirstLevelHangs}, 2, Policy{Priority: "high"}, "fl")
-	h1 := e.Hosts()[0]
-	w := e.StartWatch(guests, WatchOptions{})
-	t0 := time.Now()
-	if err := e.PowerOff(h1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 60*time.Second, guests, h1); err != nil {
-		t.Fatal(err)
-	}
-	took := time.Since(t0)
-	observe(2 * time.Second) // exactly one copy stays
-	checkWatch(t, w)
+	t0, took, evs := powerLossFailover(t, Options{Profile: "fast", Fence: true, FenceLevels: FirstLevelHangs}, "fl")
+	const lost, lostName = 1, "kvm1" // the cluster's first host
 	t.Logf("failover with level 1 hanging (timeout %v), level 2 confirming: %v (S %v, D %v)",
 		FirstLevelHangs[0].Timeout, took.Round(time.Millisecond), fastTimings.PowerFence, fastTimings.Dead)
-	evs, err := e.Client(e.Hosts()[1]).Events(ctx, t0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var attempts []string
 	confirmed := false
 	declared := time.Duration(-1)
@@ -43,13 +28,13 @@ func TestFenceLevelsFirstHangs(t *testing.T) {
 		case "power-fence-failed":
 			t.Errorf("the fence failed: %s", ev.Message)
 		case "declared-dead":
-			if declared < 0 && ev.Subject == h1.Index() {
+			if declared < 0 && ev.Subject == lost {
 				declared = ev.Time.Sub(t0)
 			}
 		}
 	}
-	if len(attempts) != 2 || !strings.Contains(attempts[0], "level 1/2 device "+h1.Name()+"-1 (fenceagent) timed out") ||
-		!strings.Contains(attempts[1], "level 2/2 device "+h1.Name()+"-2 (fenceagent) confirmed off") ||
+	if len(attempts) != 2 || !strings.Contains(attempts[0], "level 1/2 device "+lostName+"-1 (fenceagent) timed out") ||
+		!strings.Contains(attempts[1], "level 2/2 device "+lostName+"-2 (fenceagent) confirmed off") ||
 		!strings.Contains(attempts[1], "fence confirmed by level 2") {
 		t.Errorf("fence attempts %q: want level 1 timed out, then level 2 confirming the fence", attempts)
 	}
