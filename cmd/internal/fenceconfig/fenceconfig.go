@@ -142,6 +142,7 @@ func checkDevice(bad func(key, format string, a ...any), key string, d Device) {
 	if t := d.Timeout.Duration; t != 0 && (t < MinTimeout || t > MaxTimeout) {
 		bad(key+".timeout", "%v is out of bounds: use %v to %v (default %v); keep it short where a next level follows, since the disk rule D declares the host dead meanwhile anyway",
 			t, MinTimeout, MaxTimeout, fence.DefaultTimeout)
+		return // fence.Config.Validate would only repeat it
 	}
 	if err := d.config("", nil).Validate(); err != nil {
 		bad(key, "%v", err)
