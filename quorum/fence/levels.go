@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -245,7 +246,11 @@ func (l *Levels) PowerOff(ctx context.Context, report func(Attempt)) LevelsResul
 		if r.Err != nil {
 			errs = append(errs, fmt.Errorf("level %d%s: %w", level, deviceSuffix(a.Device), r.Err))
 		}
-		ag.log.Warn("fence level attempt", "host", l.host, "level", level, "device", a.Device, "agent", ag.path,
+		lvl := slog.LevelWarn
+		if out == Confirmed {
+			lvl = slog.LevelInfo
+		}
+		ag.log.Log(ctx, lvl, "fence level attempt", "host", l.host, "level", level, "device", a.Device, "agent", ag.path,
 			"result", out.String(), "duration", r.Duration.Round(time.Millisecond), "final", a.Final, "err", r.Err)
 		res.Attempts = append(res.Attempts, a)
 		if report != nil {
