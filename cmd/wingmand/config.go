@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -12,8 +11,8 @@ import (
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/cmd/internal/configfile"
+	"github.com/wingmanha/wingman/cmd/internal/fenceconfig"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
-	"github.com/wingmanha/wingman/quorum/fence"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/settings"
@@ -49,8 +48,10 @@ type Config struct {
 	Placement PlacementConfig `toml:"placement"`
 	// Failover tunes the order of failover starts.
 	Failover FailoverConfig `toml:"failover"`
-	// Fence maps host names to their fence agents (optional).
-	Fence map[string]FenceConfig `toml:"fence"`
+	// Fence maps host names to their fence agent or fencing levels, and
+	// FenceDevice names the devices of those levels (optional).
+	Fence       map[string]fenceconfig.Host   `toml:"fence"`
+	FenceDevice map[string]fenceconfig.Device `toml:"fence_device"`
 
 	path string   // the file it was read from, for messages
 	keys []string // the keys the file sets
@@ -186,23 +187,6 @@ type FailoverConfig struct {
 	GuestAgentWait duration `toml:"guest_agent_wait"`
 }
 
-// FenceConfig is one host's fence agent.
-type FenceConfig struct {
-	Agent   string            `toml:"agent"`
-	Params  map[string]string `toml:"params"`
-	Timeout duration          `toml:"timeout"`
-}
-
-// agent is the fence agent's configuration for host.
-func (f FenceConfig) agent(host string, log *slog.Logger) fence.Config {
-	c := fence.DefaultConfig()
-	c.Host, c.Agent, c.Params, c.Logger = host, f.Agent, f.Params, log
-	if f.Timeout.Duration > 0 {
-		c.Timeout = f.Timeout.Duration
-	}
-	return c
-}
-
 // duration reads "30s" style values from TOML.
 type duration = configfile.Duration
 
@@ -322,10 +306,8 @@ func (c *Config) Validate() error {
 	for _, p := range c.Metrics.Problems() {
 		bad("metrics."+p.Key, "%s", p.Msg)
 	}
-	for h, f := range c.Fence {
-		if err := f.agent(h, nil).Validate(); err != nil {
-			bad("fence."+h, "%v", err)
-		}
+	for _, p := range fenceconfig.Problems(c.Fence, c.FenceDevice) {
+		bad(p.Key, "%s", p.Msg)
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%s: %s", c.path, strings.Join(probs, "; "))

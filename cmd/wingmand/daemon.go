@@ -15,6 +15,7 @@ import (
 
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/cmd/internal/apiview"
+	"github.com/wingmanha/wingman/cmd/internal/fenceconfig"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/cmd/internal/journallog"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
@@ -353,11 +354,13 @@ func (d *Daemon) startFencing() error {
 	}
 	// Agents are configured by host name; the heartbeat loop fences by slot
 	// id, resolved at fence time, so a host that joins later is covered.
-	hosts := map[string]fence.Config{}
-	for name, fc := range d.cfg.Fence {
-		hosts[name] = fc.agent(name, d.log)
+	hosts, err := fenceconfig.Topologies(d.cfg.Fence, d.cfg.FenceDevice, d.log)
+	if err != nil {
+		return fmt.Errorf("%s: %w", d.cfg.path, err)
 	}
-	f, err := fence.NewByName(hosts, d.slotNames)
+	f, err := fence.NewByName(hosts, d.slotNames, func(host int, a fence.Attempt) {
+		d.event(map[bool]storage.Severity{true: storage.SevInfo, false: storage.SevWarning}[a.Outcome == fence.Confirmed], "fence-attempt", host, "%s", a)
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", d.cfg.path, err)
 	}

@@ -42,6 +42,10 @@ type Config struct {
 	// Params passes it (e.g. plug=kvm2).
 	Host string
 
+	// Device names this fence device where a host has several (its
+	// [fence_device] table), in results and logs. Optional.
+	Device string
+
 	// Agent is the fence agent: a name such as "fence_ipmilan", looked up in
 	// AgentDir, or an absolute path. Required.
 	Agent string
@@ -218,7 +222,7 @@ func (c Config) redactedParams() map[string]string {
 // Config by mistake leaks nothing.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "fence.Config{Host:%q Agent:%q Timeout:%v Retries:%d Delay:%v Params:{", c.Host, c.Agent, c.Timeout, c.Retries, c.Delay)
+	fmt.Fprintf(&b, "fence.Config{Host:%q Device:%q Agent:%q Timeout:%v Retries:%d Delay:%v Params:{", c.Host, c.Device, c.Agent, c.Timeout, c.Retries, c.Delay)
 	p := c.redactedParams()
 	for i, k := range slices.Sorted(maps.Keys(p)) {
 		if i > 0 {
@@ -237,6 +241,7 @@ func (c Config) GoString() string { return c.String() }
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("host", c.Host),
+		slog.String("device", c.Device),
 		slog.String("agent", c.Agent),
 		slog.Duration("timeout", c.Timeout),
 		slog.Any("params", c.redactedParams()),

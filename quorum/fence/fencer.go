@@ -55,42 +55,50 @@ func (f *Fencer) PowerOff(ctx context.Context, host int) Result {
 	return a.PowerOff(ctx)
 }
 
-// ByName holds fence agents configured by host name and finds them by host
-// id through names, read at each call (slot id -> host name, from the
-// latest cluster view): a host that joins later is covered.
+// ByName holds the hosts' fencing levels configured by host name and finds
+// them by host id through names, read at each call (slot id -> host name,
+// from the latest cluster view): a host that joins later is covered.
 type ByName struct {
-	agents map[string]*Agent
+	hosts  map[string]*Levels
 	names  func() map[int]string
+	report func(host int, a Attempt)
 }
 
-// NewByName validates every host's Config (keyed by host name) and returns
-// a ByName over them.
-func NewByName(hosts map[string]Config, names func() map[int]string) (*ByName, error) {
-	f := &ByName{agents: make(map[string]*Agent, len(hosts)), names: names}
+// NewByName validates every host's Topology (keyed by host name) and
+// returns a ByName over them. report, if not nil, receives every device's
+// attempt of every fence (an event each); it may block for a bounded
+// write, since fences run off the heartbeat cycle.
+func NewByName(hosts map[string]Topology, names func() map[int]string, report func(host int, a Attempt)) (*ByName, error) {
+	f := &ByName{hosts: make(map[string]*Levels, len(hosts)), names: names, report: report}
 	for _, name := range slices.Sorted(maps.Keys(hosts)) {
-		a, err := New(hosts[name])
+		l, err := NewLevels(name, hosts[name])
 		if err != nil {
 			return nil, fmt.Errorf("fence.%s: %w", name, err)
 		}
-		f.agents[name] = a
+		f.hosts[name] = l
 	}
 	return f, nil
 }
 
-// Agent returns host id's agent.
-func (f *ByName) Agent(host int) (*Agent, bool) {
-	a, ok := f.agents[f.names()[host]]
-	return a, ok
+// Levels returns host id's fencing levels.
+func (f *ByName) Levels(host int) (*Levels, bool) {
+	l, ok := f.hosts[f.names()[host]]
+	return l, ok
 }
 
-// PowerOff fences host id through its agent and says whether the power-off
-// was confirmed (heartbeat.PowerFencer).
+// PowerOff fences host id through its levels and says whether one
+// confirmed the power-off (heartbeat.PowerFencer). The error of an
+// unconfirmed fence names every level's failure.
 func (f *ByName) PowerOff(ctx context.Context, host int) (bool, error) {
-	a, ok := f.Agent(host)
+	l, ok := f.Levels(host)
 	if !ok {
 		return false, fmt.Errorf("power off host %d: no fence agent is configured for it: %w", host, ErrUnknownHost)
 	}
-	r := a.PowerOff(ctx)
+	r := l.PowerOff(ctx, func(a Attempt) {
+		if f.report != nil {
+			f.report(host, a)
+		}
+	})
 	return r.Confirmed, r.Err
 }
 
@@ -98,7 +106,7 @@ func (f *ByName) PowerOff(ctx context.Context, host int) (bool, error) {
 func (f *ByName) Fenceable() quorum.Set {
 	var s quorum.Set
 	for id, name := range f.names() {
-		if _, ok := f.agents[name]; ok {
+		if _, ok := f.hosts[name]; ok {
 			s.Add(id)
 		}
 	}

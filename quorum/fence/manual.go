@@ -45,12 +45,8 @@ func Manual(ctx context.Context, f *ByName, h quorum.Host, test bool, mailbox fu
 		res.Mailbox = "acknowledged"
 	}
 	if f != nil {
-		if a, ok := f.Agent(h.ID); ok {
-			st, err := a.Status(ctx)
-			res.Agent = "status " + st.String()
-			if err != nil {
-				res.Agent = "status failed: " + err.Error()
-			}
+		if l, ok := f.Levels(h.ID); ok {
+			res.Agent = l.Status(ctx)
 		}
 	}
 	res.Duration = time.Since(start)

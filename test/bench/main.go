@@ -1,7 +1,8 @@
 // Command bench measures Wingman end to end on test clusters of this machine and writes
 // docs/BENCHMARKS.md (make bench, as root): failover time from a host's power loss to every one
 // of its protected VMs running again (1, 10 and 30 VMs; default profile, fast profile, fast
-// profile with a fence agent that confirms at once) with the timeline of where that time goes,
+// profile with a fence agent that confirms at once, and with fencing levels whose first hangs)
+// with the timeline of where that time goes,
 // isolation-to-restart time, wingmand's memory and CPU at rest, evacuation time and per-guest
 // downtime of maintenance mode, single live migrations, and the Go benchmarks of the repository.
 // Flags select single lines (-only, -vms, -runs) to check a change without the whole run.
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,7 +37,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "failovers per configuration and VM count above one")
 	flag.IntVar(&o.runsOne, "runs-one", 5, "failovers per configuration with one VM")
 	counts := flag.String("vms", "1,10,30", "VM counts of the failover lines, comma separated, ascending")
-	flag.StringVar(&o.only, "only", "", "run only the configurations whose key contains this (default, fast, fence)")
+	flag.StringVar(&o.only, "only", "", "run only the configurations whose key contains this (default, fast, fence, levels)")
 	flag.IntVar(&o.isoRuns, "isolation-runs", 3, "isolation-to-restart runs per profile (0: skip)")
 	flag.DurationVar(&o.idle, "idle", time.Minute, "how long wingmand is watched at rest (0: skip)")
 	flag.BoolVar(&o.skipEvac, "skip-evacuation", false, "skip maintenance evacuation and live migrations")
@@ -78,9 +80,10 @@ func (o options) runsFor(n int) int {
 type config struct {
 	key, name, profile string
 	fence              bool
-	bound              time.Duration // target median for one VM
-	isolation          bool          // also measure isolation-to-restart
-	first              bool          // also measure evacuation and wingmand at rest
+	levels             []cluster.FenceDevice // fencing levels instead of the single agent; only the 1-VM line
+	bound              time.Duration         // target median for one VM
+	isolation          bool                  // also measure isolation-to-restart
+	first              bool                  // also measure evacuation and wingmand at rest
 }
 
 type failoverRow struct {
@@ -115,9 +118,11 @@ func run(out string, o options) error {
 	started := time.Now()
 	ctx := context.Background()
 	configs := []config{
-		{"default", "default profile (D 12 s)", "default", false, 13 * time.Second, true, true},
-		{"fast", "fast profile (D 7.5 s)", "fast", false, 9 * time.Second, true, false},
-		{"fence", "fast profile + fence agent confirming at once (S 3 s)", "fast", true, 4400 * time.Millisecond, false, false},
+		{"default", "default profile (D 12 s)", "default", false, nil, 13 * time.Second, true, true},
+		{"fast", "fast profile (D 7.5 s)", "fast", false, nil, 9 * time.Second, true, false},
+		{"fence", "fast profile + fence agent confirming at once (S 3 s)", "fast", true, nil, fastS + fenceStart, false, false},
+		{"levels", "fast profile + fence level 1 hanging past its 1 s timeout, level 2 confirming (S 3 s)", "fast", true, e2e.FirstLevelHangs,
+			0, false, false}, // target: S + both agents' measured times + fenceStart, per run (levelsTarget)
 	}
 	var res results
 	for _, c := range configs {
@@ -149,9 +154,13 @@ func run(out string, o options) error {
 func measureConfig(ctx context.Context, c config, o options, res *results) error {
 	const maxEarlyVMs = 10 // the evacuation needs 6 guests of the lines before it
 	logf("%s: starting a 3-host cluster", c.name)
-	env, err := e2e.Start(ctx, e2e.Options{Profile: c.profile, Fence: c.fence, KeepDir: o.keepDir, CPUOvercommit: benchCPUOvercommit})
+	counts := o.counts
+	if c.levels != nil {
+		counts = slices.DeleteFunc(slices.Clone(counts), func(n int) bool { return n != 1 })
+	}
+	env, err := e2e.Start(ctx, e2e.Options{Profile: c.profile, Fence: c.fence, FenceLevels: c.levels, KeepDir: o.keepDir, CPUOvercommit: benchCPUOvercommit})
 	if err != nil {
-		for _, n := range o.counts {
+		for _, n := range counts {
 			res.rows = append(res.rows, failoverRow{cfg: c, vms: n, runs: o.runsFor(n), err: err.Error()})
 		}
 		return err
@@ -192,10 +201,10 @@ func measureConfig(ctx context.Context, c config, o options, res *results) error
 		}
 		return nil
 	}
-	first, last := o.counts, []int(nil)
-	for i, n := range o.counts {
+	first, last := counts, []int(nil)
+	for i, n := range counts {
 		if n > maxEarlyVMs {
-			first, last = o.counts[:i], o.counts[i:]
+			first, last = counts[:i], counts[i:]
 			break
 		}
 	}
@@ -225,7 +234,7 @@ func measureConfig(ctx context.Context, c config, o options, res *results) error
 		}
 		res.evac = ev
 	}
-	if o.realRuns > 0 {
+	if o.realRuns > 0 && c.levels == nil {
 		row := measureRealGuest(ctx, env, c, victim, o.realRuns, c.first && !o.skipEvac)
 		if c.key == "fast" && row.err == "" {
 			if err := measureStartOrder(ctx, env, victim, &row); err != nil {
@@ -354,10 +363,11 @@ func measureIsolation(ctx context.Context, env *e2e.Env, victim *cluster.Host, r
 // timeline is where the time of one failover went, from the events every host wrote (the hosts
 // share this machine's clock), each measured from the fault; -1: not seen.
 type timeline struct {
-	dead       time.Duration // the coordinator declared the host dead (or isolated and stopped)
-	otherFirst time.Duration // the first failover action of a host other than the coordinator
-	firstStart time.Duration // the first guest started
-	lastStart  time.Duration // the last guest started
+	dead       time.Duration   // the coordinator declared the host dead (or isolated and stopped)
+	otherFirst time.Duration   // the first failover action of a host other than the coordinator
+	firstStart time.Duration   // the first guest started
+	lastStart  time.Duration   // the last guest started
+	agents     []time.Duration // each fence attempt's agent time, in order (fence-attempt events)
 }
 
 func (t timeline) String() string {
@@ -367,12 +377,39 @@ func (t timeline) String() string {
 		}
 		return fmt.Sprintf("%.2fs", d.Seconds())
 	}
-	return fmt.Sprintf("dead %s, other host acts %s, first start %s, last start %s", f(t.dead), f(t.otherFirst), f(t.firstStart), f(t.lastStart))
+	s := fmt.Sprintf("dead %s, other host acts %s, first start %s, last start %s", f(t.dead), f(t.otherFirst), f(t.firstStart), f(t.lastStart))
+	for i, a := range t.agents {
+		s += fmt.Sprintf(", fence level %d agent %s", i+1, f(a))
+	}
+	return s
+}
+
+// attemptRE finds a fence attempt's agent time in its event (fence.Attempt.String).
+var attemptRE = regexp.MustCompile(`\) (?:confirmed off|failed|timed out|reported still on|not confirmed|canceled) after ([0-9.]+(?:ns|µs|ms|s|m[0-9.]*s?|h[0-9.ms]*))`)
+
+// fastS is S of the fast profile, and fenceStart what a confirmed fence line allows after S and
+// the agents: the verdict reaching the LUN and the survivor, and libvirt starting the guest.
+const (
+	fastS      = 3 * time.Second
+	fenceStart = 1400 * time.Millisecond
+)
+
+// levelsTarget is the fencing-levels line's target for one run: S + the agents' measured
+// times (level 1 until its timeout killed it, level 2 until it confirmed) + fenceStart.
+func levelsTarget(tl timeline) (time.Duration, bool) {
+	if len(tl.agents) < 2 {
+		return 0, false
+	}
+	d := fastS + fenceStart
+	for _, a := range tl.agents {
+		d += a
+	}
+	return d, true
 }
 
 // readTimeline reads the events since t0 through from's wingmand.
 func readTimeline(ctx context.Context, env *e2e.Env, from *cluster.Host, t0 time.Time, guests []e2e.Guest) timeline {
-	tl := timeline{-1, -1, -1, -1}
+	tl := timeline{-1, -1, -1, -1, nil}
 	evs, err := env.Client(from).Events(ctx, t0, 0)
 	if err != nil {
 		logf("timeline: %v", err)
@@ -389,6 +426,12 @@ func readTimeline(ctx context.Context, env *e2e.Env, from *cluster.Host, t0 time
 			logf("  +%.3fs host %d %-16s %-10s %s", at.Seconds(), ev.Host, ev.Kind, ev.VM, ev.Message)
 		}
 		switch {
+		case ev.Kind == "fence-attempt":
+			if m := attemptRE.FindStringSubmatch(ev.Message); m != nil {
+				if d, err := time.ParseDuration(m[1]); err == nil {
+					tl.agents = append(tl.agents, d)
+				}
+			}
 		case (ev.Kind == "declared-dead" || ev.Kind == "pill-acknowledged") && tl.dead < 0:
 			tl.dead, coord = at, ev.Host
 		case !ours[ev.VM] && !ours[strings.ToLower(ev.VM)]:
@@ -802,6 +845,12 @@ exactly once (polled every 50 ms; a checker sampling every 100 ms found no momen
 		if r.vms > 1 {
 			target, haveBound = "≤ 1.15 × libvirt's floor (below)", false
 		}
+		if r.cfg.levels != nil {
+			target, haveBound = "S + agents + start (below)", false
+			if lt, ok := medianTarget(r.tls); ok {
+				target, bound, haveBound = "S + agents + start = "+secs(lt), lt, true
+			}
+		}
 		if len(r.times) == 0 {
 			fmt.Fprintf(&b, "| %s | %d | 0 | – | – | – | – | %s | – |\n", r.cfg.name, r.vms, target)
 			continue
@@ -836,6 +885,7 @@ by libvirt; and every guest seen running (the table above).
 |---|---:|---:|---:|---:|---:|---:|
 `)
 	timelineRows(&b, res.rows)
+	levelsSection(&b, res.rows)
 	floorTable(&b, res.rows)
 	realGuestSection(&b, res.real)
 	b.WriteString("\n## Isolation to restart\n\n")
@@ -928,5 +978,58 @@ func timelineRows(b *strings.Builder, rows []failoverRow) {
 		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s |\n", r.cfg.name, r.vms,
 			cell(func(t timeline) time.Duration { return t.dead }), cell(func(t timeline) time.Duration { return t.otherFirst }),
 			cell(func(t timeline) time.Duration { return t.firstStart }), cell(func(t timeline) time.Duration { return t.lastStart }), secs(all))
+	}
+}
+
+// medianTarget is the median of the runs' levelsTarget.
+func medianTarget(tls []timeline) (time.Duration, bool) {
+	var ds []time.Duration
+	for _, t := range tls {
+		if d, ok := levelsTarget(t); ok {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) == 0 {
+		return 0, false
+	}
+	_, med, _, _ := stats(ds)
+	return med, true
+}
+
+// levelsSection writes where the time of the fencing-levels line went: S, each level's agent,
+// and the start, against the failover measured.
+func levelsSection(b *strings.Builder, rows []failoverRow) {
+	for _, r := range rows {
+		if r.cfg.levels == nil || len(r.times) == 0 {
+			continue
+		}
+		agent := func(i int) string {
+			if d, ok := medianOf(r.tls, func(t timeline) time.Duration {
+				if i < len(t.agents) {
+					return t.agents[i]
+				}
+				return -1
+			}); ok {
+				return fmt.Sprintf("%.2f s", d.Seconds())
+			}
+			return "–"
+		}
+		lo, med, _, hi := stats(r.times)
+		target := "–"
+		if lt, ok := medianTarget(r.tls); ok {
+			target = secs(lt)
+		}
+		fmt.Fprintf(b, `
+### Fencing levels
+
+The host's first fencing level hangs (a management controller that no longer answers: the agent
+sleeps) and is killed at its %v timeout; the second level (a switched PDU) confirms at once. Its
+target is S + both agents' measured times (from the fence-attempt events) + %s, what the
+confirming fence line allows for the verdict and the start. Medians over %d runs.
+
+| S | level 1 agent | level 2 agent | start allowance | target | failover min | median | max |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+| %s | %s | %s | %s | %s | %s | %s | %s |
+`, r.cfg.levels[0].Timeout, secs(fenceStart), len(r.times), secs(fastS), agent(0), agent(1), secs(fenceStart), target, secs(lo), secs(med), secs(hi))
 	}
 }

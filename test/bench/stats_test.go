@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/wingmanha/wingman/quorum/fence"
 )
 
 func TestStatsNearestRankP95(t *testing.T) {
@@ -39,5 +42,34 @@ func TestMedianOfSkipsUnknown(t *testing.T) {
 	}
 	if _, ok := medianOf([]timeline{{dead: -1}}, func(t timeline) time.Duration { return t.dead }); ok {
 		t.Error("medianOf of unknowns only reports a value")
+	}
+}
+
+// TestAttemptTimes: the bench reads each fence level's agent time from the event text that
+// package fence writes; a change of that text must fail here, not silently empty the report.
+func TestAttemptTimes(t *testing.T) {
+	for _, c := range []struct {
+		a    fence.Attempt
+		want time.Duration
+	}{
+		{fence.Attempt{Host: "kvm1", Level: 1, Levels: 2, Device: "kvm1-1", Agent: "fenceagent", Outcome: fence.TimedOut,
+			Duration: 1002 * time.Millisecond, Err: errors.New("fence kvm1: action=off: still running after 1s")}, 1002 * time.Millisecond},
+		{fence.Attempt{Host: "kvm1", Level: 2, Levels: 2, Device: "kvm1-2", Agent: "fenceagent", Outcome: fence.Confirmed,
+			Duration: 47 * time.Millisecond, Final: true, ConfirmedBy: 2}, 47 * time.Millisecond},
+		{fence.Attempt{Host: "kvm1", Level: 1, Levels: 1, Agent: "fence_ipmilan", Outcome: fence.StillOn, Duration: 62500 * time.Millisecond, Final: true}, 62500 * time.Millisecond},
+	} {
+		var tl timeline
+		m := attemptRE.FindStringSubmatch(c.a.String())
+		if m == nil {
+			t.Fatalf("no agent time found in %q", c.a.String())
+		}
+		d, err := time.ParseDuration(m[1])
+		if err != nil || d != c.want {
+			t.Errorf("%q: agent time %q (%v), want %v", c.a.String(), m[1], err, c.want)
+		}
+		tl.agents = append(tl.agents, d, d)
+		if got, ok := levelsTarget(tl); !ok || got != fastS+fenceStart+2*d {
+			t.Errorf("levelsTarget = %v, %v", got, ok)
+		}
 	}
 }

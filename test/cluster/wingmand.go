@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +40,11 @@ type WingmandOptions struct {
 	// files like a BMC and powers the host off when one says OFF, then writes ON again at the
 	// next PowerOn. The agent's kill_pid cannot reach a process of another host's PID namespace.
 	Fence bool
+	// FenceLevels, with Fence, gives every other host fencing levels instead of the single
+	// agent: one [fence_device] per entry, in order, each the test agent with the entry's
+	// extra parameters (delay=1h hangs, fail=1 fails, confirm=never keeps reporting on; none:
+	// it confirms) and timeout.
+	FenceLevels []FenceDevice
 	// ShutdownPolicy is shutdown.policy (migrate, failover, freeze, keep); "" means migrate. It
 	// applies at Host.ShutdownWingmand and at a reboot, not at StopWingmand.
 	ShutdownPolicy string
@@ -61,6 +68,12 @@ type WingmandOptions struct {
 	// Binary is the wingmand binary to run; "" is this tree's build. A build of an older
 	// commit (BuildCommit) plays a host not yet upgraded.
 	Binary string
+}
+
+// FenceDevice is one fencing level of WingmandOptions.FenceLevels.
+type FenceDevice struct {
+	Params  map[string]string
+	Timeout time.Duration
 }
 
 // wingmanSetup is what every host's wingmand shares: the LUN, the keyring, the binaries.
@@ -259,12 +272,26 @@ reboot_command = %[15]q
 			if t == h {
 				continue
 			}
-			fmt.Fprintf(&b, `
+			if len(o.FenceLevels) == 0 {
+				fmt.Fprintf(&b, `
 [fence.%[1]s]
 agent = %[2]q
 timeout = "20s"
 params = { state_file = %[3]q, plug = %[1]q }
 `, t.name, s.fence, t.FenceStateFile())
+				continue
+			}
+			var levels []string
+			for i, d := range o.FenceLevels {
+				name := fmt.Sprintf("%s-%d", t.name, i+1)
+				levels = append(levels, strconv.Quote(name))
+				params := fmt.Sprintf("state_file = %q, plug = %q", t.FenceStateFile(), t.name)
+				for _, k := range slices.Sorted(maps.Keys(d.Params)) {
+					params += fmt.Sprintf(", %s = %q", k, d.Params[k])
+				}
+				fmt.Fprintf(&b, "\n[fence_device.%s]\nagent = %q\ntimeout = %q\nparams = { %s }\n", name, s.fence, d.Timeout.String(), params)
+			}
+			fmt.Fprintf(&b, "\n[fence.%s]\nlevels = [%s]\n", t.name, strings.Join(levels, ", "))
 		}
 	}
 	p := filepath.Join(dir, "wingman.toml")

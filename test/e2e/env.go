@@ -26,6 +26,11 @@ import (
 	"github.com/wingmanha/wingman/test/cluster"
 )
 
+// FirstLevelHangs are fencing levels (Options.FenceLevels) whose first agent hangs, as a
+// management controller that no longer answers, and is killed at its 1 s timeout; the second
+// (a switched PDU) confirms at once. TestFenceLevelsFirstHangs and test/bench use them.
+var FirstLevelHangs = []cluster.FenceDevice{{Params: map[string]string{"delay": "1h"}, Timeout: time.Second}, {Timeout: 20 * time.Second}}
+
 // Options configure an environment.
 type Options struct {
 	// Hosts is the number of hosts, default 3.
@@ -34,6 +39,9 @@ type Options struct {
 	Profile string
 	// Fence configures the test fence agent for every host.
 	Fence bool
+	// FenceLevels, with Fence, are fencing levels instead of the single agent
+	// (cluster.WingmandOptions.FenceLevels).
+	FenceLevels []cluster.FenceDevice
 	// ShutdownPolicy is wingmand's shutdown.policy ("" : migrate).
 	ShutdownPolicy string
 	// KeepDir keeps the cluster directory after Close (logs, LUN) for a post-mortem.
@@ -104,7 +112,7 @@ func (e *Env) Close() error {
 
 // WingmandOptions are the options the environment starts wingmand with.
 func (e *Env) WingmandOptions() cluster.WingmandOptions {
-	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, ShutdownPolicy: e.Opts.ShutdownPolicy,
+	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, FenceLevels: e.Opts.FenceLevels, ShutdownPolicy: e.Opts.ShutdownPolicy,
 		HardwareWatchdog: e.Opts.HardwareWatchdog, CPUOvercommit: e.Opts.CPUOvercommit, GuestAgentWait: e.Opts.GuestAgentWait}
 }
 

@@ -133,6 +133,7 @@ var perHost = []struct{ prefix, why string }{
 	{"placement.", "each host advertises its own limits (its hardware) to the others, whose planners apply each host's own: hosts may differ without deciding differently"},
 	{"metrics.", "it is this host's metrics listener"},
 	{"fence.", "fence agents and their credentials stay in files on the hosts, never on the LUN"},
+	{"fence_device.", "fence devices and their credentials stay in files on the hosts, never on the LUN"},
 }
 
 // Error classes of Lookup and Parse, tested with errors.Is; each is also
