@@ -240,6 +240,9 @@ func (c *Conn) Shutdown(ctx context.Context, name string, opts ShutdownOptions) 
 		timeout = c.cfg.ShutdownTimeout
 	}
 	start := time.Now()
+	if dl, ok := ctx.Deadline(); ok && opts.DestroyOnTimeout {
+		timeout = shutdownWait(timeout, dl.Sub(start))
+	}
 	err := c.withDomain(ctx, op, name, func(d *libvirt.Domain) error {
 		err := d.ShutdownFlags(libvirt.DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
 		if code := libvirtCode(err); code == libvirt.ERR_INVALID_ARG || code == libvirt.ERR_NO_SUPPORT || code == libvirt.ERR_ARGUMENT_UNSUPPORTED {
@@ -282,6 +285,18 @@ func (c *Conn) Shutdown(ctx context.Context, name string, opts ShutdownOptions) 
 		}
 		return ShutdownResult{}, &opError{op: op, cause: werr}
 	}
+}
+
+// shutdownWait is how long a shutdown that destroys on timeout waits for
+// the guest when its caller's deadline is left away: timeout, cut so that
+// the destroy still fits before the deadline. Without the cut a guest that
+// ignores the ACPI button outlives the caller (a freeze at host shutdown
+// abandoned it running instead of destroying it). The destroy keeps a
+// quarter of what is left, at most 15 s: libvirt's destroy sends SIGTERM,
+// waits up to 10 s, then SIGKILL.
+func shutdownWait(timeout, left time.Duration) time.Duration {
+	reserve := min(15*time.Second, left/4)
+	return max(min(timeout, left-reserve), 0)
 }
 
 // Resume continues a paused domain (after an I/O error was resolved, say).

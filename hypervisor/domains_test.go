@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"libvirt.org/go/libvirt"
 )
@@ -318,4 +319,21 @@ func TestClosedConn(t *testing.T) {
 	wantErrIs(t, err, ErrClosed)
 	err = c.Start(ctx, "db1")
 	wantErrIs(t, err, ErrClosed)
+}
+
+// TestShutdownWaitLeavesTimeToDestroy: a shutdown that destroys on timeout
+// waits for the guest only as long as still lets the destroy end before
+// the caller's deadline.
+func TestShutdownWaitLeavesTimeToDestroy(t *testing.T) {
+	for _, c := range []struct{ timeout, left, want time.Duration }{
+		{2 * time.Minute, 10*time.Minute + 30*time.Second, 2 * time.Minute}, // the deadline is far
+		{2 * time.Minute, 90 * time.Second, 75 * time.Second},               // shutdown.timeout 60s + 30s
+		{2 * time.Minute, 20 * time.Second, 15 * time.Second},               // a quarter kept for the destroy
+		{2 * time.Minute, 0, 0},                                             // no time left: destroy at once
+		{2 * time.Minute, -time.Second, 0},
+	} {
+		if got := shutdownWait(c.timeout, c.left); got != c.want {
+			t.Errorf("shutdownWait(%v, %v) = %v, want %v", c.timeout, c.left, got, c.want)
+		}
+	}
 }
