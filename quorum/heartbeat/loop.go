@@ -80,7 +80,7 @@ type Event = quorum.Event
 // with serf's failure-detection time, which the LUN does not hold.
 func Timings(t storage.Timings, serfDetect time.Duration) quorum.Timings {
 	return quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
-		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: serfDetect}
+		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: serfDetect, LeaseCeiling: t.Ceiling()}
 }
 
 // Config configures a Loop.
