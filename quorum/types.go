@@ -262,9 +262,9 @@ type PowerResult struct {
 	Confirmed bool   // the agent confirmed the power is off
 	// By is the operator who confirmed the host off by command
 	// (Node.ConfirmOff); "" for a fence agent's result.
-	By string
-	Failed    bool   // the agent failed or timed out: fall back to D
-	At        Mono   // when the result came
+	By     string
+	Failed bool // the agent failed or timed out: fall back to D
+	At     Mono // when the result came
 }
 
 // Input is everything Decide reads. A Node fills it in from what it remembers.

@@ -34,7 +34,8 @@ const openAPIPath, openAPIName = "../../docs/openapi.json", "docs/openapi.json"
 var openAPITypes = []any{api.Status{}, api.Host{}, api.VM{}, api.Event{}, api.Error{}, api.ProtectRequest{}, api.ProtectResult{},
 	api.MigrateRequest{}, api.MigrateResult{}, api.MaintenanceRequest{}, api.FenceRequest{}, api.FenceResult{}, api.ExecRequest{},
 	api.ExecResult{}, api.RebootRequest{}, api.RebootResult{}, api.Evacuation{}, api.EvacuationPlan{}, api.DrillRequest{}, api.DrillReport{},
-	api.NotifyTarget{}, api.NotifyTestRequest{}, api.NotifyTestResult{}, api.Incident{}, api.ClusterSettings{}, api.ConfigSetRequest{}, api.DisarmRequest{}, api.HAState{}}
+	api.NotifyTarget{}, api.NotifyTestRequest{}, api.NotifyTestResult{}, api.Incident{}, api.ClusterSettings{}, api.ConfigSetRequest{}, api.DisarmRequest{}, api.HAState{},
+	api.ConfirmOffResult{}}
 
 type openAPIDoc struct {
 	OpenAPI    string                                 `json:"openapi"`
