@@ -32,6 +32,8 @@ type Options struct {
 	Hosts int
 	// Profile is the timing profile, "default" or "fast".
 	Profile string
+	// LeaseCeiling is the LUN's network-lease ceiling (0: the profile's, 60 s).
+	LeaseCeiling time.Duration
 	// Fence configures the test fence agent for every host.
 	Fence bool
 	// ShutdownPolicy is wingmand's shutdown.policy ("" : migrate).
@@ -104,7 +106,7 @@ func (e *Env) Close() error {
 
 // WingmandOptions are the options the environment starts wingmand with.
 func (e *Env) WingmandOptions() cluster.WingmandOptions {
-	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, ShutdownPolicy: e.Opts.ShutdownPolicy,
+	return cluster.WingmandOptions{Profile: e.Opts.Profile, LeaseCeiling: e.Opts.LeaseCeiling, Fence: e.Opts.Fence, ShutdownPolicy: e.Opts.ShutdownPolicy,
 		HardwareWatchdog: e.Opts.HardwareWatchdog, CPUOvercommit: e.Opts.CPUOvercommit, GuestAgentWait: e.Opts.GuestAgentWait}
 }
 

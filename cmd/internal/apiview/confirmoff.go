@@ -34,7 +34,11 @@ func ConfirmOffOn(ctx context.Context, op ConfirmOffCaller, dec quorum.Decision,
 	if caller == "" {
 		by = "an operator on " + self
 	}
-	res, err := op.Call(ctx, dec.Coordinator, "", api.ConfirmOffRequest{Host: h.ID, By: by})
+	at := dec.Coordinator
+	if at == h.ID {
+		at = 0 // a host does not confirm itself off: this one refuses (it is running)
+	}
+	res, err := op.Call(ctx, at, "", api.ConfirmOffRequest{Host: h.ID, By: by})
 	res.Host = h.Name
 	return res, err
 }

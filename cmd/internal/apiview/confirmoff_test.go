@@ -31,6 +31,9 @@ func TestConfirmOffGoesToTheCoordinator(t *testing.T) {
 	if _, err := ConfirmOffOn(context.Background(), &f, dec, "3", "", "kvm1"); err != nil || f.req.By != "an operator on kvm1" {
 		t.Errorf("unknown caller: %+v, %v", f.req, err)
 	}
+	if _, err := ConfirmOffOn(context.Background(), &f, dec, "kvm2", "", "kvm1"); err != nil || f.host != 0 {
+		t.Errorf("confirm-off of the coordinator itself went to host %d (%v), want this host, which checks its heartbeat", f.host, err)
+	}
 	if _, err := ConfirmOffOn(context.Background(), &f, dec, "kvm9", "", "kvm1"); err == nil {
 		t.Error("an unknown host was sent")
 	}
