@@ -421,9 +421,11 @@ func TestLibvirtdCrash(t *testing.T) {
 
 // TestTwoPowerLossesAtOnce: two hosts of three lose power at the same moment. The last host
 // cannot tell them from a majority that still holds network leases it cannot see, so it restarts
-// nothing (DESIGN.md: a minority that cannot prove the others dead does nothing; quorum's
-// hiddenLeaseCheck). When one of the two boots again, the cluster is quorate again and every
-// VM runs once more, never two copies.
+// nothing at D (DESIGN.md: a minority that cannot prove the others dead does nothing; quorum's
+// hiddenLeaseCheck) and not before the network-lease ceiling plus D (60 s + D here; after that
+// it restarts them alone: TestTwoHostsAtOnceRestartAfterCeiling, or at once after a confirm-off:
+// TestTwoHostsAtOnceConfirmOff). When one of the two boots again within that, the cluster is
+// quorate again and every VM runs once more, never two copies.
 func TestTwoPowerLossesAtOnce(t *testing.T) {
 	full(t)
 	e, ctx, guests := startWithGuests(t, Options{Profile: "fast"}, 1, Policy{Priority: "high"}, "ta", "tb")
