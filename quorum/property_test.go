@@ -252,6 +252,17 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 			}
 		}
 	}
+	// split draws each host into the first list with odds 1 in n.
+	split := func(n int) (in, out []string) {
+		for _, o := range s.hosts {
+			if rng.IntN(n) == 0 {
+				in = append(in, strconv.Itoa(o.id))
+			} else {
+				out = append(out, strconv.Itoa(o.id))
+			}
+		}
+		return in, out
+	}
 	do("run 5s")
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
@@ -263,14 +274,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 				do(fmt.Sprintf("boot %d", h.id))
 			}
 		case 2:
-			var a, b []string
-			for _, o := range s.hosts {
-				if rng.IntN(2) == 0 {
-					a = append(a, strconv.Itoa(o.id))
-				} else {
-					b = append(b, strconv.Itoa(o.id))
-				}
-			}
+			a, b := split(2)
 			do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
 		case 3:
 			do("heal")
@@ -301,14 +305,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		case 7:
 			do(fmt.Sprintf("latency %d %v", h.id, time.Duration(rng.IntN(4000))*time.Millisecond))
 		case 8:
-			var lost, back []string
-			for _, o := range s.hosts {
-				if rng.IntN(4) == 0 {
-					lost = append(lost, strconv.Itoa(o.id))
-				} else {
-					back = append(back, strconv.Itoa(o.id))
-				}
-			}
+			lost, back := split(4)
 			if len(lost) > 0 {
 				do("lun-lost " + strings.Join(lost, ","))
 			}
@@ -338,14 +335,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 			// Several hosts lost at once (one rack, one UPS): their power,
 			// or their LUN and their network to the others while they
 			// still lease each other.
-			var lost, rest []string
-			for _, o := range s.hosts {
-				if rng.IntN(2) == 0 {
-					lost = append(lost, strconv.Itoa(o.id))
-				} else {
-					rest = append(rest, strconv.Itoa(o.id))
-				}
-			}
+			lost, rest := split(2)
 			if len(lost) < 2 || len(rest) == 0 {
 				break
 			}

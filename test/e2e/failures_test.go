@@ -442,15 +442,7 @@ func TestTwoPowerLossesAtOnce(t *testing.T) {
 		}
 	}
 	observe(2*fastD + 2*time.Second) // well past D: the last host must still wait
-	p, err := e.Running(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range guests {
-		if hs := p[g.UUID]; len(hs) > 0 {
-			t.Errorf("%s was restarted on %v although the last host cannot prove both lost hosts dead", g.Name, hs)
-		}
-	}
+	noneRestarted(t, ctx, e, guests, "although the last host cannot prove both lost hosts dead")
 	for _, h := range []*cluster.Host{h1, h2} {
 		st, _ := e.HostState(ctx, h3, h)
 		t.Logf("%v after the double power loss %s sees %s %q", time.Since(t0).Round(time.Millisecond), h3.Name(), h.Name(), st)
@@ -465,7 +457,7 @@ func TestTwoPowerLossesAtOnce(t *testing.T) {
 	if err := e.C.StartWingmand(ctx, h1, e.WingmandOptions()); err != nil {
 		t.Fatal(err)
 	}
-	p, err = e.WaitRunningOnce(ctx, 60*time.Second, guests, h2)
+	p, err := e.WaitRunningOnce(ctx, 60*time.Second, guests, h2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,20 @@ func powerOffTogether(t *testing.T, e *Env, hosts ...*cluster.Host) time.Time {
 	return t0
 }
 
+// noneRestarted fails the test if any of guests runs anywhere now; why says why none may.
+func noneRestarted(t *testing.T, ctx context.Context, e *Env, guests []Guest, why string) {
+	t.Helper()
+	p, err := e.Running(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range guests {
+		if hs := p[g.UUID]; len(hs) > 0 {
+			t.Errorf("%s restarted on %v %s", g.Name, hs, why)
+		}
+	}
+}
+
 // TestTwoHostsAtOnceRestartAfterCeiling: two hosts of three lose power at the same moment. The
 // last host cannot tell them from a rack cut off from the LUN whose hosts lease each other, so
 // it restarts nothing at D (TestTwoPowerLossesAtOnce); but a host lives on network leases only
@@ -50,17 +66,9 @@ func TestTwoHostsAtOnceRestartAfterCeiling(t *testing.T) {
 	// The last heartbeat of a lost host was seen up to R + one read before the power-off.
 	early := wait - fastTimings.Renew - time.Second
 	observe(early - time.Since(t0))
-	p, err := e.Running(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range guests {
-		if hs := p[g.UUID]; len(hs) > 0 {
-			t.Errorf("%s restarted on %v after %v, before C + D = %v", g.Name, hs, time.Since(t0).Round(time.Millisecond), wait)
-		}
-	}
+	noneRestarted(t, ctx, e, guests, fmt.Sprintf("after %v, before C + D = %v", time.Since(t0).Round(time.Millisecond), wait))
 	var declared time.Duration
-	p, err = e.WaitRunningOnce(ctx, wait+30*time.Second, guests, h1, h2)
+	p, err := e.WaitRunningOnce(ctx, wait+30*time.Second, guests, h1, h2)
 	back := time.Since(t0)
 	if err != nil {
 		t.Fatal(err)
@@ -104,15 +112,7 @@ func TestTwoHostsAtOnceConfirmOff(t *testing.T) {
 		t.Errorf("confirm-off of %s %v after its power-off (within D): %v, want refused", h1.Name(), time.Since(t0).Round(time.Millisecond), err)
 	}
 	observe(fastD + time.Second)
-	p, err := e.Running(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range guests {
-		if hs := p[g.UUID]; len(hs) > 0 {
-			t.Fatalf("%s restarted on %v before any confirm-off", g.Name, hs)
-		}
-	}
+	noneRestarted(t, ctx, e, guests, "before any confirm-off")
 	t1 := time.Now()
 	for _, h := range []*cluster.Host{h1, h2} {
 		r, err := c.ConfirmOff(ctx, h.Name())
@@ -124,7 +124,7 @@ func TestTwoHostsAtOnceConfirmOff(t *testing.T) {
 			t.Errorf("confirm-off recorded as by %q, want the unix user of the API socket", r.By)
 		}
 	}
-	p, err = e.WaitRunningOnce(ctx, 40*time.Second, guests, h1, h2)
+	p, err := e.WaitRunningOnce(ctx, 40*time.Second, guests, h1, h2)
 	back := time.Since(t1)
 	if err != nil {
 		t.Fatal(err)
