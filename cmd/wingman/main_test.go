@@ -377,3 +377,18 @@ func TestHelpCoversEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestLUNFormatLeaseCeiling: --lease-ceiling lands in the header (lun dump
+// shows it), and a ceiling too close to F is refused, saying the least.
+func TestLUNFormatLeaseCeiling(t *testing.T) {
+	p := lunPath(t)
+	if code, _, e := wingman(t, "lun", "format", "--cluster", "c", "--hosts", "2", "--vms", "1", "--lease-ceiling", "5s", p); code != exitFailed || !strings.Contains(e, "raise it to at least 14s") {
+		t.Errorf("format with a 5s ceiling: exit %d, %s", code, e)
+	}
+	if code, _, e := wingman(t, "lun", "format", "--cluster", "c", "--hosts", "2", "--vms", "1", "--lease-ceiling", "25s", p); code != exitOK {
+		t.Fatalf("format: %d %s", code, e)
+	}
+	if _, out, _ := wingman(t, "lun", "dump", "--events", "0", p); !strings.Contains(out, "lease ceiling 25s") {
+		t.Errorf("lun dump does not show the ceiling:\n%s", out)
+	}
+}
