@@ -15,7 +15,10 @@ func Decide(in Input) Decision {
 
 	// After a disarm, this host's self-fence clock counts from its re-arm.
 	writeAge := in.Now - max(in.LastWrite, in.Disarm.ExemptEnded)
-	leaseValid := in.Now < in.LeaseUntil
+	// A network lease counts only up to the ceiling C: the survivors then
+	// know, by this host's silence, that it runs nothing (CeilingWait).
+	pastCeiling := writeAge >= t.Ceiling()
+	leaseValid := in.Now < in.LeaseUntil && !pastCeiling
 	d.MayRunVMs = writeAge < t.SelfFence || leaseValid || in.Disarm.Exempt
 	declared := in.SelfGen != 0 && in.KnownDead[in.Self] == in.SelfGen
 	switch {
@@ -30,8 +33,11 @@ func Decide(in Input) Decision {
 		if in.Disarm.ExemptEnded > in.LastWrite {
 			since = " since HA re-armed"
 		}
-		d.Actions = append(d.Actions, Action{Kind: ActSelfFence, Host: in.Self, Gen: in.SelfGen,
-			Reason: fmt.Sprintf("no completed heartbeat write for %v%s (F = %v) and no network lease", age(writeAge), since, t.SelfFence)})
+		why := fmt.Sprintf("no completed heartbeat write for %v%s (F = %v) and no network lease", age(writeAge), since, t.SelfFence)
+		if pastCeiling && in.Now < in.LeaseUntil {
+			why = fmt.Sprintf("no completed heartbeat write for %v%s: past the network-lease ceiling (C = %v)", age(writeAge), since, t.Ceiling())
+		}
+		d.Actions = append(d.Actions, Action{Kind: ActSelfFence, Host: in.Self, Gen: in.SelfGen, Reason: why})
 	}
 	// A heartbeat write is overdue: keep a network lease ahead of F.
 	if d.MayRunVMs && !in.Disarm.Exempt && writeAge >= t.Renew+t.IOTimeout && (!leaseValid || in.LeaseUntil-in.Now < t.SelfFence/2) {
@@ -176,6 +182,7 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 		h.disarmed = in.LastRead < end
 	}
 	silent := max(in.LastRead-silentFrom, 0)
+	h.signSince = max(silentFrom, s.GrantSeen)
 	set := func(st HostState, format string, a ...any) Host {
 		h.State, h.Reason = st, format
 		if len(a) > 0 {
@@ -211,6 +218,9 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	}
 	if p, ok := in.Power[s.ID]; ok && p.Confirmed && p.Gen == s.Gen {
 		h.goneAt = p.At
+		if p.By != "" {
+			return set(StateDead, "confirmed off by the operator (%s)", p.By)
+		}
 		return set(StateDead, "power off confirmed by its fence agent")
 	}
 	grantStale := in.Now - s.GrantSeen
@@ -263,8 +273,9 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 // stalled ones among them without a visible grant; if those could be a strict
 // majority of two or more, wait. Sequential failures still leave the last host
 // standing, because a published verdict takes the dead host out of the
-// count; two hosts of three lost at the same moment need a power fence (or
-// the operator).
+// count. Two hosts of three lost at the same moment wait for a power fence,
+// the operator (Node.ConfirmOff), or the network-lease ceiling: a host that
+// has shown no sign of life for CeilingWait has fenced itself, leases or not.
 func hiddenLeaseCheck(in Input, d *Decision) {
 	t := in.Timings
 	for i, x := range d.Hosts {
@@ -293,11 +304,14 @@ func hiddenLeaseCheck(in Input, d *Decision) {
 				known++
 			}
 		}
-		if stalled >= 2 && 2*stalled > known {
+		if quiet := in.LastRead - x.signSince; stalled >= 2 && 2*stalled > known && quiet >= t.CeilingWait() {
+			d.Hosts[i].Reason = fmt.Sprintf("no sign of life for %v: past the network-lease ceiling plus D (C + D = %v), it runs nothing whatever leases %d stalled hosts might grant it",
+				age(quiet), age(t.CeilingWait()), stalled)
+		} else if stalled >= 2 && 2*stalled > known {
 			d.Hosts[i].State = StateSuspect
 			d.Hosts[i].byStaleness = false
-			d.Hosts[i].Reason = fmt.Sprintf("heartbeat unchanged for %v, but %d of the %d voters it knows have stalled heartbeats: they could hold network leases this host cannot see; waiting (a power fence or the operator can settle it)",
-				age(x.Stale), stalled, known)
+			d.Hosts[i].Reason = fmt.Sprintf("heartbeat unchanged for %v, but %d of the %d voters it knows have stalled heartbeats: they could hold network leases this host cannot see; waiting %v more for the lease ceiling (C + D = %v), or a power fence, or `wingman host confirm-off`",
+				age(x.Stale), stalled, known, age(t.CeilingWait()-(in.LastRead-x.signSince)), age(t.CeilingWait()))
 		}
 	}
 }

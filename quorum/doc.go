@@ -18,13 +18,19 @@
 //   - A host may run VMs while its last heartbeat write was issued less than
 //     F ago, or while it holds a network lease granted by a majority. When
 //     neither holds, it self-fences (destroys its protected VMs) and stops
-//     petting the watchdog, so it runs nothing after F + W.
+//     petting the watchdog, so it runs nothing after F + W. A lease counts
+//     only until the last completed write (or the re-arm after a disarm) is
+//     C old, the network-lease ceiling (Timings.LeaseCeiling).
 //   - A host is declared dead only when its heartbeat has not changed for D,
 //     no slot has shown a network-lease grant for it for D, and the observer
 //     has itself read the LUN without a gap longer than F for the last D and
 //     wrote its own heartbeat less than F ago. D >= F + W + io_timeout + R, so
-//     by then the host can no longer run anything. A confirmed power-off, a
-//     slot that says "left" or "fenced", also make it dead.
+//     by then the host can no longer run anything. A confirmed power-off
+//     (by a fence agent, or by the operator: Node.ConfirmOff), a slot that
+//     says "left" or "fenced", also make it dead. While stalled peers could
+//     be leasing each other where this host cannot see it, the verdict
+//     waits until the host has shown no sign of life for C + D (+1%,
+//     Timings.CeilingWait): past its ceiling it has fenced itself.
 //   - Votes are counted among the hosts the LUN does not prove dead or gone.
 //     A partition (this host and the voters its serf sees alive) is quorate
 //     with more than half of the votes; at exactly half, the half holding the

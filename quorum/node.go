@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -360,6 +361,36 @@ func (n *Node) PowerFenced(now Mono, a Action, confirmed bool, err error) {
 		msg += ": " + err.Error()
 	}
 	n.emit(Event{Kind: "power-fence-failed", Subject: a.Host, Message: msg, Error: true})
+}
+
+// ErrConfirmRefused is ConfirmOff's refusal, for errors.Is.
+var ErrConfirmRefused = errors.New("confirm-off refused")
+
+// ConfirmOff records at now an operator's word (by: who) that host is
+// powered off, as a fence agent's confirmed power-off would be: the host,
+// at the generation this host sees, is dead at once and its VMs may
+// restart. It is refused for this host itself, for a host whose heartbeat
+// changed less than D ago on this host's clock (it is running), and while
+// this host does not read the LUN (it could not tell).
+func (n *Node) ConfirmOff(now Mono, host int, by string) (Verdict, error) {
+	i := slices.IndexFunc(n.slots, func(s Slot) bool { return s.ID == host })
+	switch {
+	case host == n.self:
+		return Verdict{}, fmt.Errorf("%w: host %d is this host: run the command on another host", ErrConfirmRefused, host)
+	case i < 0:
+		return Verdict{}, fmt.Errorf("%w: no host %d uses a heartbeat slot", ErrConfirmRefused, host)
+	case now-n.lastRead >= n.t.SelfFence:
+		return Verdict{}, fmt.Errorf("%w: this host has not read the LUN for %v, so it cannot tell whether host %d still writes its heartbeat: run the command on a host that reads the LUN", ErrConfirmRefused, age(now-n.lastRead), host)
+	}
+	s := n.slots[i]
+	if fresh := now - s.Changed; fresh < n.t.Dead {
+		return Verdict{}, fmt.Errorf("%w: the heartbeat of %s (host %d) changed %v ago, within D = %v, so it may be running: check that it is off, and confirm once its heartbeat has stopped for D (%v from now)",
+			ErrConfirmRefused, s.Name, host, age(fresh), n.t.Dead, age(n.t.Dead-fresh))
+	}
+	n.power[host] = PowerResult{Gen: s.Gen, Confirmed: true, At: now, By: by}
+	n.emit(Event{Kind: "confirmed-off", Subject: host, Error: true,
+		Message: fmt.Sprintf("%s confirmed %s (host %d, generation %d) powered off: it is dead now and its VMs restart elsewhere", by, s.Name, host, s.Gen)})
+	return Verdict{ID: host, Gen: s.Gen}, nil
 }
 
 // LeaseAnswered records the answers to the lease request sent at sent

@@ -2,6 +2,8 @@ package quorum
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -132,3 +134,43 @@ func TestDamagedSlotIsNotReleased(t *testing.T) {
 		t.Errorf("host 3 damaged for D: %v, want its heartbeat stale", h.State)
 	}
 }
+
+// TestConfirmOffRefusals: confirm-off is refused for this host itself, a
+// host with no slot, a host whose heartbeat changed within D, and while
+// this host has not read the LUN for F; otherwise the host is dead at once.
+func TestConfirmOffRefusals(t *testing.T) {
+	n := threeHosts(t, 20*time.Second)
+	for _, tc := range []struct {
+		now  Mono
+		host int
+		says string
+	}{
+		{21 * time.Second, 1, "this host"},
+		{21 * time.Second, 7, "no host 7"},
+		{21 * time.Second, 2, "within D"},
+		{25 * time.Second, 2, "has not read the LUN"},
+	} {
+		if _, err := n.ConfirmOff(tc.now, tc.host, "alice"); !errors.Is(err, ErrConfirmRefused) || !contains(err.Error(), tc.says) {
+			t.Errorf("confirm-off of host %d at %v: %v, want a refusal saying %q", tc.host, tc.now, err, tc.says)
+		}
+	}
+	// Host 3 stops writing; after D it may be confirmed off.
+	for now, seq := 21*time.Second, uint64(22); now <= 33*time.Second; now, seq = now+time.Second, seq+1 {
+		n.Read(now, []RawSlot{{ID: 1, Gen: 1, Seq: seq, State: SlotAlive}, {ID: 2, Gen: 1, Seq: seq, State: SlotAlive}, {ID: 3, Gen: 1, Seq: 21, State: SlotAlive}})
+		n.Wrote(now, n.SlotWrite())
+	}
+	v, err := n.ConfirmOff(33*time.Second, 3, "alice")
+	if err != nil || v != (Verdict{ID: 3, Gen: 1}) {
+		t.Fatalf("confirm-off of host 3: %v, %v", v, err)
+	}
+	n.Serf(33*time.Second, SetOf(1, 2))
+	d := n.Decide(33 * time.Second)
+	if h, _ := d.Host(3); h.State != StateDead || !contains(h.Reason, "alice") {
+		t.Errorf("host 3 after confirm-off: %v (%s)", h.State, h.Reason)
+	}
+	if !slices.ContainsFunc(d.Actions, func(a Action) bool { return a.Kind == ActDeclareDead && a.Host == 3 }) {
+		t.Errorf("the coordinator does not declare host 3 dead: %v", d.Actions)
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -19,7 +19,8 @@ import (
 // TestRandomFaultSchedules runs the simulator over many random fault
 // schedules (crashes, reboots, partitions, whole-machine freezes, daemon
 // stalls, hung VM destroys, LUN loss and latency, failing power fences, clock
-// drift, disarms and early arms) and checks
+// drift, disarms and early arms, several hosts lost at once, short
+// network-lease ceilings, an operator's confirm-off of a crashed host) and checks
 // at every step that no VM runs on two hosts, that a host is declared dead
 // only once it can no longer run VMs, and that coordinators of two network
 // partitions never act within 2R of each other. The schedules run in
@@ -210,6 +211,10 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		opts = append(opts, "timings=fast")
 	}
 	opts = append(opts, fmt.Sprintf("serf-delay=%ds", 1+rng.IntN(6)))
+	if rng.IntN(2) == 0 {
+		// A short network-lease ceiling, so that schedules reach it.
+		opts = append(opts, fmt.Sprintf("ceiling=%ds", 10+rng.IntN(50)))
+	}
 	if rng.IntN(3) == 0 {
 		opts = append(opts, "fence=fails")
 	}
@@ -247,10 +252,21 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 			}
 		}
 	}
+	// split draws each host into the first list with odds 1 in n.
+	split := func(n int) (in, out []string) {
+		for _, o := range s.hosts {
+			if rng.IntN(n) == 0 {
+				in = append(in, strconv.Itoa(o.id))
+			} else {
+				out = append(out, strconv.Itoa(o.id))
+			}
+		}
+		return in, out
+	}
 	do("run 5s")
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
-		switch rng.IntN(14) {
+		switch rng.IntN(16) {
 		case 0:
 			do(fmt.Sprintf("crash %d", h.id))
 		case 1:
@@ -258,14 +274,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 				do(fmt.Sprintf("boot %d", h.id))
 			}
 		case 2:
-			var a, b []string
-			for _, o := range s.hosts {
-				if rng.IntN(2) == 0 {
-					a = append(a, strconv.Itoa(o.id))
-				} else {
-					b = append(b, strconv.Itoa(o.id))
-				}
-			}
+			a, b := split(2)
 			do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
 		case 3:
 			do("heal")
@@ -296,14 +305,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		case 7:
 			do(fmt.Sprintf("latency %d %v", h.id, time.Duration(rng.IntN(4000))*time.Millisecond))
 		case 8:
-			var lost, back []string
-			for _, o := range s.hosts {
-				if rng.IntN(4) == 0 {
-					lost = append(lost, strconv.Itoa(o.id))
-				} else {
-					back = append(back, strconv.Itoa(o.id))
-				}
-			}
+			lost, back := split(4)
 			if len(lost) > 0 {
 				do("lun-lost " + strings.Join(lost, ","))
 			}
@@ -329,6 +331,28 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 			do(fmt.Sprintf("disarm %d %ds", h.id, 5+rng.IntN(60)))
 		case 13:
 			do(fmt.Sprintf("arm %d", h.id))
+		case 14:
+			// Several hosts lost at once (one rack, one UPS): their power,
+			// or their LUN and their network to the others while they
+			// still lease each other.
+			lost, rest := split(2)
+			if len(lost) < 2 || len(rest) == 0 {
+				break
+			}
+			if rng.IntN(2) == 0 {
+				do("crash " + strings.Join(lost, " "))
+			} else {
+				do("lun-lost " + strings.Join(lost, ","))
+				do(fmt.Sprintf("partition %s | %s", strings.Join(rest, ","), strings.Join(lost, ",")))
+			}
+		case 15:
+			// The operator confirms a host off that is off: a crashed one.
+			for _, o := range s.hosts {
+				if !o.up && o.id != h.id {
+					do(fmt.Sprintf("confirm-off %d on %d", o.id, h.id))
+					break
+				}
+			}
 		}
 		if s.violation == "" {
 			do(fmt.Sprintf("run %ds", 1+rng.IntN(25)))

@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 // A scenario is a list of commands, each followed by "----" and its expected
 // output, then a blank line:
 //
-//	cluster hosts=N [timings=default|fast] [fenceable=2,3] [fence=fails] [serf-delay=5s] [seed=1]
+//	cluster hosts=N [timings=default|fast] [ceiling=60s] [fenceable=2,3] [fence=fails] [serf-delay=5s] [seed=1]
 //	run 20s            advance virtual time; prints what happened
 //	states             prints each host's view
 //	crash H            power loss (no self-fence, no goodbye)
@@ -38,6 +38,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 //	mail H test        the coordinator sends a test message to H
 //	disarm H 60s [force]  the operator disarms HA on H for 60s (force: may shorten)
 //	arm H              the operator arms HA on H
+//	confirm-off H on O the operator confirms on host O that host H is off
 //
 // Run with -update to rewrite the expected output.
 func TestScenarios(t *testing.T) {
@@ -176,6 +177,12 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 		tm := DefaultTimings()
 		if opts["timings"] == "fast" {
 			tm = FastTimings()
+		}
+		if v, ok := opts["ceiling"]; ok {
+			c, perr := time.ParseDuration(v)
+			if tm.LeaseCeiling = c; perr != nil || tm.Validate() != nil {
+				return "", s, fmt.Errorf("%q: ceiling=%q: want a duration above F = %v", line, v, tm.SelfFence)
+			}
 		}
 		seed, _ := strconv.ParseUint(opts["seed"], 10, 64)
 		serfDelay := 5 * time.Second
@@ -331,6 +338,15 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 			return "", s, fmt.Errorf("%q: want %s HOST", line, f[0])
 		}
 		s.disarm(h[0], req)
+	case "confirm-off":
+		if len(f) != 4 || f[2] != "on" {
+			return "", s, fmt.Errorf("%q: want confirm-off HOST on HOST", line)
+		}
+		hs := ids([]string{f[1], f[3]})
+		if len(hs) != 2 || err != nil {
+			return "", s, err
+		}
+		s.confirmOff(hs[0], hs[1])
 	case "acked":
 		h := ids(f[1:2])
 		if len(h) == 0 {

@@ -459,6 +459,20 @@ func (s *sim) disarm(h *simHost, req DisarmRequest) {
 	s.logDisarmEvents(h)
 }
 
+// confirmOff runs an operator's `host confirm-off` of target on host on.
+func (s *sim) confirmOff(target, on *simHost) {
+	if !on.up || on.frozen || on.stalled || on.stuck {
+		s.logf("host %d: confirm-off not answered (host down or stalled)", on.id)
+		return
+	}
+	if _, err := on.node.ConfirmOff(on.mono(s.now), target.id, "operator"); err != nil {
+		s.logf("host %d: %v", on.id, err)
+		return
+	}
+	s.logf("host %d: host %d confirmed off by the operator", on.id, target.id)
+	on.node.Events()
+}
+
 // libvirtBack ends what h's stuck heartbeat loop was doing: libvirt
 // answered, its VMs are destroyed.
 func (s *sim) libvirtBack(h *simHost) {

@@ -159,18 +159,51 @@ type Timings struct {
 	// after the network changes, two sides may both still count the same
 	// peers. Zero means 5 s.
 	SerfDetect time.Duration
+	// LeaseCeiling (C) bounds how long a host may run its VMs on network
+	// leases alone: once its last completed heartbeat write (or its re-arm)
+	// is C old, it self-fences even if it holds a lease. Hosts cut off from
+	// the LUN together could otherwise lease each other for ever where no
+	// other host can see it; with C, another host's silence for
+	// CeilingWait proves it fenced. Zero means DefaultLeaseCeiling.
+	LeaseCeiling time.Duration
 }
 
-// DefaultTimings are DESIGN.md's defaults: R 1 s, io 2 s, F 4 s, W 5 s, D 12 s, S 3 s.
+// DefaultLeaseCeiling is the default network-lease ceiling: longer than a
+// SAN controller or path failover (tens of seconds), short enough that the
+// last host standing restarts the VMs of two hosts lost at once about a
+// minute and a quarter later.
+const DefaultLeaseCeiling = 60 * time.Second
+
+// Ceiling is the network-lease ceiling C in effect.
+func (t Timings) Ceiling() time.Duration {
+	if t.LeaseCeiling > 0 {
+		return t.LeaseCeiling
+	}
+	return DefaultLeaseCeiling
+}
+
+// CeilingWait is how long another host must have shown no sign of life (no
+// heartbeat change, no network-lease grant for it in any slot) before its
+// silence proves it runs nothing, whatever leases it might hold where this
+// host cannot see them: C, then D as for any stalled heartbeat (its
+// watchdog backs its self-fence at C), plus the clock-rate margin of a
+// disarm (DisarmMargin): the two hosts' monotonic clocks each measure C
+// and D at their own rate.
+func (t Timings) CeilingWait() time.Duration {
+	w := t.Ceiling() + t.Dead
+	return w + DisarmMargin(w)
+}
+
+// DefaultTimings are DESIGN.md's defaults: R 1 s, io 2 s, F 4 s, W 5 s, D 12 s, S 3 s, C 60 s.
 func DefaultTimings() Timings {
 	return Timings{Renew: time.Second, IOTimeout: 2 * time.Second, SelfFence: 4 * time.Second,
-		Watchdog: 5 * time.Second, Dead: 12 * time.Second, PowerFence: 3 * time.Second}
+		Watchdog: 5 * time.Second, Dead: 12 * time.Second, PowerFence: 3 * time.Second, LeaseCeiling: DefaultLeaseCeiling}
 }
 
 // FastTimings is the fast profile: R 0.5 s, io 1 s, F 3 s, W 3 s, D 7.5 s.
 func FastTimings() Timings {
 	return Timings{Renew: 500 * time.Millisecond, IOTimeout: time.Second, SelfFence: 3 * time.Second,
-		Watchdog: 3 * time.Second, Dead: 7500 * time.Millisecond, PowerFence: 3 * time.Second}
+		Watchdog: 3 * time.Second, Dead: 7500 * time.Millisecond, PowerFence: 3 * time.Second, LeaseCeiling: DefaultLeaseCeiling}
 }
 
 // Validate rejects timings that would let a host be declared dead while it
@@ -184,6 +217,9 @@ func (t Timings) Validate() error {
 	}
 	if min := t.SelfFence + t.Watchdog + t.IOTimeout + t.Renew; t.Dead < min {
 		return fmt.Errorf("dead (D) %v is below F + W + io_timeout + R = %v: a host could be declared dead while it still runs VMs; raise D", t.Dead, min)
+	}
+	if t.LeaseCeiling < 0 || t.LeaseCeiling > 0 && t.LeaseCeiling <= t.SelfFence {
+		return fmt.Errorf("lease_ceiling %v is not above F = %v: a host without the LUN could never live on a network lease; raise it", t.LeaseCeiling, t.SelfFence)
 	}
 	return nil
 }
@@ -224,8 +260,11 @@ const (
 type PowerResult struct {
 	Gen       uint64 // the generation the host had when it was fenced
 	Confirmed bool   // the agent confirmed the power is off
-	Failed    bool   // the agent failed or timed out: fall back to D
-	At        Mono   // when the result came
+	// By is the operator who confirmed the host off by command
+	// (Node.ConfirmOff); "" for a fence agent's result.
+	By     string
+	Failed bool // the agent failed or timed out: fall back to D
+	At     Mono // when the result came
 }
 
 // Input is everything Decide reads. A Node fills it in from what it remembers.
@@ -332,6 +371,7 @@ type Host struct {
 	changed     Mono // Slot.Changed
 	genSince    Mono // Slot.GenSince
 	goneAt      Mono // when it became gone by other proof than staleness (Never: long ago)
+	signSince   Mono // its last sign of life: heartbeat change, lease grant seen, or the end of a disarm
 	disarmed    bool // its slot says it is disarmed, or it may still be: no pill, no power fence
 }
 

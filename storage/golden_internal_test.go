@@ -179,3 +179,36 @@ func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestNewHeaderFieldsOnlyInZeroBytes: the header fields added since the
+// golden release (the network-lease ceiling) lie in bytes the golden
+// header holds as zeros, and setting them changes no other byte but the
+// checksum: the previous release reads such a header as before. The
+// golden header, which has no ceiling, reads as the default one.
+func TestNewHeaderFieldsOnlyInZeroBytes(t *testing.T) {
+	img := GoldenImage(t)
+	b := img[:BlockSize]
+	hdr, err := decodeHeader("golden", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hdr.Timings.Ceiling(); got != DefaultLeaseCeiling {
+		t.Errorf("the golden header's lease ceiling reads as %v, want the default %v", got, DefaultLeaseCeiling)
+	}
+	from, to := leaseCeilingOff, leaseCeilingOff+4
+	if !allZero(b[from:to]) {
+		t.Fatalf("the golden release wrote bytes %d..%d, where the lease ceiling now is", from, to)
+	}
+	h := *hdr
+	h.Timings.LeaseCeiling = 25 * time.Second
+	nb := h.encode()
+	for i := range headerRecLen - 4 {
+		if nb[i] != b[i] && (i < from || i >= to) {
+			t.Errorf("setting the lease ceiling changed byte %d, outside %d..%d", i, from, to)
+		}
+	}
+	back, err := decodeHeader("new", nb)
+	if err != nil || back.Timings.LeaseCeiling != 25*time.Second {
+		t.Errorf("header with a lease ceiling of 25s reads back as %+v, %v", back, err)
+	}
+}

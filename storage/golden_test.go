@@ -61,7 +61,11 @@ func TestGoldenLUN(t *testing.T) {
 	}
 	l := openLUN(t, unpackGoldenLUN(t))
 	ctx := testCtx(t)
-	if h := l.Header(); h.ClusterName != "golden" || h.Geometry != goldenGeometry() || h.Timings != storage.DefaultTimings() || h.Version != 1 {
+	// The golden release wrote no lease ceiling: it reads as the default.
+	oldDefaults := storage.DefaultTimings()
+	oldDefaults.LeaseCeiling = 0
+	if h := l.Header(); h.ClusterName != "golden" || h.Geometry != goldenGeometry() || h.Timings != oldDefaults || h.Version != 1 ||
+		h.Timings.Ceiling() != storage.DefaultLeaseCeiling {
 		t.Errorf("header: %+v", h)
 	}
 	views, err := l.ReadSlots(ctx)

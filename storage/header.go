@@ -22,6 +22,7 @@ const (
 	DefaultEventBlks = 64 // per host: 64 blocks x 16 events = 1024 events
 	DefaultCfgBlocks = 16 // per config copy: 64 KiB, XML up to MaxXML
 	headerRecLen     = 256
+	leaseCeilingOff  = 164 // the header's network-lease ceiling (ms), in bytes v1 first wrote as zeros
 )
 
 // UUID is a 16-byte identifier (cluster, VM).
@@ -145,6 +146,9 @@ func (h *Header) encode() []byte {
 		le.PutUint32(r[128+4*i:], durMS(d))
 	}
 	le.PutUint64(r[156:], uint64(h.Geometry.TotalBlocks()))
+	// Added in v1's zero bytes: a release before it ignores it, and a
+	// header it wrote reads as the default ceiling (Timings.Ceiling).
+	le.PutUint32(r[leaseCeilingOff:], durMS(t.LeaseCeiling))
 	sealRecord(r)
 	return b
 }
@@ -180,7 +184,8 @@ func decodeHeader(path string, b []byte) (*Header, error) {
 	for i := range ds {
 		ds[i] = msDur(le.Uint32(r[128+4*i:]))
 	}
-	h.Timings = Timings{Renew: ds[0], IOTimeout: ds[1], SelfFence: ds[2], Watchdog: ds[3], Dead: ds[4], PowerFence: ds[5], PathFailover: ds[6]}
+	h.Timings = Timings{Renew: ds[0], IOTimeout: ds[1], SelfFence: ds[2], Watchdog: ds[3], Dead: ds[4], PowerFence: ds[5], PathFailover: ds[6],
+		LeaseCeiling: msDur(le.Uint32(r[leaseCeilingOff:]))}
 	if err := h.Geometry.Validate(); err != nil {
 		return nil, berr(err, "the header is inconsistent; reformat the LUN")
 	}

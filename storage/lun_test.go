@@ -422,6 +422,13 @@ func TestOpenReadOnly(t *testing.T) {
 	}
 }
 
+// withCeiling is the default timings with lease ceiling c.
+func withCeiling(c time.Duration) storage.Timings {
+	t := storage.DefaultTimings()
+	t.LeaseCeiling = c
+	return t
+}
+
 func TestTimingsValidate(t *testing.T) {
 	ms := time.Millisecond
 	mk := func(r, io, f, w, d time.Duration) storage.Timings {
@@ -445,6 +452,16 @@ func TestTimingsValidate(t *testing.T) {
 		{"zero", storage.Timings{}, false, "at least 10ms"},
 		{"sub-millisecond", mk(1000*ms+1, 2000*ms, 4000*ms, 5000*ms, 13000*ms), false, "whole milliseconds"},
 		{"over an hour", mk(1000*ms, 2000*ms, 4000*ms, 5000*ms, 2*time.Hour), false, "below 1h"},
+		{"lease ceiling absent (an older header)", mk(1000*ms, 2000*ms, 4000*ms, 5000*ms, 12000*ms), true, ""},
+		{"lease ceiling F + 10s", withCeiling(14 * time.Second), true, ""},
+		{"lease ceiling below F + 10s", withCeiling(13999 * ms), false, "raise it to at least 14s"},
+		{"lease ceiling below path failover + 10s", func() storage.Timings {
+			t := withCeiling(14 * time.Second)
+			t.SelfFence, t.Dead, t.PathFailover = 6*time.Second, 14*time.Second, 5*time.Second
+			return t
+		}(), false, "max(F, path_failover) + 10s = 16s"},
+		{"lease ceiling over an hour", withCeiling(2 * time.Hour), false, "below 1h"},
+		{"negative lease ceiling", withCeiling(-time.Second), false, "lease_ceiling"},
 		{"negative power fence", storage.Timings{Renew: time.Second, IOTimeout: 2 * time.Second, SelfFence: 4 * time.Second,
 			Watchdog: 5 * time.Second, Dead: 12 * time.Second, PowerFence: -1}, false, "negative"},
 	} {
@@ -463,6 +480,9 @@ func TestTimingsValidate(t *testing.T) {
 				t.Errorf("message %q does not say %q", err, tc.says)
 			}
 		})
+	}
+	if d := storage.DefaultTimings(); d.Ceiling() != 60*time.Second || (storage.Timings{}).Ceiling() != 60*time.Second {
+		t.Errorf("default lease ceiling %v, of a header without one %v", d.Ceiling(), storage.Timings{}.Ceiling())
 	}
 	if d := storage.DefaultTimings(); d.MinDead() != 12*time.Second || d.Dead != d.MinDead() {
 		t.Errorf("default D %v, MinDead %v", d.Dead, d.MinDead())

@@ -27,20 +27,47 @@ type Timings struct {
 	// PathFailover is the SAN multipath failover time the operator declares
 	// (0 if none); F must be above it, or a path switch would self-fence hosts.
 	PathFailover time.Duration
+	// LeaseCeiling (C): a host that cannot write the LUN runs its VMs on
+	// network leases only until its last completed write is C old, then
+	// self-fences; the last host standing may declare hosts lost at once
+	// dead after C + D. Zero (a header of a release before it) means
+	// DefaultLeaseCeiling; see Ceiling.
+	LeaseCeiling time.Duration
+}
+
+// DefaultLeaseCeiling is the network-lease ceiling of a header that does not
+// set one: longer than a SAN controller or path failover.
+const DefaultLeaseCeiling = 60 * time.Second
+
+// MinLeaseCeilingMargin is how far the ceiling must lie above F and above
+// the declared path failover time. F already rides out a path switch that
+// multipath declares; what network leases are for is the longer trouble of
+// a SAN (a controller failover, an iSCSI session re-login, a switch
+// reboot), which commonly takes 10 to 30 s. A ceiling closer to F would
+// stop every VM of a host in such an event instead of riding it out.
+const MinLeaseCeilingMargin = 10 * time.Second
+
+// Ceiling is the network-lease ceiling in effect: LeaseCeiling, or
+// DefaultLeaseCeiling when the header holds none.
+func (t Timings) Ceiling() time.Duration {
+	if t.LeaseCeiling == 0 {
+		return DefaultLeaseCeiling
+	}
+	return t.LeaseCeiling
 }
 
 // DefaultTimings is the profile for ordinary SAN storage: R 1 s, io_timeout 2 s,
-// F 4 s, W 5 s, D 12 s, S 3 s.
+// F 4 s, W 5 s, D 12 s, S 3 s, lease ceiling 60 s.
 func DefaultTimings() Timings {
 	return Timings{Renew: time.Second, IOTimeout: 2 * time.Second, SelfFence: 4 * time.Second,
-		Watchdog: 5 * time.Second, Dead: 12 * time.Second, PowerFence: 3 * time.Second}
+		Watchdog: 5 * time.Second, Dead: 12 * time.Second, PowerFence: 3 * time.Second, LeaseCeiling: DefaultLeaseCeiling}
 }
 
 // FastTimings is the profile for fast, low-latency storage: R 0.5 s,
-// io_timeout 1 s, F 3 s, W 3 s, D 7.5 s.
+// io_timeout 1 s, F 3 s, W 3 s, D 7.5 s, lease ceiling 60 s.
 func FastTimings() Timings {
 	return Timings{Renew: 500 * time.Millisecond, IOTimeout: time.Second, SelfFence: 3 * time.Second,
-		Watchdog: 3 * time.Second, Dead: 7500 * time.Millisecond, PowerFence: 3 * time.Second}
+		Watchdog: 3 * time.Second, Dead: 7500 * time.Millisecond, PowerFence: 3 * time.Second, LeaseCeiling: DefaultLeaseCeiling}
 }
 
 // TimingsProfile returns a named profile: "default" or "fast".
@@ -87,6 +114,16 @@ func (t Timings) Validate() error {
 	if t.PathFailover > 0 && t.SelfFence <= t.PathFailover {
 		probs = append(probs, fmt.Sprintf("self_fence (F) %v is not above the SAN path failover time %v: a path switch would self-fence every host; raise F above it", t.SelfFence, t.PathFailover))
 	}
+	if c := t.LeaseCeiling; c != 0 {
+		switch min := max(t.SelfFence, t.PathFailover) + MinLeaseCeilingMargin; {
+		case c < min:
+			probs = append(probs, fmt.Sprintf("lease_ceiling %v is below max(F, path_failover) + %v = %v: a SAN controller failover would stop the VMs of every host that rides it out on network leases; raise it to at least %v", c, MinLeaseCeilingMargin, min, min))
+		case c > time.Hour:
+			probs = append(probs, fmt.Sprintf("lease_ceiling %v: set it below 1h (hosts lost together are restarted only C + D after they were lost)", c))
+		case c%time.Millisecond != 0:
+			probs = append(probs, fmt.Sprintf("lease_ceiling %v: use whole milliseconds", c))
+		}
+	}
 	if t.Dead < t.MinDead() {
 		probs = append(probs, fmt.Sprintf("dead (D) %v is below F + W + io_timeout + R = %v: a host could be declared dead while it still runs its VMs; raise D to at least %v", t.Dead, t.MinDead(), t.MinDead()))
 	}
@@ -103,6 +140,6 @@ func (t Timings) Validate() error {
 func (t Timings) acquireDelay() time.Duration { return 2*t.IOTimeout + t.Renew }
 
 func (t Timings) String() string {
-	return fmt.Sprintf("R=%v io_timeout=%v F=%v W=%v D=%v S=%v path_failover=%v",
-		t.Renew, t.IOTimeout, t.SelfFence, t.Watchdog, t.Dead, t.PowerFence, t.PathFailover)
+	return fmt.Sprintf("R=%v io_timeout=%v F=%v W=%v D=%v S=%v path_failover=%v lease_ceiling=%v",
+		t.Renew, t.IOTimeout, t.SelfFence, t.Watchdog, t.Dead, t.PowerFence, t.PathFailover, t.Ceiling())
 }

@@ -197,6 +197,13 @@ func (c *Client) Fence(ctx context.Context, nameOrID string, r FenceRequest) (Fe
 	return f, c.do(ctx, http.MethodPost, "/v1/hosts/"+esc(nameOrID)+"/fence", r, &f)
 }
 
+// ConfirmOff records that the operator has checked that a host is
+// powered off (`wingman host confirm-off`).
+func (c *Client) ConfirmOff(ctx context.Context, nameOrID string) (ConfirmOffResult, error) {
+	var r ConfirmOffResult
+	return r, c.do(ctx, http.MethodPost, "/v1/hosts/"+esc(nameOrID)+"/confirm-off", struct{}{}, &r)
+}
+
 // Disarm disarms HA cluster-wide for r.For (`wingman ha disarm`).
 func (c *Client) Disarm(ctx context.Context, r DisarmRequest) (HAState, error) {
 	var s HAState

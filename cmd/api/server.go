@@ -116,7 +116,7 @@ func ListenTLS(addr string, files TLSFiles) (net.Listener, error) {
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 	// Headers within 10 s; a body within the Router's BodyTimeout; an idle
 	// keep-alive connection is closed after 2 minutes.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ConnContext: noteCaller}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

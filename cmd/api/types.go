@@ -76,6 +76,27 @@ type Timings struct {
 	Watchdog   time.Duration `json:"watchdog_ns"`
 	Dead       time.Duration `json:"dead_ns"`
 	PowerFence time.Duration `json:"power_fence_ns"`
+	// LeaseCeiling (C): the longest a host runs its VMs on network leases
+	// alone; hosts lost together are declared dead after C + D.
+	LeaseCeiling time.Duration `json:"lease_ceiling_ns"`
+}
+
+// ConfirmOffRequest is an operator's `wingman host confirm-off`, as the
+// host that took it forwards it to the coordinator: the host confirmed off
+// and who confirmed it (the daemon fills By in from the caller).
+type ConfirmOffRequest struct {
+	Host int    `json:"host"`
+	By   string `json:"by"`
+}
+
+// ConfirmOffResult says which generation of the host is now dead, who
+// confirmed it, and which host declares it.
+type ConfirmOffResult struct {
+	Host       string `json:"host"`
+	HostID     int    `json:"host_id"`
+	Generation uint64 `json:"generation"`
+	By         string `json:"by"`
+	DeclaredOn string `json:"declared_on"`
 }
 
 // CapacityVerdict says whether the cluster survives the loss of K hosts.

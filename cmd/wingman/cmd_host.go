@@ -177,9 +177,9 @@ func printStatus(w io.Writer, st api.Status) {
 		row("network lease", "yes")
 	}
 	t := st.Timings
-	row("timings", "renew %s, I/O timeout %s, self-fence %s, watchdog %s, dead %s, power fence %s",
+	row("timings", "renew %s, I/O timeout %s, self-fence %s, watchdog %s, dead %s, power fence %s, lease ceiling %s",
 		humanDuration(t.Renew), humanDuration(t.IOTimeout), humanDuration(t.SelfFence), humanDuration(t.Watchdog),
-		humanDuration(t.Dead), humanDuration(t.PowerFence))
+		humanDuration(t.Dead), humanDuration(t.PowerFence), humanDuration(t.LeaseCeiling))
 	row("watchdog", "%s", orDash(st.Watchdog))
 	cv := st.Capacity
 	if cv.Survivable {
@@ -405,6 +405,61 @@ func printEvacuation(w io.Writer, e api.Evacuation) {
 	}
 }
 
+// askYes asks the operator to type yes before act (unless yes is set;
+// then nothing is asked); without a terminal, --yes is required.
+func askYes(s stdio, yes bool, act, question, notDone string) error {
+	if yes {
+		return nil
+	}
+	if !s.terminal {
+		return usagef("refusing to %s without confirmation: stdin is not a terminal; add --yes", act)
+	}
+	fmt.Fprintf(s.errOut, "%s Type yes to confirm: ", question)
+	line, _ := s.input().ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(line)); a != "yes" && a != "y" {
+		return fmt.Errorf("not confirmed; %s", notDone)
+	}
+	return nil
+}
+
+var confirmOffCmd = command{
+	name:    "host confirm-off",
+	args:    "HOST",
+	summary: "confirm that a host is powered off, so that its VMs restart now",
+	help: `Tells the cluster that you have checked that HOST is powered off (at its
+console, its management controller or its power socket), as oVirt's "confirm
+host has been rebooted" and Pacemaker's stonith_admin --confirm do. The
+coordinator declares HOST dead at once, as a fence agent's confirmed power-off
+would, and its protected VMs restart elsewhere now instead of after the
+network-lease ceiling plus D (when two of three hosts are lost at once).
+
+If HOST is in fact running, its VMs then run twice and their disks are
+destroyed: confirm only what you have checked. Refused while HOST's heartbeat
+changed within D. Recorded as an event with who (your unix user) and when, and
+notified. Asks for confirmation unless --yes is given; when stdin is not a
+terminal, --yes is required.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		yes := fs.BoolP("yes", "y", false, "do not ask for confirmation")
+		asJSON := jsonFlag(fs)
+		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+			host := args[0]
+			if err := askYes(s, *yes, "confirm "+host+" off", "Have you checked that "+host+" is powered off? Its VMs will start on other hosts now.", "nothing was recorded"); err != nil {
+				return err
+			}
+			r, err := c.ConfirmOff(ctx, host)
+			if err != nil {
+				return daemonErr(err, "host", host)
+			}
+			if *asJSON {
+				return writeJSON(s.out, r)
+			}
+			fmt.Fprintf(s.out, "%s (generation %d) confirmed off by %s; declared dead on %s: its VMs restart now\n", r.Host, r.Generation, r.By, r.DeclaredOn)
+			return nil
+		})
+	},
+}
+
 var fenceCmd = command{
 	name:    "fence",
 	args:    "HOST",
@@ -423,14 +478,9 @@ asks the fence agent for the power status only.`,
 		asJSON := jsonFlag(fs)
 		return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
 			host := args[0]
-			if !*test && !*yes {
-				if !s.terminal {
-					return usagef("refusing to fence %s without confirmation: stdin is not a terminal; add --yes", host)
-				}
-				fmt.Fprintf(s.errOut, "Fence %s? Every VM on it stops at once. Type yes to confirm: ", host)
-				line, _ := s.input().ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(line)); a != "yes" && a != "y" {
-					return fmt.Errorf("not confirmed; %s was not fenced", host)
+			if !*test {
+				if err := askYes(s, *yes, "fence "+host, "Fence "+host+"? Every VM on it stops at once.", host+" was not fenced"); err != nil {
+					return err
 				}
 			}
 			what := "fencing " + host

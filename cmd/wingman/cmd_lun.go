@@ -41,6 +41,7 @@ wingmand uses: stop the daemon on every host first.`,
 		profile := fs.String("profile", "default", "timing profile: default (R 1s, F 4s, D 12s) or fast (R 0.5s, F 3s, D 7.5s)")
 		choices(fs, "profile", "default", "fast")
 		pathFailover := fs.Duration("path-failover", 0, "the SAN's multipath failover time; F must be above it")
+		ceiling := fs.Duration("lease-ceiling", storage.DefaultLeaseCeiling, "the longest a host without the LUN runs its VMs on network leases; at least max(F, path failover) + 10s")
 		force := fs.Bool("force", false, "overwrite whatever PATH holds")
 		asJSON := fs.Bool("json", false, "print the new header as JSON")
 		return func(ctx context.Context, s stdio, args []string) error {
@@ -55,14 +56,14 @@ wingmand uses: stop the daemon on every host first.`,
 			if err != nil {
 				return usagef("--profile: %v", err)
 			}
-			t.PathFailover = *pathFailover
+			t.PathFailover, t.LeaseCeiling = *pathFailover, *ceiling
 			g := storage.DefaultGeometry()
 			g.MaxHosts, g.MaxVMs = *hosts, *vms
 			if err := g.Validate(); err != nil {
 				return usagef("%v", err)
 			}
 			if err := t.Validate(); err != nil {
-				return fmt.Errorf("%w; choose --profile default or raise the SAN path failover setting", err)
+				return fmt.Errorf("%w; choose --profile default, fix --path-failover or raise --lease-ceiling", err)
 			}
 			dev, created, err := openOrCreate(path)
 			if err != nil {
@@ -402,7 +403,7 @@ func headerJSON(path string, h storage.Header) hdrJSON {
 		EventBlocks: h.Geometry.EventBlocks, ConfigBlks: h.Geometry.ConfigBlks, MaxXML: h.Geometry.MaxXML(0),
 		SizeBytes: h.Geometry.Size(),
 		Timings: timingsJSON{Timings: api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence,
-			Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence}, PathFailover: t.PathFailover}}
+			Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence, LeaseCeiling: t.Ceiling()}, PathFailover: t.PathFailover}}
 }
 
 // readDump reads everything `lun dump` shows. Damaged records become
@@ -517,8 +518,8 @@ func printDump(w io.Writer, d *dumpJSON) {
 	fmt.Fprintf(w, "  geometry    %d hosts, %d VMs (XML up to %d bytes), %d event blocks per host, %.1f MiB, sector %d\n",
 		h.MaxHosts, h.MaxVMs, h.MaxXML, h.EventBlocks, float64(h.SizeBytes)/(1<<20), h.SectorSize)
 	t := h.Timings
-	fmt.Fprintf(w, "  timings     R %s, io_timeout %s, F %s, W %s, D %s, S %s, path failover %s\n\n",
-		t.Renew, t.IOTimeout, t.SelfFence, t.Watchdog, t.Dead, t.PowerFence, t.PathFailover)
+	fmt.Fprintf(w, "  timings     R %s, io_timeout %s, F %s, W %s, D %s, S %s, path failover %s, lease ceiling %s\n\n",
+		t.Renew, t.IOTimeout, t.SelfFence, t.Watchdog, t.Dead, t.PowerFence, t.PathFailover, t.LeaseCeiling)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "HOST\tNAME\tSTATE\tGEN\tSEQUENCE\tWRITTEN (its clock)\tSERF VIEW\tLAST ACK\n")

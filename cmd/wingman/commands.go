@@ -25,6 +25,7 @@ func init() {
 		rollingUpdateCmd,
 		eventsCmd,
 		fenceCmd,
+		confirmOffCmd,
 		haDisarmCmd,
 		haArmCmd,
 		drillCmd,

@@ -25,7 +25,8 @@
 //	   stderr says why: no socket, permission denied, nothing listening;
 //	   and what to do: start wingmand, be root or in group wingman)
 //	2  usage error: unknown command or flag, bad flag value, wrong number of
-//	   arguments, a fence without --yes when stdin is not a terminal
+//	   arguments, a fence or confirm-off without --yes when stdin is not a
+//	   terminal
 //	3  `lun verify` found damaged records
 //
 // The tool does not link libvirt (it is built with CGO_ENABLED=0); the `lun`

@@ -491,6 +491,17 @@ func (d *fakeDaemon) mux() http.Handler {
 		}
 		reply(w, 200, api.FenceResult{Host: h.Name, Mailbox: "not acknowledged", Agent: "ipmi: powered off", Duration: 6200 * time.Millisecond})
 	})
+	m.HandleFunc("POST /v1/hosts/{host}/confirm-off", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		if h.State != "dead" && h.State != "suspect" {
+			reply(w, 409, api.Error{Error: "on host 2: confirm-off refused: the heartbeat of " + h.Name + " (host " + strconv.Itoa(h.ID) + ") changed 800ms ago, within D = 12s, so it may be running: check that it is off, and confirm once its heartbeat has stopped for D (11.2s from now)", Class: "conflict"})
+			return
+		}
+		reply(w, 200, api.ConfirmOffResult{Host: h.Name, HostID: h.ID, Generation: h.Generation, By: "user alice (uid 1000) on kvm1", DeclaredOn: "kvm2"})
+	})
 	d.notifyRoutes(m)
 	m.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		var since time.Time

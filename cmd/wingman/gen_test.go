@@ -115,7 +115,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // global flags beside the commands). wingman is a function that stands in for the binary: it knows
 // the VMs web1, db1 and scratch and the hosts kvm1 and kvm2.
 var completionCases = []struct{ line, want string }{
-	{"wingman ", "completion config dominfo drill events fence ha host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help"},
+	{"wingman ", "completion config dominfo drill events fence ha host host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help"},
 	{"wingman -", "-c --connect --json -h --help -V --version"},
 	{"wingman mai", "maintenance"},
 	{"wingman config ", "get list set unset"},

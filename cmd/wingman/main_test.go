@@ -180,8 +180,8 @@ func TestDumpJSONDurationsAreNanoseconds(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := raw.Header.Timings["dead_ns"].(float64); !ok || time.Duration(v) != 12*time.Second || len(raw.Header.Timings) != 7 {
-		t.Errorf("timings %v, want seven *_ns numbers, dead_ns 12e9", raw.Header.Timings)
+	if v, ok := raw.Header.Timings["dead_ns"].(float64); !ok || time.Duration(v) != 12*time.Second || len(raw.Header.Timings) != 8 {
+		t.Errorf("timings %v, want eight *_ns numbers, dead_ns 12e9", raw.Header.Timings)
 	}
 	for k := range raw.Header.Timings {
 		if !strings.HasSuffix(k, "_ns") {
@@ -375,5 +375,20 @@ func TestHelpCoversEveryCommand(t *testing.T) {
 		if code != exitOK || !strings.Contains(h, "Usage: wingman "+c.name) {
 			t.Errorf("%s --help: exit %d\n%s", c.name, code, h)
 		}
+	}
+}
+
+// TestLUNFormatLeaseCeiling: --lease-ceiling lands in the header (lun dump
+// shows it), and a ceiling too close to F is refused, saying the least.
+func TestLUNFormatLeaseCeiling(t *testing.T) {
+	p := lunPath(t)
+	if code, _, e := wingman(t, "lun", "format", "--cluster", "c", "--hosts", "2", "--vms", "1", "--lease-ceiling", "5s", p); code != exitFailed || !strings.Contains(e, "raise it to at least 14s") {
+		t.Errorf("format with a 5s ceiling: exit %d, %s", code, e)
+	}
+	if code, _, e := wingman(t, "lun", "format", "--cluster", "c", "--hosts", "2", "--vms", "1", "--lease-ceiling", "25s", p); code != exitOK {
+		t.Fatalf("format: %d %s", code, e)
+	}
+	if _, out, _ := wingman(t, "lun", "dump", "--events", "0", p); !strings.Contains(out, "lease ceiling 25s") {
+		t.Errorf("lun dump does not show the ceiling:\n%s", out)
 	}
 }

@@ -75,6 +75,9 @@ func (d apiServer) router() *api.Router {
 	api.Post(rt, "POST /v1/hosts/{host}/fence", `send {"test": true|false}`, true, func(_ context.Context, r *http.Request, req api.FenceRequest) (any, error) {
 		return d.fence(r.Context(), r.PathValue("host"), req)
 	})
+	api.Post(rt, "POST /v1/hosts/{host}/confirm-off", "send no body, or {}", false, func(ctx context.Context, r *http.Request, _ none) (any, error) {
+		return apiview.ConfirmOffOn(ctx, d.ops.confirmOff, d.decision(), r.PathValue("host"), api.Caller(r), d.cfg.HostName)
+	})
 	api.Post(rt, "POST /v1/drill", `send {"host": "NAME", "live": true|false}`, false, func(ctx context.Context, _ *http.Request, req api.DrillRequest) (any, error) {
 		// A live drill runs to its end, cleanup included: no throwaway
 		// guest is left behind.
@@ -192,7 +195,7 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 		Coordinator: dec.Coordinator, Partition: dec.Partition.IDs(), Voters: dec.Voters.IDs(), MayRunVMs: dec.MayRunVMs,
 		LUN: api.LUNHealth{Path: d.cfg.LUN, LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
 			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now, Reads: io.Reads, Writes: io.Writes},
-		Timings:  api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence},
+		Timings:  api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence, LeaseCeiling: t.Ceiling()},
 		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: append(d.warnings(dec, worst), d.config.Warnings()...), HA: apiview.HA(in, dec, time.Now())}
 	s.Warnings = append(s.Warnings, apiview.GossipKeyWarnings(hosts, s.HostID, d.loop.GossipKeys(), d.serf.AliveSet(), d.cfg.Serf.Keyring)...)
 	s.Capacity = d.capacityVerdict(ctx, dec)

@@ -35,7 +35,8 @@ var openAPITypes = []any{api.Status{}, api.Host{}, api.VM{}, api.Event{}, api.Er
 	api.MigrateRequest{}, api.MigrateResult{}, api.MaintenanceRequest{}, api.FenceRequest{}, api.FenceResult{}, api.ExecRequest{},
 	api.ExecResult{}, api.RebootRequest{}, api.RebootResult{}, api.Evacuation{}, api.EvacuationPlan{}, api.DrillRequest{}, api.DrillReport{},
 	api.NotifyTarget{}, api.NotifyTestRequest{}, api.NotifyTestResult{}, api.Incident{}, api.ClusterSettings{}, api.ConfigSetRequest{}, api.DisarmRequest{}, api.HAState{},
-	api.RestoreHeaderRequest{}, api.RestoreHeaderResult{}, api.ReclaimLeaseRequest{}, api.ReclaimLeaseResult{}}
+	api.RestoreHeaderRequest{}, api.RestoreHeaderResult{}, api.ReclaimLeaseRequest{}, api.ReclaimLeaseResult{},
+	api.ConfirmOffResult{}}
 
 type openAPIDoc struct {
 	OpenAPI    string                                 `json:"openapi"`

@@ -38,6 +38,7 @@ type ops struct {
 	drillLive              *forward.Op[drill.LiveRequest, drill.Hop]
 	drillCleanup           *forward.Op[none, none]
 	domain                 *forward.Op[none, domainHere] // registered by the wiring: it asks libvirt
+	confirmOff             *forward.Op[api.ConfirmOffRequest, api.ConfirmOffResult]
 }
 
 type domainHere = apiview.DomainHere
@@ -95,6 +96,9 @@ func (d apiServer) register(t *forward.Table) *ops {
 		}),
 		drillCleanup: forward.Register(t, "drill-cleanup", func(ctx context.Context, _ string, _ none) (none, error) {
 			return none{}, d.drills.Cleanup(ctx)
+		}),
+		confirmOff: forward.Register(t, "confirm-off", func(_ context.Context, _ string, req api.ConfirmOffRequest) (api.ConfirmOffResult, error) {
+			return apiview.ConfirmOff(d.loop, d.cfg.HostName, req)
 		}),
 	}
 }

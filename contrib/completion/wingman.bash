@@ -19,12 +19,13 @@ _wingman_flag_takes_value() {
     "fence|-c"|"fence|--connect") return 0 ;;
     "ha arm|-c"|"ha arm|--connect") return 0 ;;
     "ha disarm|--for"|"ha disarm|--reason"|"ha disarm|-c"|"ha disarm|--connect") return 0 ;;
+    "host confirm-off|-c"|"host confirm-off|--connect") return 0 ;;
     "host-list|-c"|"host-list|--connect") return 0 ;;
     "hostinfo|-c"|"hostinfo|--connect") return 0 ;;
     "keygen|--bytes") return 0 ;;
     "list|-c"|"list|--connect") return 0 ;;
     "lun dump|--events") return 0 ;;
-    "lun format|--cluster"|"lun format|--hosts"|"lun format|--vms"|"lun format|--profile"|"lun format|--path-failover") return 0 ;;
+    "lun format|--cluster"|"lun format|--hosts"|"lun format|--vms"|"lun format|--profile"|"lun format|--path-failover"|"lun format|--lease-ceiling") return 0 ;;
     "lun reclaim-lease|-c"|"lun reclaim-lease|--connect") return 0 ;;
     "lun restore-header|-c"|"lun restore-header|--connect") return 0 ;;
     "maintenance abort|-c"|"maintenance abort|--connect") return 0 ;;
@@ -82,7 +83,7 @@ _wingman() {
         esac
         if [[ -z $cmd ]]; then
             cmd=$w
-        elif [[ $cmd != *" "* ]] && [[ " completion config ha lun maintenance notify " == *" $cmd "* ]]; then
+        elif [[ $cmd != *" "* ]] && [[ " completion config ha host lun maintenance notify " == *" $cmd "* ]]; then
             cmd="$cmd $w"
         else
             ((nargs++))
@@ -95,15 +96,16 @@ _wingman() {
     fi
     case "$cmd" in
     "")
-        COMPREPLY=($(compgen -W "completion config dominfo drill events fence ha host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "completion config dominfo drill events fence ha host host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version help -c --connect --json -h --help -V --version" -- "$cur"))
         return ;;
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
     config) COMPREPLY=($(compgen -W "list get set unset" -- "$cur")); return ;;
     ha) COMPREPLY=($(compgen -W "disarm arm" -- "$cur")); return ;;
+    host) COMPREPLY=($(compgen -W "confirm-off" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify restore-header reclaim-lease" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
     notify) COMPREPLY=($(compgen -W "add list remove test" -- "$cur")); return ;;
-    help) COMPREPLY=($(compgen -W "completion config dominfo drill events fence ha host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version" -- "$cur")); return ;;
+    help) COMPREPLY=($(compgen -W "completion config dominfo drill events fence ha host host-list hostinfo keygen list lun maintenance man migrate notify protect rolling-update set-policy start status stop ui unprotect version" -- "$cur")); return ;;
     esac
     if [[ $cur == -* ]]; then
         case "$cmd" in
@@ -120,12 +122,13 @@ _wingman() {
         "fence") COMPREPLY=($(compgen -W "-h --help --test -y --yes --json -c --connect" -- "$cur")) ;;
         "ha arm") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "ha disarm") COMPREPLY=($(compgen -W "-h --help --for --reason --force --json -c --connect" -- "$cur")) ;;
+        "host confirm-off") COMPREPLY=($(compgen -W "-h --help -y --yes --json -c --connect" -- "$cur")) ;;
         "host-list") COMPREPLY=($(compgen -W "-h --help --name --json -c --connect" -- "$cur")) ;;
         "hostinfo") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "keygen") COMPREPLY=($(compgen -W "-h --help --bytes" -- "$cur")) ;;
         "list") COMPREPLY=($(compgen -W "-h --help --all --name --json -c --connect" -- "$cur")) ;;
         "lun dump") COMPREPLY=($(compgen -W "-h --help --json --events" -- "$cur")) ;;
-        "lun format") COMPREPLY=($(compgen -W "-h --help --cluster --hosts --vms --profile --path-failover --force --json" -- "$cur")) ;;
+        "lun format") COMPREPLY=($(compgen -W "-h --help --cluster --hosts --vms --profile --path-failover --lease-ceiling --force --json" -- "$cur")) ;;
         "lun reclaim-lease") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "lun restore-header") COMPREPLY=($(compgen -W "-h --help --force --json -c --connect" -- "$cur")) ;;
         "lun verify") COMPREPLY=($(compgen -W "-h --help --json" -- "$cur")) ;;
@@ -155,6 +158,7 @@ _wingman() {
     "dominfo|0") COMPREPLY=($(compgen -W "$(_wingman_names list --all)" -- "$cur")) ;;
     "drill|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "fence|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
+    "host confirm-off|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "hostinfo|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "lun dump|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
     "lun format|0") COMPREPLY=($(compgen -f -- "$cur")) ;;

@@ -31,6 +31,8 @@ function __wingman_flag_takes_value
             return 0
         case 'ha disarm|--for' 'ha disarm|--reason' 'ha disarm|-c' 'ha disarm|--connect'
             return 0
+        case 'host confirm-off|-c' 'host confirm-off|--connect'
+            return 0
         case 'host-list|-c' 'host-list|--connect'
             return 0
         case 'hostinfo|-c' 'hostinfo|--connect'
@@ -41,7 +43,7 @@ function __wingman_flag_takes_value
             return 0
         case 'lun dump|--events'
             return 0
-        case 'lun format|--cluster' 'lun format|--hosts' 'lun format|--vms' 'lun format|--profile' 'lun format|--path-failover'
+        case 'lun format|--cluster' 'lun format|--hosts' 'lun format|--vms' 'lun format|--profile' 'lun format|--path-failover' 'lun format|--lease-ceiling'
             return 0
         case 'lun reclaim-lease|-c' 'lun reclaim-lease|--connect'
             return 0
@@ -113,7 +115,7 @@ function __wingman_state
         end
         if test -z "$cmd"
             set cmd $w
-        else if not string match -q '* *' -- $cmd; and contains -- $cmd completion config ha lun maintenance notify
+        else if not string match -q '* *' -- $cmd; and contains -- $cmd completion config ha host lun maintenance notify
             set cmd "$cmd $w"
         else
             set nargs (math $nargs + 1)
@@ -144,6 +146,7 @@ complete -c wingman -n '__wingman_is ""' -a drill -d 'failover drill: what if HO
 complete -c wingman -n '__wingman_is ""' -a events -d 'show the cluster\'s event log, grouped into failover timelines'
 complete -c wingman -n '__wingman_is ""' -a fence -d 'fence a host (power it off), or test the fence path with --test'
 complete -c wingman -n '__wingman_is ""' -a ha -d 'disarm, arm'
+complete -c wingman -n '__wingman_is ""' -a host -d 'confirm-off'
 complete -c wingman -n '__wingman_is ""' -a host-list -d 'list the hosts of the cluster and their state'
 complete -c wingman -n '__wingman_is ""' -a hostinfo -d 'show one host: state, generation, memory, VMs, fencing'
 complete -c wingman -n '__wingman_is ""' -a keygen -d 'generate a gossip encryption key for the cluster'
@@ -172,6 +175,7 @@ complete -c wingman -n '__wingman_is config' -a set -d 'set a cluster-wide key f
 complete -c wingman -n '__wingman_is config' -a unset -d 'take a cluster-wide key back to its default'
 complete -c wingman -n '__wingman_is ha' -a disarm -d 'stop failover and fencing cluster-wide for a while (network or SAN work)'
 complete -c wingman -n '__wingman_is ha' -a arm -d 're-arm failover and fencing cluster-wide now'
+complete -c wingman -n '__wingman_is host' -a confirm-off -d 'confirm that a host is powered off, so that its VMs restart now'
 complete -c wingman -n '__wingman_is lun' -a format -d 'format a heartbeat LUN (block device or file on shared storage)'
 complete -c wingman -n '__wingman_is lun' -a dump -d 'show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events'
 complete -c wingman -n '__wingman_is lun' -a verify -d 'check every record of a heartbeat LUN and report damage (exit code 3)'
@@ -192,6 +196,7 @@ complete -c wingman -n '__wingman_is help' -a drill -d 'failover drill: what if 
 complete -c wingman -n '__wingman_is help' -a events -d 'show the cluster\'s event log, grouped into failover timelines'
 complete -c wingman -n '__wingman_is help' -a fence -d 'fence a host (power it off), or test the fence path with --test'
 complete -c wingman -n '__wingman_is help' -a ha -d 'disarm, arm'
+complete -c wingman -n '__wingman_is help' -a host -d 'confirm-off'
 complete -c wingman -n '__wingman_is help' -a host-list -d 'list the hosts of the cluster and their state'
 complete -c wingman -n '__wingman_is help' -a hostinfo -d 'show one host: state, generation, memory, VMs, fencing'
 complete -c wingman -n '__wingman_is help' -a keygen -d 'generate a gossip encryption key for the cluster'
@@ -256,6 +261,11 @@ complete -c wingman -n '__wingman_is \'ha disarm\'' -l reason -x -d 'why, shown 
 complete -c wingman -n '__wingman_is \'ha disarm\'' -l force -d 'let this disarm end sooner than the one running'
 complete -c wingman -n '__wingman_is \'ha disarm\'' -l json -d 'print JSON (the API\'s types, for scripts)'
 complete -c wingman -n '__wingman_is \'ha disarm\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_is \'host confirm-off\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'host confirm-off\'' -s y -l yes -d 'do not ask for confirmation'
+complete -c wingman -n '__wingman_is \'host confirm-off\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'host confirm-off\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_arg \'host confirm-off\' 0' -a '(__wingman_names host-list)'
 complete -c wingman -n '__wingman_is \'host-list\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'host-list\'' -l name -d 'print only the names, one a line'
 complete -c wingman -n '__wingman_is \'host-list\'' -l json -d 'print JSON (the API\'s types, for scripts)'
@@ -281,6 +291,7 @@ complete -c wingman -n '__wingman_is \'lun format\'' -l hosts -x -d 'number of h
 complete -c wingman -n '__wingman_is \'lun format\'' -l vms -x -d 'number of protected-VM records (1..65536)'
 complete -c wingman -n '__wingman_is \'lun format\'' -l profile -x -a 'default fast' -d 'timing profile: default (R 1s, F 4s, D 12s) or fast (R 0.5s, F 3s, D 7.5s)'
 complete -c wingman -n '__wingman_is \'lun format\'' -l path-failover -x -d 'the SAN\'s multipath failover time; F must be above it'
+complete -c wingman -n '__wingman_is \'lun format\'' -l lease-ceiling -x -d 'the longest a host without the LUN runs its VMs on network leases; at least max(F, path failover) + 10s'
 complete -c wingman -n '__wingman_is \'lun format\'' -l force -d 'overwrite whatever PATH holds'
 complete -c wingman -n '__wingman_is \'lun format\'' -l json -d 'print the new header as JSON'
 complete -c wingman -n '__wingman_arg \'lun format\' 0' -F

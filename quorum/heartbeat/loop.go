@@ -80,7 +80,7 @@ type Event = quorum.Event
 // with serf's failure-detection time, which the LUN does not hold.
 func Timings(t storage.Timings, serfDetect time.Duration) quorum.Timings {
 	return quorum.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog,
-		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: serfDetect}
+		Dead: t.Dead, PowerFence: t.PowerFence, SerfDetect: serfDetect, LeaseCeiling: t.Ceiling()}
 }
 
 // Config configures a Loop.
@@ -673,6 +673,24 @@ func (l *Loop) Disarm(req quorum.DisarmRequest) (dm quorum.Disarm, err error) {
 		l.Kick()
 	}
 	return dm, err
+}
+
+// ConfirmOff records an operator's word (by: who) that host is powered off
+// (see quorum.Node.ConfirmOff), delivers its event, and runs a cycle at
+// once: a coordinator declares the host dead now, not up to R later.
+func (l *Loop) ConfirmOff(host int, by string) (quorum.Verdict, error) {
+	now := l.cfg.Now()
+	l.mu.Lock()
+	v, err := l.node.ConfirmOff(now, host, by)
+	ev := l.node.Events()
+	l.mu.Unlock()
+	for _, e := range ev {
+		l.cfg.OnEvent(e)
+	}
+	if err == nil {
+		l.Kick()
+	}
+	return v, err
 }
 
 // DisarmStatus is this host's disarm state now, with the time left.

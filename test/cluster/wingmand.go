@@ -35,6 +35,9 @@ type WingmandOptions struct {
 	// Profile is the timing profile: "default" (LUN formatted with storage.DefaultTimings, serf
 	// profile default) or "fast" (storage.FastTimings, serf profile fast). "" means "default".
 	Profile string
+	// LeaseCeiling is the LUN's network-lease ceiling (lun format --lease-ceiling); 0 keeps
+	// the profile's (60 s). Like Profile, it is set by the first StartWingmand of a cluster.
+	LeaseCeiling time.Duration
 	// Fence configures the test fence agent (test/fenceagent) for every other host. The agent
 	// records OFF in the target's state file (Host.FenceStateFile); the harness watches those
 	// files like a BMC and powers the host off when one says OFF, then writes ON again at the
@@ -81,6 +84,7 @@ type wingmanSetup struct {
 	once    sync.Once
 	err     error
 	profile string
+	ceiling time.Duration
 	lun     string
 	keyring string
 	bin     string
@@ -120,11 +124,11 @@ func (h *Host) FenceStateFile() string { return filepath.Join(h.c.dir, "fence", 
 // the fence agent, and registers every host's slot on the LUN so that each wingmand knows all
 // hosts by name from its first start (fence agents are keyed by host name and apply only to
 // hosts with a slot).
-func (c *Cluster) setupWingman(ctx context.Context, profile string) error {
+func (c *Cluster) setupWingman(ctx context.Context, profile string, ceiling time.Duration) error {
 	s := &c.wingman
 	s.once.Do(func() {
-		s.profile = profile
-		s.err = c.doSetupWingman(ctx, profile)
+		s.profile, s.ceiling = profile, ceiling
+		s.err = c.doSetupWingman(ctx, profile, ceiling)
 	})
 	if s.err != nil {
 		return s.err
@@ -132,14 +136,20 @@ func (c *Cluster) setupWingman(ctx context.Context, profile string) error {
 	if s.profile != profile {
 		return fmt.Errorf("start wingmand with profile %q: the cluster's LUN was formatted with profile %q", profile, s.profile)
 	}
+	if s.ceiling != ceiling {
+		return fmt.Errorf("start wingmand with lease ceiling %v: the cluster's LUN was formatted with %v", ceiling, s.ceiling)
+	}
 	return nil
 }
 
-func (c *Cluster) doSetupWingman(ctx context.Context, profile string) error {
+func (c *Cluster) doSetupWingman(ctx context.Context, profile string, ceiling time.Duration) error {
 	s := &c.wingman
 	timings, err := storage.TimingsProfile(profile)
 	if err != nil {
 		return err
+	}
+	if ceiling != 0 {
+		timings.LeaseCeiling = ceiling
 	}
 	if s.bin, err = BuildBinary(ctx, "./cmd/wingmand", false, WingmandTestTags...); err != nil {
 		return err
@@ -318,7 +328,7 @@ func (c *Cluster) StartWingmand(ctx context.Context, h *Host, o WingmandOptions)
 	if h.WingmandRunning() {
 		return fmt.Errorf("start wingmand on %s: it is already running", h.name)
 	}
-	if err := c.setupWingman(ctx, o.Profile); err != nil {
+	if err := c.setupWingman(ctx, o.Profile, o.LeaseCeiling); err != nil {
 		return fmt.Errorf("start wingmand on %s: %w", h.name, err)
 	}
 	c.startBMC() // fences, the emulated watchdog, reboots

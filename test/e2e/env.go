@@ -37,6 +37,8 @@ type Options struct {
 	Hosts int
 	// Profile is the timing profile, "default" or "fast".
 	Profile string
+	// LeaseCeiling is the LUN's network-lease ceiling (0: the profile's, 60 s).
+	LeaseCeiling time.Duration
 	// Fence configures the test fence agent for every host.
 	Fence bool
 	// FenceLevels, with Fence, are fencing levels instead of the single agent
@@ -112,7 +114,7 @@ func (e *Env) Close() error {
 
 // WingmandOptions are the options the environment starts wingmand with.
 func (e *Env) WingmandOptions() cluster.WingmandOptions {
-	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, FenceLevels: e.Opts.FenceLevels, ShutdownPolicy: e.Opts.ShutdownPolicy,
+	return cluster.WingmandOptions{Profile: e.Opts.Profile, LeaseCeiling: e.Opts.LeaseCeiling, Fence: e.Opts.Fence, FenceLevels: e.Opts.FenceLevels, ShutdownPolicy: e.Opts.ShutdownPolicy,
 		HardwareWatchdog: e.Opts.HardwareWatchdog, CPUOvercommit: e.Opts.CPUOvercommit, GuestAgentWait: e.Opts.GuestAgentWait}
 }
 

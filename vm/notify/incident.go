@@ -52,6 +52,7 @@ const (
 	DeclaredFenced    = "fenced"    // a fence agent confirmed it powered off
 	DeclaredIsolated  = "isolated"  // it acknowledged a poison pill: it destroyed its VMs
 	DeclaredLeft      = "left"      // it left cleanly
+	DeclaredConfirmed = "confirmed" // an operator confirmed it powered off (wingman host confirm-off)
 )
 
 // VM outcomes in an incident.
@@ -106,7 +107,7 @@ func incidentID(subject int, decl storage.Event) string {
 // firstSigns are events, about a host (Subject), that come before its
 // declaration: the earliest is when it was lost.
 var firstSigns = map[string]bool{"suspected": true, "isolated": true, "pill-sent": true, "pill-acknowledged": true,
-	"power-fence": true, "power-fence-confirmed": true}
+	"power-fence": true, "power-fence-confirmed": true, "confirmed-off": true}
 
 // backKinds are events, about a host (Subject), that say it is back.
 var backKinds = map[string]bool{"rejoined": true, "host-back": true, "joined": true, "host-joined": true}
@@ -217,6 +218,8 @@ func howOf(kind string) string {
 		return DeclaredIsolated
 	case "power-fence-confirmed":
 		return DeclaredFenced
+	case "confirmed-off":
+		return DeclaredConfirmed
 	}
 	return ""
 }

@@ -78,6 +78,7 @@ var howText = map[string]string{
 	DeclaredFenced:    "a fence agent confirmed it powered off",
 	DeclaredIsolated:  "it was isolated and acknowledged the poison pill (destroyed its VMs)",
 	DeclaredLeft:      "it left the cluster",
+	DeclaredConfirmed: "an operator confirmed it powered off (wingman host confirm-off)",
 }
 
 // ForIncident returns the notification of kind (KindIncident or

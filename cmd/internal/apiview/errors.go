@@ -22,7 +22,7 @@ var classes = []struct {
 }{
 	{api.ErrNotFound, []error{vm.ErrNotFound, storage.ErrNotFound, hypervisor.ErrNotFound, notify.ErrNoTarget}},
 	{api.ErrNoQuorum, []error{vm.ErrNoQuorum}},
-	{api.ErrConflict, []error{quorum.ErrDisarmRefused, vm.ErrNotOwner, vm.ErrDiskUnreachable, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrConflict, storage.ErrNoFreeVMRecord,
+	{api.ErrConflict, []error{quorum.ErrDisarmRefused, quorum.ErrConfirmRefused, vm.ErrNotOwner, vm.ErrDiskUnreachable, storage.ErrLeaseHeld, storage.ErrContended, storage.ErrConflict, storage.ErrNoFreeVMRecord,
 		hypervisor.ErrNotRunning, hypervisor.ErrAlreadyRunning, hypervisor.ErrNoMigration}},
 	{api.ErrInvalid, []error{quorum.ErrDisarmInvalid, plan.ErrInvalidPolicy, vm.ErrUnsafeDisk, storage.ErrInvalid, storage.ErrTooLarge, hypervisor.ErrBadDomainXML, notify.ErrInvalidTarget}},
 	// A write refused because an earlier one to the same block is still in
