@@ -120,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		nbd:        map[*NBDServer]struct{}{},
 	}
 	register(c)
-	if err := os.MkdirAll(c.LockspaceDir(), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(c.sharedDir, LockspaceSubdir), 0o755); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("create shared dir: %w", err)
 	}
@@ -206,10 +206,6 @@ func (c *Cluster) Dir() string { return c.dir }
 // SharedDir is the directory every host sees at the same path, for guest disks (plain ext4 or
 // whatever BaseDir is on: libvirt calls migration with it unsafe, so pass the unsafe flag).
 func (c *Cluster) SharedDir() string { return c.sharedDir }
-
-// LockspaceDir is the lock manager's file lockspace (Config.LockManager): one lease file per disk
-// path, in the shared tree.
-func (c *Cluster) LockspaceDir() string { return filepath.Join(c.sharedDir, "lockspace") }
 
 // DomainType is the domain type of the guests made by NewGuest: "kvm" or "qemu".
 func (c *Cluster) DomainType() string { return c.domainType }

@@ -224,7 +224,7 @@ migration_port_max = %[4]d
 auto_disk_leases = 1
 require_lease_for_disks = 1
 file_lockspace_dir = "%[2]s"
-`, h.name, h.c.LockspaceDir())
+`, h.name, filepath.Join(h.c.sharedDir, LockspaceSubdir))
 		files["virtlockd.conf"] = "log_outputs = \"3:file:/var/log/libvirt/virtlockd.log\"\n"
 	}
 	for name, text := range files {

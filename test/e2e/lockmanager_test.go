@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/test/cluster"
 )
 
@@ -18,6 +19,9 @@ import (
 // through its own loop device over the one image file, under one path, as hosts reach a LUN,
 // so QEMU's image locking, which on this one shared kernel would refuse the second opener of
 // the file, does not interfere.
+//
+// Every wingmand reports the guest's lock manager (dominfo, drill) as its owner's libvirt has
+// loaded it: lockd with, none without.
 //
 //   - without the lock manager (the control run) the second start succeeds: two copies run, and
 //     the never-two checker sees them; the test then destroys the second;
@@ -75,6 +79,27 @@ func lockManagerScenario(t *testing.T, on bool) {
 	}
 	if _, err := e.Client(h1).Protect(ctx, spec.Name, ProtectRequest{}); err != nil {
 		t.Fatalf("protect: %v", err)
+	}
+	// Every host tells, for the guest, what its owner's libvirt actually loaded.
+	want := "none"
+	if on {
+		want = "lockd"
+	}
+	for _, h := range e.Hosts() {
+		v, err := e.Client(h).VM(ctx, spec.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.LockManager != want {
+			t.Errorf("dominfo %s from %s: lock manager %q, want %q", spec.Name, h.Name(), v.LockManager, want)
+		}
+	}
+	rep, err := e.Client(h2).Drill(ctx, api.DrillRequest{Host: h1.Name()})
+	if err != nil {
+		t.Fatalf("drill: %v", err)
+	}
+	if len(rep.VMs) != 1 || rep.VMs[0].LockManager != want {
+		t.Errorf("drill of %s: VMs %+v, want %s with lock manager %q", h1.Name(), rep.VMs, spec.Name, want)
 	}
 	g := Guest{Name: spec.Name, UUID: strings.ToLower(spec.UUID), Spec: spec}
 	w := e.StartWatch([]Guest{g}, WatchOptions{})
