@@ -168,7 +168,7 @@ func Prerequisites() error {
 		return fmt.Errorf("%w: must run as root (namespaces, mounts, libvirtd): run the tests with sudo", ErrPrerequisite)
 	}
 	var missing []string
-	for _, p := range []string{"libvirtd", "virsh", "qemu-system-x86_64", "qemu-nbd", "nsenter", "ip", "bash", "timeout", "sleep"} {
+	for _, p := range []string{"libvirtd", "virtlockd", "losetup", "virsh", "qemu-system-x86_64", "qemu-nbd", "nsenter", "ip", "bash", "timeout", "sleep"} {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}
