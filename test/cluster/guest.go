@@ -93,20 +93,17 @@ func (s GuestSpec) XML() (string, error) {
   <on_crash>%s</on_crash>
   <devices>
 `, mem, vcpus, s.boot(), onCrash)
-	if s.Disk != "" {
-		fmt.Fprintf(&b, `    <disk type='file' device='disk'>
+	if s.Disk != "" || s.Block != "" {
+		typ, attr, path := "file", "file", s.Disk
+		if s.Block != "" {
+			typ, attr, path = "block", "dev", s.Block
+		}
+		fmt.Fprintf(&b, `    <disk type='%s' device='disk'>
       <driver name='qemu' type='raw' cache='none' io='native' error_policy='stop' rerror_policy='stop'/>
-      <source file='%s'/>
+      <source %s='%s'/>
       <target dev='vda' bus='virtio'/>%s
     </disk>
-`, esc(s.Disk), shareable(s.Shareable))
-	} else if s.Block != "" {
-		fmt.Fprintf(&b, `    <disk type='block' device='disk'>
-      <driver name='qemu' type='raw' cache='none' io='native' error_policy='stop' rerror_policy='stop'/>
-      <source dev='%s'/>
-      <target dev='vda' bus='virtio'/>%s
-    </disk>
-`, esc(s.Block), shareable(s.Shareable))
+`, typ, attr, esc(path), shareable(s.Shareable))
 	} else {
 		fmt.Fprintf(&b, `    <disk type='network' device='disk'>
       <driver name='qemu' type='raw' cache='none' error_policy='stop' rerror_policy='stop'/>
