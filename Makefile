@@ -10,6 +10,8 @@ TESTFLAGS ?= -count=1 -timeout 25m
 # lintian: test/deb checks the built package; zsh, fish: the completion tests.
 # debootstrap, systemd-container: test/systemd boots a Debian root with systemd in systemd-nspawn
 # and installs the package there.
+# libvirt-daemon also brings virtlockd and its lockd plugin (README, "Second guard: libvirt's lock
+# manager"; TestLockManagerRefusesSecondStart), util-linux losetup.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs groff-base adduser \

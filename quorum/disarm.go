@@ -113,7 +113,7 @@ func (n *Node) Disarm(now Mono, req DisarmRequest) (Disarm, error) {
 		return Disarm{}, fmt.Errorf("%w: HA is disarmed for %v more (by host %d): a disarm for %v would end sooner; give a longer duration, or --force to shorten it",
 			ErrDisarmRefused, age(st.Until-now), st.Request.By, req.For)
 	}
-	dm := Disarm{Gen: max(n.disarm.Gen, n.maxDisarmGen()) + 1, By: n.self, For: req.For, Reason: req.Reason}
+	dm := Disarm{Gen: max(n.disarm.Gen, maxDisarmGen(n.slots)) + 1, By: n.self, For: req.For, Reason: req.Reason}
 	n.adopt(now, dm, true)
 	if dm.For == 0 {
 		n.emit(Event{Kind: "ha-armed", Subject: n.self, Message: "HA armed by the operator" + reasonSuffix(dm.Reason)})
@@ -130,10 +130,10 @@ func reasonSuffix(r string) string {
 	return ": " + r
 }
 
-// maxDisarmGen is the highest disarm generation in the slots last read.
-func (n *Node) maxDisarmGen() uint64 {
+// maxDisarmGen is the highest disarm generation in slots.
+func maxDisarmGen(slots []Slot) uint64 {
 	var g uint64
-	for _, s := range n.slots {
+	for _, s := range slots {
 		g = max(g, s.Disarm.Gen)
 	}
 	return g

@@ -31,6 +31,9 @@ type DrillVM struct {
 	Name  string `json:"name"`
 	UUID  string `json:"uuid"`
 	Owner string `json:"owner"`
+	// LockManager is its owner's Host.LockManager: whether libvirt's lock
+	// manager would also refuse a second copy of it.
+	LockManager string `json:"lock_manager,omitempty"`
 	// Target is where its owner's failover would start it now ("": nowhere).
 	Target   string `json:"target,omitempty"`
 	Unplaced string `json:"unplaced,omitempty"` // why no host has room

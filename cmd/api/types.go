@@ -125,6 +125,10 @@ type Host struct {
 	// from the cluster's: "differs from the majority's" or "differs from
 	// this host's" (the fingerprints its slot on the LUN publishes).
 	GossipKey string `json:"gossip_key,omitempty"`
+	// LockManager is the lock manager the host's libvirt has loaded for
+	// QEMU guests: "lockd" (virtlockd), "sanlock" or "none"; "" when the
+	// host does not say (an older version, or its /proc unreadable).
+	LockManager string `json:"lock_manager,omitempty"`
 }
 
 // VM is one virtual machine: a protected one (with a record on the LUN) or
@@ -144,6 +148,9 @@ type VM struct {
 	Migration  string `json:"migration,omitempty"`
 	MemoryMiB  uint64 `json:"memory_mib,omitempty"`
 	VCPUs      int    `json:"vcpus,omitempty"`
+	// LockManager, for a protected VM, is its owner's Host.LockManager:
+	// whether libvirt's lock manager guards it there as well as its lease.
+	LockManager string `json:"lock_manager,omitempty"`
 	// QMP is QEMU's own view of the VM, only when asked for (GET
 	// /v1/vms/{vm}?qmp=1, 'wingman dominfo --qmp'): reading it marks the
 	// domain tainted in libvirt (custom-monitor).

@@ -84,7 +84,7 @@ func printDrill(w io.Writer, rep api.DrillReport) {
 	if len(rep.VMs) == 0 {
 		fmt.Fprintln(w, "No protected VM runs on the drilled hosts.")
 	} else {
-		fmt.Fprintf(tw, "VM\tOWNER\tFAILOVER TO\t%s\tRESULT\n", strings.Join(targets, "\t"))
+		fmt.Fprintf(tw, "VM\tOWNER\tLOCKS\tFAILOVER TO\t%s\tRESULT\n", strings.Join(targets, "\t"))
 		for _, v := range rep.VMs {
 			cells := make([]string, len(targets))
 			for i, t := range targets {
@@ -102,7 +102,7 @@ func printDrill(w io.Writer, rep api.DrillReport) {
 			case v.Skipped != "":
 				to = "(not restarted)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", v.Name, v.Owner, orDash(to), strings.Join(cells, "\t"), passFail(v.Pass))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Owner, lockManagerText(v.LockManager), orDash(to), strings.Join(cells, "\t"), passFail(v.Pass))
 		}
 		tw.Flush()
 	}

@@ -51,14 +51,14 @@ var hostListCmd = command{
 
 func printHosts(w io.Writer, hosts []api.Host) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tSERF\tVMS\tMEMORY\tFREE\tCPUS\tFENCE\tREASON")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tSERF\tVMS\tMEMORY\tFREE\tCPUS\tFENCE\tLOCKS\tREASON")
 	for _, h := range hosts {
 		name := h.Name
 		if h.Coordinator {
 			name += " *"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\n", h.ID, name, h.State, orDash(h.Serf), h.VMs,
-			humanMiB(h.MemoryMiB), humanMiB(h.FreeMiB), h.CPUs, yesNo(h.Fenceable), orDash(h.Reason))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", h.ID, name, h.State, orDash(h.Serf), h.VMs,
+			humanMiB(h.MemoryMiB), humanMiB(h.FreeMiB), h.CPUs, yesNo(h.Fenceable), lockManagerText(h.LockManager), orDash(h.Reason))
 	}
 	tw.Flush()
 	for _, h := range hosts {
@@ -67,6 +67,20 @@ func printHosts(w io.Writer, hosts []api.Host) {
 			break
 		}
 	}
+}
+
+// lockManagerText says what libvirt's lock manager on a host is: "-" when
+// the host does not say.
+func lockManagerText(lm string) string {
+	switch lm {
+	case "":
+		return "-"
+	case "none":
+		return "off"
+	case "lockd":
+		return "virtlockd"
+	}
+	return lm
 }
 
 var hostinfoCmd = command{

@@ -173,6 +173,7 @@ func printVM(w io.Writer, v api.VM) {
 	}
 	if v.Protected {
 		row("Lease epoch", strconv.FormatUint(v.LeaseEpoch, 10))
+		row("Lock manager", lockManagerText(v.LockManager)+" (libvirt's, on its host)")
 		row("Migration", orDash(v.Migration))
 		row("Priority", vmPriority(v))
 		p := v.Policy

@@ -25,12 +25,12 @@ var (
 		VMs: []api.DrillVM{
 			{Name: "batch1", UUID: "6f1c2a9e-0000-4000-8000-000000000003", Owner: "kvm1", Skipped: "stopped by the operator",
 				Checks: []api.DrillCheck{{Host: "kvm2"}}, Pass: true},
-			{Name: "web1", UUID: "6f1c2a9e-0000-4000-8000-000000000001", Owner: "kvm1", Target: "kvm2",
+			{Name: "web1", UUID: "6f1c2a9e-0000-4000-8000-000000000001", Owner: "kvm1", LockManager: "lockd", Target: "kvm2",
 				Checks: []api.DrillCheck{{Host: "kvm2", Planned: true}}, Pass: true},
 		}}
 	drillFail = api.DrillReport{Lost: []string{"kvm1", "kvm2", "kvm3"}, Duration: 1900 * time.Millisecond,
 		VMs: []api.DrillVM{
-			{Name: "db1", UUID: "6f1c2a9e-0000-4000-8000-000000000002", Owner: "kvm2", Unplaced: "no capacity (needs 32GiB, 1 vCPUs)",
+			{Name: "db1", UUID: "6f1c2a9e-0000-4000-8000-000000000002", Owner: "kvm2", LockManager: "none", Unplaced: "no capacity (needs 32GiB, 1 vCPUs)",
 				Checks: []api.DrillCheck{{Host: "kvm1"}}},
 			{Name: "fast1", UUID: "6f1c2a9e-0000-4000-8000-000000000006", Owner: "kvm1", Target: "kvm2",
 				Problems: []string{"disk vda has cache='unsafe', which ignores the guest's flushes: writes the guest was told are on disk are lost " +

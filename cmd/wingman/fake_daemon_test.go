@@ -48,12 +48,12 @@ type fakeDaemon struct {
 var (
 	fakeNow   = time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
 	fakeHosts = []api.Host{
-		{ID: 1, Name: "kvm1", State: "alive", Generation: 7, Serf: "alive", MemoryMiB: 262144, FreeMiB: 98304, CPUs: 64, VMs: 2, Fenceable: true},
-		{ID: 2, Name: "kvm2", State: "alive", Generation: 5, Serf: "alive", Coordinator: true, MemoryMiB: 262144, FreeMiB: 180224, CPUs: 64, VMs: 1, Fenceable: true},
+		{ID: 1, Name: "kvm1", State: "alive", Generation: 7, Serf: "alive", MemoryMiB: 262144, FreeMiB: 98304, CPUs: 64, VMs: 2, Fenceable: true, LockManager: "lockd"},
+		{ID: 2, Name: "kvm2", State: "alive", Generation: 5, Serf: "alive", Coordinator: true, MemoryMiB: 262144, FreeMiB: 180224, CPUs: 64, VMs: 1, Fenceable: true, LockManager: "none"},
 		{ID: 3, Name: "kvm3", State: "dead", Reason: "no heartbeat for 12s, fenced", Generation: 9, Serf: "failed", MemoryMiB: 131072, FreeMiB: 0, CPUs: 32, Fenceable: true},
 	}
 	fakeVMs = []api.VM{
-		{Name: "web1", UUID: "6f1c2a9e-0000-4000-8000-000000000001", Protected: true, Owner: 1, OwnerName: "kvm1", State: "running", Priority: 900,
+		{Name: "web1", UUID: "6f1c2a9e-0000-4000-8000-000000000001", Protected: true, Owner: 1, OwnerName: "kvm1", State: "running", LockManager: "lockd", Priority: 900,
 			Policy:     api.Policy{Priority: "high", Restart: "always", RestartMax: 3, RestartWindow: time.Hour, AntiAffinity: "web", PreferredHosts: []string{"kvm1", "kvm2"}, Isolation: "leave-running"},
 			LeaseEpoch: 12, Migration: "none", MemoryMiB: 8192, VCPUs: 4},
 		{Name: "db1", UUID: "6f1c2a9e-0000-4000-8000-000000000002", Protected: true, Owner: 2, OwnerName: "kvm2", State: "running", Priority: 500,

@@ -84,7 +84,7 @@ func (d apiServer) router() *api.Router {
 		ctx, cancel := context.WithTimeout(ctx, drill.Timeout)
 		defer cancel()
 		rep, err := d.drills.Run(ctx, drill.Request(req))
-		return apiview.DrillReport(rep), err
+		return apiview.DrillReport(rep, apiview.LockManagers(d.serf.Members())), err
 	})
 	api.Post(rt, "POST /v1/ha/disarm", `send {"for_ns": 3600000000000, "reason": "SAN firmware", "force": false}`, true, func(ctx context.Context, _ *http.Request, req api.DisarmRequest) (any, error) {
 		vms, _ := d.apiVMs(ctx)
@@ -226,7 +226,9 @@ func (d apiServer) apiVMs(ctx context.Context) ([]api.VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	return apiview.VMs(vms, d.decision(), d.slotNames(), d.slot.HostID(), d.cfg.HostName), nil
+	out := apiview.VMs(vms, d.decision(), d.slotNames(), d.slot.HostID(), d.cfg.HostName)
+	apiview.MarkLockManagers(out, apiview.LockManagers(d.serf.Members()))
+	return out, nil
 }
 
 func (d apiServer) apiVM(ctx context.Context, s string) (api.VM, error) {

@@ -339,6 +339,7 @@ func (d *Daemon) tags(ctx context.Context, self int) gossip.Tags {
 	pl := d.cfg.Placement
 	t := gossip.Tags{HostID: self, ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Maintenance: d.maint != nil && d.maint.Active(),
 		CPUOvercommit: pl.CPUOvercommit, MemoryOvercommit: pl.MemoryOvercommit, ReservedMiB: pl.ReservedMemoryMiB, MaxStarts: pl.ParallelStarts}
+	t.LockManager, _ = hypervisor.LockManagerInUse("/proc") // "": not told
 	if c, err := d.hv.Capacity(ctx); err == nil {
 		t.MemoryTotalMiB, t.CPUs = c.MemoryBytes>>20, c.CPUs
 		if c.MemoryBytes > c.GuestMemoryBytes {

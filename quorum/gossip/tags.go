@@ -38,6 +38,7 @@ const (
 	tagKeyCluster     = "lun"
 	tagKeyVersion     = "ver"
 	tagKeyLimits      = "lim" // "cpu-overcommit/memory-overcommit/reserved MiB/starts"
+	tagKeyLockManager = "lkm" // libvirt's lock manager: "lockd", "sanlock", "none"
 )
 
 // Tags are the facts a host advertises to its peers through serf. They are
@@ -71,6 +72,10 @@ type Tags struct {
 	MemoryOvercommit float64
 	ReservedMiB      uint64
 	MaxStarts        int
+	// LockManager is the lock manager the host's libvirt runs QEMU guests
+	// with (hypervisor.LockManagerInUse: "lockd", "sanlock", "none"); ""
+	// when it could not be told.
+	LockManager string
 }
 
 // Encode returns the tags as serf's string map. It fails when HostID is out
@@ -100,7 +105,7 @@ func (t Tags) Encode() (map[string]string, error) {
 			strconv.FormatFloat(t.MemoryOvercommit, 'g', 6, 64) + "/" + strconv.FormatUint(t.ReservedMiB, 10) + "/" + strconv.Itoa(t.MaxStarts)
 	}
 	// Empty strings are left out: they cost bytes and say nothing.
-	for k, v := range map[string]string{tagKeyAPI: t.APIAddr, tagKeyCluster: t.ClusterUUID, tagKeyVersion: t.Version} {
+	for k, v := range map[string]string{tagKeyAPI: t.APIAddr, tagKeyCluster: t.ClusterUUID, tagKeyVersion: t.Version, tagKeyLockManager: t.LockManager} {
 		if v != "" {
 			m[k] = v
 		}
@@ -174,6 +179,7 @@ func DecodeTags(m map[string]string) (Tags, error) {
 	t.APIAddr = m[tagKeyAPI]
 	t.ClusterUUID = m[tagKeyCluster]
 	t.Version = m[tagKeyVersion]
+	t.LockManager = m[tagKeyLockManager]
 	return t, nil
 }
 

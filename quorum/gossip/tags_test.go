@@ -11,7 +11,7 @@ func TestTagsRoundTrip(t *testing.T) {
 		HostID: 42, MemoryTotalMiB: 512 * 1024, MemoryFreeMiB: 100_000, CPUs: 96,
 		Maintenance: true, APIAddr: "[fd00::42]:7947",
 		ClusterUUID: "5f0c6a43-2d7e-4f4e-9a51-3c1d2b7f8e90", Version: "1.2.3-rc1+g0123abc",
-		CPUOvercommit: 12.5, MemoryOvercommit: 1.25, ReservedMiB: 4096, MaxStarts: 24,
+		CPUOvercommit: 12.5, MemoryOvercommit: 1.25, ReservedMiB: 4096, MaxStarts: 24, LockManager: "sanlock",
 	}
 	m, err := in.Encode()
 	if err != nil {

@@ -120,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		nbd:        map[*NBDServer]struct{}{},
 	}
 	register(c)
-	if err := os.MkdirAll(c.sharedDir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(c.sharedDir, LockspaceSubdir), 0o755); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("create shared dir: %w", err)
 	}
@@ -168,7 +168,7 @@ func Prerequisites() error {
 		return fmt.Errorf("%w: must run as root (namespaces, mounts, libvirtd): run the tests with sudo", ErrPrerequisite)
 	}
 	var missing []string
-	for _, p := range []string{"libvirtd", "virsh", "qemu-system-x86_64", "qemu-nbd", "nsenter", "ip", "bash", "timeout", "sleep"} {
+	for _, p := range []string{"libvirtd", "virtlockd", "losetup", "virsh", "qemu-system-x86_64", "qemu-nbd", "nsenter", "ip", "bash", "timeout", "sleep"} {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}

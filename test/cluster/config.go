@@ -56,7 +56,17 @@ type Config struct {
 	// GuestDiskMiB is the size of the raw disk that Cluster.NewGuest creates in the shared
 	// directory. Default 8.
 	GuestDiskMiB int
+
+	// LockManager turns on libvirt's lock manager on every host: a virtlockd per host, started
+	// before libvirtd, and lock_manager = "lockd" with its file lockspace in LockspaceSubdir of
+	// the shared directory, which every host sees, as the lockspace of a real cluster lives on
+	// shared storage. Default false.
+	LockManager bool
 }
+
+// LockspaceSubdir is the lock manager's file lockspace (Config.LockManager) in the shared
+// directory: one lease file per disk path.
+const LockspaceSubdir = "lockspace"
 
 // DefaultConfig returns the configuration of a two-host cluster on 10.77.0.0/24 with 64 MiB guests.
 func DefaultConfig() Config {

@@ -31,6 +31,12 @@
 // shared directory is plain local disk, so libvirt calls such a migration unsafe: pass the
 // unsafe flag (VIR_MIGRATE_UNSAFE, virsh --unsafe) in tests.
 //
+// With Config.LockManager every host also runs its own virtlockd, started before libvirtd, and
+// its qemu.conf sets lock_manager = "lockd" with the file lockspace in the shared directory
+// (LockspaceSubdir), as a real cluster keeps it on shared storage. Host.LoopDisk gives a host its
+// own loop device over a disk image under one path (HostDiskDir) on every host, so that QEMU's
+// image locking, which sees one kernel here, cannot stand in for the lock manager.
+//
 // Guests need no OS: GuestSpec.XML is a 64 MiB, 1 vCPU domain (kvm when /dev/kvm works, else
 // TCG) with a raw virtio disk (cache='none') whose boot sector, written by CreateDisk, reads the
 // disk about nine times a second under SeaBIOS. It starts in a fraction of a second and migrates in

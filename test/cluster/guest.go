@@ -18,8 +18,10 @@ type GuestSpec struct {
 	MemoryMiB int    // 0 means 64
 	VCPUs     int    // 0 means 1
 	// Disk is the raw image file of the guest's only disk (virtio, cache='none'), normally in
-	// the cluster's shared directory. Exactly one of Disk and NBDSocket must be set.
+	// the cluster's shared directory. Exactly one of Disk, Block and NBDSocket must be set.
 	Disk string
+	// Block is a block device (e.g. Host.LoopDisk's path) used as the guest's only disk.
+	Block string
 	// NBDSocket is the Unix socket of an NBD server (NBDServer.Socket) serving the guest's disk
 	// as export NBDExport.
 	NBDSocket string
@@ -53,8 +55,8 @@ func (s GuestSpec) XML() (string, error) {
 	if s.Name == "" {
 		return "", fmt.Errorf("guest xml: Name is empty")
 	}
-	if (s.Disk == "") == (s.NBDSocket == "") {
-		return "", fmt.Errorf("guest xml for %q: set exactly one of Disk and NBDSocket", s.Name)
+	if n := btoi(s.Disk != "") + btoi(s.Block != "") + btoi(s.NBDSocket != ""); n != 1 {
+		return "", fmt.Errorf("guest xml for %q: set exactly one of Disk, Block and NBDSocket, not %d", s.Name, n)
 	}
 	typ := s.Type
 	if typ == "" {
@@ -91,13 +93,17 @@ func (s GuestSpec) XML() (string, error) {
   <on_crash>%s</on_crash>
   <devices>
 `, mem, vcpus, s.boot(), onCrash)
-	if s.Disk != "" {
-		fmt.Fprintf(&b, `    <disk type='file' device='disk'>
+	if s.Disk != "" || s.Block != "" {
+		typ, attr, path := "file", "file", s.Disk
+		if s.Block != "" {
+			typ, attr, path = "block", "dev", s.Block
+		}
+		fmt.Fprintf(&b, `    <disk type='%s' device='disk'>
       <driver name='qemu' type='raw' cache='none' io='native' error_policy='stop' rerror_policy='stop'/>
-      <source file='%s'/>
+      <source %s='%s'/>
       <target dev='vda' bus='virtio'/>%s
     </disk>
-`, esc(s.Disk), shareable(s.Shareable))
+`, typ, attr, esc(path), shareable(s.Shareable))
 	} else {
 		fmt.Fprintf(&b, `    <disk type='network' device='disk'>
       <driver name='qemu' type='raw' cache='none' error_policy='stop' rerror_policy='stop'/>
@@ -146,6 +152,13 @@ func (s GuestSpec) boot() string {
 	// ACPI: libvirt's shutdown presses the power button, which the guest's init handles.
 	return fmt.Sprintf("    <kernel>%s</kernel>\n    <initrd>%s</initrd>\n    <cmdline>%s</cmdline>\n  </os>\n  <features><acpi/></features>\n",
 		esc(s.Kernel), esc(s.Initrd), esc(s.Cmdline))
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func shareable(on bool) string {

@@ -216,7 +216,18 @@ migration_host = "%[2]s"
 migration_port_min = %[3]d
 migration_port_max = %[4]d
 `, h.name, h.addr, portMin, portMin+63)
-	for name, text := range map[string]string{"libvirtd.conf": libvirtdConf, "qemu.conf": qemuConf} {
+	files := map[string]string{"libvirtd.conf": libvirtdConf, "qemu.conf": qemuConf}
+	if cfg.LockManager {
+		files["qemu.conf"] += "lock_manager = \"lockd\"\n"
+		files["qemu-lockd.conf"] = fmt.Sprintf(`# Written by wingman's test/cluster for host %[1]s: a lease on every disk, named after
+# the disk's path, in a lockspace all hosts share.
+auto_disk_leases = 1
+require_lease_for_disks = 1
+file_lockspace_dir = "%[2]s"
+`, h.name, filepath.Join(h.c.sharedDir, LockspaceSubdir))
+		files["virtlockd.conf"] = "log_outputs = \"3:file:/var/log/libvirt/virtlockd.log\"\n"
+	}
+	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(h.dir, "etc", name), []byte(text), 0o644); err != nil {
 			return fmt.Errorf("write %s of %s: %w", name, h.name, err)
 		}
@@ -387,6 +398,11 @@ func (h libvirtd) startLibvirtd(ctx context.Context) error {
 		return fmt.Errorf("start libvirtd on %s: %w", h.name, err)
 	}
 	defer out.Close()
+	if h.c.cfg.LockManager {
+		if err := h.startVirtlockd(ctx, out); err != nil {
+			return err
+		}
+	}
 	// --pid-file in the host's own run dir: the default /run/libvirtd.pid is shared by all hosts
 	// and locked by the first libvirtd.
 	cmd := h.Command(context.Background(), "libvirtd", "--listen",
@@ -425,6 +441,38 @@ func (h libvirtd) startLibvirtd(ctx context.Context) error {
 		return fmt.Errorf("start libvirtd on %s: %w (last virsh error: %v); see %s and %s:\n%s\n%s",
 			h.name, err, lastErr, filepath.Join(h.dir, "log", "libvirtd.out"), filepath.Join(h.dir, "log", "libvirtd.log"),
 			tail(filepath.Join(h.dir, "log", "libvirtd.out"), 10), tail(filepath.Join(h.dir, "log", "libvirtd.log"), 10))
+	}
+	return nil
+}
+
+// startVirtlockd starts the host's virtlockd (Config.LockManager), unless it runs already (a
+// restarted libvirtd finds it, as under systemd), and waits for its socket: a root libvirtd does
+// not start virtlockd itself. It lives in the host's PID namespace, so a power loss ends it.
+func (h libvirtd) startVirtlockd(ctx context.Context, out *os.File) error {
+	sock := filepath.Join(h.dir, "run", "virtlockd-sock")
+	if _, err := os.Stat(sock); err == nil {
+		return nil
+	}
+	cmd := h.Command(context.Background(), "virtlockd",
+		"--pid-file", "/run/libvirt/virtlockd.pid", "--config", "/etc/libvirt/virtlockd.conf")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := startBound(cmd); err != nil {
+		return fmt.Errorf("start virtlockd on %s: %w", h.name, err)
+	}
+	done := waited(cmd)
+	ctx, cancel := context.WithTimeout(ctx, h.c.cfg.StartTimeout)
+	defer cancel()
+	err := pollUntil(ctx, 20*time.Millisecond, func() (bool, error) {
+		select {
+		case <-done:
+			return false, fmt.Errorf("virtlockd exited")
+		default:
+		}
+		_, err := os.Stat(sock)
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("start virtlockd on %s: %w; see %s", h.name, err, filepath.Join(h.dir, "log", "libvirtd.out"))
 	}
 	return nil
 }

@@ -54,6 +54,8 @@ type Options struct {
 	CPUOvercommit float64
 	// GuestAgentWait is every wingmand's failover.guest_agent_wait (0: its default, 5m).
 	GuestAgentWait time.Duration
+	// LockManager turns on libvirt's lock manager on every host (cluster.Config.LockManager).
+	LockManager bool
 	// Binaries are the wingmand binaries of some hosts, by host name (cluster.BuildCommit of an
 	// older release: a host not yet upgraded); the others run this tree's build.
 	Binaries map[string]string
@@ -85,6 +87,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	cfg := cluster.DefaultConfig()
 	cfg.Hosts = o.Hosts
 	cfg.KeepDir = o.KeepDir
+	cfg.LockManager = o.LockManager
 	c, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -27,7 +27,8 @@ func Hosts(dec quorum.Decision, members []gossip.Member, recs []storage.VMRecord
 			continue
 		}
 		serfStatus[m.HostID] = m.Status.String()
-		tags[m.HostID] = api.Host{MemoryMiB: m.Tags.MemoryTotalMiB, FreeMiB: m.Tags.MemoryFreeMiB, CPUs: m.Tags.CPUs, Maintenance: m.Tags.Maintenance}
+		tags[m.HostID] = api.Host{MemoryMiB: m.Tags.MemoryTotalMiB, FreeMiB: m.Tags.MemoryFreeMiB, CPUs: m.Tags.CPUs, Maintenance: m.Tags.Maintenance,
+			LockManager: m.Tags.LockManager}
 	}
 	owned := map[int]int{}
 	for _, r := range recs {
@@ -44,7 +45,7 @@ func Hosts(dec quorum.Decision, members []gossip.Member, recs []storage.VMRecord
 		}
 		out = append(out, api.Host{ID: h.ID, Name: h.Name, State: h.State.String(), Reason: h.Reason, Generation: h.Gen,
 			Serf: s, Maintenance: t.Maintenance || h.State == quorum.StateMaintenance, Coordinator: h.ID == dec.Coordinator,
-			MemoryMiB: t.MemoryMiB, FreeMiB: t.FreeMiB, CPUs: t.CPUs, VMs: owned[h.ID], Fenceable: fenceable.Has(h.ID)})
+			MemoryMiB: t.MemoryMiB, FreeMiB: t.FreeMiB, CPUs: t.CPUs, VMs: owned[h.ID], Fenceable: fenceable.Has(h.ID), LockManager: t.LockManager})
 	}
 	return out
 }
@@ -167,11 +168,34 @@ func Evacuation(e maintenance.Evacuation) api.Evacuation {
 	return out
 }
 
-// DrillReport is rep as the API shows it.
-func DrillReport(rep drill.Report) api.DrillReport {
+// LockManagers are, by host id, the lock managers the members say their
+// libvirt uses (gossip.Tags.LockManager).
+func LockManagers(members []gossip.Member) map[int]string {
+	out := map[int]string{}
+	for _, m := range members {
+		if m.HostID != 0 && m.TagsErr == nil {
+			out[m.HostID] = m.Tags.LockManager
+		}
+	}
+	return out
+}
+
+// MarkLockManagers sets each protected VM's LockManager to its owner's
+// (LockManagers).
+func MarkLockManagers(vms []api.VM, byHost map[int]string) {
+	for i, v := range vms {
+		if v.Protected && v.Owner != 0 {
+			vms[i].LockManager = byHost[v.Owner]
+		}
+	}
+}
+
+// DrillReport is rep as the API shows it; lockManagers (LockManagers) say
+// whether libvirt's lock manager also guards each VM on its owner.
+func DrillReport(rep drill.Report, lockManagers map[int]string) api.DrillReport {
 	out := api.DrillReport{Pass: rep.Pass, Lost: rep.Lost, VMs: []api.DrillVM{}, Hosts: []api.DrillHost{}, Duration: rep.Duration}
 	for _, x := range rep.Verdict.VMs {
-		av := api.DrillVM{Name: x.Name, UUID: x.UUID, Owner: x.OwnerName, Target: x.TargetName, Unplaced: x.Unplaced,
+		av := api.DrillVM{Name: x.Name, UUID: x.UUID, Owner: x.OwnerName, LockManager: lockManagers[x.Owner], Target: x.TargetName, Unplaced: x.Unplaced,
 			Skipped: x.Skipped, Problems: x.Definition, Pass: x.Pass, Checks: []api.DrillCheck{}}
 		for _, c := range x.Cells {
 			av.Checks = append(av.Checks, api.DrillCheck{Host: c.HostName, Planned: c.Planned, Problem: c.Problem})
