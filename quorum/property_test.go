@@ -19,7 +19,7 @@ import (
 // TestRandomFaultSchedules runs the simulator over many random fault
 // schedules (crashes, reboots, partitions, whole-machine freezes, daemon
 // stalls, hung VM destroys, LUN loss and latency, failing power fences, clock
-// drift, disarms and early arms) and checks
+// drift, disarms and early arms, isolation addresses lost and found) and checks
 // at every step that no VM runs on two hosts, that a host is declared dead
 // only once it can no longer run VMs, and that coordinators of two network
 // partitions never act within 2R of each other. The schedules run in
@@ -222,6 +222,17 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 	if len(fenceable) > 0 {
 		opts = append(opts, "fenceable="+strings.Join(fenceable, ","))
 	}
+	var addresses []string
+	if rng.IntN(2) == 0 { // isolation addresses on most hosts of half the clusters
+		for id := 1; id <= hosts; id++ {
+			if rng.IntN(4) != 0 {
+				addresses = append(addresses, strconv.Itoa(id))
+			}
+		}
+	}
+	if len(addresses) > 0 {
+		opts = append(opts, "addresses="+strings.Join(addresses, ","))
+	}
 	opts = append(opts, fmt.Sprintf("seed=%d", seed))
 
 	var s *sim
@@ -250,7 +261,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 	do("run 5s")
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
-		switch rng.IntN(14) {
+		switch rng.IntN(16) {
 		case 0:
 			do(fmt.Sprintf("crash %d", h.id))
 		case 1:
@@ -329,6 +340,31 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 			do(fmt.Sprintf("disarm %d %ds", h.id, 5+rng.IntN(60)))
 		case 13:
 			do(fmt.Sprintf("arm %d", h.id))
+		case 14:
+			// A host loses (or finds again) its isolation addresses,
+			// alone or with its side of a cut.
+			if h.addrOK {
+				do(fmt.Sprintf("addr-lost %d", h.id))
+			} else {
+				do(fmt.Sprintf("addr-back %d", h.id))
+			}
+		case 15:
+			// A cut where one side also loses its addresses (an uplink
+			// gone), or a cut between hosts that all reach theirs.
+			var a, b []string
+			for _, o := range s.hosts {
+				if rng.IntN(2) == 0 {
+					a = append(a, strconv.Itoa(o.id))
+				} else {
+					b = append(b, strconv.Itoa(o.id))
+				}
+			}
+			do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
+			if len(a) > 0 && rng.IntN(3) != 0 {
+				do("addr-lost " + strings.Join(a, ","))
+			} else {
+				do("addr-back " + strings.Join(append(a, b...), ","))
+			}
 		}
 		if s.violation == "" {
 			do(fmt.Sprintf("run %ds", 1+rng.IntN(25)))
