@@ -52,6 +52,9 @@ type Options struct {
 	CPUOvercommit float64
 	// GuestAgentWait is every wingmand's failover.guest_agent_wait (0: its default, 5m).
 	GuestAgentWait time.Duration
+	// IsolationGateway gives every wingmand the switch's own address (the cluster's ClientAddr,
+	// a gateway every host reaches through its uplink) as its isolation address.
+	IsolationGateway bool
 	// Binaries are the wingmand binaries of some hosts, by host name (cluster.BuildCommit of an
 	// older release: a host not yet upgraded); the others run this tree's build.
 	Binaries map[string]string
@@ -112,8 +115,12 @@ func (e *Env) Close() error {
 
 // WingmandOptions are the options the environment starts wingmand with.
 func (e *Env) WingmandOptions() cluster.WingmandOptions {
-	return cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, FenceLevels: e.Opts.FenceLevels, ShutdownPolicy: e.Opts.ShutdownPolicy,
+	o := cluster.WingmandOptions{Profile: e.Opts.Profile, Fence: e.Opts.Fence, FenceLevels: e.Opts.FenceLevels, ShutdownPolicy: e.Opts.ShutdownPolicy,
 		HardwareWatchdog: e.Opts.HardwareWatchdog, CPUOvercommit: e.Opts.CPUOvercommit, GuestAgentWait: e.Opts.GuestAgentWait}
+	if e.Opts.IsolationGateway {
+		o.IsolationAddresses = []string{e.C.ClientAddr().String()}
+	}
+	return o
 }
 
 // StartWingmand starts wingmand on the hosts, in parallel (each waits a few heartbeats to take
