@@ -6,7 +6,7 @@ PKGS      := ./...
 # Integration tests (real libvirtd, namespaces, loop devices) need root; they skip with a message otherwise.
 TESTFLAGS ?= -count=1 -timeout 25m
 
-# nftables: test/cluster cuts the link between two hosts with bridge rules in its switch (CutLink).
+# nftables: test/cluster cuts the link between two hosts with bridge rules in its switch (cluster.CutLink).
 # chromium: the web dashboard's browser tests (headless, driven by chromedp).
 # lintian: test/deb checks the built package; zsh, fish: the completion tests.
 # debootstrap, systemd-container: test/systemd boots a Debian root with systemd in systemd-nspawn

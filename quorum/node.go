@@ -141,10 +141,11 @@ func NewNode(cfg NodeConfig, now Mono) *Node {
 		disarmAt: Never, armedAt: Never, exemptUntil: Never, exemptEnded: Never, reachedAt: Never}
 }
 
-// Addresses records whether this host has isolation addresses configured,
-// and when the latest probe round that reached one of them started (Never:
-// none did).
-func (n *Node) Addresses(configured bool, reachedAt Mono) {
+// ProbedAddresses records in n whether its host has isolation addresses
+// configured, and when the latest probe round that reached one of them
+// started (Never: none did). (A function, not a method: Node is at the
+// guard's limit of methods.)
+func ProbedAddresses(n *Node, configured bool, reachedAt Mono) {
 	n.addresses, n.reachedAt = configured, reachedAt
 }
 

@@ -306,7 +306,7 @@ func (s *sim) cycle(h *simHost) {
 	if h.addresses && h.addrOK {
 		h.reachedAt = now // the prober's round, once per cycle
 	}
-	n.Addresses(h.addresses, h.reachedAt)
+	ProbedAddresses(n, h.addresses, h.reachedAt)
 	d := n.Decide(now)
 	for _, a := range d.Actions {
 		if s.act(h, a); h.stuck {

@@ -525,7 +525,7 @@ func (l *Loop) decide() quorum.Decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.node.SetFenceable(fenceable)
-	l.node.Addresses(configured, reachedAt)
+	quorum.ProbedAddresses(l.node, configured, reachedAt)
 	return l.node.Decide(now)
 }
 

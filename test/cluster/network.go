@@ -215,8 +215,9 @@ func (c *Cluster) Partitioned(h *Host) bool {
 
 // CutLink drops every frame between a and b in the switch (an nftables bridge rule on their
 // ports), both ways: they no longer reach each other, while each still reaches the switch's own
-// address (ClientAddr, the gateway of isolation tests) and every other host. JoinLink undoes it.
-func (c *Cluster) CutLink(a, b *Host) error {
+// address (ClientAddr, the gateway of isolation tests) and every other host. JoinLinks undoes it.
+// (Functions, not methods: Cluster is at the guard's limit of methods.)
+func CutLink(c *Cluster, a, b *Host) error {
 	pa, pb := portName(a), portName(b)
 	script := fmt.Sprintf(`add table bridge wingman_cut
 add chain bridge wingman_cut forward { type filter hook forward priority 0; policy accept; }
@@ -229,8 +230,8 @@ add rule bridge wingman_cut forward iifname %[2]q oifname %[1]q drop comment %[3
 	return nil
 }
 
-// JoinLink removes every cut that CutLink made.
-func (c *Cluster) JoinLink() error {
+// JoinLinks removes every cut that CutLink made.
+func JoinLinks(c *Cluster) error {
 	if err := (lanSwitch{c}).nft("delete table bridge wingman_cut\n"); err != nil {
 		return fmt.Errorf("join the cut links: %w", err)
 	}

@@ -3,6 +3,8 @@ package e2e
 import (
 	"testing"
 	"time"
+
+	"github.com/wingmanha/wingman/test/cluster"
 )
 
 // TestIsolationAddressUplinkLost: a two-host cluster whose hosts both have the switch's address
@@ -50,7 +52,7 @@ func TestIsolationAddressBothReach(t *testing.T) {
 	h1, h2 := e.Hosts()[0], e.Hosts()[1]
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	t0 := time.Now()
-	if err := e.C.CutLink(h1, h2); err != nil {
+	if err := cluster.CutLink(e.C, h1, h2); err != nil {
 		t.Fatal(err)
 	}
 	if err := Poll(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
@@ -64,7 +66,7 @@ func TestIsolationAddressBothReach(t *testing.T) {
 	observe(fastD + 5*time.Second)
 	placedOn(t, e, guests[:2], h1.Name())
 	placedOn(t, e, guests[2:], h2.Name())
-	if err := e.C.JoinLink(); err != nil {
+	if err := cluster.JoinLinks(e.C); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
