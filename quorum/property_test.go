@@ -259,6 +259,18 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		}
 	}
 	do("run 5s")
+	// cut splits the network in two random groups.
+	cut := func() (a, b []string) {
+		for _, o := range s.hosts {
+			if rng.IntN(2) == 0 {
+				a = append(a, strconv.Itoa(o.id))
+			} else {
+				b = append(b, strconv.Itoa(o.id))
+			}
+		}
+		do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
+		return a, b
+	}
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
 		switch rng.IntN(16) {
@@ -269,15 +281,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 				do(fmt.Sprintf("boot %d", h.id))
 			}
 		case 2:
-			var a, b []string
-			for _, o := range s.hosts {
-				if rng.IntN(2) == 0 {
-					a = append(a, strconv.Itoa(o.id))
-				} else {
-					b = append(b, strconv.Itoa(o.id))
-				}
-			}
-			do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
+			cut()
 		case 3:
 			do("heal")
 		case 4:
@@ -351,15 +355,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		case 15:
 			// A cut where one side also loses its addresses (an uplink
 			// gone), or a cut between hosts that all reach theirs.
-			var a, b []string
-			for _, o := range s.hosts {
-				if rng.IntN(2) == 0 {
-					a = append(a, strconv.Itoa(o.id))
-				} else {
-					b = append(b, strconv.Itoa(o.id))
-				}
-			}
-			do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
+			a, b := cut()
 			if len(a) > 0 && rng.IntN(3) != 0 {
 				do("addr-lost " + strings.Join(a, ","))
 			} else {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/storage"
-	"github.com/wingmanha/wingman/storage/storagetest"
 )
 
 type fakeAddresses struct {
@@ -25,14 +24,8 @@ func TestSlotPublishesIsolationReach(t *testing.T) {
 	if storage.ReachOK != storage.AddressReach(quorum.ReachOK) || storage.ReachLost != storage.AddressReach(quorum.ReachLost) {
 		t.Fatal("storage's and quorum's reach values differ")
 	}
-	lun, _ := storagetest.FaultLUN(t, "kvm1", storage.FormatOptions{ClusterName: "hb", Timings: testTimings(),
-		Geometry: storage.Geometry{MaxHosts: 2, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}})
+	lun, _, slot := oneHost(t)
 	ctx := context.Background()
-	slot, err := lun.AcquireSlot(ctx, storage.AcquireOptions{HostName: "kvm1", HostID: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slot.SetState(storage.SlotAlive)
 	timings := quorumTimings(lun.Header().Timings)
 	addrs := &fakeAddresses{}
 	now := time.Hour
