@@ -6,6 +6,7 @@ PKGS      := ./...
 # Integration tests (real libvirtd, namespaces, loop devices) need root; they skip with a message otherwise.
 TESTFLAGS ?= -count=1 -timeout 25m
 
+# nftables: test/cluster cuts the link between two hosts with bridge rules in its switch (cluster.CutLink).
 # chromium: the web dashboard's browser tests (headless, driven by chromedp).
 # lintian: test/deb checks the built package; zsh, fish: the completion tests.
 # debootstrap, systemd-container: test/systemd boots a Debian root with systemd in systemd-nspawn
@@ -14,7 +15,7 @@ TESTFLAGS ?= -count=1 -timeout 25m
 # manager"; TestLockManagerRefusesSecondStart), util-linux losetup.
 DEB_PACKAGES := build-essential pkg-config git ca-certificates \
 	libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
-	qemu-system-x86 qemu-utils iproute2 util-linux e2fsprogs groff-base adduser \
+	qemu-system-x86 qemu-utils iproute2 nftables util-linux e2fsprogs groff-base adduser \
 	libglib2.0-0 libnuma1 libudev1 \
 	chromium lintian zsh fish debootstrap systemd-container
 

@@ -11,7 +11,7 @@ import (
 // this host from in. It is deterministic and does no I/O.
 func Decide(in Input) Decision {
 	t := in.Timings
-	d := Decision{Disarm: in.Disarm}
+	d := Decision{Disarm: in.Disarm, Reach: selfReach(in), reach: readReach(in, in.Now)}
 
 	// After a disarm, this host's self-fence clock counts from its re-arm.
 	writeAge := in.Now - max(in.LastWrite, in.Disarm.ExemptEnded)
@@ -93,7 +93,7 @@ func Decide(in Input) Decision {
 			d.Partition.Add(h.ID)
 		}
 		d.Partition.Add(in.Self)
-		d.Quorate = d.MayRunVMs && IsQuorate(d.Partition, d.Voters)
+		d.Quorate = d.MayRunVMs && d.reach.quorate(d.Partition, d.Voters)
 		settle := t.serfDetect() + 2*t.Renew
 		settled := d.Partition
 		for _, id := range d.Partition.IDs() {
@@ -102,7 +102,7 @@ func Decide(in Input) Decision {
 			}
 		}
 		d.settled = settled
-		d.Settled = d.Quorate && IsQuorate(settled, d.Voters)
+		d.Settled = d.Quorate && d.reach.quorate(settled, d.Voters) && d.reach.settled
 		// A host that has just written "left" or "fenced" changed the vote
 		// count; other partitions may not have seen it yet.
 		for _, h := range d.Hosts {
@@ -257,6 +257,9 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 		if in.PillAcked[s.ID] == s.Gen && s.Gen != 0 {
 			return set(StateIsolated, "serf sees it failed, heartbeat fresh; poison pill acknowledged")
 		}
+		if s.Reach == ReachOK {
+			return set(StateIsolated, "serf sees it failed, heartbeat fresh; it reaches its isolation addresses: cut off from its peers only, no poison pill")
+		}
 		return set(StateIsolated, "serf sees it failed, heartbeat fresh")
 	}
 	return live()
@@ -364,7 +367,9 @@ func coordinatorActions(in Input, d Decision) []Action {
 		}
 		switch h.State {
 		case StateIsolated:
-			if failedFor >= t.pillGrace() && in.PillAcked[h.ID] != h.Gen {
+			// One that reaches its isolation addresses is cut off from
+			// its peers only: its guests still serve their users.
+			if failedFor >= t.pillGrace() && in.PillAcked[h.ID] != h.Gen && !d.reach.ok.Has(h.ID) {
 				acts = append(acts, Action{Kind: ActSendPill, Host: h.ID, Gen: h.Gen,
 					Reason: fmt.Sprintf("serf has seen it failed for %v while its heartbeat is fresh: isolated from a quorate partition", age(failedFor))})
 			}
@@ -396,7 +401,7 @@ func agreeUnreachable(in Input, d Decision, target int) bool {
 			agree.Add(s.ID)
 		}
 	}
-	return IsQuorate(agree, d.Voters)
+	return d.reach.quorate(agree, d.Voters)
 }
 
 // GrantLease reports whether this host, having decided d, may grant from a

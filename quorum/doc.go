@@ -33,15 +33,22 @@
 //     Timings.CeilingWait): past its ceiling it has fenced itself.
 //   - Votes are counted among the hosts the LUN does not prove dead or gone.
 //     A partition (this host and the voters its serf sees alive) is quorate
-//     with more than half of the votes; at exactly half, the half holding the
-//     lowest voter id wins, which makes the LUN the tie-breaker of a two-host
-//     cluster. A partition that is not quorate does nothing: no verdict, no
-//     pill, no fence, no grant. It does not stop its own VMs for that.
+//     with more than half of the votes; at exactly half, the half where a
+//     host reaches its isolation addresses wins over the half where none
+//     does (every host publishes that in its slot, so all compute it alike
+//     from the LUN); halves alike, or no address configured, the half
+//     holding the lowest voter id wins, which makes the LUN the tie-breaker
+//     of a two-host cluster. A partition that is not quorate does nothing:
+//     no verdict, no pill, no fence, no grant. It does not stop its own VMs
+//     for that. A changed address flag keeps pills and fences waiting until
+//     every side has read it (reachSettle).
 //   - The coordinator is the lowest-id live voter in the quorate partition.
 //     It alone declares hosts dead, sends poison pills to isolated hosts and
 //     power-fences unresponsive ones.
 //   - A poison pill asks an isolated host (serf says failed, its heartbeat is
-//     fresh) to apply its VMs' isolation response: the VMs set to "stop" are
+//     fresh, and its slot does not say it reaches one of its isolation
+//     addresses: such a host is cut off from its peers only, and its guests
+//     still serve their users) to apply its VMs' isolation response: the VMs set to "stop" are
 //     destroyed and their leases released, so they can restart elsewhere;
 //     the others keep running. A pill for another generation is ignored.
 //

@@ -53,6 +53,8 @@ type SlotWrite struct {
 	// that it is disarmed by it (its acknowledgement).
 	Disarm   Disarm
 	Disarmed bool
+	// Reach is what this host says of its isolation addresses.
+	Reach Reach
 }
 
 // NodeConfig configures a Node.
@@ -99,6 +101,8 @@ type Node struct {
 	leaseBusy  bool
 	fenced     bool   // self-fenced: never run VMs again in this generation
 	header     string // why the LUN header changed ("" while it is the one read at start)
+	addresses  bool   // isolation addresses are configured
+	reachedAt  Mono   // the latest probe round that reached one started then
 	last       Decision
 	haveLast   bool
 	announce   bool // a new verdict awaits its write
@@ -135,7 +139,15 @@ func NewNode(cfg NodeConfig, now Mono) *Node {
 		granted: map[int]Mono{}, failedAt: map[int]Mono{}, aliveAt: map[int]Mono{},
 		pillSent: map[int]sentPill{}, pillAcked: map[int]uint64{}, power: map[int]PowerResult{},
 		powerBusy: map[int]bool{}, declared: map[Verdict]bool{}, isolated: map[uint64]bool{},
-		disarmAt: Never, armedAt: Never, exemptUntil: Never, exemptEnded: Never}
+		disarmAt: Never, armedAt: Never, exemptUntil: Never, exemptEnded: Never, reachedAt: Never}
+}
+
+// ProbedAddresses records in n whether its host has isolation addresses
+// configured, and when the latest probe round that reached one of them
+// started (Never: none did). (A function, not a method: Node is at the
+// guard's limit of methods.)
+func ProbedAddresses(n *Node, configured bool, reachedAt Mono) {
+	n.addresses, n.reachedAt = configured, reachedAt
 }
 
 // Read records a read of every slot that completed at done. read holds the
@@ -229,7 +241,7 @@ func (n *Node) input(now Mono) Input {
 		LeaseUntil: n.leaseUntil, GrantedAt: n.granted, Mailbox: n.mailbox, AckedNonce: n.ack.Nonce,
 		PowerFenceable: n.fenceable, Power: n.power, PillAcked: n.pillAcked, KnownDead: n.obs.KnownDead(),
 		Disarm: n.DisarmStatus(now), ArmedAt: n.armedAt,
-		HeaderChanged: n.header}
+		HeaderChanged: n.header, Addresses: n.addresses, AddressReached: n.reachedAt}
 	in.SerfAlive.Add(n.self)
 	return in
 }
@@ -434,7 +446,7 @@ func (n *Node) Executed(d Decision) { n.executed, n.haveExecuted = d, true }
 func (n *Node) SlotWrite() SlotWrite {
 	e := &n.executed
 	return SlotWrite{Fenced: n.fenced, SerfView: e.Partition, Granted: e.GrantSet, Verdicts: e.Verdicts,
-		Ack: n.ack, Announce: n.announce, Disarm: e.Disarm.Request, Disarmed: e.Disarm.Disarmed}
+		Ack: n.ack, Announce: n.announce, Disarm: e.Disarm.Request, Disarmed: e.Disarm.Disarmed, Reach: e.Reach}
 }
 
 // Urgent reports whether decision d, reached on a read between two

@@ -15,6 +15,8 @@ type RawSlot struct {
 	// that it acknowledges being disarmed by it.
 	Disarm   Disarm
 	Disarmed bool
+	// Reach is what the owner says of its isolation addresses.
+	Reach Reach
 	// Damaged: the slot read damaged or zeroed; only ID is set. A slot that
 	// was read before keeps what it held (its owner rewrites it, or its
 	// heartbeat stays unchanged), for a slot that was written never reads
@@ -78,7 +80,7 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 				continue
 			}
 			r = &RawSlot{ID: prev.ID, Name: prev.Name, Gen: prev.Gen, Seq: prev.Seq, State: prev.State,
-				SerfView: prev.SerfView, Granted: prev.Granted, Dead: prev.Dead}
+				SerfView: prev.SerfView, Granted: prev.Granted, Dead: prev.Dead, Reach: prev.Reach}
 		}
 		if seen.Add(r.ID); !seen.Has(r.ID) {
 			if seenOther == nil {
@@ -89,7 +91,7 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 		prev, ok := o.slots.lookup(r.ID)
 		s := Slot{ID: r.ID, Name: r.Name, Gen: r.Gen, Seq: r.Seq, State: r.State, SerfView: r.SerfView,
 			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, GrantSeen: prev.GrantSeen,
-			Disarm: r.Disarm, Disarmed: r.Disarmed, DisarmSeen: Never}
+			Disarm: r.Disarm, Disarmed: r.Disarmed, DisarmSeen: Never, Reach: r.Reach, ReachSince: prev.ReachSince}
 		if r.Disarmed {
 			// Its timer started before this acknowledgement landed.
 			s.DisarmSeen = now
@@ -99,6 +101,12 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 		}
 		if !ok || prev.Gen != r.Gen || prev.Seq != r.Seq {
 			s.Changed = now
+		}
+		switch {
+		case ok && prev.Reach != r.Reach, !ok && r.Reach != ReachUnknown:
+			s.ReachSince = now // a flag that breaks ties: new to this observer
+		case !ok:
+			s.ReachSince = Never
 		}
 		switch {
 		case !ok:

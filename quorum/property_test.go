@@ -20,7 +20,8 @@ import (
 // schedules (crashes, reboots, partitions, whole-machine freezes, daemon
 // stalls, hung VM destroys, LUN loss and latency, failing power fences, clock
 // drift, disarms and early arms, several hosts lost at once, short
-// network-lease ceilings, an operator's confirm-off of a crashed host) and checks
+// network-lease ceilings, an operator's confirm-off of a crashed host,
+// isolation addresses lost and found) and checks
 // at every step that no VM runs on two hosts, that a host is declared dead
 // only once it can no longer run VMs, and that coordinators of two network
 // partitions never act within 2R of each other. The schedules run in
@@ -227,6 +228,17 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 	if len(fenceable) > 0 {
 		opts = append(opts, "fenceable="+strings.Join(fenceable, ","))
 	}
+	var addresses []string
+	if rng.IntN(2) == 0 { // isolation addresses on most hosts of half the clusters
+		for id := 1; id <= hosts; id++ {
+			if rng.IntN(4) != 0 {
+				addresses = append(addresses, strconv.Itoa(id))
+			}
+		}
+	}
+	if len(addresses) > 0 {
+		opts = append(opts, "addresses="+strings.Join(addresses, ","))
+	}
 	opts = append(opts, fmt.Sprintf("seed=%d", seed))
 
 	var s *sim
@@ -264,9 +276,21 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		return in, out
 	}
 	do("run 5s")
+	// cut splits the network in two random groups.
+	cut := func() (a, b []string) {
+		for _, o := range s.hosts {
+			if rng.IntN(2) == 0 {
+				a = append(a, strconv.Itoa(o.id))
+			} else {
+				b = append(b, strconv.Itoa(o.id))
+			}
+		}
+		do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
+		return a, b
+	}
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
-		switch rng.IntN(16) {
+		switch rng.IntN(18) {
 		case 0:
 			do(fmt.Sprintf("crash %d", h.id))
 		case 1:
@@ -274,8 +298,7 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 				do(fmt.Sprintf("boot %d", h.id))
 			}
 		case 2:
-			a, b := split(2)
-			do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
+			cut()
 		case 3:
 			do("heal")
 		case 4:
@@ -352,6 +375,23 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 					do(fmt.Sprintf("confirm-off %d on %d", o.id, h.id))
 					break
 				}
+			}
+		case 16:
+			// A host loses (or finds again) its isolation addresses,
+			// alone or with its side of a cut.
+			if h.addrOK {
+				do(fmt.Sprintf("addr-lost %d", h.id))
+			} else {
+				do(fmt.Sprintf("addr-back %d", h.id))
+			}
+		case 17:
+			// A cut where one side also loses its addresses (an uplink
+			// gone), or a cut between hosts that all reach theirs.
+			a, b := cut()
+			if len(a) > 0 && rng.IntN(3) != 0 {
+				do("addr-lost " + strings.Join(a, ","))
+			} else {
+				do("addr-back " + strings.Join(append(a, b...), ","))
 			}
 		}
 		if s.violation == "" {

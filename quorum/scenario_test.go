@@ -19,7 +19,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 // A scenario is a list of commands, each followed by "----" and its expected
 // output, then a blank line:
 //
-//	cluster hosts=N [timings=default|fast] [ceiling=60s] [fenceable=2,3] [fence=fails] [serf-delay=5s] [seed=1]
+//	cluster hosts=N [timings=default|fast] [ceiling=60s] [fenceable=2,3] [fence=fails] [serf-delay=5s] [addresses=1,2] [seed=1]
+//	                   addresses: hosts with isolation addresses configured (each reaches them until addr-lost)
 //	run 20s            advance virtual time; prints what happened
 //	states             prints each host's view
 //	crash H            power loss (no self-fence, no goodbye)
@@ -39,6 +40,7 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 //	disarm H 60s [force]  the operator disarms HA on H for 60s (force: may shorten)
 //	arm H              the operator arms HA on H
 //	confirm-off H on O the operator confirms on host O that host H is off
+//	addr-lost H.. / addr-back H..   H no longer reaches / reaches again its isolation addresses
 //
 // Run with -update to rewrite the expected output.
 func TestScenarios(t *testing.T) {
@@ -198,6 +200,11 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 				h.fenceable = true
 			}
 		}
+		if v, ok := opts["addresses"]; ok {
+			for _, h := range ids([]string{v}) {
+				h.addresses, h.addrOK = true, true
+			}
+		}
 		return "", s, err
 	case "run":
 		d, perr := time.ParseDuration(arg(1))
@@ -296,6 +303,11 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 			h.lunOK = f[0] == "lun-back"
 		}
 		s.logf("LUN %s on %s", strings.TrimPrefix(f[0], "lun-"), strings.Join(f[1:], ","))
+	case "addr-lost", "addr-back":
+		for _, h := range ids(f[1:]) {
+			h.addrOK = f[0] == "addr-back"
+		}
+		s.logf("isolation addresses %s on %s", strings.TrimPrefix(f[0], "addr-"), strings.Join(f[1:], ","))
 	case "header-changed":
 		s.header = "block 0 holds zeros"
 		s.logf("LUN header zeroed")

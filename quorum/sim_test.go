@@ -85,6 +85,10 @@ type simHost struct {
 	ppm       int64
 	suspended bool
 	fenceable bool
+	// addresses: isolation addresses are configured; addrOK: the host
+	// reaches one now; reachedAt: when its last probe round reached one.
+	addresses, addrOK bool
+	reachedAt         Mono
 
 	nextBeat time.Duration
 	node     *Node // its heartbeat loop's memory: a new one at every boot
@@ -158,6 +162,7 @@ func (s *sim) boot(h *simHost) {
 	// Acquire the slot: state joining, then alive after the first cycles.
 	s.lun[h.id] = &lunSlot{raw: RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, State: SlotAlive}}
 	h.node = NewNode(NodeConfig{Self: h.id, Gen: h.gen, Timings: s.t}, h.mono(s.now))
+	h.reachedAt = Never
 }
 
 func (s *sim) logf(format string, a ...any) {
@@ -298,6 +303,10 @@ func (s *sim) cycle(h *simHost) {
 		}
 	}
 	n.SetFenceable(fenceable)
+	if h.addresses && h.addrOK {
+		h.reachedAt = now // the prober's round, once per cycle
+	}
+	ProbedAddresses(n, h.addresses, h.reachedAt)
 	d := n.Decide(now)
 	for _, a := range d.Actions {
 		if s.act(h, a); h.stuck {
@@ -316,7 +325,7 @@ func (s *sim) cycle(h *simHost) {
 		h.seq++
 		w := n.SlotWrite()
 		raw := RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, Seq: h.seq, State: SlotAlive,
-			SerfView: w.SerfView, Granted: w.Granted, Dead: w.Verdicts, Ack: w.Ack, Disarm: w.Disarm, Disarmed: w.Disarmed}
+			SerfView: w.SerfView, Granted: w.Granted, Dead: w.Verdicts, Ack: w.Ack, Disarm: w.Disarm, Disarmed: w.Disarmed, Reach: w.Reach}
 		if w.Fenced {
 			raw.State = SlotFenced
 		}
@@ -525,7 +534,11 @@ func (s *sim) states() string {
 			continue
 		}
 		d, _ := h.node.Last()
-		fmt.Fprintf(&b, "host %d: quorate=%v coordinator=%d may-run=%v vms=%v |", h.id, d.Quorate, d.Coordinator, d.MayRunVMs, h.vms)
+		fmt.Fprintf(&b, "host %d: quorate=%v coordinator=%d may-run=%v vms=%v", h.id, d.Quorate, d.Coordinator, d.MayRunVMs, h.vms)
+		if h.addresses {
+			fmt.Fprintf(&b, " reach=%v", d.Reach)
+		}
+		b.WriteString(" |")
 		for _, o := range d.Hosts {
 			fmt.Fprintf(&b, " %d:%s", o.ID, o.State)
 		}

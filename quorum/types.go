@@ -133,6 +133,11 @@ type Slot struct {
 	// DisarmSeen is when the observer first saw the owner acknowledge
 	// being disarmed by Disarm (Never while it is not).
 	DisarmSeen Mono
+	// Reach is what the owner says of its isolation addresses; ReachSince
+	// is when the observer first saw that value (Never: unknown since the
+	// first sighting).
+	Reach      Reach
+	ReachSince Mono
 }
 
 // Verdict says that host ID was declared dead at generation Gen.
@@ -323,6 +328,12 @@ type Input struct {
 	Disarm  DisarmStatus
 	ArmedAt Mono
 
+	// Addresses says this host has isolation addresses configured;
+	// AddressReached is when the latest probe round that reached one of
+	// them started (Never: none did).
+	Addresses      bool
+	AddressReached Mono
+
 	// HeaderChanged says why the LUN's header no longer matches the one this
 	// host read at start ("" while it does). The host keeps its heartbeat
 	// and its VMs, but its partition is not quorate: it declares nobody
@@ -457,6 +468,9 @@ type Decision struct {
 	// Disarm is this host's disarm state; publish its request and whether
 	// it is disarmed in this host's slot.
 	Disarm DisarmStatus
+	// Reach is what this host publishes of its isolation addresses.
+	Reach Reach
+	reach addressReach // the slots' flags, for the tie
 }
 
 // Host returns the computed state of host id.

@@ -142,6 +142,7 @@ func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
 		set      func(*SlotRecord)
 	}{
 		{"gossip key", gossipKeyOff, gossipKeyOff + 8, func(r *SlotRecord) { r.GossipKey = 0x0123456789abcdef }},
+		{"isolation address reach", reachOff, reachOff + 1, func(r *SlotRecord) { r.Reach = ReachOK }},
 		{"disarm", disarmOff, disarmOff + disarmRecLen, func(r *SlotRecord) {
 			r.Disarm = SlotDisarm{Gen: 3, By: 2, For: time.Hour, Reason: "SAN firmware", Disarmed: true}
 		}},
@@ -173,7 +174,7 @@ func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
 					break
 				}
 			}
-			if back, err := decodeSlot(nb); err != nil || back.GossipKey != rec.GossipKey || back.Disarm != rec.Disarm {
+			if back, err := decodeSlot(nb); err != nil || back.GossipKey != rec.GossipKey || back.Disarm != rec.Disarm || back.Reach != rec.Reach {
 				t.Errorf("slot %d with the %s field: %+v, %v", host, f.name, back, err)
 			}
 		}

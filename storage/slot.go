@@ -87,6 +87,9 @@ const (
 	verdictsN   = 192 // count of verdicts (1 byte)
 	verdictsOff = 200 // verdicts: u16 host, u64 generation
 	verdictLen  = 10
+	// reachOff is the isolation address flag, in the zeros the first v1
+	// writers left between the acknowledgement and the grants.
+	reachOff = 154
 	// gossipKeyOff is the gossip key fingerprint (u64), after the last
 	// verdict, where the first v1 writers left zeros: their readers ignore it.
 	gossipKeyOff = slotRecLen - 4 - 8
@@ -117,7 +120,20 @@ type SlotRecord struct {
 	// Disarm is the newest disarm request this host has seen, with its
 	// acknowledgement (in the block's second sector: see SlotDisarm).
 	Disarm SlotDisarm
+	// Reach is what the host says of its isolation addresses; 0 (unknown):
+	// none configured, or a wingmand older than the field.
+	Reach AddressReach
 }
+
+// AddressReach is what a host publishes of its isolation addresses (the
+// values of quorum.Reach).
+type AddressReach uint8
+
+const (
+	ReachUnknown AddressReach = iota // no address configured
+	ReachLost                        // none reached for F
+	ReachOK                          // one reached less than F ago
+)
 
 // SlotDisarm is a cluster-wide disarm request as a host republishes it,
 // with whether that host is disarmed by it. It lives in its own sealed
@@ -219,6 +235,7 @@ func (r *SlotRecord) encode() []byte {
 		le.PutUint64(e[o+2:], v.Gen)
 	}
 	le.PutUint64(e[gossipKeyOff:], r.GossipKey)
+	e[reachOff] = byte(r.Reach)
 	sealRecord(e)
 	r.Disarm.encode(b[disarmOff : disarmOff+disarmRecLen])
 	return b
@@ -244,7 +261,10 @@ func decodeSlot(b []byte) (SlotRecord, error) {
 		Generation: le.Uint64(e[16:]), Incarnation: le.Uint64(e[24:]), Sequence: le.Uint64(e[32:]),
 		Wall: time.Unix(0, int64(le.Uint64(e[40:]))), HostName: getString(e[48:112]),
 		Ack:       MailboxAck{Nonce: le.Uint64(e[144:]), Type: MessageType(e[152]), Result: AckResult(e[153])},
-		GossipKey: le.Uint64(e[gossipKeyOff:]),
+		GossipKey: le.Uint64(e[gossipKeyOff:]), Reach: AddressReach(e[reachOff]),
+	}
+	if r.Reach > ReachOK {
+		return SlotRecord{}, fmt.Errorf("%w: slot record claims isolation address reach %d", ErrCorrupt, r.Reach)
 	}
 	for i := range r.SerfView {
 		r.SerfView[i] = le.Uint64(e[112+8*i:])
@@ -540,6 +560,13 @@ func (h *Heartbeat) SetVerdicts(v []Verdict) {
 func (h *Heartbeat) SetGossipKey(fingerprint uint64) {
 	h.mu.Lock()
 	h.rec.GossipKey = fingerprint
+	h.mu.Unlock()
+}
+
+// SetReach sets what the next renewal says of this host's isolation addresses.
+func (h *Heartbeat) SetReach(r AddressReach) {
+	h.mu.Lock()
+	h.rec.Reach = r
 	h.mu.Unlock()
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/wingmanha/wingman/cmd/internal/configfile"
 	"github.com/wingmanha/wingman/cmd/internal/fenceconfig"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
+	"github.com/wingmanha/wingman/quorum/isolation"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
 	"github.com/wingmanha/wingman/vm/settings"
@@ -48,6 +49,8 @@ type Config struct {
 	Placement PlacementConfig `toml:"placement"`
 	// Failover tunes the order of failover starts.
 	Failover FailoverConfig `toml:"failover"`
+	// Isolation lists the addresses that tell an isolated host from one cut off from its peers only.
+	Isolation isolation.Config `toml:"isolation"`
 	// Fence maps host names to their fence agent or fencing levels, and
 	// FenceDevice names the devices of those levels (optional).
 	Fence       map[string]fenceconfig.Host   `toml:"fence"`
@@ -305,6 +308,9 @@ func (c *Config) Validate() error {
 	}
 	for _, p := range c.Metrics.Problems() {
 		bad("metrics."+p.Key, "%s", p.Msg)
+	}
+	for _, p := range c.Isolation.Problems() {
+		bad("isolation."+p.Key, "%s", p.Msg)
 	}
 	for _, p := range fenceconfig.Problems(c.Fence, c.FenceDevice) {
 		bad(p.Key, "%s", p.Msg)

@@ -25,6 +25,7 @@ import (
 	"github.com/wingmanha/wingman/quorum/fence"
 	"github.com/wingmanha/wingman/quorum/gossip"
 	"github.com/wingmanha/wingman/quorum/heartbeat"
+	"github.com/wingmanha/wingman/quorum/isolation"
 	"github.com/wingmanha/wingman/quorum/watchdog"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm"
@@ -56,6 +57,7 @@ type Daemon struct {
 	wdNote  string
 	guard   *watchdog.Guard
 	fencer  *fence.ByName
+	probe   *isolation.Prober // nil: no isolation address
 
 	started  time.Time
 	sdNotify func(state string) // systemd sd_notify
@@ -192,7 +194,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 		power = d.fencer
 	}
 	d.loopEvs = heartbeat.NewEventQueue(0, d.onLoopEvent)
-	d.loop, err = heartbeat.New(heartbeat.Config{
+	d.probe = isolation.New(cfg.Isolation, t.Renew)
+	d.loop, err = heartbeat.New(heartbeat.Config{Addresses: d.probe,
 		Timings: heartbeat.Timings(t, d.serfDetect()),
 		Slot:    latencySlot{Heartbeat: d.slot, d: d}, LUN: lun, Serf: heartbeat.SerfMembership{Agent: d.serf}, VMs: d.vms, Power: power,
 		Watchdog: petter{d}, Healthy: func() bool { hbTick.Tick(); return d.guard.Healthy(time.Now(), d.loopMaxAge()) },
@@ -235,8 +238,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(7)
+	d.wg.Add(8)
 	go func() { defer d.wg.Done(); d.config.Run(runCtx) }()
+	go func() { defer d.wg.Done(); d.probe.Run(runCtx) }()
 	go func() {
 		defer d.wg.Done()
 		d.notify.Run(runCtx) // its own goroutine: a hanging target never reaches the heartbeat

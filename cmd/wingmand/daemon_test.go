@@ -454,6 +454,8 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nlisten = \"127.0.0.1:9477\"\nbasic_auth_user = \"p\"\n", "metrics.basic_auth_user: basic_auth_user and basic_auth_password_file go together"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nlisten = \"127.0.0.1:9477\"\ntls_cert = \"/no/cert.pem\"\ntls_key = \"/no/key.pem\"\n", "metrics.tls_cert: stat /no/cert.pem"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nbasic_auth_password = \"x\"\n", "unknown key metrics.basic_auth_password"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[isolation]\naddresses = [\"192.0.2.1\", \"gw_1:80\"]\n",
+			"isolation.addresses[1]: \"gw_1:80\" is not an IP address or a host name (label \"gw_1:80\"): write an IP address"},
 	} {
 		p := write(tc.body)
 		cfg, err := LoadConfig(p, false)
@@ -473,6 +475,11 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 	p := write("cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[api]\nsocket = \"" + shared + "/wingman.sock\"\n")
 	if code := run([]string{"--check-config", "-f", p}, &out); code != exitConfig || !strings.Contains(out.String(), "api.socket") {
 		t.Errorf("--check-config of a socket in a shared directory: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	p = write("cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[isolation]\naddresses = [\"http://gw\"]\n")
+	if code := run([]string{"--check-config", "-f", p}, &out); code != exitConfig || !strings.Contains(out.String(), "isolation.addresses[0]") {
+		t.Errorf("--check-config of a bad isolation address: exit %d, %q", code, out.String())
 	}
 	if code := run([]string{"--bogus"}, &out); code != exitUsage {
 		t.Errorf("bad flag: exit %d", code)

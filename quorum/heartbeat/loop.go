@@ -27,7 +27,18 @@ type Slot interface {
 	SetGranted(storage.HostSet)
 	SetVerdicts([]storage.Verdict)
 	SetDisarm(storage.SlotDisarm)
+	SetReach(storage.AddressReach)
 	Ack(storage.Message, storage.AckResult)
+}
+
+// Addresses says whether this host reaches its isolation addresses
+// (quorum/isolation's Prober). Reached must not block.
+type Addresses interface {
+	// Configured: there are addresses to probe.
+	Configured() bool
+	// Reached is how long ago the latest probe round that reached one of
+	// them started; false: none did yet.
+	Reached() (ago time.Duration, ok bool)
 }
 
 // Mailboxes reads this host's mailbox and writes others' (*storage.LUN).
@@ -91,6 +102,9 @@ type Config struct {
 	Serf    Membership
 	VMs     VMs
 	Power   PowerFencer // nil: no power fencing
+	// Addresses are this host's isolation addresses; nil or not Configured: none
+	// (the slot says so, and the lowest id breaks a tie as before).
+	Addresses Addresses
 	// Watchdog is petted after each decision that allows running VMs and
 	// when Healthy says every loop of the daemon progresses. Nil: none.
 	Watchdog Watchdog
@@ -452,6 +466,7 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 		}
 		dm := r.Disarm
 		raw.Disarm, raw.Disarmed = quorum.Disarm{Gen: dm.Gen, By: dm.By, For: dm.For, Reason: dm.Reason}, dm.Disarmed
+		raw.Reach = quorum.Reach(r.Reach)
 		raws = append(raws, raw)
 	}
 	changed := false
@@ -501,9 +516,16 @@ func (l *Loop) Input() quorum.Input { return l.input() }
 func (l *Loop) decide() quorum.Decision {
 	fenceable := l.fenceable()
 	now := l.cfg.Now()
+	configured, reachedAt := l.cfg.Addresses != nil && l.cfg.Addresses.Configured(), quorum.Never
+	if configured {
+		if ago, ok := l.cfg.Addresses.Reached(); ok {
+			reachedAt = now - ago
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.node.SetFenceable(fenceable)
+	quorum.ProbedAddresses(l.node, configured, reachedAt)
 	return l.node.Decide(now)
 }
 
@@ -566,6 +588,7 @@ func (l *Loop) execute(ctx context.Context, d quorum.Decision) {
 	}
 	l.cfg.Slot.SetVerdicts(vs)
 	l.cfg.Slot.SetDisarm(storage.SlotDisarm{Gen: w.Disarm.Gen, By: w.Disarm.By, For: w.Disarm.For, Reason: w.Disarm.Reason, Disarmed: w.Disarmed})
+	l.cfg.Slot.SetReach(storage.AddressReach(w.Reach))
 	if publish {
 		l.Kick()
 	}

@@ -93,6 +93,7 @@ func (f *fakeSlots) SetVerdicts(v []storage.Verdict) {
 	f.mu.Unlock()
 }
 func (f *fakeSlots) SetDisarm(storage.SlotDisarm)           {}
+func (f *fakeSlots) SetReach(storage.AddressReach)          {}
 func (f *fakeSlots) Ack(storage.Message, storage.AckResult) {}
 
 // counts returns how many renewals and reads of every slot there were.

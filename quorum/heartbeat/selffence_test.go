@@ -14,14 +14,8 @@ import (
 // The guests must be gone before that write is even tried: a hung LUN would
 // otherwise keep them running for io_timeout after F.
 func TestSelfFenceDestroysBeforeItReports(t *testing.T) {
-	lun, faults := storagetest.FaultLUN(t, "kvm1", storage.FormatOptions{ClusterName: "hb", Timings: testTimings(),
-		Geometry: storage.Geometry{MaxHosts: 2, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}})
+	lun, faults, slot := oneHost(t)
 	ctx := context.Background()
-	slot, err := lun.AcquireSlot(ctx, storage.AcquireOptions{HostName: "kvm1", HostID: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	slot.SetState(storage.SlotAlive)
 
 	v := &vms{}
 	var mu sync.Mutex
@@ -53,4 +47,17 @@ func TestSelfFenceDestroysBeforeItReports(t *testing.T) {
 	if !destroyedFirst {
 		t.Error("the self-fence was reported before the protected VMs were destroyed")
 	}
+}
+
+// oneHost formats a LUN with fault injection for kvm1 and acquires its slot, alive.
+func oneHost(t *testing.T) (*storage.LUN, *storagetest.Controller, *storage.Heartbeat) {
+	t.Helper()
+	lun, faults := storagetest.FaultLUN(t, "kvm1", storage.FormatOptions{ClusterName: "hb", Timings: testTimings(),
+		Geometry: storage.Geometry{MaxHosts: 2, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}})
+	slot, err := lun.AcquireSlot(context.Background(), storage.AcquireOptions{HostName: "kvm1", HostID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot.SetState(storage.SlotAlive)
+	return lun, faults, slot
 }

@@ -48,6 +48,8 @@
 //     gone. Cluster.PowerOn boots it again (run/ emptied, definitions in lib/ kept).
 //   - Cluster.Partition / Cluster.Heal: the host's port on the switch goes down / up; packets are
 //     dropped both ways, nothing is refused, and the harness still reaches the host's libvirtd.
+//   - CutLink / JoinLinks: nftables bridge rules in the switch drop the frames
+//     between two hosts only; each still reaches the switch's address and the other hosts.
 //   - Cluster.KillLibvirtd: SIGKILL to libvirtd only (guests keep running);
 //     Cluster.RestartLibvirtd starts it again in the same namespaces (libvirt records
 //     namespace-relative PIDs).

@@ -213,6 +213,44 @@ func (c *Cluster) Partitioned(h *Host) bool {
 	return h.partitioned
 }
 
+// CutLink drops every frame between a and b in the switch (an nftables bridge rule on their
+// ports), both ways: they no longer reach each other, while each still reaches the switch's own
+// address (ClientAddr, the gateway of isolation tests) and every other host. JoinLinks undoes it.
+// (Functions, not methods: Cluster is at the guard's limit of methods.)
+func CutLink(c *Cluster, a, b *Host) error {
+	pa, pb := portName(a), portName(b)
+	script := fmt.Sprintf(`add table bridge wingman_cut
+add chain bridge wingman_cut forward { type filter hook forward priority 0; policy accept; }
+add rule bridge wingman_cut forward iifname %[1]q oifname %[2]q drop comment %[3]q
+add rule bridge wingman_cut forward iifname %[2]q oifname %[1]q drop comment %[3]q
+`, pa, pb, pa+"-"+pb)
+	if err := (lanSwitch{c}).nft(script); err != nil {
+		return fmt.Errorf("cut the link between %s and %s: %w", a.name, b.name, err)
+	}
+	return nil
+}
+
+// JoinLinks removes every cut that CutLink made.
+func JoinLinks(c *Cluster) error {
+	if err := (lanSwitch{c}).nft("delete table bridge wingman_cut\n"); err != nil {
+		return fmt.Errorf("join the cut links: %w", err)
+	}
+	return nil
+}
+
+// nft runs an nftables script in the switch's network namespace.
+func (c lanSwitch) nft(script string) error {
+	if c.sw == nil {
+		return fmt.Errorf("the cluster is closed")
+	}
+	cmd := exec.Command("nsenter", "--target", strconv.Itoa(c.sw.Process.Pid), "--net", "--", "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft (make deps installs nftables): %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 func (c lanSwitch) setPort(h *Host, state string) error {
 	if !h.On() {
 		return fmt.Errorf("the host is powered off (its port is gone)")

@@ -68,6 +68,9 @@ type WingmandOptions struct {
 	// Keyring is serf's keyring file; "" is the cluster's (one key for every host). Another
 	// file plays a host configured with the wrong key.
 	Keyring string
+	// IsolationAddresses are isolation.addresses (IP addresses or host names); none: the
+	// section is left out. The switch's own address, ClientAddr, plays the gateway.
+	IsolationAddresses []string
 	// Binary is the wingmand binary to run; "" is this tree's build. A build of an older
 	// commit (BuildCommit) plays a host not yet upgraded.
 	Binary string
@@ -276,6 +279,9 @@ reboot_command = %[15]q
 	}
 	if o.GuestAgentWait != 0 {
 		fmt.Fprintf(&b, "\n[failover]\nguest_agent_wait = %q\n", o.GuestAgentWait.String())
+	}
+	if len(o.IsolationAddresses) > 0 {
+		fmt.Fprintf(&b, "\n[isolation]\naddresses = [\"%s\"]\n", strings.Join(o.IsolationAddresses, `", "`))
 	}
 	if o.Fence {
 		for _, t := range c.hosts {

@@ -56,6 +56,9 @@ type Options struct {
 	GuestAgentWait time.Duration
 	// LockManager turns on libvirt's lock manager on every host (cluster.Config.LockManager).
 	LockManager bool
+	// IsolationGateway gives every wingmand the switch's own address (the cluster's ClientAddr,
+	// a gateway every host reaches through its uplink) as its isolation address.
+	IsolationGateway bool
 	// Binaries are the wingmand binaries of some hosts, by host name (cluster.BuildCommit of an
 	// older release: a host not yet upgraded); the others run this tree's build.
 	Binaries map[string]string
@@ -117,8 +120,12 @@ func (e *Env) Close() error {
 
 // WingmandOptions are the options the environment starts wingmand with.
 func (e *Env) WingmandOptions() cluster.WingmandOptions {
-	return cluster.WingmandOptions{Profile: e.Opts.Profile, LeaseCeiling: e.Opts.LeaseCeiling, Fence: e.Opts.Fence, FenceLevels: e.Opts.FenceLevels, ShutdownPolicy: e.Opts.ShutdownPolicy,
+	o := cluster.WingmandOptions{Profile: e.Opts.Profile, LeaseCeiling: e.Opts.LeaseCeiling, Fence: e.Opts.Fence, FenceLevels: e.Opts.FenceLevels, ShutdownPolicy: e.Opts.ShutdownPolicy,
 		HardwareWatchdog: e.Opts.HardwareWatchdog, CPUOvercommit: e.Opts.CPUOvercommit, GuestAgentWait: e.Opts.GuestAgentWait}
+	if e.Opts.IsolationGateway {
+		o.IsolationAddresses = []string{e.C.ClientAddr().String()}
+	}
+	return o
 }
 
 // StartWingmand starts wingmand on the hosts, in parallel (each waits a few heartbeats to take

@@ -132,6 +132,7 @@ var perHost = []struct{ prefix, why string }{
 	{"maintenance.reboot_command", "it is how this host reboots"},
 	{"placement.", "each host advertises its own limits (its hardware) to the others, whose planners apply each host's own: hosts may differ without deciding differently"},
 	{"metrics.", "it is this host's metrics listener"},
+	{"isolation.", "each host pings the addresses it reaches its users through (its own gateway) and publishes what it found in its slot, from which every host decides alike"},
 	{"fence.", "fence agents and their credentials stay in files on the hosts, never on the LUN"},
 	{"fence_device.", "fence devices and their credentials stay in files on the hosts, never on the LUN"},
 }
