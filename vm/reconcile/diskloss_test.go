@@ -52,7 +52,7 @@ func TestDiskLossDecision(t *testing.T) {
 				state = DomainIOError
 			}
 			in := Input{Now: now, Self: 1, SelfGen: 1, MayRunVMs: true, Quorate: !tc.minority, Config: cfg,
-				Hosts: []Host{{ID: 1, Gen: 1, State: self, Memory: 64 << 30, CPUs: 16}, {ID: 2, Gen: 1, State: quorum.StateAlive, Memory: 64 << 30, CPUs: 16}},
+				Hosts:   []Host{{ID: 1, Gen: 1, State: self, Memory: 64 << 30, CPUs: 16}, {ID: 2, Gen: 1, State: quorum.StateAlive, Memory: 64 << 30, CPUs: 16}},
 				Records: []Record{{Index: 0, UUID: "u", Name: "vm", Policy: pol, Lease: Lease{Epoch: 3, Owner: Owner{1, 1}}}},
 				Local:   []Domain{{UUID: "u", Name: "vm", State: state, Active: true, Since: now.Add(-tc.paused)}}}
 			acts := Reconcile(in)
