@@ -179,7 +179,7 @@ type Manager struct {
 	// avoidSeen: uuid -> the epoch of the record's disk-loss mark and when
 	// Step first saw it.
 	avoidSeen map[string]heldSeen
-	agentMu  sync.Mutex
+	agentMu   sync.Mutex
 	// agentWatch: uuid -> the lease epoch whose guest agent this host
 	// watches (or gave up on): one watcher per VM and epoch.
 	agentWatch map[string]agentWait
