@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,27 +35,33 @@ func (h *ioErrorHV) ListDomains(ctx context.Context) ([]hypervisor.Domain, error
 	return doms, err
 }
 
-// eventLog records the events a manager writes.
-type eventLog struct {
-	mu  sync.Mutex
-	evs []storage.Event
-}
-
-func (l *eventLog) Append(_ context.Context, e storage.Event) (storage.Event, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.evs = append(l.evs, e)
-	return e, nil
-}
-
-func (l *eventLog) kinds() []string {
+// kinds are the kinds of the events, in order.
+func (l *eventList) kinds() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []string
-	for _, e := range l.evs {
+	for _, e := range l.events {
 		out = append(out, e.Kind)
 	}
 	return out
+}
+
+// diskLossFixture: a protected VM of dead host 1, and host 2's manager
+// (configured by cfg) on the test:/// driver with an I/O-error switch.
+func diskLossFixture(t *testing.T, name, uuid string, cfg vm.Config, events vm.Events) (*vm.Manager, *ioErrorHV, *storage.LUN, int, quorum.Decision) {
+	t.Helper()
+	lun := freshLUN(t, "diskloss", storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2})
+	idx := protectTestVM(t, lun, name, uuid, plan.DefaultPolicy())
+	hv := &ioErrorHV{Conn: dialKVM2(t)}
+	cfg.Host, cfg.Gen = 2, 1
+	m, err := vm.NewManager(cfg, lun, hv, events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	dec := quorum.Decision{Quorate: true, MayRunVMs: true, Verdicts: []quorum.Verdict{{ID: 1, Gen: 1}},
+		Hosts: []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateDead}, {ID: 2, Name: "kvm2", Gen: 1, State: quorum.StateAlive}}}
+	return m, hv, lun, idx, dec
 }
 
 // TestDiskLossReleasesAfterGrace: host 2 runs a protected VM that pauses on
@@ -65,19 +70,10 @@ func (l *eventLog) kinds() []string {
 // its disks and releases the lease; its next step does not take it back.
 func TestDiskLossReleasesAfterGrace(t *testing.T) {
 	ctx := context.Background()
-	lun := freshLUN(t, "diskloss", storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2})
-	idx := protectTestVM(t, lun, "dl-1", "00000000-0000-0000-0000-000000000601", plan.DefaultPolicy())
-	hv := &ioErrorHV{Conn: dialKVM2(t)}
-	events := &eventLog{}
+	events := &eventList{}
 	grace := reconcile.MinDiskLossGrace
-	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1,
-		DiskLoss: func() reconcile.DiskLossPolicy { return reconcile.DiskLossPolicy{Restart: true, Grace: grace} }}, lun, hv, events)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	dec := quorum.Decision{Quorate: true, MayRunVMs: true, Verdicts: []quorum.Verdict{{ID: 1, Gen: 1}},
-		Hosts: []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateDead}, {ID: 2, Name: "kvm2", Gen: 1, State: quorum.StateAlive}}}
+	m, hv, lun, idx, dec := diskLossFixture(t, "dl-1", "00000000-0000-0000-0000-000000000601",
+		vm.Config{DiskLoss: func() reconcile.DiskLossPolicy { return reconcile.DiskLossPolicy{Restart: true, Grace: grace} }}, events)
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	step := func(at time.Time) []reconcile.Action {
 		t.Helper()
@@ -140,16 +136,7 @@ func TestDiskLossReleasesAfterGrace(t *testing.T) {
 // grace runs on; nothing is destroyed or released.
 func TestDiskLossResumedWithinGrace(t *testing.T) {
 	ctx := context.Background()
-	lun := freshLUN(t, "diskloss", storage.Geometry{MaxHosts: 4, MaxVMs: 16, EventBlocks: 8, ConfigBlks: 2})
-	idx := protectTestVM(t, lun, "dl-2", "00000000-0000-0000-0000-000000000602", plan.DefaultPolicy())
-	hv := &ioErrorHV{Conn: dialKVM2(t)}
-	m, err := vm.NewManager(vm.Config{Host: 2, Gen: 1}, lun, hv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	dec := quorum.Decision{Quorate: true, MayRunVMs: true, Verdicts: []quorum.Verdict{{ID: 1, Gen: 1}},
-		Hosts: []quorum.Host{{ID: 1, Name: "kvm1", Gen: 1, State: quorum.StateDead}, {ID: 2, Name: "kvm2", Gen: 1, State: quorum.StateAlive}}}
+	m, hv, lun, idx, dec := diskLossFixture(t, "dl-2", "00000000-0000-0000-0000-000000000602", vm.Config{}, nil)
 	t0 := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	for i, at := range []time.Duration{0, time.Second, 30 * time.Second, 2 * time.Minute} {
 		hv.lost.Store(i == 1 || i == 2) // paused for 29 s of the default minute

@@ -59,10 +59,7 @@ func TestDiskPathLossRestartsElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c1.Define(ctx, x); err != nil {
-		t.Fatal(err)
-	}
-	if err := c1.Start(ctx, spec.Name); err != nil {
+	if err := defineAndStart(ctx, c1, x, spec.Name); err != nil {
 		t.Fatal(err)
 	}
 	g := Guest{Name: spec.Name, UUID: strings.ToLower(spec.UUID), Spec: spec}
