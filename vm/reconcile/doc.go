@@ -56,7 +56,6 @@
 //     leaves the plan once a live host holds its lease, so a later tier
 //     starts only after the earlier ones are taken, across hosts, without
 //     messages.
-//
 //   - A tier also waits for the guest agents of the earlier tiers' VMs whose
 //     policy says WaitGuestAgent: their owner marks the lease guest-up on the
 //     LUN once the agent answers (Lease.GuestUp), and the wait ends at the
@@ -65,18 +64,14 @@
 //     counts from the first round in which it could start on this host: a
 //     Wait action gives that moment (Since), which the caller keeps in the
 //     VM's History (DelaySince, DelayEpoch). Both answer with Wait actions.
-//
 //   - Released VMs that should run are planned in rounds after the VMs of
 //     lost hosts; the host that released a VM is never its target.
-//
 //   - Restart limits count this host's own restarts (History). A VM that
 //     exceeds them is released, and so moves to another host with a fresh
 //     count there.
-//
 //   - A VM whose owner died during a live migration is claimed only by the
 //     migration target while that target is not proven gone: only the target
 //     can see whether the guest already runs there.
-//
 //   - A VM this host owns that QEMU paused on an I/O error for the
 //     cluster's disk-loss grace (Config.DiskLoss), this host otherwise
 //     healthy, is released with Destroy and DiskLost: the caller destroys
