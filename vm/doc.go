@@ -26,6 +26,10 @@
 //     vm/plan policy plus the desired state "stopped by the operator".
 //     plan.Policy rejects unknown fields, so the desired state cannot live
 //     inside it; RecordPolicy wraps it, and still reads a bare plan policy;
+//   - the disk-loss response (diskloss.go): a VM paused on an I/O error past
+//     failover.disk_loss_grace is destroyed here, seen gone in libvirt, its
+//     record marked with the hosts whose disk check fails (this one first,
+//     RecordPolicy.DiskLost), and its lease released for another host;
 //   - the loop that runs Step on every decision (Run), the list of VMs as
 //     this host sees them (List), and the destruction of protected guests
 //     left unwatched by a previous daemon (DestroyProtected);

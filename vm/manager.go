@@ -115,6 +115,12 @@ type Config struct {
 	// step: the cluster-wide value (vm/settings), which changes without a
 	// restart.
 	GuestAgentWait func() time.Duration
+	// DiskLoss, if set, gives Reconcile.DiskLoss at every step: the
+	// cluster-wide failover.disk_loss and disk_loss_grace (vm/settings).
+	DiskLoss func() reconcile.DiskLossPolicy
+	// DeadAfter is the LUN's D: the disk-loss grace applied is at least D
+	// (reconcile.DiskLossPolicy).
+	DeadAfter time.Duration
 	// Capacity returns every host's capacity; nil: every host counts as
 	// 1 TiB and 1024 CPUs (placement then only spreads).
 	Capacity func() map[int]Capacity
@@ -170,7 +176,10 @@ type Manager struct {
 	isolating atomic.Int32
 	// heldSeen: uuid -> the lease epoch and when Step first saw it held.
 	heldSeen map[string]heldSeen
-	agentMu  sync.Mutex
+	// avoidSeen: uuid -> the epoch of the record's disk-loss mark and when
+	// Step first saw it.
+	avoidSeen map[string]heldSeen
+	agentMu   sync.Mutex
 	// agentWatch: uuid -> the lease epoch whose guest agent this host
 	// watches (or gave up on): one watcher per VM and epoch.
 	agentWatch map[string]agentWait

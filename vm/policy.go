@@ -15,11 +15,23 @@ type RecordPolicy struct {
 	Policy plan.Policy
 	// Stopped: stopped through Wingman; no host starts it until Start.
 	Stopped bool
+	// DiskLost, when set, is the mark of the disk-loss response: the
+	// hosts that could not reach the VM's disks when its owner released it
+	// (reconcile.Avoided keeps them out of its placement for a while).
+	DiskLost *DiskLostMark
+}
+
+// DiskLostMark names the hosts that could not reach a VM's disks when its
+// owner, at lease epoch Epoch, destroyed its paused copy and released it.
+type DiskLostMark struct {
+	Hosts []int  `json:"h"`
+	Epoch uint64 `json:"e"`
 }
 
 type wireRecordPolicy struct {
-	Policy  json.RawMessage `json:"policy"`
-	Stopped bool            `json:"stopped,omitempty"`
+	Policy   json.RawMessage `json:"policy"`
+	Stopped  bool            `json:"stopped,omitempty"`
+	DiskLost *DiskLostMark   `json:"disk_lost,omitempty"`
 }
 
 // Marshal encodes rp for the LUN.
@@ -28,7 +40,7 @@ func (rp RecordPolicy) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(wireRecordPolicy{Policy: p, Stopped: rp.Stopped})
+	b, err := json.Marshal(wireRecordPolicy{Policy: p, Stopped: rp.Stopped, DiskLost: rp.DiskLost})
 	if err != nil {
 		return nil, fmt.Errorf("encode record policy: %w", err)
 	}
@@ -59,5 +71,5 @@ func UnmarshalRecordPolicy(b []byte) (RecordPolicy, error) {
 	if err != nil {
 		return RecordPolicy{}, err
 	}
-	return RecordPolicy{Policy: p, Stopped: w.Stopped}, nil
+	return RecordPolicy{Policy: p, Stopped: w.Stopped, DiskLost: w.DiskLost}, nil
 }

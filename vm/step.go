@@ -244,6 +244,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	if m.cfg.GuestAgentWait != nil {
 		in.Config.GuestAgentWait = m.cfg.GuestAgentWait()
 	}
+	in.Config.DiskLoss = diskLoss{m}.policy(in.Config.DiskLoss)
 	var caps map[int]Capacity
 	if m.cfg.Capacity != nil {
 		caps = m.cfg.Capacity()
@@ -258,6 +259,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	}
 	snap := &snapshot{recs: map[string]storage.VMRecord{}, names: map[string]string{}}
 	held := make(map[string]heldSeen, len(recs))
+	avoid := map[string]heldSeen{}
 	decoded := make(map[string]decodedConfig, len(recs))
 	for _, r := range recs {
 		if !r.Protected() {
@@ -287,9 +289,11 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 			held[id] = hs
 			rec.HeldSince = hs.since
 		}
+		diskLoss{m}.avoid(&rec, rp.DiskLost, m.avoidSeen, avoid, now)
 		in.Records = append(in.Records, rec)
 	}
 	m.heldSeen = held
+	m.avoidSeen = avoid
 	m.decoded = decoded
 	seen := make(map[string]seenState, len(doms))
 	for _, d := range doms {
@@ -379,7 +383,12 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 	local := snap.names[a.VM]
 	switch a.Kind {
 	case reconcile.Notice:
-		if r.Config != nil {
+		if r.Config != nil && a.Event != "" {
+			if m.noticed[a.VM] != a.Reason {
+				m.noticed[a.VM] = a.Reason
+				writeEvent(ctx, m.events, storage.SevWarning, a.Event, id, 0, "%s", a.Reason)
+			}
+		} else if r.Config != nil {
 			m.notice(ctx, id, a.Reason)
 		}
 		return nil
@@ -479,6 +488,9 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 		return m.startVM(ctx, r, lease, a, now, local)
 
 	case reconcile.Release:
+		if a.DiskLost {
+			return diskLoss{m}.release(ctx, r, a, local, fail)
+		}
 		lease, err := m.currentLease(ctx, r.Index, a.Expect, false)
 		if err != nil {
 			return fail("failed", err)

@@ -188,6 +188,10 @@ type FailoverConfig struct {
 	// agent of an earlier tier's VM whose policy says wait-guest-agent,
 	// counted from when that VM was taken (default 5m, 10s to 1h).
 	GuestAgentWait duration `toml:"guest_agent_wait"`
+	// DiskLoss ("restart" or "off") and DiskLossGrace: a VM paused on an
+	// I/O error for the grace (15s to 24h) is restarted on another host.
+	DiskLoss      string   `toml:"disk_loss"`
+	DiskLossGrace duration `toml:"disk_loss_grace"`
 }
 
 // duration reads "30s" style values from TOML.
@@ -209,7 +213,7 @@ func DefaultConfig() Config {
 			ExecTimeout: duration{Duration: cw.ExecTimeout}, RebootCommand: "systemctl reboot"},
 		Placement: PlacementConfig{CPUOvercommit: plan.DefaultConfig().CPUOvercommit, MemoryOvercommit: plan.DefaultConfig().MemoryOvercommit,
 			ReservedMemoryMiB: plan.DefaultConfig().ReservedMemory >> 20, ParallelStarts: plan.DefaultConfig().MaxStartsPerHost},
-		Failover: FailoverConfig{GuestAgentWait: duration{Duration: cw.GuestAgentWait}},
+		Failover: FailoverConfig{GuestAgentWait: duration{Duration: cw.GuestAgentWait}, DiskLoss: cw.DiskLoss, DiskLossGrace: duration{Duration: cw.DiskLossGrace}},
 	}
 }
 
@@ -325,7 +329,8 @@ func (c *Config) Validate() error {
 // cluster's values override (vm/settings).
 func (c *Config) clusterFile() settings.File {
 	return settings.File{Path: c.path, Keys: c.keys, Values: settings.Values{GuestAgentWait: c.Failover.GuestAgentWait.Duration,
-		ParallelMigrations: c.Maintenance.ParallelMigrations, OnMigrationFailure: c.Maintenance.OnMigrationFailure, ExecTimeout: c.Maintenance.ExecTimeout.Duration}}
+		ParallelMigrations: c.Maintenance.ParallelMigrations, OnMigrationFailure: c.Maintenance.OnMigrationFailure, ExecTimeout: c.Maintenance.ExecTimeout.Duration,
+		DiskLoss: c.Failover.DiskLoss, DiskLossGrace: c.Failover.DiskLossGrace.Duration}}
 }
 
 func splitHostPort(s string) (string, int, error) {

@@ -451,6 +451,8 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[placement]\ncpu_overcommit = \"lots\"\n", "cpu_overcommit"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[failover]\nguest_agent_wait = \"1s\"\n", "failover.guest_agent_wait: 1s: use 10s to 1h (default 5m)"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[failover]\nguest_agent_wait = \"forever\"\n", "not a duration"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[failover]\ndisk_loss_grace = \"5s\"\n", "failover.disk_loss_grace: 5s: use 15s to 24h (default 1m); below 15s a SAN path failover"},
+		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[failover]\ndisk_loss = \"kill\"\n", "failover.disk_loss: \"kill\": use \"restart\""},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nlisten = \"127.0.0.1:9477\"\nbasic_auth_user = \"p\"\n", "metrics.basic_auth_user: basic_auth_user and basic_auth_password_file go together"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nlisten = \"127.0.0.1:9477\"\ntls_cert = \"/no/cert.pem\"\ntls_key = \"/no/key.pem\"\n", "metrics.tls_cert: stat /no/cert.pem"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nbasic_auth_password = \"x\"\n", "unknown key metrics.basic_auth_password"},

@@ -306,10 +306,7 @@ func (e *Env) newGuests(ctx context.Context, h *cluster.Host, names []string, p 
 		if err != nil {
 			return out, err
 		}
-		if _, err := c.Define(ctx, x); err != nil {
-			return out, err
-		}
-		if err := c.Start(ctx, g.Name); err != nil {
+		if err := defineAndStart(ctx, c, x, g.Name); err != nil {
 			return out, err
 		}
 		if _, err := e.Client(h).Protect(ctx, g.Name, ProtectRequest{Policy: p}); err != nil {
@@ -318,6 +315,14 @@ func (e *Env) newGuests(ctx context.Context, h *cluster.Host, names []string, p 
 		out = append(out, g)
 	}
 	return out, nil
+}
+
+// defineAndStart defines the domain x on c and starts it.
+func defineAndStart(ctx context.Context, c *hypervisor.Conn, x, name string) error {
+	if _, err := c.Define(ctx, x); err != nil {
+		return err
+	}
+	return c.Start(ctx, name)
 }
 
 // Placement maps a guest UUID to the hosts whose libvirt lists it running.

@@ -53,7 +53,16 @@ const (
 	DeclaredIsolated  = "isolated"  // it acknowledged a poison pill: it destroyed its VMs
 	DeclaredLeft      = "left"      // it left cleanly
 	DeclaredConfirmed = "confirmed" // an operator confirmed it powered off (wingman host confirm-off)
+	// DeclaredDiskLoss: not a lost host but lost disk paths: the host's
+	// guests stayed paused on I/O errors past failover.disk_loss_grace, and
+	// it destroyed them for other hosts to restart ("disk-loss-grace-expired").
+	DeclaredDiskLoss = "disk-loss"
 )
+
+// DiskLossGroup is how close the disk-loss responses of one host's VMs
+// must follow the first to be one incident: its guests pause together
+// when it loses its paths, and expire within about a step of each other.
+const DiskLossGroup = 30 * time.Second
 
 // VM outcomes in an incident.
 const (
@@ -134,7 +143,25 @@ func Summarize(f Facts) []Incident {
 	}
 	hints := map[int]*hint{}  // how each loss began, before its declaration
 	var early []storage.Event // "planned" events no open incident took, for a declaration just after
+	// A host's disk-loss incidents are open under negative keys: the host
+	// is not lost, so neither its own events nor a "back" event end them,
+	// and a later declaration of that host opens an incident of its own.
+	lastLoss := map[int]int{} // host -> key of its latest disk-loss incident
 	for _, e := range evs {
+		if e.Kind == "disk-loss-grace-expired" && e.VM != (storage.UUID{}) && e.Host > 0 {
+			inc := open[lastLoss[e.Host]]
+			if inc == nil || e.Time.Sub(inc.Declared) > DiskLossGroup {
+				inc = &Incident{ID: incidentID(e.Host, e), HostID: e.Host, Host: hostName(f.HostNames, e.Host),
+					Lost: e.Time, Declared: e.Time, How: DeclaredDiskLoss, Reason: e.Message}
+				lastLoss[e.Host] = -len(out) - 1
+				open[lastLoss[e.Host]] = inc
+				out = append(out, inc)
+			}
+			if !slices.ContainsFunc(inc.VMs, func(v VMOutcome) bool { return v.UUID == e.VM }) {
+				inc.VMs = append(inc.VMs, VMOutcome{UUID: e.VM, Name: vmName(f.VMNames, e.VM), State: VMPending})
+			}
+			continue
+		}
 		if inc := openFor(open, e); inc != nil {
 			// The lost host writes again, or another host says it is back.
 			inc.Resolved, inc.ResolvedAt = true, e.Time
@@ -254,7 +281,7 @@ func applyVM(f Facts, open map[int]*Incident, e storage.Event) bool {
 		// No inventory for the lost host: a VM planned after a declaration
 		// belongs to the newest open incident without an inventory.
 		for _, o := range open {
-			if _, known := f.LostVMs[o.HostID]; !known && !e.Time.Before(o.Declared) && (inc == nil || o.Declared.After(inc.Declared)) {
+			if _, known := f.LostVMs[o.HostID]; !known && o.How != DeclaredDiskLoss && !e.Time.Before(o.Declared) && (inc == nil || o.Declared.After(inc.Declared)) {
 				inc = o
 			}
 		}

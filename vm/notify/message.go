@@ -79,6 +79,7 @@ var howText = map[string]string{
 	DeclaredIsolated:  "it was isolated and acknowledged the poison pill (destroyed its VMs)",
 	DeclaredLeft:      "it left the cluster",
 	DeclaredConfirmed: "an operator confirmed it powered off (wingman host confirm-off)",
+	DeclaredDiskLoss:  "it lost the paths to its guests' disks: they stayed paused on I/O errors past failover.disk_loss_grace, and it destroyed them for other hosts to restart",
 }
 
 // ForIncident returns the notification of kind (KindIncident or
@@ -116,9 +117,14 @@ func ForIncident(inc Incident, kind, cluster, sender string) Notification {
 		fmt.Fprintf(&b, "It was lost at %s (incident %s).\n", stamp(inc.Lost), inc.ID)
 	default:
 		n.Time = inc.Declared.UTC()
-		n.Summary = fmt.Sprintf("[%s] host %s lost: %d of %d VMs restarted", cluster, inc.Host, started, len(inc.VMs))
-		fmt.Fprintf(&b, "Host %s of cluster %s was lost at %s.\n", inc.Host, cluster, stamp(inc.Lost))
-		fmt.Fprintf(&b, "Declared dead at %s: %s", stamp(inc.Declared), howText[inc.How])
+		if inc.How == DeclaredDiskLoss {
+			n.Summary = fmt.Sprintf("[%s] host %s lost its disk paths: %d of %d VMs restarted elsewhere", cluster, inc.Host, started, len(inc.VMs))
+			fmt.Fprintf(&b, "Host %s of cluster %s stays up, but %s", inc.Host, cluster, howText[inc.How])
+		} else {
+			n.Summary = fmt.Sprintf("[%s] host %s lost: %d of %d VMs restarted", cluster, inc.Host, started, len(inc.VMs))
+			fmt.Fprintf(&b, "Host %s of cluster %s was lost at %s.\n", inc.Host, cluster, stamp(inc.Lost))
+			fmt.Fprintf(&b, "Declared dead at %s: %s", stamp(inc.Declared), howText[inc.How])
+		}
 		if inc.Reason != "" {
 			fmt.Fprintf(&b, " (%s)", inc.Reason)
 		}

@@ -84,6 +84,13 @@ type Action struct {
 	Start bool
 	// Destroy: destroy the local copy before releasing (Release).
 	Destroy bool
+	// DiskLost (Release): the disk-loss response. Make sure the destroyed
+	// copy is gone, then mark on the record the hosts that cannot reach
+	// the VM's disks (this one, and those whose disk check fails) before
+	// releasing, so that no plan puts it back on them (Avoided).
+	DiskLost bool
+	// Event (Notice) is the kind of the event to write; "": "notice".
+	Event string
 	// Counts: the start is an automatic restart that counts toward the
 	// restart limit.
 	Counts bool
@@ -105,6 +112,9 @@ func (a Action) String() string {
 	}
 	if a.Destroy {
 		b.WriteString(" destroy")
+	}
+	if a.DiskLost {
+		b.WriteString(" disk-lost")
 	}
 	if a.Counts {
 		b.WriteString(" counted")

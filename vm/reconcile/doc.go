@@ -72,6 +72,14 @@
 //   - A VM whose owner died during a live migration is claimed only by the
 //     migration target while that target is not proven gone: only the target
 //     can see whether the guest already runs there.
+//   - A VM this host owns that QEMU paused on an I/O error for the
+//     cluster's disk-loss grace (Config.DiskLoss), this host otherwise
+//     healthy, is released with Destroy and DiskLost: the caller destroys
+//     it, checks that libvirt shows it gone, and marks on the record the
+//     hosts that cannot reach its disks before it releases the lease. Its
+//     plan then leaves those hosts out for AvoidAfterDiskLoss after this
+//     host first saw the mark (Record.AvoidSince, which the caller keeps);
+//     the releaser never takes such a VM back.
 //
 // AgentLiveness, apart from Reconcile, follows the pings of one guest agent
 // that has answered and says when it is lost and when it is back: the owner

@@ -79,6 +79,11 @@ type Record struct {
 	// waits for the guest agent of a VM taken less than
 	// Config.GuestAgentWait ago.
 	HeldSince time.Time
+	// AvoidHosts are the hosts marked on the record as unable to reach the
+	// VM's disks (the disk-loss response); AvoidSince is when this host
+	// first saw that mark (the caller's clock; zero: no mark). See Avoided.
+	AvoidHosts []int
+	AvoidSince time.Time
 }
 
 // DomainState is what the local libvirt says about a domain, reduced to what
@@ -151,6 +156,9 @@ type Config struct {
 	// guest agent of an earlier tier's VM with WaitGuestAgent, counted from
 	// when that VM's lease was taken. After it, the tier starts anyway.
 	GuestAgentWait time.Duration
+	// DiskLoss is the response to a VM paused on an I/O error while this
+	// host is otherwise healthy (zero: off).
+	DiskLoss DiskLossPolicy
 }
 
 // Bounds of Config.GuestAgentWait.
@@ -161,10 +169,11 @@ const (
 
 // DefaultConfig: the planner's defaults, release after 3 failed starts,
 // retry after 5 s, doubling up to 1 min; later tiers wait up to 5 min for
-// guest agents.
+// guest agents; a VM paused on an I/O error for a minute is restarted on
+// another host.
 func DefaultConfig() Config {
 	return Config{Plan: plan.DefaultConfig(), MaxStartFailures: 3, StartBackoff: 5 * time.Second, MaxStartBackoff: time.Minute,
-		GuestAgentWait: 5 * time.Minute}
+		GuestAgentWait: 5 * time.Minute, DiskLoss: DefaultDiskLossPolicy()}
 }
 
 // Validate rejects values that would stop failed VMs from ever moving.
@@ -180,6 +189,11 @@ func (c Config) Validate() error {
 	}
 	if c.GuestAgentWait < MinGuestAgentWait || c.GuestAgentWait > MaxGuestAgentWait {
 		return fmt.Errorf("reconcile config: guest agent wait %v: use %v to %v (default 5m)", c.GuestAgentWait, MinGuestAgentWait, MaxGuestAgentWait)
+	}
+	if c.DiskLoss.Restart {
+		if err := c.DiskLoss.Validate(); err != nil {
+			return fmt.Errorf("reconcile config: %w", err)
+		}
 	}
 	return nil
 }

@@ -243,6 +243,10 @@ func (v *view) owned(r *Record, d *Domain, act func(Kind, string, ...func(*Actio
 		return
 	}
 	if d != nil && active && d.State == DomainIOError {
+		if a, ok := v.diskLoss(r, d); ok {
+			v.add(a)
+			return
+		}
 		p := r.Policy.IOError
 		if in.Now.Sub(d.Since) < p.After {
 			return
@@ -360,14 +364,21 @@ func (v *view) failover(all, candidates []*Record) {
 	pseudo := maxID + 1
 	hosts = append(hosts, plan.Host{ID: pseudo, Name: "released", State: plan.HostLeft})
 	isCand := make(map[string]bool, len(candidates))
-	rounds := map[int][]*Record{} // releaser (0: none or gone) -> VMs
+	// One round per releasing host and set of hosts that cannot reach the
+	// VMs' disks (Avoided): neither may get those VMs.
+	type roundKey struct {
+		from  int // releaser (0: none or gone)
+		avoid string
+	}
+	rounds := map[roundKey][]*Record{}
 	for _, r := range candidates {
 		isCand[r.UUID] = true
 		from := 0
 		if !r.Lease.held() && r.Lease.Owner.Host != 0 && !v.gone(r.Lease.Owner) {
 			from = r.Lease.Owner.Host
 		}
-		rounds[from] = append(rounds[from], r)
+		k := roundKey{from, avoidKey(Avoided(*r, in.Now))}
+		rounds[k] = append(rounds[k], r)
 	}
 	// The base VM list: everything not a candidate, as load on its owner.
 	var base []plan.VM
@@ -393,26 +404,22 @@ func (v *view) failover(all, candidates []*Record) {
 		base = append(base, plan.VM{UUID: r.UUID, Name: r.Name, Owner: owner, Memory: r.Memory, VCPUs: r.VCPUs,
 			Running: owner != 0 && !r.Stopped, Policy: r.Policy})
 	}
-	froms := make([]int, 0, len(rounds))
+	froms := make([]roundKey, 0, len(rounds))
 	for f := range rounds {
 		froms = append(froms, f)
 	}
-	slices.Sort(froms)
+	slices.SortFunc(froms, func(a, b roundKey) int {
+		return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.avoid, b.avoid))
+	})
 	byUUID := make(map[string]*Record, len(candidates))
 	for _, r := range candidates {
 		byUUID[r.UUID] = r
 	}
-	for _, from := range froms {
-		pin := plan.Input{Config: in.Config.Plan, Now: in.Now, Hosts: slices.Clone(hosts)}
-		if from != 0 {
-			for i := range pin.Hosts {
-				if pin.Hosts[i].ID == from && pin.Hosts[i].State == plan.HostAlive {
-					pin.Hosts[i].State = plan.HostMaintenance // not a target for what it gave up
-				}
-			}
-		}
+	for _, key := range froms {
+		from, avoid := key.from, parseAvoidKey(key.avoid)
+		pin := plan.Input{Config: in.Config.Plan, Now: in.Now, Hosts: withoutTargets(hosts, from, avoid...)}
 		pin.VMs = slices.Clone(base)
-		for _, r := range rounds[from] {
+		for _, r := range rounds[key] {
 			if !validPolicy(r) {
 				v.add(Action{Kind: Notice, VM: r.UUID, Name: r.Name, Index: r.Index, Reason: "invalid policy on the LUN; fix it with set-policy"})
 				continue
@@ -424,10 +431,11 @@ func (v *view) failover(all, candidates []*Record) {
 				Running: true, Policy: r.Policy})
 		}
 		p, err := plan.Failover(pin)
-		if err == nil && from != 0 && len(p.Unplaced) > 0 {
+		if err == nil && from != 0 && len(p.Unplaced) > 0 && !slices.Contains(avoid, from) {
 			// No other host can take what the releaser gave up: let the
-			// releaser try again rather than leave the VMs down.
-			pin.Hosts = hosts
+			// releaser try again rather than leave the VMs down, unless
+			// it gave them up because it cannot reach their disks.
+			pin.Hosts = withoutTargets(hosts, 0, avoid...)
 			p2, err2 := plan.Failover(pin)
 			if err2 == nil {
 				p = p2
@@ -471,6 +479,19 @@ func (v *view) failover(all, candidates []*Record) {
 	}
 }
 
+// withoutTargets returns hosts with the alive ones among from and avoid
+// (0: none) in maintenance for the planner: not a target for what they gave
+// up, or for VMs whose disks they cannot reach.
+func withoutTargets(hosts []plan.Host, from int, avoid ...int) []plan.Host {
+	out := slices.Clone(hosts)
+	for i := range out {
+		if (out[i].ID == from || slices.Contains(avoid, out[i].ID)) && out[i].State == plan.HostAlive {
+			out[i].State = plan.HostMaintenance
+		}
+	}
+	return out
+}
+
 // startOrWait is this host's action for a failover step whose turn came:
 // TakeAndStart, or Wait while the guest agents of an earlier tier have not
 // answered or the VM's own start delay runs.
@@ -478,6 +499,9 @@ func (v *view) startOrWait(r *Record, st plan.Step, wave int, all []*Record) Act
 	in := v.in
 	a := Action{Kind: TakeAndStart, VM: r.UUID, Name: r.Name, Index: r.Index, Expect: r.Lease.Epoch, Wave: wave,
 		Reason: fmt.Sprintf("planned: %s (prio %s, tier %d)", takeRule(v, r.Lease), st.Priority, st.Tier)}
+	if av := Avoided(*r, in.Now); len(av) > 0 {
+		a.Reason += fmt.Sprintf("; disk loss: not on host %s, which cannot reach its disks", avoidKey(av))
+	}
 	if names := v.awaitedAgents(all, st.Tier); len(names) > 0 {
 		a.Kind, a.Wave = Wait, 0
 		a.Reason = fmt.Sprintf("tier %d waits for the guest agent of %s (earlier tier, taken less than %v ago)",

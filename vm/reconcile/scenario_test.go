@@ -25,6 +25,10 @@ var scenarioNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 //	local <name> <running|paused|io-error|panicked|crashed|shutoff> [inactive] [since=<ago>]
 //	history <name> [restarts=10m,20m] [failures=<n>/<ago>]
 //	migrating <name>
+//	diskloss <off|restart/<grace>>
+//
+// A vm line's avoid=<h>[,<h>]/<ago> marks hosts that cannot reach its disks,
+// a mark this host first saw that long ago.
 //
 // Rerun with -update to rewrite the part after "----".
 func TestScenarios(t *testing.T) {
@@ -169,6 +173,13 @@ func parseScenario(t *testing.T, src string) Input {
 			if h, ok := kv["held"]; ok {           // this host saw its epoch taken that long ago
 				r.HeldSince = scenarioNow.Add(-dur(h))
 			}
+			if a, ok := kv["avoid"]; ok {
+				hs, ago, _ := strings.Cut(a, "/")
+				for _, h := range strings.Split(hs, ",") {
+					r.AvoidHosts = append(r.AvoidHosts, atoi(h))
+				}
+				r.AvoidSince = scenarioNow.Add(-dur(ago))
+			}
 			in.Records = append(in.Records, r)
 		case "local":
 			d := Domain{Name: f[1], UUID: uuid(f[1]), State: DomainState(f[2]), Active: !has("inactive"), Since: scenarioNow}
@@ -193,6 +204,12 @@ func parseScenario(t *testing.T, src string) Input {
 			in.History[uuid(f[1])] = h
 		case "migrating":
 			in.MigratingOut[uuid(f[1])] = true
+		case "diskloss":
+			in.Config.DiskLoss = DiskLossPolicy{}
+			if f[1] != "off" {
+				_, g, _ := strings.Cut(f[1], "/")
+				in.Config.DiskLoss = DiskLossPolicy{Restart: true, Grace: dur(g)}
+			}
 		default:
 			fail("unknown line")
 		}

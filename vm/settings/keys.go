@@ -24,7 +24,17 @@ type Values struct {
 	OnMigrationFailure string
 	// ExecTimeout is maintenance.exec_timeout.
 	ExecTimeout time.Duration
+	// DiskLoss is failover.disk_loss: DiskLossRestart or DiskLossOff.
+	DiskLoss string
+	// DiskLossGrace is failover.disk_loss_grace.
+	DiskLossGrace time.Duration
 }
+
+// Values of failover.disk_loss.
+const (
+	DiskLossRestart = "restart"
+	DiskLossOff     = "off"
+)
 
 // Values of maintenance.on_migration_failure.
 const (
@@ -38,7 +48,13 @@ const MaxParallelMigrations = 16
 // Defaults returns the default of every cluster-wide key.
 func Defaults() Values {
 	return Values{GuestAgentWait: reconcile.DefaultConfig().GuestAgentWait, ParallelMigrations: 2,
-		OnMigrationFailure: OnFailureReport, ExecTimeout: 30 * time.Minute}
+		OnMigrationFailure: OnFailureReport, ExecTimeout: 30 * time.Minute,
+		DiskLoss: DiskLossRestart, DiskLossGrace: reconcile.DefaultDiskLossGrace}
+}
+
+// DiskLossPolicy is failover.disk_loss and disk_loss_grace in vm/reconcile's terms.
+func (v Values) DiskLossPolicy() reconcile.DiskLossPolicy {
+	return reconcile.DiskLossPolicy{Restart: v.DiskLoss == DiskLossRestart, Grace: v.DiskLossGrace}
 }
 
 // Key is one cluster-wide key.
@@ -54,7 +70,7 @@ type Key struct {
 }
 
 // keys is the table of the cluster-wide keys. Each is read at its use (no
-// restart): guest_agent_wait at every VM manager step, the maintenance
+// restart): guest_agent_wait and the disk_loss keys at every VM manager step, the maintenance
 // keys when an evacuation or a command starts (one under way keeps the
 // values it started with).
 var keys = []Key{
@@ -68,6 +84,34 @@ var keys = []Key{
 		check: func(v Values) error {
 			if w := v.GuestAgentWait; w < reconcile.MinGuestAgentWait || w > reconcile.MaxGuestAgentWait {
 				return fmt.Errorf("%v: use %v to %v (default 5m)", FormatDuration(w), FormatDuration(reconcile.MinGuestAgentWait), FormatDuration(reconcile.MaxGuestAgentWait))
+			}
+			return nil
+		}},
+	{Name: "failover.disk_loss", Summary: `what the owner of a protected VM paused on an I/O error for disk_loss_grace, its host otherwise healthy, does: "restart" (default: destroy it and restart it on a host that reaches its disks) or "off" (leave it paused)`,
+		Why: "whether a paused guest is destroyed and restarted elsewhere must not depend on which host lost its disk paths",
+		get: func(v Values) string { return v.DiskLoss },
+		parse: func(v *Values, s string) error {
+			v.DiskLoss = s
+			return nil
+		},
+		check: func(v Values) error {
+			if d := v.DiskLoss; d != DiskLossRestart && d != DiskLossOff {
+				return fmt.Errorf("%q: use %q (restart the VM on a host that reaches its disks) or %q (leave it paused)", d, DiskLossRestart, DiskLossOff)
+			}
+			return nil
+		}},
+	{Name: "failover.disk_loss_grace", Summary: "how long a VM may stay paused on an I/O error before failover.disk_loss restarts it elsewhere (15s to 24h, default 1m; at least the LUN's dead time D)",
+		Why: "the host that lost its paths applies it: which host that is must not change how long its guests stay paused",
+		get: func(v Values) string { return FormatDuration(v.DiskLossGrace) },
+		parse: func(v *Values, s string) (err error) {
+			v.DiskLossGrace, err = parseDuration(s)
+			return err
+		},
+		check: func(v Values) error {
+			if g := v.DiskLossGrace; g < reconcile.MinDiskLossGrace || g > reconcile.MaxDiskLossGrace {
+				return fmt.Errorf("%v: use %v to %v (default 1m); below %v a SAN path failover (which the timing rule keeps below the self-fence time F) "+
+					"or a storage loss that the self-fence and the dead time D handle could destroy guests that would have resumed",
+					FormatDuration(g), FormatDuration(reconcile.MinDiskLossGrace), FormatDuration(reconcile.MaxDiskLossGrace), FormatDuration(reconcile.MinDiskLossGrace))
 			}
 			return nil
 		}},

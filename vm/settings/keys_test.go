@@ -87,7 +87,8 @@ func TestProblems(t *testing.T) {
 	if p := Defaults().Problems(); len(p) != 0 {
 		t.Fatalf("the defaults have problems: %v", p)
 	}
-	bad := Values{GuestAgentWait: time.Second, ParallelMigrations: 99, OnMigrationFailure: "panic", ExecTimeout: -5 * time.Second}
+	bad := Values{GuestAgentWait: time.Second, ParallelMigrations: 99, OnMigrationFailure: "panic", ExecTimeout: -5 * time.Second,
+		DiskLoss: "sometimes", DiskLossGrace: 5 * time.Second}
 	got := bad.Problems()
 	if len(got) != len(Keys()) {
 		t.Fatalf("got %d problems, want one per key: %v", len(got), got)
@@ -97,8 +98,15 @@ func TestProblems(t *testing.T) {
 			t.Errorf("problem %d is %+v, want one about %s", i, got[i], k.Name)
 		}
 	}
-	if !strings.Contains(got[3].Msg, "-5s: must be positive") {
-		t.Errorf("exec_timeout -5s: %q", got[3].Msg)
+	if !strings.Contains(got[5].Msg, "-5s: must be positive") {
+		t.Errorf("exec_timeout -5s: %q", got[5].Msg)
+	}
+	if !strings.Contains(got[1].Msg, `"sometimes": use "restart"`) {
+		t.Errorf("disk_loss sometimes: %q", got[1].Msg)
+	}
+	// The grace's floor and why: a SAN path failover must never trigger it.
+	if !strings.Contains(got[2].Msg, "5s: use 15s to 24h") || !strings.Contains(got[2].Msg, "path failover") {
+		t.Errorf("disk_loss_grace 5s: %q", got[2].Msg)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/notify"
+	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
 // Records is the LUN's settings record (*storage.ClusterRecords).
@@ -161,6 +162,9 @@ func (s *Service) Values() Values { return s.View().Values }
 
 // GuestAgentWait is failover.guest_agent_wait now (vm.Config's).
 func (s *Service) GuestAgentWait() time.Duration { return s.Values().GuestAgentWait }
+
+// DiskLoss is failover.disk_loss and disk_loss_grace now (vm.Config's).
+func (s *Service) DiskLoss() reconcile.DiskLossPolicy { return s.Values().DiskLossPolicy() }
 
 // Maintenance are the maintenance defaults now (vm/maintenance's).
 func (s *Service) Maintenance() maintenance.Defaults {
