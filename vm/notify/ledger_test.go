@@ -55,7 +55,7 @@ func testLUN(t *testing.T) string {
 	tm := storage.Timings{Renew: 10 * time.Millisecond, IOTimeout: 200 * time.Millisecond,
 		SelfFence: 210 * time.Millisecond, Watchdog: 10 * time.Millisecond}
 	tm.Dead = tm.MinDead()
-	g := storage.Geometry{MaxHosts: 4, MaxVMs: 2, EventBlocks: 1, ConfigBlks: 2}
+	g := storage.Geometry{MaxHosts: 4, MaxVMs: 2, EventBlocks: 4, ConfigBlks: 2} // 64 events a host: the service test writes 22
 	return storagetest.LUNFile(t, storage.FormatOptions{ClusterName: "lab", Geometry: g, Timings: tm})
 }
 
