@@ -127,7 +127,7 @@ goroot=$(go env GOROOT)
 	license_paragraph "$goroot/LICENSE"
 	go list -deps -f '{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}} {{.Dir}}{{end}}{{end}}' ./cmd/wingman ./cmd/wingmand |
 		sort -u | while read -r path ver dir; do
-		lic=$(ls "$dir"/LICENSE* "$dir"/COPYING* "$dir"/LICENCE* 2>/dev/null | head -1 || true)
+		lic=$(ls "$dir"/LICENSE* "$dir"/COPYING* "$dir"/LICENCE* "$dir"/License* "$dir"/license* 2>/dev/null | head -1 || true)
 		printf '\nFiles: debian/go/%s/*\n' "$path"
 		copyright_of "$path" "$lic"
 		printf 'Comment: Go module %s %s.\n' "$path" "$ver"
