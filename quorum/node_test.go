@@ -135,6 +135,23 @@ func TestDamagedSlotIsNotReleased(t *testing.T) {
 	}
 }
 
+// TestRecordsCounterReachesTheDecision: a slot's VM-records counter is
+// carried to the decision's host as read, and kept through a damaged read.
+func TestRecordsCounterReachesTheDecision(t *testing.T) {
+	n := threeHosts(t, 5*time.Second)
+	read := []RawSlot{{ID: 1, Gen: 1, Seq: 100, State: SlotAlive}, {ID: 2, Gen: 1, Seq: 100, State: SlotAlive, Records: 7},
+		{ID: 3, Gen: 1, Seq: 100, State: SlotAlive}}
+	n.Read(6*time.Second, read)
+	if h, _ := n.Decide(6 * time.Second).Host(2); h.Records != 7 {
+		t.Fatalf("host 2's records counter = %d, want 7 as its slot says", h.Records)
+	}
+	read[1] = RawSlot{ID: 2, Damaged: true}
+	n.Read(7*time.Second, read)
+	if h, _ := n.Decide(7 * time.Second).Host(2); h.Records != 7 {
+		t.Errorf("host 2's records counter after a damaged read = %d, want 7 kept", h.Records)
+	}
+}
+
 // TestConfirmOffRefusals: confirm-off is refused for this host itself, a
 // host with no slot, a host whose heartbeat changed within D, and while
 // this host has not read the LUN for F; otherwise the host is dead at once.

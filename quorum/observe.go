@@ -17,6 +17,8 @@ type RawSlot struct {
 	Disarmed bool
 	// Reach is what the owner says of its isolation addresses.
 	Reach Reach
+	// Records is the owner's VM-records change counter (data only).
+	Records uint32
 	// Damaged: the slot read damaged or zeroed; only ID is set. A slot that
 	// was read before keeps what it held (its owner rewrites it, or its
 	// heartbeat stays unchanged), for a slot that was written never reads
@@ -80,7 +82,7 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 				continue
 			}
 			r = &RawSlot{ID: prev.ID, Name: prev.Name, Gen: prev.Gen, Seq: prev.Seq, State: prev.State,
-				SerfView: prev.SerfView, Granted: prev.Granted, Dead: prev.Dead, Reach: prev.Reach}
+				SerfView: prev.SerfView, Granted: prev.Granted, Dead: prev.Dead, Reach: prev.Reach, Records: prev.Records}
 		}
 		if seen.Add(r.ID); !seen.Has(r.ID) {
 			if seenOther == nil {
@@ -91,7 +93,8 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 		prev, ok := o.slots.lookup(r.ID)
 		s := Slot{ID: r.ID, Name: r.Name, Gen: r.Gen, Seq: r.Seq, State: r.State, SerfView: r.SerfView,
 			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, GrantSeen: prev.GrantSeen,
-			Disarm: r.Disarm, Disarmed: r.Disarmed, DisarmSeen: Never, Reach: r.Reach, ReachSince: prev.ReachSince}
+			Disarm: r.Disarm, Disarmed: r.Disarmed, DisarmSeen: Never, Reach: r.Reach, ReachSince: prev.ReachSince,
+			Records: r.Records}
 		if r.Disarmed {
 			// Its timer started before this acknowledgement landed.
 			s.DisarmSeen = now

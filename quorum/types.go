@@ -138,6 +138,9 @@ type Slot struct {
 	// first sighting).
 	Reach      Reach
 	ReachSince Mono
+	// Records is the owner's VM-records change counter: it changes when
+	// the owner changed a VM record (no rule reads it; vm rescans on it).
+	Records uint32
 }
 
 // Verdict says that host ID was declared dead at generation Gen.
@@ -376,6 +379,8 @@ type Host struct {
 	Reason string
 	// Stale is how long its heartbeat has not changed, on this clock.
 	Stale time.Duration
+	// Records is its slot's VM-records change counter (Slot.Records).
+	Records uint32
 
 	leased      bool // a network lease for it was seen within D
 	byStaleness bool // dead only because its heartbeat stalled for D

@@ -26,7 +26,7 @@ func FuzzDecodeSlot(f *testing.F) {
 	f.Add(rec.encode()[:slotRecLen])
 	rec.Disarm = SlotDisarm{Gen: 3, By: 1, For: time.Hour, Reason: "SAN work", Disarmed: true}
 	f.Add(rec.encode()[:slotRecLen+disarmRecLen])
-	rec.Reach = ReachLost
+	rec.Reach, rec.Records = ReachLost, 41
 	f.Add(rec.encode()[:slotRecLen])
 	f.Add([]byte{})
 	f.Add([]byte("WGSL\x01\x00"))

@@ -90,6 +90,9 @@ const (
 	// reachOff is the isolation address flag, in the zeros the first v1
 	// writers left between the acknowledgement and the grants.
 	reachOff = 154
+	// recordsOff is the VM-records change counter (u32), in the zeros
+	// after the reach byte.
+	recordsOff = 156
 	// gossipKeyOff is the gossip key fingerprint (u64), after the last
 	// verdict, where the first v1 writers left zeros: their readers ignore it.
 	gossipKeyOff = slotRecLen - 4 - 8
@@ -123,6 +126,10 @@ type SlotRecord struct {
 	// Reach is what the host says of its isolation addresses; 0 (unknown):
 	// none configured, or a wingmand older than the field.
 	Reach AddressReach
+	// Records is bumped (wrapping) whenever this host changes a VM record
+	// in a way other hosts' partial scans may miss (see vm.FullScanEvery);
+	// only its changes matter. 0: a wingmand older than the field.
+	Records uint32
 }
 
 // AddressReach is what a host publishes of its isolation addresses (the
@@ -236,6 +243,7 @@ func (r *SlotRecord) encode() []byte {
 	}
 	le.PutUint64(e[gossipKeyOff:], r.GossipKey)
 	e[reachOff] = byte(r.Reach)
+	le.PutUint32(e[recordsOff:], r.Records)
 	sealRecord(e)
 	r.Disarm.encode(b[disarmOff : disarmOff+disarmRecLen])
 	return b
@@ -261,7 +269,7 @@ func decodeSlot(b []byte) (SlotRecord, error) {
 		Generation: le.Uint64(e[16:]), Incarnation: le.Uint64(e[24:]), Sequence: le.Uint64(e[32:]),
 		Wall: time.Unix(0, int64(le.Uint64(e[40:]))), HostName: getString(e[48:112]),
 		Ack:       MailboxAck{Nonce: le.Uint64(e[144:]), Type: MessageType(e[152]), Result: AckResult(e[153])},
-		GossipKey: le.Uint64(e[gossipKeyOff:]), Reach: AddressReach(e[reachOff]),
+		GossipKey: le.Uint64(e[gossipKeyOff:]), Reach: AddressReach(e[reachOff]), Records: le.Uint32(e[recordsOff:]),
 	}
 	if r.Reach > ReachOK {
 		return SlotRecord{}, fmt.Errorf("%w: slot record claims isolation address reach %d", ErrCorrupt, r.Reach)
@@ -567,6 +575,14 @@ func (h *Heartbeat) SetGossipKey(fingerprint uint64) {
 func (h *Heartbeat) SetReach(r AddressReach) {
 	h.mu.Lock()
 	h.rec.Reach = r
+	h.mu.Unlock()
+}
+
+// BumpRecords changes the VM-records counter written by the next renewal:
+// this host changed a VM record (see SlotRecord.Records).
+func (h *Heartbeat) BumpRecords() {
+	h.mu.Lock()
+	h.rec.Records++
 	h.mu.Unlock()
 }
 

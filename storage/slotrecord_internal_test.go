@@ -12,7 +12,7 @@ func TestSlotRecordCarriesGrantsAndVerdicts(t *testing.T) {
 	granted.Add(3)
 	granted.Add(200)
 	in := SlotRecord{HostID: 7, State: SlotAlive, Generation: 4, Incarnation: 9, Sequence: 11, HostName: "kvm7",
-		Granted: granted, GossipKey: 0xfedcba9876543210}
+		Granted: granted, GossipKey: 0xfedcba9876543210, Reach: ReachOK, Records: 0xffffffff}
 	for i := range MaxVerdicts + 5 {
 		in.Verdicts = append(in.Verdicts, Verdict{HostID: i + 1, Gen: uint64(1000 + i)})
 	}
@@ -28,6 +28,9 @@ func TestSlotRecordCarriesGrantsAndVerdicts(t *testing.T) {
 	}
 	if out.GossipKey != in.GossipKey {
 		t.Errorf("gossip key fingerprint = %x beside a full verdict list, want %x", out.GossipKey, in.GossipKey)
+	}
+	if out.Reach != in.Reach || out.Records != in.Records {
+		t.Errorf("reach, records counter = %v, %x beside the grants, want %v, %x", out.Reach, out.Records, in.Reach, in.Records)
 	}
 	if MaxVerdicts < 30 {
 		t.Errorf("only %d verdicts fit in a slot", MaxVerdicts)

@@ -99,6 +99,7 @@ func (m diskLoss) release(ctx context.Context, r storage.VMRecord, a reconcile.A
 	if err := m.lun.ReleaseLease(ctx, r.Index, lease); err != nil {
 		return fail("failed", err)
 	}
+	m.cfg.recordsChanged()
 	m.histMu.Lock()
 	delete(m.history, a.VM)
 	m.histMu.Unlock()

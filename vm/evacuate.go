@@ -298,6 +298,7 @@ func (m *Manager) ColdMove(ctx context.Context, nameOrUUID, reason string) error
 	if err := m.lun.ReleaseLease(ctx, r.Index, r.Lease); err != nil {
 		return fmt.Errorf("cold move %q: %w", r.Config.Name, err)
 	}
+	m.cfg.recordsChanged()
 	writeEvent(ctx, m.events, storage.SevWarning, "cold-moved", r.Config.UUID, m.cfg.Host, "%s shut down and released for another host to start: %s", r.Config.Name, reason)
 	return nil
 }
@@ -337,6 +338,7 @@ func (m *Manager) ReleaseAll(ctx context.Context, reason string) error {
 			failed = append(failed, fmt.Errorf("release %q: %w", r.Config.Name, err))
 			continue
 		}
+		m.cfg.recordsChanged()
 		writeEvent(ctx, m.events, storage.SevInfo, "released", r.Config.UUID, m.cfg.Host, "%s stopped and released: %s", r.Config.Name, reason)
 	}
 	if len(failed) > 0 {

@@ -149,6 +149,17 @@ type Config struct {
 	// every 10 s, lost after 30 s and 3 unanswered pings, or 5 min for the
 	// first answer after a start). It only reports.
 	AgentCheck reconcile.AgentCheckConfig
+	// RecordsChanged, if set, is told that this host protected a VM or
+	// released or reclaimed a lease: the daemon bumps its slot's counter,
+	// on which the other hosts read every record (see FullScanEvery).
+	RecordsChanged func()
+}
+
+// recordsChanged calls the RecordsChanged hook if there is one.
+func (c *Config) recordsChanged() {
+	if c.RecordsChanged != nil {
+		c.RecordsChanged()
+	}
 }
 
 // Manager runs this host's part of keeping protected VMs up. Its methods
@@ -385,6 +396,7 @@ func (m *Manager) Protect(ctx context.Context, dec quorum.Decision, nameOrUUID s
 		return rep, fmt.Errorf("protect %q: %w", d.Name, err)
 	}
 	m.rescan.Store(true) // the record may have been blank at the last full scan
+	m.cfg.recordsChanged()
 	if m.fenced.Load() {
 		// The host fenced itself while the record was written, and the
 		// self-fence may not have seen it: the others will restart it.

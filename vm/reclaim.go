@@ -39,6 +39,7 @@ func ReclaimLease(ctx context.Context, m *Manager, idx int) (storage.LeaseState,
 		return lease, err
 	}
 	m.rescan.Store(true)
+	m.cfg.recordsChanged()
 	writeEvent(ctx, m.events, storage.SevWarning, "lease-reclaimed", storage.UUID{}, m.cfg.Host,
 		"the damaged lease of VM record %d was reclaimed at epoch %d by the host that runs the VM", idx, lease.Epoch)
 	return lease, nil

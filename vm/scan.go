@@ -16,15 +16,20 @@ import (
 //
 // Between full scans a step reads only the records that were in use at the
 // last one (storage.InUse), so it sees every change to those (leases,
-// migrations, guest-up marks, policies, removals) as before. What it can
-// miss for a while is a VM that another host protected in a record that
-// was blank: until then this host leaves that VM alone, which is always
-// safe, and nothing waits on it, because every event that could make this
-// host act on such a VM forces a full scan first: a change in the decision
-// (a host dead, left, isolated or back, quorum, a verdict), a guest that
-// appears or disappears here (a live migration in), and a protect on this
-// host. So the period only bounds how stale that harmless view may get; at
-// 30 s the full scans were most of the LUN reads of a host at rest.
+// migrations, guest-up marks, policies, removals) as before. What it would
+// miss is a VM that another host protected in a record that was blank, and
+// with it that VM's later release by its owner (a disk-loss response, a
+// cold move, a release-all, a reclaim), which another host must see to
+// restart it. So every host bumps a counter in its heartbeat slot when it
+// protects a VM or releases or reclaims a lease (Config.RecordsChanged,
+// storage.SlotRecord.Records), and a change of any host's counter forces a
+// full scan here, as do the other events that could make this host act on
+// such a VM: a change in the decision (a host dead, left, isolated or back,
+// quorum, a verdict), a guest that appears or disappears here (a live
+// migration in), and a protect on this host. So the period only bounds how
+// stale a view may get that no event should change (a writer older than
+// the counter); at 30 s the full scans were most of the LUN reads of a host
+// at rest.
 const FullScanEvery = 5 * time.Minute
 
 // recordScan is what the last full scan of the VM records ran on.
@@ -38,9 +43,10 @@ type recordScan struct {
 }
 
 type scanHost struct {
-	id    int
-	gen   uint64
-	state quorum.HostState
+	id      int
+	gen     uint64
+	state   quorum.HostState
+	records uint32 // its slot's VM-records counter
 }
 
 // readRecords reads the VM records for a step from lun: all of them when a
@@ -49,7 +55,7 @@ type scanHost struct {
 func readRecords(ctx context.Context, lun LUN, last *recordScan, rescan bool, dec quorum.Decision, doms []hypervisor.Domain, now time.Time) ([]storage.VMRecord, []error) {
 	s := recordScan{at: now, dead: slices.Clone(dec.Verdicts), run: [2]bool{dec.Quorate, dec.MayRunVMs}}
 	for _, h := range dec.Hosts {
-		s.hosts = append(s.hosts, scanHost{h.ID, h.Gen, h.State})
+		s.hosts = append(s.hosts, scanHost{h.ID, h.Gen, h.State, h.Records})
 	}
 	for _, d := range doms {
 		s.local = append(s.local, strings.ToLower(d.UUID))

@@ -503,6 +503,7 @@ func (m *Manager) exec(ctx context.Context, snap *snapshot, a reconcile.Action, 
 		if err := m.lun.ReleaseLease(ctx, r.Index, lease); err != nil {
 			return fail("failed", err)
 		}
+		m.cfg.recordsChanged()
 		delete(m.history, a.VM)
 		writeEvent(ctx, m.events, storage.SevWarning, "released", id, 0, "%s", a.Reason)
 		return nil

@@ -154,7 +154,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 		return d.drills.CheckDisksOn(ctx, host, disks)
 	}
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, GuestAgentWait: d.config.GuestAgentWait, DiskLoss: d.config.DiskLoss, DeadAfter: d.hdr.Timings.Dead,
-		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn, Observe: d.metrics}, lun, d.hv, journallog.Events{Ring: d.events, Log: d.log})
+		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn, Observe: d.metrics,
+		RecordsChanged: d.slot.BumpRecords}, lun, d.hv, journallog.Events{Ring: d.events, Log: d.log})
 	if err != nil {
 		return nil, err
 	}

@@ -466,7 +466,7 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 		}
 		dm := r.Disarm
 		raw.Disarm, raw.Disarmed = quorum.Disarm{Gen: dm.Gen, By: dm.By, For: dm.For, Reason: dm.Reason}, dm.Disarmed
-		raw.Reach = quorum.Reach(r.Reach)
+		raw.Reach, raw.Records = quorum.Reach(r.Reach), r.Records
 		raws = append(raws, raw)
 	}
 	changed := false

@@ -146,6 +146,7 @@ func (v *vms) counts() (int, int) {
 type host struct {
 	id     int
 	lun    *storage.LUN
+	slot   *storage.Heartbeat
 	loop   *Loop
 	vms    *vms
 	cancel context.CancelFunc
@@ -216,7 +217,7 @@ func (c *cluster) start(id int) {
 	}
 	slot.SetState(storage.SlotAlive) // what the daemon does once it is ready
 	slot.SetGossipKey(0x100 + uint64(id))
-	h := &host{id: id, lun: lun, vms: &vms{}, done: make(chan error, 1)}
+	h := &host{id: id, lun: lun, slot: slot, vms: &vms{}, done: make(chan error, 1)}
 	loop, err := New(Config{Timings: quorumTimings(lun.Header().Timings), Slot: slot, LUN: lun, Header: lun.Integrity().HeaderChanged,
 		Serf: member{n: c.net, self: id}, VMs: h.vms, Announce: func() { go c.net.wake(id) },
 		OnEvent: func(e Event) { h.mu.Lock(); h.events = append(h.events, e); h.mu.Unlock() }})
@@ -283,6 +284,19 @@ func TestLoopKeepsTheGossipKeysOfTheLastRead(t *testing.T) {
 	want := map[int]uint64{1: 0x101, 2: 0x102}
 	waitFor(t, "host 1 to read both hosts' gossip key fingerprints", func() bool {
 		return maps.Equal(c.hosts[1].loop.GossipKeys(), want)
+	})
+}
+
+// TestLoopCarriesTheRecordsCounter: a host's VM-records counter goes
+// through its slot on the LUN to the other host's decision.
+func TestLoopCarriesTheRecordsCounter(t *testing.T) {
+	c := newCluster(t, 2)
+	c.hosts[2].slot.BumpRecords()
+	c.hosts[2].slot.BumpRecords()
+	waitFor(t, "host 1 to read host 2's records counter 2", func() bool {
+		d, ok := c.hosts[1].loop.Decision()
+		h, _ := d.Host(2)
+		return ok && h.Records == 2
 	})
 }
 
