@@ -28,13 +28,18 @@ type ColdVM struct {
 	Tier  int
 }
 
-// NewColdSite creates, on every host, one protected guest of each start order 0, 1 and 2, and
-// waits until each runs once.
+// NewColdSite creates, on every host, one protected guest of each start order 0, 1 and 2 (those
+// of order 2 with restart policy on-failure: they were running when the power went, so they run
+// again too), and waits until each runs once.
 func (e *Env) NewColdSite(ctx context.Context) ([]ColdVM, error) {
 	var vms []ColdVM
 	for _, h := range e.Hosts() {
 		for tier := range 3 {
-			gs, err := e.newGuests(ctx, h, []string{fmt.Sprintf("cs-%s-t%d", h.Name(), tier)}, Policy{StartOrder: tier})
+			p := Policy{StartOrder: tier}
+			if tier == 2 {
+				p.Restart = "on-failure"
+			}
+			gs, err := e.newGuests(ctx, h, []string{fmt.Sprintf("cs-%s-t%d", h.Name(), tier)}, p)
 			if err != nil {
 				return nil, err
 			}

@@ -293,6 +293,13 @@ func (v *view) owned(r *Record, d *Domain, act func(Kind, string, ...func(*Actio
 			return
 		}
 		why = "guest shut down; restart policy always"
+	case d.State == DomainLost:
+		// Its host went down under it (a power loss): it was running,
+		// which on-failure restarts too, as a failover would.
+		if r.Policy.Restart == plan.RestartNever {
+			return
+		}
+		why, counts = "not running since this host went down (libvirt found it off at its start)", false
 	default:
 		why, counts = "owned here and not running", false
 	}
