@@ -261,5 +261,5 @@ func TestColdStartOneOfThreeConfirmOff(t *testing.T) {
 		t.Errorf("%d confirmed-off events, want 2", n)
 	}
 	checkColdStart(t, vms, ran, takenAt(evs, t0), t0,
-		func(ColdVM) time.Time { return confirmed }, func(ColdVM) time.Time { return confirmed }, 20*time.Second, nil)
+		func(ColdVM) time.Time { return confirmed }, func(ColdVM) time.Time { return confirmed }, coldSlack, nil)
 }
