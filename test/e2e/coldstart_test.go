@@ -200,6 +200,22 @@ func coldStartAlone(t *testing.T, ctx context.Context, e *Env, guests []Guest) (
 	return alone, others, t0, backs[alone.Name()], w
 }
 
+// runAlone waits until every guest runs once on alone, lets the checker sample a little longer
+// and checks it, and returns when each guest was first seen running and the events since t0.
+func runAlone(t *testing.T, ctx context.Context, e *Env, guests []Guest, alone *cluster.Host, others []*cluster.Host, t0 time.Time, w *Watch) (map[string]time.Time, []Event) {
+	t.Helper()
+	ran, err := e.FirstRunning(ctx, guests, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, others...); err != nil {
+		t.Fatal(err)
+	}
+	observe(3 * time.Second)
+	checkWatch(t, w)
+	return ran, eventsSince(t, ctx, e, alone, t0)
+}
+
 // TestColdStartOneOfThree: the whole site loses power and only one host comes back. It cannot
 // tell the other two from a pair cut off from the LUN that lease each other (TestTwoPowerLossesAtOnce),
 // so nothing starts, its own VMs neither, until it has seen them silent for C + D (+1 %) from
@@ -212,16 +228,7 @@ func TestColdStartOneOfThree(t *testing.T) {
 	cw := CeilingWait(e2eCeiling, fastD)
 	observe(time.Until(a.Launched.Add(cw - time.Second)))
 	noneRestarted(t, ctx, e, guests, fmt.Sprintf("%v after %s's wingmand started, before C + D = %v", time.Since(a.Launched).Round(time.Millisecond), alone.Name(), cw))
-	ran, err := e.FirstRunning(ctx, guests, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, others...); err != nil {
-		t.Fatal(err)
-	}
-	observe(3 * time.Second)
-	checkWatch(t, w)
-	evs := eventsSince(t, ctx, e, alone, t0)
+	ran, evs := runAlone(t, ctx, e, guests, alone, others, t0, w)
 	checkColdStart(t, vms, ran, takenAt(evs, t0), t0,
 		func(ColdVM) time.Time { return a.Back.Add(cw) }, func(ColdVM) time.Time { return a.Launched.Add(cw) }, coldSlack, nil)
 }
@@ -247,16 +254,7 @@ func TestColdStartOneOfThreeConfirmOff(t *testing.T) {
 		}
 		t.Logf("confirm-off of %s: generation %d, by %q", r.Host, r.Generation, r.By)
 	}
-	ran, err := e.FirstRunning(ctx, guests, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.WaitRunningOnce(ctx, 10*time.Second, guests, others...); err != nil {
-		t.Fatal(err)
-	}
-	observe(3 * time.Second)
-	checkWatch(t, w)
-	evs := eventsSince(t, ctx, e, alone, t0)
+	ran, evs := runAlone(t, ctx, e, guests, alone, others, t0, w)
 	if n := countKind(evs, "confirmed-off", false); n != 2 {
 		t.Errorf("%d confirmed-off events, want 2", n)
 	}
