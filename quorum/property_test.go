@@ -355,6 +355,23 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		case 13:
 			do(fmt.Sprintf("arm %d", h.id))
 		case 14:
+			if rng.IntN(4) == 0 {
+				// The whole site loses power; the hosts come back in a
+				// random order, seconds to a minute apart, some never.
+				var all []string
+				for _, o := range s.hosts {
+					all = append(all, strconv.Itoa(o.id))
+				}
+				do("crash " + strings.Join(all, " "))
+				for _, i := range rng.Perm(hosts)[:rng.IntN(hosts+1)] {
+					if s.violation != "" {
+						break
+					}
+					do(fmt.Sprintf("run %ds", 1+rng.IntN(60)))
+					do(fmt.Sprintf("boot %d", s.hosts[i].id))
+				}
+				break
+			}
 			// Several hosts lost at once (one rack, one UPS): their power,
 			// or their LUN and their network to the others while they
 			// still lease each other.

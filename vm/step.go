@@ -31,8 +31,11 @@ func domainState(d hypervisor.Domain) reconcile.DomainState {
 	case hypervisor.StateCrashed:
 		return reconcile.DomainPanicked
 	case hypervisor.StateShutoff:
-		if d.Reason == "crashed" || d.Reason == "failed" {
+		switch d.Reason {
+		case "crashed", "failed":
 			return reconcile.DomainCrashed
+		case "unknown":
+			return reconcile.DomainLost // the host went down under it
 		}
 		return reconcile.DomainShutoff
 	case hypervisor.StatePMSuspended:

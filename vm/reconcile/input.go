@@ -97,6 +97,9 @@ const (
 	DomainPanicked DomainState = "panicked" // the guest kernel panicked (QEMU still there)
 	DomainCrashed  DomainState = "crashed"  // QEMU crashed or was killed (gone), or crashed and kept
 	DomainShutoff  DomainState = "shutoff"  // shut down cleanly: by the guest or by a person
+	// DomainLost: shut off for no reason libvirt saw (it found the domain
+	// off when it started): the host went down under it, as in a power loss.
+	DomainLost DomainState = "lost"
 )
 
 // Domain is one local libvirt domain.
