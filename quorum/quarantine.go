@@ -40,6 +40,10 @@ func DefaultQuarantineConfig() QuarantineConfig {
 	return QuarantineConfig{Threshold: 3, Window: time.Hour, Duration: 2 * time.Hour}
 }
 
+// MaxFlapTimes is how many flap times the record keeps per host (the
+// LUN's storage.MaxFlapTimes): the newest; a threshold is at most this.
+const MaxFlapTimes = 16
+
 // HostFlaps is what the record remembers of one host's flaps.
 type HostFlaps struct {
 	Host int
@@ -161,7 +165,7 @@ func QuarantineStep(in QuarantineInput) (QuarantineRecord, []Event, bool) {
 		if len(kept) != len(f.At) {
 			changed = true
 		}
-		f.At = kept
+		f.At = kept[max(len(kept)-MaxFlapTimes, 0):]
 		if cfg.Threshold <= 0 || len(f.At) < cfg.Threshold {
 			if len(why[f.Host]) > 0 {
 				events = append(events, Event{Kind: "host-flapped", Subject: f.Host,
