@@ -10,6 +10,7 @@ import (
 
 	"github.com/agnivade/levenshtein"
 
+	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
@@ -28,7 +29,21 @@ type Values struct {
 	DiskLoss string
 	// DiskLossGrace is failover.disk_loss_grace.
 	DiskLossGrace time.Duration
+	// Quarantine is quarantine.threshold, window and duration.
+	Quarantine quorum.QuarantineConfig
+	// MigrateAway is quarantine.migrate_away: a quarantined host's
+	// protected VMs leave it by live migration.
+	MigrateAway bool
 }
+
+// Bounds of the quarantine keys.
+const (
+	MaxQuarantineThreshold = 10
+	MinQuarantineWindow    = time.Minute
+	MaxQuarantineWindow    = 24 * time.Hour
+	MinQuarantineDuration  = time.Minute
+	MaxQuarantineDuration  = 7 * 24 * time.Hour
+)
 
 // Values of failover.disk_loss.
 const (
@@ -49,7 +64,8 @@ const MaxParallelMigrations = 16
 func Defaults() Values {
 	return Values{GuestAgentWait: reconcile.DefaultConfig().GuestAgentWait, ParallelMigrations: 2,
 		OnMigrationFailure: OnFailureReport, ExecTimeout: 30 * time.Minute,
-		DiskLoss: DiskLossRestart, DiskLossGrace: reconcile.DefaultDiskLossGrace}
+		DiskLoss: DiskLossRestart, DiskLossGrace: reconcile.DefaultDiskLossGrace,
+		Quarantine: quorum.DefaultQuarantineConfig()}
 }
 
 // DiskLossPolicy is failover.disk_loss and disk_loss_grace in vm/reconcile's terms.
@@ -67,6 +83,9 @@ type Key struct {
 	get   func(Values) string
 	parse func(*Values, string) error // the value's syntax
 	check func(Values) error          // its range: the one check of the file and of `config set`
+	// clusterOnly: wingman.toml has no such key; only `wingman config
+	// set` sets it, so the file's check (Problems) leaves it out.
+	clusterOnly bool
 }
 
 // keys is the table of the cluster-wide keys. Each is read at its use (no
@@ -157,6 +176,63 @@ var keys = []Key{
 			}
 			return nil
 		}},
+	{Name: "quarantine.threshold", clusterOnly: true,
+		Summary: "how many times a host declared dead or isolated by a poison pill within quarantine.window puts it in quarantine, where it takes no new VM (0 = never, else 2 to 10, default 3)",
+		Why:     "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
+		get:     func(v Values) string { return strconv.Itoa(v.Quarantine.Threshold) },
+		parse: func(v *Values, s string) (err error) {
+			v.Quarantine.Threshold, err = strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", s)
+			}
+			return nil
+		},
+		check: func(v Values) error {
+			if n := v.Quarantine.Threshold; n != 0 && (n < 2 || n > MaxQuarantineThreshold) {
+				return fmt.Errorf("%d: use 0 (never quarantine) or 2 to %d (default 3); 1 would quarantine a host on its first failure", n, MaxQuarantineThreshold)
+			}
+			return nil
+		}},
+	{Name: "quarantine.window", clusterOnly: true,
+		Summary: "the time within which quarantine.threshold flaps quarantine a host (1m to 24h, default 1h)",
+		Why:     "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
+		get:     func(v Values) string { return FormatDuration(v.Quarantine.Window) },
+		parse: func(v *Values, s string) (err error) {
+			v.Quarantine.Window, err = parseDuration(s)
+			return err
+		},
+		check: func(v Values) error {
+			if w := v.Quarantine.Window; w < MinQuarantineWindow || w > MaxQuarantineWindow {
+				return fmt.Errorf("%v: use %v to %v (default 1h)", FormatDuration(w), FormatDuration(MinQuarantineWindow), FormatDuration(MaxQuarantineWindow))
+			}
+			return nil
+		}},
+	{Name: "quarantine.duration", clusterOnly: true,
+		Summary: "how long a quarantine lasts unless `wingman host unquarantine` ends it sooner (1m to 7 days, default 2h)",
+		Why:     "the coordinator that quarantines a host records when it ends: which host that is must not change it",
+		get:     func(v Values) string { return FormatDuration(v.Quarantine.Duration) },
+		parse: func(v *Values, s string) (err error) {
+			v.Quarantine.Duration, err = parseDuration(s)
+			return err
+		},
+		check: func(v Values) error {
+			if d := v.Quarantine.Duration; d < MinQuarantineDuration || d > MaxQuarantineDuration {
+				return fmt.Errorf("%v: use %v to 168h (7 days; default 2h)", FormatDuration(d), FormatDuration(MinQuarantineDuration))
+			}
+			return nil
+		}},
+	{Name: "quarantine.migrate_away", clusterOnly: true,
+		Summary: "whether a quarantined host's protected VMs leave it by live migration (true) or stay where they run (false, default); never stopped either way",
+		Why:     "whether guests move must not depend on which host was quarantined",
+		get:     func(v Values) string { return strconv.FormatBool(v.MigrateAway) },
+		parse: func(v *Values, s string) (err error) {
+			v.MigrateAway, err = strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("%q: use true or false", s)
+			}
+			return nil
+		},
+		check: func(Values) error { return nil }},
 }
 
 // perHost are the keys of wingman.toml that stay there, by the section
@@ -253,11 +329,15 @@ func Parse(name, value string) (Key, string, error) {
 // Problem is one key whose value is out of range.
 type Problem struct{ Key, Msg string }
 
-// Problems checks every cluster-wide key of v: the checks of
-// wingmand --check-config for these keys, and of `wingman config set`.
+// Problems checks every cluster-wide key of v that wingman.toml may set:
+// the checks of wingmand --check-config for these keys, and of `wingman
+// config set` (which also checks the cluster-only keys, through Parse).
 func (v Values) Problems() []Problem {
 	var out []Problem
 	for _, k := range keys {
+		if k.clusterOnly {
+			continue
+		}
 		if err := k.check(v); err != nil {
 			out = append(out, Problem{Key: k.Name, Msg: err.Error()})
 		}

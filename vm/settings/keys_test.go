@@ -2,6 +2,7 @@ package settings
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,10 +91,11 @@ func TestProblems(t *testing.T) {
 	bad := Values{GuestAgentWait: time.Second, ParallelMigrations: 99, OnMigrationFailure: "panic", ExecTimeout: -5 * time.Second,
 		DiskLoss: "sometimes", DiskLossGrace: 5 * time.Second}
 	got := bad.Problems()
-	if len(got) != len(Keys()) {
-		t.Fatalf("got %d problems, want one per key: %v", len(got), got)
+	fileKeys := slices.DeleteFunc(Keys(), func(k Key) bool { return k.clusterOnly })
+	if len(got) != len(fileKeys) {
+		t.Fatalf("got %d problems, want one per key of wingman.toml: %v", len(got), got)
 	}
-	for i, k := range Keys() {
+	for i, k := range fileKeys {
 		if got[i].Key != k.Name || got[i].Msg == "" {
 			t.Errorf("problem %d is %+v, want one about %s", i, got[i], k.Name)
 		}
@@ -107,6 +109,29 @@ func TestProblems(t *testing.T) {
 	// The grace's floor and why: a SAN path failover must never trigger it.
 	if !strings.Contains(got[2].Msg, "5s: use 15s to 24h") || !strings.Contains(got[2].Msg, "path failover") {
 		t.Errorf("disk_loss_grace 5s: %q", got[2].Msg)
+	}
+}
+
+// The quarantine's keys are set by `wingman config set` only, and each
+// refusal says the range.
+func TestQuarantineKeys(t *testing.T) {
+	for _, c := range []struct{ key, value, want string }{
+		{"quarantine.threshold", "1", "use 0 (never quarantine) or 2 to 10"},
+		{"quarantine.threshold", "many", "not a whole number"},
+		{"quarantine.window", "10s", "use 1m to 24h"},
+		{"quarantine.duration", "30d", "not a duration"},
+		{"quarantine.duration", "200h", "use 1m to 168h"},
+		{"quarantine.migrate_away", "maybe", "use true or false"},
+	} {
+		if _, _, err := Parse(c.key, c.value); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s = %s: %v, want %q", c.key, c.value, err, c.want)
+		}
+	}
+	if _, v, err := Parse("quarantine.window", "120m"); err != nil || v != "2h" {
+		t.Errorf("window 120m: %q, %v; want 2h", v, err)
+	}
+	if d := Defaults(); d.Quarantine.Threshold != 3 || d.Quarantine.Window != time.Hour || d.Quarantine.Duration != 2*time.Hour || d.MigrateAway {
+		t.Errorf("defaults %+v, want 3 within 1h for 2h, VMs stay", d.Quarantine)
 	}
 }
 
