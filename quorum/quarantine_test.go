@@ -139,7 +139,7 @@ func TestQuarantineCommands(t *testing.T) {
 	if err != nil || e.Kind != "host-unquarantined" || out.Set().Has(2) || len(out.Flaps[0].At) != 0 || out.Flaps[0].DeadGen != 4 {
 		t.Fatalf("unquarantine: %+v %v %v", out, e, err)
 	}
-	if !strings.Contains(e.Message, "root@kvm3") || !strings.Contains(e.Message, "root@kvm1") {
+	if !strings.Contains(e.Message, "cleared by root@kvm3 (set by root@kvm1") {
 		t.Errorf("unquarantine event %q: want who cleared it and who set it", e.Message)
 	}
 	if !rec.Set().Has(2) {
