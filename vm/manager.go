@@ -584,7 +584,7 @@ func (m *Manager) MigrateWithProgress(ctx context.Context, nameOrUUID string, ta
 		m.mu.Unlock()
 		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q: target host %d is not alive in this host's last quorum decision (%v)", name, target, th.State)
 	}
-	if m.quarantined().Has(target) {
+	if quarantinedIn(m.cfg).Has(target) {
 		m.mu.Unlock()
 		return hypervisor.MigrationResult{}, Refuse(ErrInvalid, "choose another host, or end its quarantine first: wingman host unquarantine "+th.Name,
 			"migrate %q: target host %s is quarantined for flapping and takes no new VM", name, th.Name)
@@ -637,10 +637,10 @@ func (m *Manager) MigrateWithProgress(ctx context.Context, nameOrUUID string, ta
 	}
 }
 
-// quarantined is the set of hosts in quarantine (Config.Quarantined).
-func (m *Manager) quarantined() quorum.Set {
-	if m.cfg.Quarantined == nil {
+// quarantinedIn is the set of hosts in quarantine (Config.Quarantined).
+func quarantinedIn(cfg Config) quorum.Set {
+	if cfg.Quarantined == nil {
 		return quorum.Set{}
 	}
-	return m.cfg.Quarantined()
+	return cfg.Quarantined()
 }

@@ -249,7 +249,7 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	if m.cfg.Capacity != nil {
 		caps = m.cfg.Capacity()
 	}
-	quarantined := m.quarantined()
+	quarantined := quarantinedIn(m.cfg)
 	for _, h := range dec.Hosts {
 		c, ok := caps[h.ID]
 		if !ok {

@@ -206,8 +206,12 @@ func (s *Service) Refresh(ctx context.Context) error {
 	return err
 }
 
-// Record is the quarantine record as this host last read it.
+// Record is the quarantine record as this host last read it (none before
+// the service exists).
 func (s *Service) Record() quorum.QuarantineRecord {
+	if s == nil {
+		return quorum.QuarantineRecord{}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.record.Clone()
