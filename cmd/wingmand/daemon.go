@@ -432,8 +432,7 @@ func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Ch
 	_, worst := d.renewLatency.Get()
 	t := d.hdr.Timings
 	checks := append(notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware), d.config.Check())
-	checks = append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged()))
-	checks = append(checks, d.quarantine.Checks(coordinator)...)
+	checks = append(append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged())), d.quarantine.Checks(coordinator)...)
 	if !coordinator {
 		return checks
 	}

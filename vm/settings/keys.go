@@ -36,6 +36,28 @@ type Values struct {
 	MigrateAway bool
 }
 
+// FileQuarantine is wingman.toml's [quarantine] section: this host's
+// values of the quarantine keys, which the cluster's override.
+type FileQuarantine struct {
+	Threshold   int           `toml:"threshold"`
+	Window      time.Duration `toml:"window"`
+	Duration    time.Duration `toml:"duration"`
+	MigrateAway bool          `toml:"migrate_away"`
+}
+
+// DefaultFileQuarantine is the section with every key at its default.
+func DefaultFileQuarantine() FileQuarantine {
+	d := Defaults()
+	return FileQuarantine{Threshold: d.Quarantine.Threshold, Window: d.Quarantine.Window, Duration: d.Quarantine.Duration, MigrateAway: d.MigrateAway}
+}
+
+// Over returns v with the section's values.
+func (q FileQuarantine) Over(v Values) Values {
+	v.Quarantine = quorum.QuarantineConfig{Threshold: q.Threshold, Window: q.Window, Duration: q.Duration}
+	v.MigrateAway = q.MigrateAway
+	return v
+}
+
 // Bounds of the quarantine keys.
 const (
 	MaxQuarantineThreshold = 10
@@ -83,9 +105,6 @@ type Key struct {
 	get   func(Values) string
 	parse func(*Values, string) error // the value's syntax
 	check func(Values) error          // its range: the one check of the file and of `config set`
-	// clusterOnly: wingman.toml has no such key; only `wingman config
-	// set` sets it, so the file's check (Problems) leaves it out.
-	clusterOnly bool
 }
 
 // keys is the table of the cluster-wide keys. Each is read at its use (no
@@ -176,8 +195,7 @@ var keys = []Key{
 			}
 			return nil
 		}},
-	{Name: "quarantine.threshold", clusterOnly: true,
-		Summary: "how many times a host declared dead or isolated by a poison pill within quarantine.window puts it in quarantine, where it takes no new VM (0 = never, else 2 to 10, default 3)",
+	{Name: "quarantine.threshold", Summary: "how many times a host declared dead or isolated by a poison pill within quarantine.window puts it in quarantine, where it takes no new VM (0 = never, else 2 to 10, default 3)",
 		Why:     "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
 		get:     func(v Values) string { return strconv.Itoa(v.Quarantine.Threshold) },
 		parse: func(v *Values, s string) (err error) {
@@ -193,8 +211,7 @@ var keys = []Key{
 			}
 			return nil
 		}},
-	{Name: "quarantine.window", clusterOnly: true,
-		Summary: "the time within which quarantine.threshold flaps quarantine a host (1m to 24h, default 1h)",
+	{Name: "quarantine.window", Summary: "the time within which quarantine.threshold flaps quarantine a host (1m to 24h, default 1h)",
 		Why:     "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
 		get:     func(v Values) string { return FormatDuration(v.Quarantine.Window) },
 		parse: func(v *Values, s string) (err error) {
@@ -207,8 +224,7 @@ var keys = []Key{
 			}
 			return nil
 		}},
-	{Name: "quarantine.duration", clusterOnly: true,
-		Summary: "how long a quarantine lasts unless `wingman host unquarantine` ends it sooner (1m to 7 days, default 2h)",
+	{Name: "quarantine.duration", Summary: "how long a quarantine lasts unless `wingman host unquarantine` ends it sooner (1m to 7 days, default 2h)",
 		Why:     "the coordinator that quarantines a host records when it ends: which host that is must not change it",
 		get:     func(v Values) string { return FormatDuration(v.Quarantine.Duration) },
 		parse: func(v *Values, s string) (err error) {
@@ -221,8 +237,7 @@ var keys = []Key{
 			}
 			return nil
 		}},
-	{Name: "quarantine.migrate_away", clusterOnly: true,
-		Summary: "whether a quarantined host's protected VMs leave it by live migration (true) or stay where they run (false, default); never stopped either way",
+	{Name: "quarantine.migrate_away", Summary: "whether a quarantined host's protected VMs leave it by live migration (true) or stay where they run (false, default); never stopped either way",
 		Why:     "whether guests move must not depend on which host was quarantined",
 		get:     func(v Values) string { return strconv.FormatBool(v.MigrateAway) },
 		parse: func(v *Values, s string) (err error) {
@@ -329,15 +344,11 @@ func Parse(name, value string) (Key, string, error) {
 // Problem is one key whose value is out of range.
 type Problem struct{ Key, Msg string }
 
-// Problems checks every cluster-wide key of v that wingman.toml may set:
-// the checks of wingmand --check-config for these keys, and of `wingman
-// config set` (which also checks the cluster-only keys, through Parse).
+// Problems checks every cluster-wide key of v: the checks of
+// wingmand --check-config for these keys, and of `wingman config set`.
 func (v Values) Problems() []Problem {
 	var out []Problem
 	for _, k := range keys {
-		if k.clusterOnly {
-			continue
-		}
 		if err := k.check(v); err != nil {
 			out = append(out, Problem{Key: k.Name, Msg: err.Error()})
 		}
