@@ -196,8 +196,8 @@ var keys = []Key{
 			return nil
 		}},
 	{Name: "quarantine.threshold", Summary: "how many times a host declared dead or isolated by a poison pill within quarantine.window puts it in quarantine, where it takes no new VM (0 = never, else 2 to 10, default 3)",
-		Why:     "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
-		get:     func(v Values) string { return strconv.Itoa(v.Quarantine.Threshold) },
+		Why: "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
+		get: func(v Values) string { return strconv.Itoa(v.Quarantine.Threshold) },
 		parse: func(v *Values, s string) (err error) {
 			v.Quarantine.Threshold, err = strconv.Atoi(s)
 			if err != nil {
@@ -212,8 +212,8 @@ var keys = []Key{
 			return nil
 		}},
 	{Name: "quarantine.window", Summary: "the time within which quarantine.threshold flaps quarantine a host (1m to 24h, default 1h)",
-		Why:     "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
-		get:     func(v Values) string { return FormatDuration(v.Quarantine.Window) },
+		Why: "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
+		get: func(v Values) string { return FormatDuration(v.Quarantine.Window) },
 		parse: func(v *Values, s string) (err error) {
 			v.Quarantine.Window, err = parseDuration(s)
 			return err
@@ -225,8 +225,8 @@ var keys = []Key{
 			return nil
 		}},
 	{Name: "quarantine.duration", Summary: "how long a quarantine lasts unless `wingman host unquarantine` ends it sooner (1m to 7 days, default 2h)",
-		Why:     "the coordinator that quarantines a host records when it ends: which host that is must not change it",
-		get:     func(v Values) string { return FormatDuration(v.Quarantine.Duration) },
+		Why: "the coordinator that quarantines a host records when it ends: which host that is must not change it",
+		get: func(v Values) string { return FormatDuration(v.Quarantine.Duration) },
 		parse: func(v *Values, s string) (err error) {
 			v.Quarantine.Duration, err = parseDuration(s)
 			return err
@@ -238,8 +238,8 @@ var keys = []Key{
 			return nil
 		}},
 	{Name: "quarantine.migrate_away", Summary: "whether a quarantined host's protected VMs leave it by live migration (true) or stay where they run (false, default); never stopped either way",
-		Why:     "whether guests move must not depend on which host was quarantined",
-		get:     func(v Values) string { return strconv.FormatBool(v.MigrateAway) },
+		Why: "whether guests move must not depend on which host was quarantined",
+		get: func(v Values) string { return strconv.FormatBool(v.MigrateAway) },
 		parse: func(v *Values, s string) (err error) {
 			v.MigrateAway, err = strconv.ParseBool(s)
 			if err != nil {
