@@ -169,7 +169,7 @@ func QuarantineStep(in QuarantineInput) (QuarantineRecord, []Event, bool) {
 		if cfg.Threshold <= 0 || len(f.At) < cfg.Threshold {
 			if len(why[f.Host]) > 0 {
 				events = append(events, Event{Kind: "host-flapped", Subject: f.Host,
-					Message: fmt.Sprintf("%s: %d of %d flaps within %s toward quarantine", strings.Join(why[f.Host], ", "), len(f.At), cfg.Threshold, shortDuration(cfg.Window))})
+					Message: fmt.Sprintf("%s: %d of %d flaps within %s toward quarantine", strings.Join(why[f.Host], ", "), len(f.At), cfg.Threshold, ShortDuration(cfg.Window))})
 			}
 			continue
 		}
@@ -177,7 +177,7 @@ func QuarantineStep(in QuarantineInput) (QuarantineRecord, []Event, bool) {
 			continue
 		}
 		q := Quarantined{Host: f.Host, Since: in.Now, Until: in.Now.Add(cfg.Duration), By: "wingman",
-			Why: fmt.Sprintf("%d flaps within %s (last: %s)", len(f.At), shortDuration(cfg.Window), strings.Join(why[f.Host], ", "))}
+			Why: fmt.Sprintf("%d flaps within %s (last: %s)", len(f.At), ShortDuration(cfg.Window), strings.Join(why[f.Host], ", "))}
 		f.At = nil
 		rec.Hosts = insertQuarantine(rec.Hosts, q)
 		events = append(events, quarantinedEvent(q))
@@ -248,8 +248,8 @@ func quarantinedEvent(q Quarantined) Event {
 		Message: fmt.Sprintf("quarantined by %s until %s: %s; keeps its VMs, takes no new one", q.By, q.Until.UTC().Format(time.RFC3339), q.Why)}
 }
 
-// shortDuration writes d as people do: 1h, not 1h0m0s.
-func shortDuration(d time.Duration) string {
+// ShortDuration writes d as people do: 1h, not 1h0m0s.
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

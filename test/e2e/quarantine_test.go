@@ -133,17 +133,7 @@ func TestQuarantineMigratesAway(t *testing.T) {
 	t.Logf("quarantine-to-empty: every guest left %s by live migration after %v: %v", h1.Name(), time.Since(t0).Round(time.Millisecond), p)
 	observe(2 * time.Second)
 	checkWatch(t, w)
-	reasons, err := e.reasons(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range guests {
-		for h, why := range reasons[g.UUID] {
-			if why != "migrated" {
-				t.Errorf("%s runs on %s with reason %q, want migrated", g.Name, h, why)
-			}
-		}
-	}
+	arrivedByMigration(t, ctx, e, guests)
 	noRestartEvents(t, eventsSince(t, ctx, e, h2, t0), guests)
 }
 

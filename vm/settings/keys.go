@@ -368,16 +368,7 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 // FormatDuration writes d as people do: 5m, not 5m0s.
-func FormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func FormatDuration(d time.Duration) string { return quorum.ShortDuration(d) }
 
 // nearest is the name closest to s by edit distance, if it is close
 // enough to be a typo, or the one name that ends like s.
