@@ -41,11 +41,6 @@ type Cluster interface {
 	ResolveHost(nameOrID string) (quorum.Host, error)
 }
 
-// Reporter writes an event to this host's ring on the LUN.
-type Reporter interface {
-	Event(sev storage.Severity, kind string, vm storage.UUID, subject int, format string, a ...any)
-}
-
 // Evacuator live-migrates this host's protected VMs away (*vm.Manager).
 type Evacuator interface {
 	Evacuate(ctx context.Context, dec quorum.Decision, opts vm.EvacuateOptions) error
@@ -88,7 +83,7 @@ type Service struct {
 	cfg  Config
 	rec  Records
 	cl   Cluster
-	rep  Reporter
+	rep  notify.Reporter
 	away Evacuator
 
 	mu      sync.Mutex
@@ -99,7 +94,7 @@ type Service struct {
 }
 
 // New returns the service of host cfg.HostID.
-func New(cfg Config, rec Records, cl Cluster, rep Reporter, away Evacuator) *Service {
+func New(cfg Config, rec Records, cl Cluster, rep notify.Reporter, away Evacuator) *Service {
 	if cfg.Every <= 0 {
 		cfg.Every = DefaultEvery
 	}
