@@ -48,11 +48,40 @@ const MaxFlapTimes = 16
 type HostFlaps struct {
 	Host int
 	// DeadGen is the newest generation whose verdict was counted, and
-	// PillNonce the newest applied pill: each is counted once.
-	DeadGen   uint64
-	PillNonce uint64
+	// PillNonces the newest applied pills counted (at most MaxFlapTimes):
+	// each is counted once.
+	DeadGen    uint64
+	PillNonces []uint64
 	// At are the times of the flaps counted within the window, oldest first.
 	At []time.Time
+}
+
+// Flap is one sign of a flap as a host observed it: a verdict on Host at
+// generation DeadGen, or a poison pill it applied (PillNonce), first seen
+// at At.
+type Flap struct {
+	Host      int
+	DeadGen   uint64
+	PillNonce uint64
+	At        time.Time
+}
+
+// FlapsIn returns the signs of flaps that decision d shows at at: its
+// verdicts, and the last pill each host applied. A pill is applied and
+// replaced by the next no sooner than serf's detection and the pill's
+// grace apart, so a caller that observes every decision, or every
+// second, sees each; QuarantineStep counts each once.
+func FlapsIn(d Decision, at time.Time) []Flap {
+	var out []Flap
+	for _, v := range d.Verdicts {
+		out = append(out, Flap{Host: v.ID, DeadGen: v.Gen, At: at})
+	}
+	for _, h := range d.Hosts {
+		if h.Isolated != 0 {
+			out = append(out, Flap{Host: h.ID, PillNonce: h.Isolated, At: at})
+		}
+	}
+	return out
 }
 
 // Quarantined is one host in quarantine.
@@ -105,6 +134,7 @@ func (r QuarantineRecord) Clone() QuarantineRecord {
 	out := QuarantineRecord{Flaps: slices.Clone(r.Flaps), Hosts: slices.Clone(r.Hosts)}
 	for i := range out.Flaps {
 		out.Flaps[i].At = slices.Clone(out.Flaps[i].At)
+		out.Flaps[i].PillNonces = slices.Clone(out.Flaps[i].PillNonces)
 	}
 	return out
 }
@@ -116,13 +146,17 @@ type QuarantineInput struct {
 	Config   QuarantineConfig
 	Record   QuarantineRecord
 	Decision Decision // this host's latest decision
+	// Seen are the signs of flaps observed since the last step
+	// (FlapsIn of the decisions in between), oldest first; those of
+	// Decision count too, at Now.
+	Seen []Flap
 }
 
 // QuarantineStep returns the record as the coordinator must write it, and
 // the events of its changes (none, and changed false, when nothing is to
 // write). Only the coordinator of a quorate partition records: on any
 // other host it returns the record unchanged. It counts each new verdict
-// (Decision.Verdicts) and each newly applied pill (Host.Isolated) at Now,
+// and each newly applied pill (Seen, then FlapsIn(Decision)) when first seen,
 // forgets flaps older than Window, quarantines a host with Threshold flaps
 // in the window (and forgets them: the next quarantine needs as many new
 // ones), and ends every quarantine whose Until has passed.
@@ -143,24 +177,21 @@ func QuarantineStep(in QuarantineInput) (QuarantineRecord, []Event, bool) {
 		return &rec.Flaps[i]
 	}
 	why := map[int][]string{}
-	for _, v := range d.Verdicts {
-		if f := flaps(v.ID); v.Gen > f.DeadGen {
-			f.DeadGen, f.At, changed = v.Gen, append(f.At, in.Now), true
-			why[v.ID] = append(why[v.ID], fmt.Sprintf("declared dead at generation %d", v.Gen))
-		}
-	}
-	for _, h := range d.Hosts {
-		if h.Isolated == 0 {
-			continue
-		}
-		if f := flaps(h.ID); h.Isolated != f.PillNonce {
-			f.PillNonce, f.At, changed = h.Isolated, append(f.At, in.Now), true
-			why[h.ID] = append(why[h.ID], "isolated by a poison pill")
+	for _, s := range append(slices.Clone(in.Seen), FlapsIn(d, in.Now)...) {
+		switch f := flaps(s.Host); {
+		case s.DeadGen > f.DeadGen:
+			f.DeadGen, f.At, changed = s.DeadGen, append(f.At, s.At), true
+			why[s.Host] = append(why[s.Host], fmt.Sprintf("declared dead at generation %d", s.DeadGen))
+		case s.PillNonce != 0 && !slices.Contains(f.PillNonces, s.PillNonce):
+			f.PillNonces, f.At, changed = append(f.PillNonces, s.PillNonce), append(f.At, s.At), true
+			f.PillNonces = f.PillNonces[max(len(f.PillNonces)-MaxFlapTimes, 0):]
+			why[s.Host] = append(why[s.Host], "isolated by a poison pill")
 		}
 	}
 	cfg := in.Config
 	for i := range rec.Flaps {
 		f := &rec.Flaps[i]
+		slices.SortFunc(f.At, time.Time.Compare)
 		kept := slices.DeleteFunc(f.At, func(t time.Time) bool { return in.Now.Sub(t) >= cfg.Window })
 		if len(kept) != len(f.At) {
 			changed = true

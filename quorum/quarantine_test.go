@@ -33,7 +33,7 @@ func formatQuarantine(r QuarantineRecord, epoch time.Time) string {
 		for _, t := range f.At {
 			ts = append(ts, at(t))
 		}
-		fmt.Fprintf(&b, "flaps host %d: dead-gen=%d pill=%v at [%s]\n", f.Host, f.DeadGen, f.PillNonce != 0, strings.Join(ts, " "))
+		fmt.Fprintf(&b, "flaps host %d: dead-gen=%d pill=%v at [%s]\n", f.Host, f.DeadGen, len(f.PillNonces) > 0, strings.Join(ts, " "))
 	}
 	for _, q := range r.Hosts {
 		fmt.Fprintf(&b, "quarantined host %d: since %s until %s by %s: %s\n", q.Host, at(q.Since), at(q.Until), q.By, q.Why)
@@ -60,7 +60,7 @@ func TestQuarantineStep(t *testing.T) {
 	t0 := wallEpoch
 	cfg := DefaultQuarantineConfig()
 	flapsAt := func(host int, ts ...time.Duration) QuarantineRecord {
-		f := HostFlaps{Host: host, DeadGen: 1, PillNonce: 7}
+		f := HostFlaps{Host: host, DeadGen: 1, PillNonces: []uint64{7}}
 		for _, d := range ts {
 			f.At = append(f.At, t0.Add(d))
 		}
@@ -116,6 +116,24 @@ func TestQuarantineStep(t *testing.T) {
 				t.Errorf("quarantined %v, want %v", got, c.wantQ)
 			}
 		})
+	}
+}
+
+// Two pills applied between two steps, seen by the observer in between,
+// both count; a pill already counted, seen again, does not.
+func TestQuarantineStepCountsWhatWasSeen(t *testing.T) {
+	t0 := wallEpoch
+	seen := []Flap{{Host: 3, PillNonce: 5, At: t0}, {Host: 3, PillNonce: 6, At: t0.Add(5 * time.Second)}, {Host: 3, PillNonce: 5, At: t0.Add(6 * time.Second)}}
+	rec, events, changed := QuarantineStep(QuarantineInput{Self: 1, Now: t0.Add(10 * time.Second), Config: DefaultQuarantineConfig(),
+		Decision: decision(3, nil, map[int]uint64{3: 7}), Seen: seen})
+	if !changed || len(events) != 1 || events[0].Kind != "host-quarantined" {
+		t.Fatalf("changed %v, events %+v: want the three pills to quarantine", changed, events)
+	}
+	if f := rec.Flaps[0]; fmt.Sprint(f.PillNonces) != "[5 6 7]" || f.At != nil {
+		t.Errorf("flaps %+v: want pills 5 6 7 counted, times forgotten at the quarantine", f)
+	}
+	if len(FlapsIn(decision(3, []Verdict{{2, 4}}, map[int]uint64{3: 7}), t0)) != 2 {
+		t.Error("FlapsIn: want the verdict and the pill")
 	}
 }
 

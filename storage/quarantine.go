@@ -7,13 +7,14 @@ import (
 )
 
 // HostFlaps is what the quarantine remembers of one host's flaps (see
-// quorum's QuarantineStep): the newest verdict generation and applied
-// poison pill counted, and the times of the flaps within the window.
+// quorum's QuarantineStep): the newest verdict generation counted, the
+// newest applied poison pills counted (their nonces, at most
+// MaxFlapTimes), and the times of the flaps within the window.
 type HostFlaps struct {
-	Host      int
-	DeadGen   uint64
-	PillNonce uint64
-	At        []time.Time // the recording coordinator's clock
+	Host       int
+	DeadGen    uint64
+	PillNonces []uint64
+	At         []time.Time // the recording coordinator's clock
 
 	unknown []settingsField
 }
@@ -57,8 +58,8 @@ func wall(t time.Time) string {
 }
 
 func (f *HostFlaps) check() error {
-	if f.Host < 1 || f.Host > 0xffff || len(f.At) > MaxFlapTimes {
-		return fmt.Errorf("%w: flaps of host %d: a host id of 1 to 65535 and at most %d times (%d)", ErrInvalid, f.Host, MaxFlapTimes, len(f.At))
+	if f.Host < 1 || f.Host > 0xffff || len(f.At) > MaxFlapTimes || len(f.PillNonces) > MaxFlapTimes {
+		return fmt.Errorf("%w: flaps of host %d: a host id of 1 to 65535 and at most %d times and pills (%d, %d)", ErrInvalid, f.Host, MaxFlapTimes, len(f.At), len(f.PillNonces))
 	}
 	return nil
 }
@@ -67,7 +68,9 @@ func (f *HostFlaps) encode() []byte {
 	w := &fieldWriter{}
 	w.raw(qfHost, u16(f.Host))
 	w.raw(qfDeadGen, u64(f.DeadGen))
-	w.raw(qfPill, u64(f.PillNonce))
+	for _, n := range f.PillNonces {
+		w.raw(qfPill, u64(n))
+	}
 	for _, t := range f.At {
 		w.raw(qfAt, wall(t))
 	}
@@ -120,7 +123,8 @@ func decodeFlaps(b []byte) (HostFlaps, error) {
 		case qfDeadGen:
 			f.DeadGen, err = fixed("flaps generation", v, 8)
 		case qfPill:
-			f.PillNonce, err = fixed("flaps pill", v, 8)
+			x, err = fixed("flaps pill", v, 8)
+			f.PillNonces = append(f.PillNonces, x)
 		case qfAt:
 			x, err = fixed("flaps time", v, 8)
 			f.At = append(f.At, time.Unix(0, int64(x)))

@@ -10,7 +10,7 @@ import (
 func quarantineSettings() ClusterSettings {
 	return ClusterSettings{Writer: 1, Wall: time.Unix(0, 1700000000000000000),
 		Values: []ClusterValue{{Key: "quarantine.threshold", Value: "3", Host: 1, Wall: time.Unix(0, 1)}},
-		Flaps: []HostFlaps{{Host: 2, DeadGen: 7, PillNonce: 99, At: []time.Time{time.Unix(0, 10), time.Unix(0, 20)}},
+		Flaps: []HostFlaps{{Host: 2, DeadGen: 7, PillNonces: []uint64{98, 99}, At: []time.Time{time.Unix(0, 10), time.Unix(0, 20)}},
 			{Host: 3, DeadGen: 1}},
 		Quarantined: []HostQuarantine{{Host: 2, Since: time.Unix(0, 30), Until: time.Unix(0, 40), By: "wingman", Why: "3 flaps within 1h"}}}
 }
@@ -52,6 +52,10 @@ func TestSettingsQuarantineRefusesBadEntries(t *testing.T) {
 	s = ClusterSettings{Flaps: []HostFlaps{{Host: 1, At: make([]time.Time, MaxFlapTimes+1)}}}
 	if _, err := encodeSettings(&s); !errors.Is(err, ErrInvalid) {
 		t.Errorf("too many flap times: %v, want ErrInvalid", err)
+	}
+	s = ClusterSettings{Flaps: []HostFlaps{{Host: 1, PillNonces: make([]uint64, MaxFlapTimes+1)}}}
+	if _, err := encodeSettings(&s); !errors.Is(err, ErrInvalid) {
+		t.Errorf("too many pills: %v, want ErrInvalid", err)
 	}
 	s = ClusterSettings{Quarantined: []HostQuarantine{{Host: 70000}}}
 	if _, err := encodeSettings(&s); !errors.Is(err, ErrInvalid) {

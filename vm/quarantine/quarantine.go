@@ -60,8 +60,11 @@ type Config struct {
 	HostID int
 	// Policy returns the policy in force, read at every round.
 	Policy func() Policy
-	// Every is the interval of the rounds (default DefaultEvery).
-	Every time.Duration
+	// Every is the interval of the rounds (default DefaultEvery); Observe
+	// that of the looks at the decision between them (default
+	// DefaultObserve), which must be shorter than the time between two
+	// poison pills of one host (serf's detection plus the pill's grace).
+	Every, Observe time.Duration
 	// RetryAway is how long a failed migration away waits before the next
 	// try (default DefaultRetryAway).
 	RetryAway time.Duration
@@ -71,6 +74,7 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultEvery     = 10 * time.Second // as vm/settings reads the same record
+	DefaultObserve   = time.Second
 	DefaultRetryAway = time.Minute
 )
 
@@ -88,8 +92,9 @@ type Service struct {
 
 	mu      sync.Mutex
 	record  quorum.QuarantineRecord
-	moving  bool      // a migration away is under way
-	awayErr time.Time // when the last migration away failed
+	seen    []quorum.Flap // signs of flaps observed since the last round that wrote them
+	moving  bool          // a migration away is under way
+	awayErr time.Time     // when the last migration away failed
 	lastErr string
 }
 
@@ -97,6 +102,9 @@ type Service struct {
 func New(cfg Config, rec Records, cl Cluster, rep notify.Reporter, away Evacuator) *Service {
 	if cfg.Every <= 0 {
 		cfg.Every = DefaultEvery
+	}
+	if cfg.Observe <= 0 {
+		cfg.Observe = DefaultObserve
 	}
 	if cfg.RetryAway <= 0 {
 		cfg.RetryAway = DefaultRetryAway
@@ -110,20 +118,50 @@ func New(cfg Config, rec Records, cl Cluster, rep notify.Reporter, away Evacuato
 	return &Service{cfg: cfg, rec: rec, cl: cl, rep: rep, away: away}
 }
 
-// Run runs a Round every Every until ctx ends.
+// Run observes the decision every Observe and runs a Round every Every
+// until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	t := time.NewTicker(s.cfg.Every)
+	t, look := time.NewTicker(s.cfg.Every), time.NewTicker(s.cfg.Observe)
 	defer t.Stop()
+	defer look.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-look.C:
+			s.Observe(s.cl.Decision(), time.Now())
 		case <-t.C:
 			rctx, cancel := context.WithTimeout(ctx, s.cfg.Every)
 			s.Round(rctx)
 			cancel()
 		}
 	}
+}
+
+// maxSeen bounds the flaps kept between rounds; seenFor is how long one
+// is kept when this host does not write it (it does not coordinate): a
+// host that becomes coordinator counts what it saw just before, and the
+// record's markers keep what the last coordinator counted from counting
+// twice.
+const (
+	maxSeen = 256
+	seenFor = time.Minute
+)
+
+// Observe records the signs of flaps that d shows at now (quorum.FlapsIn)
+// for the next Round.
+func (s *Service) Observe(d quorum.Decision, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range quorum.FlapsIn(d, now) {
+		if !slices.ContainsFunc(s.seen, func(o quorum.Flap) bool {
+			return o.Host == f.Host && o.DeadGen == f.DeadGen && o.PillNonce == f.PillNonce
+		}) {
+			s.seen = append(s.seen, f)
+		}
+	}
+	s.seen = slices.DeleteFunc(s.seen, func(f quorum.Flap) bool { return now.Sub(f.At) > seenFor })
+	s.seen = s.seen[max(len(s.seen)-maxSeen, 0):]
 }
 
 // Round reads the record; as coordinator, records the new flaps and
@@ -133,10 +171,13 @@ func (s *Service) Round(ctx context.Context) error {
 	p := s.cfg.Policy()
 	var events []quorum.Event
 	var written quorum.QuarantineRecord
+	s.mu.Lock()
+	seen := slices.Clone(s.seen)
+	s.mu.Unlock()
 	_, err := s.rec.UpdateSettings(ctx, s.cfg.HostID, func(st *storage.ClusterSettings) error {
 		rec := fromStorage(*st)
 		out, evs, changed := quorum.QuarantineStep(quorum.QuarantineInput{Self: s.cfg.HostID, Now: time.Now(),
-			Config: p.QuarantineConfig, Record: rec, Decision: s.cl.Decision()})
+			Config: p.QuarantineConfig, Record: rec, Decision: s.cl.Decision(), Seen: seen})
 		if !changed {
 			s.keep(rec)
 			return errUnchanged
@@ -151,6 +192,7 @@ func (s *Service) Round(ctx context.Context) error {
 	case err == nil:
 		s.keep(written)
 		s.report(events)
+		s.forget(seen)
 	}
 	s.logOnce(err)
 	if err == nil {
@@ -166,6 +208,13 @@ func (s *Service) keep(rec quorum.QuarantineRecord) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.record = rec
+}
+
+// forget drops the flaps a round wrote.
+func (s *Service) forget(written []quorum.Flap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seen = slices.DeleteFunc(s.seen, func(f quorum.Flap) bool { return slices.Contains(written, f) })
 }
 
 func (s *Service) report(events []quorum.Event) {
@@ -332,7 +381,7 @@ func (s *Service) Checks(coordinator bool) []notify.Check {
 func fromStorage(st storage.ClusterSettings) quorum.QuarantineRecord {
 	var rec quorum.QuarantineRecord
 	for _, f := range st.Flaps {
-		rec.Flaps = append(rec.Flaps, quorum.HostFlaps{Host: f.Host, DeadGen: f.DeadGen, PillNonce: f.PillNonce, At: slices.Clone(f.At)})
+		rec.Flaps = append(rec.Flaps, quorum.HostFlaps{Host: f.Host, DeadGen: f.DeadGen, PillNonces: slices.Clone(f.PillNonces), At: slices.Clone(f.At)})
 	}
 	for _, q := range st.Quarantined {
 		rec.Hosts = append(rec.Hosts, quorum.Quarantined{Host: q.Host, Since: q.Since, Until: q.Until, By: q.By, Why: q.Why})
@@ -349,7 +398,8 @@ func toStorage(rec quorum.QuarantineRecord, st *storage.ClusterSettings) {
 		if i := slices.IndexFunc(st.Flaps, func(o storage.HostFlaps) bool { return o.Host == f.Host }); i >= 0 {
 			e = st.Flaps[i]
 		}
-		e.Host, e.DeadGen, e.PillNonce, e.At = f.Host, f.DeadGen, f.PillNonce, f.At[max(len(f.At)-storage.MaxFlapTimes, 0):]
+		e.Host, e.DeadGen, e.At = f.Host, f.DeadGen, f.At[max(len(f.At)-storage.MaxFlapTimes, 0):]
+		e.PillNonces = f.PillNonces[max(len(f.PillNonces)-storage.MaxFlapTimes, 0):]
 		flaps = append(flaps, e)
 	}
 	hosts := make([]storage.HostQuarantine, 0, len(rec.Hosts))

@@ -107,9 +107,10 @@ func records(t *testing.T) func() *storage.ClusterRecords {
 	}
 }
 
-// Three applied pills of kvm3 seen by the coordinator quarantine it; the
-// other host reads the same set from the LUN; the operator's clear is an
-// event with who did it, and a second clear is refused.
+// Three applied pills of kvm3, seen by the coordinator between two rounds
+// (each replaces the last in kvm3's slot), quarantine it at the next
+// round; the other host reads the same set from the LUN; the operator's
+// clear is an event with who did it, and a second clear is refused.
 func TestThreePillsQuarantineAcrossHosts(t *testing.T) {
 	open := records(t)
 	c := newCluster()
@@ -122,12 +123,14 @@ func TestThreePillsQuarantineAcrossHosts(t *testing.T) {
 	ctx := context.Background()
 	for nonce := uint64(1); nonce <= 3; nonce++ {
 		c.pill(3, nonce)
+		kvm1.Observe(c.Decision(), time.Now())
+		kvm2.Observe(c.Decision(), time.Now())
 		if err := kvm2.Round(ctx); err != nil { // not the coordinator: records nothing
 			t.Fatal(err)
 		}
-		if err := kvm1.Round(ctx); err != nil {
-			t.Fatal(err)
-		}
+	}
+	if err := kvm1.Round(ctx); err != nil {
+		t.Fatal(err)
 	}
 	if err := kvm2.Round(ctx); err != nil {
 		t.Fatal(err)
