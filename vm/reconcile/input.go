@@ -119,6 +119,9 @@ type Host struct {
 	Name  string
 	Gen   uint64
 	State quorum.HostState
+	// Quarantined: the cluster quarantined it for flapping (quorum's
+	// QuarantineStep): it keeps its VMs and is given none.
+	Quarantined bool
 	// Capacity and load not shown by the VM records, for placement.
 	Memory      uint64
 	CPUs        int

@@ -358,6 +358,15 @@ func PlanState(s quorum.HostState) plan.HostState {
 	return plan.HostSuspect // joining, isolated, suspect: keep their VMs, send none
 }
 
+// PlanStateOf is PlanState for a host that may be quarantined: a
+// quarantined alive host keeps its VMs and takes none.
+func PlanStateOf(s quorum.HostState, quarantined bool) plan.HostState {
+	if quarantined && s == quorum.StateAlive {
+		return plan.HostQuarantined
+	}
+	return PlanState(s)
+}
+
 // failover plans every candidate (VMs of gone owners, released VMs) with
 // vm/plan and turns this host's steps into TakeAndStart: those of the first
 // wave, then those of the following waves of the same tier (Action.Wave).
@@ -372,7 +381,7 @@ func (v *view) failover(all, candidates []*Record) {
 	var hosts []plan.Host
 	maxID := 0
 	for _, h := range in.Hosts {
-		hosts = append(hosts, plan.Host{ID: h.ID, Name: h.Name, State: PlanState(h.State),
+		hosts = append(hosts, plan.Host{ID: h.ID, Name: h.Name, State: PlanStateOf(h.State, h.Quarantined),
 			Memory: h.Memory, CPUs: h.CPUs, OtherMemory: h.OtherMemory, OtherCPUs: h.OtherCPUs, Limits: h.Limits})
 		maxID = max(maxID, h.ID)
 	}

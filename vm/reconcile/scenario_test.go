@@ -116,6 +116,7 @@ func parseScenario(t *testing.T, src string) Input {
 			if c, ok := kv["cpus"]; ok {
 				h.CPUs = atoi(c)
 			}
+			h.Quarantined = kv["quarantined"] == "yes"
 			if s, ok := kv["starts"]; ok { // the host's own limit of starts at once
 				l := plan.DefaultConfig().Limits()
 				l.MaxStarts = atoi(s)
