@@ -120,10 +120,13 @@ var errStraggler = errors.New("had not answered when a majority had")
 // onMembers runs f on every member at once (every usable one, or all)
 // and returns each one's result and error, in member order, as soon as a
 // majority succeeded (a slow member does not delay it) or can no longer
-// succeed; err is then non-nil. f must fail only for I/O: what a member
-// holds is the caller's to judge. A set of 1 runs f in the caller's
-// goroutine and returns its error unchanged.
-func onMembers[T any](ctx context.Context, l *lunSet, all bool, f func(context.Context, *member) (T, error)) ([]T, []error, error) {
+// succeed, once every member's I/O ended (err is then non-nil). With
+// linger, once a majority succeeded it waits for the others as long again
+// as that took, plus R/10 and 1 ms, so that a read sees every healthy
+// member while a hung one costs little. f must fail
+// only for I/O: what a member holds is the caller's to judge. A set of 1
+// runs f in the caller's goroutine and returns its error unchanged.
+func onMembers[T any](ctx context.Context, l *lunSet, all, linger bool, f func(context.Context, *member) (T, error)) ([]T, []error, error) {
 	n := len(l.members)
 	vals, errs := make([]T, n), make([]error, n)
 	if n == 1 {
@@ -139,9 +142,11 @@ func onMembers[T any](ctx context.Context, l *lunSet, all bool, f func(context.C
 	}
 	ch := make(chan result, n)
 	changed := l.headersChanged()
-	started := 0
+	started, begin := 0, time.Now()
+	counts := make([]bool, n) // the member's result counts toward the majority
 	for i, m := range l.members {
-		if !all && !l.usable(m, changed) {
+		counts[i] = l.usable(m, changed)
+		if !all && !counts[i] {
 			errs[i] = fmt.Errorf("lun %s: %w", m.dev.Path(), errIgnored)
 			continue
 		}
@@ -157,18 +162,44 @@ func onMembers[T any](ctx context.Context, l *lunSet, all bool, f func(context.C
 			errs[i] = fmt.Errorf("lun %s: %w", l.members[i].dev.Path(), errStraggler)
 		}
 	}
-	ok, failed, need := 0, n-started, l.majority()
-	for ok < need && failed <= n-need {
-		r := <-ch
+	ok, failed, arrived, need := 0, 0, 0, l.majority()
+	for _, c := range counts {
+		if !c {
+			failed++ // run only to watch its header
+		}
+	}
+	take := func(r result) {
+		arrived++
 		vals[r.i], errs[r.i] = r.v, r.err
-		if r.err == nil {
+		switch {
+		case !counts[r.i]:
+		case r.err == nil:
 			ok++
-		} else {
+		default:
 			failed++
+		}
+	}
+	for ok < need && failed <= n-need {
+		take(<-ch)
+	}
+	if ok >= need && linger && arrived < started {
+		t := time.NewTimer(time.Since(begin) + time.Millisecond + l.members[0].want.Timings.Renew/10)
+		defer t.Stop()
+	wait:
+		for arrived < started {
+			select {
+			case r := <-ch:
+				take(r)
+			case <-t.C:
+				break wait
+			}
 		}
 	}
 	if ok >= need {
 		return vals, errs, nil
+	}
+	for arrived < started { // failing: let the rest end (each within io_timeout) so nothing is left in flight
+		take(<-ch)
 	}
 	var failures []error
 	for _, e := range errs {
@@ -182,14 +213,14 @@ func onMembers[T any](ctx context.Context, l *lunSet, all bool, f func(context.C
 // readEach reads n bytes at off from the members: one buffer each, nil
 // for a member that failed or did not answer in time.
 func (l *lunSet) readEach(ctx context.Context, all bool, off int64, n int) ([][]byte, error) {
-	bufs, _, err := onMembers(ctx, l, all, func(ctx context.Context, m *member) ([]byte, error) { return m.io.read(ctx, off, n) })
+	bufs, _, err := onMembers(ctx, l, all, true, func(ctx context.Context, m *member) ([]byte, error) { return m.io.read(ctx, off, n) })
 	return bufs, err
 }
 
 // write writes p at off to every usable member; it succeeds once a
 // majority did. ok says which members acknowledged in time.
 func (l *lunSet) write(ctx context.Context, off int64, p []byte) (ok []bool, err error) {
-	_, errs, err := onMembers(ctx, l, false, func(ctx context.Context, m *member) (struct{}, error) {
+	_, errs, err := onMembers(ctx, l, false, false, func(ctx context.Context, m *member) (struct{}, error) {
 		return struct{}{}, m.io.write(ctx, off, p)
 	})
 	ok = make([]bool, len(errs))
@@ -292,6 +323,9 @@ func OpenSet(ctx context.Context, devs []Device, opts OpenOptions) (*LUN, error)
 	if len(devs) == 1 {
 		if got[0].err != nil {
 			return nil, got[0].err
+		}
+		if h := got[0].m.want; h.LUNs() != 1 {
+			return nil, fmt.Errorf("open lun %s: %w: it is LUN %d of a set of %d (set %s); name all %d LUNs of the set", devs[0].Path(), ErrInvalid, h.Member(), h.LUNs(), h.SetID, h.LUNs())
 		}
 		return newLUN([]*member{got[0].m}), nil
 	}

@@ -424,15 +424,18 @@ func slotsOf(l *LUN, bufs [][]byte, from int64, n int) ([][]*SlotView, error) {
 func (l *LUN) ReadSlots(ctx context.Context) ([]SlotView, error) {
 	g := l.hdr.Geometry
 	// From block 0: the header comes with the slots' I/O (see Integrity.HeaderChanged).
-	bufs, err := l.readEach(ctx, true, 0, (g.MaxHosts+1)*BlockSize)
+	// Each member's header is noted as its read ends, one that answers
+	// after the majority included.
+	bufs, _, err := onMembers(ctx, &l.lunSet, true, true, func(ctx context.Context, m *member) ([]byte, error) {
+		b, err := m.io.read(ctx, 0, (g.MaxHosts+1)*BlockSize)
+		if err != nil {
+			return nil, err
+		}
+		noteHeader(m, b[:BlockSize])
+		return b[BlockSize:], nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read heartbeat slots: %w", err)
-	}
-	for i, m := range l.members {
-		if bufs[i] != nil {
-			noteHeader(m, bufs[i][:BlockSize])
-			bufs[i] = bufs[i][BlockSize:]
-		}
 	}
 	per, err := slotsOf(l, bufs, 1, g.MaxHosts)
 	if err != nil {
@@ -792,6 +795,9 @@ func (h *Heartbeat) checkOwn(own SlotView) error {
 		// A write that failed or timed out landed after all: only we
 		// write our incarnation, so it was ours.
 		h.rec.Sequence = own.Record.Sequence
+	case ours && own.Record.Sequence < h.rec.Sequence && h.lun.majority() > 1:
+		// Of a set, the members read may include one that missed our
+		// latest writes (they counted on the others): not a lost write.
 	case ours:
 		return h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
 			fmt.Errorf("%w: it holds our sequence %d, we last wrote %d (a lost write, or another process with our incarnation)", ErrSlotLost, own.Record.Sequence, h.rec.Sequence),

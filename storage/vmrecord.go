@@ -138,7 +138,7 @@ func (l *LUN) readConfigCopy(ctx context.Context, idx, copyNo int) (*VMConfig, e
 		cfg *VMConfig
 		bad error
 	}
-	got, _, err := onMembers(ctx, &l.lunSet, false, func(ctx context.Context, m *member) (held, error) {
+	got, _, err := onMembers(ctx, &l.lunSet, false, true, func(ctx context.Context, m *member) (held, error) {
 		cfg, bad, err := readConfigOn(ctx, m, l.hdr.Geometry, idx, copyNo)
 		return held{cfg, bad}, err
 	})
