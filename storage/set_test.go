@@ -523,3 +523,42 @@ func TestSetMailboxPillOnAnyMember(t *testing.T) {
 		t.Errorf("target reads %+v %v, want the fence", m, err)
 	}
 }
+
+// TestSetSlotRace: racers for one slot across three LUNs, one of them
+// slowed on member 1 (within io_timeout), so that their writes land on the
+// members in different orders; never two winners, and the winner's record
+// is what the set reads. (A round where each member ends with another
+// racer's record has no winner: they retry, as after any lost race.)
+func TestSetSlotRace(t *testing.T) {
+	const rounds, racers = 10, 3
+	opts := setOpts()
+	opts.Geometry = storage.Geometry{MaxHosts: rounds + 1, MaxVMs: 1, EventBlocks: 1, ConfigBlks: 2}
+	paths := storagetest.LUNSetFiles(t, 3, opts)
+	c := storagetest.NewController()
+	luns := make([]*storage.LUN, racers)
+	for i := range luns {
+		host := "racer" + string(rune('1'+i))
+		luns[i] = storagetest.OpenFaultSet(t, c, host, paths)
+	}
+	c.Inject(storagetest.MemberName("racer1", 1), storagetest.Fault{Op: storagetest.AllIO, Latency: setTimings().IOTimeout / 10})
+	observer := storagetest.OpenFaultSet(t, c, "observer", paths)
+	won := 0
+	for round := range rounds {
+		winners, other := raceSlot(t, paths[0], luns, round+1, round)
+		if len(winners) > 1 {
+			t.Fatalf("round %d: %d winners: %+v and %+v", round, len(winners), winners[0].Record(), winners[1].Record())
+		}
+		if len(winners) == 0 {
+			t.Logf("round %d: no winner (storage too slow): %v", round, other)
+			continue
+		}
+		won++
+		v, err := observer.ReadSlot(testCtx(t), round+1)
+		if err != nil || v.Record.Incarnation != winners[0].Record().Incarnation {
+			t.Fatalf("round %d: the set reads %+v (%v), winner %+v", round, v.Record, err, winners[0].Record())
+		}
+	}
+	if won < rounds/2 {
+		t.Errorf("only %d of %d rounds had a winner", won, rounds)
+	}
+}

@@ -392,6 +392,18 @@ func (l *lunSet) mergeSlot(per []*SlotView) SlotView {
 	return out
 }
 
+// topSlot is the newest record any member read holds (a set of 1: its
+// view).
+func topSlot(per []*SlotView) SlotView {
+	var top *SlotView
+	for _, v := range per {
+		if v != nil && (top == nil || v.seq() > top.seq()) {
+			top = v
+		}
+	}
+	return *top
+}
+
 // slotsOf splits the members' reads of blocks [from, from+n) into each
 // slot's per-member views, leaving out members whose I/O is ignored; it
 // fails when fewer than a majority are left.
@@ -450,7 +462,7 @@ func (l *LUN) ReadSlots(ctx context.Context) ([]SlotView, error) {
 
 // ReadSlot reads one host's slot.
 func (l *LUN) ReadSlot(ctx context.Context, host int) (SlotView, error) {
-	per, err := readSlotEach(l, ctx, host)
+	per, err := readSlotEach(ctx, l, host)
 	if err != nil {
 		return SlotView{}, err
 	}
@@ -458,7 +470,7 @@ func (l *LUN) ReadSlot(ctx context.Context, host int) (SlotView, error) {
 }
 
 // readSlotEach reads one host's slot from each member.
-func readSlotEach(l *LUN, ctx context.Context, host int) ([]*SlotView, error) {
+func readSlotEach(ctx context.Context, l *LUN, host int) ([]*SlotView, error) {
 	if err := l.hdr.Geometry.checkHost(l.Path(), host); err != nil {
 		return nil, err
 	}
@@ -546,10 +558,14 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 			opts.Progress(fmt.Sprintf(format, a...))
 		}
 	}
-	v, err := l.ReadSlot(ctx, host)
+	per, err := readSlotEach(ctx, l, host)
 	if err != nil {
 		return nil, err
 	}
+	// v decides; top (the newest any member holds) is what must stay
+	// quiet: a member that missed writes makes v change with the members
+	// read, while top changes only when somebody writes.
+	v, top := l.mergeSlot(per), topSlot(per)
 	if opts.Resume != 0 && v.Err == nil && !v.Empty && v.Record.Incarnation == opts.Resume &&
 		v.Record.HostName == opts.HostName && v.Record.State != SlotFree && v.Record.State != SlotLeft {
 		progress("resuming heartbeat slot %d, generation %d", host, v.Record.Generation)
@@ -573,11 +589,11 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 			if err := sleepCtx(ctx, t.Renew); err != nil {
 				return nil, fmt.Errorf("acquire %s: %w", what, err)
 			}
-			now, err := l.ReadSlot(ctx, host)
+			per, err := readSlotEach(ctx, l, host)
 			if err != nil {
 				return nil, err
 			}
-			if !bytes.Equal(now.raw, v.raw) {
+			if now := topSlot(per); !bytes.Equal(now.raw, top.raw) {
 				return nil, l.blockErr(block, what, fmt.Errorf("%w: it is being heartbeated by %q", ErrSlotHeld, now.Record.HostName),
 					"another wingmand is running with this host's name or id; stop it first (is the name unique?)")
 			}
@@ -585,15 +601,15 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 	}
 	// The read that our write is based on, then the write, within a bounded window.
 	begin := time.Now()
-	cur, err := l.ReadSlot(ctx, host)
+	per, err = readSlotEach(ctx, l, host)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(cur.raw, v.raw) {
+	if cur := topSlot(per); !bytes.Equal(cur.raw, top.raw) {
 		return nil, l.blockErr(block, what, fmt.Errorf("%w: it changed while we waited", ErrSlotHeld), "another host is acquiring it; retry")
 	}
-	rec := SlotRecord{HostID: host, State: SlotJoining, Generation: cur.Record.Generation + 1, Incarnation: randomNonce(),
-		Sequence: cur.Record.Sequence + 1, Wall: time.Now(), HostName: opts.HostName}
+	rec := SlotRecord{HostID: host, State: SlotJoining, Generation: top.Record.Generation + 1, Incarnation: randomNonce(),
+		Sequence: top.Record.Sequence + 1, Wall: time.Now(), HostName: opts.HostName}
 	if _, err := l.write(ctx, block*BlockSize, rec.encode()); err != nil {
 		return nil, fmt.Errorf("acquire %s: %w", what, err)
 	}
@@ -604,7 +620,7 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 	if err := sleepCtx(ctx, t.acquireDelay()); err != nil {
 		return nil, fmt.Errorf("acquire %s: %w", what, err)
 	}
-	per, err := readSlotEach(l, ctx, host)
+	per, err = readSlotEach(ctx, l, host)
 	if err != nil {
 		return nil, err
 	}
