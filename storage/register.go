@@ -228,7 +228,7 @@ func (rg register) read(ctx context.Context) (ballots, error) {
 	for h := 1; h <= g.MaxHosts; h++ {
 		intact := 0
 		var bad error
-		for _, b := range bufs {
+		for mi, b := range bufs {
 			if b == nil {
 				continue
 			}
@@ -241,7 +241,9 @@ func (rg register) read(ctx context.Context) (ballots, error) {
 					bs[h-1].r, bs[h-1].set, bs[h-1].copyNo = r, true, c
 				}
 			}
-			if errs[0] != nil && errs[1] != nil {
+			both := errs[0] != nil && errs[1] != nil
+			rg.l.noteCopy(mi, fmt.Sprintf("%s ballot of host %d", regNames[rg.reg], h), both)
+			if both {
 				bad = cmp.Or(bad, errors.Join(errs[0], errs[1]))
 			} else {
 				intact++

@@ -35,6 +35,26 @@ type member struct {
 	lastOK    time.Time
 	lastErr   error
 	lastErrAt time.Time
+	damaged   map[string]bool // records whose copy on this member read damaged, while they do (sets of 3)
+}
+
+// noteCopy records whether this member's copy of record what read
+// damaged, for Members; a set of 1 has Integrity.Damaged instead.
+func (l *lunSet) noteCopy(i int, what string, bad bool) {
+	if len(l.members) == 1 {
+		return
+	}
+	m := l.members[i]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !bad {
+		delete(m.damaged, what)
+		return
+	}
+	if m.damaged == nil {
+		m.damaged = map[string]bool{}
+	}
+	m.damaged[what] = true
 }
 
 // noteIO records how an I/O of the member ended, for Members.
@@ -61,7 +81,10 @@ type MemberStatus struct {
 	// header (nil: it does). With three members, one changed header is a
 	// warning: that member's I/O is ignored until it reads back.
 	HeaderChanged error
-	Damaged       int // records the handle last read damaged (the whole set's, see Integrity.Damaged)
+	// Damaged counts the records whose copy on this member last read
+	// damaged (of a set of 1: Integrity.Damaged); with three, the other
+	// members' copies stand in until the next write rewrites it.
+	Damaged int
 }
 
 // Healthy reports whether the member's header is intact and its latest
@@ -72,13 +95,15 @@ func (s MemberStatus) Healthy() bool {
 
 // Members returns the state of every member of the set, in index order.
 func (l *LUN) Members() []MemberStatus {
-	damaged := len(l.Integrity().Damaged())
 	out := make([]MemberStatus, len(l.members))
 	for i, m := range l.members {
 		m.mu.Lock()
 		out[i] = MemberStatus{Index: m.want.Member(), Path: m.dev.Path(), LastOK: m.lastOK, LastErr: m.lastErr, LastErrAt: m.lastErrAt,
-			HeaderChanged: m.hw.get(), Damaged: damaged}
+			HeaderChanged: m.hw.get(), Damaged: len(m.damaged)}
 		m.mu.Unlock()
+	}
+	if len(out) == 1 {
+		out[0].Damaged = len(l.Integrity().Damaged())
 	}
 	return out
 }

@@ -562,3 +562,36 @@ func TestSetSlotRace(t *testing.T) {
 		t.Errorf("only %d of %d rounds had a winner", won, rounds)
 	}
 }
+
+// TestSetDamagedCopy: a lease block damaged on one member of three is that
+// member's warning (Members), not the set's damage; the owner's next write
+// of its block rewrites it.
+func TestSetDamagedCopy(t *testing.T) {
+	ctx := testCtx(t)
+	paths := storagetest.LUNSetFiles(t, 3, setOpts())
+	l := storagetest.OpenFaultSet(t, storagetest.NewController(), "kvm1", paths)
+	hb := acquire(t, l, 1, "kvm1")
+	me := storage.Owner{Host: 1, Gen: hb.Generation(), Nonce: 7}
+	idx, lease, err := l.ProtectVM(ctx, me, storage.VMConfig{UUID: storage.NewUUID(), Name: "vm", XML: []byte("<domain/>")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := smallGeometry()
+	flipBit(t, paths[1], vmConfigBlock(g, idx, 0)+int64(2*g.ConfigBlks), 20)
+	rec, err := l.ReadVM(ctx, idx)
+	if err != nil || rec.Lease.Owner != me {
+		t.Fatalf("read with one damaged copy: %+v %v", rec, err)
+	}
+	if m := l.Members(); m[1].Damaged != 1 || m[0].Damaged != 0 || len(l.Integrity().Damaged()) != 0 {
+		t.Errorf("members %+v, set damage %v: want member 2's copy counted, no set damage", m, l.Integrity().Damaged())
+	}
+	if _, err := l.SetGuestUp(ctx, idx, lease); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ReadVM(ctx, idx); err != nil {
+		t.Fatal(err)
+	}
+	if m := l.Members(); m[1].Damaged != 0 {
+		t.Errorf("member 2 still counts %d damaged copies after the owner's write", m[1].Damaged)
+	}
+}

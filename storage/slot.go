@@ -421,6 +421,7 @@ func slotsOf(l *LUN, bufs [][]byte, from int64, n int) ([][]*SlotView, error) {
 		left++
 		for h := range out {
 			v := slotView(l, int(from)+h, bufs[i][h*BlockSize:(h+1)*BlockSize])
+			l.noteCopy(i, fmt.Sprintf("heartbeat slot %d", int(from)+h), v.Err != nil)
 			out[h] = append(out[h], &v)
 		}
 	}

@@ -197,7 +197,7 @@ func (l *LUN) readLeaseBlocks(ctx context.Context, idx int) (lb leaseBlocks, bad
 	for i := range lb {
 		var firstErr error
 		intact := 0
-		for _, b := range bufs {
+		for mi, b := range bufs {
 			if b == nil {
 				continue
 			}
@@ -205,6 +205,7 @@ func (l *LUN) readLeaseBlocks(ctx context.Context, idx int) (lb leaseBlocks, bad
 			if err == nil && set && (d.VM != idx || d.Host != i+1) {
 				err = fmt.Errorf("%w: record claims VM %d host %d", ErrCorrupt, d.VM, d.Host)
 			}
+			l.noteCopy(mi, fmt.Sprintf("lease block of host %d for VM record %d", i+1, idx), err != nil)
 			if err != nil {
 				firstErr = cmp.Or(firstErr, err)
 				continue

@@ -138,7 +138,7 @@ func (l *LUN) readConfigCopy(ctx context.Context, idx, copyNo int) (*VMConfig, e
 		cfg *VMConfig
 		bad error
 	}
-	got, _, err := onMembers(ctx, &l.lunSet, false, true, func(ctx context.Context, m *member) (held, error) {
+	got, errs, err := onMembers(ctx, &l.lunSet, false, true, func(ctx context.Context, m *member) (held, error) {
 		cfg, bad, err := readConfigOn(ctx, m, l.hdr.Geometry, idx, copyNo)
 		return held{cfg, bad}, err
 	})
@@ -147,7 +147,10 @@ func (l *LUN) readConfigCopy(ctx context.Context, idx, copyNo int) (*VMConfig, e
 	}
 	var newest *VMConfig
 	var bad error
-	for _, h := range got {
+	for i, h := range got {
+		if errs[i] == nil {
+			l.noteCopy(i, fmt.Sprintf("VM record %d config %c", idx, 'A'+copyNo), h.bad != nil)
+		}
 		bad = cmp.Or(bad, h.bad)
 		if h.cfg != nil && (newest == nil || h.cfg.Seq > newest.Seq) {
 			newest = h.cfg
