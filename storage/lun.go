@@ -148,7 +148,7 @@ func refuseData(ctx context.Context, dev Device, force bool) error {
 type OpenOptions struct {
 	ClusterUUID UUID   // if non-zero, the LUN must belong to this cluster
 	ClusterName string // if non-empty, the LUN must carry this name
-	// ObserveIO, if set, is told of every I/O the LUN issues once it ends:
+	// ObserveIO, if set, is told of every I/O the LUN (each member of a set) issues once it ends:
 	// a write or a read, how long it took (until io_timeout when it timed
 	// out) and its error. It must not block; metrics hang on it.
 	ObserveIO func(write bool, took time.Duration, err error)

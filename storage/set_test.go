@@ -16,8 +16,8 @@ import (
 // setTimings are testTimings with an io_timeout of 500 ms: three LUNs
 // triple the I/O of a 2-core machine that -race slows down too.
 func setTimings() storage.Timings {
-	t := storage.Timings{Renew: 10 * time.Millisecond, IOTimeout: 500 * time.Millisecond,
-		SelfFence: 510 * time.Millisecond, Watchdog: 10 * time.Millisecond}
+	t := testTimings()
+	t.IOTimeout, t.SelfFence = 500*time.Millisecond, 510*time.Millisecond
 	t.Dead = t.MinDead()
 	return t
 }
@@ -469,7 +469,6 @@ func TestSetSlotFreshOnMajorityOnly(t *testing.T) {
 // on the other two); exactly one owner per epoch.
 func TestSetLeaseRace(t *testing.T) {
 	const rounds, racers = 30, 3
-	ctx := testCtx(t)
 	paths := storagetest.LUNSetFiles(t, 3, setOpts())
 	c := storagetest.NewController()
 	luns := make([]*storage.LUN, racers)
@@ -478,28 +477,7 @@ func TestSetLeaseRace(t *testing.T) {
 		luns[i] = storagetest.OpenFaultSet(t, c, host, paths)
 		c.Inject(storagetest.MemberName(host, i+1), storagetest.Fault{Op: storagetest.AllIO, Latency: 2 * setTimings().IOTimeout})
 	}
-	observer := storagetest.OpenFaultSet(t, c, "observer", paths)
-	var expect uint64
-	for round := range rounds {
-		winners, held, other := raceLease(ctx, luns, expect, round)
-		if len(other) > 0 {
-			t.Fatalf("round %d: %v", round, other)
-		}
-		if len(winners) != 1 {
-			t.Fatalf("round %d (epoch %d): %d winners %+v; held errors %v", round, expect+1, len(winners), winners, held)
-		}
-		w := winners[0]
-		st, err := observer.ReadLease(ctx, 0)
-		if err != nil || st.Epoch != w.Epoch || st.Owner != w.Owner || !st.Settled {
-			t.Fatalf("round %d: the set says %+v (%v), winner %+v", round, st, err, w)
-		}
-		if round%2 == 1 {
-			if err := luns[w.Owner.Host-1].ReleaseLease(ctx, 0, w); err != nil {
-				t.Fatal(err)
-			}
-		}
-		expect = w.Epoch
-	}
+	leaseRounds(t, luns, storagetest.OpenFaultSet(t, c, "observer", paths), rounds)
 }
 
 // TestSetMailboxPillOnAnyMember: a fence written to one member only (its
