@@ -337,14 +337,43 @@ func OpenSet(ctx context.Context, devs []Device, opts OpenOptions) (*LUN, error)
 		err error
 	}
 	got := make([]opened, len(devs))
-	var wg sync.WaitGroup
-	for i, d := range devs {
-		wg.Go(func() {
-			m, raw, err := openMember(ctx, d, opts)
-			got[i] = opened{m, raw, err}
-		})
+	type result struct {
+		i int
+		opened
 	}
-	wg.Wait()
+	ch := make(chan result, len(devs))
+	for i, d := range devs {
+		go func() {
+			m, raw, err := openMember(ctx, d, opts)
+			ch <- result{i, opened{m, raw, err}}
+		}()
+	}
+	// Once two headers read, the third gets the LUN's io_timeout more: a
+	// hung member must not hold up the start for the 30 s of a format.
+	var late <-chan time.Time
+	pending, readOK := len(devs), 0
+	for pending > 0 {
+		select {
+		case r := <-ch:
+			got[r.i] = r.opened
+			pending--
+			if r.err == nil {
+				if readOK++; readOK == 2 && pending > 0 {
+					t := time.NewTimer(r.m.want.Timings.IOTimeout)
+					defer t.Stop()
+					late = t.C
+				}
+			}
+		case <-late:
+			for i := range got {
+				if got[i].m == nil && got[i].err == nil {
+					got[i].err = &BlockError{Path: devs[i].Path(), Block: 0, What: "header", Err: ErrIOTimeout,
+						Hint: "no answer within io_timeout while the other two LUNs of the set answered; check the storage path"}
+				}
+			}
+			pending = 0
+		}
+	}
 	if len(devs) == 1 {
 		if got[0].err != nil {
 			return nil, got[0].err

@@ -573,3 +573,35 @@ func TestSetDamagedCopy(t *testing.T) {
 		t.Errorf("member 2 still counts %d damaged copies after the owner's write", m[1].Damaged)
 	}
 }
+
+// TestOpenSetWithAHungMember: a member that does not answer at open
+// delays it by io_timeout, not the 30 s of a format, and the set opens
+// degraded; once the member answers, the next read of the slots takes it
+// back.
+func TestOpenSetWithAHungMember(t *testing.T) {
+	ctx := testCtx(t)
+	paths := storagetest.LUNSetFiles(t, 3, setOpts())
+	c := storagetest.NewController()
+	c.Inject(storagetest.MemberName("kvm1", 2), storagetest.Fault{Op: storagetest.AllIO, Hang: true})
+	start := time.Now()
+	l := storagetest.OpenFaultSet(t, c, "kvm1", paths)
+	if took := time.Since(start); took > 10*setTimings().IOTimeout {
+		t.Errorf("open with a hung member took %v", took)
+	}
+	if m := l.Members()[1]; !errors.Is(m.HeaderChanged, storage.ErrIOTimeout) {
+		t.Fatalf("member 2: %+v, want its header unread (io_timeout)", m)
+	}
+	c.Clear(storagetest.MemberName("kvm1", 2))
+	for range 100 { // the released read of the open lands first; then a slot read sees the header
+		if _, err := l.ReadSlots(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if l.Members()[1].HeaderChanged == nil {
+			return
+		}
+		if err := sleep(ctx, setTimings().Renew); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Errorf("member 2 still out after it answers again: %+v", l.Members()[1])
+}
