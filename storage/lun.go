@@ -61,9 +61,11 @@ func (opts FormatOptions) complete(path string) (FormatOptions, error) {
 	return opts, nil
 }
 
-// formatMember formats dev as member of a set of size (1: a lone LUN)
-// with id; opts is complete.
-func formatMember(ctx context.Context, dev Device, opts FormatOptions, size, member int, id UUID) (*Header, error) {
+// formatMember zeroes dev's regions, header first, for member of a set of
+// size (1: a lone LUN) with id, and returns what writes its header; opts
+// is complete. A set's headers are written only once every member is
+// zeroed, so an interrupted format leaves no valid-looking set behind.
+func formatMember(ctx context.Context, dev Device, opts FormatOptions, size, member int, id UUID) (func() (*Header, error), error) {
 	path := dev.Path()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("format %s: %w", path, err) // nothing written
@@ -105,10 +107,12 @@ func formatMember(ctx context.Context, dev Device, opts FormatOptions, size, mem
 	if size > 1 {
 		h.SetSize, h.SetMember = size, member
 	}
-	if err := bio.write(ctx, 0, h.encode()); err != nil {
-		return nil, fmt.Errorf("format %s: write header: %w", path, err)
-	}
-	return h, nil
+	return func() (*Header, error) {
+		if err := bio.write(ctx, 0, h.encode()); err != nil {
+			return nil, fmt.Errorf("format %s: write header: %w", path, err)
+		}
+		return h, nil
+	}, nil
 }
 
 // CheckClusterName checks a cluster name for a new LUN: 1 to 63 bytes, no

@@ -307,13 +307,22 @@ func FormatSet(ctx context.Context, devs []Device, opts FormatOptions) ([]*Heade
 			}
 		}
 	}
-	hdrs := make([]*Header, len(devs))
+	again := func(err error, i int) error {
+		if len(devs) > 1 {
+			err = fmt.Errorf("%w (LUN %d of %d; format the set again)", err, i+1, len(devs))
+		}
+		return err
+	}
+	writeHeader := make([]func() (*Header, error), len(devs))
 	for i, d := range devs {
-		if hdrs[i], err = formatMember(ctx, d, opts, len(devs), i+1, id); err != nil {
-			if len(devs) > 1 {
-				err = fmt.Errorf("%w (LUN %d of %d; format the set again)", err, i+1, len(devs))
-			}
-			return nil, err
+		if writeHeader[i], err = formatMember(ctx, d, opts, len(devs), i+1, id); err != nil {
+			return nil, again(err, i)
+		}
+	}
+	hdrs := make([]*Header, len(devs))
+	for i, w := range writeHeader {
+		if hdrs[i], err = w(); err != nil {
+			return nil, again(err, i)
 		}
 	}
 	return hdrs, nil
