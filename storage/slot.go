@@ -777,8 +777,8 @@ func (h *Heartbeat) scan(ctx context.Context, renew bool) ([]SlotView, error) {
 	next.Wall = time.Now()
 	ok, err := h.lun.write(ctx, h.lun.hdr.Geometry.slotBlock(h.host)*BlockSize, next.encode())
 	if err != nil {
-		if !errors.Is(err, ErrIOPending) {
-			h.pending = next.Sequence // it may still land
+		if !errors.Is(err, ErrIOPending) || h.lun.majority() > 1 {
+			h.pending = next.Sequence // it may still land (of a set: on a member whose write was not pending)
 		}
 		return views, fmt.Errorf("renew heartbeat slot %d: %w", h.host, err)
 	}
