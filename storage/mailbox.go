@@ -3,7 +3,6 @@ package storage
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -129,16 +128,13 @@ func (l *LUN) ReadMailbox(ctx context.Context, host int) (Message, error) {
 			continue
 		}
 		m, err := decodeMessage(b)
+		hint := "the sender should send its message again"
 		if err == nil && m.Type != MsgNone && m.To != host {
-			err = fmt.Errorf("%w: message addressed to host %d", ErrCorrupt, m.To)
+			err, hint = fmt.Errorf("%w: message addressed to host %d", ErrCorrupt, m.To), "check the storage"
 		}
 		switch {
 		case err != nil:
 			if bad == nil {
-				hint := "the sender should send its message again"
-				if m.To != host && errors.Is(err, ErrCorrupt) && m.Type != MsgNone {
-					hint = "check the storage"
-				}
 				bad = l.blockErr(block, fmt.Sprintf("mailbox %d", host), err, hint)
 			}
 		case m.Type != MsgNone && (newest.Type == MsgNone || m.Wall.After(newest.Wall) || (m.Wall.Equal(newest.Wall) && m.Type == MsgFence)):
