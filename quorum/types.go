@@ -290,6 +290,10 @@ type Input struct {
 	// ReadFreshSince is since when reads have succeeded without a gap longer
 	// than F (Never if they are not fresh now).
 	ReadFreshSince Mono
+	// IOLateAt is when this host last decided while its own LUN I/O was
+	// late (Never: not since it started): it takes the coordinator role
+	// back only a while later (Timings.handover).
+	IOLateAt Mono
 	// ObserverStart is when the Observer made its first read: what happened
 	// before it is unknown to this host (Observer.Start).
 	ObserverStart Mono
@@ -474,8 +478,9 @@ type Decision struct {
 	// it is disarmed in this host's slot.
 	Disarm DisarmStatus
 	// Reach is what this host publishes of its isolation addresses.
-	Reach Reach
-	reach addressReach // the slots' flags, for the tie
+	Reach  Reach
+	reach  addressReach // the slots' flags, for the tie
+	ioLate bool         // this host's own LUN I/O is late (see ioLate)
 }
 
 // Host returns the computed state of host id.
