@@ -178,7 +178,7 @@ func (t Timings) handover() time.Duration { return t.Renew + t.IOTimeout + 2*t.R
 // (that peer's own I/O must be current too), and this host's last late
 // decision may have come a cycle before that read. While a lower host's
 // heartbeat has stalled for less than a hand-over, it may still be
-// coordinating: no host is.
+// coordinating: no host is, unless that host is surely not (lateWindow).
 func coordinator(in Input, d Decision) int {
 	t := in.Timings
 	for _, h := range d.Hosts {
@@ -187,6 +187,8 @@ func coordinator(in Input, d Decision) int {
 			if d.ioLate || in.IOLateAt != Never && in.Now-in.IOLateAt < t.handover()+t.Renew {
 				continue
 			}
+		case lateWindow(in, h.changed, in.LastRead) || lateWindow(in, h.prevChanged, h.prevSeen):
+			continue
 		case h.State == StateSuspect && h.Stale <= t.handover():
 			return 0
 		}
@@ -197,6 +199,23 @@ func coordinator(in Input, d Decision) int {
 	return 0
 }
 
+// lateWindow reports whether another host, whose heartbeat was first seen
+// at one sequence at changed and last seen at it at seen, surely does not
+// coordinate now, however fresh its heartbeat has looked since: a host
+// whose heartbeat writes land late but land keeps its heartbeat changing,
+// yet never coordinates. Unchanged for more than 2R + io_timeout at seen,
+// it found its own I/O late at a decision less than R before seen, so it
+// takes the role back no sooner than a hand-over and a cycle after that,
+// and its last act came before its write was R + io_timeout old. Between
+// changed + a hand-over and seen + R + io_timeout, this host is 2R from both.
+func lateWindow(in Input, changed, seen Mono) bool {
+	t := in.Timings
+	if changed == Never || seen == Never || seen-changed <= 2*t.Renew+t.IOTimeout {
+		return false
+	}
+	return in.Now >= changed+t.handover() && in.Now <= seen+t.Renew+t.IOTimeout
+}
+
 // classify computes one host's state.
 func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	t := in.Timings
@@ -204,7 +223,8 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	// to now: a heartbeat written after that read is one this host has not
 	// had the chance to see.
 	stale := max(in.LastRead-s.Changed, 0)
-	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, Records: s.Records, changed: s.Changed, genSince: s.GenSince, goneAt: Never}
+	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, Records: s.Records, changed: s.Changed,
+		prevChanged: s.PrevChanged, prevSeen: s.PrevSeen, genSince: s.GenSince, goneAt: Never}
 	// Silence, towards a verdict, counts from this host's re-arm, and for a
 	// peer whose slot says it is disarmed, from the first sight of that
 	// plus the disarm's length and margin: it may not have heard an arm.

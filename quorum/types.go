@@ -120,6 +120,9 @@ type Slot struct {
 	// Changed is when (Gen, Seq) was last seen to change, on the observer's
 	// clock; the first sighting counts as a change.
 	Changed Mono
+	// PrevChanged and PrevSeen are when the (Gen, Seq) before the current
+	// one, in this generation, was first and last seen (Never: none).
+	PrevChanged, PrevSeen Mono
 	// GrantSeen is when a grant for this host was last seen in any slot, on
 	// the observer's clock (Never if not seen).
 	GrantSeen Mono
@@ -389,6 +392,8 @@ type Host struct {
 	leased      bool // a network lease for it was seen within D
 	byStaleness bool // dead only because its heartbeat stalled for D
 	changed     Mono // Slot.Changed
+	prevChanged Mono // Slot.PrevChanged
+	prevSeen    Mono // Slot.PrevSeen
 	genSince    Mono // Slot.GenSince
 	goneAt      Mono // when it became gone by other proof than staleness (Never: long ago)
 	signSince   Mono // its last sign of life: heartbeat change, lease grant seen, or the end of a disarm
