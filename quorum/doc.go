@@ -47,7 +47,9 @@
 //     power-fences unresponsive ones. "Live" is per the LUN, for the host
 //     itself too: a host whose own heartbeat write (or read) is R +
 //     io_timeout old stops coordinating, as the others then see it suspect;
-//     they pass it over only two heartbeat cycles later, and it takes the
+//     they pass it over only two heartbeat cycles later (or for a while
+//     after its heartbeat stood still for more than 2R + io_timeout, which
+//     proves it late even if its late writes land since), and it takes the
 //     role back only a hand-over and a cycle after its I/O was last late.
 //     So a hand-over never lets two hosts act within 2R of each other, even
 //     across a network split that serf has not noticed yet.
