@@ -119,13 +119,9 @@ func Decide(in Input) Decision {
 	}
 	// The coordinator is chosen "per the LUN": a host whose own reads are
 	// not fresh sees every other host stale and must not elect itself.
+	d.ioLate = ioLate(in)
 	if d.Quorate && readFresh {
-		for _, h := range d.Hosts {
-			if d.Partition.Has(h.ID) && (h.State == StateAlive || h.State == StateMaintenance) {
-				d.Coordinator = h.ID
-				break
-			}
-		}
+		d.Coordinator = coordinator(in, d)
 	}
 
 	for id, at := range in.GrantedAt {
@@ -159,6 +155,67 @@ func IsQuorate(p, voters Set) bool {
 	return 2*n > v || (2*n == v && p.Has(voters.Min()))
 }
 
+// ioLate reports whether this host's own LUN I/O is late: its last heartbeat
+// write that completed was issued more than R + io_timeout ago (the others
+// then see its heartbeat stalled, and it suspect), or its last read
+// completed that long ago.
+func ioLate(in Input) bool {
+	late := in.Timings.Renew + in.Timings.IOTimeout
+	return in.Now-in.LastWrite > late || in.LastRead != Never && in.Now-in.LastRead > late
+}
+
+// handover is how long the others wait before they pass over a host whose
+// heartbeat has stalled: it stops coordinating once its own heartbeat write
+// is R + io_timeout old (ioLate), and the others wait two heartbeat cycles
+// more. The two then never act within 2R of each other, even when a network
+// split that serf has not noticed yet puts them on two sides.
+func (t Timings) handover() time.Duration { return t.Renew + t.IOTimeout + 2*t.Renew }
+
+// coordinator is the lowest-id alive host of this host's partition, per the
+// LUN. This host counts only while its own I/O is current, and once no
+// decision of its own has found it late for a hand-over and a cycle: a peer
+// may still act on a read that showed it stalled for up to R + io_timeout
+// (that peer's own I/O must be current too), and this host's last late
+// decision may have come a cycle before that read. While a lower host's
+// heartbeat has stalled for less than a hand-over, it may still be
+// coordinating: no host is, unless that host is surely not (lateWindow).
+func coordinator(in Input, d Decision) int {
+	t := in.Timings
+	for _, h := range d.Hosts {
+		switch {
+		case h.ID == in.Self:
+			if d.ioLate || in.IOLateAt != Never && in.Now-in.IOLateAt < t.handover()+t.Renew {
+				continue
+			}
+		case lateWindow(in, h.changed, in.LastRead) || lateWindow(in, h.prevChanged, h.prevSeen):
+			continue
+		case h.State == StateSuspect && h.Stale <= t.handover():
+			return 0
+		}
+		if d.Partition.Has(h.ID) && (h.State == StateAlive || h.State == StateMaintenance) {
+			return h.ID
+		}
+	}
+	return 0
+}
+
+// lateWindow reports whether another host, whose heartbeat was first seen
+// at one sequence at changed and last seen at it at seen, surely does not
+// coordinate now, however fresh its heartbeat has looked since: a host
+// whose heartbeat writes land late but land keeps its heartbeat changing,
+// yet never coordinates. Unchanged for more than 2R + io_timeout at seen,
+// it found its own I/O late at a decision less than R before seen, so it
+// takes the role back no sooner than a hand-over and a cycle after that,
+// and its last act came before its write was R + io_timeout old. Between
+// changed + a hand-over and seen + R + io_timeout, this host is 2R from both.
+func lateWindow(in Input, changed, seen Mono) bool {
+	t := in.Timings
+	if changed == Never || seen == Never || seen-changed <= 2*t.Renew+t.IOTimeout {
+		return false
+	}
+	return in.Now >= changed+t.handover() && in.Now <= seen+t.Renew+t.IOTimeout
+}
+
 // classify computes one host's state.
 func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	t := in.Timings
@@ -166,7 +223,8 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	// to now: a heartbeat written after that read is one this host has not
 	// had the chance to see.
 	stale := max(in.LastRead-s.Changed, 0)
-	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, Records: s.Records, Isolated: s.Isolated, changed: s.Changed, genSince: s.GenSince, goneAt: Never}
+	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, Records: s.Records, Isolated: s.Isolated, changed: s.Changed,
+		prevChanged: s.PrevChanged, prevSeen: s.PrevSeen, genSince: s.GenSince, goneAt: Never}
 	// Silence, towards a verdict, counts from this host's re-arm, and for a
 	// peer whose slot says it is disarmed, from the first sight of that
 	// plus the disarm's length and margin: it may not have heard an arm.

@@ -44,7 +44,15 @@
 //     every side has read it (reachSettle).
 //   - The coordinator is the lowest-id live voter in the quorate partition.
 //     It alone declares hosts dead, sends poison pills to isolated hosts and
-//     power-fences unresponsive ones.
+//     power-fences unresponsive ones. "Live" is per the LUN, for the host
+//     itself too: a host whose own heartbeat write (or read) is R +
+//     io_timeout old stops coordinating, as the others then see it suspect;
+//     they pass it over only two heartbeat cycles later (or for a while
+//     after its heartbeat stood still for more than 2R + io_timeout, which
+//     proves it late even if its late writes land since), and it takes the
+//     role back only a hand-over and a cycle after its I/O was last late.
+//     So a hand-over never lets two hosts act within 2R of each other, even
+//     across a network split that serf has not noticed yet.
 //   - A poison pill asks an isolated host (serf says failed, its heartbeat is
 //     fresh, and its slot does not say it reaches one of its isolation
 //     addresses: such a host is cut off from its peers only, and its guests

@@ -84,6 +84,7 @@ type Node struct {
 	lastWrite  Mono
 	lastRead   Mono
 	freshSince Mono
+	ioLateAt   Mono // the latest decision made while this host's own I/O was late
 	leaseUntil Mono
 	granted    map[int]Mono // hosts this host granted a network lease, when
 	failedAt   map[int]Mono // hosts serf sees failed, since when
@@ -135,7 +136,7 @@ type sentPill struct {
 // acquired, which counts as a heartbeat write at now.
 func NewNode(cfg NodeConfig, now Mono) *Node {
 	return &Node{self: cfg.Self, gen: cfg.Gen, t: cfg.Timings, obs: NewObserver(),
-		lastWrite: now, lastRead: Never, freshSince: Never, leaseUntil: Never,
+		lastWrite: now, lastRead: Never, freshSince: Never, ioLateAt: Never, leaseUntil: Never,
 		granted: map[int]Mono{}, failedAt: map[int]Mono{}, aliveAt: map[int]Mono{},
 		pillSent: map[int]sentPill{}, pillAcked: map[int]uint64{}, power: map[int]PowerResult{},
 		powerBusy: map[int]bool{}, declared: map[Verdict]bool{}, isolated: map[uint64]bool{},
@@ -230,13 +231,16 @@ func (n *Node) SetFenceable(s Set) { n.fenceable = s }
 func (n *Node) Decide(now Mono) Decision {
 	d := Decide(n.input(now))
 	n.last, n.haveLast = d, true
+	if d.ioLate {
+		n.ioLateAt = now
+	}
 	return d
 }
 
 // input is what Decide reads at now. Its maps are the node's own.
 func (n *Node) input(now Mono) Input {
 	in := Input{Now: now, Self: n.self, SelfGen: n.gen, Timings: n.t,
-		LastWrite: n.lastWrite, LastRead: n.lastRead, ReadFreshSince: n.freshSince, ObserverStart: n.obs.Start(),
+		LastWrite: n.lastWrite, LastRead: n.lastRead, ReadFreshSince: n.freshSince, IOLateAt: n.ioLateAt, ObserverStart: n.obs.Start(),
 		Slots: n.slots, SerfAlive: n.lastAlive, SerfFailedSince: n.failedAt, SerfAliveSince: n.aliveAt,
 		LeaseUntil: n.leaseUntil, GrantedAt: n.granted, Mailbox: n.mailbox, AckedNonce: n.ack.Nonce,
 		PowerFenceable: n.fenceable, Power: n.power, PillAcked: n.pillAcked, KnownDead: n.obs.KnownDead(),

@@ -35,6 +35,7 @@ type Observer struct {
 	// started: a first read was done, at start; slots first seen later joined later.
 	started bool
 	start   Mono
+	last    Mono // the latest read
 }
 
 // Start is when the first read was recorded (Never before it).
@@ -93,7 +94,7 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 		}
 		prev, ok := o.slots.lookup(r.ID)
 		s := Slot{ID: r.ID, Name: r.Name, Gen: r.Gen, Seq: r.Seq, State: r.State, SerfView: r.SerfView,
-			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, GrantSeen: prev.GrantSeen,
+			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, PrevChanged: prev.PrevChanged, PrevSeen: prev.PrevSeen, GrantSeen: prev.GrantSeen,
 			Disarm: r.Disarm, Disarmed: r.Disarmed, DisarmSeen: Never, Reach: r.Reach, ReachSince: prev.ReachSince,
 			Records: r.Records}
 		if r.Ack.Kind == MsgFence && r.Ack.Done {
@@ -106,8 +107,11 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 				s.DisarmSeen = prev.DisarmSeen
 			}
 		}
-		if !ok || prev.Gen != r.Gen || prev.Seq != r.Seq {
-			s.Changed = now
+		switch {
+		case !ok || prev.Gen != r.Gen:
+			s.Changed, s.PrevChanged, s.PrevSeen = now, Never, Never
+		case prev.Seq != r.Seq:
+			s.Changed, s.PrevChanged, s.PrevSeen = now, prev.Changed, o.last
 		}
 		switch {
 		case ok && prev.Reach != r.Reach, !ok && r.Reach != ReachUnknown:
@@ -144,6 +148,7 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 	if !o.started {
 		o.started, o.start = true, now
 	}
+	o.last = now
 	if o.slots.len() == seen.Len()+len(seenOther) {
 		return out // every slot kept was read now: none released
 	}

@@ -120,6 +120,9 @@ type Slot struct {
 	// Changed is when (Gen, Seq) was last seen to change, on the observer's
 	// clock; the first sighting counts as a change.
 	Changed Mono
+	// PrevChanged and PrevSeen are when the (Gen, Seq) before the current
+	// one, in this generation, was first and last seen (Never: none).
+	PrevChanged, PrevSeen Mono
 	// GrantSeen is when a grant for this host was last seen in any slot, on
 	// the observer's clock (Never if not seen).
 	GrantSeen Mono
@@ -293,6 +296,10 @@ type Input struct {
 	// ReadFreshSince is since when reads have succeeded without a gap longer
 	// than F (Never if they are not fresh now).
 	ReadFreshSince Mono
+	// IOLateAt is when this host last decided while its own LUN I/O was
+	// late (Never: not since it started): it takes the coordinator role
+	// back only a while later (Timings.handover).
+	IOLateAt Mono
 	// ObserverStart is when the Observer made its first read: what happened
 	// before it is unknown to this host (Observer.Start).
 	ObserverStart Mono
@@ -390,6 +397,8 @@ type Host struct {
 	leased      bool // a network lease for it was seen within D
 	byStaleness bool // dead only because its heartbeat stalled for D
 	changed     Mono // Slot.Changed
+	prevChanged Mono // Slot.PrevChanged
+	prevSeen    Mono // Slot.PrevSeen
 	genSince    Mono // Slot.GenSince
 	goneAt      Mono // when it became gone by other proof than staleness (Never: long ago)
 	signSince   Mono // its last sign of life: heartbeat change, lease grant seen, or the end of a disarm
@@ -479,8 +488,9 @@ type Decision struct {
 	// it is disarmed in this host's slot.
 	Disarm DisarmStatus
 	// Reach is what this host publishes of its isolation addresses.
-	Reach Reach
-	reach addressReach // the slots' flags, for the tie
+	Reach  Reach
+	reach  addressReach // the slots' flags, for the tie
+	ioLate bool         // this host's own LUN I/O is late (see ioLate)
 }
 
 // Host returns the computed state of host id.
