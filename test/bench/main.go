@@ -164,7 +164,7 @@ func measureConfig(ctx context.Context, c config, o options, res *results) error
 	if c.levels != nil {
 		counts = slices.DeleteFunc(slices.Clone(counts), func(n int) bool { return n != 1 })
 	}
-	env, err := e2e.Start(ctx, e2e.Options{Profile: c.profile, Fence: c.fence, FenceLevels: c.levels, KeepDir: o.keepDir, CPUOvercommit: benchCPUOvercommit})
+	env, err := e2e.Start(ctx, e2e.Options{Profile: c.profile, Fence: c.fence, FenceLevels: c.levels, KeepDir: o.keepDir, CPUOvercommit: benchCPUOvercommit, NoQuarantine: true})
 	if err != nil {
 		for _, n := range counts {
 			res.rows = append(res.rows, failoverRow{cfg: c, vms: n, runs: o.runsFor(n), err: err.Error()})

@@ -42,7 +42,7 @@ func measureSiteOutage(ctx context.Context, o options) siteOutageResult {
 		return res
 	}
 	logf("whole-site outage: starting a 3-host cluster")
-	env, err := e2e.Start(ctx, e2e.Options{Profile: "fast", LeaseCeiling: coldCeiling, KeepDir: o.keepDir, CPUOvercommit: benchCPUOvercommit})
+	env, err := e2e.Start(ctx, e2e.Options{Profile: "fast", LeaseCeiling: coldCeiling, KeepDir: o.keepDir, CPUOvercommit: benchCPUOvercommit, NoQuarantine: true})
 	if err != nil {
 		return fail(err)
 	}

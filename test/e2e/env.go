@@ -59,6 +59,10 @@ type Options struct {
 	// IsolationGateway gives every wingmand the switch's own address (the cluster's ClientAddr,
 	// a gateway every host reaches through its uplink) as its isolation address.
 	IsolationGateway bool
+	// NoQuarantine sets quarantine.threshold to 0 once the cluster is up: a measurement that
+	// powers the same host off again and again must not see it quarantined for flapping (a host
+	// declared dead 3 times within an hour takes no new VM).
+	NoQuarantine bool
 	// Binaries are the wingmand binaries of some hosts, by host name (cluster.BuildCommit of an
 	// older release: a host not yet upgraded); the others run this tree's build.
 	Binaries map[string]string
@@ -103,6 +107,12 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err := e.WaitHealthy(ctx, c.Hosts()...); err != nil {
 		e.Close()
 		return nil, err
+	}
+	if o.NoQuarantine {
+		if _, err := e.Client(c.Hosts()[0]).SetClusterSetting(ctx, "quarantine.threshold", "0"); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("turn the quarantine off: %w", err)
+		}
 	}
 	return e, nil
 }
