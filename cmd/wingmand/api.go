@@ -193,7 +193,7 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 	s := api.Status{Host: d.cfg.HostName, HostID: d.slot.HostID(), Generation: d.slot.Generation(), Cluster: d.hdr.ClusterName,
 		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Now: time.Now(), Quorate: dec.Quorate,
 		Coordinator: dec.Coordinator, Partition: dec.Partition.IDs(), Voters: dec.Voters.IDs(), MayRunVMs: dec.MayRunVMs,
-		LUN: api.LUNHealth{Path: d.cfg.LUN, LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
+		LUN: api.LUNHealth{Path: d.cfg.LUN.String(), LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
 			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now, Reads: io.Reads, Writes: io.Writes},
 		Timings:  api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence, LeaseCeiling: t.Ceiling()},
 		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: append(d.warnings(dec, worst), d.config.Warnings()...), HA: apiview.HA(in, dec, time.Now())}

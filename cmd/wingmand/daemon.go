@@ -18,6 +18,7 @@ import (
 	"github.com/wingmanha/wingman/cmd/internal/fenceconfig"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/cmd/internal/journallog"
+	"github.com/wingmanha/wingman/cmd/internal/luns"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
 	"github.com/wingmanha/wingman/cmd/internal/systemd"
 	"github.com/wingmanha/wingman/hypervisor"
@@ -105,14 +106,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 	}
 
 	d.status("opening heartbeat LUN %s", cfg.LUN)
-	dev, err := storage.OpenFile(cfg.LUN)
+	wrap := func(m int, dev storage.Device) storage.Device { return lunDevice(m, dev, cfg.StateDir, d.log) } // faults in the test build only
+	lun, err := luns.Open(ctx, cfg.LUN, wrap, storage.OpenOptions{ClusterName: cfg.Cluster, ObserveIO: d.metrics.ObserveIO})
 	if err != nil {
-		return nil, fmt.Errorf("heartbeat LUN: %w", err)
-	}
-	faulty := lunDevice(dev, cfg.StateDir, d.log) // as it is, except in the test cluster's build
-	lun, err := storage.Open(ctx, faulty, storage.OpenOptions{ClusterName: cfg.Cluster, ObserveIO: d.metrics.ObserveIO})
-	if err != nil {
-		faulty.Close()
 		return nil, fmt.Errorf("heartbeat LUN: %w", err)
 	}
 	d.lun, d.hdr = lun, lun.Header()
