@@ -46,6 +46,7 @@ type Daemon struct {
 
 	lock    *os.File
 	lun     *storage.LUN
+	members *luns.Health // each heartbeat LUN of a set of three
 	hdr     storage.Header
 	slot    *storage.Heartbeat
 	events  *storage.EventLog
@@ -111,7 +112,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat LUN: %w", err)
 	}
-	d.lun, d.hdr = lun, lun.Header()
+	d.lun, d.hdr, d.members = lun, lun.Header(), luns.NewHealth(lun, cfg.LUN)
 	if err := d.hdr.Timings.Validate(); err != nil {
 		return nil, fmt.Errorf("heartbeat LUN %s holds unsafe timings: %w; reformat it with a valid profile", cfg.LUN, err)
 	}
@@ -235,9 +236,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(8)
+	d.wg.Add(9)
 	go func() { defer d.wg.Done(); d.config.Run(runCtx) }()
 	go func() { defer d.wg.Done(); d.probe.Run(runCtx) }()
+	go func() {
+		defer d.wg.Done()
+		d.members.Run(runCtx, t.Renew, func(c luns.Change) { d.event(c.Severity(), c.Kind(), self, "%s", c.Message()) })
+	}()
 	go func() {
 		defer d.wg.Done()
 		d.notify.Run(runCtx) // its own goroutine: a hanging target never reaches the heartbeat
@@ -393,6 +398,7 @@ func (s latencySlot) Renew(ctx context.Context) ([]storage.SlotView, error) {
 	b0, _ := heartbeat.BootTime()
 	v, err := s.Heartbeat.Renew(ctx)
 	s.d.renewLatency.Record(time.Now(), time.Since(t0))
+	s.d.members.Note(time.Now(), v)
 	if err == nil {
 		s.d.noteWrite(b0)
 	}
@@ -423,7 +429,8 @@ func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Ch
 	_, worst := d.renewLatency.Get()
 	t := d.hdr.Timings
 	checks := append(notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware), d.config.Check())
-	checks = append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged()))
+	checks = append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged()),
+		notify.LUNMemberCheck(d.cfg.HostName, d.members.Warnings()))
 	if !coordinator {
 		return checks
 	}

@@ -2,7 +2,6 @@ package luns
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/wingmanha/wingman/storage"
@@ -39,12 +38,4 @@ func Open(ctx context.Context, paths Paths, wrap Wrap, opts storage.OpenOptions)
 		return nil, err
 	}
 	return lun, nil
-}
-
-// openSet is the one call of the LUN set's API.
-func openSet(ctx context.Context, devs []storage.Device, opts storage.OpenOptions) (*storage.LUN, error) {
-	if len(devs) != 1 {
-		return nil, errors.New("three heartbeat LUNs need the LUN set of storage (storage.OpenSet)")
-	}
-	return storage.Open(ctx, devs[0], opts)
 }
