@@ -16,24 +16,33 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/luns"
 	"github.com/wingmanha/wingman/storage"
 )
 
 var lunFormatCmd = command{
 	name:    "lun format",
-	args:    "PATH",
-	summary: "format a heartbeat LUN (block device or file on shared storage)",
+	args:    "PATH [PATH PATH]",
+	summary: "format a heartbeat LUN, or three as one set (block devices or files on shared storage)",
 	help: `Writes an empty Wingman LUN: header (cluster name and UUID, geometry,
 timings), one heartbeat slot, mailbox and event ring per host, and the VM
 records. PATH is a shared block device (/dev/disk/by-id/..., a multipath
 device) or a regular file on a filesystem that supports O_DIRECT; a file that
 does not exist yet is created.
 
+Three PATHs format three heartbeat LUNs as one set, for storage that may
+fail on its own (separate arrays, or at least separate paths): every host
+writes its heartbeat to all three, and a host is alive when its heartbeat is
+fresh on two. One failing LUN is a warning and moves nothing; two failing
+are as losing the only LUN. Give the paths in the same order in every
+host's wingman.toml. Two LUNs, or more than three, are refused: a majority
+of two is two, so either one failing would stop the cluster.
+
 Formatting destroys what PATH holds. It refuses a path that holds a Wingman
 LUN, a filesystem, a partition table, an LVM or LUKS signature or any other
 non-zero data unless --force is given. Never format a LUN that a running
 wingmand uses: stop the daemon on every host first.`,
-	nargs: [2]int{1, 1},
+	nargs: [2]int{1, 4},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		cluster := fs.String("cluster", "", "cluster name, 1..63 bytes (required)")
 		hosts := fs.Int("hosts", storage.DefaultHosts, fmt.Sprintf("number of host slots (1..%d)", storage.MaxHosts))
@@ -45,7 +54,9 @@ wingmand uses: stop the daemon on every host first.`,
 		force := fs.Bool("force", false, "overwrite whatever PATH holds")
 		asJSON := fs.Bool("json", false, "print the new header as JSON")
 		return func(ctx context.Context, s stdio, args []string) error {
-			path := args[0]
+			if probs := luns.Paths(args).Problems(); len(probs) > 0 {
+				return usagef("%s", strings.Join(probs, "; "))
+			}
 			if *cluster == "" {
 				return usagef("--cluster is required: name the cluster this LUN belongs to")
 			}
@@ -65,24 +76,29 @@ wingmand uses: stop the daemon on every host first.`,
 			if err := t.Validate(); err != nil {
 				return fmt.Errorf("%w; choose --profile default, fix --path-failover or raise --lease-ceiling", err)
 			}
-			dev, created, err := openOrCreate(path)
+			hs, err := formatPaths(ctx, args, storage.FormatOptions{ClusterName: *cluster, Geometry: g, Timings: t, Force: *force})
 			if err != nil {
 				return err
 			}
-			defer dev.Close()
-			h, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: *cluster, Geometry: g, Timings: t, Force: *force})
-			if err != nil {
-				if created {
-					os.Remove(path) // it holds no LUN: leave nothing behind
-				}
-				return err
+			if *asJSON && len(hs) == 1 {
+				return writeJSON(s.out, headerJSON(args[0], *hs[0]))
 			}
 			if *asJSON {
-				return writeJSON(s.out, headerJSON(path, *h))
+				out := make([]hdrJSON, len(hs))
+				for i, h := range hs {
+					out[i] = headerJSON(args[i], *h)
+				}
+				return writeJSON(s.out, out)
 			}
-			fmt.Fprintf(s.out, "formatted %s: cluster %q %s, %d hosts, %d VMs, %.1f MiB, sector %d\n",
-				path, h.ClusterName, h.ClusterUUID, g.MaxHosts, g.MaxVMs, float64(g.Size())/(1<<20), h.SectorSize)
-			fmt.Fprintf(s.out, "timings: %s\n", h.Timings)
+			for i, h := range hs {
+				set := ""
+				if len(hs) > 1 {
+					set = fmt.Sprintf(" as heartbeat LUN %d of %d", i+1, len(hs))
+				}
+				fmt.Fprintf(s.out, "formatted %s%s: cluster %q %s, %d hosts, %d VMs, %.1f MiB, sector %d\n",
+					args[i], set, h.ClusterName, h.ClusterUUID, g.MaxHosts, g.MaxVMs, float64(g.Size())/(1<<20), h.SectorSize)
+			}
+			fmt.Fprintf(s.out, "timings: %s\n", hs[0].Timings)
 			return nil
 		}
 	},
@@ -119,18 +135,26 @@ func openOrCreate(path string) (dev *storage.FileDevice, created bool, err error
 
 var lunDumpCmd = command{
 	name:    "lun dump",
-	args:    "PATH",
+	args:    "PATH [PATH PATH]",
 	summary: "show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events",
 	help: `Reads the LUN and prints what it holds. It only reads (it opens the LUN
 read-only); it is safe on a LUN that running hosts use. Sequences of live
 hosts change between two dumps. In --json, durations are integer
-nanoseconds in fields named *_ns, as everywhere in wingman's JSON.`,
-	nargs: [2]int{1, 1},
+nanoseconds in fields named *_ns, as everywhere in wingman's JSON.
+
+Given the three PATHs of a set, in wingman.toml's order, it shows what the
+hosts read (each record as a majority holds it), each host's heartbeat
+sequence on every LUN, and which LUN fails; given one of them, that LUN
+alone.`,
+	nargs: [2]int{1, 4},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON (stable field names, for scripts)")
 		events := fs.Int("events", 20, "show the newest N events (0: none, -1: all)")
 		return func(ctx context.Context, s stdio, args []string) error {
-			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{ReadOnly: true})
+			if probs := luns.Paths(args).Problems(); len(probs) > 0 {
+				return usagef("%s", strings.Join(probs, "; "))
+			}
+			l, err := openPaths(ctx, args)
 			if err != nil {
 				return err
 			}
@@ -153,7 +177,7 @@ nanoseconds in fields named *_ns, as everywhere in wingman's JSON.`,
 
 var lunVerifyCmd = command{
 	name:    "lun verify",
-	args:    "PATH",
+	args:    "PATH [PATH PATH]",
 	summary: "check every record of a heartbeat LUN and report damage (exit code 3)",
 	help: `Reads the header, every heartbeat slot, mailbox, VM record (both config
 copies and every host's lease block, of unused records too) and every event
@@ -164,49 +188,112 @@ newer one, a blank ring entry among the ring's last events. Prints one line
 per damaged record with its block and what to do; exits 3 when it found
 any, 0 when the LUN is sound. A damaged or zeroed header in front of intact
 records is damage too (exit 3): write it back with 'wingman lun
-restore-header' while a wingmand still runs.`,
-	nargs: [2]int{1, 1},
+restore-header' while a wingmand still runs.
+
+Given the three PATHs of a set, in wingman.toml's order, it checks each LUN
+on its own and that the three belong to one set, and reports per LUN; it
+exits 3 when any of them holds damage (the hosts still work from the other
+two, but repair it before another fails), 1 when they are not one set.`,
+	nargs: [2]int{1, 4},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON")
 		return func(ctx context.Context, s stdio, args []string) error {
-			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{ReadOnly: true})
-			if err != nil {
-				if !headerOverRecords(args[0], err) {
+			if probs := luns.Paths(args).Problems(); len(probs) > 0 {
+				return usagef("%s", strings.Join(probs, "; "))
+			}
+			var results []verifyJSON
+			damaged := 0
+			for _, path := range args {
+				r, err := verifyPath(ctx, path)
+				if err != nil {
 					return err
 				}
-				if *asJSON {
-					if err := writeJSON(s.out, map[string]any{"path": args[0], "ok": false, "problems": []string{err.Error()}}); err != nil {
-						return err
-					}
-				} else {
-					fmt.Fprintln(s.out, err)
-				}
-				return &exitError{code: exitDamaged, err: fmt.Errorf("%s: the header is damaged but heartbeat slots follow it: restore it from a running wingmand with 'wingman lun restore-header'", args[0])}
+				damaged += len(r.Problems)
+				results = append(results, r)
 			}
-			defer l.Close()
-			d, err := readDump(ctx, l, 0)
-			if err != nil {
-				return err
-			}
+			setErr := checkSet(ctx, args)
 			if *asJSON {
-				if err := writeJSON(s.out, map[string]any{"path": args[0], "ok": len(d.Problems) == 0, "problems": nonNil(d.Problems)}); err != nil {
+				var v any = results[0]
+				if len(results) > 1 {
+					v = verifySetJSON{OK: damaged == 0 && setErr == nil, Set: errText(setErr), Members: results}
+				}
+				if err := writeJSON(s.out, v); err != nil {
 					return err
 				}
 			} else {
-				for _, p := range d.Problems {
-					fmt.Fprintln(s.out, p)
-				}
-				if len(d.Problems) == 0 {
-					fmt.Fprintf(s.out, "%s: LUN of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records with their leases, %d event rings checked\n",
-						args[0], d.Header.ClusterName, d.Header.MaxHosts, d.Header.MaxHosts, d.Header.MaxVMs, d.Header.MaxHosts)
+				for i, r := range results {
+					printVerify(s.out, r, i+1, len(results))
 				}
 			}
-			if len(d.Problems) > 0 {
-				return &exitError{code: exitDamaged, err: fmt.Errorf("%d damaged records on %s", len(d.Problems), args[0])}
+			switch {
+			case setErr != nil:
+				return setErr
+			case damaged > 0:
+				return &exitError{code: exitDamaged, err: fmt.Errorf("%d damaged records on %s", damaged, strings.Join(args, ", "))}
 			}
 			return nil
 		}
 	},
+}
+
+// verifyJSON is what `lun verify` found on one LUN.
+type verifyJSON struct {
+	Path     string   `json:"path"`
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems"`
+	header   *hdrJSON // nil: the header is damaged
+}
+
+// verifySetJSON is what `lun verify` found on a set of three.
+type verifySetJSON struct {
+	OK      bool         `json:"ok"`
+	Set     string       `json:"set_error,omitempty"` // why the three are not one set
+	Members []verifyJSON `json:"members"`
+}
+
+// verifyPath checks every record of the LUN at path, alone. A damaged
+// header in front of heartbeat slots is damage; a device that holds no LUN
+// at all is an error.
+func verifyPath(ctx context.Context, path string) (verifyJSON, error) {
+	l, err := openMember(ctx, path)
+	if err != nil {
+		if !headerOverRecords(path, err) {
+			return verifyJSON{}, err
+		}
+		return verifyJSON{Path: path, Problems: []string{err.Error(),
+			path + ": the header is damaged but heartbeat slots follow it: restore it from a running wingmand with 'wingman lun restore-header'"}}, nil
+	}
+	defer l.Close()
+	d, err := readDump(ctx, l, 0)
+	if err != nil {
+		return verifyJSON{}, err
+	}
+	return verifyJSON{Path: path, OK: len(d.Problems) == 0, Problems: nonNil(d.Problems), header: &d.Header}, nil
+}
+
+func printVerify(w io.Writer, r verifyJSON, member, total int) {
+	which := ""
+	if total > 1 {
+		which = fmt.Sprintf(" (heartbeat LUN %d of %d)", member, total)
+	}
+	for _, p := range r.Problems {
+		if total > 1 {
+			p = fmt.Sprintf("LUN %d of %d: %s", member, total, p)
+		}
+		fmt.Fprintln(w, p)
+	}
+	if r.OK && r.header != nil {
+		h := r.header
+		fmt.Fprintf(w, "%s%s: LUN of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records with their leases, %d event rings checked\n",
+			r.Path, which, h.ClusterName, h.MaxHosts, h.MaxHosts, h.MaxVMs, h.MaxHosts)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 var lunRestoreHeaderCmd = command{

@@ -24,8 +24,12 @@ func Open(ctx context.Context, paths Paths, wrap Wrap, opts storage.OpenOptions)
 			d.Close()
 		}
 	}
+	open := storage.OpenFile
+	if opts.ReadOnly {
+		open = storage.OpenFileReadOnly
+	}
 	for i, p := range paths {
-		dev, err := storage.OpenFile(p)
+		dev, err := open(p)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("heartbeat LUN %d of %d: %w", i+1, len(paths), err)

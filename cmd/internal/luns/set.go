@@ -31,3 +31,15 @@ func memberSeqs(v storage.SlotView, n int) []uint64 {
 func memberProblems(l *storage.LUN) map[int]string {
 	return nil
 }
+
+// Format formats devs (1 or 3) as one set.
+func Format(ctx context.Context, devs []storage.Device, opts storage.FormatOptions) ([]*storage.Header, error) {
+	if len(devs) != 1 {
+		return nil, errors.New("three heartbeat LUNs need the LUN set of storage (storage.FormatSet)")
+	}
+	h, err := storage.Format(ctx, devs[0], opts)
+	if err != nil {
+		return nil, err
+	}
+	return []*storage.Header{h}, nil
+}
