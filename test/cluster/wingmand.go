@@ -106,17 +106,19 @@ type wingmandProc struct {
 	opts WingmandOptions // to start it again after a reboot
 }
 
-// LUNPath is the heartbeat LUN file of the cluster's wingmand (in the cluster directory, which
-// every host sees: a file LUN on ext4 with O_DIRECT is shared storage here); with three
-// heartbeat LUNs (Config.HeartbeatLUNs), the first of them.
-func (c *Cluster) LUNPath() string { return filepath.Join(c.dir, "lun.img") }
+// LUNs are the heartbeat LUNs of the cluster's wingmand.
+func (c *Cluster) LUNs() LUNs { return LUNs{c} }
 
-// LUNPaths are the heartbeat LUN files of the cluster's wingmand, member 1 first: LUNPath, and
-// with Config.HeartbeatLUNs 3, lun2.img and lun3.img beside it.
-func (c *Cluster) LUNPaths() []string {
-	paths := []string{c.LUNPath()}
-	for m := 2; m <= c.cfg.HeartbeatLUNs; m++ {
-		paths = append(paths, filepath.Join(c.dir, fmt.Sprintf("lun%d.img", m)))
+// LUNs are the heartbeat LUNs of a cluster's wingmand: their files and each host's path to each.
+type LUNs struct{ c *Cluster }
+
+// Paths are the heartbeat LUN files (in the cluster directory, which every host sees: a file LUN
+// on ext4 with O_DIRECT is shared storage here): lun.img, and with Config.HeartbeatLUNs 3,
+// lun2.img and lun3.img beside it, in the order every host names them.
+func (l LUNs) Paths() []string {
+	paths := []string{filepath.Join(l.c.dir, "lun.img")}
+	for m := 2; m <= l.c.cfg.HeartbeatLUNs; m++ {
+		paths = append(paths, filepath.Join(l.c.dir, fmt.Sprintf("lun%d.img", m)))
 	}
 	return paths
 }
@@ -182,7 +184,7 @@ func (c *Cluster) doSetupWingman(ctx context.Context, profile string, ceiling ti
 	if err := gossip.WriteKeyringFile(s.keyring, base64.StdEncoding.EncodeToString(key)); err != nil {
 		return err
 	}
-	s.luns = c.LUNPaths()
+	s.luns = c.LUNs().Paths()
 	geo := storage.DefaultGeometry()
 	if geo.MaxHosts < len(c.hosts) {
 		geo.MaxHosts = len(c.hosts)

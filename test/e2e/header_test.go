@@ -31,7 +31,7 @@ func headerWarning(ws []string) string {
 func TestHeaderChangedUnderRunningCluster(t *testing.T) {
 	e, ctx, h1, guests := lunFaultEnv(t, "hc")
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
-	f, err := os.OpenFile(e.C.LUNPath(), os.O_RDWR|os.O_SYNC, 0)
+	f, err := os.OpenFile(e.C.LUNs().Paths()[0], os.O_RDWR|os.O_SYNC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestHeaderChangedUnderRunningCluster(t *testing.T) {
 			t.Errorf("%s still warns about the header %v after restore-header: %v", h.Name(), time.Since(restored), err)
 		}
 	}
-	b, err := os.ReadFile(e.C.LUNPath())
+	b, err := os.ReadFile(e.C.LUNs().Paths()[0])
 	if err != nil {
 		t.Fatal(err)
 	}

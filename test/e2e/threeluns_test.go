@@ -16,7 +16,7 @@ import (
 // Three heartbeat LUNs (issue 17, point 4): a host is alive while its heartbeat is fresh on two
 // of them, so one LUN failing (zeroed header, hung I/O) moves nothing and is a warning; two
 // failing are as losing the only LUN. Each host reaches each LUN through its own fault device
-// (cluster.SetLUNMemberFault), as each host has its own SAN path to each array.
+// (cluster.LUNs.SetMemberFault), as each host has its own SAN path to each array.
 
 // threeLUNEnv starts a fast-profile cluster of three hosts and three heartbeat LUNs with two
 // high-priority guests on its first host, healing every member's fault at the end.
@@ -147,7 +147,7 @@ func memberEvents(t *testing.T, ctx context.Context, e *Env, from *cluster.Host,
 func TestThreeLUNsOneHeaderZeroed(t *testing.T) {
 	e, ctx, h1, guests := threeLUNEnv(t, "tz")
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
-	path := e.C.LUNPaths()[1]
+	path := e.C.LUNs().Paths()[1]
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_SYNC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestThreeLUNsOneBlocked(t *testing.T) {
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
 	t0 := time.Now()
 	for _, h := range e.Hosts() {
-		if err := e.C.SetLUNMemberFault(h, 2, "hang"); err != nil {
+		if err := e.C.LUNs().SetMemberFault(h, 2, "hang"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,10 +218,10 @@ func TestThreeLUNsTwoBlocked(t *testing.T) {
 	full(t)
 	e, ctx, h1, guests := threeLUNEnv(t, "t2")
 	lunLostEverywhere(t, ctx, e, h1, guests, func(h *cluster.Host, spec string) error {
-		if err := e.C.SetLUNMemberFault(h, 2, spec); err != nil {
+		if err := e.C.LUNs().SetMemberFault(h, 2, spec); err != nil {
 			return err
 		}
-		return e.C.SetLUNMemberFault(h, 3, spec)
+		return e.C.LUNs().SetMemberFault(h, 3, spec)
 	})
 }
 
