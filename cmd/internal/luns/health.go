@@ -20,7 +20,15 @@ type Member struct {
 	Problem string
 	// Since is when this host first saw the current problem.
 	Since time.Time
+	// okSince is when a failing member was first seen working again: it
+	// is back once it has worked for backAfter.
+	okSince time.Time
 }
+
+// backAfter is how long a failing member must work before it counts as
+// back: a LUN that fails every few seconds is one warning, not a stream of
+// events.
+const backAfter = 10 * time.Second
 
 // Change is a member going bad, or working again: an event of its own.
 type Change struct {
@@ -191,11 +199,13 @@ func (h *Health) poll(now time.Time, problems map[int]string) []Change {
 		case p != "" && !wasBad:
 			m.Problem, m.Since = p, now
 			out = append(out, Change{Member: *m, Total: len(h.members), Bad: true})
-		case p == "" && wasBad:
-			m.Problem, m.Since = "", time.Time{}
-			out = append(out, Change{Member: *m, Total: len(h.members)})
 		case p != "":
-			m.Problem = p // the same trouble, told anew; since when it began
+			m.Problem, m.okSince = p, time.Time{} // the same trouble, told anew; since when it began
+		case wasBad && m.okSince.IsZero():
+			m.okSince = now
+		case wasBad && now.Sub(m.okSince) >= backAfter:
+			m.Problem, m.Since, m.okSince = "", time.Time{}, time.Time{}
+			out = append(out, Change{Member: *m, Total: len(h.members)})
 		}
 	}
 	return out

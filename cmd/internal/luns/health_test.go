@@ -7,7 +7,8 @@ import (
 )
 
 // TestPollReportsEachChangeOnce: a member going bad is one change, staying
-// bad none (its Since stays when it began), coming back one more.
+// bad none (its Since stays when it began), coming back one more once it has
+// worked for backAfter; a member that fails again meanwhile stays bad.
 func TestPollReportsEachChangeOnce(t *testing.T) {
 	h := &Health{paths: Paths{"/a", "/b", "/c"}, members: []Member{{Index: 1, Path: "/a"}, {Index: 2, Path: "/b"}, {Index: 3, Path: "/c"}}}
 	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
@@ -29,7 +30,16 @@ func TestPollReportsEachChangeOnce(t *testing.T) {
 	if ms := h.Members(); len(ms) != 3 || ms[1].OK || !ms[0].OK || ms[1].Since != t0.Add(time.Second) {
 		t.Fatalf("members %+v", ms)
 	}
-	ch = h.poll(t0.Add(3*time.Second), nil)
+	if ch := h.poll(t0.Add(3*time.Second), nil); len(ch) != 0 {
+		t.Fatalf("member 2 working for a moment: changes %+v", ch)
+	}
+	if ch := h.poll(t0.Add(4*time.Second), map[int]string{2: "I/O timed out"}); len(ch) != 0 {
+		t.Fatalf("member 2 failing again: changes %+v", ch)
+	}
+	if ch := h.poll(t0.Add(5*time.Second), nil); len(ch) != 0 {
+		t.Fatalf("member 2 working again: changes %+v", ch)
+	}
+	ch = h.poll(t0.Add(5*time.Second+backAfter), nil)
 	if len(ch) != 1 || ch[0].Bad || ch[0].Kind() != "lun-member-back" || len(h.Warnings()) != 0 {
 		t.Fatalf("member 2 back: changes %+v, warnings %q", ch, h.Warnings())
 	}
