@@ -144,8 +144,7 @@ nanoseconds in fields named *_ns, as everywhere in wingman's JSON.
 
 Given the three PATHs of a set, in wingman.toml's order, it shows what the
 hosts read (each record as a majority holds it), each host's heartbeat
-sequence on every LUN, and which LUN fails; given one of them, that LUN
-alone.`,
+sequence on every LUN, and which LUN fails.`,
 	nargs: [2]int{1, 4},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON (stable field names, for scripts)")
@@ -190,10 +189,11 @@ any, 0 when the LUN is sound. A damaged or zeroed header in front of intact
 records is damage too (exit 3): write it back with 'wingman lun
 restore-header' while a wingmand still runs.
 
-Given the three PATHs of a set, in wingman.toml's order, it checks each LUN
-on its own and that the three belong to one set, and reports per LUN; it
-exits 3 when any of them holds damage (the hosts still work from the other
-two, but repair it before another fails), 1 when they are not one set.`,
+Given the three PATHs of a set, in wingman.toml's order, it checks that they
+are one set, every record as a majority holds it (what the hosts read), and
+each LUN: its header, its I/O, and a copy of each heartbeat slot. It exits 3
+when any of them is damaged (the hosts still work from the other two, but
+repair it before another fails). One LUN of a set cannot be checked alone.`,
 	nargs: [2]int{1, 4},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON")
@@ -201,99 +201,92 @@ two, but repair it before another fails), 1 when they are not one set.`,
 			if probs := luns.Paths(args).Problems(); len(probs) > 0 {
 				return usagef("%s", strings.Join(probs, "; "))
 			}
-			var results []verifyJSON
-			damaged := 0
-			for _, path := range args {
-				r, err := verifyPath(ctx, path)
-				if err != nil {
-					return err
-				}
-				damaged += len(r.Problems)
-				results = append(results, r)
+			r, err := verifyLUNs(ctx, args)
+			if err != nil {
+				return err
 			}
-			setErr := checkSet(ctx, args)
 			if *asJSON {
-				var v any = results[0]
-				if len(results) > 1 {
-					v = verifySetJSON{OK: damaged == 0 && setErr == nil, Set: errText(setErr), Members: results}
-				}
-				if err := writeJSON(s.out, v); err != nil {
+				if err := writeJSON(s.out, r); err != nil {
 					return err
 				}
 			} else {
-				for i, r := range results {
-					printVerify(s.out, r, i+1, len(results))
-				}
+				printVerify(s.out, r)
 			}
-			switch {
-			case setErr != nil:
-				return setErr
-			case damaged > 0:
-				return &exitError{code: exitDamaged, err: fmt.Errorf("%d damaged records on %s", damaged, strings.Join(args, ", "))}
+			if !r.OK {
+				return &exitError{code: exitDamaged, err: fmt.Errorf("%d damaged records on %s", r.count(), r.Path)}
 			}
 			return nil
 		}
 	},
 }
 
-// verifyJSON is what `lun verify` found on one LUN.
+// verifyJSON is what `lun verify` found.
 type verifyJSON struct {
+	Path     string   `json:"path"` // of a set: the paths, in order, joined by ", "
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems"` // in what the hosts read (of a set: each record as a majority holds it)
+	// Members are, for a set of three, what each LUN holds on its own.
+	Members []memberJSON `json:"members,omitempty"`
+	header  *hdrJSON     // nil: the header is damaged
+}
+
+// memberJSON is one LUN of a set of three, in `lun dump` and `lun verify`.
+type memberJSON struct {
+	Index    int      `json:"index"`
 	Path     string   `json:"path"`
 	OK       bool     `json:"ok"`
 	Problems []string `json:"problems"`
-	header   *hdrJSON // nil: the header is damaged
 }
 
-// verifySetJSON is what `lun verify` found on a set of three.
-type verifySetJSON struct {
-	OK      bool         `json:"ok"`
-	Set     string       `json:"set_error,omitempty"` // why the three are not one set
-	Members []verifyJSON `json:"members"`
+func (r verifyJSON) count() int {
+	n := len(r.Problems)
+	for _, m := range r.Members {
+		n += len(m.Problems)
+	}
+	return n
 }
 
-// verifyPath checks every record of the LUN at path, alone. A damaged
-// header in front of heartbeat slots is damage; a device that holds no LUN
-// at all is an error.
-func verifyPath(ctx context.Context, path string) (verifyJSON, error) {
-	l, err := openMember(ctx, path)
+// verifyLUNs checks every record of the LUN at paths, or of the set of
+// three, and what each of the three holds. A damaged header in front of
+// heartbeat slots is damage; a device that holds no LUN at all is an error.
+func verifyLUNs(ctx context.Context, paths []string) (verifyJSON, error) {
+	joined := luns.Paths(paths).String()
+	l, err := openPaths(ctx, paths)
 	if err != nil {
-		if !headerOverRecords(path, err) {
+		if len(paths) > 1 || !headerOverRecords(paths[0], err) {
 			return verifyJSON{}, err
 		}
-		return verifyJSON{Path: path, Problems: []string{err.Error(),
-			path + ": the header is damaged but heartbeat slots follow it: restore it from a running wingmand with 'wingman lun restore-header'"}}, nil
+		return verifyJSON{Path: joined, Problems: []string{err.Error(),
+			joined + ": the header is damaged but heartbeat slots follow it: restore it from a running wingmand with 'wingman lun restore-header'"}}, nil
 	}
 	defer l.Close()
 	d, err := readDump(ctx, l, 0)
 	if err != nil {
 		return verifyJSON{}, err
 	}
-	return verifyJSON{Path: path, OK: len(d.Problems) == 0, Problems: nonNil(d.Problems), header: &d.Header}, nil
+	r := verifyJSON{Path: joined, Problems: nonNil(d.Problems), Members: d.Members, header: &d.Header}
+	r.OK = r.count() == 0
+	return r, nil
 }
 
-func printVerify(w io.Writer, r verifyJSON, member, total int) {
-	which := ""
-	if total > 1 {
-		which = fmt.Sprintf(" (heartbeat LUN %d of %d)", member, total)
-	}
+func printVerify(w io.Writer, r verifyJSON) {
 	for _, p := range r.Problems {
-		if total > 1 {
-			p = fmt.Sprintf("LUN %d of %d: %s", member, total, p)
-		}
 		fmt.Fprintln(w, p)
+	}
+	for _, m := range r.Members {
+		for _, p := range m.Problems {
+			fmt.Fprintf(w, "LUN %d of %d (%s): %s\n", m.Index, len(r.Members), m.Path, p)
+		}
 	}
 	if r.OK && r.header != nil {
 		h := r.header
-		fmt.Fprintf(w, "%s%s: LUN of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records with their leases, %d event rings checked\n",
-			r.Path, which, h.ClusterName, h.MaxHosts, h.MaxHosts, h.MaxVMs, h.MaxHosts)
+		what := "LUN"
+		if len(r.Members) > 1 {
+			what = fmt.Sprintf("set of %d LUNs", len(r.Members))
+		}
+		fmt.Fprintf(w, "%s: %s of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records with their leases, %d event rings checked\n",
+			r.Path, what, h.ClusterName, h.MaxHosts, h.MaxHosts, h.MaxVMs, h.MaxHosts)
 	}
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 var lunRestoreHeaderCmd = command{
@@ -408,6 +401,8 @@ type (
 		VMs      []vmJSON   `json:"vms"`
 		Events   []evJSON   `json:"events"`
 		Problems []string   `json:"problems"`
+		// Members are, for a set of three, what each LUN holds on its own.
+		Members []memberJSON `json:"members,omitempty"`
 	}
 	hdrJSON struct {
 		Path        string      `json:"path"`
@@ -440,6 +435,9 @@ type (
 		AckNonce    uint64    `json:"ack_nonce,omitempty"`
 		AckType     string    `json:"ack_type,omitempty"`
 		AckResult   int       `json:"ack_result,omitempty"`
+		// MemberSeqs are, for a set of three, the sequence on each LUN (0:
+		// blank, damaged or unread there).
+		MemberSeqs []uint64 `json:"member_sequences,omitempty"`
 	}
 	mailJSON struct {
 		To      int       `json:"to"`
@@ -516,6 +514,7 @@ func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, er
 			if r.Ack.Nonce != 0 {
 				sj.AckNonce, sj.AckType, sj.AckResult = r.Ack.Nonce, r.Ack.Type.String(), int(r.Ack.Result)
 			}
+			sj.MemberSeqs = memberSeqs(v)
 			d.Slots = append(d.Slots, sj)
 		}
 	}
@@ -594,7 +593,30 @@ func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, er
 			d.Events = append(d.Events, evJSON{Host: b.Host, Seq: b.Seq, Severity: storage.SevError.String(), Kind: "damaged", Message: msg, Damaged: true})
 		}
 	}
+	d.Members = memberReport(l, d)
 	return d, nil
+}
+
+// printMembers shows each LUN of a set of three: its health and each
+// host's heartbeat sequence on it.
+func printMembers(w io.Writer, d *dumpJSON) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "LUN\tPATH\tHEALTH\tSEQUENCES (host:sequence)\n")
+	for i, m := range d.Members {
+		health := "ok"
+		if !m.OK {
+			health = strings.Join(m.Problems, "; ")
+		}
+		var seqs []string
+		for _, s := range d.Slots {
+			if i < len(s.MemberSeqs) {
+				seqs = append(seqs, fmt.Sprintf("%d:%d", s.Host, s.MemberSeqs[i]))
+			}
+		}
+		fmt.Fprintf(tw, "%d of %d\t%s\t%s\t%s\n", m.Index, len(d.Members), m.Path, health, orDash(strings.Join(seqs, " ")))
+	}
+	tw.Flush()
 }
 
 func printDump(w io.Writer, d *dumpJSON) {
@@ -621,6 +643,9 @@ func printDump(w io.Writer, d *dumpJSON) {
 	tw.Flush()
 	if len(d.Slots) == 0 {
 		fmt.Fprintln(w, "(no host has joined)")
+	}
+	if len(d.Members) > 0 {
+		printMembers(w, d)
 	}
 
 	fmt.Fprintln(w)

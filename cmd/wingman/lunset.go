@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
 	"github.com/wingmanha/wingman/cmd/internal/luns"
@@ -47,21 +46,9 @@ func openPaths(ctx context.Context, paths []string) (*storage.LUN, error) {
 	return luns.Open(ctx, paths, func(_ int, dev storage.Device) storage.Device { return dev }, storage.OpenOptions{ReadOnly: true})
 }
 
-// openMember opens the one LUN at path read-only, whether alone or a member
-// of a set.
-func openMember(ctx context.Context, path string) (*storage.LUN, error) {
-	return storage.OpenPath(ctx, path, storage.OpenOptions{ReadOnly: true})
-}
+// memberSeqs are the sequences of slot v on each LUN of a set of three.
+func memberSeqs(v storage.SlotView) []uint64 { return nil }
 
-// checkSet fails when the LUNs at paths are not one set (of one cluster, in
-// this order); one LUN is always a set.
-func checkSet(ctx context.Context, paths []string) error {
-	if len(paths) == 1 {
-		return nil
-	}
-	l, err := openPaths(ctx, paths)
-	if err != nil {
-		return fmt.Errorf("%s are not one set of heartbeat LUNs: %w", luns.Paths(paths), err)
-	}
-	return l.Close()
-}
+// memberReport is what each LUN of the set l holds on its own, as d (read
+// from l) shows it: its header, its I/O, a copy of each used slot.
+func memberReport(l *storage.LUN, d *dumpJSON) []memberJSON { return nil }

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -55,21 +54,6 @@ func openLUNs(ctx context.Context, paths []string, opts storage.OpenOptions) (*s
 		}
 	}
 	return l, err
-}
-
-func formatSet(ctx context.Context, devs []storage.Device, opts storage.FormatOptions) error {
-	if len(devs) != 1 {
-		return errors.New("three heartbeat LUNs need storage.FormatSet")
-	}
-	_, err := storage.Format(ctx, devs[0], opts)
-	return err
-}
-
-func openSet(ctx context.Context, devs []storage.Device, opts storage.OpenOptions) (*storage.LUN, error) {
-	if len(devs) != 1 {
-		return nil, errors.New("three heartbeat LUNs need storage.OpenSet")
-	}
-	return storage.Open(ctx, devs[0], opts)
 }
 
 // quoteAll is paths as the items of a TOML list.
