@@ -143,7 +143,9 @@ func (h *Health) AliveBy(hosts []api.Host, dec quorum.Decision, self int, selfLe
 			continue
 		}
 		fresh := h.freshOn(hosts[i].ID, now)
-		leased := qh.OnLease() || (hosts[i].ID == self && selfLease)
+		// A lease seen for it, one this host grants it (while this host
+		// cannot read the LUN either), or this host's own.
+		leased := qh.OnLease() || dec.GrantSet.Has(hosts[i].ID) || (hosts[i].ID == self && selfLease)
 		hosts[i].AliveBy = aliveBy(fresh, total, leased)
 	}
 }
