@@ -50,26 +50,11 @@ func memberWarning(ws []string, member int) string {
 	return ""
 }
 
-// waitMemberWarnings waits until every running host's status warns about member and returns
-// how long each took from t0.
+// waitMemberWarnings waits until every host's status warns about member and returns how long
+// each took from t0.
 func waitMemberWarnings(t *testing.T, ctx context.Context, e *Env, member int, t0 time.Time) map[string]time.Duration {
 	t.Helper()
-	noticed := map[string]time.Duration{}
-	err := Poll(ctx, 20*time.Second, 50*time.Millisecond, func() (bool, error) {
-		for _, h := range e.Hosts() {
-			if _, ok := noticed[h.Name()]; ok {
-				continue
-			}
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			s, err := e.Client(h).Status(sctx)
-			cancel()
-			if err == nil && memberWarning(s.Warnings, member) != "" {
-				noticed[h.Name()] = time.Since(t0)
-				t.Logf("%s warned %v after: %s", h.Name(), noticed[h.Name()].Round(time.Millisecond), memberWarning(s.Warnings, member))
-			}
-		}
-		return len(noticed) == len(e.Hosts()), nil
-	})
+	noticed, err := whenWarned(ctx, e, t0, 20*time.Second, func(ws []string) string { return memberWarning(ws, member) })
 	if err != nil {
 		t.Errorf("not every host warned about heartbeat LUN %d: %v (warned: %v)", member, err, noticed)
 	}
@@ -276,10 +261,23 @@ func lunLostEverywhere(t *testing.T, ctx context.Context, e *Env, h1 *cluster.Ho
 			t.Errorf("past D, a host was seen %s while every host lost the LUN; want alive by network lease only", st)
 		}
 	}
-	for _, h := range e.Hosts() {
-		if err := fault(h, ""); err != nil {
-			t.Fatal(err)
+	healed(t, ctx, e, w, guests, h1, t0, func() error {
+		for _, h := range e.Hosts() {
+			if err := fault(h, ""); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+}
+
+// healed heals a LUN fault with heal and checks that, since t0, nothing moved: the cluster is
+// healthy again, the checker saw no violation, the guests still run on h1 alone, and no host
+// was fenced or declared dead and no guest started.
+func healed(t *testing.T, ctx context.Context, e *Env, w *Watch, guests []Guest, h1 *cluster.Host, t0 time.Time, heal func() error) {
+	t.Helper()
+	if err := heal(); err != nil {
+		t.Fatal(err)
 	}
 	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
 		t.Fatal(err)
