@@ -166,7 +166,7 @@ func classify(in Input, s Slot, observerFresh, selfMayRun bool) Host {
 	// to now: a heartbeat written after that read is one this host has not
 	// had the chance to see.
 	stale := max(in.LastRead-s.Changed, 0)
-	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, Records: s.Records, changed: s.Changed, genSince: s.GenSince, goneAt: Never}
+	h := Host{ID: s.ID, Name: s.Name, Gen: s.Gen, Stale: stale, Records: s.Records, Isolated: s.Isolated, changed: s.Changed, genSince: s.GenSince, goneAt: Never}
 	// Silence, towards a verdict, counts from this host's re-arm, and for a
 	// peer whose slot says it is disarmed, from the first sight of that
 	// plus the disarm's length and margin: it may not have heard an arm.

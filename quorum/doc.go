@@ -52,6 +52,17 @@
 //     destroyed and their leases released, so they can restart elsewhere;
 //     the others keep running. A pill for another generation is ignored.
 //
+// # Quarantine of a flapping host
+//
+// QuarantineStep, beside the Node, decides as pure a function which hosts
+// are quarantined for flapping: the coordinator counts each verdict once
+// per generation and each applied poison pill once per nonce (FlapsIn),
+// quarantines a host with QuarantineConfig.Threshold of them within the
+// window, for the duration, and ends quarantines whose time ran out; the
+// record lives on the LUN (vm/quarantine reads and writes it), so every
+// host sees the same quarantined set. A quarantined host keeps its VMs and
+// is given none; nothing here ever stops a guest for it.
+//
 // # Driving a Node
 //
 // Decide has no memory; Node is the memory of one host's heartbeat loop

@@ -82,7 +82,8 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 				continue
 			}
 			r = &RawSlot{ID: prev.ID, Name: prev.Name, Gen: prev.Gen, Seq: prev.Seq, State: prev.State,
-				SerfView: prev.SerfView, Granted: prev.Granted, Dead: prev.Dead, Reach: prev.Reach, Records: prev.Records}
+				SerfView: prev.SerfView, Granted: prev.Granted, Dead: prev.Dead, Reach: prev.Reach, Records: prev.Records,
+				Ack: Ack{Kind: MsgFence, Nonce: prev.Isolated, Done: prev.Isolated != 0}}
 		}
 		if seen.Add(r.ID); !seen.Has(r.ID) {
 			if seenOther == nil {
@@ -95,6 +96,9 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 			Granted: r.Granted, Dead: r.Dead, Changed: prev.Changed, GrantSeen: prev.GrantSeen,
 			Disarm: r.Disarm, Disarmed: r.Disarmed, DisarmSeen: Never, Reach: r.Reach, ReachSince: prev.ReachSince,
 			Records: r.Records}
+		if r.Ack.Kind == MsgFence && r.Ack.Done {
+			s.Isolated = r.Ack.Nonce
+		}
 		if r.Disarmed {
 			// Its timer started before this acknowledgement landed.
 			s.DisarmSeen = now

@@ -21,10 +21,12 @@ import (
 // stalls, hung VM destroys, LUN loss and latency, failing power fences, clock
 // drift, disarms and early arms, several hosts lost at once, short
 // network-lease ceilings, an operator's confirm-off of a crashed host,
-// isolation addresses lost and found) and checks
+// isolation addresses lost and found, a flapping host under quarantine) and checks
 // at every step that no VM runs on two hosts, that a host is declared dead
 // only once it can no longer run VMs, and that coordinators of two network
-// partitions never act within 2R of each other. The schedules run in
+// partitions never act within 2R of each other; with the quarantine on,
+// that no host is quarantined with fewer flaps than the threshold and that a
+// quarantined host is never given a VM. The schedules run in
 // parallel, one worker per CPU; a failing seed prints a one-line reproducer
 // and its schedule as a scenario file for testdata/.
 //
@@ -239,6 +241,13 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 	if len(addresses) > 0 {
 		opts = append(opts, "addresses="+strings.Join(addresses, ","))
 	}
+	// A third of the schedules run the quarantine (drawn from the seed, not
+	// the generator, so the other faults stay as they were) and end with a
+	// flapping host.
+	flapping := seed%3 == 0
+	if flapping {
+		opts = append(opts, "quarantine=2/10m/1m")
+	}
 	opts = append(opts, fmt.Sprintf("seed=%d", seed))
 
 	var s *sim
@@ -355,6 +364,23 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		case 13:
 			do(fmt.Sprintf("arm %d", h.id))
 		case 14:
+			if rng.IntN(4) == 0 {
+				// The whole site loses power; the hosts come back in a
+				// random order, seconds to a minute apart, some never.
+				var all []string
+				for _, o := range s.hosts {
+					all = append(all, strconv.Itoa(o.id))
+				}
+				do("crash " + strings.Join(all, " "))
+				for _, i := range rng.Perm(hosts)[:rng.IntN(hosts+1)] {
+					if s.violation != "" {
+						break
+					}
+					do(fmt.Sprintf("run %ds", 1+rng.IntN(60)))
+					do(fmt.Sprintf("boot %d", s.hosts[i].id))
+				}
+				break
+			}
 			// Several hosts lost at once (one rack, one UPS): their power,
 			// or their LUN and their network to the others while they
 			// still lease each other.
@@ -400,6 +426,32 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		if s.violation != "" {
 			break
 		}
+	}
+	// A flapping host: cut off from the others (or crashed and booted)
+	// three times, then another host crashes; a quarantined host must
+	// never be given its VMs.
+	for i := 0; flapping && s.violation == "" && i < 3; i++ {
+		h := s.hosts[rng.IntN(hosts)]
+		var rest []string
+		for _, o := range s.hosts {
+			if o != h {
+				rest = append(rest, strconv.Itoa(o.id))
+			}
+		}
+		if rng.IntN(2) == 0 && len(rest) > 0 {
+			do(fmt.Sprintf("partition %s | %d", strings.Join(rest, ","), h.id))
+			do("run 15s")
+			do("heal")
+		} else {
+			do(fmt.Sprintf("crash %d", h.id))
+			do("run 20s")
+			do(fmt.Sprintf("boot %d", h.id))
+		}
+		do(fmt.Sprintf("run %ds", 5+rng.IntN(20)))
+	}
+	if flapping && s.violation == "" {
+		do(fmt.Sprintf("crash %d", s.hosts[rng.IntN(hosts)].id))
+		do("run 30s")
 	}
 	return file.String(), s.violation
 }

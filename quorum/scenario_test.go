@@ -41,6 +41,8 @@ var update = flag.Bool("update", false, "rewrite the expected output of the scen
 //	arm H              the operator arms HA on H
 //	confirm-off H on O the operator confirms on host O that host H is off
 //	addr-lost H.. / addr-back H..   H no longer reaches / reaches again its isolation addresses
+//	quarantine         prints the quarantine record (cluster ... quarantine=3/1h/2h: threshold/window/duration)
+//	unquarantine H     the operator clears H's quarantine
 //
 // Run with -update to rewrite the expected output.
 func TestScenarios(t *testing.T) {
@@ -205,6 +207,12 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 				h.addresses, h.addrOK = true, true
 			}
 		}
+		if v, ok := opts["quarantine"]; ok {
+			if s.qcfg, err = parseQuarantineOpt(v); err != nil {
+				return "", s, fmt.Errorf("%q: %w", line, err)
+			}
+			s.quarantine = &QuarantineRecord{}
+		}
 		return "", s, err
 	case "run":
 		d, perr := time.ParseDuration(arg(1))
@@ -359,6 +367,23 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 			return "", s, err
 		}
 		s.confirmOff(hs[0], hs[1])
+	case "quarantine", "unquarantine":
+		if s.quarantine == nil {
+			return "", s, fmt.Errorf("%q: the cluster runs no quarantine: add quarantine=N/WINDOW/DURATION to its cluster line", line)
+		}
+		if f[0] == "quarantine" {
+			return formatQuarantine(*s.quarantine, wallEpoch), s, err
+		}
+		h := ids(f[1:2])
+		if len(h) == 0 {
+			return "", s, fmt.Errorf("%q: want unquarantine HOST", line)
+		}
+		rec, e, uerr := Unquarantine(*s.quarantine, h[0].id, "root", wallEpoch.Add(s.now))
+		if uerr != nil {
+			return uerr.Error() + "\n", s, err
+		}
+		*s.quarantine = rec
+		s.logf("operator: %s host=%d: %s", e.Kind, e.Subject, e.Message)
 	case "acked":
 		h := ids(f[1:2])
 		if len(h) == 0 {

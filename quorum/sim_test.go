@@ -42,6 +42,54 @@ type sim struct {
 	lastReach []time.Duration
 
 	raws []RawSlot // the LUN as read, reused by every cycle
+
+	// quarantine is the cluster's quarantine record on the LUN (nil: the
+	// scenario does not run the quarantine); every host runs QuarantineStep
+	// after its decision and writes what it returns.
+	quarantine *QuarantineRecord
+	qcfg       QuarantineConfig
+	// flapped counts each host's verdicts and acknowledged pills: a host
+	// quarantined with fewer than the threshold is a false quarantine.
+	flapped map[int]int
+	acked   map[int]uint64 // the last applied pill's nonce each host wrote
+}
+
+// wallEpoch is the wall clock at the simulation's start (every host's: the
+// quarantine's times are the coordinator's wall clock, for display and the
+// hour-long window only).
+var wallEpoch = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+
+// quarantineStep runs the quarantine's step on h after its decision d,
+// and writes the record if it changed (h reads and writes the LUN).
+func (s *sim) quarantineStep(h *simHost, d Decision) {
+	if s.quarantine == nil {
+		return
+	}
+	rec, events, changed := QuarantineStep(QuarantineInput{Self: h.id, Now: wallEpoch.Add(s.now), Config: s.qcfg, Record: *s.quarantine, Decision: d})
+	if !changed {
+		return
+	}
+	for _, e := range events {
+		s.logf("host %d: %s host=%d: %s", h.id, e.Kind, e.Subject, e.Message)
+		if e.Kind == "host-quarantined" && s.flapped[e.Subject] < s.qcfg.Threshold && s.violation == "" {
+			s.violation = fmt.Sprintf("host %d quarantined after %d flaps, threshold %d", e.Subject, s.flapped[e.Subject], s.qcfg.Threshold)
+		}
+	}
+	*s.quarantine = rec
+}
+
+// placeVMs checks where the VMs of a host declared dead go: the lowest
+// placeable host of the coordinator's decision, never a quarantined one.
+func (s *sim) placeVMs(coordinator *simHost, from int) {
+	if s.quarantine == nil {
+		return
+	}
+	d, _ := coordinator.node.Last()
+	to := s.quarantine.Placeable(d).Min()
+	s.logf("host %d: the VMs of host %d go to host %d (placeable %v, quarantined %v)", coordinator.id, from, to, s.quarantine.Placeable(d), s.quarantine.Set())
+	if to != 0 && s.quarantine.Set().Has(to) && s.violation == "" {
+		s.violation = fmt.Sprintf("the VMs of host %d were given to quarantined host %d", from, to)
+	}
 }
 
 // netState is what decides whether serf connects a host to another.
@@ -105,7 +153,7 @@ func newSim(n int, t Timings, seed uint64, serfDelay time.Duration) *sim {
 	t.SerfDetect = serfDelay
 	s := &sim{t: t, step: 50 * time.Millisecond, lun: make([]*lunSlot, n+1), mail: map[int]Message{},
 		serfDelay: serfDelay, fenceOK: true, logged: map[string]bool{}, takeover: map[int]uint64{}, declaredAt: map[int]time.Duration{},
-		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), actors: map[int]time.Duration{},
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), actors: map[int]time.Duration{}, flapped: map[int]int{}, acked: map[int]uint64{},
 		names: make([]string, n+1), net: make([]netState, n), lastReach: make([]time.Duration, n*n)}
 	for i := 1; i <= n; i++ {
 		s.names[i] = fmt.Sprintf("kvm%d", i)
@@ -314,6 +362,9 @@ func (s *sim) cycle(h *simHost) {
 		}
 	}
 	n.Executed(d)
+	if ioOK {
+		s.quarantineStep(h, d)
+	}
 	s.logDisarmEvents(h) // the log below says what else the scenarios show
 	if d.MayRunVMs && !n.Fenced() {
 		h.lastPet = s.now
@@ -324,6 +375,10 @@ func (s *sim) cycle(h *simHost) {
 	if sl := s.lun[h.id]; h.lunOK && sl.next == nil {
 		h.seq++
 		w := n.SlotWrite()
+		if w.Ack.Kind == MsgFence && w.Ack.Done && w.Ack.Nonce != s.acked[h.id] {
+			s.acked[h.id] = w.Ack.Nonce
+			s.flapped[h.id]++
+		}
 		raw := RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, Seq: h.seq, State: SlotAlive,
 			SerfView: w.SerfView, Granted: w.Granted, Dead: w.Verdicts, Ack: w.Ack, Disarm: w.Disarm, Disarmed: w.Disarmed, Reach: w.Reach}
 		if w.Fenced {
@@ -432,6 +487,8 @@ func (s *sim) act(h *simHost, a Action) {
 			}
 			s.takeover[a.Host] = a.Gen
 			s.declaredAt[a.Host] = s.now
+			s.flapped[a.Host]++
+			s.placeVMs(h, a.Host)
 		}
 	}
 	if g := n.PillAcked(a.Host); g != 0 {

@@ -141,6 +141,9 @@ type Slot struct {
 	// Records is the owner's VM-records change counter: it changes when
 	// the owner changed a VM record (no rule reads it; vm rescans on it).
 	Records uint32
+	// Isolated is the nonce of the last poison pill the owner acknowledged
+	// having applied (0: none); no rule reads it, the quarantine counts it.
+	Isolated uint64
 }
 
 // Verdict says that host ID was declared dead at generation Gen.
@@ -381,6 +384,8 @@ type Host struct {
 	Stale time.Duration
 	// Records is its slot's VM-records change counter (Slot.Records).
 	Records uint32
+	// Isolated is the nonce of the last poison pill it applied (Slot.Isolated).
+	Isolated uint64
 
 	leased      bool // a network lease for it was seen within D
 	byStaleness bool // dead only because its heartbeat stalled for D

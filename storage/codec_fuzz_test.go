@@ -186,6 +186,11 @@ func FuzzDecodeSettings(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
+	q := quarantineSettings()
+	if b, err = encodeSettings(&q); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte{})
 	f.Add([]byte("WGCS\x01\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {

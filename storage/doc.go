@@ -4,7 +4,8 @@
 //
 // Layout, in 4096-byte blocks (every record is little-endian and CRC32C-checked):
 //
-//	block 0                      header: magic, version, cluster UUID and name, geometry, timings
+//	block 0                      header: magic, version, cluster UUID and name, geometry, timings,
+//	                             LUN set size, member index and set id (zero for a lone LUN)
 //	1 .. H                       heartbeat slot of host 1..H (written only by its owner)
 //	H+1 .. 2H                    mailbox (inbox) of host 1..H (written by senders; acks go in the target's slot)
 //	2H+1 .. 2H+H*E               event ring of host 1..H, E blocks each (written only by that host)
@@ -48,6 +49,22 @@
 // re-read, as in sanlock's host_id leases). VM leases use single-disk Disk
 // Paxos: each host writes only its own ballot block, so even a write that
 // lands late cannot make two hosts owners of one epoch.
+//
+// A LUN set (set.go) is one heartbeat LUN or three used as one *LUN, as
+// Disk Paxos was first written for several disks: every record is written
+// to each member and the write counts once a majority acknowledged it (a
+// slow member does not delay it); a read needs a majority of members and
+// merges their copies, each record by its own ordering: a slot is the
+// record of the highest sequence a majority holds (so a host that reaches
+// one member only does not look fresh), a lease block, config copy or
+// register ballot the newest any member holds (a host's own block only moves
+// forward), a mailbox the newest valid message (a fence seen anywhere is
+// obeyed), an event-ring entry the highest sequence. A block damaged on one
+// member is ignored while a majority holds it intact; the next write
+// rewrites it. A member whose header changed is that member's warning and
+// its I/O is ignored; only a majority of changed headers is the set's
+// ErrHeaderChanged. With three, losing two members is what losing the only
+// LUN is; a set of 1 does byte for byte and I/O for I/O what one LUN always did.
 //
 // The package does I/O and waits; it makes no failover decisions. It must
 // never silently reset anything it finds on disk: a bad checksum, a foreign

@@ -118,7 +118,7 @@ func (l *LUN) EventLog(ctx context.Context, host int) (*EventLog, error) {
 
 func (l *LUN) readRing(ctx context.Context, host int) ([]Event, error) {
 	g := l.hdr.Geometry
-	b, err := l.io.read(ctx, g.eventBase(host)*BlockSize, g.EventBlocks*BlockSize)
+	b, err := l.readEvents(ctx, host, g.eventBase(host)*BlockSize, g.EventBlocks*BlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("read event ring of host %d: %w", host, err)
 	}
@@ -150,7 +150,7 @@ func (el *EventLog) Append(ctx context.Context, e Event) (Event, error) {
 	bidx := pos / eventsPerBlock
 	addr := (g.eventBase(el.host) + bidx) * BlockSize
 	if el.bidx != bidx {
-		b, err := el.lun.io.read(ctx, addr, BlockSize)
+		b, err := el.lun.readEvents(ctx, el.host, addr, BlockSize)
 		if err != nil {
 			return e, fmt.Errorf("append event: %w", err)
 		}
@@ -158,7 +158,7 @@ func (el *EventLog) Append(ctx context.Context, e Event) (Event, error) {
 	}
 	nb := bytes.Clone(el.block)
 	e.encodeInto(nb[(pos%eventsPerBlock)*eventLen:])
-	if err := el.lun.io.write(ctx, addr, nb); err != nil {
+	if _, err := el.lun.write(ctx, addr, nb); err != nil {
 		return e, fmt.Errorf("append event %q: %w", e.Kind, err)
 	}
 	el.block = nb
@@ -191,4 +191,36 @@ func (l *LUN) ReadEvents(ctx context.Context, since time.Time) ([]Event, error) 
 		return cmp.Compare(a.Seq, b.Seq)
 	})
 	return all, nil
+}
+
+// readEvents reads n bytes of host's event ring at off. Of a set it merges
+// the members entry by entry: the valid event of the highest sequence any
+// member holds there, else a damaged entry (for CheckEvents), else blank.
+// Appending writes the merged block back, which catches up a member that
+// missed writes.
+func (l *lunSet) readEvents(ctx context.Context, host int, off int64, n int) ([]byte, error) {
+	bufs, err := l.readEach(ctx, false, off, n)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, b := range bufs {
+		if b == nil {
+			continue
+		}
+		if out == nil {
+			out = b
+			continue
+		}
+		for p := 0; p < n; p += eventLen {
+			cur, have := out[p:p+eventLen], b[p:p+eventLen]
+			ec, okc := decodeEvent(cur)
+			eh, okh := decodeEvent(have)
+			okc, okh = okc && ec.Host == host, okh && eh.Host == host
+			if (okh && (!okc || eh.Seq > ec.Seq)) || (!okc && !okh && allZero(cur)) {
+				copy(cur, have)
+			}
+		}
+	}
+	return out, nil
 }

@@ -213,4 +213,31 @@ func TestNewHeaderFieldsOnlyInZeroBytes(t *testing.T) {
 	if err != nil || back.Timings.LeaseCeiling != 25*time.Second {
 		t.Errorf("header with a lease ceiling of 25s reads back as %+v, %v", back, err)
 	}
+
+	// The LUN set's fields: size, member index and set id.
+	if hdr.LUNs() != 1 || hdr.Member() != 1 || !hdr.SetID.IsZero() {
+		t.Errorf("the golden header reads as a set of %d, member %d, id %s; want a lone LUN", hdr.LUNs(), hdr.Member(), hdr.SetID)
+	}
+	set := [][2]int{{setSizeOff, setSizeOff + 1}, {setMemberOff, setMemberOff + 1}, {setIDOff, setIDOff + 16}}
+	for _, r := range set {
+		if !allZero(b[r[0]:r[1]]) {
+			t.Fatalf("the golden release wrote bytes %d..%d, where a LUN set's fields now are", r[0], r[1])
+		}
+	}
+	h = *hdr
+	h.SetSize, h.SetMember, h.SetID = 3, 2, NewUUID()
+	nb = h.encode()
+	for i := range headerRecLen - 4 {
+		inSet := false
+		for _, r := range set {
+			inSet = inSet || (i >= r[0] && i < r[1])
+		}
+		if nb[i] != b[i] && !inSet {
+			t.Errorf("setting the LUN set's fields changed byte %d", i)
+		}
+	}
+	back, err = decodeHeader("new", nb)
+	if err != nil || back.LUNs() != 3 || back.Member() != 2 || back.SetID != h.SetID {
+		t.Errorf("header of member 2 of a set of 3 reads back as %+v, %v", back, err)
+	}
 }

@@ -23,6 +23,11 @@ const (
 	DefaultCfgBlocks = 16 // per config copy: 64 KiB, XML up to MaxXML
 	headerRecLen     = 256
 	leaseCeilingOff  = 164 // the header's network-lease ceiling (ms), in bytes v1 first wrote as zeros
+	// A LUN set's fields, in bytes v1 first wrote as zeros: a set of 1
+	// leaves them zero, so its header is byte for byte v1's.
+	setSizeOff   = 168 // u8: LUNs in the set; 0 (v1): 1
+	setMemberOff = 169 // u8: this LUN's index in the set, 1..size; 0: 1
+	setIDOff     = 176 // 16 bytes: random, the same in every member; zero for a set of 1
 )
 
 // UUID is a 16-byte identifier (cluster, VM).
@@ -120,7 +125,20 @@ type Header struct {
 	Geometry    Geometry
 	Timings     Timings
 	Created     time.Time
+	// SetSize is how many heartbeat LUNs form the set (3, or 0 for a lone
+	// LUN: see LUNs), SetMember this LUN's index in it (1..SetSize; 0 for a
+	// lone LUN), SetID what ties the members of a set together (zero for a
+	// lone LUN). See FormatSet.
+	SetSize   int
+	SetMember int
+	SetID     UUID
 }
+
+// LUNs is how many heartbeat LUNs form the set this LUN belongs to: 1 or 3.
+func (h Header) LUNs() int { return max(h.SetSize, 1) }
+
+// Member is this LUN's index in its set, 1..LUNs().
+func (h Header) Member() int { return max(h.SetMember, 1) }
 
 func durMS(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
 func msDur(v uint32) time.Duration { return time.Duration(v) * time.Millisecond }
@@ -149,6 +167,10 @@ func (h *Header) encode() []byte {
 	// Added in v1's zero bytes: a release before it ignores it, and a
 	// header it wrote reads as the default ceiling (Timings.Ceiling).
 	le.PutUint32(r[leaseCeilingOff:], durMS(t.LeaseCeiling))
+	if h.SetSize > 1 {
+		r[setSizeOff], r[setMemberOff] = byte(h.SetSize), byte(h.SetMember)
+		copy(r[setIDOff:setIDOff+16], h.SetID[:])
+	}
 	sealRecord(r)
 	return b
 }
@@ -186,6 +208,11 @@ func decodeHeader(path string, b []byte) (*Header, error) {
 	}
 	h.Timings = Timings{Renew: ds[0], IOTimeout: ds[1], SelfFence: ds[2], Watchdog: ds[3], Dead: ds[4], PowerFence: ds[5], PathFailover: ds[6],
 		LeaseCeiling: msDur(le.Uint32(r[leaseCeilingOff:]))}
+	h.SetSize, h.SetMember = int(r[setSizeOff]), int(r[setMemberOff])
+	copy(h.SetID[:], r[setIDOff:setIDOff+16])
+	if lone := h.SetSize == 0 && h.SetMember == 0 && h.SetID.IsZero(); !lone && (h.SetSize != 3 || h.SetMember < 1 || h.SetMember > 3 || h.SetID.IsZero()) {
+		return nil, berr(fmt.Errorf("%w: LUN set of %d, member %d, set id %s", ErrCorrupt, h.SetSize, h.SetMember, h.SetID), "the header is inconsistent; reformat the LUN set")
+	}
 	if err := h.Geometry.Validate(); err != nil {
 		return nil, berr(err, "the header is inconsistent; reformat the LUN")
 	}
@@ -201,5 +228,6 @@ func decodeHeader(path string, b []byte) (*Header, error) {
 // sameHeader reports whether two headers describe the same LUN format.
 func sameHeader(a, b *Header) bool {
 	return a.ClusterUUID == b.ClusterUUID && a.ClusterName == b.ClusterName && a.Geometry == b.Geometry &&
-		a.Timings == b.Timings && a.Version == b.Version && a.Created.Equal(b.Created)
+		a.Timings == b.Timings && a.Version == b.Version && a.Created.Equal(b.Created) &&
+		a.SetSize == b.SetSize && a.SetMember == b.SetMember && a.SetID == b.SetID
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,11 +25,20 @@ type FormatOptions struct {
 
 // Format writes an empty LUN: every region zeroed, then the header, so that
 // an interrupted format never leaves a valid-looking LUN behind. It refuses a
-// device that holds recognisable data unless opts.Force is set.
+// device that holds recognisable data unless opts.Force is set. It formats a
+// set of 1 (see FormatSet).
 func Format(ctx context.Context, dev Device, opts FormatOptions) (*Header, error) {
-	path := dev.Path()
+	hdrs, err := FormatSet(ctx, []Device{dev}, opts)
+	if err != nil {
+		return nil, err
+	}
+	return hdrs[0], nil
+}
+
+// complete fills in opts' defaults and checks them, for the LUN at path.
+func (opts FormatOptions) complete(path string) (FormatOptions, error) {
 	if err := CheckClusterName(opts.ClusterName); err != nil {
-		return nil, fmt.Errorf("format %s: %w", path, err)
+		return opts, fmt.Errorf("format %s: %w", path, err)
 	}
 	if opts.Geometry == (Geometry{}) {
 		opts.Geometry = DefaultGeometry()
@@ -37,10 +47,10 @@ func Format(ctx context.Context, dev Device, opts FormatOptions) (*Header, error
 		opts.Timings = DefaultTimings()
 	}
 	if err := opts.Geometry.Validate(); err != nil {
-		return nil, fmt.Errorf("format %s: %w", path, err)
+		return opts, fmt.Errorf("format %s: %w", path, err)
 	}
 	if err := opts.Timings.Validate(); err != nil {
-		return nil, fmt.Errorf("format %s: %w", path, err)
+		return opts, fmt.Errorf("format %s: %w", path, err)
 	}
 	if opts.ClusterUUID.IsZero() {
 		opts.ClusterUUID = NewUUID()
@@ -48,6 +58,15 @@ func Format(ctx context.Context, dev Device, opts FormatOptions) (*Header, error
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
 	}
+	return opts, nil
+}
+
+// formatMember zeroes dev's regions, header first, for member of a set of
+// size (1: a lone LUN) with id, and returns what writes its header; opts
+// is complete. A set's headers are written only once every member is
+// zeroed, so an interrupted format leaves no valid-looking set behind.
+func formatMember(ctx context.Context, dev Device, opts FormatOptions, size, member int, id UUID) (func() (*Header, error), error) {
+	path := dev.Path()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("format %s: %w", path, err) // nothing written
 	}
@@ -83,11 +102,17 @@ func Format(ctx context.Context, dev Device, opts FormatOptions) (*Header, error
 		}
 	}
 	h := &Header{Version: FormatVersion, ClusterUUID: opts.ClusterUUID, ClusterName: opts.ClusterName,
-		SectorSize: dev.SectorSize(), Geometry: opts.Geometry, Timings: opts.Timings, Created: opts.Now}
-	if err := bio.write(ctx, 0, h.encode()); err != nil {
-		return nil, fmt.Errorf("format %s: write header: %w", path, err)
+		SectorSize: dev.SectorSize(), Geometry: opts.Geometry, Timings: opts.Timings, Created: opts.Now,
+		SetID: id}
+	if size > 1 {
+		h.SetSize, h.SetMember = size, member
 	}
-	return h, nil
+	return func() (*Header, error) {
+		if err := bio.write(ctx, 0, h.encode()); err != nil {
+			return nil, fmt.Errorf("format %s: write header: %w", path, err)
+		}
+		return h, nil
+	}, nil
 }
 
 // CheckClusterName checks a cluster name for a new LUN: 1 to 63 bytes, no
@@ -127,7 +152,7 @@ func refuseData(ctx context.Context, dev Device, force bool) error {
 type OpenOptions struct {
 	ClusterUUID UUID   // if non-zero, the LUN must belong to this cluster
 	ClusterName string // if non-empty, the LUN must carry this name
-	// ObserveIO, if set, is told of every I/O the LUN issues once it ends:
+	// ObserveIO, if set, is told of every I/O the LUN (each member of a set) issues once it ends:
 	// a write or a read, how long it took (until io_timeout when it timed
 	// out) and its error. It must not block; metrics hang on it.
 	ObserveIO func(write bool, took time.Duration, err error)
@@ -136,43 +161,46 @@ type OpenOptions struct {
 	ReadOnly bool
 }
 
-// LUN is an opened, verified heartbeat LUN.
+// LUN is an opened, verified heartbeat LUN, or set of LUNs (see OpenSet).
 type LUN struct {
-	dev Device
-	io  *boundedIO
-	hdr Header
+	lunSet
+	hdr Header // the first intact member's
 	dmg damage
-	hw  headerWatch
 }
 
-// Open reads and verifies the header and returns the LUN. It does not take
-// ownership of dev until it succeeds; Close closes dev.
+// Open reads and verifies the header and returns the LUN, a set of 1. It
+// does not take ownership of dev until it succeeds; Close closes dev.
 func Open(ctx context.Context, dev Device, opts OpenOptions) (*LUN, error) {
+	return OpenSet(ctx, []Device{dev}, opts)
+}
+
+// openMember reads and verifies dev's header: the member, and its block 0.
+func openMember(ctx context.Context, dev Device, opts OpenOptions) (*member, []byte, error) {
 	b, err := newBoundedIO(dev, formatIOTimeout).read(ctx, 0, BlockSize)
 	if err != nil {
-		return nil, fmt.Errorf("open lun: %w", err)
+		return nil, nil, fmt.Errorf("open lun: %w", err)
 	}
 	h, err := decodeHeader(dev.Path(), b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !opts.ClusterUUID.IsZero() && opts.ClusterUUID != h.ClusterUUID {
-		return nil, &BlockError{Path: dev.Path(), Block: 0, What: "header", Err: ErrForeignCluster,
+		return nil, nil, &BlockError{Path: dev.Path(), Block: 0, What: "header", Err: ErrForeignCluster,
 			Hint: fmt.Sprintf("it belongs to cluster %q (%s), not %s; check the LUN path in the configuration", h.ClusterName, h.ClusterUUID, opts.ClusterUUID)}
 	}
 	if opts.ClusterName != "" && opts.ClusterName != h.ClusterName {
-		return nil, &BlockError{Path: dev.Path(), Block: 0, What: "header", Err: ErrForeignCluster,
+		return nil, nil, &BlockError{Path: dev.Path(), Block: 0, What: "header", Err: ErrForeignCluster,
 			Hint: fmt.Sprintf("it belongs to cluster %q (%s), not %q; check the LUN path in the configuration", h.ClusterName, h.ClusterUUID, opts.ClusterName)}
 	}
 	if dev.Size() < h.Geometry.Size() {
-		return nil, &BlockError{Path: dev.Path(), Block: h.Geometry.TotalBlocks() - 1, What: "header", Err: ErrTooSmall,
+		return nil, nil, &BlockError{Path: dev.Path(), Block: h.Geometry.TotalBlocks() - 1, What: "header", Err: ErrTooSmall,
 			Hint: fmt.Sprintf("the header needs %d bytes but the device has %d; was it truncated, or is this the wrong device?", h.Geometry.Size(), dev.Size())}
 	}
 	bio := newBoundedIO(dev, h.Timings.IOTimeout)
 	bio.observe = opts.ObserveIO
-	l := &LUN{dev: dev, io: bio, hdr: *h}
-	l.hw.raw = b[:BlockSize:BlockSize]
-	return l, nil
+	m := &member{dev: dev, io: bio, want: *h}
+	m.hw.raw = b[:BlockSize:BlockSize]
+	return m, b, nil
 }
 
 // OpenPath opens the device at path and then the LUN on it.
@@ -202,18 +230,38 @@ type IOStats struct {
 
 // IOStats returns how many reads and writes this LUN issued (each one
 // I/O of one or more blocks): what a host costs the shared storage.
+// For a set, it sums the members.
 func (l *LUN) IOStats() IOStats {
-	return IOStats{Reads: l.io.reads.Load(), Writes: l.io.writes.Load(), ReadErrors: l.io.readErrs.Load(), WriteErrors: l.io.writeErrs.Load()}
+	var s IOStats
+	for _, m := range l.members {
+		s.Reads += m.io.reads.Load()
+		s.Writes += m.io.writes.Load()
+		s.ReadErrors += m.io.readErrs.Load()
+		s.WriteErrors += m.io.writeErrs.Load()
+	}
+	return s
 }
 
 // Header returns the header read at Open.
 func (l *LUN) Header() Header { return l.hdr }
 
-// Path names the device.
-func (l *LUN) Path() string { return l.dev.Path() }
+// Path names the device; for a set of 3, the members' paths joined by "+"
+// (Members lists them).
+func (l *LUN) Path() string {
+	if len(l.members) == 1 {
+		return l.members[0].dev.Path()
+	}
+	return l.paths()
+}
 
-// Close closes the device.
-func (l *LUN) Close() error { return l.dev.Close() }
+// Close closes the devices.
+func (l *LUN) Close() error {
+	var errs []error
+	for _, m := range l.members {
+		errs = append(errs, m.dev.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // checkHost says whether host is a host id of g, for the LUN at path.
 func (g Geometry) checkHost(path string, host int) error {
@@ -224,5 +272,5 @@ func (g Geometry) checkHost(path string, host int) error {
 }
 
 func (l *LUN) blockErr(block int64, what string, err error, hint string) error {
-	return &BlockError{Path: l.dev.Path(), Block: block, What: what, Err: err, Hint: hint}
+	return &BlockError{Path: l.Path(), Block: block, What: what, Err: err, Hint: hint}
 }

@@ -102,28 +102,47 @@ func (l *LUN) SendMessage(ctx context.Context, m Message) (Message, error) {
 	if m.Wall.IsZero() {
 		m.Wall = time.Now()
 	}
-	if err := l.io.write(ctx, l.hdr.Geometry.mailboxBlock(m.To)*BlockSize, m.encode()); err != nil {
+	if _, err := l.write(ctx, l.hdr.Geometry.mailboxBlock(m.To)*BlockSize, m.encode()); err != nil {
 		return m, fmt.Errorf("send %v to host %d: %w", m.Type, m.To, err)
 	}
 	return m, nil
 }
 
 // ReadMailbox reads host's mailbox. An empty mailbox gives Type MsgNone.
+// Of a set of 3 it takes the newest valid message any member holds (a
+// fence only makes its target stop, so one seen anywhere is obeyed); it
+// fails only when no member holds a valid one and one holds damage.
 func (l *LUN) ReadMailbox(ctx context.Context, host int) (Message, error) {
 	if err := l.hdr.Geometry.checkHost(l.Path(), host); err != nil {
 		return Message{}, err
 	}
 	block := l.hdr.Geometry.mailboxBlock(host)
-	b, err := l.io.read(ctx, block*BlockSize, BlockSize)
+	bufs, err := l.readEach(ctx, false, block*BlockSize, BlockSize)
 	if err != nil {
 		return Message{}, fmt.Errorf("read mailbox of host %d: %w", host, err)
 	}
-	m, err := decodeMessage(b)
-	if err != nil {
-		return Message{}, l.blockErr(block, fmt.Sprintf("mailbox %d", host), err, "the sender should send its message again")
+	var newest Message
+	var bad error
+	for _, b := range bufs {
+		if b == nil {
+			continue
+		}
+		m, err := decodeMessage(b)
+		hint := "the sender should send its message again"
+		if err == nil && m.Type != MsgNone && m.To != host {
+			err, hint = fmt.Errorf("%w: message addressed to host %d", ErrCorrupt, m.To), "check the storage"
+		}
+		switch {
+		case err != nil:
+			if bad == nil {
+				bad = l.blockErr(block, fmt.Sprintf("mailbox %d", host), err, hint)
+			}
+		case m.Type != MsgNone && (newest.Type == MsgNone || m.Wall.After(newest.Wall) || (m.Wall.Equal(newest.Wall) && m.Type == MsgFence)):
+			newest = m
+		}
 	}
-	if m.Type != MsgNone && m.To != host {
-		return Message{}, l.blockErr(block, fmt.Sprintf("mailbox %d", host), fmt.Errorf("%w: message addressed to host %d", ErrCorrupt, m.To), "check the storage")
+	if newest.Type == MsgNone && bad != nil {
+		return Message{}, bad
 	}
-	return m, nil
+	return newest, nil
 }

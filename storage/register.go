@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -181,50 +182,76 @@ type register struct {
 	reg int
 }
 
-// ensureRoom makes sure the device holds the area; a regular file grows
-// (another host may already have grown it past this handle's size).
+// ensureRoom makes sure every member's device holds the area; a regular
+// file grows (another host may already have grown it past this handle's
+// size).
 func (rg register) ensureRoom() error {
+	for _, m := range rg.l.members {
+		if err := rg.ensureRoomOn(m.dev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rg register) ensureRoomOn(dev Device) error {
 	need := rg.l.hdr.Geometry.SizeWithRecords()
-	if rg.l.dev.Size() >= need {
+	if dev.Size() >= need {
 		return nil
 	}
-	if g, ok := rg.l.dev.(interface{ Grow(int64) error }); ok {
+	if g, ok := dev.(interface{ Grow(int64) error }); ok {
 		if err := g.Grow(need); err != nil {
 			return err
 		}
-		if rg.l.dev.Size() >= need {
+		if dev.Size() >= need {
 			return nil
 		}
 	}
-	return rg.l.blockErr(rg.l.hdr.Geometry.areaBase(), regNames[rg.reg], ErrTooSmall,
-		fmt.Sprintf("the cluster-records area after format v1's regions needs the device to be %d bytes (%.1f MiB), it has %d; grow the LUN (format v1 data stays where it is)",
-			need, float64(need)/(1<<20), rg.l.dev.Size()))
+	return &BlockError{Path: dev.Path(), Block: rg.l.hdr.Geometry.areaBase(), What: regNames[rg.reg], Err: ErrTooSmall,
+		Hint: fmt.Sprintf("the cluster-records area after format v1's regions needs the device to be %d bytes (%.1f MiB), it has %d; grow the LUN (format v1 data stays where it is)",
+			need, float64(need)/(1<<20), dev.Size())}
 }
 
-// read reads every host's ballot record in one I/O.
+// read reads every host's ballot record in one I/O (per member). Of a
+// set it takes each host's newest ballot (by its own sequence) among the
+// members; a host whose copies are all damaged on more than a minority
+// fails it.
 func (rg register) read(ctx context.Context) (ballots, error) {
 	g, hdr := rg.l.hdr.Geometry, &rg.l.hdr
 	first := g.regBlock(rg.reg, 1, 0)
 	least := rg.l.dmg.mark(markKey{markRegister, rg.reg})
-	b, err := rg.l.io.read(ctx, first*BlockSize, g.MaxHosts*regHostBlocks*BlockSize)
+	bufs, err := rg.l.readEach(ctx, false, first*BlockSize, g.MaxHosts*regHostBlocks*BlockSize)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", regNames[rg.reg], err)
 	}
 	bs := make(ballots, g.MaxHosts)
 	for h := 1; h <= g.MaxHosts; h++ {
-		var errs [2]error
-		for c := range 2 {
-			off := ((h-1)*regHostBlocks + c*regCopyBlocks) * BlockSize
-			r, ok, err := decodeBallot(b[off:off+regCopyBlocks*BlockSize], rg.reg, h, hdr)
-			errs[c] = err
-			if ok && (!bs[h-1].set || r.Seq > bs[h-1].r.Seq) {
-				bs[h-1].r, bs[h-1].set, bs[h-1].copyNo = r, true, c
+		intact := 0
+		var bad error
+		for mi, b := range bufs {
+			if b == nil {
+				continue
+			}
+			var errs [2]error
+			for c := range 2 {
+				off := ((h-1)*regHostBlocks + c*regCopyBlocks) * BlockSize
+				r, ok, err := decodeBallot(b[off:off+regCopyBlocks*BlockSize], rg.reg, h, hdr)
+				errs[c] = err
+				if ok && (!bs[h-1].set || r.Seq > bs[h-1].r.Seq) {
+					bs[h-1].r, bs[h-1].set, bs[h-1].copyNo = r, true, c
+				}
+			}
+			both := errs[0] != nil && errs[1] != nil
+			rg.l.noteCopy(mi, fmt.Sprintf("%s ballot of host %d", regNames[rg.reg], h), both)
+			if both {
+				bad = cmp.Or(bad, errors.Join(errs[0], errs[1]))
+			} else {
+				intact++
 			}
 		}
-		if errs[0] != nil && errs[1] != nil {
+		if intact < rg.l.majority() {
 			// Only one copy is ever being written; both damaged is the storage.
-			return nil, rg.l.blockErr(g.regBlock(rg.reg, h, 0), fmt.Sprintf("%s ballot of host %d", regNames[rg.reg], h),
-				errors.Join(errs[0], errs[1]),
+			return nil, rg.l.blockErr(g.regBlock(rg.reg, h, 0), fmt.Sprintf("%s ballot of host %d", regNames[rg.reg], h), bad,
 				"both copies are damaged, which one interrupted write cannot do; check the storage path (dmesg), then restore the LUN or re-enter the settings after clearing these blocks")
 		}
 	}
@@ -340,7 +367,7 @@ func (rg register) writeOwn(ctx context.Context, bs ballots, r *ballotRec) error
 	}
 	r.Wall = time.Now()
 	block := rg.l.hdr.Geometry.regBlock(rg.reg, r.Host, target)
-	if err := rg.l.io.write(ctx, block*BlockSize, r.encode(rg.reg, &rg.l.hdr)); err != nil {
+	if _, err := rg.l.write(ctx, block*BlockSize, r.encode(rg.reg, &rg.l.hdr)); err != nil {
 		return fmt.Errorf("write %s ballot of host %d: %w", regNames[rg.reg], r.Host, err)
 	}
 	bs[r.Host-1].r, bs[r.Host-1].set, bs[r.Host-1].copyNo = *r, true, target

@@ -15,7 +15,8 @@ import (
 //
 // The record is a list of tagged sections: the notification targets (1),
 // the cluster-wide keys (2, since the values were added; a build before
-// them keeps the section as unknown). A section this build does not know
+// them keeps the section as unknown), the quarantine's flaps (3) and
+// quarantined hosts (4). A section this build does not know
 // (added by a newer wingman) is kept verbatim and written back unchanged,
 // so an older host editing the notification targets never drops a newer
 // host's settings.
@@ -31,6 +32,10 @@ type ClusterSettings struct {
 	// Values are the cluster-wide keys set for the whole cluster
 	// (`wingman config set`); a key without an entry has its default.
 	Values []ClusterValue
+	// Flaps and Quarantined are the quarantine of flapping hosts (sections
+	// 3 and 4): what the coordinator counted, and who is in quarantine.
+	Flaps       []HostFlaps
+	Quarantined []HostQuarantine
 
 	unknown []settingsSection
 }
@@ -326,7 +331,11 @@ func encodeSettings(s *ClusterSettings) ([]byte, error) {
 		}
 		sections = append(sections, settingsSection{tag: secValues, data: vals})
 	}
-	sections = append(sections, s.unknown...)
+	qs, err := quarantineSections(s)
+	if err != nil {
+		return nil, err
+	}
+	sections = append(append(sections, qs...), s.unknown...)
 	for _, sec := range sections {
 		b = le.AppendUint16(b, sec.tag)
 		b = le.AppendUint32(b, uint32(len(sec.data)))
@@ -381,8 +390,9 @@ func decodeSettings(b []byte) (ClusterSettings, error) {
 		}
 		data := rest[6 : 6+n]
 		rest = rest[6+n:]
-		var err error
+		known, err := decodeQuarantineSection(&s, tag, data)
 		switch {
+		case known:
 		case tag == secTargets:
 			err = eachEntry(data, "notification target", func(e []byte) error {
 				t, err := decodeTarget(e)
@@ -466,6 +476,7 @@ func (c *ClusterRecords) UpdateSettings(ctx context.Context, me int, change func
 			return s, err
 		}
 		s.Targets, s.Values = slices.Clone(s.Targets), slices.Clone(s.Values)
+		s.Flaps, s.Quarantined = slices.Clone(s.Flaps), slices.Clone(s.Quarantined)
 		if err := change(&s); err != nil {
 			return s, err
 		}

@@ -2,12 +2,14 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"time"
 )
@@ -301,13 +303,27 @@ type SlotView struct {
 	Record SlotRecord // zero when Empty or Err != nil
 	Empty  bool       // never written
 	Err    error      // the record is damaged (ErrCorrupt) or unreadable
-	raw    []byte
+	// MemberSeq is, for a set of 3 LUNs, the sequence each member held
+	// (index member-1): 0 where it was empty, damaged or not read. The
+	// view is the record with the highest sequence present on a majority
+	// of members, so a host that writes one member only does not look
+	// fresh. Nil for a set of 1.
+	MemberSeq []uint64
+	raw       []byte
 }
 
 // Used reports whether a host holds or held this slot.
 func (v SlotView) Used() bool { return !v.Empty && v.Err == nil && v.Record.State != SlotFree }
 
-func (l *LUN) slotView(host int, b []byte) SlotView {
+// seq is the view's sequence for merging: 0 unless it holds a record.
+func (v *SlotView) seq() uint64 {
+	if v == nil || v.Err != nil || v.Empty {
+		return 0
+	}
+	return v.Record.Sequence
+}
+
+func slotView(l *LUN, host int, b []byte) SlotView {
 	v := SlotView{HostID: host, raw: b[:slotRecLen:slotRecLen]}
 	rec, err := decodeSlot(b)
 	switch {
@@ -325,34 +341,148 @@ func (l *LUN) slotView(host int, b []byte) SlotView {
 	return v
 }
 
+// emptyRank orders views of no record: a damaged one (0) before an empty one.
+func emptyRank(v *SlotView) int {
+	if v.Err != nil {
+		return 0
+	}
+	return 1
+}
+
+// mergeSlot merges one slot as each member held it (nil: not read):
+// the record with the highest sequence that a majority of members hold
+// or have passed; among records of that sequence (racing acquirers), the
+// one most members hold. A set of 1 gives its one view unchanged.
+func (l *lunSet) mergeSlot(per []*SlotView) SlotView {
+	if len(per) == 1 {
+		return *per[0]
+	}
+	seqs := make([]uint64, len(per))
+	var read []*SlotView
+	for i, v := range per {
+		seqs[i] = v.seq()
+		if v != nil {
+			read = append(read, v)
+		}
+	}
+	sorted := slices.Clone(read)
+	// Highest first; of none, a damaged copy before an empty one.
+	slices.SortStableFunc(sorted, func(a, b *SlotView) int {
+		return cmp.Or(cmp.Compare(b.seq(), a.seq()), cmp.Compare(emptyRank(a), emptyRank(b)))
+	})
+	pick := sorted[min(l.majority(), len(sorted))-1]
+	if pick.seq() > 0 {
+		held := func(v *SlotView) int {
+			n := 0
+			for _, o := range read {
+				if bytes.Equal(o.raw, v.raw) {
+					n++
+				}
+			}
+			return n
+		}
+		for _, v := range sorted {
+			if v.seq() == pick.seq() && held(v) > held(pick) {
+				pick = v
+			}
+		}
+	}
+	out := *pick
+	out.MemberSeq = seqs
+	return out
+}
+
+// topSlot is the newest record any member read holds (a set of 1: its
+// view).
+func topSlot(per []*SlotView) SlotView {
+	var top *SlotView
+	for _, v := range per {
+		if v != nil && (top == nil || v.seq() > top.seq()) {
+			top = v
+		}
+	}
+	return *top
+}
+
+// slotsOf splits the members' reads of blocks [from, from+n) into each
+// slot's per-member views, leaving out members whose I/O is ignored; it
+// fails when fewer than a majority are left.
+func slotsOf(l *LUN, bufs [][]byte, from int64, n int) ([][]*SlotView, error) {
+	changed := l.headersChanged()
+	out := make([][]*SlotView, n)
+	left := 0
+	for i, m := range l.members {
+		if bufs[i] == nil || !l.usable(m, changed) {
+			for h := range out {
+				out[h] = append(out[h], nil)
+			}
+			continue
+		}
+		left++
+		for h := range out {
+			v := slotView(l, int(from)+h, bufs[i][h*BlockSize:(h+1)*BlockSize])
+			l.noteCopy(i, fmt.Sprintf("heartbeat slot %d", int(from)+h), v.Err != nil)
+			out[h] = append(out[h], &v)
+		}
+	}
+	if left < l.majority() {
+		return nil, fmt.Errorf("%d of %d heartbeat LUNs answered with their header intact, a majority of %d must: %w", left, len(l.members), l.majority(), errIgnored)
+	}
+	return out, nil
+}
+
 // ReadSlots reads every heartbeat slot, and the header before them, in one
 // I/O. A damaged slot is reported in its SlotView; it does not fail the
 // others. A changed header is noted for Integrity().HeaderChanged; it fails nothing.
 func (l *LUN) ReadSlots(ctx context.Context) ([]SlotView, error) {
 	g := l.hdr.Geometry
 	// From block 0: the header comes with the slots' I/O (see Integrity.HeaderChanged).
-	b, err := l.io.read(ctx, 0, (g.MaxHosts+1)*BlockSize)
+	// Each member's header is noted as its read ends, one that answers
+	// after the majority included.
+	bufs, _, err := onMembers(ctx, &l.lunSet, true, true, func(ctx context.Context, m *member) ([]byte, error) {
+		b, err := m.io.read(ctx, 0, (g.MaxHosts+1)*BlockSize)
+		if err != nil {
+			return nil, err
+		}
+		noteHeader(m, b[:BlockSize])
+		return b[BlockSize:], nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read heartbeat slots: %w", err)
 	}
-	noteHeader(l, b[:BlockSize])
+	per, err := slotsOf(l, bufs, 1, g.MaxHosts)
+	if err != nil {
+		return nil, fmt.Errorf("read heartbeat slots: %w", err)
+	}
 	views := make([]SlotView, g.MaxHosts)
 	for i := range views {
-		views[i] = l.slotView(i+1, b[(i+1)*BlockSize:(i+2)*BlockSize])
+		views[i] = l.mergeSlot(per[i])
 	}
 	return views, nil
 }
 
 // ReadSlot reads one host's slot.
 func (l *LUN) ReadSlot(ctx context.Context, host int) (SlotView, error) {
-	if err := l.hdr.Geometry.checkHost(l.Path(), host); err != nil {
+	per, err := readSlotEach(ctx, l, host)
+	if err != nil {
 		return SlotView{}, err
 	}
-	b, err := l.io.read(ctx, l.hdr.Geometry.slotBlock(host)*BlockSize, BlockSize)
-	if err != nil {
-		return SlotView{}, fmt.Errorf("read heartbeat slot %d: %w", host, err)
+	return l.mergeSlot(per), nil
+}
+
+// readSlotEach reads one host's slot from each member.
+func readSlotEach(ctx context.Context, l *LUN, host int) ([]*SlotView, error) {
+	if err := l.hdr.Geometry.checkHost(l.Path(), host); err != nil {
+		return nil, err
 	}
-	return l.slotView(host, b), nil
+	bufs, err := l.readEach(ctx, false, l.hdr.Geometry.slotBlock(host)*BlockSize, BlockSize)
+	if err == nil {
+		var per [][]*SlotView
+		if per, err = slotsOf(l, bufs, int64(host), 1); err == nil {
+			return per[0], nil
+		}
+	}
+	return nil, fmt.Errorf("read heartbeat slot %d: %w", host, err)
 }
 
 // AcquireOptions says which slot a host wants.
@@ -429,10 +559,14 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 			opts.Progress(fmt.Sprintf(format, a...))
 		}
 	}
-	v, err := l.ReadSlot(ctx, host)
+	per, err := readSlotEach(ctx, l, host)
 	if err != nil {
 		return nil, err
 	}
+	// v decides; top (the newest any member holds) is what must stay
+	// quiet: a member that missed writes makes v change with the members
+	// read, while top changes only when somebody writes.
+	v, top := l.mergeSlot(per), topSlot(per)
 	if opts.Resume != 0 && v.Err == nil && !v.Empty && v.Record.Incarnation == opts.Resume &&
 		v.Record.HostName == opts.HostName && v.Record.State != SlotFree && v.Record.State != SlotLeft {
 		progress("resuming heartbeat slot %d, generation %d", host, v.Record.Generation)
@@ -456,11 +590,11 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 			if err := sleepCtx(ctx, t.Renew); err != nil {
 				return nil, fmt.Errorf("acquire %s: %w", what, err)
 			}
-			now, err := l.ReadSlot(ctx, host)
+			per, err := readSlotEach(ctx, l, host)
 			if err != nil {
 				return nil, err
 			}
-			if !bytes.Equal(now.raw, v.raw) {
+			if now := topSlot(per); !bytes.Equal(now.raw, top.raw) {
 				return nil, l.blockErr(block, what, fmt.Errorf("%w: it is being heartbeated by %q", ErrSlotHeld, now.Record.HostName),
 					"another wingmand is running with this host's name or id; stop it first (is the name unique?)")
 			}
@@ -468,16 +602,16 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 	}
 	// The read that our write is based on, then the write, within a bounded window.
 	begin := time.Now()
-	cur, err := l.ReadSlot(ctx, host)
+	per, err = readSlotEach(ctx, l, host)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(cur.raw, v.raw) {
+	if cur := topSlot(per); !bytes.Equal(cur.raw, top.raw) {
 		return nil, l.blockErr(block, what, fmt.Errorf("%w: it changed while we waited", ErrSlotHeld), "another host is acquiring it; retry")
 	}
-	rec := SlotRecord{HostID: host, State: SlotJoining, Generation: cur.Record.Generation + 1, Incarnation: randomNonce(),
-		Sequence: cur.Record.Sequence + 1, Wall: time.Now(), HostName: opts.HostName}
-	if err := l.io.write(ctx, block*BlockSize, rec.encode()); err != nil {
+	rec := SlotRecord{HostID: host, State: SlotJoining, Generation: top.Record.Generation + 1, Incarnation: randomNonce(),
+		Sequence: top.Record.Sequence + 1, Wall: time.Now(), HostName: opts.HostName}
+	if _, err := l.write(ctx, block*BlockSize, rec.encode()); err != nil {
 		return nil, fmt.Errorf("acquire %s: %w", what, err)
 	}
 	if time.Since(begin) > 2*t.IOTimeout {
@@ -487,11 +621,18 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 	if err := sleepCtx(ctx, t.acquireDelay()); err != nil {
 		return nil, fmt.Errorf("acquire %s: %w", what, err)
 	}
-	after, err := l.ReadSlot(ctx, host)
+	per, err = readSlotEach(ctx, l, host)
 	if err != nil {
 		return nil, err
 	}
-	if after.Err != nil || after.Record.Incarnation != rec.Incarnation || after.Record.Sequence != rec.Sequence {
+	// Ours only if a majority of members holds it: two acquirers cannot both have that.
+	after, ours := l.mergeSlot(per), 0
+	for _, v := range per {
+		if v != nil && v.Err == nil && v.Record.Incarnation == rec.Incarnation && v.Record.Sequence == rec.Sequence {
+			ours++
+		}
+	}
+	if ours < l.majority() {
 		return nil, l.blockErr(block, what, fmt.Errorf("%w: lost the race to %q", ErrSlotHeld, after.Record.HostName), "another host acquired it at the same time")
 	}
 	return &Heartbeat{lun: l, host: host, rec: rec}, nil
@@ -634,15 +775,25 @@ func (h *Heartbeat) scan(ctx context.Context, renew bool) ([]SlotView, error) {
 	next := h.rec
 	next.Sequence = max(h.rec.Sequence, h.pending) + 1
 	next.Wall = time.Now()
-	if err := h.lun.io.write(ctx, h.lun.hdr.Geometry.slotBlock(h.host)*BlockSize, next.encode()); err != nil {
-		if !errors.Is(err, ErrIOPending) {
-			h.pending = next.Sequence // it may still land
+	ok, err := h.lun.write(ctx, h.lun.hdr.Geometry.slotBlock(h.host)*BlockSize, next.encode())
+	if err != nil {
+		if !errors.Is(err, ErrIOPending) || h.lun.majority() > 1 {
+			h.pending = next.Sequence // it may still land (of a set: on a member whose write was not pending)
 		}
 		return views, fmt.Errorf("renew heartbeat slot %d: %w", h.host, err)
 	}
 	h.rec = next
 	h.pending = 0
-	views[h.host-1] = SlotView{HostID: h.host, Record: next}
+	own := SlotView{HostID: h.host, Record: next}
+	if seqs := views[h.host-1].MemberSeq; seqs != nil {
+		own.MemberSeq = slices.Clone(seqs)
+		for i, wrote := range ok {
+			if wrote {
+				own.MemberSeq[i] = next.Sequence
+			}
+		}
+	}
+	views[h.host-1] = own
 	return views, nil
 }
 
@@ -661,6 +812,9 @@ func (h *Heartbeat) checkOwn(own SlotView) error {
 		// A write that failed or timed out landed after all: only we
 		// write our incarnation, so it was ours.
 		h.rec.Sequence = own.Record.Sequence
+	case ours && own.Record.Sequence < h.rec.Sequence && h.lun.majority() > 1:
+		// Of a set, the members read may include one that missed our
+		// latest writes (they counted on the others): not a lost write.
 	case ours:
 		return h.lun.blockErr(h.lun.hdr.Geometry.slotBlock(h.host), fmt.Sprintf("heartbeat slot %d", h.host),
 			fmt.Errorf("%w: it holds our sequence %d, we last wrote %d (a lost write, or another process with our incarnation)", ErrSlotLost, own.Record.Sequence, h.rec.Sequence),

@@ -26,7 +26,7 @@ func (i Integrity) CheckEvents(ctx context.Context) ([]DamagedEvent, error) {
 	n := g.EventBlocks * eventsPerBlock
 	var out []DamagedEvent
 	for h := 1; h <= g.MaxHosts; h++ {
-		b, err := l.io.read(ctx, g.eventBase(h)*BlockSize, g.EventBlocks*BlockSize)
+		b, err := l.readEvents(ctx, h, g.eventBase(h)*BlockSize, g.EventBlocks*BlockSize)
 		if err != nil {
 			return out, fmt.Errorf("read event ring of host %d: %w", h, err)
 		}

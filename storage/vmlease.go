@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -180,32 +181,58 @@ func (l *LUN) readLease(ctx context.Context, idx int) (leaseBlocks, error) {
 }
 
 // readLeaseBlocks reads and decodes the lease blocks of record idx: err is
-// an I/O failure, bad the first damaged block (the others are decoded).
+// an I/O failure, bad the first damaged block (the others are decoded). Of
+// a set it reads every member's blocks (a majority must answer) and takes
+// each host's newest block among them (a host's block only moves forward:
+// by instance, then ballot started, then ballot accepted); a block damaged
+// on one member is bad only when fewer than a majority hold it intact.
 func (l *LUN) readLeaseBlocks(ctx context.Context, idx int) (lb leaseBlocks, bad, err error) {
 	g := l.hdr.Geometry
 	first := g.vmLeaseBlock(idx, 1)
-	b, err := l.io.read(ctx, first*BlockSize, g.MaxHosts*BlockSize)
+	bufs, err := l.readEach(ctx, false, first*BlockSize, g.MaxHosts*BlockSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read lease of VM record %d: %w", idx, err)
 	}
 	lb = make(leaseBlocks, g.MaxHosts)
 	for i := range lb {
-		d, set, err := decodeDblock(b[i*BlockSize:])
-		if err == nil && set && (d.VM != idx || d.Host != i+1) {
-			err = fmt.Errorf("%w: record claims VM %d host %d", ErrCorrupt, d.VM, d.Host)
+		var firstErr error
+		intact := 0
+		for mi, b := range bufs {
+			if b == nil {
+				continue
+			}
+			d, set, err := decodeDblock(b[i*BlockSize:])
+			if err == nil && set && (d.VM != idx || d.Host != i+1) {
+				err = fmt.Errorf("%w: record claims VM %d host %d", ErrCorrupt, d.VM, d.Host)
+			}
+			l.noteCopy(mi, fmt.Sprintf("lease block of host %d for VM record %d", i+1, idx), err != nil)
+			if err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				continue
+			}
+			intact++
+			if set && (!lb[i].set || newerDblock(d, lb[i].d)) {
+				lb[i].d, lb[i].set = d, true
+			}
 		}
-		if err != nil {
+		if intact < l.majority() && bad == nil {
 			// A damaged ballot block could hide a higher ballot; acting on a
 			// guess could make two owners, so refuse and say so.
-			if bad == nil {
-				bad = l.blockErr(first+int64(i), fmt.Sprintf("lease block of host %d for VM record %d", i+1, idx), err,
-					fmt.Sprintf("the VM cannot change owner until host %d rewrites it (restart wingmand there) or the record is removed and protected again", i+1))
-			}
-			continue
+			bad = l.blockErr(first+int64(i), fmt.Sprintf("lease block of host %d for VM record %d", i+1, idx), firstErr,
+				fmt.Sprintf("the VM cannot change owner until host %d rewrites it (restart wingmand there) or the record is removed and protected again", i+1))
 		}
-		lb[i].d, lb[i].set = d, set
 	}
 	return lb, bad, nil
+}
+
+// newerDblock reports whether a is later than b in its host's sequence of
+// writes: by instance, then ballot started, then ballot accepted, then
+// flags (commit, guest-up and release marks only get set within an
+// instance), then the time it was written (a migration phase changes
+// nothing else).
+func newerDblock(a, b dblock) bool {
+	return cmp.Or(cmp.Compare(a.Lver, b.Lver), cmp.Compare(a.Mbal, b.Mbal), cmp.Compare(a.Bal, b.Bal),
+		cmp.Compare(a.Flags, b.Flags), a.Wall.Compare(b.Wall)) > 0
 }
 
 // state summarises the lease blocks: the owner is the value with the highest
@@ -282,7 +309,7 @@ func ballot(maxHosts int, floor uint64, host int) uint64 {
 func (l *LUN) writeDblock(ctx context.Context, idx int, d dblock) error {
 	d.Wall = time.Now()
 	block := l.hdr.Geometry.vmLeaseBlock(idx, d.Host)
-	if err := l.io.write(ctx, block*BlockSize, d.encode()); err != nil {
+	if _, err := l.write(ctx, block*BlockSize, d.encode()); err != nil {
 		return fmt.Errorf("write lease block of host %d for VM record %d: %w", d.Host, idx, err)
 	}
 	l.dmg.wrote(idx, d)

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -129,25 +130,58 @@ func (r VMRecord) Free() bool {
 	return !r.Protected() && !r.leaseUnread && !r.Lease.Held() && !r.Lease.InProgress
 }
 
+// readConfigCopy reads config copy copyNo of record idx: nil when blank.
+// Of a set it takes the newest valid copy any member holds; a damaged one
+// counts only when no member holds a valid one.
 func (l *LUN) readConfigCopy(ctx context.Context, idx, copyNo int) (*VMConfig, error) {
-	g := l.hdr.Geometry
-	block := g.vmConfigBlock(idx, copyNo)
-	first, err := l.io.read(ctx, block*BlockSize, BlockSize)
+	type held struct {
+		cfg *VMConfig
+		bad error
+	}
+	got, errs, err := onMembers(ctx, &l.lunSet, false, true, func(ctx context.Context, m *member) (held, error) {
+		cfg, bad, err := readConfigOn(ctx, m, l.hdr.Geometry, idx, copyNo)
+		return held{cfg, bad}, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read VM record %d config %c: %w", idx, 'A'+copyNo, err)
 	}
-	n, err := cfgLen(first, g)
-	if err != nil || n == 0 {
-		return nil, err
+	var newest *VMConfig
+	var bad error
+	for i, h := range got {
+		if errs[i] == nil {
+			l.noteCopy(i, fmt.Sprintf("VM record %d config %c", idx, 'A'+copyNo), h.bad != nil)
+		}
+		bad = cmp.Or(bad, h.bad)
+		if h.cfg != nil && (newest == nil || h.cfg.Seq > newest.Seq) {
+			newest = h.cfg
+		}
+	}
+	if newest == nil {
+		return nil, bad
+	}
+	return newest, nil
+}
+
+// readConfigOn reads a config copy from member m: err is an I/O failure,
+// bad a damaged record, cfg nil when blank.
+func readConfigOn(ctx context.Context, m *member, g Geometry, idx, copyNo int) (cfg *VMConfig, bad, err error) {
+	block := g.vmConfigBlock(idx, copyNo)
+	first, err := m.io.read(ctx, block*BlockSize, BlockSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, bad := cfgLen(first, g)
+	if bad != nil || n == 0 {
+		return nil, bad, nil
 	}
 	b := first
 	if n > BlockSize {
-		b, err = l.io.read(ctx, block*BlockSize, (n+BlockSize-1)/BlockSize*BlockSize)
-		if err != nil {
-			return nil, fmt.Errorf("read VM record %d config %c: %w", idx, 'A'+copyNo, err)
+		if b, err = m.io.read(ctx, block*BlockSize, (n+BlockSize-1)/BlockSize*BlockSize); err != nil {
+			return nil, nil, err
 		}
 	}
-	return decodeConfig(b, n, idx)
+	cfg, bad = decodeConfig(b, n, idx)
+	return cfg, bad, nil
 }
 
 // ReadVM reads VM record idx: its newest valid config copy and its lease.
@@ -269,7 +303,7 @@ func (l *LUN) WriteVMConfig(ctx context.Context, idx int, lease LeaseState, cfg 
 	if err != nil {
 		return cfg, fmt.Errorf("write config of VM %q: %w", cfg.Name, err)
 	}
-	if err := l.io.write(ctx, l.hdr.Geometry.vmConfigBlock(idx, target)*BlockSize, b); err != nil {
+	if _, err := l.write(ctx, l.hdr.Geometry.vmConfigBlock(idx, target)*BlockSize, b); err != nil {
 		return cfg, fmt.Errorf("write config of VM %q: %w", cfg.Name, err)
 	}
 	l.dmg.raise(markKey{markConfig, idx}, cfg.Seq)

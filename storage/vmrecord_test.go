@@ -298,13 +298,21 @@ func raceLease(ctx context.Context, luns []*storage.LUN, expect uint64, round in
 // the winner releases first, the others take over a lease assumed dead.
 func TestLeaseRace(t *testing.T) {
 	const rounds, racers = 100, 4
-	ctx := testCtx(t)
 	path := lunFile(t, storage.FormatOptions{Timings: testTimings()})
 	luns := make([]*storage.LUN, racers)
 	for i := range luns {
 		luns[i] = openLUN(t, path)
 	}
-	observer := openLUN(t, path)
+	leaseRounds(t, luns, openLUN(t, path), rounds)
+}
+
+// leaseRounds races luns for VM record 0's lease rounds times, each from
+// the epoch the last won, and fails unless every round has exactly one
+// winner that the losers and observer agree on. Every other round the
+// winner releases first; in the others the rest take over a lease assumed dead.
+func leaseRounds(t *testing.T, luns []*storage.LUN, observer *storage.LUN, rounds int) {
+	t.Helper()
+	ctx := testCtx(t)
 	var expect uint64
 	for round := range rounds {
 		winners, held, other := raceLease(ctx, luns, expect, round)

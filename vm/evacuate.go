@@ -63,7 +63,7 @@ func (m *Manager) planInputAndDefinitions(ctx context.Context, dec quorum.Decisi
 		if !ok {
 			c = Capacity{Memory: 1 << 40, CPUs: 1024}
 		}
-		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: reconcile.PlanState(h.State),
+		in.Hosts = append(in.Hosts, plan.Host{ID: h.ID, Name: h.Name, State: reconcile.PlanStateOf(h.State, quarantinedIn(m.cfg).Has(h.ID)),
 			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs, Limits: c.Limits})
 	}
 	for _, r := range recs {
@@ -258,7 +258,7 @@ func evacuateUnprotected(ctx context.Context, cfg Config, lun LUN, hv Hypervisor
 	}
 	var targets []int
 	for _, h := range dec.Hosts {
-		if h.State == quorum.StateAlive && h.ID != cfg.Host {
+		if h.State == quorum.StateAlive && h.ID != cfg.Host && !quarantinedIn(cfg).Has(h.ID) {
 			targets = append(targets, h.ID)
 		}
 	}

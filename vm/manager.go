@@ -129,6 +129,9 @@ type Config struct {
 	// UnsafeMigration passes libvirt's unsafe flag (test clusters whose
 	// shared directory is a local disk).
 	UnsafeMigration bool
+	// Quarantined, if set, returns the hosts the cluster quarantined for
+	// flapping (vm/quarantine): placement gives them no VM.
+	Quarantined func() quorum.Set
 	// ShutdownTimeout bounds a graceful stop before the VM is destroyed.
 	ShutdownTimeout time.Duration
 	// CheckDisksOn asks another host whether it reaches each of disks (one
@@ -581,6 +584,11 @@ func (m *Manager) MigrateWithProgress(ctx context.Context, nameOrUUID string, ta
 		m.mu.Unlock()
 		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q: target host %d is not alive in this host's last quorum decision (%v)", name, target, th.State)
 	}
+	if quarantinedIn(m.cfg).Has(target) {
+		m.mu.Unlock()
+		return hypervisor.MigrationResult{}, Refuse(ErrInvalid, "choose another host, or end its quarantine first: wingman host unquarantine "+th.Name,
+			"migrate %q: target host %s is quarantined for flapping and takes no new VM", name, th.Name)
+	}
 	if r.Lease.Migration.Phase == storage.MigrationStarted || r.Lease.Migration.Phase == storage.MigrationCompleted {
 		m.mu.Unlock()
 		return hypervisor.MigrationResult{}, fmt.Errorf("migrate %q: a migration to host %d is already %s", name, r.Lease.Migration.Target, r.Lease.Migration.Phase)
@@ -627,4 +635,12 @@ func (m *Manager) MigrateWithProgress(ctx context.Context, nameOrUUID string, ta
 		writeEvent(ctx, m.events, storage.SevWarning, "migration-failed", id, target, "guest stays on host %d: %v", m.cfg.Host, merr)
 		return res, fmt.Errorf("migrate %q: %w", name, merr)
 	}
+}
+
+// quarantinedIn is the set of hosts in quarantine (Config.Quarantined).
+func quarantinedIn(cfg Config) quorum.Set {
+	if cfg.Quarantined == nil {
+		return quorum.Set{}
+	}
+	return cfg.Quarantined()
 }

@@ -31,8 +31,11 @@ func domainState(d hypervisor.Domain) reconcile.DomainState {
 	case hypervisor.StateCrashed:
 		return reconcile.DomainPanicked
 	case hypervisor.StateShutoff:
-		if d.Reason == "crashed" || d.Reason == "failed" {
+		switch d.Reason {
+		case "crashed", "failed":
 			return reconcile.DomainCrashed
+		case "unknown":
+			return reconcile.DomainLost // the host went down under it
 		}
 		return reconcile.DomainShutoff
 	case hypervisor.StatePMSuspended:
@@ -249,12 +252,13 @@ func (m *Manager) snapshot(ctx context.Context, dec quorum.Decision, now time.Ti
 	if m.cfg.Capacity != nil {
 		caps = m.cfg.Capacity()
 	}
+	quarantined := quarantinedIn(m.cfg)
 	for _, h := range dec.Hosts {
 		c, ok := caps[h.ID]
 		if !ok {
 			c = Capacity{Memory: 1 << 40, CPUs: 1024}
 		}
-		in.Hosts = append(in.Hosts, reconcile.Host{ID: h.ID, Name: h.Name, Gen: h.Gen, State: h.State,
+		in.Hosts = append(in.Hosts, reconcile.Host{ID: h.ID, Name: h.Name, Gen: h.Gen, State: h.State, Quarantined: quarantined.Has(h.ID),
 			Memory: c.Memory, CPUs: c.CPUs, OtherMemory: c.OtherMemory, OtherCPUs: c.OtherCPUs, Limits: c.Limits})
 	}
 	snap := &snapshot{recs: map[string]storage.VMRecord{}, names: map[string]string{}}

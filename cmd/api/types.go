@@ -149,6 +149,31 @@ type Host struct {
 	// QEMU guests: "lockd" (virtlockd), "sanlock" or "none"; "" when the
 	// host does not say (an older version, or its /proc unreadable).
 	LockManager string `json:"lock_manager,omitempty"`
+	// Quarantine is set while the host is quarantined for flapping: it
+	// keeps its VMs and takes no new one (`wingman host unquarantine`).
+	Quarantine *HostQuarantine `json:"quarantine,omitempty"`
+}
+
+// HostQuarantine is a host's quarantine: since and until when, who put it
+// there ("wingman" when the cluster counted its flaps) and why.
+type HostQuarantine struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+	By    string    `json:"by"`
+	Why   string    `json:"why"`
+}
+
+// QuarantineRequest puts a host in quarantine (true) or ends its
+// quarantine (false).
+type QuarantineRequest struct {
+	Quarantine bool `json:"quarantine"`
+}
+
+// QuarantineResult is the host's quarantine after the request (none:
+// ended).
+type QuarantineResult struct {
+	Host       string          `json:"host"`
+	Quarantine *HostQuarantine `json:"quarantine,omitempty"`
 }
 
 // VM is one virtual machine: a protected one (with a record on the LUN) or

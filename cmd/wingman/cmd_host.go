@@ -57,7 +57,7 @@ func printHosts(w io.Writer, hosts []api.Host) {
 		if h.Coordinator {
 			name += " *"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", h.ID, name, h.State, orDash(h.AliveBy), orDash(h.Serf), h.VMs,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", h.ID, name, hostState(h), orDash(h.AliveBy), orDash(h.Serf), h.VMs,
 			humanMiB(h.MemoryMiB), humanMiB(h.FreeMiB), h.CPUs, yesNo(h.Fenceable), lockManagerText(h.LockManager), orDash(h.Reason))
 	}
 	tw.Flush()
@@ -67,6 +67,20 @@ func printHosts(w io.Writer, hosts []api.Host) {
 			break
 		}
 	}
+	for _, h := range hosts {
+		if q := h.Quarantine; q != nil {
+			fmt.Fprintf(w, "%s is quarantined until %s by %s: %s; it takes no new VM (wingman host unquarantine %s)\n",
+				h.Name, q.Until.Local().Format(time.DateTime), q.By, q.Why, h.Name)
+		}
+	}
+}
+
+// hostState is a host's state, and its quarantine.
+func hostState(h api.Host) string {
+	if h.Quarantine != nil {
+		return h.State + ",quarantined"
+	}
+	return h.State
 }
 
 // lockManagerText says what libvirt's lock manager on a host is: "-" when
@@ -112,6 +126,11 @@ var hostinfoCmd = command{
 			row("Generation", strconv.FormatUint(h.Generation, 10))
 			row("Serf", orDash(h.Serf))
 			row("Maintenance", yesNo(h.Maintenance))
+			quarantine := "no"
+			if q := h.Quarantine; q != nil {
+				quarantine = fmt.Sprintf("until %s by %s: %s", q.Until.Local().Format(time.DateTime), q.By, q.Why)
+			}
+			row("Quarantined", quarantine)
 			row("Coordinator", yesNo(h.Coordinator))
 			row("Memory", fmt.Sprintf("%s, %s free", humanMiB(h.MemoryMiB), humanMiB(h.FreeMiB)))
 			row("CPUs", strconv.Itoa(h.CPUs))
@@ -480,6 +499,58 @@ terminal, --yes is required.`,
 			return nil
 		})
 	},
+}
+
+var hostQuarantineCmd = command{
+	name:    "host quarantine",
+	args:    "HOST",
+	summary: "quarantine a host: it keeps its VMs and takes no new one",
+	help: `Puts HOST in quarantine for quarantine.duration (wingman config), as the
+cluster does by itself with a host declared dead or isolated by a poison pill
+quarantine.threshold times within quarantine.window (Windows failover
+clustering's node quarantine). A quarantined host keeps running its own VMs
+but is given none: no failover, restart, migration or evacuation lands on it.
+With quarantine.migrate_away true, its protected VMs leave it by live
+migration (never stopped). Recorded as an event with who (your unix user),
+and notified as a warning. 'wingman host unquarantine HOST' ends it.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		return quarantineCmd(fs, true)
+	},
+}
+
+var hostUnquarantineCmd = command{
+	name:    "host unquarantine",
+	args:    "HOST",
+	summary: "end a host's quarantine: it takes new VMs again",
+	help: `Ends the quarantine of HOST (put there by the cluster for flapping, or by
+'wingman host quarantine') before quarantine.duration runs out, and forgets
+its flaps: the next quarantine needs quarantine.threshold new ones. Recorded
+as an event with who (your unix user) and when. Refused for a host that is
+not quarantined.`,
+	nargs: [2]int{1, 1},
+	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
+		return quarantineCmd(fs, false)
+	},
+}
+
+func quarantineCmd(fs *pflag.FlagSet, on bool) func(context.Context, stdio, []string) error {
+	asJSON := jsonFlag(fs)
+	return withDaemon(fs, func(ctx context.Context, s stdio, c *api.Client, args []string) error {
+		r, err := api.Quarantine(ctx, c, args[0], api.QuarantineRequest{Quarantine: on})
+		if err != nil {
+			return daemonErr(err, "host", args[0])
+		}
+		if *asJSON {
+			return writeJSON(s.out, r)
+		}
+		if q := r.Quarantine; q != nil {
+			fmt.Fprintf(s.out, "%s quarantined until %s by %s: it keeps its VMs and takes no new one\n", r.Host, q.Until.Local().Format(time.DateTime), q.By)
+			return nil
+		}
+		fmt.Fprintf(s.out, "%s is no longer quarantined: it takes new VMs again\n", r.Host)
+		return nil
+	})
 }
 
 var fenceCmd = command{

@@ -26,6 +26,8 @@ func init() {
 		eventsCmd,
 		fenceCmd,
 		confirmOffCmd,
+		hostQuarantineCmd,
+		hostUnquarantineCmd,
 		haDisarmCmd,
 		haArmCmd,
 		drillCmd,

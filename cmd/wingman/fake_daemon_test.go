@@ -48,7 +48,8 @@ type fakeDaemon struct {
 var (
 	fakeNow   = time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
 	fakeHosts = []api.Host{
-		{ID: 1, Name: "kvm1", State: "alive", Generation: 7, Serf: "alive", MemoryMiB: 262144, FreeMiB: 98304, CPUs: 64, VMs: 2, Fenceable: true, LockManager: "lockd", AliveBy: "disk 2/3"},
+		{ID: 1, Name: "kvm1", State: "alive", Generation: 7, Serf: "alive", MemoryMiB: 262144, FreeMiB: 98304, CPUs: 64, VMs: 2, Fenceable: true, LockManager: "lockd", AliveBy: "disk 2/3",
+			Quarantine: &api.HostQuarantine{Since: fakeNow.Add(-10 * time.Minute), Until: fakeNow.Add(110 * time.Minute), By: "wingman", Why: "3 flaps within 1h (last: isolated by a poison pill)"}},
 		{ID: 2, Name: "kvm2", State: "alive", Generation: 5, Serf: "alive", Coordinator: true, MemoryMiB: 262144, FreeMiB: 180224, CPUs: 64, VMs: 1, Fenceable: true, LockManager: "none", AliveBy: "network lease"},
 		{ID: 3, Name: "kvm3", State: "dead", Reason: "no heartbeat for 12s, fenced", Generation: 9, Serf: "failed", MemoryMiB: 131072, FreeMiB: 0, CPUs: 32, Fenceable: true},
 	}
@@ -493,6 +494,27 @@ func (d *fakeDaemon) mux() http.Handler {
 			return
 		}
 		reply(w, 200, api.FenceResult{Host: h.Name, Mailbox: "not acknowledged", Agent: "ipmi: powered off", Duration: 6200 * time.Millisecond})
+	})
+	m.HandleFunc("POST /v1/hosts/{host}/quarantine", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hostOr404(w, r)
+		if !ok {
+			return
+		}
+		var req api.QuarantineRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			reply(w, 400, api.Error{Error: err.Error(), Class: "invalid"})
+			return
+		}
+		switch {
+		case req.Quarantine == (h.Quarantine != nil) && req.Quarantine:
+			reply(w, 409, api.Error{Error: "kvm1: host is already quarantined: host 1 since 2025-03-01T10:20:00Z by wingman, until 2025-03-01T12:20:00Z", Class: "conflict"})
+		case req.Quarantine == (h.Quarantine != nil):
+			reply(w, 409, api.Error{Error: h.Name + " is not quarantined", Class: "conflict", Hint: "`wingman host-list` shows which hosts are quarantined"})
+		case req.Quarantine:
+			reply(w, 200, api.QuarantineResult{Host: h.Name, Quarantine: &api.HostQuarantine{Since: fakeNow, Until: fakeNow.Add(2 * time.Hour), By: "user alice (uid 1000) on kvm1", Why: "put in quarantine by command"}})
+		default:
+			reply(w, 200, api.QuarantineResult{Host: h.Name})
+		}
 	})
 	m.HandleFunc("POST /v1/hosts/{host}/confirm-off", func(w http.ResponseWriter, r *http.Request) {
 		h, ok := hostOr404(w, r)

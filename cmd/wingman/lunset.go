@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/wingmanha/wingman/cmd/internal/luns"
@@ -47,8 +48,28 @@ func openPaths(ctx context.Context, paths []string) (*storage.LUN, error) {
 }
 
 // memberSeqs are the sequences of slot v on each LUN of a set of three.
-func memberSeqs(v storage.SlotView) []uint64 { return nil }
+func memberSeqs(v storage.SlotView) []uint64 { return v.MemberSeq }
 
 // memberReport is what each LUN of the set l holds on its own, as d (read
 // from l) shows it: its header, its I/O, a copy of each used slot.
-func memberReport(l *storage.LUN, d *dumpJSON) []memberJSON { return nil }
+func memberReport(l *storage.LUN, d *dumpJSON) []memberJSON {
+	ms := l.Members()
+	if len(ms) < 2 {
+		return nil
+	}
+	out := make([]memberJSON, 0, len(ms))
+	for i, m := range ms {
+		mj := memberJSON{Index: m.Index, Path: m.Path, Problems: []string{}}
+		if p := luns.Problem(m); p != "" {
+			mj.Problems = append(mj.Problems, p)
+		}
+		for _, s := range d.Slots {
+			if i < len(s.MemberSeqs) && s.MemberSeqs[i] == 0 && m.HeaderChanged == nil {
+				mj.Problems = append(mj.Problems, fmt.Sprintf("heartbeat slot %d (%s) is blank, damaged or unread here (sequence %d on the others); the host rewrites it with its next heartbeat", s.Host, orDash(s.Name), s.Sequence))
+			}
+		}
+		mj.OK = len(mj.Problems) == 0
+		out = append(out, mj)
+	}
+	return out
+}

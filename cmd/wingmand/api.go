@@ -78,6 +78,9 @@ func (d apiServer) router() *api.Router {
 	api.Post(rt, "POST /v1/hosts/{host}/confirm-off", "send no body, or {}", false, func(ctx context.Context, r *http.Request, _ none) (any, error) {
 		return apiview.ConfirmOffOn(ctx, d.ops.confirmOff, d.decision(), r.PathValue("host"), api.Caller(r), d.cfg.HostName)
 	})
+	api.Post(rt, "POST /v1/hosts/{host}/quarantine", `send {"quarantine": true|false}`, true, func(ctx context.Context, r *http.Request, req api.QuarantineRequest) (any, error) {
+		return apiview.Quarantine(ctx, d.quarantine, r.PathValue("host"), req, api.Caller(r), d.cfg.HostName)
+	})
 	api.Post(rt, "POST /v1/drill", `send {"host": "NAME", "live": true|false}`, false, func(ctx context.Context, _ *http.Request, req api.DrillRequest) (any, error) {
 		// A live drill runs to its end, cleanup included: no throwaway
 		// guest is left behind.
@@ -168,6 +171,7 @@ func (d apiServer) apiHosts(ctx context.Context) ([]api.Host, error) {
 	hosts := apiview.Hosts(dec, d.serf.Members(), recs, fenceable)
 	d.members.AliveBy(hosts, dec, d.slot.HostID(), in.LeaseUntil > in.Now, time.Now())
 	apiview.MarkGossipKeys(hosts, d.slot.HostID(), d.loop.GossipKeys(), d.serf.AliveSet())
+	apiview.MarkQuarantined(hosts, d.quarantine.Record())
 	return hosts, nil
 }
 

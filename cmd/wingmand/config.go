@@ -49,7 +49,8 @@ type Config struct {
 	// Placement is how far this host may be filled with protected VMs.
 	Placement PlacementConfig `toml:"placement"`
 	// Failover tunes the order of failover starts.
-	Failover FailoverConfig `toml:"failover"`
+	Failover   FailoverConfig          `toml:"failover"`
+	Quarantine settings.FileQuarantine `toml:"quarantine"` // cluster-wide: the cluster's values override it
 	// Isolation lists the addresses that tell an isolated host from one cut off from its peers only.
 	Isolation isolation.Config `toml:"isolation"`
 	// Fence maps host names to their fence agent or fencing levels, and
@@ -214,7 +215,8 @@ func DefaultConfig() Config {
 			ExecTimeout: duration{Duration: cw.ExecTimeout}, RebootCommand: "systemctl reboot"},
 		Placement: PlacementConfig{CPUOvercommit: plan.DefaultConfig().CPUOvercommit, MemoryOvercommit: plan.DefaultConfig().MemoryOvercommit,
 			ReservedMemoryMiB: plan.DefaultConfig().ReservedMemory >> 20, ParallelStarts: plan.DefaultConfig().MaxStartsPerHost},
-		Failover: FailoverConfig{GuestAgentWait: duration{Duration: cw.GuestAgentWait}, DiskLoss: cw.DiskLoss, DiskLossGrace: duration{Duration: cw.DiskLossGrace}},
+		Failover:   FailoverConfig{GuestAgentWait: duration{Duration: cw.GuestAgentWait}, DiskLoss: cw.DiskLoss, DiskLossGrace: duration{Duration: cw.DiskLossGrace}},
+		Quarantine: settings.DefaultFileQuarantine(),
 	}
 }
 
@@ -329,9 +331,9 @@ func (c *Config) Validate() error {
 // clusterFile is what the file says of the cluster-wide keys, which the
 // cluster's values override (vm/settings).
 func (c *Config) clusterFile() settings.File {
-	return settings.File{Path: c.path, Keys: c.keys, Values: settings.Values{GuestAgentWait: c.Failover.GuestAgentWait.Duration,
+	return settings.File{Path: c.path, Keys: c.keys, Values: c.Quarantine.Over(settings.Values{GuestAgentWait: c.Failover.GuestAgentWait.Duration,
 		ParallelMigrations: c.Maintenance.ParallelMigrations, OnMigrationFailure: c.Maintenance.OnMigrationFailure, ExecTimeout: c.Maintenance.ExecTimeout.Duration,
-		DiskLoss: c.Failover.DiskLoss, DiskLossGrace: c.Failover.DiskLossGrace.Duration}}
+		DiskLoss: c.Failover.DiskLoss, DiskLossGrace: c.Failover.DiskLossGrace.Duration})}
 }
 
 func splitHostPort(s string) (string, int, error) {

@@ -33,6 +33,7 @@ import (
 	"github.com/wingmanha/wingman/vm/drill"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/notify"
+	"github.com/wingmanha/wingman/vm/quarantine"
 	"github.com/wingmanha/wingman/vm/settings"
 )
 
@@ -68,13 +69,14 @@ type Daemon struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
-	ops     *ops              // the API's operations, run on the host that must act
-	metrics *metrics.Metrics  // Prometheus: read at each scrape, observed by the LUN and the VM manager
-	maint   *maintenance.Host // maintenance, evacuation, rolling update, freeze
-	drills  *drill.Runner     // drills and the disk checks of protect
-	disks   *drill.DiskWatch  // the protected VMs' disks this host cannot reach
-	notify  *notify.Service   // notifications: incidents (as coordinator) and warnings
-	config  *settings.Service // the cluster-wide keys: the LUN's values over wingman.toml's
+	ops        *ops                // the API's operations, run on the host that must act
+	metrics    *metrics.Metrics    // Prometheus: read at each scrape, observed by the LUN and the VM manager
+	maint      *maintenance.Host   // maintenance, evacuation, rolling update, freeze
+	drills     *drill.Runner       // drills and the disk checks of protect
+	disks      *drill.DiskWatch    // the protected VMs' disks this host cannot reach
+	notify     *notify.Service     // notifications: incidents (as coordinator) and warnings
+	config     *settings.Service   // the cluster-wide keys: the LUN's values over wingman.toml's
+	quarantine *quarantine.Service // flapping hosts: counted as coordinator, given no VM
 
 	mu           sync.Mutex
 	renewLatency heartbeat.RenewLatency
@@ -152,7 +154,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 	}
 	d.vms, err = vm.NewManager(vm.Config{Host: self, Gen: d.slot.Generation(), Capacity: d.capacities, GuestAgentWait: d.config.GuestAgentWait, DiskLoss: d.config.DiskLoss, DeadAfter: d.hdr.Timings.Dead,
 		MigrationURI: d.migrationURI, UnsafeMigration: cfg.Libvirt.UnsafeMigration, CheckDisksOn: checkDisksOn, Observe: d.metrics,
-		RecordsChanged: d.slot.BumpRecords}, lun, d.hv, journallog.Events{Ring: d.events, Log: d.log})
+		RecordsChanged: d.slot.BumpRecords, Quarantined: func() quorum.Set { return d.quarantine.Set() }}, lun, d.hv, journallog.Events{Ring: d.events, Log: d.log})
 	if err != nil {
 		return nil, err
 	}
@@ -169,6 +171,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 	if err != nil {
 		return nil, err
 	}
+	d.quarantine = quarantine.New(quarantine.Config{HostID: self, Policy: d.config.Quarantine, Log: d.log}, storage.NewClusterRecords(lun), clusterView{d}, d, d.vms)
+	d.quarantine.Refresh(ctx) // a failure is logged by Run's rounds; nobody is quarantined until then
 
 	d.guard = watchdog.NewGuard(time.Now)
 	hbTick, vmTick := d.guard.Loop("heartbeat"), d.guard.LoopWithin("vm-manager", vmLoopMaxAge)
@@ -236,8 +240,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(9)
+	d.wg.Add(10)
 	go func() { defer d.wg.Done(); d.config.Run(runCtx) }()
+	go func() { defer d.wg.Done(); d.quarantine.Run(runCtx) }()
 	go func() { defer d.wg.Done(); d.probe.Run(runCtx) }()
 	go func() {
 		defer d.wg.Done()
@@ -429,8 +434,8 @@ func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Ch
 	_, worst := d.renewLatency.Get()
 	t := d.hdr.Timings
 	checks := append(notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware), d.config.Check())
-	checks = append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged()),
-		notify.LUNMemberCheck(d.cfg.HostName, d.members.Warnings()))
+	checks = append(append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged()),
+		notify.LUNMemberCheck(d.cfg.HostName, d.members.Warnings())), d.quarantine.Checks(coordinator)...)
 	if !coordinator {
 		return checks
 	}

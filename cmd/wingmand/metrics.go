@@ -11,7 +11,7 @@ import (
 // VMs' states (one read of the VM records).
 func (d apiServer) metricsSnapshot() metrics.Snapshot {
 	s := metrics.Snapshot{Decision: d.decision(), Input: d.loop.Input(), Events: d.events.Counts(), EventsDropped: d.loopEvs.Dropped(),
-		LUN: d.lun.IOStats()}
+		LUN: d.lun.IOStats(), Quarantined: d.quarantine.Set()}
 	s.Renew, s.RenewMax = d.renewLatency.Get()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*d.hdr.Timings.IOTimeout)
 	defer cancel()

@@ -36,7 +36,7 @@ var openAPITypes = []any{api.Status{}, api.Host{}, api.VM{}, api.Event{}, api.Er
 	api.ExecResult{}, api.RebootRequest{}, api.RebootResult{}, api.Evacuation{}, api.EvacuationPlan{}, api.DrillRequest{}, api.DrillReport{},
 	api.NotifyTarget{}, api.NotifyTestRequest{}, api.NotifyTestResult{}, api.Incident{}, api.ClusterSettings{}, api.ConfigSetRequest{}, api.DisarmRequest{}, api.HAState{},
 	api.RestoreHeaderRequest{}, api.RestoreHeaderResult{}, api.ReclaimLeaseRequest{}, api.ReclaimLeaseResult{},
-	api.ConfirmOffResult{}}
+	api.ConfirmOffResult{}, api.QuarantineRequest{}, api.QuarantineResult{}}
 
 type openAPIDoc struct {
 	OpenAPI    string                                 `json:"openapi"`

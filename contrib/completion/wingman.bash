@@ -20,6 +20,8 @@ _wingman_flag_takes_value() {
     "ha arm|-c"|"ha arm|--connect") return 0 ;;
     "ha disarm|--for"|"ha disarm|--reason"|"ha disarm|-c"|"ha disarm|--connect") return 0 ;;
     "host confirm-off|-c"|"host confirm-off|--connect") return 0 ;;
+    "host quarantine|-c"|"host quarantine|--connect") return 0 ;;
+    "host unquarantine|-c"|"host unquarantine|--connect") return 0 ;;
     "host-list|-c"|"host-list|--connect") return 0 ;;
     "hostinfo|-c"|"hostinfo|--connect") return 0 ;;
     "keygen|--bytes") return 0 ;;
@@ -101,7 +103,7 @@ _wingman() {
     completion) COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur")); return ;;
     config) COMPREPLY=($(compgen -W "list get set unset" -- "$cur")); return ;;
     ha) COMPREPLY=($(compgen -W "disarm arm" -- "$cur")); return ;;
-    host) COMPREPLY=($(compgen -W "confirm-off" -- "$cur")); return ;;
+    host) COMPREPLY=($(compgen -W "confirm-off quarantine unquarantine" -- "$cur")); return ;;
     lun) COMPREPLY=($(compgen -W "format dump verify restore-header reclaim-lease" -- "$cur")); return ;;
     maintenance) COMPREPLY=($(compgen -W "enter exit abort status" -- "$cur")); return ;;
     notify) COMPREPLY=($(compgen -W "add list remove test" -- "$cur")); return ;;
@@ -123,6 +125,8 @@ _wingman() {
         "ha arm") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "ha disarm") COMPREPLY=($(compgen -W "-h --help --for --reason --force --json -c --connect" -- "$cur")) ;;
         "host confirm-off") COMPREPLY=($(compgen -W "-h --help -y --yes --json -c --connect" -- "$cur")) ;;
+        "host quarantine") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
+        "host unquarantine") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "host-list") COMPREPLY=($(compgen -W "-h --help --name --json -c --connect" -- "$cur")) ;;
         "hostinfo") COMPREPLY=($(compgen -W "-h --help --json -c --connect" -- "$cur")) ;;
         "keygen") COMPREPLY=($(compgen -W "-h --help --bytes" -- "$cur")) ;;
@@ -159,6 +163,8 @@ _wingman() {
     "drill|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "fence|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "host confirm-off|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
+    "host quarantine|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
+    "host unquarantine|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "hostinfo|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "lun dump|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
     "lun dump|1") COMPREPLY=($(compgen -f -- "$cur")) ;;

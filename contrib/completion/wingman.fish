@@ -33,6 +33,10 @@ function __wingman_flag_takes_value
             return 0
         case 'host confirm-off|-c' 'host confirm-off|--connect'
             return 0
+        case 'host quarantine|-c' 'host quarantine|--connect'
+            return 0
+        case 'host unquarantine|-c' 'host unquarantine|--connect'
+            return 0
         case 'host-list|-c' 'host-list|--connect'
             return 0
         case 'hostinfo|-c' 'hostinfo|--connect'
@@ -146,7 +150,7 @@ complete -c wingman -n '__wingman_is ""' -a drill -d 'failover drill: what if HO
 complete -c wingman -n '__wingman_is ""' -a events -d 'show the cluster\'s event log, grouped into failover timelines'
 complete -c wingman -n '__wingman_is ""' -a fence -d 'fence a host (power it off), or test the fence path with --test'
 complete -c wingman -n '__wingman_is ""' -a ha -d 'disarm, arm'
-complete -c wingman -n '__wingman_is ""' -a host -d 'confirm-off'
+complete -c wingman -n '__wingman_is ""' -a host -d 'confirm-off, quarantine, unquarantine'
 complete -c wingman -n '__wingman_is ""' -a host-list -d 'list the hosts of the cluster and their state'
 complete -c wingman -n '__wingman_is ""' -a hostinfo -d 'show one host: state, generation, memory, VMs, fencing'
 complete -c wingman -n '__wingman_is ""' -a keygen -d 'generate a gossip encryption key for the cluster'
@@ -176,6 +180,8 @@ complete -c wingman -n '__wingman_is config' -a unset -d 'take a cluster-wide ke
 complete -c wingman -n '__wingman_is ha' -a disarm -d 'stop failover and fencing cluster-wide for a while (network or SAN work)'
 complete -c wingman -n '__wingman_is ha' -a arm -d 're-arm failover and fencing cluster-wide now'
 complete -c wingman -n '__wingman_is host' -a confirm-off -d 'confirm that a host is powered off, so that its VMs restart now'
+complete -c wingman -n '__wingman_is host' -a quarantine -d 'quarantine a host: it keeps its VMs and takes no new one'
+complete -c wingman -n '__wingman_is host' -a unquarantine -d 'end a host\'s quarantine: it takes new VMs again'
 complete -c wingman -n '__wingman_is lun' -a format -d 'format a heartbeat LUN, or three as one set (block devices or files on shared storage)'
 complete -c wingman -n '__wingman_is lun' -a dump -d 'show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events'
 complete -c wingman -n '__wingman_is lun' -a verify -d 'check every record of a heartbeat LUN and report damage (exit code 3)'
@@ -196,7 +202,7 @@ complete -c wingman -n '__wingman_is help' -a drill -d 'failover drill: what if 
 complete -c wingman -n '__wingman_is help' -a events -d 'show the cluster\'s event log, grouped into failover timelines'
 complete -c wingman -n '__wingman_is help' -a fence -d 'fence a host (power it off), or test the fence path with --test'
 complete -c wingman -n '__wingman_is help' -a ha -d 'disarm, arm'
-complete -c wingman -n '__wingman_is help' -a host -d 'confirm-off'
+complete -c wingman -n '__wingman_is help' -a host -d 'confirm-off, quarantine, unquarantine'
 complete -c wingman -n '__wingman_is help' -a host-list -d 'list the hosts of the cluster and their state'
 complete -c wingman -n '__wingman_is help' -a hostinfo -d 'show one host: state, generation, memory, VMs, fencing'
 complete -c wingman -n '__wingman_is help' -a keygen -d 'generate a gossip encryption key for the cluster'
@@ -266,6 +272,14 @@ complete -c wingman -n '__wingman_is \'host confirm-off\'' -s y -l yes -d 'do no
 complete -c wingman -n '__wingman_is \'host confirm-off\'' -l json -d 'print JSON (the API\'s types, for scripts)'
 complete -c wingman -n '__wingman_is \'host confirm-off\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
 complete -c wingman -n '__wingman_arg \'host confirm-off\' 0' -a '(__wingman_names host-list)'
+complete -c wingman -n '__wingman_is \'host quarantine\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'host quarantine\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'host quarantine\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_arg \'host quarantine\' 0' -a '(__wingman_names host-list)'
+complete -c wingman -n '__wingman_is \'host unquarantine\'' -s h -l help -d 'show this help'
+complete -c wingman -n '__wingman_is \'host unquarantine\'' -l json -d 'print JSON (the API\'s types, for scripts)'
+complete -c wingman -n '__wingman_is \'host unquarantine\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
+complete -c wingman -n '__wingman_arg \'host unquarantine\' 0' -a '(__wingman_names host-list)'
 complete -c wingman -n '__wingman_is \'host-list\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'host-list\'' -l name -d 'print only the names, one a line'
 complete -c wingman -n '__wingman_is \'host-list\'' -l json -d 'print JSON (the API\'s types, for scripts)'

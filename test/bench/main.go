@@ -4,7 +4,8 @@
 // profile with a fence agent that confirms at once, and with fencing levels whose first hangs)
 // with the timeline of where that time goes,
 // isolation-to-restart time, wingmand's memory and CPU at rest, evacuation time and per-guest
-// downtime of maintenance mode, single live migrations, and the Go benchmarks of the repository.
+// downtime of maintenance mode, single live migrations, a whole-site outage (-only coldstart: how
+// long after the rules allow it each guest runs again), and the Go benchmarks of the repository.
 // Flags select single lines (-only, -vms, -runs) to check a change without the whole run.
 //
 // It owns only the measurement; it must never run on a production host.
@@ -37,7 +38,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "failovers per configuration and VM count above one")
 	flag.IntVar(&o.runsOne, "runs-one", 5, "failovers per configuration with one VM")
 	counts := flag.String("vms", "1,10,30", "VM counts of the failover lines, comma separated, ascending")
-	flag.StringVar(&o.only, "only", "", "run only the configurations whose key contains this (default, fast, fence, levels)")
+	flag.StringVar(&o.only, "only", "", "run only the configurations whose key contains this (default, fast, fence, levels, coldstart)")
 	flag.IntVar(&o.isoRuns, "isolation-runs", 3, "isolation-to-restart runs per profile (0: skip)")
 	flag.DurationVar(&o.idle, "idle", time.Minute, "how long wingmand is watched at rest (0: skip)")
 	flag.BoolVar(&o.skipEvac, "skip-evacuation", false, "skip maintenance evacuation and live migrations")
@@ -108,6 +109,7 @@ type results struct {
 	evac  evacResult
 	idle  idleResult
 	real  []realRow
+	cold  *siteOutageResult
 	goOut string
 }
 
@@ -132,6 +134,10 @@ func run(out string, o options) error {
 		if err := measureConfig(ctx, c, o, &res); err != nil {
 			logf("%s: %v", c.name, err)
 		}
+	}
+	if strings.Contains("coldstart", o.only) {
+		cold := measureSiteOutage(ctx, o)
+		res.cold = &cold
 	}
 	if !o.skipGo {
 		logf("running the Go benchmarks")
@@ -888,6 +894,7 @@ by libvirt; and every guest seen running (the table above).
 	levelsSection(&b, res.rows)
 	floorTable(&b, res.rows)
 	realGuestSection(&b, res.real)
+	siteOutageSection(&b, res.cold)
 	b.WriteString("\n## Isolation to restart\n\n")
 	if len(res.iso) == 0 {
 		b.WriteString("Not measured in this run.\n")

@@ -62,6 +62,23 @@ func runningDomains(ctx context.Context, e *Env, h *cluster.Host) ([]string, err
 	return out, nil
 }
 
+// arrivedByMigration fails the test for each guest whose arrival reason on its host is not
+// libvirt's own record that it came by migration.
+func arrivedByMigration(t *testing.T, ctx context.Context, e *Env, guests []Guest) {
+	t.Helper()
+	r, err := e.reasons(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range guests {
+		for h, why := range r[g.UUID] {
+			if why != "migrated" {
+				t.Errorf("%s runs on %s with reason %q, want migrated", g.Name, h, why)
+			}
+		}
+	}
+}
+
 // TestMaintenance: maintenance enter on a host with 6 running guests empties it by live migration
 // only (every guest arrives "migrated", never stops for more than a switch-over, no start event),
 // the host ends empty and in maintenance, and exit makes it a target again.
@@ -95,18 +112,7 @@ func TestMaintenance(t *testing.T) {
 		t.Errorf("%s: state %q owning %d protected VMs, want maintenance owning none: %v", h1.Name(), hs.State, hs.VMs, err)
 	}
 	t.Logf("%s in maintenance and owning no VM %v after maintenance enter", h1.Name(), time.Since(t0).Round(time.Millisecond))
-	// The arrival reason on each target is libvirt's own record that it came by migration.
-	r, err := e.reasons(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range guests {
-		for h, why := range r[g.UUID] {
-			if why != "migrated" {
-				t.Errorf("%s runs on %s with reason %q, want migrated", g.Name, h, why)
-			}
-		}
-	}
+	arrivedByMigration(t, ctx, e, guests)
 	evs := eventsSince(t, ctx, e, h2, t0)
 	if moved := countKind(evs, "evacuated", false); moved != len(guests) {
 		t.Errorf("%d evacuated events, want %d", moved, len(guests))

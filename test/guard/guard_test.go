@@ -291,7 +291,7 @@ func receiverType(e ast.Expr) string {
 var layers = map[string]int{
 	"quorum": 0, "vm/plan": 0, "vm/reconcile": 0, "cmd/api": 0,
 	"storage": 1, "hypervisor": 1, "quorum/gossip": 1, "quorum/fence": 1, "quorum/watchdog": 1, "quorum/isolation": 1, "cmd/internal/systemd": 1,
-	"vm": 2, "quorum/heartbeat": 2, "vm/maintenance": 2, "vm/drill": 2, "vm/notify": 2, "vm/settings": 2,
+	"vm": 2, "quorum/heartbeat": 2, "vm/maintenance": 2, "vm/drill": 2, "vm/notify": 2, "vm/settings": 2, "vm/quarantine": 2,
 	"cmd/wingmand": 3, "cmd/wingman": 3, "cmd/internal/apiview": 3, "cmd/internal/forward": 3, "cmd/internal/metrics": 3,
 	"cmd/internal/dashboard": 3, "cmd/internal/configfile": 3, "cmd/internal/manpage": 3, "cmd/internal/journallog": 3,
 	"cmd/internal/fenceconfig": 3, "cmd/internal/luns": 3,

@@ -21,6 +21,7 @@ const (
 	HostAlive       HostState = "alive"       // runs VMs and takes new ones
 	HostMaintenance HostState = "maintenance" // being emptied or emptied; takes none
 	HostSuspect     HostState = "suspect"     // serf lost it but the LUN says alive: keep its VMs, send none
+	HostQuarantined HostState = "quarantined" // alive but flapping (quorum's quarantine): keeps its VMs, takes none
 	HostDead        HostState = "dead"        // declared dead: its VMs are restarted elsewhere
 	HostLeft        HostState = "left"        // left the cluster cleanly: its VMs are restarted elsewhere
 )
@@ -30,7 +31,7 @@ func (s HostState) lost() bool { return s == HostDead || s == HostLeft }
 
 func (s HostState) valid() bool {
 	switch s {
-	case HostAlive, HostMaintenance, HostSuspect, HostDead, HostLeft:
+	case HostAlive, HostMaintenance, HostSuspect, HostDead, HostLeft, HostQuarantined:
 		return true
 	}
 	return false
@@ -198,7 +199,7 @@ func (in *Input) Validate() error {
 		}
 		hosts[h.ID] = struct{}{}
 		if !h.State.valid() {
-			add("host %d state %q: use alive, maintenance, suspect, dead or left", h.ID, h.State)
+			add("host %d state %q: use alive, maintenance, quarantined, suspect, dead or left", h.ID, h.State)
 		}
 		if h.CPUs < 0 || h.OtherCPUs < 0 {
 			add("host %d has a negative cpu count", h.ID)

@@ -28,8 +28,10 @@
 //
 // A host starts a protected VM only while it holds the lease at the current
 // epoch and its quorum decision says MayRunVMs; takes over another host's VM
-// (rules a and b) only in a quorate partition; and destroys, before anything
-// else, every active local copy of a protected VM that it does not own.
+// (rules a and b), or restarts one of its own earlier generation that does
+// not run here (rule d after a reboot: a whole-site power loss), only in a
+// quorate partition and in start order; and destroys, before anything else,
+// every active local copy of a protected VM that it does not own.
 //
 // # The caller's duties
 //

@@ -97,6 +97,9 @@ const (
 	DomainPanicked DomainState = "panicked" // the guest kernel panicked (QEMU still there)
 	DomainCrashed  DomainState = "crashed"  // QEMU crashed or was killed (gone), or crashed and kept
 	DomainShutoff  DomainState = "shutoff"  // shut down cleanly: by the guest or by a person
+	// DomainLost: shut off for no reason libvirt saw (it found the domain
+	// off when it started): the host went down under it, as in a power loss.
+	DomainLost DomainState = "lost"
 )
 
 // Domain is one local libvirt domain.
@@ -116,6 +119,9 @@ type Host struct {
 	Name  string
 	Gen   uint64
 	State quorum.HostState
+	// Quarantined: the cluster quarantined it for flapping (quorum's
+	// QuarantineStep): it keeps its VMs and is given none.
+	Quarantined bool
 	// Capacity and load not shown by the VM records, for placement.
 	Memory      uint64
 	CPUs        int

@@ -18,6 +18,12 @@ type view struct {
 	dead    map[int]uint64 // host -> highest generation declared dead
 	local   map[string]*Domain
 	actions []Action
+	// back are the VMs this host's earlier generation held that do not run
+	// here (restartOwn); firstTier is the lowest start order of a failover
+	// step this round, stepped whether there was one.
+	back      []*Record
+	firstTier int
+	stepped   bool
 }
 
 // Reconcile returns what this host does now, in execution order: destroys
@@ -69,6 +75,7 @@ func Reconcile(in Input) []Action {
 		}
 	}
 	v.failover(records, planned)
+	v.restartOwn(records)
 
 	slices.SortStableFunc(v.actions, func(a, b Action) int {
 		if r := cmp.Compare(a.Kind.order(), b.Kind.order()); r != 0 {
@@ -150,6 +157,10 @@ func (v *view) record(r *Record) bool {
 		v.owned(r, d, act, withStart)
 		return false
 	case mineOld:
+		if !active && !r.Stopped {
+			v.back = append(v.back, r) // a start: restartOwn decides when
+			return false
+		}
 		if in.MayRunVMs {
 			act(Adopt, fmt.Sprintf("lease held by this host's earlier generation %d, never declared dead", l.Owner.Gen))
 		}
@@ -282,6 +293,13 @@ func (v *view) owned(r *Record, d *Domain, act func(Kind, string, ...func(*Actio
 			return
 		}
 		why = "guest shut down; restart policy always"
+	case d.State == DomainLost:
+		// Its host went down under it (a power loss): it was running,
+		// which on-failure restarts too, as a failover would.
+		if r.Policy.Restart == plan.RestartNever {
+			return
+		}
+		why, counts = "not running since this host went down (libvirt found it off at its start)", false
 	default:
 		why, counts = "owned here and not running", false
 	}
@@ -340,6 +358,15 @@ func PlanState(s quorum.HostState) plan.HostState {
 	return plan.HostSuspect // joining, isolated, suspect: keep their VMs, send none
 }
 
+// PlanStateOf is PlanState for a host that may be quarantined: a
+// quarantined alive host keeps its VMs and takes none.
+func PlanStateOf(s quorum.HostState, quarantined bool) plan.HostState {
+	if quarantined && s == quorum.StateAlive {
+		return plan.HostQuarantined
+	}
+	return PlanState(s)
+}
+
 // failover plans every candidate (VMs of gone owners, released VMs) with
 // vm/plan and turns this host's steps into TakeAndStart: those of the first
 // wave, then those of the following waves of the same tier (Action.Wave).
@@ -354,7 +381,7 @@ func (v *view) failover(all, candidates []*Record) {
 	var hosts []plan.Host
 	maxID := 0
 	for _, h := range in.Hosts {
-		hosts = append(hosts, plan.Host{ID: h.ID, Name: h.Name, State: PlanState(h.State),
+		hosts = append(hosts, plan.Host{ID: h.ID, Name: h.Name, State: PlanStateOf(h.State, h.Quarantined),
 			Memory: h.Memory, CPUs: h.CPUs, OtherMemory: h.OtherMemory, OtherCPUs: h.OtherCPUs, Limits: h.Limits})
 		maxID = max(maxID, h.ID)
 	}
@@ -459,6 +486,9 @@ func (v *view) failover(all, candidates []*Record) {
 				follow = false
 			}
 			for _, st := range w.Steps {
+				if !v.stepped || st.Tier < v.firstTier {
+					v.firstTier, v.stepped = st.Tier, true
+				}
 				if (wi == 0 || follow) && st.To == in.Self {
 					v.add(v.startOrWait(byUUID[st.VM], st, wi, all))
 				}
@@ -502,10 +532,8 @@ func (v *view) startOrWait(r *Record, st plan.Step, wave int, all []*Record) Act
 	if av := Avoided(*r, in.Now); len(av) > 0 {
 		a.Reason += fmt.Sprintf("; disk loss: not on host %s, which cannot reach its disks", avoidKey(av))
 	}
-	if names := v.awaitedAgents(all, st.Tier); len(names) > 0 {
-		a.Kind, a.Wave = Wait, 0
-		a.Reason = fmt.Sprintf("tier %d waits for the guest agent of %s (earlier tier, taken less than %v ago)",
-			st.Tier, strings.Join(names, ", "), in.Config.GuestAgentWait)
+	if why := v.heldBack(all, st.Tier); why != "" {
+		a.Kind, a.Wave, a.Reason = Wait, 0, why
 		return a
 	}
 	if st.Delay <= 0 {
@@ -522,6 +550,83 @@ func (v *view) startOrWait(r *Record, st plan.Step, wave int, all []*Record) Act
 	a.Kind, a.Wave, a.Since = Wait, 0, since
 	a.Reason = fmt.Sprintf("start delay %v: tier %d's turn came at %s", st.Delay, st.Tier, since.UTC().Format("15:04:05"))
 	return a
+}
+
+// heldBack says why a start of tier must wait for the earlier tiers ("": it
+// need not): a VM of an earlier tier still to be restarted by its own host
+// (held by a live host's earlier generation: after a whole-site power loss,
+// that host restarts it once it is back, restartOwn), or the guest agent of
+// one taken less than GuestAgentWait ago.
+func (v *view) heldBack(all []*Record, tier int) string {
+	if names := v.awaitingOwner(all, tier); len(names) > 0 {
+		return fmt.Sprintf("tier %d waits for %s (earlier tier, to be restarted by its own host, back at a new generation)",
+			tier, strings.Join(names, ", "))
+	}
+	if names := v.awaitedAgents(all, tier); len(names) > 0 {
+		return fmt.Sprintf("tier %d waits for the guest agent of %s (earlier tier, taken less than %v ago)",
+			tier, strings.Join(names, ", "), v.in.Config.GuestAgentWait)
+	}
+	return ""
+}
+
+// awaitingOwner names the VMs of tiers below tier that a live host holds at
+// an earlier generation than its current one and that should run: that host
+// adopts them (restartOwn, or at once if they run there), and nobody else
+// may take them (the lease rule). One the host holds as it runs is adopted
+// within a round; one to restart waits for the same order as the others.
+func (v *view) awaitingOwner(all []*Record, tier int) []string {
+	var names []string
+	for _, r := range all {
+		l := r.Lease
+		if r.Policy.StartOrder >= tier || r.Stopped || !l.held() || v.gone(l.Owner) || !validPolicy(r) {
+			continue
+		}
+		h := v.hosts[l.Owner.Host]
+		if h == nil || h.State.Gone() {
+			continue
+		}
+		gen := h.Gen
+		if h.ID == v.in.Self {
+			gen = v.in.SelfGen
+		}
+		if l.Owner.Gen < gen {
+			names = append(names, r.Name)
+		}
+	}
+	return names
+}
+
+// restartOwn decides the VMs this host's earlier generation held, never
+// declared dead, that do not run here (v.back): the host rebooted, as after
+// a whole-site power loss. Only this host may take them (rule d), but
+// restarting them is a start like a failover's: it waits for a quorate
+// partition (DESIGN.md, whole-site outage: every VM that should run starts
+// once a quorate set of hosts is back, in start order) and for the earlier
+// tiers, whether failed over or restarted by their own hosts. It adopts the
+// lease; the next round starts the VM as one owned here and not running.
+func (v *view) restartOwn(all []*Record) {
+	in := v.in
+	if !in.MayRunVMs {
+		return
+	}
+	for _, r := range v.back {
+		tier := r.Policy.StartOrder
+		a := Action{Kind: Adopt, VM: r.UUID, Name: r.Name, Index: r.Index, Expect: r.Lease.Epoch,
+			Reason: fmt.Sprintf("lease held by this host's earlier generation %d, never declared dead; not running here: restart it (tier %d)",
+				r.Lease.Owner.Gen, tier)}
+		switch {
+		case !in.Quorate:
+			a.Kind, a.Reason = Wait, fmt.Sprintf("held by this host's earlier generation %d, not running here: waits for a quorate set of hosts to restart it",
+				r.Lease.Owner.Gen)
+		case v.stepped && v.firstTier < tier:
+			a.Kind, a.Reason = Wait, fmt.Sprintf("tier %d waits for the failover of tier %d", tier, v.firstTier)
+		default:
+			if why := v.heldBack(all, tier); why != "" {
+				a.Kind, a.Reason = Wait, why
+			}
+		}
+		v.add(a)
+	}
 }
 
 // awaitedAgents names the VMs of tiers below tier whose guest agents a start

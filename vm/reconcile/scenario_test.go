@@ -22,7 +22,7 @@ var scenarioNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 //	verdict <id> <gen>
 //	vm <name> idx=<i> [owner=<h>/<g>] [epoch=<e>] [released] [mig=<started|completed|aborted>:<h>/<g>]
 //	   [stopped] [prio=high] [restart=always] [limit=3/1h] [ioerr=<wait|resume|restart>/<after>] [mem=4G]
-//	local <name> <running|paused|io-error|panicked|crashed|shutoff> [inactive] [since=<ago>]
+//	local <name> <running|paused|io-error|panicked|crashed|shutoff|lost> [inactive] [since=<ago>]
 //	history <name> [restarts=10m,20m] [failures=<n>/<ago>]
 //	migrating <name>
 //	diskloss <off|restart/<grace>>
@@ -116,6 +116,7 @@ func parseScenario(t *testing.T, src string) Input {
 			if c, ok := kv["cpus"]; ok {
 				h.CPUs = atoi(c)
 			}
+			h.Quarantined = kv["quarantined"] == "yes"
 			if s, ok := kv["starts"]; ok { // the host's own limit of starts at once
 				l := plan.DefaultConfig().Limits()
 				l.MaxStarts = atoi(s)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/agnivade/levenshtein"
 
+	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/vm"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
@@ -28,7 +29,43 @@ type Values struct {
 	DiskLoss string
 	// DiskLossGrace is failover.disk_loss_grace.
 	DiskLossGrace time.Duration
+	// Quarantine is quarantine.threshold, window and duration.
+	Quarantine quorum.QuarantineConfig
+	// MigrateAway is quarantine.migrate_away: a quarantined host's
+	// protected VMs leave it by live migration.
+	MigrateAway bool
 }
+
+// FileQuarantine is wingman.toml's [quarantine] section: this host's
+// values of the quarantine keys, which the cluster's override.
+type FileQuarantine struct {
+	Threshold   int           `toml:"threshold"`
+	Window      time.Duration `toml:"window"`
+	Duration    time.Duration `toml:"duration"`
+	MigrateAway bool          `toml:"migrate_away"`
+}
+
+// DefaultFileQuarantine is the section with every key at its default.
+func DefaultFileQuarantine() FileQuarantine {
+	d := Defaults()
+	return FileQuarantine{Threshold: d.Quarantine.Threshold, Window: d.Quarantine.Window, Duration: d.Quarantine.Duration, MigrateAway: d.MigrateAway}
+}
+
+// Over returns v with the section's values.
+func (q FileQuarantine) Over(v Values) Values {
+	v.Quarantine = quorum.QuarantineConfig{Threshold: q.Threshold, Window: q.Window, Duration: q.Duration}
+	v.MigrateAway = q.MigrateAway
+	return v
+}
+
+// Bounds of the quarantine keys.
+const (
+	MaxQuarantineThreshold = 10
+	MinQuarantineWindow    = time.Minute
+	MaxQuarantineWindow    = 24 * time.Hour
+	MinQuarantineDuration  = time.Minute
+	MaxQuarantineDuration  = 7 * 24 * time.Hour
+)
 
 // Values of failover.disk_loss.
 const (
@@ -49,7 +86,8 @@ const MaxParallelMigrations = 16
 func Defaults() Values {
 	return Values{GuestAgentWait: reconcile.DefaultConfig().GuestAgentWait, ParallelMigrations: 2,
 		OnMigrationFailure: OnFailureReport, ExecTimeout: 30 * time.Minute,
-		DiskLoss: DiskLossRestart, DiskLossGrace: reconcile.DefaultDiskLossGrace}
+		DiskLoss: DiskLossRestart, DiskLossGrace: reconcile.DefaultDiskLossGrace,
+		Quarantine: quorum.DefaultQuarantineConfig()}
 }
 
 // DiskLossPolicy is failover.disk_loss and disk_loss_grace in vm/reconcile's terms.
@@ -157,6 +195,59 @@ var keys = []Key{
 			}
 			return nil
 		}},
+	{Name: "quarantine.threshold", Summary: "how many times a host declared dead or isolated by a poison pill within quarantine.window puts it in quarantine, where it takes no new VM (0 = never, else 2 to 10, default 3)",
+		Why: "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
+		get: func(v Values) string { return strconv.Itoa(v.Quarantine.Threshold) },
+		parse: func(v *Values, s string) (err error) {
+			v.Quarantine.Threshold, err = strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", s)
+			}
+			return nil
+		},
+		check: func(v Values) error {
+			if n := v.Quarantine.Threshold; n != 0 && (n < 2 || n > MaxQuarantineThreshold) {
+				return fmt.Errorf("%d: use 0 (never quarantine) or 2 to %d (default 3); 1 would quarantine a host on its first failure", n, MaxQuarantineThreshold)
+			}
+			return nil
+		}},
+	{Name: "quarantine.window", Summary: "the time within which quarantine.threshold flaps quarantine a host (1m to 24h, default 1h)",
+		Why: "the coordinator that counts the flaps applies it: which host coordinates must not change who is quarantined",
+		get: func(v Values) string { return FormatDuration(v.Quarantine.Window) },
+		parse: func(v *Values, s string) (err error) {
+			v.Quarantine.Window, err = parseDuration(s)
+			return err
+		},
+		check: func(v Values) error {
+			if w := v.Quarantine.Window; w < MinQuarantineWindow || w > MaxQuarantineWindow {
+				return fmt.Errorf("%v: use %v to %v (default 1h)", FormatDuration(w), FormatDuration(MinQuarantineWindow), FormatDuration(MaxQuarantineWindow))
+			}
+			return nil
+		}},
+	{Name: "quarantine.duration", Summary: "how long a quarantine lasts unless `wingman host unquarantine` ends it sooner (1m to 7 days, default 2h)",
+		Why: "the coordinator that quarantines a host records when it ends: which host that is must not change it",
+		get: func(v Values) string { return FormatDuration(v.Quarantine.Duration) },
+		parse: func(v *Values, s string) (err error) {
+			v.Quarantine.Duration, err = parseDuration(s)
+			return err
+		},
+		check: func(v Values) error {
+			if d := v.Quarantine.Duration; d < MinQuarantineDuration || d > MaxQuarantineDuration {
+				return fmt.Errorf("%v: use %v to 168h (7 days; default 2h)", FormatDuration(d), FormatDuration(MinQuarantineDuration))
+			}
+			return nil
+		}},
+	{Name: "quarantine.migrate_away", Summary: "whether a quarantined host's protected VMs leave it by live migration (true) or stay where they run (false, default); never stopped either way",
+		Why: "whether guests move must not depend on which host was quarantined",
+		get: func(v Values) string { return strconv.FormatBool(v.MigrateAway) },
+		parse: func(v *Values, s string) (err error) {
+			v.MigrateAway, err = strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("%q: use true or false", s)
+			}
+			return nil
+		},
+		check: func(Values) error { return nil }},
 }
 
 // perHost are the keys of wingman.toml that stay there, by the section
@@ -277,16 +368,7 @@ func parseDuration(s string) (time.Duration, error) {
 }
 
 // FormatDuration writes d as people do: 5m, not 5m0s.
-func FormatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func FormatDuration(d time.Duration) string { return quorum.ShortDuration(d) }
 
 // nearest is the name closest to s by edit distance, if it is close
 // enough to be a typo, or the one name that ends like s.

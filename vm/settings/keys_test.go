@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wingmanha/wingman/quorum"
 	"github.com/wingmanha/wingman/vm"
 )
 
@@ -88,12 +89,12 @@ func TestProblems(t *testing.T) {
 		t.Fatalf("the defaults have problems: %v", p)
 	}
 	bad := Values{GuestAgentWait: time.Second, ParallelMigrations: 99, OnMigrationFailure: "panic", ExecTimeout: -5 * time.Second,
-		DiskLoss: "sometimes", DiskLossGrace: 5 * time.Second}
+		DiskLoss: "sometimes", DiskLossGrace: 5 * time.Second, Quarantine: quorum.QuarantineConfig{Threshold: 1, Window: time.Second}}
 	got := bad.Problems()
-	if len(got) != len(Keys()) {
+	if len(got) != len(Keys())-1 { // quarantine.migrate_away has no bad value
 		t.Fatalf("got %d problems, want one per key: %v", len(got), got)
 	}
-	for i, k := range Keys() {
+	for i, k := range Keys()[:len(got)] {
 		if got[i].Key != k.Name || got[i].Msg == "" {
 			t.Errorf("problem %d is %+v, want one about %s", i, got[i], k.Name)
 		}
@@ -107,6 +108,28 @@ func TestProblems(t *testing.T) {
 	// The grace's floor and why: a SAN path failover must never trigger it.
 	if !strings.Contains(got[2].Msg, "5s: use 15s to 24h") || !strings.Contains(got[2].Msg, "path failover") {
 		t.Errorf("disk_loss_grace 5s: %q", got[2].Msg)
+	}
+}
+
+// Each refusal of a quarantine key's value says the range.
+func TestQuarantineKeys(t *testing.T) {
+	for _, c := range []struct{ key, value, want string }{
+		{"quarantine.threshold", "1", "use 0 (never quarantine) or 2 to 10"},
+		{"quarantine.threshold", "many", "not a whole number"},
+		{"quarantine.window", "10s", "use 1m to 24h"},
+		{"quarantine.duration", "30d", "not a duration"},
+		{"quarantine.duration", "200h", "use 1m to 168h"},
+		{"quarantine.migrate_away", "maybe", "use true or false"},
+	} {
+		if _, _, err := Parse(c.key, c.value); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s = %s: %v, want %q", c.key, c.value, err, c.want)
+		}
+	}
+	if _, v, err := Parse("quarantine.window", "120m"); err != nil || v != "2h" {
+		t.Errorf("window 120m: %q, %v; want 2h", v, err)
+	}
+	if d := Defaults(); d.Quarantine.Threshold != 3 || d.Quarantine.Window != time.Hour || d.Quarantine.Duration != 2*time.Hour || d.MigrateAway {
+		t.Errorf("defaults %+v, want 3 within 1h for 2h, VMs stay", d.Quarantine)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/notify"
+	"github.com/wingmanha/wingman/vm/quarantine"
 	"github.com/wingmanha/wingman/vm/reconcile"
 )
 
@@ -170,6 +171,12 @@ func (s *Service) DiskLoss() reconcile.DiskLossPolicy { return s.Values().DiskLo
 func (s *Service) Maintenance() maintenance.Defaults {
 	v := s.Values()
 	return maintenance.Defaults{ParallelMigrations: v.ParallelMigrations, ColdMove: v.ColdMove(), ExecTimeout: v.ExecTimeout}
+}
+
+// Quarantine is the quarantine policy now (vm/quarantine's Config.Policy).
+func (s *Service) Quarantine() quarantine.Policy {
+	v := s.Values()
+	return quarantine.Policy{QuarantineConfig: v.Quarantine, MigrateAway: v.MigrateAway, Parallel: v.ParallelMigrations}
 }
 
 // Warnings are the conflicts of this host's wingman.toml with the cluster.

@@ -34,6 +34,7 @@ type Snapshot struct {
 	EventsDropped   uint64            // heartbeat events dropped (heartbeat.EventQueue)
 	LUN             storage.IOStats
 	VMs             []VMState
+	Quarantined     quorum.Set // hosts quarantined for flapping (vm/quarantine)
 }
 
 // VMState is one protected VM's state as this host sees it.
@@ -56,6 +57,7 @@ type Metrics struct {
 	mayRun        *prometheus.Desc
 	coordinator   *prometheus.Desc
 	hostState     *prometheus.Desc
+	quarantined   *prometheus.Desc
 	vmState       *prometheus.Desc
 	renew         *prometheus.Desc
 	renewMax      *prometheus.Desc
@@ -94,6 +96,7 @@ func New(version string, snapshot func() Snapshot) *Metrics {
 		mayRun:        desc("may_run_vms", "1 if this host may run protected VMs (fresh heartbeat or network lease)."),
 		coordinator:   desc("coordinator_host_id", "Slot id of the coordinator (0: none)."),
 		hostState:     desc("host_state", "1 for the state each host is in, as this host computes it.", "host", "state"),
+		quarantined:   desc("host_quarantined", "1 for each host quarantined for flapping (it takes no new VM), 0 for the others.", "host"),
 		vmState:       desc("vm_state", "1 for the state each protected VM is in, as this host sees it.", "vm", "uuid", "state"),
 		renew:         desc("heartbeat_renew_seconds", "Duration of the last heartbeat renewal (read all slots, write own)."),
 		renewMax:      desc("heartbeat_renew_max_seconds", "Longest heartbeat renewal in the last minute."),
@@ -153,7 +156,7 @@ type stateCollector struct{ m *Metrics }
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	m := c.m
-	for _, d := range []*prometheus.Desc{m.quorate, m.mayRun, m.coordinator, m.hostState, m.vmState, m.renew, m.renewMax,
+	for _, d := range []*prometheus.Desc{m.quorate, m.mayRun, m.coordinator, m.hostState, m.quarantined, m.vmState, m.renew, m.renewMax,
 		m.heartbeatAge, m.disarmed, m.events, m.eventsDropped, m.lunIOs, m.lunErrors} {
 		ch <- d
 	}
@@ -172,6 +175,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.coordinator, float64(s.Decision.Coordinator))
 	for _, h := range s.Decision.Hosts {
 		gauge(m.hostState, 1, h.Name, h.State.String())
+		gauge(m.quarantined, bool01(s.Quarantined.Has(h.ID)), h.Name)
 	}
 	for _, v := range s.VMs {
 		gauge(m.vmState, 1, v.Name, v.UUID, v.State)

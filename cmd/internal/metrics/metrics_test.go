@@ -39,9 +39,10 @@ func testMetrics() *Metrics {
 			Input: quorum.Input{Now: 10 * time.Second, LastWrite: 9500 * time.Millisecond,
 				Disarm: quorum.DisarmStatus{Disarmed: true, Until: 100 * time.Second}},
 			Renew: 20 * time.Millisecond, RenewMax: 300 * time.Millisecond,
-			Events: map[string]uint64{"started": 2, "declared-dead": 1},
-			LUN:    storage.IOStats{Reads: 40, Writes: 12, ReadErrors: 1},
-			VMs:    []VMState{{Name: "web1", UUID: "u1", State: "running"}},
+			Events:      map[string]uint64{"started": 2, "declared-dead": 1},
+			LUN:         storage.IOStats{Reads: 40, Writes: 12, ReadErrors: 1},
+			VMs:         []VMState{{Name: "web1", UUID: "u1", State: "running"}},
+			Quarantined: quorum.SetOf(1),
 		}
 	})
 }
@@ -122,6 +123,13 @@ func TestScrapeHasTheStateTheDurationsAndTheNotifications(t *testing.T) {
 	}
 	if states["kvm1"] != "alive" || states["kvm2"] != "dead" {
 		t.Errorf("host states = %v", states)
+	}
+	quarantined := map[string]float64{}
+	for _, h := range fams["wingman_host_quarantined"].Metric {
+		quarantined[label(h, "host")] = h.Gauge.GetValue()
+	}
+	if quarantined["kvm1"] != 1 || quarantined["kvm2"] != 0 || len(quarantined) != 2 {
+		t.Errorf("host quarantined = %v, want kvm1 1, kvm2 0", quarantined)
 	}
 	if v := one("wingman_vm_state"); label(v, "vm") != "web1" || label(v, "uuid") != "u1" || label(v, "state") != "running" {
 		t.Errorf("vm state = %v", v)
