@@ -28,7 +28,7 @@ func formatLUNs(ctx context.Context, paths []string, opts storage.FormatOptions)
 		}
 		devs = append(devs, dev)
 	}
-	if err := formatSet(ctx, devs, opts); err != nil {
+	if _, err := storage.FormatSet(ctx, devs, opts); err != nil {
 		return fmt.Errorf("format LUN: %w", err)
 	}
 	return nil
@@ -47,7 +47,7 @@ func openLUNs(ctx context.Context, paths []string, opts storage.OpenOptions) (*s
 		}
 		devs = append(devs, dev)
 	}
-	l, err := openSet(ctx, devs, opts)
+	l, err := storage.OpenSet(ctx, devs, opts)
 	if err != nil {
 		for _, d := range devs {
 			d.Close()
