@@ -83,9 +83,11 @@ func aliveBy(ctx context.Context, e *Env) (map[string]map[string]string, error) 
 }
 
 // holdAliveBy samples every host's status for d and fails the test unless each shows every
-// running host alive by one of want; it returns what it saw, for the log.
+// running host alive by one of want; it returns what it saw, for the log. It starts once a copy
+// of a heartbeat written before the fault is no longer fresh (R + io_timeout).
 func holdAliveBy(t *testing.T, ctx context.Context, e *Env, d time.Duration, want ...string) map[string]bool {
 	t.Helper()
+	observe(fastTimings.Renew + fastTimings.IOTimeout)
 	seen := map[string]bool{}
 	bad := 0
 	for until := time.Now().Add(d); time.Now().Before(until); time.Sleep(500 * time.Millisecond) {
