@@ -93,13 +93,16 @@ bench:
 # (go test ./quorum -run TestScenarios/NAME -update fills in the output once the bug is fixed).
 # SEED=N runs that one seed and logs its scenario. SUSPEND=1 adds suspends (a host's monotonic
 # clock stops while it sleeps): outside the timing rule's assumption, they find violations.
+# LUNS=3 gives the cluster three heartbeat LUNs and adds the faults of one of them (lost or slow
+# for every host, one host's path to it lost); see quorum/simluns_test.go for what it finds.
 SEEDS ?= 1000
 SEED ?=
 HOSTS ?=
 DRIFT ?=
 SUSPEND ?=
+LUNS ?=
 sim:
-	WINGMAN_SIM_SEEDS=$(SEEDS) WINGMAN_SIM_SEED=$(SEED) WINGMAN_SIM_HOSTS=$(HOSTS) WINGMAN_SIM_DRIFT=$(DRIFT) WINGMAN_SIM_SUSPEND=$(SUSPEND) \
+	WINGMAN_SIM_SEEDS=$(SEEDS) WINGMAN_SIM_SEED=$(SEED) WINGMAN_SIM_HOSTS=$(HOSTS) WINGMAN_SIM_DRIFT=$(DRIFT) WINGMAN_SIM_SUSPEND=$(SUSPEND) WINGMAN_SIM_LUNS=$(LUNS) \
 		$(GO) test -count=1 -timeout 0 -v -run 'TestRandomFaultSchedules' ./quorum/
 
 clean:

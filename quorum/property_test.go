@@ -133,6 +133,7 @@ type simConfig struct {
 	hosts    int   // 0: 2 to 7 at random
 	driftPPM int64 // largest clock rate error
 	suspend  bool  // some freezes stop the host's clock
+	luns     int   // heartbeat LUNs: 1 (0 too) or 3
 }
 
 func (c simConfig) hostsString() string {
@@ -151,12 +152,15 @@ func (c simConfig) reproducer(seed uint64) string {
 	if c.suspend {
 		env += " SUSPEND=1"
 	}
+	if c.luns == 3 {
+		env += " LUNS=3"
+	}
 	hosts := ""
 	if c.hosts != 0 {
 		hosts = fmt.Sprintf(" HOSTS=%d", c.hosts)
 	}
-	return fmt.Sprintf("make sim SEED=%d%s%s   (or: WINGMAN_SIM_SEED=%d WINGMAN_SIM_HOSTS=%s WINGMAN_SIM_DRIFT=%d WINGMAN_SIM_SUSPEND=%s go test -count=1 -v -run TestRandomFaultSchedules ./quorum/)",
-		seed, hosts, env, seed, strings.TrimPrefix(hosts, " HOSTS="), c.driftPPM, map[bool]string{true: "1"}[c.suspend])
+	return fmt.Sprintf("make sim SEED=%d%s%s   (or: WINGMAN_SIM_SEED=%d WINGMAN_SIM_HOSTS=%s WINGMAN_SIM_DRIFT=%d WINGMAN_SIM_SUSPEND=%s WINGMAN_SIM_LUNS=%s go test -count=1 -v -run TestRandomFaultSchedules ./quorum/)",
+		seed, hosts, env, seed, strings.TrimPrefix(hosts, " HOSTS="), c.driftPPM, map[bool]string{true: "1"}[c.suspend], map[bool]string{true: "3"}[c.luns == 3])
 }
 
 const defaultDriftPPM = 1000
@@ -196,6 +200,13 @@ func simConfigFromEnv(short bool) (cfg simConfig, first, last uint64, err error)
 		cfg.driftPPM = n
 	}
 	cfg.suspend = os.Getenv("WINGMAN_SIM_SUSPEND") == "1"
+	switch v := os.Getenv("WINGMAN_SIM_LUNS"); v {
+	case "", "1":
+	case "3":
+		cfg.luns = 3
+	default:
+		return cfg, 0, 0, fmt.Errorf("WINGMAN_SIM_LUNS=%q: want 1 or 3 heartbeat LUNs", v)
+	}
 	return cfg, first, last, nil
 }
 
@@ -248,6 +259,9 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 	if flapping {
 		opts = append(opts, "quarantine=2/10m/1m")
 	}
+	if cfg.luns == 3 {
+		opts = append(opts, "luns=3")
+	}
 	opts = append(opts, fmt.Sprintf("seed=%d", seed))
 
 	var s *sim
@@ -297,9 +311,13 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 		do(strings.TrimSpace(fmt.Sprintf("partition %s | %s", strings.Join(a, ","), strings.Join(b, ","))))
 		return a, b
 	}
+	kinds := 18
+	if cfg.luns == 3 {
+		kinds += 3 // the faults of one LUN of three (lunFault)
+	}
 	for range 12 {
 		h := s.hosts[rng.IntN(hosts)]
-		switch rng.IntN(18) {
+		switch k := rng.IntN(kinds); k {
 		case 0:
 			do(fmt.Sprintf("crash %d", h.id))
 		case 1:
@@ -419,6 +437,8 @@ func randomSchedule(seed uint64, cfg simConfig) (string, string) {
 			} else {
 				do("addr-back " + strings.Join(append(a, b...), ","))
 			}
+		default:
+			lunFault(s, rng, h, k-18, do)
 		}
 		if s.violation == "" {
 			do(fmt.Sprintf("run %ds", 1+rng.IntN(25)))

@@ -207,6 +207,13 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 				h.addresses, h.addrOK = true, true
 			}
 		}
+		switch opts["luns"] {
+		case "", "1":
+		case "3":
+			s.setLUNs()
+		default:
+			return "", s, fmt.Errorf("%q: luns=%q: want 1 or 3 heartbeat LUNs", line, opts["luns"])
+		}
 		if v, ok := opts["quarantine"]; ok {
 			if s.qcfg, err = parseQuarantineOpt(v); err != nil {
 				return "", s, fmt.Errorf("%q: %w", line, err)
@@ -311,6 +318,10 @@ func execCommand(s *sim, line string) (string, *sim, error) {
 			h.lunOK = f[0] == "lun-back"
 		}
 		s.logf("LUN %s on %s", strings.TrimPrefix(f[0], "lun-"), strings.Join(f[1:], ","))
+	case "lun-member-lost", "lun-member-back", "path-lost", "path-back", "lun-member-latency":
+		if lerr := execLUNsCommand(s, f); lerr != nil {
+			return "", s, fmt.Errorf("%q: %w", line, lerr)
+		}
 	case "addr-lost", "addr-back":
 		for _, h := range ids(f[1:]) {
 			h.addrOK = f[0] == "addr-back"

@@ -43,6 +43,14 @@ type sim struct {
 
 	raws []RawSlot // the LUN as read, reused by every cycle
 
+	// Three heartbeat LUNs (simluns_test.go): lun is the first, extra the
+	// second and third (nil: one LUN). lunLost and lunLatency are each
+	// LUN's loss and added latency for every host.
+	extra      [][]*lunSlot
+	counted    []*lunSlot // by host id: when its writes landed on two LUNs within io_timeout
+	lunLost    [3]bool
+	lunLatency [3]time.Duration
+
 	// quarantine is the cluster's quarantine record on the LUN (nil: the
 	// scenario does not run the quarantine); every host runs QuarantineStep
 	// after its decision and writes what it returns.
@@ -109,6 +117,9 @@ type lunSlot struct {
 	// freshSince: since when writes have landed no more than R + io_timeout apart.
 	landed, freshSince time.Duration
 	next               *lunSlot // the write in flight
+	// acks counts, with three LUNs, the members on which this write
+	// landed within io_timeout; the writer learns of it at two.
+	acks *int
 }
 
 type simHost struct {
@@ -123,6 +134,7 @@ type simHost struct {
 	libvirtHung, stuck bool
 	lunOK              bool
 	latency            time.Duration // LUN I/O latency
+	pathLost           [3]bool       // with three LUNs: this host's path to each is lost
 	group              int           // network partition group
 	offset             time.Duration // its monotonic clock at boot
 	// The host's monotonic clock reads base at global time anchor and runs
@@ -209,6 +221,10 @@ func (s *sim) boot(h *simHost) {
 	h.nextBeat = s.now + h.real(time.Duration(s.rng.IntN(int(s.t.Renew/time.Millisecond)))*time.Millisecond)
 	// Acquire the slot: state joining, then alive after the first cycles.
 	s.lun[h.id] = &lunSlot{raw: RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, State: SlotAlive}}
+	for _, m := range s.extra {
+		m[h.id] = &lunSlot{raw: s.lun[h.id].raw}
+		s.counted[h.id] = &lunSlot{}
+	}
 	h.node = NewNode(NodeConfig{Self: h.id, Gen: h.gen, Timings: s.t}, h.mono(s.now))
 	h.reachedAt = Never
 }
@@ -285,8 +301,11 @@ func (s *sim) run(d time.Duration) {
 
 func (s *sim) tick() {
 	// Late writes land.
+	if s.extra != nil {
+		s.landMembers()
+	}
 	for id, sl := range s.lun {
-		if sl != nil && sl.next != nil && s.now >= sl.next.lands {
+		if s.extra == nil && sl != nil && sl.next != nil && s.now >= sl.next.lands {
 			w := sl.next
 			sl.raw, sl.next = w.raw, nil
 			sl.markLanded(s.now, s.t)
@@ -321,11 +340,13 @@ func (s *sim) tick() {
 func (s *sim) cycle(h *simHost) {
 	now := h.mono(s.now)
 	n := h.node
-	ioOK := h.lunOK && h.latency <= s.t.IOTimeout
+	ioOK := h.lunOK && h.latency <= s.t.IOTimeout && (s.extra == nil || s.readable(h) >= 2)
 	if ioOK {
 		s.raws = s.raws[:0]
-		for _, sl := range s.lun {
-			if sl != nil {
+		for id, sl := range s.lun {
+			if sl != nil && s.extra != nil {
+				s.raws = append(s.raws, s.merged(h, id))
+			} else if sl != nil {
 				s.raws = append(s.raws, sl.raw)
 			}
 		}
@@ -372,18 +393,14 @@ func (s *sim) cycle(h *simHost) {
 	// Like storage's bounded I/O, no new write is issued to the slot while
 	// an earlier one is still in flight (ErrIOPending); a write lands after
 	// the latency even when that is beyond io_timeout.
+	if s.extra != nil {
+		if h.lunOK {
+			s.writeMembers(h, now)
+		}
+		return
+	}
 	if sl := s.lun[h.id]; h.lunOK && sl.next == nil {
-		h.seq++
-		w := n.SlotWrite()
-		if w.Ack.Kind == MsgFence && w.Ack.Done && w.Ack.Nonce != s.acked[h.id] {
-			s.acked[h.id] = w.Ack.Nonce
-			s.flapped[h.id]++
-		}
-		raw := RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, Seq: h.seq, State: SlotAlive,
-			SerfView: w.SerfView, Granted: w.Granted, Dead: w.Verdicts, Ack: w.Ack, Disarm: w.Disarm, Disarmed: w.Disarmed, Reach: w.Reach}
-		if w.Fenced {
-			raw.State = SlotFenced
-		}
+		raw, w := s.nextWrite(h)
 		sl.next = &lunSlot{raw: raw, write: w, lands: s.now + h.latency, issued: s.now, issuedMono: now}
 		if h.latency < s.step {
 			sl.raw, sl.next = raw, nil
@@ -391,6 +408,23 @@ func (s *sim) cycle(h *simHost) {
 			n.Wrote(now, w)
 		}
 	}
+}
+
+// nextWrite is what h's next heartbeat write says: its node's SlotWrite at
+// the next sequence.
+func (s *sim) nextWrite(h *simHost) (RawSlot, SlotWrite) {
+	h.seq++
+	w := h.node.SlotWrite()
+	if w.Ack.Kind == MsgFence && w.Ack.Done && w.Ack.Nonce != s.acked[h.id] {
+		s.acked[h.id] = w.Ack.Nonce
+		s.flapped[h.id]++
+	}
+	raw := RawSlot{ID: h.id, Name: s.names[h.id], Gen: h.gen, Seq: h.seq, State: SlotAlive,
+		SerfView: w.SerfView, Granted: w.Granted, Dead: w.Verdicts, Ack: w.Ack, Disarm: w.Disarm, Disarmed: w.Disarmed, Reach: w.Reach}
+	if w.Fenced {
+		raw.State = SlotFenced
+	}
+	return raw, w
 }
 
 func (sl *lunSlot) markLanded(now time.Duration, t Timings) {
@@ -464,7 +498,7 @@ func (s *sim) act(h *simHost, a Action) {
 			break
 		}
 		t := s.host(a.Host)
-		if sl := s.lun[a.Host]; t.up && sl.freshSince > 0 && s.now-sl.landed <= s.t.Renew+s.step && s.now-sl.freshSince >= s.t.PowerFence+s.t.Renew {
+		if sl := s.lastLanded(a.Host); t.up && sl.freshSince > 0 && s.now-sl.landed <= s.t.Renew+s.step && s.now-sl.freshSince >= s.t.PowerFence+s.t.Renew {
 			s.violation = fmt.Sprintf("host %d power-fenced host %d, whose heartbeat has landed regularly since %.2fs (last %.2fs)", h.id, a.Host, sl.freshSince.Seconds(), sl.landed.Seconds())
 		}
 		if s.fenceOK {

@@ -66,6 +66,20 @@ type LUNHealth struct {
 	NetworkLease   bool          `json:"network_lease"`
 	Reads          uint64        `json:"reads"`  // I/Os issued since wingmand started, before this request's
 	Writes         uint64        `json:"writes"` // I/Os issued since wingmand started, before this request's
+	// Members are the heartbeat LUNs of a set of three, as this host uses
+	// them (none for a single LUN, which Path names).
+	Members []LUNMember `json:"members,omitempty"`
+}
+
+// LUNMember is one heartbeat LUN of a set of three as this host uses it.
+type LUNMember struct {
+	Index int    `json:"index"` // 1..3, the order of lun in wingman.toml
+	Path  string `json:"path"`
+	OK    bool   `json:"ok"`
+	// Problem says what is wrong while not OK: I/O errors, I/O timeouts, a
+	// changed header; Since is when it began, by this host's clock.
+	Problem string    `json:"problem,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
 }
 
 // Timings are the cluster's timing rule, from the LUN header.
@@ -125,6 +139,12 @@ type Host struct {
 	// from the cluster's: "differs from the majority's" or "differs from
 	// this host's" (the fingerprints its slot on the LUN publishes).
 	GossipKey string `json:"gossip_key,omitempty"`
+	// AliveBy says how this host sees the host alive: "disk" (its heartbeat
+	// on the only LUN), "disk 3/3" or "disk 2/3" (on how many of three
+	// LUNs its heartbeat is fresh; a majority counts), "network lease" (its
+	// heartbeat is not fresh on a majority, but the others granted it a
+	// lease); "" for a host that is not alive.
+	AliveBy string `json:"alive_by,omitempty"`
 	// LockManager is the lock manager the host's libvirt has loaded for
 	// QEMU guests: "lockd" (virtlockd), "sanlock" or "none"; "" when the
 	// host does not say (an older version, or its /proc unreadable).

@@ -51,13 +51,13 @@ var hostListCmd = command{
 
 func printHosts(w io.Writer, hosts []api.Host) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tSERF\tVMS\tMEMORY\tFREE\tCPUS\tFENCE\tLOCKS\tREASON")
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tALIVE BY\tSERF\tVMS\tMEMORY\tFREE\tCPUS\tFENCE\tLOCKS\tREASON")
 	for _, h := range hosts {
 		name := h.Name
 		if h.Coordinator {
 			name += " *"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", h.ID, name, hostState(h), orDash(h.Serf), h.VMs,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", h.ID, name, hostState(h), orDash(h.AliveBy), orDash(h.Serf), h.VMs,
 			humanMiB(h.MemoryMiB), humanMiB(h.FreeMiB), h.CPUs, yesNo(h.Fenceable), lockManagerText(h.LockManager), orDash(h.Reason))
 	}
 	tw.Flush()
@@ -122,6 +122,7 @@ var hostinfoCmd = command{
 				st += " (" + h.Reason + ")"
 			}
 			row("State", st)
+			row("Alive by", orDash(h.AliveBy))
 			row("Generation", strconv.FormatUint(h.Generation, 10))
 			row("Serf", orDash(h.Serf))
 			row("Maintenance", yesNo(h.Maintenance))
@@ -206,6 +207,13 @@ func printStatus(w io.Writer, st api.Status) {
 	l := st.LUN
 	row("LUN", "%s: last write %s ago, last read %s ago", orDash(l.Path), humanDuration(l.LastWriteAgo), humanDuration(l.LastReadAgo))
 	row("LUN latency", "write %s (worst in the last minute %s)", humanDuration(l.WriteLatency), humanDuration(l.WriteLatencyHi))
+	for _, m := range l.Members {
+		st := "ok"
+		if !m.OK {
+			st = fmt.Sprintf("FAILING since %s: %s", m.Since.Format(time.TimeOnly), m.Problem)
+		}
+		row(fmt.Sprintf("LUN %d of %d", m.Index, len(l.Members)), "%s: %s", m.Path, st)
+	}
 	if l.NetworkLease {
 		row("network lease", "yes")
 	}

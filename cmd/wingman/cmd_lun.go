@@ -16,24 +16,33 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/luns"
 	"github.com/wingmanha/wingman/storage"
 )
 
 var lunFormatCmd = command{
 	name:    "lun format",
-	args:    "PATH",
-	summary: "format a heartbeat LUN (block device or file on shared storage)",
+	args:    "PATH [PATH PATH]",
+	summary: "format a heartbeat LUN, or three as one set (block devices or files on shared storage)",
 	help: `Writes an empty Wingman LUN: header (cluster name and UUID, geometry,
 timings), one heartbeat slot, mailbox and event ring per host, and the VM
 records. PATH is a shared block device (/dev/disk/by-id/..., a multipath
 device) or a regular file on a filesystem that supports O_DIRECT; a file that
 does not exist yet is created.
 
+Three PATHs format three heartbeat LUNs as one set, for storage that may
+fail on its own (separate arrays, or at least separate paths): every host
+writes its heartbeat to all three, and a host is alive when its heartbeat is
+fresh on two. One failing LUN is a warning and moves nothing; two failing
+are as losing the only LUN. Give the paths in the same order in every
+host's wingman.toml. Two LUNs, or more than three, are refused: a majority
+of two is two, so either one failing would stop the cluster.
+
 Formatting destroys what PATH holds. It refuses a path that holds a Wingman
 LUN, a filesystem, a partition table, an LVM or LUKS signature or any other
 non-zero data unless --force is given. Never format a LUN that a running
 wingmand uses: stop the daemon on every host first.`,
-	nargs: [2]int{1, 1},
+	nargs: [2]int{1, 4},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		cluster := fs.String("cluster", "", "cluster name, 1..63 bytes (required)")
 		hosts := fs.Int("hosts", storage.DefaultHosts, fmt.Sprintf("number of host slots (1..%d)", storage.MaxHosts))
@@ -45,7 +54,9 @@ wingmand uses: stop the daemon on every host first.`,
 		force := fs.Bool("force", false, "overwrite whatever PATH holds")
 		asJSON := fs.Bool("json", false, "print the new header as JSON")
 		return func(ctx context.Context, s stdio, args []string) error {
-			path := args[0]
+			if probs := luns.Paths(args).Problems(); len(probs) > 0 {
+				return usagef("%s", strings.Join(probs, "; "))
+			}
 			if *cluster == "" {
 				return usagef("--cluster is required: name the cluster this LUN belongs to")
 			}
@@ -65,24 +76,29 @@ wingmand uses: stop the daemon on every host first.`,
 			if err := t.Validate(); err != nil {
 				return fmt.Errorf("%w; choose --profile default, fix --path-failover or raise --lease-ceiling", err)
 			}
-			dev, created, err := openOrCreate(path)
+			hs, err := formatPaths(ctx, args, storage.FormatOptions{ClusterName: *cluster, Geometry: g, Timings: t, Force: *force})
 			if err != nil {
 				return err
 			}
-			defer dev.Close()
-			h, err := storage.Format(ctx, dev, storage.FormatOptions{ClusterName: *cluster, Geometry: g, Timings: t, Force: *force})
-			if err != nil {
-				if created {
-					os.Remove(path) // it holds no LUN: leave nothing behind
-				}
-				return err
+			if *asJSON && len(hs) == 1 {
+				return writeJSON(s.out, headerJSON(args[0], *hs[0]))
 			}
 			if *asJSON {
-				return writeJSON(s.out, headerJSON(path, *h))
+				out := make([]hdrJSON, len(hs))
+				for i, h := range hs {
+					out[i] = headerJSON(args[i], *h)
+				}
+				return writeJSON(s.out, out)
 			}
-			fmt.Fprintf(s.out, "formatted %s: cluster %q %s, %d hosts, %d VMs, %.1f MiB, sector %d\n",
-				path, h.ClusterName, h.ClusterUUID, g.MaxHosts, g.MaxVMs, float64(g.Size())/(1<<20), h.SectorSize)
-			fmt.Fprintf(s.out, "timings: %s\n", h.Timings)
+			for i, h := range hs {
+				set := ""
+				if len(hs) > 1 {
+					set = fmt.Sprintf(" as heartbeat LUN %d of %d", i+1, len(hs))
+				}
+				fmt.Fprintf(s.out, "formatted %s%s: cluster %q %s, %d hosts, %d VMs, %.1f MiB, sector %d\n",
+					args[i], set, h.ClusterName, h.ClusterUUID, g.MaxHosts, g.MaxVMs, float64(g.Size())/(1<<20), h.SectorSize)
+			}
+			fmt.Fprintf(s.out, "timings: %s\n", hs[0].Timings)
 			return nil
 		}
 	},
@@ -119,18 +135,25 @@ func openOrCreate(path string) (dev *storage.FileDevice, created bool, err error
 
 var lunDumpCmd = command{
 	name:    "lun dump",
-	args:    "PATH",
+	args:    "PATH [PATH PATH]",
 	summary: "show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events",
 	help: `Reads the LUN and prints what it holds. It only reads (it opens the LUN
 read-only); it is safe on a LUN that running hosts use. Sequences of live
 hosts change between two dumps. In --json, durations are integer
-nanoseconds in fields named *_ns, as everywhere in wingman's JSON.`,
-	nargs: [2]int{1, 1},
+nanoseconds in fields named *_ns, as everywhere in wingman's JSON.
+
+Given the three PATHs of a set, in wingman.toml's order, it shows what the
+hosts read (each record as a majority holds it), each host's heartbeat
+sequence on every LUN, and which LUN fails.`,
+	nargs: [2]int{1, 4},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON (stable field names, for scripts)")
 		events := fs.Int("events", 20, "show the newest N events (0: none, -1: all)")
 		return func(ctx context.Context, s stdio, args []string) error {
-			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{ReadOnly: true})
+			if probs := luns.Paths(args).Problems(); len(probs) > 0 {
+				return usagef("%s", strings.Join(probs, "; "))
+			}
+			l, err := openPaths(ctx, args)
 			if err != nil {
 				return err
 			}
@@ -153,7 +176,7 @@ nanoseconds in fields named *_ns, as everywhere in wingman's JSON.`,
 
 var lunVerifyCmd = command{
 	name:    "lun verify",
-	args:    "PATH",
+	args:    "PATH [PATH PATH]",
 	summary: "check every record of a heartbeat LUN and report damage (exit code 3)",
 	help: `Reads the header, every heartbeat slot, mailbox, VM record (both config
 copies and every host's lease block, of unused records too) and every event
@@ -164,49 +187,106 @@ newer one, a blank ring entry among the ring's last events. Prints one line
 per damaged record with its block and what to do; exits 3 when it found
 any, 0 when the LUN is sound. A damaged or zeroed header in front of intact
 records is damage too (exit 3): write it back with 'wingman lun
-restore-header' while a wingmand still runs.`,
-	nargs: [2]int{1, 1},
+restore-header' while a wingmand still runs.
+
+Given the three PATHs of a set, in wingman.toml's order, it checks that they
+are one set, every record as a majority holds it (what the hosts read), and
+each LUN: its header, its I/O, and a copy of each heartbeat slot. It exits 3
+when any of them is damaged (the hosts still work from the other two, but
+repair it before another fails). One LUN of a set cannot be checked alone.`,
+	nargs: [2]int{1, 4},
 	bind: func(fs *pflag.FlagSet) func(context.Context, stdio, []string) error {
 		asJSON := fs.Bool("json", false, "print JSON")
 		return func(ctx context.Context, s stdio, args []string) error {
-			l, err := storage.OpenPath(ctx, args[0], storage.OpenOptions{ReadOnly: true})
-			if err != nil {
-				if !headerOverRecords(args[0], err) {
-					return err
-				}
-				if *asJSON {
-					if err := writeJSON(s.out, map[string]any{"path": args[0], "ok": false, "problems": []string{err.Error()}}); err != nil {
-						return err
-					}
-				} else {
-					fmt.Fprintln(s.out, err)
-				}
-				return &exitError{code: exitDamaged, err: fmt.Errorf("%s: the header is damaged but heartbeat slots follow it: restore it from a running wingmand with 'wingman lun restore-header'", args[0])}
+			if probs := luns.Paths(args).Problems(); len(probs) > 0 {
+				return usagef("%s", strings.Join(probs, "; "))
 			}
-			defer l.Close()
-			d, err := readDump(ctx, l, 0)
+			r, err := verifyLUNs(ctx, args)
 			if err != nil {
 				return err
 			}
 			if *asJSON {
-				if err := writeJSON(s.out, map[string]any{"path": args[0], "ok": len(d.Problems) == 0, "problems": nonNil(d.Problems)}); err != nil {
+				if err := writeJSON(s.out, r); err != nil {
 					return err
 				}
 			} else {
-				for _, p := range d.Problems {
-					fmt.Fprintln(s.out, p)
-				}
-				if len(d.Problems) == 0 {
-					fmt.Fprintf(s.out, "%s: LUN of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records with their leases, %d event rings checked\n",
-						args[0], d.Header.ClusterName, d.Header.MaxHosts, d.Header.MaxHosts, d.Header.MaxVMs, d.Header.MaxHosts)
-				}
+				printVerify(s.out, r)
 			}
-			if len(d.Problems) > 0 {
-				return &exitError{code: exitDamaged, err: fmt.Errorf("%d damaged records on %s", len(d.Problems), args[0])}
+			if !r.OK {
+				return &exitError{code: exitDamaged, err: fmt.Errorf("%d damaged records on %s", r.count(), r.Path)}
 			}
 			return nil
 		}
 	},
+}
+
+// verifyJSON is what `lun verify` found.
+type verifyJSON struct {
+	Path     string   `json:"path"` // of a set: the paths, in order, joined by ", "
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems"` // in what the hosts read (of a set: each record as a majority holds it)
+	// Members are, for a set of three, what each LUN holds on its own.
+	Members []memberJSON `json:"members,omitempty"`
+	header  *hdrJSON     // nil: the header is damaged
+}
+
+// memberJSON is one LUN of a set of three, in `lun dump` and `lun verify`.
+type memberJSON struct {
+	Index    int      `json:"index"`
+	Path     string   `json:"path"`
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems"`
+}
+
+func (r verifyJSON) count() int {
+	n := len(r.Problems)
+	for _, m := range r.Members {
+		n += len(m.Problems)
+	}
+	return n
+}
+
+// verifyLUNs checks every record of the LUN at paths, or of the set of
+// three, and what each of the three holds. A damaged header in front of
+// heartbeat slots is damage; a device that holds no LUN at all is an error.
+func verifyLUNs(ctx context.Context, paths []string) (verifyJSON, error) {
+	joined := luns.Paths(paths).String()
+	l, err := openPaths(ctx, paths)
+	if err != nil {
+		if len(paths) > 1 || !headerOverRecords(paths[0], err) {
+			return verifyJSON{}, err
+		}
+		return verifyJSON{Path: joined, Problems: []string{err.Error(),
+			joined + ": the header is damaged but heartbeat slots follow it: restore it from a running wingmand with 'wingman lun restore-header'"}}, nil
+	}
+	defer l.Close()
+	d, err := readDump(ctx, l, 0)
+	if err != nil {
+		return verifyJSON{}, err
+	}
+	r := verifyJSON{Path: joined, Problems: nonNil(d.Problems), Members: d.Members, header: &d.Header}
+	r.OK = r.count() == 0
+	return r, nil
+}
+
+func printVerify(w io.Writer, r verifyJSON) {
+	for _, p := range r.Problems {
+		fmt.Fprintln(w, p)
+	}
+	for _, m := range r.Members {
+		for _, p := range m.Problems {
+			fmt.Fprintf(w, "LUN %d of %d (%s): %s\n", m.Index, len(r.Members), m.Path, p)
+		}
+	}
+	if r.OK && r.header != nil {
+		h := r.header
+		what := "LUN"
+		if len(r.Members) > 1 {
+			what = fmt.Sprintf("set of %d LUNs", len(r.Members))
+		}
+		fmt.Fprintf(w, "%s: %s of cluster %q is sound: header, %d slots, %d mailboxes, %d VM records with their leases, %d event rings checked\n",
+			r.Path, what, h.ClusterName, h.MaxHosts, h.MaxHosts, h.MaxVMs, h.MaxHosts)
+	}
 }
 
 var lunRestoreHeaderCmd = command{
@@ -321,6 +401,8 @@ type (
 		VMs      []vmJSON   `json:"vms"`
 		Events   []evJSON   `json:"events"`
 		Problems []string   `json:"problems"`
+		// Members are, for a set of three, what each LUN holds on its own.
+		Members []memberJSON `json:"members,omitempty"`
 	}
 	hdrJSON struct {
 		Path        string      `json:"path"`
@@ -353,6 +435,9 @@ type (
 		AckNonce    uint64    `json:"ack_nonce,omitempty"`
 		AckType     string    `json:"ack_type,omitempty"`
 		AckResult   int       `json:"ack_result,omitempty"`
+		// MemberSeqs are, for a set of three, the sequence on each LUN (0:
+		// blank, damaged or unread there).
+		MemberSeqs []uint64 `json:"member_sequences,omitempty"`
 	}
 	mailJSON struct {
 		To      int       `json:"to"`
@@ -429,6 +514,7 @@ func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, er
 			if r.Ack.Nonce != 0 {
 				sj.AckNonce, sj.AckType, sj.AckResult = r.Ack.Nonce, r.Ack.Type.String(), int(r.Ack.Result)
 			}
+			sj.MemberSeqs = memberSeqs(v)
 			d.Slots = append(d.Slots, sj)
 		}
 	}
@@ -507,7 +593,30 @@ func readDump(ctx context.Context, l *storage.LUN, maxEvents int) (*dumpJSON, er
 			d.Events = append(d.Events, evJSON{Host: b.Host, Seq: b.Seq, Severity: storage.SevError.String(), Kind: "damaged", Message: msg, Damaged: true})
 		}
 	}
+	d.Members = memberReport(l, d)
 	return d, nil
+}
+
+// printMembers shows each LUN of a set of three: its health and each
+// host's heartbeat sequence on it.
+func printMembers(w io.Writer, d *dumpJSON) {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "LUN\tPATH\tHEALTH\tSEQUENCES (host:sequence)\n")
+	for i, m := range d.Members {
+		health := "ok"
+		if !m.OK {
+			health = strings.Join(m.Problems, "; ")
+		}
+		var seqs []string
+		for _, s := range d.Slots {
+			if i < len(s.MemberSeqs) {
+				seqs = append(seqs, fmt.Sprintf("%d:%d", s.Host, s.MemberSeqs[i]))
+			}
+		}
+		fmt.Fprintf(tw, "%d of %d\t%s\t%s\t%s\n", m.Index, len(d.Members), m.Path, health, orDash(strings.Join(seqs, " ")))
+	}
+	tw.Flush()
 }
 
 func printDump(w io.Writer, d *dumpJSON) {
@@ -534,6 +643,9 @@ func printDump(w io.Writer, d *dumpJSON) {
 	tw.Flush()
 	if len(d.Slots) == 0 {
 		fmt.Fprintln(w, "(no host has joined)")
+	}
+	if len(d.Members) > 0 {
+		printMembers(w, d)
 	}
 
 	fmt.Fprintln(w)

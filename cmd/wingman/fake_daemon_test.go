@@ -48,9 +48,9 @@ type fakeDaemon struct {
 var (
 	fakeNow   = time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)
 	fakeHosts = []api.Host{
-		{ID: 1, Name: "kvm1", State: "alive", Generation: 7, Serf: "alive", MemoryMiB: 262144, FreeMiB: 98304, CPUs: 64, VMs: 2, Fenceable: true, LockManager: "lockd",
+		{ID: 1, Name: "kvm1", State: "alive", Generation: 7, Serf: "alive", MemoryMiB: 262144, FreeMiB: 98304, CPUs: 64, VMs: 2, Fenceable: true, LockManager: "lockd", AliveBy: "disk 2/3",
 			Quarantine: &api.HostQuarantine{Since: fakeNow.Add(-10 * time.Minute), Until: fakeNow.Add(110 * time.Minute), By: "wingman", Why: "3 flaps within 1h (last: isolated by a poison pill)"}},
-		{ID: 2, Name: "kvm2", State: "alive", Generation: 5, Serf: "alive", Coordinator: true, MemoryMiB: 262144, FreeMiB: 180224, CPUs: 64, VMs: 1, Fenceable: true, LockManager: "none"},
+		{ID: 2, Name: "kvm2", State: "alive", Generation: 5, Serf: "alive", Coordinator: true, MemoryMiB: 262144, FreeMiB: 180224, CPUs: 64, VMs: 1, Fenceable: true, LockManager: "none", AliveBy: "network lease"},
 		{ID: 3, Name: "kvm3", State: "dead", Reason: "no heartbeat for 12s, fenced", Generation: 9, Serf: "failed", MemoryMiB: 131072, FreeMiB: 0, CPUs: 32, Fenceable: true},
 	}
 	fakeVMs = []api.VM{
@@ -90,8 +90,11 @@ func fakeQMP(v api.VM) *api.QMPDiagnostics {
 func fakeStatus() api.Status {
 	return api.Status{Host: "kvm1", HostID: 1, Generation: 7, Cluster: "clinic", ClusterUUID: "0d5f0c3e-1111-4222-8333-444455556666",
 		Version: "0.3.0", Now: fakeNow, Quorate: true, Coordinator: 2, Partition: []int{1, 2}, Voters: []int{1, 2, 3}, MayRunVMs: true,
-		LUN: api.LUNHealth{Path: "/dev/mapper/wingman-lun", LastWriteAgo: 230 * time.Millisecond, LastReadAgo: 410 * time.Millisecond,
-			WriteLatency: 1800 * time.Microsecond, WriteLatencyHi: 47 * time.Millisecond},
+		LUN: api.LUNHealth{Path: "/dev/mapper/wingman-a, /dev/mapper/wingman-b, /dev/mapper/wingman-c", LastWriteAgo: 230 * time.Millisecond, LastReadAgo: 410 * time.Millisecond,
+			WriteLatency: 1800 * time.Microsecond, WriteLatencyHi: 47 * time.Millisecond,
+			Members: []api.LUNMember{{Index: 1, Path: "/dev/mapper/wingman-a", OK: true},
+				{Index: 2, Path: "/dev/mapper/wingman-b", Problem: "I/O timed out", Since: fakeNow.Add(-3 * time.Minute)},
+				{Index: 3, Path: "/dev/mapper/wingman-c", OK: true}}},
 		Timings: api.Timings{Renew: time.Second, IOTimeout: 2 * time.Second, SelfFence: 4 * time.Second, Watchdog: 6 * time.Second,
 			Dead: 12 * time.Second, PowerFence: 30 * time.Second},
 		Watchdog: "/dev/watchdog0 (iTCO_wdt), armed",

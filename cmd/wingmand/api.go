@@ -167,7 +167,9 @@ func (d apiServer) apiHosts(ctx context.Context) ([]api.Host, error) {
 	if d.fencer != nil {
 		fenceable = d.fencer.Fenceable()
 	}
-	hosts := apiview.Hosts(d.decision(), d.serf.Members(), recs, fenceable)
+	dec, in := d.decision(), d.loop.Input()
+	hosts := apiview.Hosts(dec, d.serf.Members(), recs, fenceable)
+	d.members.AliveBy(hosts, dec, d.slot.HostID(), in.LeaseUntil > in.Now, time.Now())
 	apiview.MarkGossipKeys(hosts, d.slot.HostID(), d.loop.GossipKeys(), d.serf.AliveSet())
 	apiview.MarkQuarantined(hosts, d.quarantine.Record())
 	return hosts, nil
@@ -197,10 +199,11 @@ func (d apiServer) apiStatus(ctx context.Context) (api.Status, error) {
 	s := api.Status{Host: d.cfg.HostName, HostID: d.slot.HostID(), Generation: d.slot.Generation(), Cluster: d.hdr.ClusterName,
 		ClusterUUID: d.hdr.ClusterUUID.String(), Version: version, Now: time.Now(), Quorate: dec.Quorate,
 		Coordinator: dec.Coordinator, Partition: dec.Partition.IDs(), Voters: dec.Voters.IDs(), MayRunVMs: dec.MayRunVMs,
-		LUN: api.LUNHealth{Path: d.cfg.LUN, LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
-			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now, Reads: io.Reads, Writes: io.Writes},
+		LUN: api.LUNHealth{Path: d.cfg.LUN.String(), LastWriteAgo: in.Now - in.LastWrite, LastReadAgo: in.Now - in.LastRead,
+			WriteLatency: last, WriteLatencyHi: worst, NetworkLease: in.LeaseUntil > in.Now, Reads: io.Reads, Writes: io.Writes, Members: d.members.Members()},
 		Timings:  api.Timings{Renew: t.Renew, IOTimeout: t.IOTimeout, SelfFence: t.SelfFence, Watchdog: t.Watchdog, Dead: t.Dead, PowerFence: t.PowerFence, LeaseCeiling: t.Ceiling()},
 		Watchdog: d.wd.Kind(), Hosts: hosts, Warnings: append(d.warnings(dec, worst), d.config.Warnings()...), HA: apiview.HA(in, dec, time.Now())}
+	s.Warnings = append(s.Warnings, d.members.Warnings()...)
 	s.Warnings = append(s.Warnings, apiview.GossipKeyWarnings(hosts, s.HostID, d.loop.GossipKeys(), d.serf.AliveSet(), d.cfg.Serf.Keyring)...)
 	s.Capacity = d.capacityVerdict(ctx, dec)
 	if !s.Capacity.Survivable {

@@ -12,6 +12,7 @@ import (
 	"github.com/wingmanha/wingman/cmd/api"
 	"github.com/wingmanha/wingman/cmd/internal/configfile"
 	"github.com/wingmanha/wingman/cmd/internal/fenceconfig"
+	"github.com/wingmanha/wingman/cmd/internal/luns"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
 	"github.com/wingmanha/wingman/quorum/isolation"
 	"github.com/wingmanha/wingman/vm/maintenance"
@@ -27,8 +28,8 @@ const DefaultConfigPath = "/etc/wingman/wingman.toml"
 type Config struct {
 	// Cluster is the cluster name; the LUN must carry it.
 	Cluster string `toml:"cluster"`
-	// LUN is the heartbeat LUN: a shared block device or a file on shared storage.
-	LUN string `toml:"lun"`
+	// LUN are the heartbeat LUNs, one or three: shared block devices or files on shared storage.
+	LUN luns.Paths `toml:"lun"`
 	// HostName names this host in the cluster (default: the hostname).
 	HostName string `toml:"host_name"`
 	// HostID is this host's slot on the LUN, 1..255 (0: the slot that
@@ -242,8 +243,8 @@ func (c *Config) Validate() error {
 	if c.Cluster == "" || len(c.Cluster) > 63 {
 		bad("cluster", "must be the cluster name given to `wingman lun format --cluster` (1..63 bytes)")
 	}
-	if c.LUN == "" {
-		bad("lun", "is required: the shared heartbeat LUN (a /dev/disk/by-id/ path)")
+	for _, p := range c.LUN.Problems() {
+		bad("lun", "%s", p)
 	}
 	if c.HostName == "" || len(c.HostName) > 63 {
 		bad("host_name", "must be 1..63 bytes (default: the hostname)")

@@ -18,6 +18,7 @@ import (
 	"github.com/wingmanha/wingman/cmd/internal/fenceconfig"
 	"github.com/wingmanha/wingman/cmd/internal/forward"
 	"github.com/wingmanha/wingman/cmd/internal/journallog"
+	"github.com/wingmanha/wingman/cmd/internal/luns"
 	"github.com/wingmanha/wingman/cmd/internal/metrics"
 	"github.com/wingmanha/wingman/cmd/internal/systemd"
 	"github.com/wingmanha/wingman/hypervisor"
@@ -46,6 +47,7 @@ type Daemon struct {
 
 	lock    *os.File
 	lun     *storage.LUN
+	members *luns.Health // each heartbeat LUN of a set of three
 	hdr     storage.Header
 	slot    *storage.Heartbeat
 	events  *storage.EventLog
@@ -107,17 +109,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 	}
 
 	d.status("opening heartbeat LUN %s", cfg.LUN)
-	dev, err := storage.OpenFile(cfg.LUN)
+	wrap := func(m int, dev storage.Device) storage.Device { return lunDevice(m, dev, cfg.StateDir, d.log) } // faults in the test build only
+	lun, err := luns.Open(ctx, cfg.LUN, wrap, storage.OpenOptions{ClusterName: cfg.Cluster, ObserveIO: d.metrics.ObserveIO})
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat LUN: %w", err)
 	}
-	faulty := lunDevice(dev, cfg.StateDir, d.log) // as it is, except in the test cluster's build
-	lun, err := storage.Open(ctx, faulty, storage.OpenOptions{ClusterName: cfg.Cluster, ObserveIO: d.metrics.ObserveIO})
-	if err != nil {
-		faulty.Close()
-		return nil, fmt.Errorf("heartbeat LUN: %w", err)
-	}
-	d.lun, d.hdr = lun, lun.Header()
+	d.lun, d.hdr, d.members = lun, lun.Header(), luns.NewHealth(lun, cfg.LUN)
 	if err := d.hdr.Timings.Validate(); err != nil {
 		return nil, fmt.Errorf("heartbeat LUN %s holds unsafe timings: %w; reformat it with a valid profile", cfg.LUN, err)
 	}
@@ -243,10 +240,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger, sdNotify func(stri
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(9)
+	d.wg.Add(10)
 	go func() { defer d.wg.Done(); d.config.Run(runCtx) }()
 	go func() { defer d.wg.Done(); d.quarantine.Run(runCtx) }()
 	go func() { defer d.wg.Done(); d.probe.Run(runCtx) }()
+	go func() {
+		defer d.wg.Done()
+		d.members.Run(runCtx, t.Renew, func(c luns.Change) { d.event(c.Severity(), c.Kind(), self, "%s", c.Message()) })
+	}()
 	go func() {
 		defer d.wg.Done()
 		d.notify.Run(runCtx) // its own goroutine: a hanging target never reaches the heartbeat
@@ -402,6 +403,7 @@ func (s latencySlot) Renew(ctx context.Context) ([]storage.SlotView, error) {
 	b0, _ := heartbeat.BootTime()
 	v, err := s.Heartbeat.Renew(ctx)
 	s.d.renewLatency.Record(time.Now(), time.Since(t0))
+	s.d.members.Note(time.Now(), v)
 	if err == nil {
 		s.d.noteWrite(b0)
 	}
@@ -432,7 +434,8 @@ func (d *Daemon) notifyChecks(ctx context.Context, coordinator bool) []notify.Ch
 	_, worst := d.renewLatency.Get()
 	t := d.hdr.Timings
 	checks := append(notify.HostChecks(d.cfg.HostName, heartbeat.LatencyWarning(worst, t.IOTimeout, t.SelfFence), d.wd.Kind() == watchdog.KindSoftware), d.config.Check())
-	checks = append(append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged())), d.quarantine.Checks(coordinator)...)
+	checks = append(append(checks, notify.LUNCheck(d.cfg.HostName, d.lun.Integrity().HeaderChanged(), d.lun.Integrity().Damaged()),
+		notify.LUNMemberCheck(d.cfg.HostName, d.members.Warnings())), d.quarantine.Checks(coordinator)...)
 	if !coordinator {
 		return checks
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/luns"
 	"github.com/wingmanha/wingman/storage"
 	"github.com/wingmanha/wingman/vm/maintenance"
 	"github.com/wingmanha/wingman/vm/plan"
@@ -91,7 +92,7 @@ func testConfig(t *testing.T, lun, name string, id int, join []string, port int)
 	hostXML = withSharedDisks(t, hostXML, filepath.Dir(lun), dir)
 	cfg := DefaultConfig()
 	cfg.path = "(test)"
-	cfg.Cluster, cfg.LUN, cfg.HostName, cfg.HostID, cfg.StateDir = "unit", lun, name, id, dir
+	cfg.Cluster, cfg.LUN, cfg.HostName, cfg.HostID, cfg.StateDir = "unit", luns.Paths{lun}, name, id, dir
 	cfg.Libvirt.URI = "test://" + hostXML
 	cfg.Serf = SerfConfig{Bind: fmt.Sprintf("127.0.0.1:%d", port), Join: join, Insecure: true, Profile: "fast"}
 	cfg.API.Socket = filepath.Join(dir, "api.sock")
@@ -245,7 +246,7 @@ func TestTwoDaemonsFormAClusterAndServeTheAPI(t *testing.T) {
 		t.Errorf("protected VM = %+v", v)
 	}
 	// web1's disk goes away: the hosts say so.
-	if err := os.Remove(sharedDisk(filepath.Dir(a.d.cfg.LUN))); err != nil {
+	if err := os.Remove(sharedDisk(filepath.Dir(a.d.cfg.LUN[0]))); err != nil {
 		t.Fatal(err)
 	}
 	if why := b.d.disks.Unreachable(ctx)["web1"]; !strings.Contains(why, "cannot run on kvm2") {
@@ -456,6 +457,9 @@ func TestConfigErrorsNameFileAndKey(t *testing.T) {
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nlisten = \"127.0.0.1:9477\"\nbasic_auth_user = \"p\"\n", "metrics.basic_auth_user: basic_auth_user and basic_auth_password_file go together"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nlisten = \"127.0.0.1:9477\"\ntls_cert = \"/no/cert.pem\"\ntls_key = \"/no/key.pem\"\n", "metrics.tls_cert: stat /no/cert.pem"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[metrics]\nbasic_auth_password = \"x\"\n", "unknown key metrics.basic_auth_password"},
+		{"cluster = \"c\"\nlun = [\"/x\", \"/y\"]\n[serf]\ninsecure = true\n", "lun: 2 heartbeat LUNs: use 1 or 3; a majority of 2 is 2"},
+		{"cluster = \"c\"\nlun = [\"/x\", \"/y\", \"/z\", \"/w\"]\n[serf]\ninsecure = true\n", "lun: 4 heartbeat LUNs: use 1 or 3"},
+		{"cluster = \"c\"\nlun = [\"/x\", \"/y\", \"/x\"]\n[serf]\ninsecure = true\n", "lun: \"/x\" is named twice"},
 		{"cluster = \"c\"\nlun = \"/x\"\n[serf]\ninsecure = true\n[isolation]\naddresses = [\"192.0.2.1\", \"gw_1:80\"]\n",
 			"isolation.addresses[1]: \"gw_1:80\" is not an IP address or a host name (label \"gw_1:80\"): write an IP address"},
 	} {

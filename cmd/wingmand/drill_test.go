@@ -43,7 +43,7 @@ func TestDrillOverSerf(t *testing.T) {
 			t.Fatalf("protect %s: %v", name, err)
 		}
 	}
-	web1Disk := sharedDisk(filepath.Dir(a.d.cfg.LUN))
+	web1Disk := sharedDisk(filepath.Dir(a.d.cfg.LUN[0]))
 	if err := os.Remove(web1Disk); err != nil {
 		t.Fatal(err)
 	}

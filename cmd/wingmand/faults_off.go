@@ -12,5 +12,5 @@ import (
 // build never does (faults_on.go is compiled only with -tags wingman_faults).
 const faultInjection = false
 
-// lunDevice is the heartbeat LUN's device, as it is.
-func lunDevice(dev storage.Device, _ string, _ *slog.Logger) storage.Device { return dev }
+// lunDevice is a heartbeat LUN member's device, as it is.
+func lunDevice(_ int, dev storage.Device, _ string, _ *slog.Logger) storage.Device { return dev }

@@ -34,7 +34,7 @@ func flagSet() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("wingmand", pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.StringP("config", "f", DefaultConfigPath, "the configuration `FILE` (wingman.toml(5))")
-	fs.String("lun", "", "the heartbeat LUN, a shared block `DEVICE` (overrides lun)")
+	fs.StringSlice("lun", nil, "the heartbeat LUN, a shared block `DEVICE`, or three, comma-separated (overrides lun)")
 	fs.String("cluster", "", "the cluster `NAME` (overrides cluster)")
 	fs.String("host-name", "", "this host's `NAME` (overrides host_name)")
 	fs.Int("host-id", 0, "this host's `SLOT` on the LUN, 1..255 (overrides host_id)")
@@ -76,7 +76,6 @@ func run(args []string, stderr io.Writer) int {
 			*dst, _ = fs.GetString(name)
 		}
 	}
-	set("lun", &cfg.LUN)
 	set("cluster", &cfg.Cluster)
 	set("host-name", &cfg.HostName)
 	set("state-dir", &cfg.StateDir)
@@ -87,6 +86,9 @@ func run(args []string, stderr io.Writer) int {
 	set("watchdog", &cfg.Watchdog.Mode)
 	if fs.Changed("host-id") {
 		cfg.HostID, _ = fs.GetInt("host-id")
+	}
+	if fs.Changed("lun") {
+		cfg.LUN, _ = fs.GetStringSlice("lun")
 	}
 	if fs.Changed("join") {
 		cfg.Serf.Join, _ = fs.GetStringSlice("join")

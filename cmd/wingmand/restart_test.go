@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wingmanha/wingman/cmd/api"
+	"github.com/wingmanha/wingman/cmd/internal/luns"
 	"github.com/wingmanha/wingman/storage"
 )
 
@@ -21,7 +22,7 @@ func TestServiceStopLeavesGuestsProtected(t *testing.T) {
 	timings.SelfFence = 3 * time.Second
 	timings.Dead = timings.MinDead()
 	lun := formatLUNWith(t, timings, storage.Geometry{MaxHosts: 4, MaxVMs: 8, EventBlocks: 4, ConfigBlks: 4})
-	a, b := twoDaemons(t, func(c *Config) { c.LUN, c.Shutdown.Policy = lun, "migrate" })
+	a, b := twoDaemons(t, func(c *Config) { c.LUN, c.Shutdown.Policy = luns.Paths{lun}, "migrate" })
 	ctx := context.Background()
 	if _, err := a.client.Protect(ctx, "web1", api.ProtectRequest{}); err != nil {
 		t.Fatal(err)

@@ -167,8 +167,14 @@ _wingman() {
     "host unquarantine|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "hostinfo|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "lun dump|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "lun dump|1") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "lun dump|2") COMPREPLY=($(compgen -f -- "$cur")) ;;
     "lun format|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "lun format|1") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "lun format|2") COMPREPLY=($(compgen -f -- "$cur")) ;;
     "lun verify|0") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "lun verify|1") COMPREPLY=($(compgen -f -- "$cur")) ;;
+    "lun verify|2") COMPREPLY=($(compgen -f -- "$cur")) ;;
     "maintenance abort|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "maintenance enter|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;
     "maintenance exit|0") COMPREPLY=($(compgen -W "$(_wingman_names host-list)" -- "$cur")) ;;

@@ -182,7 +182,7 @@ complete -c wingman -n '__wingman_is ha' -a arm -d 're-arm failover and fencing 
 complete -c wingman -n '__wingman_is host' -a confirm-off -d 'confirm that a host is powered off, so that its VMs restart now'
 complete -c wingman -n '__wingman_is host' -a quarantine -d 'quarantine a host: it keeps its VMs and takes no new one'
 complete -c wingman -n '__wingman_is host' -a unquarantine -d 'end a host\'s quarantine: it takes new VMs again'
-complete -c wingman -n '__wingman_is lun' -a format -d 'format a heartbeat LUN (block device or file on shared storage)'
+complete -c wingman -n '__wingman_is lun' -a format -d 'format a heartbeat LUN, or three as one set (block devices or files on shared storage)'
 complete -c wingman -n '__wingman_is lun' -a dump -d 'show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events'
 complete -c wingman -n '__wingman_is lun' -a verify -d 'check every record of a heartbeat LUN and report damage (exit code 3)'
 complete -c wingman -n '__wingman_is lun' -a restore-header -d 'write the LUN header back from a running wingmand\'s copy'
@@ -299,6 +299,8 @@ complete -c wingman -n '__wingman_is \'lun dump\'' -s h -l help -d 'show this he
 complete -c wingman -n '__wingman_is \'lun dump\'' -l json -d 'print JSON (stable field names, for scripts)'
 complete -c wingman -n '__wingman_is \'lun dump\'' -l events -x -d 'show the newest N events (0: none, -1: all)'
 complete -c wingman -n '__wingman_arg \'lun dump\' 0' -F
+complete -c wingman -n '__wingman_arg \'lun dump\' 1' -F
+complete -c wingman -n '__wingman_arg \'lun dump\' 2' -F
 complete -c wingman -n '__wingman_is \'lun format\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'lun format\'' -l cluster -x -d 'cluster name, 1..63 bytes (required)'
 complete -c wingman -n '__wingman_is \'lun format\'' -l hosts -x -d 'number of host slots (1..255)'
@@ -309,6 +311,8 @@ complete -c wingman -n '__wingman_is \'lun format\'' -l lease-ceiling -x -d 'the
 complete -c wingman -n '__wingman_is \'lun format\'' -l force -d 'overwrite whatever PATH holds'
 complete -c wingman -n '__wingman_is \'lun format\'' -l json -d 'print the new header as JSON'
 complete -c wingman -n '__wingman_arg \'lun format\' 0' -F
+complete -c wingman -n '__wingman_arg \'lun format\' 1' -F
+complete -c wingman -n '__wingman_arg \'lun format\' 2' -F
 complete -c wingman -n '__wingman_is \'lun reclaim-lease\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'lun reclaim-lease\'' -l json -d 'print JSON (the API\'s types, for scripts)'
 complete -c wingman -n '__wingman_is \'lun reclaim-lease\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'
@@ -319,6 +323,8 @@ complete -c wingman -n '__wingman_is \'lun restore-header\'' -s c -l connect -r 
 complete -c wingman -n '__wingman_is \'lun verify\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'lun verify\'' -l json -d 'print JSON'
 complete -c wingman -n '__wingman_arg \'lun verify\' 0' -F
+complete -c wingman -n '__wingman_arg \'lun verify\' 1' -F
+complete -c wingman -n '__wingman_arg \'lun verify\' 2' -F
 complete -c wingman -n '__wingman_is \'maintenance abort\'' -s h -l help -d 'show this help'
 complete -c wingman -n '__wingman_is \'maintenance abort\'' -l json -d 'print JSON (the API\'s types, for scripts)'
 complete -c wingman -n '__wingman_is \'maintenance abort\'' -s c -l connect -r -F -d 'wingmand\'s unix SOCKET, or https://HOST:PORT of its mutual-TLS listener (or set WINGMAN_SOCKET)'

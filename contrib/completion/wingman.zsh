@@ -113,7 +113,7 @@ _wingman() {
     config) opts=('list:list the cluster-wide settings, where each value comes from and who set it' 'get:print the value of a cluster-wide key' 'set:set a cluster-wide key for every host' 'unset:take a cluster-wide key back to its default'); _describe -t commands 'config command' opts; return ;;
     ha) opts=('disarm:stop failover and fencing cluster-wide for a while (network or SAN work)' 'arm:re-arm failover and fencing cluster-wide now'); _describe -t commands 'ha command' opts; return ;;
     host) opts=('confirm-off:confirm that a host is powered off, so that its VMs restart now' 'quarantine:quarantine a host: it keeps its VMs and takes no new one' 'unquarantine:end a host'\''s quarantine: it takes new VMs again'); _describe -t commands 'host command' opts; return ;;
-    lun) opts=('format:format a heartbeat LUN (block device or file on shared storage)' 'dump:show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events' 'verify:check every record of a heartbeat LUN and report damage (exit code 3)' 'restore-header:write the LUN header back from a running wingmand'\''s copy' 'reclaim-lease:re-establish the damaged lease of a VM record, on the host that runs the VM'); _describe -t commands 'lun command' opts; return ;;
+    lun) opts=('format:format a heartbeat LUN, or three as one set (block devices or files on shared storage)' 'dump:show a heartbeat LUN: header, timings, host slots, mailboxes, VM records, events' 'verify:check every record of a heartbeat LUN and report damage (exit code 3)' 'restore-header:write the LUN header back from a running wingmand'\''s copy' 'reclaim-lease:re-establish the damaged lease of a VM record, on the host that runs the VM'); _describe -t commands 'lun command' opts; return ;;
     maintenance) opts=('enter:put a host in maintenance: migrate its VMs away, take no new ones' 'exit:end a host'\''s maintenance: it takes VMs again' 'abort:stop a host'\''s evacuation: cancel the migrations in flight, start no more' 'status:show whether a host is in maintenance and how many VMs it still holds'); _describe -t commands 'maintenance command' opts; return ;;
     notify) opts=('add:add a notification target: mail, webhook or exec hook' 'list:list the notification targets and what this host delivered to them' 'remove:remove a notification target' 'test:send a test notification to one target, or to all'); _describe -t commands 'notify command' opts; return ;;
     help) opts=('completion:bash, zsh, fish' 'config:list, get, set, unset' 'dominfo:show a VM: where it runs, its lease and its failover policy' 'drill:failover drill: what if HOST (or each host in turn) were lost now' 'events:show the cluster'\''s event log, grouped into failover timelines' 'fence:fence a host (power it off), or test the fence path with --test' 'ha:disarm, arm' 'host:confirm-off, quarantine, unquarantine' 'host-list:list the hosts of the cluster and their state' 'hostinfo:show one host: state, generation, memory, VMs, fencing' 'keygen:generate a gossip encryption key for the cluster' 'list:list protected VMs: host, state, priority' 'lun:format, dump, verify, restore-header, reclaim-lease' 'maintenance:enter, exit, abort, status' 'man:write the wingman(1) man page into a directory' 'migrate:live-migrate a VM to a host (or one the planner chooses)' 'notify:add, list, remove, test' 'protect:protect a VM: restart it on another host when its host fails' 'rolling-update:patch the cluster one host at a time: evacuate, run a command, reboot, take VMs back' 'set-policy:change the failover policy of a protected VM' 'start:start a protected VM (and end its stopped state), and wait until it runs' 'status:show the cluster: quorum, coordinator, LUN health, timings, capacity, hosts' 'stop:shut a protected VM down; it stays stopped' 'ui:serve the web dashboard on 127.0.0.1 for one browser' 'unprotect:stop protecting a VM (it keeps running)' 'version:print the version of this tool'); _describe -t commands 'wingman command' opts; return ;;
@@ -177,8 +177,14 @@ _wingman() {
     "host unquarantine|0") _wingman_names host-list ;;
     "hostinfo|0") _wingman_names host-list ;;
     "lun dump|0") _files ;;
+    "lun dump|1") _files ;;
+    "lun dump|2") _files ;;
     "lun format|0") _files ;;
+    "lun format|1") _files ;;
+    "lun format|2") _files ;;
     "lun verify|0") _files ;;
+    "lun verify|1") _files ;;
+    "lun verify|2") _files ;;
     "maintenance abort|0") _wingman_names host-list ;;
     "maintenance enter|0") _wingman_names host-list ;;
     "maintenance exit|0") _wingman_names host-list ;;

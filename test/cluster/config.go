@@ -62,6 +62,11 @@ type Config struct {
 	// the shared directory, which every host sees, as the lockspace of a real cluster lives on
 	// shared storage. Default false.
 	LockManager bool
+
+	// HeartbeatLUNs is how many heartbeat LUNs wingmand gets: 1 (lun.img) or 3 (lun.img,
+	// lun2.img, lun3.img, formatted as one set; every host names them in that order).
+	// Default 1.
+	HeartbeatLUNs int
 }
 
 // LockspaceSubdir is the lock manager's file lockspace (Config.LockManager) in the shared
@@ -81,6 +86,7 @@ func DefaultConfig() Config {
 		StopTimeout:       20 * time.Second,
 		GuestMemoryMiB:    64,
 		GuestDiskMiB:      8,
+		HeartbeatLUNs:     1,
 	}
 }
 
@@ -103,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if c.MigrationPortBase < 1024 || c.MigrationPortBase+c.Hosts*64 > 65535 {
 		return fmt.Errorf("config: MigrationPortBase %d: use 1024 to %d", c.MigrationPortBase, 65535-c.Hosts*64)
+	}
+	if c.HeartbeatLUNs != 1 && c.HeartbeatLUNs != 3 {
+		return fmt.Errorf("config: HeartbeatLUNs %d: use 1 or 3 (a majority of 2 is 2)", c.HeartbeatLUNs)
 	}
 	if c.LibvirtdLogLevel < 1 || c.LibvirtdLogLevel > 4 {
 		return fmt.Errorf("config: LibvirtdLogLevel %d: use 1 (debug) to 4 (error)", c.LibvirtdLogLevel)

@@ -19,9 +19,10 @@ var WingmandTestTags = []string{"wingman_faults"}
 // 20 ms).
 const lunFaultAckTimeout = 5 * time.Second
 
-// LUNFaultFile is the file from which h's wingmand takes its heartbeat LUN fault.
-func (h *Host) LUNFaultFile() string {
-	return filepath.Join(h.WingmanDir(), "state", storagetest.StateFile)
+// LUNFaultFile is the file from which h's wingmand takes the fault of heartbeat LUN member (1 for
+// a single LUN; 1..3 in the order of LUNs.Paths).
+func (h *Host) LUNFaultFile(member int) string {
+	return filepath.Join(h.WingmanDir(), "state", storagetest.MemberStateFile(member))
 }
 
 // SetLUNFault breaks the heartbeat LUN for h alone, as a failed SAN path of one host does: every
@@ -29,14 +30,30 @@ func (h *Host) LUNFaultFile() string {
 // ("hang"), optionally only reads or writes ("latency 1s writes"); see storagetest.ParseFault.
 // "" heals it (hung I/Os then complete). The other hosts keep their healthy path. When wingmand
 // runs on h, SetLUNFault returns once wingmand has applied the fault; otherwise the fault applies
-// from wingmand's next start.
+// from wingmand's next start. With three heartbeat LUNs it breaks every one of them: the
+// host's whole SAN path (LUNs.SetMemberFault breaks one).
 func (c *Cluster) SetLUNFault(h *Host, spec string) error {
+	for m := 1; m <= c.cfg.HeartbeatLUNs; m++ {
+		if err := c.LUNs().SetMemberFault(h, m, spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetMemberFault breaks heartbeat LUN member (1..3, in the order of Paths) for h alone, as
+// Cluster.SetLUNFault breaks the LUN; the other members keep working.
+func (l LUNs) SetMemberFault(h *Host, member int, spec string) error {
+	c := l.c
+	if member < 1 || member > c.cfg.HeartbeatLUNs {
+		return fmt.Errorf("set LUN fault on %s: member %d: the cluster has %d heartbeat LUNs (Config.HeartbeatLUNs)", h.name, member, c.cfg.HeartbeatLUNs)
+	}
 	f, err := storagetest.ParseFault(spec)
 	if err != nil {
 		return fmt.Errorf("set LUN fault on %s: %w", h.name, err)
 	}
 	want := storagetest.FaultText(f)
-	p := h.LUNFaultFile()
+	p := h.LUNFaultFile(member)
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		return fmt.Errorf("set LUN fault on %s: %w", h.name, err)
 	}
@@ -72,8 +89,9 @@ func (c *Cluster) SetLUNFault(h *Host, spec string) error {
 		strings.Join(WingmandTestTags, ","))
 }
 
-// LUNFault is the LUN fault in force for h's wingmand, as it last acknowledged it ("" healthy).
-func (h *Host) LUNFault() string {
-	b, _ := os.ReadFile(storagetest.AckPath(h.LUNFaultFile()))
+// LUNFault is the fault of heartbeat LUN member (as LUNFaultFile) in force for h's wingmand, as
+// it last acknowledged it ("" healthy).
+func (h *Host) LUNFault(member int) string {
+	b, _ := os.ReadFile(storagetest.AckPath(h.LUNFaultFile(member)))
 	return strings.TrimSpace(string(b))
 }

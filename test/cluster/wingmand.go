@@ -88,7 +88,7 @@ type wingmanSetup struct {
 	err     error
 	profile string
 	ceiling time.Duration
-	lun     string
+	luns    []string
 	keyring string
 	bin     string
 	fence   string // fence agent binary
@@ -106,9 +106,22 @@ type wingmandProc struct {
 	opts WingmandOptions // to start it again after a reboot
 }
 
-// LUNPath is the heartbeat LUN file of the cluster's wingmand (in the cluster directory, which
-// every host sees: a file LUN on ext4 with O_DIRECT is shared storage here).
-func (c *Cluster) LUNPath() string { return filepath.Join(c.dir, "lun.img") }
+// LUNs are the heartbeat LUNs of the cluster's wingmand.
+func (c *Cluster) LUNs() LUNs { return LUNs{c} }
+
+// LUNs are the heartbeat LUNs of a cluster's wingmand: their files and each host's path to each.
+type LUNs struct{ c *Cluster }
+
+// Paths are the heartbeat LUN files (in the cluster directory, which every host sees: a file LUN
+// on ext4 with O_DIRECT is shared storage here): lun.img, and with Config.HeartbeatLUNs 3,
+// lun2.img and lun3.img beside it, in the order every host names them.
+func (l LUNs) Paths() []string {
+	paths := []string{filepath.Join(l.c.dir, "lun.img")}
+	for m := 2; m <= l.c.cfg.HeartbeatLUNs; m++ {
+		paths = append(paths, filepath.Join(l.c.dir, fmt.Sprintf("lun%d.img", m)))
+	}
+	return paths
+}
 
 // WingmanDir is the host's wingmand directory: wingman.toml, state/, the API socket and the log.
 func (h *Host) WingmanDir() string { return filepath.Join(h.dir, "wingman") }
@@ -171,24 +184,15 @@ func (c *Cluster) doSetupWingman(ctx context.Context, profile string, ceiling ti
 	if err := gossip.WriteKeyringFile(s.keyring, base64.StdEncoding.EncodeToString(key)); err != nil {
 		return err
 	}
-	s.lun = c.LUNPath()
-	if err := os.WriteFile(s.lun, nil, 0o600); err != nil {
-		return fmt.Errorf("create LUN file: %w", err)
-	}
-	dev, err := storage.OpenFile(s.lun)
-	if err != nil {
-		return fmt.Errorf("open LUN file %s (O_DIRECT: keep BaseDir on ext4 or xfs, not tmpfs): %w", s.lun, err)
-	}
+	s.luns = c.LUNs().Paths()
 	geo := storage.DefaultGeometry()
 	if geo.MaxHosts < len(c.hosts) {
 		geo.MaxHosts = len(c.hosts)
 	}
-	_, err = storage.Format(ctx, dev, storage.FormatOptions{ClusterName: WingmanClusterName, Timings: timings, Geometry: geo})
-	dev.Close()
-	if err != nil {
-		return fmt.Errorf("format LUN: %w", err)
+	if err := formatLUNs(ctx, s.luns, storage.FormatOptions{ClusterName: WingmanClusterName, Timings: timings, Geometry: geo}); err != nil {
+		return err
 	}
-	lun, err := storage.OpenPath(ctx, s.lun, storage.OpenOptions{ClusterName: WingmanClusterName})
+	lun, err := openLUNs(ctx, s.luns, storage.OpenOptions{ClusterName: WingmanClusterName})
 	if err != nil {
 		return fmt.Errorf("open LUN: %w", err)
 	}
@@ -242,7 +246,7 @@ func (c *Cluster) writeWingmanConfig(h *Host, o WingmandOptions) (string, error)
 	var b strings.Builder
 	fmt.Fprintf(&b, `# Written by wingman's test/cluster for host %[1]s.
 cluster = %[2]q
-lun = %[3]q
+lun = [%[3]s]
 host_name = %[1]q
 host_id = %[4]d
 state_dir = %[5]q
@@ -272,7 +276,7 @@ timeout = "2m"
 
 [maintenance]
 reboot_command = %[15]q
-`, h.name, WingmanClusterName, s.lun, h.index, filepath.Join(dir, "state"), h.addr, SerfPort,
+`, h.name, WingmanClusterName, quoteAll(s.luns), h.index, filepath.Join(dir, "state"), h.addr, SerfPort,
 		strings.Join(join, ", "), keyring, s.profile, h.APISocket(), policy, wdMode, h.WatchdogFile(), h.rebootCommand())
 	if o.CPUOvercommit != 0 {
 		fmt.Fprintf(&b, "\n[placement]\ncpu_overcommit = %g\n", o.CPUOvercommit)

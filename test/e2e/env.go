@@ -63,6 +63,8 @@ type Options struct {
 	// powers the same host off again and again must not see it quarantined for flapping (a host
 	// declared dead 3 times within an hour takes no new VM).
 	NoQuarantine bool
+	// HeartbeatLUNs is the number of heartbeat LUNs, 1 (default) or 3 (cluster.Config.HeartbeatLUNs).
+	HeartbeatLUNs int
 	// Binaries are the wingmand binaries of some hosts, by host name (cluster.BuildCommit of an
 	// older release: a host not yet upgraded); the others run this tree's build.
 	Binaries map[string]string
@@ -95,6 +97,9 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	cfg.Hosts = o.Hosts
 	cfg.KeepDir = o.KeepDir
 	cfg.LockManager = o.LockManager
+	if o.HeartbeatLUNs != 0 {
+		cfg.HeartbeatLUNs = o.HeartbeatLUNs
+	}
 	c, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		return nil, err

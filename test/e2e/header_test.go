@@ -20,6 +20,27 @@ func headerWarning(ws []string) string {
 	return ""
 }
 
+// whenWarned polls the status of every host until each shows the warning that pick picks out
+// of its warnings ("": none), for up to timeout, and returns how long after t0 each showed it.
+func whenWarned(ctx context.Context, e *Env, t0 time.Time, timeout time.Duration, pick func([]string) string) (map[string]time.Duration, error) {
+	noticed := map[string]time.Duration{}
+	err := Poll(ctx, timeout, 50*time.Millisecond, func() (bool, error) {
+		for _, h := range e.Hosts() {
+			if _, ok := noticed[h.Name()]; ok {
+				continue
+			}
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			s, err := e.Client(h).Status(sctx)
+			cancel()
+			if err == nil && pick(s.Warnings) != "" {
+				noticed[h.Name()] = time.Since(t0)
+			}
+		}
+		return len(noticed) == len(e.Hosts()), nil
+	})
+	return noticed, err
+}
+
 // TestHeaderChangedUnderRunningCluster: the first 4 KiB of the running
 // cluster's LUN are zeroed, as an operator's mistaken dd would. Every
 // daemon must report it (status warning and event) within a few
@@ -31,7 +52,7 @@ func headerWarning(ws []string) string {
 func TestHeaderChangedUnderRunningCluster(t *testing.T) {
 	e, ctx, h1, guests := lunFaultEnv(t, "hc")
 	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
-	f, err := os.OpenFile(e.C.LUNPath(), os.O_RDWR|os.O_SYNC, 0)
+	f, err := os.OpenFile(e.C.LUNs().Paths()[0], os.O_RDWR|os.O_SYNC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,21 +66,7 @@ func TestHeaderChangedUnderRunningCluster(t *testing.T) {
 	}
 	f.Close()
 
-	noticed := map[string]time.Duration{}
-	err = Poll(ctx, 15*time.Second, 50*time.Millisecond, func() (bool, error) {
-		for _, h := range e.Hosts() {
-			if _, ok := noticed[h.Name()]; ok {
-				continue
-			}
-			sctx, cancel := context.WithTimeout(ctx, time.Second)
-			s, err := e.Client(h).Status(sctx)
-			cancel()
-			if err == nil && headerWarning(s.Warnings) != "" {
-				noticed[h.Name()] = time.Since(t0)
-			}
-		}
-		return len(noticed) == len(e.Hosts()), nil
-	})
+	noticed, err := whenWarned(ctx, e, t0, 15*time.Second, headerWarning)
 	for _, h := range e.Hosts() {
 		if took, ok := noticed[h.Name()]; ok {
 			t.Logf("%s's status warned %v after the header was zeroed (R = %v)", h.Name(), took.Round(time.Millisecond), fastTimings.Renew)
@@ -118,7 +125,7 @@ func TestHeaderChangedUnderRunningCluster(t *testing.T) {
 			t.Errorf("%s still warns about the header %v after restore-header: %v", h.Name(), time.Since(restored), err)
 		}
 	}
-	b, err := os.ReadFile(e.C.LUNPath())
+	b, err := os.ReadFile(e.C.LUNs().Paths()[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -257,17 +257,7 @@ func TestLUNErrorsKeepLease(t *testing.T) {
 		t.Errorf("%s self-fenced although the majority granted it a network lease", h1.Name())
 	}
 	placedOn(t, e, guests, h1.Name())
-
-	if err := e.C.SetLUNFault(h1, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.WaitHealthy(ctx, e.Hosts()...); err != nil {
-		t.Fatal(err)
-	}
-	observe(2 * time.Second)
-	checkWatch(t, w)
-	placedOn(t, e, guests, h1.Name())
-	noFailoverEvents(t, ctx, e, h2, t0)
+	healed(t, ctx, e, w, guests, h1, t0, func() error { return e.C.SetLUNFault(h1, "") })
 }
 
 // TestLUNWriteLatencyBelowF: every heartbeat LUN write of one host takes 0.8 x io_timeout, close

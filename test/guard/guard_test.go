@@ -294,7 +294,7 @@ var layers = map[string]int{
 	"vm": 2, "quorum/heartbeat": 2, "vm/maintenance": 2, "vm/drill": 2, "vm/notify": 2, "vm/settings": 2, "vm/quarantine": 2,
 	"cmd/wingmand": 3, "cmd/wingman": 3, "cmd/internal/apiview": 3, "cmd/internal/forward": 3, "cmd/internal/metrics": 3,
 	"cmd/internal/dashboard": 3, "cmd/internal/configfile": 3, "cmd/internal/manpage": 3, "cmd/internal/journallog": 3,
-	"cmd/internal/fenceconfig": 3,
+	"cmd/internal/fenceconfig": 3, "cmd/internal/luns": 3,
 }
 
 const adapterLayer = 1

@@ -26,6 +26,7 @@ const (
 	WarnWatchdog = "watchdog" // host-local: no hardware watchdog
 	WarnDisarmed = "disarmed" // cluster-wide: HA disarmed (`wingman ha disarm`)
 	WarnLUN      = "lun"      // host-local: the LUN's header changed under it, or records it reads are damaged
+	WarnLUNSet   = "lun-set"  // host-local: one of its three heartbeat LUNs fails (the other two carry the heartbeats)
 )
 
 // Defaults of the warnings.
@@ -187,6 +188,13 @@ func LUNCheck(host string, header error, damaged []string) Check {
 	text = append(text, damaged...)
 	return Check{Key: WarnLUN, Host: host, Title: "heartbeat LUN header changed or records damaged", Active: len(text) > 0,
 		Text: strings.Join(text, "\n") + "\nUntil it is repaired this host declares nobody dead and starts nothing that depends on it; `wingman lun verify` lists the damage."}
+}
+
+// LUNMemberCheck is the warning condition of a host's set of three
+// heartbeat LUNs: failing, one text each (none: every member works).
+func LUNMemberCheck(host string, failing []string) Check {
+	return Check{Key: WarnLUNSet, Host: host, Title: "a heartbeat LUN of three fails", Active: len(failing) > 0,
+		Text: strings.Join(failing, "\n") + "\nNothing moves while two of three work; repair or replace the failing LUN before a second one fails."}
 }
 
 // CapacityCheck is the cluster-wide warning condition: the protected VMs

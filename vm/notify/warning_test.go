@@ -132,3 +132,21 @@ func TestLUNCheck(t *testing.T) {
 		t.Fatalf("notification %+v", n)
 	}
 }
+
+// TestLUNMemberCheck: one failing LUN of three is a host warning of its
+// own, which names the member; three working members are none.
+func TestLUNMemberCheck(t *testing.T) {
+	if c := LUNMemberCheck("kvm1", nil); c.Active {
+		t.Fatalf("a working set warns: %+v", c)
+	}
+	c := LUNMemberCheck("kvm1", []string{"heartbeat LUN 2 of 3 (/dev/b) failing since 2026-12-05 12:00:00: I/O timed out"})
+	c.Since = base
+	steps := DueWarnings([]Check{c}, storage.IncidentLedger{}, 1, base.Add(2*time.Minute), 0, time.Minute)
+	if len(steps) != 1 {
+		t.Fatalf("steps %+v", steps)
+	}
+	n := ForWarning(steps[0], "lab", "kvm1")
+	if n.Kind != KindWarning || !strings.Contains(n.Text, "LUN 2 of 3 (/dev/b)") || !strings.Contains(n.Text, "Nothing moves") {
+		t.Fatalf("notification %+v", n)
+	}
+}
