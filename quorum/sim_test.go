@@ -120,11 +120,15 @@ type lunSlot struct {
 	// acks counts, with three LUNs, the members on which this write
 	// landed within io_timeout; the writer learns of it at two.
 	acks *int
+	// beat is, with three LUNs, the record's SlotRecord.Beat: the
+	// writer's last write that two LUNs took within io_timeout.
+	beat uint64
 }
 
 type simHost struct {
 	id      int
 	gen     uint64
+	acked   uint64 // with three LUNs: the sequence of its last write two LUNs took (storage's Heartbeat.acked)
 	up      bool
 	frozen  bool // the whole machine stalls, its watchdog timer too
 	stalled bool // only the daemon is stopped (SIGSTOP): VMs and watchdog run on
@@ -209,7 +213,7 @@ func (s *sim) boot(h *simHost) {
 	h.libvirtHung, h.stuck, h.hung = false, false, Action{}
 	h.anchor, h.base, h.suspended = s.now, h.offset, false
 	h.gen++
-	h.seq = 0
+	h.seq, h.acked = 0, 0
 	// A booting host's serf starts out seeing every peer alive.
 	s.netLeaves(h)
 	s.net[h.id-1] = netState{}

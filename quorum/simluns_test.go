@@ -13,8 +13,9 @@ import (
 // Three heartbeat LUNs in the simulator, as storage's LUN set uses them: a
 // host writes its slot to every LUN it reaches, and the write counts once
 // two landed within io_timeout; a read needs two LUNs and takes, for each
-// slot, the newest record that two of the LUNs read hold or have passed
-// (storage's mergeSlot). A LUN is lost for every host (lunLost), slow for
+// slot, the newest record any LUN read holds (storage's mergeSlot), whose
+// sequence for liveness is its Beat: the writer's last write that two LUNs
+// took, as the writer knew when it wrote the record. A LUN is lost for every host (lunLost), slow for
 // every host (lunLatency), or lost on one host's path (pathLost).
 
 // lunsMajority is how many of three LUNs must answer.
@@ -61,17 +62,21 @@ func (s *sim) readable(h *simHost) int {
 	return n
 }
 
-// merged is slot id as h reads it from the LUNs it reaches: of the copies
-// read, newest first (by generation, then sequence), the second.
+// merged is slot id as h reads it from the LUNs it reaches: the newest
+// copy read (by generation, then sequence), with its Beat as the sequence.
 func (s *sim) merged(h *simHost, id int) RawSlot {
-	var read []RawSlot
+	var read []*lunSlot
 	for m := range 3 {
 		if s.reaches(h, m) {
-			read = append(read, s.member(m)[id].raw)
+			read = append(read, s.member(m)[id])
 		}
 	}
-	slices.SortStableFunc(read, func(a, b RawSlot) int { return cmp.Or(cmp.Compare(b.Gen, a.Gen), cmp.Compare(b.Seq, a.Seq)) })
-	return read[min(lunsMajority, len(read))-1]
+	slices.SortStableFunc(read, func(a, b *lunSlot) int {
+		return cmp.Or(cmp.Compare(b.raw.Gen, a.raw.Gen), cmp.Compare(b.raw.Seq, a.raw.Seq))
+	})
+	raw := read[0].raw
+	raw.Seq = read[0].beat
+	return raw
 }
 
 // writeMembers issues h's next heartbeat write to every LUN it reaches
@@ -87,19 +92,21 @@ func (s *sim) writeMembers(h *simHost, now Mono) {
 		return
 	}
 	raw, w := s.nextWrite(h)
+	beat := min(h.acked, raw.Seq)
 	acks := new(int)
 	for _, m := range free {
 		sl := s.member(m)[h.id]
 		lat := h.latency + s.lunLatency[m]
-		sl.next = &lunSlot{raw: raw, write: w, lands: s.now + lat, issued: s.now, issuedMono: now, acks: acks}
+		sl.next = &lunSlot{raw: raw, write: w, lands: s.now + lat, issued: s.now, issuedMono: now, acks: acks, beat: beat}
 		if lat < s.step {
-			sl.raw, sl.next = raw, nil
+			sl.raw, sl.beat, sl.next = raw, beat, nil
 			sl.markLanded(s.now, s.t)
 			*acks++
 		}
 	}
 	if *acks >= lunsMajority {
 		s.counted[h.id].markLanded(s.now, s.t)
+		h.acked = max(h.acked, raw.Seq)
 		h.node.Wrote(now, w)
 	}
 }
@@ -113,7 +120,7 @@ func (s *sim) landMembers() {
 				continue
 			}
 			w := sl.next
-			sl.raw, sl.next = w.raw, nil
+			sl.raw, sl.beat, sl.next = w.raw, w.beat, nil
 			sl.markLanded(s.now, s.t)
 			if w.lands-w.issued > s.t.IOTimeout {
 				continue
@@ -121,6 +128,7 @@ func (s *sim) landMembers() {
 			if *w.acks++; *w.acks == lunsMajority {
 				s.counted[id].markLanded(s.now, s.t)
 				if h := s.host(id); h.gen == w.raw.Gen {
+					h.acked = max(h.acked, w.raw.Seq)
 					h.node.Wrote(w.issuedMono, w.write)
 				}
 			}
@@ -187,15 +195,15 @@ func execLUNsCommand(s *sim, f []string) error {
 // LUN lost, or back, for every host; one LUN slow (up to twice io_timeout)
 // or fast again; or host h's path to one LUN lost, or back.
 //
-// With storage's merge of a slot (the newest record that two of the LUNs
-// read hold), these schedules find violations: two hosts whose paths to two
-// different LUNs failed read different pairs and see each other's heartbeat
-// stalled (`make sim LUNS=3`; `path-lost 1 3` and `path-lost 2 1` on three
-// hosts declare host 1 dead within D), and a host left with one LUN reads,
-// for a peer, an older record than it read before (its disarm, for one,
-// gone). Merging a slot as the newest record any LUN read holds (a write
-// that two LUNs took is on one of any two read) finds none in 3000
-// schedules of 2 to 7 hosts and 1000 of 16.
+// With a merge of a slot as the newest record that two of the LUNs read
+// hold, these schedules found violations: two hosts whose paths to two
+// different LUNs failed read different pairs and saw each other's heartbeat
+// stalled (`path-lost 1 3` and `path-lost 2 1` on three hosts declared host
+// 1 dead within D), and a host left with one LUN read, for a peer, an older
+// record than it read before (its disarm, for one, gone). Storage merges a
+// slot as the newest record any LUN read holds (a write that two LUNs took
+// is on one of any two read) and counts liveness by its Beat, so that a host
+// left with one LUN, which keeps writing there, is silent for the others.
 func lunFault(s *sim, rng *rand.Rand, h *simHost, k int, do func(string)) {
 	m := 1 + rng.IntN(3)
 	switch k {

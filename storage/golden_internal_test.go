@@ -144,6 +144,7 @@ func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
 		{"gossip key", gossipKeyOff, gossipKeyOff + 8, func(r *SlotRecord) { r.GossipKey = 0x0123456789abcdef }},
 		{"isolation address reach", reachOff, reachOff + 1, func(r *SlotRecord) { r.Reach = ReachOK }},
 		{"VM-records counter", recordsOff, recordsOff + 4, func(r *SlotRecord) { r.Records = 0xfedcba98 }},
+		{"unacknowledged renewals", unackedOff, unackedOff + 4, func(r *SlotRecord) { r.Unacked = uint32(min(r.Sequence, 0x7fffffff)) }},
 		{"disarm", disarmOff, disarmOff + disarmRecLen, func(r *SlotRecord) {
 			r.Disarm = SlotDisarm{Gen: 3, By: 2, For: time.Hour, Reason: "SAN firmware", Disarmed: true}
 		}},
@@ -175,7 +176,7 @@ func TestNewSlotFieldsOnlyInZeroBytes(t *testing.T) {
 					break
 				}
 			}
-			if back, err := decodeSlot(nb); err != nil || back.GossipKey != rec.GossipKey || back.Disarm != rec.Disarm || back.Reach != rec.Reach || back.Records != rec.Records {
+			if back, err := decodeSlot(nb); err != nil || back.GossipKey != rec.GossipKey || back.Disarm != rec.Disarm || back.Reach != rec.Reach || back.Records != rec.Records || back.Unacked != rec.Unacked {
 				t.Errorf("slot %d with the %s field: %+v, %v", host, f.name, back, err)
 			}
 		}

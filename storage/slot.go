@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"sync"
@@ -95,6 +96,9 @@ const (
 	// recordsOff is the VM-records change counter (u32), in the zeros
 	// after the reach byte.
 	recordsOff = 156
+	// unackedOff is Unacked (u32), in the zeros between the state byte
+	// and the generation.
+	unackedOff = 12
 	// gossipKeyOff is the gossip key fingerprint (u64), after the last
 	// verdict, where the first v1 writers left zeros: their readers ignore it.
 	gossipKeyOff = slotRecLen - 4 - 8
@@ -132,7 +136,22 @@ type SlotRecord struct {
 	// in a way other hosts' partial scans may miss (see vm.FullScanEvery);
 	// only its changes matter. 0: a wingmand older than the field.
 	Records uint32
+	// Unacked is, of a set of three LUNs, how many of this host's
+	// renewals ago its last write that a majority of LUNs acknowledged
+	// was (1 when the previous one was): this record may have landed on
+	// one LUN only. 0 for a set of 1 (every record landed) and from a
+	// wingmand older than the field. See Beat.
+	Unacked uint32
 }
+
+// Beat is the heartbeat sequence that proves the host alive: its last
+// write that a majority of the LUNs acknowledged, as this record says.
+// A host left with one LUN of three keeps advancing its Sequence there,
+// but not its Beat, so it reads as silent, as a host without its only
+// LUN does; while any two LUNs read include one that took each counted
+// write, so two hosts whose paths failed to different LUNs still see
+// each other alive.
+func (r SlotRecord) Beat() uint64 { return r.Sequence - uint64(r.Unacked) }
 
 // AddressReach is what a host publishes of its isolation addresses (the
 // values of quorum.Reach).
@@ -246,6 +265,7 @@ func (r *SlotRecord) encode() []byte {
 	le.PutUint64(e[gossipKeyOff:], r.GossipKey)
 	e[reachOff] = byte(r.Reach)
 	le.PutUint32(e[recordsOff:], r.Records)
+	le.PutUint32(e[unackedOff:], r.Unacked)
 	sealRecord(e)
 	r.Disarm.encode(b[disarmOff : disarmOff+disarmRecLen])
 	return b
@@ -272,6 +292,10 @@ func decodeSlot(b []byte) (SlotRecord, error) {
 		Wall: time.Unix(0, int64(le.Uint64(e[40:]))), HostName: getString(e[48:112]),
 		Ack:       MailboxAck{Nonce: le.Uint64(e[144:]), Type: MessageType(e[152]), Result: AckResult(e[153])},
 		GossipKey: le.Uint64(e[gossipKeyOff:]), Reach: AddressReach(e[reachOff]), Records: le.Uint32(e[recordsOff:]),
+		Unacked: le.Uint32(e[unackedOff:]),
+	}
+	if uint64(r.Unacked) > r.Sequence {
+		return SlotRecord{}, fmt.Errorf("%w: slot record claims %d unacknowledged renewals of %d", ErrCorrupt, r.Unacked, r.Sequence)
 	}
 	if r.Reach > ReachOK {
 		return SlotRecord{}, fmt.Errorf("%w: slot record claims isolation address reach %d", ErrCorrupt, r.Reach)
@@ -305,9 +329,10 @@ type SlotView struct {
 	Err    error      // the record is damaged (ErrCorrupt) or unreadable
 	// MemberSeq is, for a set of 3 LUNs, the sequence each member held
 	// (index member-1): 0 where it was empty, damaged or not read. The
-	// view is the record with the highest sequence present on a majority
-	// of members, so a host that writes one member only does not look
-	// fresh. Nil for a set of 1.
+	// view is the newest record any member read holds (a write that a
+	// majority took is on one of any majority read); a host that writes
+	// one member only does not look fresh because its Beat stands still.
+	// Nil for a set of 1.
 	MemberSeq []uint64
 	raw       []byte
 }
@@ -350,9 +375,13 @@ func emptyRank(v *SlotView) int {
 }
 
 // mergeSlot merges one slot as each member held it (nil: not read):
-// the record with the highest sequence that a majority of members hold
-// or have passed; among records of that sequence (racing acquirers), the
-// one most members hold. A set of 1 gives its one view unchanged.
+// the record with the highest sequence any member read holds; among
+// records of that sequence (racing acquirers), the one most members hold.
+// Not the newest that a majority holds: two hosts whose paths failed to
+// different LUNs read different pairs, and each would see the other's
+// heartbeat stand still while both write a majority (the simulator's
+// `path-lost 1 3`, `path-lost 2 1`). A write counts for liveness by its
+// Beat. A set of 1 gives its one view unchanged.
 func (l *lunSet) mergeSlot(per []*SlotView) SlotView {
 	if len(per) == 1 {
 		return *per[0]
@@ -370,7 +399,7 @@ func (l *lunSet) mergeSlot(per []*SlotView) SlotView {
 	slices.SortStableFunc(sorted, func(a, b *SlotView) int {
 		return cmp.Or(cmp.Compare(b.seq(), a.seq()), cmp.Compare(emptyRank(a), emptyRank(b)))
 	})
-	pick := sorted[min(l.majority(), len(sorted))-1]
+	pick := sorted[0]
 	if pick.seq() > 0 {
 		held := func(v *SlotView) int {
 			n := 0
@@ -570,7 +599,7 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 	if opts.Resume != 0 && v.Err == nil && !v.Empty && v.Record.Incarnation == opts.Resume &&
 		v.Record.HostName == opts.HostName && v.Record.State != SlotFree && v.Record.State != SlotLeft {
 		progress("resuming heartbeat slot %d, generation %d", host, v.Record.Generation)
-		return &Heartbeat{lun: l, host: host, rec: v.Record}, nil
+		return &Heartbeat{lun: l, host: host, rec: v.Record, acked: v.Record.Beat()}, nil
 	}
 	mustWait := false
 	switch {
@@ -635,7 +664,7 @@ func (l *LUN) acquireSlot(ctx context.Context, host int, opts AcquireOptions) (*
 	if ours < l.majority() {
 		return nil, l.blockErr(block, what, fmt.Errorf("%w: lost the race to %q", ErrSlotHeld, after.Record.HostName), "another host acquired it at the same time")
 	}
-	return &Heartbeat{lun: l, host: host, rec: rec}, nil
+	return &Heartbeat{lun: l, host: host, rec: rec, acked: rec.Sequence}, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -660,6 +689,9 @@ type Heartbeat struct {
 	// still land (a slow SAN path), so finding it in our slot later is our
 	// own write, not a takeover. 0 when none.
 	pending uint64
+	// acked is the sequence of our last write that a majority of the
+	// LUNs acknowledged (SlotRecord.Unacked).
+	acked uint64
 }
 
 // HostID is the slot number.
@@ -774,6 +806,9 @@ func (h *Heartbeat) scan(ctx context.Context, renew bool) ([]SlotView, error) {
 	// it is how it heals.
 	next := h.rec
 	next.Sequence = max(h.rec.Sequence, h.pending) + 1
+	if h.lun.majority() > 1 {
+		next.Unacked = uint32(min(next.Sequence-min(h.acked, next.Sequence), math.MaxUint32))
+	}
 	next.Wall = time.Now()
 	ok, err := h.lun.write(ctx, h.lun.hdr.Geometry.slotBlock(h.host)*BlockSize, next.encode())
 	if err != nil {
@@ -784,6 +819,7 @@ func (h *Heartbeat) scan(ctx context.Context, renew bool) ([]SlotView, error) {
 	}
 	h.rec = next
 	h.pending = 0
+	h.acked = next.Sequence
 	own := SlotView{HostID: h.host, Record: next}
 	if seqs := views[h.host-1].MemberSeq; seqs != nil {
 		own.MemberSeq = slices.Clone(seqs)

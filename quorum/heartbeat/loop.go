@@ -458,7 +458,7 @@ func (l *Loop) recordRead(done quorum.Mono, views []storage.SlotView) {
 		if r.State != storage.SlotLeft {
 			keys[v.HostID] = r.GossipKey
 		}
-		raw := quorum.RawSlot{ID: v.HostID, Name: r.HostName, Gen: r.Generation, Seq: r.Sequence,
+		raw := quorum.RawSlot{ID: v.HostID, Name: r.HostName, Gen: r.Generation, Seq: r.Beat(),
 			State: quorum.SlotState(r.State), SerfView: quorum.Set(r.SerfView), Granted: quorum.Set(r.Granted),
 			Ack: quorum.Ack{Kind: quorum.MessageKind(r.Ack.Type), Nonce: r.Ack.Nonce, Done: r.Ack.Result == storage.AckDone}}
 		for _, vd := range r.Verdicts {
