@@ -110,7 +110,14 @@ func (o *Observer) Update(now Mono, read []RawSlot) []Slot {
 		switch {
 		case !ok || prev.Gen != r.Gen:
 			s.Changed, s.PrevChanged, s.PrevSeen = now, Never, Never
-		case prev.Seq != r.Seq:
+		case prev.Seq != r.Seq,
+			// An acknowledged arm or disarm is a sign of life even when it
+			// does not count as a heartbeat (of three LUNs, a record that
+			// landed late or on one LUN: RawSlot.Seq is its Beat): the
+			// disarm rule counts an armed peer's silence from its
+			// acknowledgement, and a host that re-armed after living
+			// without its LUN self-fences from then.
+			prev.Disarmed != r.Disarmed || prev.Disarm != r.Disarm:
 			s.Changed, s.PrevChanged, s.PrevSeen = now, prev.Changed, o.last
 		}
 		switch {
