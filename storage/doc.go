@@ -55,8 +55,10 @@
 // to each member and the write counts once a majority acknowledged it (a
 // slow member does not delay it); a read needs a majority of members and
 // merges their copies, each record by its own ordering: a slot is the
-// record of the highest sequence a majority holds (so a host that reaches
-// one member only does not look fresh), a lease block, config copy or
+// newest record any member read holds (any majority read includes a member
+// that took each write a majority took), and its liveness is its Beat, the
+// writer's last write a majority acknowledged (so a host that reaches one
+// member only, and keeps writing there, does not look fresh), a lease block, config copy or
 // register ballot the newest any member holds (a host's own block only moves
 // forward), a mailbox the newest valid message (a fence seen anywhere is
 // obeyed), an event-ring entry the highest sequence. A block damaged on one

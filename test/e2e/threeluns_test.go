@@ -198,6 +198,34 @@ func TestThreeLUNsOneBlocked(t *testing.T) {
 	checkWatch(t, w)
 }
 
+// TestThreeLUNsCrossedPaths: the guests' host loses its path to LUN 3 and another host its path
+// to LUN 1, for 3 × D: each still reads and writes two LUNs, and any two a host reads include one
+// that took each of the other's counted writes, so nothing moves and nobody is declared dead.
+// (Merging a slot as the newest record two LUNs hold, the two hosts declared each other dead
+// here and the guests ran twice.)
+func TestThreeLUNsCrossedPaths(t *testing.T) {
+	full(t)
+	e, ctx, h1, guests := threeLUNEnv(t, "tx")
+	h2 := e.Hosts()[1]
+	w := e.StartWatch(guests, WatchOptions{MustNotStop: true})
+	t0 := time.Now()
+	if err := e.C.LUNs().SetMemberFault(h1, 3, "hang"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.C.LUNs().SetMemberFault(h2, 1, "hang"); err != nil {
+		t.Fatal(err)
+	}
+	seen := holdAliveBy(t, ctx, e, 3*fastTimings.Dead, "disk 2/3", "disk 3/3")
+	t.Logf("%s without LUN 3 and %s without LUN 1: for 3 × D every host showed every host alive by %v",
+		h1.Name(), h2.Name(), stateNames(seen))
+	healed(t, ctx, e, w, guests, h1, t0, func() error {
+		if err := e.C.LUNs().SetMemberFault(h1, 3, ""); err != nil {
+			return err
+		}
+		return e.C.LUNs().SetMemberFault(h2, 1, "")
+	})
+}
+
 // TestThreeLUNsTwoBlocked: two of three heartbeat LUNs hang on every host for 3 × D: the same as
 // losing the only LUN (TestLUNBlockedEverywhere): every host keeps its guests on network leases,
 // nobody is declared dead, nothing fails over; when the LUNs come back all carries on.
