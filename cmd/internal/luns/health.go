@@ -143,6 +143,12 @@ func (h *Health) AliveBy(hosts []api.Host, dec quorum.Decision, self int, selfLe
 			continue
 		}
 		fresh := h.freshOn(hosts[i].ID, now)
+		if total > 1 && fresh <= total/2 && qh.Stale <= h.fresh {
+			// Its Beat, a write a majority of the members took, is fresh:
+			// this host reads only some of them (its own path to one failed,
+			// the writer's to another).
+			fresh = total/2 + 1
+		}
 		// A lease seen for it, one this host grants it (while this host
 		// cannot read the LUN either), or this host's own.
 		leased := qh.OnLease() || dec.GrantSet.Has(hosts[i].ID) || (hosts[i].ID == self && selfLease)

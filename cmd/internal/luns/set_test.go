@@ -64,7 +64,8 @@ func TestOpenWrapsEveryMember(t *testing.T) {
 
 // TestAliveByCountsFreshCopies: a host whose heartbeat changes on every
 // member is alive by disk 3/3; once one member's copy stops changing, 2/3;
-// short of two, by its network lease.
+// short of two, by its network lease; a host whose Beat is fresh though
+// this host reads one changing copy (crossed paths), 2/3.
 func TestAliveByCountsFreshCopies(t *testing.T) {
 	ctx := context.Background()
 	paths := formatFiles(t, t.TempDir(), "c", 3)
@@ -79,12 +80,16 @@ func TestAliveByCountsFreshCopies(t *testing.T) {
 	for i := range 8 {
 		seq := uint64(10 + i)
 		h.Note(t0.Add(time.Duration(i)*step), []storage.SlotView{{HostID: 1, MemberSeq: []uint64{seq, seq, seq}},
-			{HostID: 2, MemberSeq: []uint64{seq, 0, seq}}, {HostID: 3, MemberSeq: []uint64{seq, 9, 9}}})
+			{HostID: 2, MemberSeq: []uint64{seq, 0, seq}}, {HostID: 3, MemberSeq: []uint64{seq, 9, 9}},
+			{HostID: 5, MemberSeq: []uint64{0, seq, 9}}})
 	}
-	dec := quorum.Decision{Hosts: []quorum.Host{{ID: 1, State: quorum.StateAlive}, {ID: 2, State: quorum.StateAlive}, {ID: 3, State: quorum.StateSuspect}, {ID: 4, State: quorum.StateDead}}}
-	hosts := []api.Host{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 4}}
+	// Host 5 writes members 1 and 2 while this host reads 2 and 3: only
+	// one copy changes here, but its Beat (Stale) does.
+	dec := quorum.Decision{Hosts: []quorum.Host{{ID: 1, State: quorum.StateAlive}, {ID: 2, State: quorum.StateAlive},
+		{ID: 3, State: quorum.StateSuspect, Stale: 5 * step}, {ID: 4, State: quorum.StateDead}, {ID: 5, State: quorum.StateAlive}}}
+	hosts := []api.Host{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 4}, {ID: 5}}
 	h.AliveBy(hosts, dec, 3, true, t0.Add(7*step))
-	want := []string{"disk 3/3", "disk 2/3", "network lease", ""}
+	want := []string{"disk 3/3", "disk 2/3", "network lease", "", "disk 2/3"}
 	for i, w := range want {
 		if hosts[i].AliveBy != w {
 			t.Errorf("host %d alive by %q, want %q", hosts[i].ID, hosts[i].AliveBy, w)
