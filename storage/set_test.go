@@ -428,16 +428,23 @@ func TestSetZeroedMember(t *testing.T) {
 	}
 }
 
-// TestSetSlotFreshOnMajorityOnly: a host whose renewals reach one member
-// only does not look fresh: the merged view keeps the sequence a majority
-// holds, and MemberSeq shows each member's.
-func TestSetSlotFreshOnMajorityOnly(t *testing.T) {
-	ctx := testCtx(t)
+// writerAndObserver opens one three-LUN set as kvm1, which holds slot 1,
+// and as kvm2, each through its own fault devices.
+func writerAndObserver(t *testing.T) (*storagetest.Controller, *storage.Heartbeat, *storage.LUN) {
+	t.Helper()
 	paths := storagetest.LUNSetFiles(t, 3, setOpts())
 	c := storagetest.NewController()
 	l := storagetest.OpenFaultSet(t, c, "kvm1", paths)
 	observer := storagetest.OpenFaultSet(t, c, "kvm2", paths)
-	hb := acquire(t, l, 1, "kvm1")
+	return c, acquire(t, l, 1, "kvm1"), observer
+}
+
+// TestSetSlotFreshOnMajorityOnly: a host whose renewals reach one member
+// only does not look fresh: the merged record's Beat stays at its last write
+// a majority took, and MemberSeq shows each member's sequence.
+func TestSetSlotFreshOnMajorityOnly(t *testing.T) {
+	ctx := testCtx(t)
+	c, hb, observer := writerAndObserver(t)
 	views, err := hb.Renew(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -473,11 +480,7 @@ func TestSetSlotFreshOnMajorityOnly(t *testing.T) {
 // members read hold would see it stand still).
 func TestSetSlotCrossedPaths(t *testing.T) {
 	ctx := testCtx(t)
-	paths := storagetest.LUNSetFiles(t, 3, setOpts())
-	c := storagetest.NewController()
-	l := storagetest.OpenFaultSet(t, c, "kvm1", paths)
-	observer := storagetest.OpenFaultSet(t, c, "kvm2", paths)
-	hb := acquire(t, l, 1, "kvm1")
+	c, hb, observer := writerAndObserver(t)
 	c.Inject(storagetest.MemberName("kvm1", 3), storagetest.Fault{EIO: true})
 	c.Inject(storagetest.MemberName("kvm2", 1), storagetest.Fault{EIO: true})
 	var last uint64
